@@ -1,0 +1,472 @@
+//! Mail addresses: RFC 5322 address lists as they appear in headers and on
+//! sendmail's command line, reduced to addr-specs.
+//!
+//! Parsing is deliberately as liberal as sendmail 8's: obsolete route
+//! addresses (`<@a,@b:user@host>`), comments anywhere, groups
+//! (`undisclosed-recipients:;`), unqualified local names and quoted local
+//! parts are all accepted.  What is refused gets sendmail's words:
+//! `Unbalanced '<'`, `Unbalanced '"'`, `Unbalanced '('`, `User address
+//! required`, `Hostname required`.
+//!
+//! Each parsed address keeps the text it was written as ([`Mailbox::display`]):
+//! sendmail stores that form in its queue files and prints it in `mailq`,
+//! and re-parses it when delivering.
+
+use std::fmt;
+
+/// One address from a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The element as written, trimmed (`Frank Q <frank@remote.test>`).
+    pub display: String,
+    /// The addr-spec without angle brackets, comments or route
+    /// (`frank@remote.test`); empty for the null address `<>`.
+    pub addr: String,
+}
+
+impl Mailbox {
+    /// The local part and domain of [`Mailbox::addr`].
+    pub fn parts(&self) -> (&str, Option<&str>) {
+        split_addr(&self.addr)
+    }
+}
+
+/// Why an address does not parse; the texts are sendmail 8's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddrError {
+    UnbalancedAngle,
+    UnbalancedCloseAngle,
+    UnbalancedQuote,
+    UnbalancedParen,
+    UserRequired,
+    HostRequired,
+    /// Control characters (CR, LF, NUL) inside an address.
+    IllegalCharacter,
+}
+
+impl fmt::Display for AddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddrError::UnbalancedAngle => "Unbalanced '<'",
+            AddrError::UnbalancedCloseAngle => "Unbalanced '>'",
+            AddrError::UnbalancedQuote => "Unbalanced '\"'",
+            AddrError::UnbalancedParen => "Unbalanced '('",
+            AddrError::UserRequired => "User address required",
+            AddrError::HostRequired => "Hostname required",
+            AddrError::IllegalCharacter => "Illegal character in address",
+        })
+    }
+}
+
+impl std::error::Error for AddrError {}
+
+/// Split a header value or command-line argument into its addresses.
+/// Group syntax is understood: `team: a@x, b@y;` yields `a@x` and `b@y`,
+/// `undisclosed-recipients:;` yields nothing.
+pub fn parse_list(text: &str) -> Result<Vec<Mailbox>, AddrError> {
+    let mut out = Vec::new();
+    for element in split_elements(text)? {
+        let element = element.trim();
+        if element.is_empty() {
+            continue;
+        }
+        let addr = extract_addr(element)?;
+        if addr.is_empty() && !element.contains('<') {
+            continue; // only comments or white space
+        }
+        out.push(Mailbox {
+            display: element.to_string(),
+            addr,
+        });
+    }
+    Ok(out)
+}
+
+/// Parse exactly one address (an envelope sender such as `-f`'s).  `<>`
+/// parses as the null address.
+pub fn parse_one(text: &str) -> Result<Mailbox, AddrError> {
+    let element = text.trim();
+    let addr = extract_addr(element)?;
+    Ok(Mailbox {
+        display: element.to_string(),
+        addr,
+    })
+}
+
+/// Split at top-level commas, dropping group display names (`name:`) and
+/// group terminators (`;`).
+fn split_elements(text: &str) -> Result<Vec<String>, AddrError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = text.chars().peekable();
+    let mut angle = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\0' | '\r' | '\n' => {
+                // Folded header lines reach here unfolded; anything else
+                // is a control character that never belongs in an address.
+                if c == '\0' {
+                    return Err(AddrError::IllegalCharacter);
+                }
+                cur.push(' ');
+            }
+            '"' => {
+                cur.push(c);
+                loop {
+                    match chars.next() {
+                        None => return Err(AddrError::UnbalancedQuote),
+                        Some('\\') => {
+                            cur.push('\\');
+                            if let Some(n) = chars.next() {
+                                cur.push(n);
+                            }
+                        }
+                        Some('"') => {
+                            cur.push('"');
+                            break;
+                        }
+                        Some(x) => cur.push(x),
+                    }
+                }
+            }
+            '(' => {
+                cur.push(c);
+                let mut depth = 1;
+                while depth > 0 {
+                    match chars.next() {
+                        None => return Err(AddrError::UnbalancedParen),
+                        Some('\\') => {
+                            cur.push('\\');
+                            if let Some(n) = chars.next() {
+                                cur.push(n);
+                            }
+                        }
+                        Some(x) => {
+                            if x == '(' {
+                                depth += 1;
+                            } else if x == ')' {
+                                depth -= 1;
+                            }
+                            cur.push(x);
+                        }
+                    }
+                }
+            }
+            '<' => {
+                angle += 1;
+                cur.push(c);
+            }
+            '>' => {
+                if angle == 0 {
+                    return Err(AddrError::UnbalancedCloseAngle);
+                }
+                angle -= 1;
+                cur.push(c);
+            }
+            ',' if angle == 0 => {
+                out.push(std::mem::take(&mut cur));
+            }
+            ':' if angle == 0 && is_group_name(&cur) => {
+                // "group:" display name; the members follow.
+                cur.clear();
+            }
+            ';' if angle == 0 => {
+                out.push(std::mem::take(&mut cur));
+            }
+            '\\' => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if angle > 0 {
+        return Err(AddrError::UnbalancedAngle);
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+/// A `:` ends a group display name unless what precedes it could be part of
+/// an address (an `@` — as in `@route:` — or a domain literal).
+fn is_group_name(before: &str) -> bool {
+    let t = strip_comments(before);
+    !t.contains('@') && !t.contains('[')
+}
+
+/// Remove `(comments)` outside quoted strings.
+fn strip_comments(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    let mut depth = 0;
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                quoted = false;
+            }
+            continue;
+        }
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            '\\' if depth > 0 => {
+                chars.next();
+            }
+            '"' if depth == 0 => {
+                quoted = true;
+                out.push(c);
+            }
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The addr-spec inside one element: the content of the last `<...>` if
+/// there is one (minus any source route), else the element itself; comments
+/// and white space outside quotes removed.
+fn extract_addr(element: &str) -> Result<String, AddrError> {
+    if element.contains('\0') || element.contains('\n') || element.contains('\r') {
+        return Err(AddrError::IllegalCharacter);
+    }
+    let text = strip_comments(element);
+    let inner = match angle_content(&text)? {
+        Some(inner) => inner,
+        None => text,
+    };
+    let mut addr = squeeze_outside_quotes(&inner);
+    // obsolete source route: <@a,@b:user@host>
+    if addr.starts_with('@') {
+        match addr.find(':') {
+            Some(i) => addr = addr[i + 1..].to_string(),
+            None => return Err(AddrError::UserRequired),
+        }
+    }
+    if addr.is_empty() {
+        return Ok(addr);
+    }
+    let (local, domain) = split_addr(&addr);
+    if local.is_empty() {
+        return Err(AddrError::UserRequired);
+    }
+    if domain == Some("") {
+        return Err(AddrError::HostRequired);
+    }
+    Ok(addr)
+}
+
+/// The text between the last top-level `<` and its `>`.
+fn angle_content(text: &str) -> Result<Option<String>, AddrError> {
+    let mut quoted = false;
+    let mut start = None;
+    let mut found = None;
+    let bytes: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if quoted {
+            if c == '\\' {
+                i += 1;
+            } else if c == '"' {
+                quoted = false;
+            }
+        } else if c == '"' {
+            quoted = true;
+        } else if c == '<' {
+            start = Some(i);
+        } else if c == '>' {
+            match start {
+                Some(s) => {
+                    found = Some(bytes[s + 1..i].iter().collect::<String>());
+                    start = None;
+                }
+                None => return Err(AddrError::UnbalancedCloseAngle),
+            }
+        }
+        i += 1;
+    }
+    if quoted {
+        return Err(AddrError::UnbalancedQuote);
+    }
+    if start.is_some() {
+        return Err(AddrError::UnbalancedAngle);
+    }
+    Ok(found)
+}
+
+/// Drop white space outside quoted strings.
+fn squeeze_outside_quotes(s: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if quoted {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                quoted = false;
+            }
+        } else if c == '"' {
+            quoted = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Split an addr-spec at its last `@` outside quotes: `("user", Some("host"))`
+/// or `("user", None)` for an unqualified name.
+pub fn split_addr(addr: &str) -> (&str, Option<&str>) {
+    let mut quoted = false;
+    let mut at = None;
+    let mut escaped = false;
+    for (i, c) in addr.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '@' if !quoted => at = Some(i),
+            _ => {}
+        }
+    }
+    match at {
+        Some(i) => (&addr[..i], Some(&addr[i + 1..])),
+        None => (addr, None),
+    }
+}
+
+/// The local part with surrounding quotes and backslash escapes removed
+/// (`"john smith"` → `john smith`).
+pub fn unquote_local(local: &str) -> String {
+    let mut out = String::new();
+    let mut chars = local.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {}
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `addr` with `@domain` appended when it is unqualified.
+pub fn qualify(addr: &str, domain: &str) -> String {
+    if addr.is_empty() {
+        return String::new();
+    }
+    match split_addr(addr) {
+        (_, Some(_)) => addr.to_string(),
+        (local, None) => format!("{local}@{domain}"),
+    }
+}
+
+/// The key under which two spellings of one address are the same
+/// recipient: the domain is case-insensitive; an unqualified local name is
+/// case-insensitive too (sendmail lower-cases local user names).
+pub fn dedup_key(addr: &str) -> String {
+    match split_addr(addr) {
+        (local, Some(d)) => format!("{local}@{}", d.to_ascii_lowercase()),
+        (local, None) => local.to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(s: &str) -> Vec<String> {
+        parse_list(s).unwrap().into_iter().map(|m| m.addr).collect()
+    }
+
+    #[test]
+    fn plain_and_named() {
+        assert_eq!(addrs("eve, dave"), ["eve", "dave"]);
+        assert_eq!(
+            addrs("Frank Q <frank@remote.test>, \"Doe, John\" <jd@x.org>"),
+            ["frank@remote.test", "jd@x.org"]
+        );
+        assert_eq!(addrs("bob@example.com (Bob Smith)"), ["bob@example.com"]);
+        let m = &parse_list(" Frank Q <frank@remote.test> ").unwrap()[0];
+        assert_eq!(m.display, "Frank Q <frank@remote.test>");
+    }
+
+    #[test]
+    fn groups_and_routes() {
+        assert_eq!(addrs("undisclosed-recipients:;"), Vec::<String>::new());
+        assert_eq!(
+            addrs("team: a@x.org, b@y.org;, c@z.org"),
+            ["a@x.org", "b@y.org", "c@z.org"]
+        );
+        assert_eq!(
+            addrs("<@relay.example,@b.example:user@host.example>"),
+            ["user@host.example"]
+        );
+    }
+
+    #[test]
+    fn quoted_local_parts() {
+        assert_eq!(
+            addrs("\"john smith\"@example.com"),
+            ["\"john smith\"@example.com"]
+        );
+        assert_eq!(split_addr("\"a@b\"@c.d"), ("\"a@b\"", Some("c.d")));
+        assert_eq!(unquote_local("\"john smith\""), "john smith");
+    }
+
+    #[test]
+    fn errors_use_sendmails_words() {
+        assert_eq!(
+            parse_list("<foo@bar").unwrap_err().to_string(),
+            "Unbalanced '<'"
+        );
+        assert_eq!(
+            parse_list("\"foo@bar").unwrap_err().to_string(),
+            "Unbalanced '\"'"
+        );
+        assert_eq!(
+            parse_list("foo (bar").unwrap_err().to_string(),
+            "Unbalanced '('"
+        );
+        assert_eq!(
+            parse_list("@example.com").unwrap_err(),
+            AddrError::UserRequired
+        );
+        assert_eq!(parse_list("user@").unwrap_err(), AddrError::HostRequired);
+    }
+
+    #[test]
+    fn null_sender() {
+        assert_eq!(parse_one("<>").unwrap().addr, "");
+        assert_eq!(parse_one("<a@b.c>").unwrap().addr, "a@b.c");
+    }
+
+    #[test]
+    fn dedup_keys() {
+        assert_eq!(dedup_key("Bob@Example.COM"), "Bob@example.com");
+        assert_eq!(dedup_key("Dave"), "dave");
+        assert_eq!(qualify("dave", "example.com"), "dave@example.com");
+        assert_eq!(qualify("a@b", "example.com"), "a@b");
+    }
+}

@@ -1,0 +1,246 @@
+//! The `sendmail` command (also `mailq`, `newaliases`): mode dispatch.
+//!
+//! `src/bin/sendmail.rs` is a thin `main` over [`run`].  The privilege
+//! transitions happen here, first thing: see [`crate::privs::secure_start`].
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::sendmail_args::{self, Invocation, Mode};
+use crate::config::{Config, DeliveryMode, Paths, ROOT_ENV};
+use crate::exit::{ExitCode, Failure, io_reason};
+use crate::queue::{Queue, QueueId, mailq};
+use crate::{aliases, log, privs, submit};
+
+/// Run `sendmail` with `argv` (including argv[0]); returns the exit code.
+pub fn run(argv: Vec<String>) -> i32 {
+    let argv0 = argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "sendmail".to_string());
+    let program = Path::new(&argv0)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sendmail".to_string());
+    match run_inner(&argv0, &argv[1.min(argv.len())..]) {
+        Ok(code) => code.code(),
+        Err(f) => {
+            let _ = io::stdout().flush();
+            eprintln!("{program}: {f}");
+            f.code.code()
+        }
+    }
+}
+
+fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
+    let inv = sendmail_args::parse(argv0, args)?;
+
+    // Before anything is read: a caller who redirects files loses the
+    // set-group-id privilege, as with sendmail's -C.
+    let root_env = std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty());
+    let redirects = inv.config_file.is_some()
+        || inv.queue_dir.is_some()
+        || root_env.is_some()
+        || (inv.alias_file.is_some() && inv.mode == Mode::InitAliases);
+    let state = privs::secure_start(redirects)
+        .map_err(|e| Failure::new(ExitCode::OsErr, format!("cannot drop privileges: {e}")))?;
+    let paths = match root_env {
+        Some(r) if !state.was_elevated || state.dropped => Paths::under(PathBuf::from(r)),
+        _ => Paths::system(),
+    };
+    let mut cfg = Config::load(paths, inv.config_file.as_deref())?;
+    if let Some(q) = &inv.queue_dir {
+        cfg.queue_dir = q.clone();
+    }
+    log::init("sendmail", &cfg.log, &cfg.hostname);
+
+    match inv.mode {
+        Mode::Deliver => deliver_mode(&cfg, &inv),
+        Mode::PrintQueue => print_queue(&cfg, inv.verbose),
+        Mode::QueueCount => queue_count(&cfg),
+        Mode::InitAliases => newaliases(&cfg, &inv),
+        Mode::Smtp => Err(not_yet("-bs (SMTP on standard input)", "the SMTP server")),
+        Mode::Verify => Err(not_yet("-bv (verify addresses)", "local delivery")),
+        Mode::RunQueue => Err(not_yet("-q (run the queue)", "the queue runner")),
+        Mode::AddressTest => Err(unsupported(
+            "-bt (address test mode)",
+            "use 'mailroom explain ADDRESS'",
+        )),
+        Mode::Daemon => Err(unsupported(
+            "-bd (daemon mode)",
+            "mailroom runs no daemon: start 'sendmail -bs' from inetd or a systemd socket (see etc/)",
+        )),
+        Mode::HostStatus | Mode::PurgeHostStatus => Err(unsupported(
+            "-bh/-bH (host status)",
+            "mailroom keeps no host status; see 'mailq'",
+        )),
+        Mode::CheckConfig => Err(unsupported("-bC", "use 'mailroom check'")),
+        Mode::Arpanet => Err(unsupported("-ba (ARPANET mode)", "use -bs")),
+    }
+}
+
+fn not_yet(what: &str, part: &str) -> Failure {
+    Failure::new(
+        ExitCode::Unavailable,
+        format!("{what} is not available in this version of mailroom"),
+    )
+    .hint(format!("it arrives with {part}"))
+}
+
+fn unsupported(what: &str, hint: &str) -> Failure {
+    Failure::new(ExitCode::Unavailable, format!("{what} is not supported")).hint(hint)
+}
+
+/// `-bm`: queue the message on stdin, then start its delivery.
+fn deliver_mode(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
+    let caller = submit::Caller::current(cfg);
+    let stdin = io::stdin();
+    let accepted = submit::submit(cfg, inv, caller.as_ref(), stdin.lock())?;
+    let mode = inv.delivery_mode.unwrap_or(cfg.delivery_mode);
+    start_delivery(&accepted.id, mode);
+    Ok(ExitCode::Ok)
+}
+
+/// The directory of the helper programs: `PREFIX/libexec/mailroom` next to
+/// `PREFIX/sbin/sendmail`, or — for an uninstalled build, where all
+/// programs sit in one directory — the directory of this program.
+pub fn libexec_dir() -> Option<PathBuf> {
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let dir = exe.parent()?;
+    let installed = dir.parent()?.join("libexec/mailroom");
+    if installed.is_dir() {
+        Some(installed)
+    } else {
+        Some(dir.to_path_buf())
+    }
+}
+
+/// Hand a freshly queued message to the queue runner: detached
+/// (background), waited for (interactive), or not at all (queue only).  If
+/// no runner is installed the message simply waits for the next queue run.
+fn start_delivery(id: &QueueId, mode: DeliveryMode) {
+    if mode == DeliveryMode::QueueOnly {
+        return;
+    }
+    let Some(qrun) = libexec_dir().map(|d| d.join("qrun")) else {
+        return;
+    };
+    if !qrun.exists() {
+        return;
+    }
+    let mut cmd = Command::new(&qrun);
+    cmd.arg(format!("-qI{id}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match mode {
+        DeliveryMode::Interactive => {
+            let _ = cmd.status();
+        }
+        _ => {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setsid is async-signal-safe; the child then no longer
+            // belongs to the caller's session (a cron job or PHP request
+            // finishing does not kill the delivery).
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            if let Err(e) = cmd.spawn() {
+                log::warning(
+                    Some(id.as_str()),
+                    &format!(
+                        "cannot start {}: {}; the next queue run delivers it",
+                        qrun.display(),
+                        io_reason(&e)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `-bp` / `mailq`.
+fn print_queue(cfg: &Config, verbose: bool) -> Result<ExitCode, Failure> {
+    let queue = Queue::new(&cfg.queue_dir);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    mailq::print(&queue, verbose, &mut out)
+        .and_then(|_| out.flush())
+        .map_err(|e| {
+            Failure::new(
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    ExitCode::NoPerm
+                } else {
+                    ExitCode::OsFile
+                },
+                format!(
+                    "cannot read the queue {}: {}",
+                    cfg.queue_dir.display(),
+                    io_reason(&e)
+                ),
+            )
+            .hint("run mailq as root, or check that sendmail is installed set-group-id mqueue")
+        })?;
+    Ok(ExitCode::Ok)
+}
+
+/// `-bP`: the number of jobs.
+fn queue_count(cfg: &Config) -> Result<ExitCode, Failure> {
+    let queue = Queue::new(&cfg.queue_dir);
+    let n = queue
+        .ids()
+        .map_err(|e| Failure::io("cannot read the queue", &cfg.queue_dir, &e))?
+        .len();
+    if n == 0 {
+        println!("{} is empty", cfg.queue_dir.display());
+    } else {
+        println!("{}: entries={n}", cfg.queue_dir.display());
+    }
+    println!("\t\tTotal requests: {n}");
+    Ok(ExitCode::Ok)
+}
+
+/// `-bi` / `newaliases`: check the aliases file, report as sendmail does.
+fn newaliases(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
+    let path = match &inv.alias_file {
+        Some(p) => p.clone(),
+        None => cfg.paths.etc_mail("aliases"),
+    };
+    let text = std::fs::read(&path).map_err(|e| {
+        Failure::new(
+            if e.kind() == io::ErrorKind::NotFound {
+                ExitCode::NoInput
+            } else {
+                ExitCode::for_io(&e)
+            },
+            format!(
+                "cannot open aliases file {}: {}",
+                path.display(),
+                io_reason(&e)
+            ),
+        )
+        .hint("create it (an example is in etc/aliases), then run newaliases again")
+    })?;
+    let parsed = aliases::parse(&text);
+    let shown = path.display().to_string();
+    for p in &parsed.problems {
+        println!("{shown}: line {}: {}", p.line, p.text);
+    }
+    let (n, longest, total) = parsed.summary();
+    let summary = format!("{shown}: {n} aliases, longest {longest} bytes, {total} bytes total");
+    println!("{summary}");
+    let who = crate::users::by_uid(nix::unistd::getuid().as_raw())
+        .map(|u| u.name)
+        .unwrap_or_else(|| "unknown".to_string());
+    log::info(None, &format!("alias database {shown} rebuilt by {who}"));
+    log::info(None, &summary);
+    Ok(if parsed.has_errors() {
+        ExitCode::Software
+    } else {
+        ExitCode::Ok
+    })
+}

@@ -1,0 +1,515 @@
+//! mailroom's own settings (`/etc/mail/mailroom.conf`) and where every file
+//! lives.
+//!
+//! The suite runs with no configuration file at all: every key has a
+//! default, documented with it in `etc/mailroom.conf`.  The format is
+//! `key = value` lines; `#` starts a comment line; blank lines are ignored;
+//! keys are case-insensitive.  A known key with a bad value is an error
+//! naming the file and line (exit 78); an unknown key is reported by
+//! `mailroom check` and otherwise ignored, so that a newer config file does
+//! not stop an older binary from accepting mail.
+//!
+//! The standard sendmail files stay where admins keep them:
+//! `/etc/mail/aliases`, `virtusertable`, `local-host-names`, `mailertable`,
+//! `access`, `trusted-users`.
+//!
+//! ## The root prefix
+//!
+//! Every absolute path the suite uses is resolved through [`Paths`], which
+//! prefixes it with a root directory: `/` in production, a temporary
+//! directory in tests and `make demo` (environment variable
+//! `MAILROOM_ROOT`).  A set-id program never honours `MAILROOM_ROOT` or
+//! `-C` while privileged: [`crate::privs`] drops the privilege first, as
+//! sendmail does for `-C`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::exit::{ExitCode, Failure, io_reason};
+
+/// The default configuration file, relative to the root.
+pub const CONFIG_FILE: &str = "/etc/mail/mailroom.conf";
+
+/// Environment variable naming a root directory that prefixes every path.
+pub const ROOT_ENV: &str = "MAILROOM_ROOT";
+
+/// Resolves the suite's absolute paths under a root directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    root: PathBuf,
+}
+
+impl Paths {
+    /// Paths under `/`: the production layout.
+    pub fn system() -> Paths {
+        Paths {
+            root: PathBuf::from("/"),
+        }
+    }
+
+    pub fn under(root: impl Into<PathBuf>) -> Paths {
+        Paths { root: root.into() }
+    }
+
+    /// The root prefix (`/` in production).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// True when running against the real system layout.
+    pub fn is_system(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// `abs` (an absolute path such as `/etc/mail/aliases`) under the root.
+    pub fn resolve(&self, abs: impl AsRef<Path>) -> PathBuf {
+        let abs = abs.as_ref();
+        if self.is_system() {
+            return abs.to_path_buf();
+        }
+        let rel = abs.strip_prefix("/").unwrap_or(abs);
+        self.root.join(rel)
+    }
+
+    /// A file in `/etc/mail`.
+    pub fn etc_mail(&self, name: &str) -> PathBuf {
+        self.resolve(Path::new("/etc/mail").join(name))
+    }
+}
+
+/// How `sendmail` hands a queued message on (`-od?`, `delivery_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Return once queued; start the queue runner detached for the message.
+    Background,
+    /// Run the queue runner for the message and wait for it.
+    Interactive,
+    /// Only queue; a later queue run delivers.
+    QueueOnly,
+}
+
+impl DeliveryMode {
+    /// Parse sendmail's one-letter (`b`, `i`, `q`, `d`) or long forms.
+    pub fn parse(s: &str) -> Option<DeliveryMode> {
+        match s.to_ascii_lowercase().as_str() {
+            "b" | "background" | "" => Some(DeliveryMode::Background),
+            "i" | "interactive" => Some(DeliveryMode::Interactive),
+            // "d" (deferred) means "queue only, no DNS now" in sendmail:
+            // the same here, since submission never uses DNS anyway.
+            "q" | "queue" | "queueonly" | "d" | "deferred" => Some(DeliveryMode::QueueOnly),
+            _ => None,
+        }
+    }
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// syslog(3), facility mail: the default.
+    Syslog,
+    /// Append syslog-shaped lines to a file (tests, `make demo`).
+    File(PathBuf),
+}
+
+/// One `key = value` line as read, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    pub line: usize,
+}
+
+/// The settings mailroom's programs share.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub paths: Paths,
+    /// The file the settings were read from, if it existed.
+    pub source: Option<PathBuf>,
+    /// Every key as written (lower-cased), for `mailroom check` and for
+    /// modules that own their own keys.
+    pub settings: BTreeMap<String, Setting>,
+    /// The canonical host name (sendmail's `$j`).
+    pub hostname: String,
+    pub queue_dir: PathBuf,
+    /// The system mailbox directory (`/var/mail`).
+    pub mail_spool: PathBuf,
+    /// Largest message accepted, in bytes; 0 = no limit.
+    pub message_size_limit: u64,
+    /// Free space that must remain on the queue file system after a
+    /// message is accepted.
+    pub min_free_space: u64,
+    /// Users (besides root, daemon, uucp and `/etc/mail/trusted-users`)
+    /// who may set the envelope sender without a warning header.
+    pub trusted_users: Vec<String>,
+    pub delivery_mode: DeliveryMode,
+    pub log: LogTarget,
+}
+
+/// Every key this version understands, with its default and meaning.  The
+/// same text appears in `etc/mailroom.conf`; `mailroom check` uses this
+/// table to report unknown keys.
+pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "hostname",
+        "(from /etc/mailname, else gethostname())",
+        "canonical host name used in Received:, Message-Id: and bounces",
+    ),
+    (
+        "queue_directory",
+        "/var/spool/mqueue",
+        "the mail queue (sendmail 8's qf/df format)",
+    ),
+    (
+        "mail_spool_directory",
+        "/var/mail",
+        "where system users' mboxes live",
+    ),
+    (
+        "message_size_limit",
+        "52428800",
+        "largest message accepted, bytes (K/M/G suffixes); 0 = unlimited",
+    ),
+    (
+        "min_free_space",
+        "10M",
+        "refuse new mail (temporary failure) when the queue file system would drop below this",
+    ),
+    (
+        "trusted_users",
+        "(none)",
+        "users besides root, daemon, uucp and /etc/mail/trusted-users who may use -f freely",
+    ),
+    (
+        "delivery_mode",
+        "background",
+        "background | interactive | queue: what sendmail does after queueing",
+    ),
+    (
+        "log",
+        "syslog",
+        "syslog, or a file path to append log lines to",
+    ),
+];
+
+impl Config {
+    /// Settings with every default, under `paths`, without reading a file.
+    pub fn defaults(paths: Paths) -> Config {
+        Config {
+            queue_dir: paths.resolve("/var/spool/mqueue"),
+            mail_spool: paths.resolve("/var/mail"),
+            hostname: String::new(),
+            message_size_limit: 50 * 1024 * 1024,
+            min_free_space: 10 * 1024 * 1024,
+            trusted_users: Vec::new(),
+            delivery_mode: DeliveryMode::Background,
+            log: LogTarget::Syslog,
+            settings: BTreeMap::new(),
+            source: None,
+            paths,
+        }
+    }
+
+    /// Read the configuration: `file` if given (`-C`), else the default
+    /// file under the root.  A missing default file is not an error.
+    pub fn load(paths: Paths, file: Option<&Path>) -> Result<Config, Failure> {
+        let explicit = file.is_some();
+        let path = match file {
+            Some(f) => f.to_path_buf(),
+            None => paths.resolve(CONFIG_FILE),
+        };
+        let mut cfg = Config::defaults(paths);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                cfg.settings = parse_settings(&path, &bytes)?;
+                cfg.source = Some(path.clone());
+                cfg.apply(&path)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => {}
+            Err(e) => {
+                return Err(Failure::new(
+                    if e.kind() == io::ErrorKind::NotFound {
+                        ExitCode::NoInput
+                    } else {
+                        ExitCode::Config
+                    },
+                    format!(
+                        "cannot read configuration {}: {}",
+                        path.display(),
+                        io_reason(&e)
+                    ),
+                ));
+            }
+        }
+        if cfg.hostname.is_empty() {
+            cfg.hostname = default_hostname(&cfg.paths);
+        }
+        Ok(cfg)
+    }
+
+    /// The value of `key`, if set in the file.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(|s| s.value.as_str())
+    }
+
+    fn apply(&mut self, path: &Path) -> Result<(), Failure> {
+        let bad = |key: &str, s: &Setting, why: &str| {
+            Failure::new(
+                ExitCode::Config,
+                format!(
+                    "{}:{}: bad value for {key}: {:?}: {why}",
+                    path.display(),
+                    s.line,
+                    s.value
+                ),
+            )
+            .hint(format!(
+                "fix the line (see {CONFIG_FILE} in the documentation)"
+            ))
+        };
+        for (key, s) in &self.settings.clone() {
+            match key.as_str() {
+                "hostname" => {
+                    if !valid_hostname(&s.value) {
+                        return Err(bad(key, s, "not a host name"));
+                    }
+                    self.hostname = s.value.to_ascii_lowercase();
+                }
+                "queue_directory" => {
+                    self.queue_dir = self.absolute(key, s, path)?;
+                }
+                "mail_spool_directory" => {
+                    self.mail_spool = self.absolute(key, s, path)?;
+                }
+                "message_size_limit" => {
+                    self.message_size_limit =
+                        parse_size(&s.value).ok_or_else(|| bad(key, s, "not a size"))?;
+                }
+                "min_free_space" => {
+                    self.min_free_space =
+                        parse_size(&s.value).ok_or_else(|| bad(key, s, "not a size"))?;
+                }
+                "trusted_users" => {
+                    self.trusted_users = split_list(&s.value);
+                }
+                "delivery_mode" => {
+                    self.delivery_mode = DeliveryMode::parse(&s.value)
+                        .ok_or_else(|| bad(key, s, "expected background, interactive or queue"))?;
+                }
+                "log" => {
+                    self.log = if s.value.eq_ignore_ascii_case("syslog") {
+                        LogTarget::Syslog
+                    } else if s.value.starts_with('/') {
+                        LogTarget::File(self.paths.resolve(&s.value))
+                    } else {
+                        return Err(bad(key, s, "expected syslog or an absolute file path"));
+                    };
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn absolute(&self, key: &str, s: &Setting, path: &Path) -> Result<PathBuf, Failure> {
+        if !s.value.starts_with('/') {
+            return Err(Failure::new(
+                ExitCode::Config,
+                format!(
+                    "{}:{}: bad value for {key}: {:?}: not an absolute path",
+                    path.display(),
+                    s.line,
+                    s.value
+                ),
+            ));
+        }
+        Ok(self.paths.resolve(&s.value))
+    }
+
+    /// The keys in the file this version does not know, with their lines.
+    pub fn unknown_keys(&self) -> Vec<(&str, usize)> {
+        self.settings
+            .iter()
+            .filter(|(k, _)| !KNOWN_KEYS.iter().any(|(known, _, _)| known == k))
+            .map(|(k, s)| (k.as_str(), s.line))
+            .collect()
+    }
+}
+
+/// Parse `key = value` lines.  Later duplicates win, as in most Unix
+/// configuration files.
+pub fn parse_settings(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Setting>, Failure> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(Failure::new(
+                ExitCode::Config,
+                format!(
+                    "{}:{}: expected \"key = value\", found {:?}",
+                    path.display(),
+                    i + 1,
+                    line
+                ),
+            )
+            .hint("fix or remove the line"));
+        };
+        let key = k.trim().to_ascii_lowercase();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Failure::new(
+                ExitCode::Config,
+                format!("{}:{}: bad key {:?}", path.display(), i + 1, k.trim()),
+            ));
+        }
+        out.insert(
+            key,
+            Setting {
+                value: v.trim().to_string(),
+                line: i + 1,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// A size with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1024),
+        'm' | 'M' => (&s[..s.len() - 1], 1024 * 1024),
+        'g' | 'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// A duration such as `30m`, `4h`, `5d`, `1h30m` or plain seconds; units
+/// s, m, h, d, w as in sendmail's `-q30m` and `Timeout.*` options.
+pub fn parse_duration(s: &str, default_unit: u64) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 7 * 86400,
+            _ => return None,
+        };
+        let n: u64 = num.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        let n: u64 = num.parse().ok()?;
+        total = total.checked_add(n.checked_mul(default_unit)?)?;
+    }
+    Some(total)
+}
+
+/// Split a list written with commas and/or white space.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Letters, digits, `-`, `.` and `_`, not empty, no leading dot.
+pub fn valid_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+}
+
+/// The host name when the configuration names none: `/etc/mailname` (the
+/// Debian convention), else `gethostname()`.  Never DNS: submission must
+/// not wait for a resolver.
+pub fn default_hostname(paths: &Paths) -> String {
+    if let Ok(s) = fs::read_to_string(paths.resolve("/etc/mailname")) {
+        let name = s.lines().next().unwrap_or("").trim().to_ascii_lowercase();
+        if valid_hostname(&name) {
+            return name;
+        }
+    }
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.to_ascii_lowercase())
+        .filter(|h| valid_hostname(h))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("10M"), Some(10 * 1024 * 1024));
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_duration("30m", 60), Some(1800));
+        assert_eq!(parse_duration("1h30m", 60), Some(5400));
+        assert_eq!(parse_duration("15", 60), Some(900));
+        assert_eq!(parse_duration("5d", 1), Some(5 * 86400));
+        assert_eq!(parse_duration("3x", 1), None);
+    }
+
+    #[test]
+    fn settings_parse_with_lines() {
+        let s = parse_settings(
+            Path::new("f"),
+            b"# c\n\nHostName = mx.example.com\nlog=syslog\n",
+        )
+        .unwrap();
+        assert_eq!(s["hostname"].value, "mx.example.com");
+        assert_eq!(s["hostname"].line, 3);
+        let e = parse_settings(Path::new("f"), b"oops\n").unwrap_err();
+        assert!(e.message.contains("f:1:"), "{}", e.message);
+    }
+
+    #[test]
+    fn bad_value_names_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("mr-cfg-{}", std::process::id()));
+        fs::create_dir_all(dir.join("etc/mail")).unwrap();
+        fs::write(
+            dir.join("etc/mail/mailroom.conf"),
+            "\nmessage_size_limit = lots\n",
+        )
+        .unwrap();
+        let e = Config::load(Paths::under(&dir), None).unwrap_err();
+        assert_eq!(e.code, ExitCode::Config);
+        assert!(e.message.contains("mailroom.conf:2:"), "{}", e.message);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn paths_resolve_under_root() {
+        let p = Paths::under("/tmp/r");
+        assert_eq!(
+            p.resolve("/var/spool/mqueue"),
+            PathBuf::from("/tmp/r/var/spool/mqueue")
+        );
+        assert_eq!(
+            Paths::system().resolve("/etc/mail/aliases"),
+            PathBuf::from("/etc/mail/aliases")
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! # mailroom — a sendmail-compatible mail suite for a Linux VPS
+//!
+//! Small programs that cooperate only through files on disk, the way a
+//! traditional VPS mail stack does.  No resident daemon is needed: inetd (or
+//! systemd sockets) start the servers per connection, `sendmail` starts a
+//! queue runner per message, and a timer retries.
+//!
+//! ```text
+//!   PHP mail(), cron, mutt                     the internet (port 25), Outlook (587)
+//!        │ /usr/sbin/sendmail -t -i                      │ inetd: sendmail -bs
+//!        ▼                                               ▼
+//!   ┌──────────┐  writes qf/df (group mqueue)  ┌─────────────────┐
+//!   │ sendmail │──────────────┐   ┌────────────│ sendmail -bs    │
+//!   │ (setgid  │              ▼   ▼            │ (SMTP server)   │
+//!   │  mqueue) │     /var/spool/mqueue         └─────────────────┘
+//!   └──────────┘   (root:mqueue 2770, qf/df)
+//!        │ starts                │ locks, reads, rewrites, removes
+//!        ▼                       ▼
+//!   ┌────────────────────────────────┐  SMTP   remote MX / smarthost
+//!   │ qrun (queue runner, root)      │────────▶
+//!   └────────────────────────────────┘
+//!        │ runs per local recipient
+//!        ▼
+//!   ┌────────────────────────────────┐  as the mailbox owner
+//!   │ deliver (root → user)          │────────▶ /var/mail/USER (mbox) or ~/Maildir
+//!   └────────────────────────────────┘
+//!                                              ┌────────────────────────┐
+//!   Outlook, Thunderbird, fetchmail ──inetd──▶ │ pop3d (root → user)    │ reads the same mailboxes
+//!                                              └────────────────────────┘
+//! ```
+//!
+//! ## Who writes what, as whom
+//!
+//! | program | runs as | reads | writes |
+//! |---------|---------|-------|--------|
+//! | `sendmail` (submission, `mailq`) | the caller, setgid `mqueue` | `/etc/mail/*`, stdin | `qf`/`df` in `/var/spool/mqueue` |
+//! | `newaliases` | root | `/etc/mail/aliases` | its compiled index |
+//! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections |
+//! | `deliver` | started as root, becomes the mailbox owner | the queue's `df`, `~/.forward` (as the user) | mailboxes, as their owner |
+//! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions) |
+//! | `mailroom` (admin) | root | everything in `/etc/mail` | tables, mailbox accounts |
+//!
+//! ## Invariants
+//!
+//! * A message is acknowledged (exit 0, `250`) only once its `qf` and `df`
+//!   are `fsync`ed and the `qf` is renamed into place and the directory
+//!   `fsync`ed ([`queue::spool`]).  After that it is delivered, retried, or
+//!   bounced to its sender with the reason.
+//! * The queue is sendmail 8's version-8 format ([`queue::qf`]): sendmail's
+//!   own `mailq` reads ours and our runner delivers sendmail's.
+//! * Nothing on the submission path uses DNS or the network.
+//! * No program touches a user's files before becoming that user.
+//!
+//! ## Modules
+//!
+//! * [`exit`] — sysexits codes and the error type every front end returns.
+//! * [`config`] — `/etc/mail/mailroom.conf` and the root prefix for paths.
+//! * [`privs`] — set-id start-up hygiene and switching to a user.
+//! * [`log`] — sendmail-format log lines.
+//! * [`date`] — time stamps in mail's spellings.
+//! * [`users`] — system accounts.
+//! * [`address`] — address lists and addr-specs.
+//! * [`message`] — raw headers and reading a submitted message.
+//! * [`queue`] — the queue: ids, control files, durable storage, `mailq`.
+//! * [`aliases`] — the aliases file.
+//! * [`submit`] — command-line submission into the queue.
+//! * [`cli`] — the `sendmail` command and its argument parser.
+
+pub mod address;
+pub mod aliases;
+pub mod cli;
+pub mod config;
+pub mod date;
+pub mod exit;
+pub mod log;
+pub mod message;
+pub mod privs;
+pub mod queue;
+pub mod submit;
+pub mod users;

@@ -1,0 +1,136 @@
+//! Log lines, in sendmail 8's format so that existing log analyzers
+//! (pflogsumm's sendmail cousins, logwatch, fail2ban) read them.
+//!
+//! Facility `mail`, the process id in the tag, and the message
+//! `QUEUEID: text` (or just `text` when no message is concerned):
+//!
+//! ```text
+//! sendmail[28434]: 6AL5Q6p0028434: from=<sender@example.com>, size=68, class=0, nrcpts=3, msgid=<...>, relay=root@localhost
+//! sendmail[28434]: 6AL5Q6p0028434: to=<eve@example.com>, delay=00:00:00, mailer=local, pri=90068, stat=queued
+//! ```
+//!
+//! The lines each program writes are listed in the module that writes them
+//! (submission: [`crate::submit`]).  By default lines go to syslog(3); with
+//! `log = /path` in `mailroom.conf` they are appended to a file in the
+//! layout syslogd would give them (tests and `make demo` use this).
+
+use std::ffi::CString;
+use std::io::Write;
+use std::sync::OnceLock;
+
+use crate::config::LogTarget;
+
+/// syslog priorities used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Err,
+    Warning,
+    Notice,
+    Info,
+}
+
+impl Level {
+    fn syslog(self) -> libc::c_int {
+        match self {
+            Level::Err => libc::LOG_ERR,
+            Level::Warning => libc::LOG_WARNING,
+            Level::Notice => libc::LOG_NOTICE,
+            Level::Info => libc::LOG_INFO,
+        }
+    }
+}
+
+struct Logger {
+    ident: String,
+    target: LogTarget,
+    host: String,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Set where this process logs and under which tag (`sendmail`, `pop3d`,
+/// ...).  The first call wins.
+pub fn init(ident: &str, target: &LogTarget, host: &str) {
+    let short_host = host.split('.').next().unwrap_or(host).to_string();
+    let logger = Logger {
+        ident: ident.to_string(),
+        target: target.clone(),
+        host: short_host,
+    };
+    if LOGGER.set(logger).is_ok()
+        && let Some(l) = LOGGER.get()
+        && l.target == LogTarget::Syslog
+    {
+        // openlog keeps the pointer: leak one small string for the
+        // life of the process.
+        let ident = CString::new(l.ident.clone()).unwrap_or_default();
+        let ptr = Box::leak(ident.into_boxed_c_str()).as_ptr();
+        // SAFETY: ptr stays valid forever; flags and facility are
+        // plain constants.
+        unsafe { libc::openlog(ptr, libc::LOG_PID, libc::LOG_MAIL) };
+    }
+}
+
+/// Log `text` about message `qid` (if any) at `level`.
+pub fn log(level: Level, qid: Option<&str>, text: &str) {
+    let msg = match qid {
+        Some(id) => format!("{id}: {text}"),
+        None => text.to_string(),
+    };
+    // One line each: a newline in the text would forge a log line.
+    let msg: String = msg
+        .chars()
+        .map(|c| {
+            if c == '\n' || c == '\r' || c == '\0' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let Some(l) = LOGGER.get() else {
+        return;
+    };
+    match &l.target {
+        LogTarget::Syslog => {
+            if let Ok(c) = CString::new(msg) {
+                // SAFETY: "%s" with a valid C string.
+                unsafe { libc::syslog(level.syslog(), c"%s".as_ptr(), c.as_ptr()) };
+            }
+        }
+        LogTarget::File(path) => {
+            let now = crate::date::ctime(crate::date::now());
+            let line = format!(
+                "{} {} {}[{}]: {}\n",
+                &now[4..19],
+                l.host,
+                l.ident,
+                std::process::id(),
+                msg
+            );
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+            {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+pub fn info(qid: Option<&str>, text: &str) {
+    log(Level::Info, qid, text)
+}
+
+pub fn notice(qid: Option<&str>, text: &str) {
+    log(Level::Notice, qid, text)
+}
+
+pub fn warning(qid: Option<&str>, text: &str) {
+    log(Level::Warning, qid, text)
+}
+
+pub fn err(qid: Option<&str>, text: &str) {
+    log(Level::Err, qid, text)
+}

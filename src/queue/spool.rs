@@ -1,0 +1,597 @@
+//! The queue directory on disk: creating, locking, rewriting and removing
+//! jobs so that a crash at any instant loses nothing and no job is worked
+//! on twice.
+//!
+//! ## Files of one job `ID`
+//!
+//! | file | written by | meaning |
+//! |------|------------|---------|
+//! | `dfID` | submission | the body, exactly as it will be sent |
+//! | `qfID` | submission, rewritten by the runner | the control file ([`super::qf`]); its existence *is* the job |
+//! | `tfID` | anyone about to create or replace `qfID` | the next control file, not yet valid |
+//! | `QfID` | the runner | a control file set aside because it cannot be processed ("lost") |
+//! | `hfID` | the admin | a held (quarantined) control file |
+//!
+//! If `qf/` and `df/` subdirectories exist (sendmail's optional layout),
+//! control and data files live there.
+//!
+//! ## States and crash ordering
+//!
+//! A new job is made in this order; a crash between any two steps leaves
+//! one of the states in the right-hand column, and the next queue run turns
+//! it back into "nothing":
+//!
+//! | step | on disk after it | if we crash here |
+//! |------|------------------|------------------|
+//! | 1. create `tfID` (`O_EXCL`, then `flock`) — reserves the id | `tf` | stale `tf`: removed |
+//! | 2. check no `qfID`/`dfID` exists | `tf` | as above |
+//! | 3. create `dfID` (`O_EXCL`), write the body, `fsync` | `tf`, `df` | stale `tf` + `df`: both removed |
+//! | 4. write the control records into `tfID`, `fsync` | `tf`, `df` | as above |
+//! | 5. `rename(tfID, qfID)` without replacing, `fsync` the directory | `qf`, `df` | a complete job |
+//!
+//! Only after step 5 does `sendmail` exit 0 (or the SMTP server answer
+//! `250`).  A rewrite after a delivery attempt writes `tfID`, `fsync`s it,
+//! renames it over `qfID` and `fsync`s the directory, so a reader sees the
+//! old or the new control file, never a mix.  A finished job is removed
+//! `df` first, then `qf`.
+//!
+//! A `tf` is "stale" when nobody holds its lock and it is older than
+//! [`STALE_TEMP_AGE`]; a live writer always holds the lock.
+//!
+//! ## Locks
+//!
+//! Whoever works on a job holds an exclusive `flock` on its `qf` (as
+//! sendmail does), taken non-blocking: a locked job is skipped, and shown
+//! with `*` by `mailq`.  After locking, the holder checks that the path
+//! still names the inode it locked, so a job rewritten meanwhile is never
+//! processed from its old version.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::id::{IdGenerator, QueueId};
+use super::qf::{Envelope, QfError};
+
+/// Mode of queue files: the owner (the submitting user or root) and the
+/// submission group may read them; only the queue's own programs write.
+pub const FILE_MODE: u32 = 0o640;
+
+/// A `tf` file nobody has locked for this long is a leftover of a crash.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(300);
+
+/// A `df` with neither `qf` nor `tf` for this long is a leftover too.
+pub const STALE_DATA_AGE: Duration = Duration::from_secs(86400);
+
+/// One queue directory.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    dir: PathBuf,
+    qf_dir: PathBuf,
+    df_dir: PathBuf,
+}
+
+/// A job whose `qf` is locked by this process.
+#[derive(Debug)]
+pub struct Job {
+    pub id: QueueId,
+    /// The locked control file (the lock lives as long as this handle).
+    file: File,
+    qf_path: PathBuf,
+    df_path: PathBuf,
+    queue: Queue,
+}
+
+/// A message being created: `tf` reserved and locked, `df` open.
+#[derive(Debug)]
+pub struct Draft {
+    pub id: QueueId,
+    tf: File,
+    df: File,
+    tf_path: PathBuf,
+    df_path: PathBuf,
+    qf_path: PathBuf,
+    queue: Queue,
+    committed: bool,
+}
+
+/// Why a job could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    Format(QfError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => f.write_str(&crate::exit::io_reason(e)),
+            ReadError::Format(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Queue {
+    /// The queue in `dir` (nothing is touched yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Queue {
+        let dir = dir.into();
+        let sub = |name: &str| {
+            let p = dir.join(name);
+            if p.is_dir() { p } else { dir.clone() }
+        };
+        Queue {
+            qf_dir: sub("qf"),
+            df_dir: sub("df"),
+            dir,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of file `prefix` + `id` (`qf`, `df`, `tf`, `Qf`, `hf`, `xf`).
+    pub fn path(&self, prefix: &str, id: &QueueId) -> PathBuf {
+        let dir = if prefix == "df" {
+            &self.df_dir
+        } else {
+            &self.qf_dir
+        };
+        dir.join(format!("{prefix}{id}"))
+    }
+
+    /// `fsync` the directories holding control and data files.
+    pub fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.qf_dir)?.sync_all()?;
+        if self.df_dir != self.qf_dir {
+            File::open(&self.df_dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Reserve a new id and open its files (steps 1–3 of the crash table).
+    pub fn create(&self, ids: &mut IdGenerator, now: i64) -> io::Result<Draft> {
+        for _ in 0..3600 {
+            let id = ids.next(now);
+            let tf_path = self.path("tf", &id);
+            let tf = match create_excl(&tf_path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            };
+            if !try_flock(&tf)? {
+                // Someone else just made the same name; let them have it.
+                continue;
+            }
+            let qf_path = self.path("qf", &id);
+            let df_path = self.path("df", &id);
+            if qf_path.symlink_metadata().is_ok() {
+                let _ = fs::remove_file(&tf_path);
+                continue;
+            }
+            let df = match create_excl(&df_path) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = fs::remove_file(&tf_path);
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            return Ok(Draft {
+                id,
+                tf,
+                df,
+                tf_path,
+                df_path,
+                qf_path,
+                queue: self.clone(),
+                committed: false,
+            });
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free queue id in this second",
+        ))
+    }
+
+    /// The ids of all control files, in directory order (the order
+    /// sendmail's `mailq` lists equal-priority jobs in).
+    pub fn ids(&self) -> io::Result<Vec<QueueId>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.qf_dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(rest) = name.strip_prefix("qf")
+                && let Some(id) = QueueId::parse(rest)
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read a job's control file without locking it.
+    pub fn read(&self, id: &QueueId) -> Result<Envelope, ReadError> {
+        let bytes = fs::read(self.path("qf", id)).map_err(ReadError::Io)?;
+        Envelope::parse(&bytes).map_err(ReadError::Format)
+    }
+
+    /// Is the job locked by someone (a runner working on it)?
+    pub fn is_locked(&self, id: &QueueId) -> bool {
+        match File::open(self.path("qf", id)) {
+            Ok(f) => {
+                // SAFETY: plain flock on a valid descriptor.
+                let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+                rc != 0
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Size of the job's data file, as `mailq` prints it.
+    pub fn data_size(&self, id: &QueueId) -> Option<u64> {
+        fs::metadata(self.path("df", id)).ok().map(|m| m.len())
+    }
+
+    /// Lock a job for work.  `Ok(None)` when another process holds it or
+    /// it has just disappeared.
+    pub fn lock(&self, id: &QueueId) -> io::Result<Option<Job>> {
+        let qf_path = self.path("qf", id);
+        for _ in 0..5 {
+            let file = match OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&qf_path)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if !try_flock(&file)? {
+                return Ok(None);
+            }
+            // The file may have been replaced between open and lock.
+            let held = file.metadata()?;
+            match qf_path.symlink_metadata() {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                    return Ok(Some(Job {
+                        id: id.clone(),
+                        file,
+                        qf_path,
+                        df_path: self.path("df", id),
+                        queue: self.clone(),
+                    }));
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Remove what crashed writers left behind: unlocked `tf` files older
+    /// than [`STALE_TEMP_AGE`] (with their `df` when no `qf` exists), and
+    /// `df` files without `qf` or `tf` older than [`STALE_DATA_AGE`].
+    /// Returns the names removed.
+    pub fn remove_stale(&self) -> io::Result<Vec<String>> {
+        let mut removed = Vec::new();
+        let now = std::time::SystemTime::now();
+        let old = |m: &fs::Metadata, age: Duration| {
+            m.modified()
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|d| d >= age)
+        };
+        for entry in fs::read_dir(&self.qf_dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_prefix("tf").and_then(QueueId::parse) else {
+                continue;
+            };
+            let path = entry.path();
+            let Ok(meta) = path.symlink_metadata() else {
+                continue;
+            };
+            if !old(&meta, STALE_TEMP_AGE) {
+                continue;
+            }
+            let Ok(f) = File::open(&path) else { continue };
+            if !try_flock(&f)? {
+                continue; // a live writer
+            }
+            let qf_exists = self.path("qf", &id).symlink_metadata().is_ok();
+            if !qf_exists && fs::remove_file(self.path("df", &id)).is_ok() {
+                removed.push(format!("df{id}"));
+            }
+            if fs::remove_file(&path).is_ok() {
+                removed.push(name);
+            }
+        }
+        for entry in fs::read_dir(&self.df_dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_prefix("df").and_then(QueueId::parse) else {
+                continue;
+            };
+            if self.path("qf", &id).symlink_metadata().is_ok()
+                || self.path("tf", &id).symlink_metadata().is_ok()
+                || self.path("Qf", &id).symlink_metadata().is_ok()
+                || self.path("hf", &id).symlink_metadata().is_ok()
+            {
+                continue;
+            }
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if old(&meta, STALE_DATA_AGE) && fs::remove_file(entry.path()).is_ok() {
+                removed.push(name);
+            }
+        }
+        if !removed.is_empty() {
+            self.sync_dir()?;
+        }
+        Ok(removed)
+    }
+}
+
+impl Draft {
+    /// The data file, for the body to be written into.
+    pub fn data(&mut self) -> &mut File {
+        &mut self.df
+    }
+
+    /// Make the job real (steps 3–5): `fsync` the data, write and `fsync`
+    /// the control file, rename it into place without replacing anything,
+    /// `fsync` the directory.  `env.df_inode` is filled in here.
+    pub fn commit(mut self, env: &mut Envelope) -> io::Result<QueueId> {
+        self.df.flush()?;
+        self.df.sync_all()?;
+        let m = self.df.metadata()?;
+        env.df_inode = Some(format!(
+            "{}/{}/{}",
+            libc::major(m.dev()),
+            libc::minor(m.dev()),
+            m.ino()
+        ));
+        self.tf.write_all(&env.to_bytes())?;
+        self.tf.sync_all()?;
+        rename_noreplace(&self.tf_path, &self.qf_path)?;
+        self.committed = true;
+        self.queue.sync_dir()?;
+        Ok(self.id.clone())
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        if !self.committed {
+            // df first: a lone tf is recognisably unfinished.
+            let _ = fs::remove_file(&self.df_path);
+            let _ = fs::remove_file(&self.tf_path);
+        }
+    }
+}
+
+impl Job {
+    /// Read the locked control file.
+    pub fn envelope(&mut self) -> Result<Envelope, ReadError> {
+        use std::io::Seek;
+        let mut bytes = Vec::new();
+        self.file
+            .seek(io::SeekFrom::Start(0))
+            .map_err(ReadError::Io)?;
+        self.file.read_to_end(&mut bytes).map_err(ReadError::Io)?;
+        Envelope::parse(&bytes).map_err(ReadError::Format)
+    }
+
+    /// The path of the data file.
+    pub fn data_path(&self) -> &Path {
+        &self.df_path
+    }
+
+    /// Replace the control file: `tf` written, `fsync`ed, renamed over
+    /// `qf`, directory `fsync`ed.  The lock moves to the new file.
+    pub fn rewrite(&mut self, env: &Envelope) -> io::Result<()> {
+        let tf_path = self.queue.path("tf", &self.id);
+        let mut tries = 0;
+        let mut tf = loop {
+            match create_excl(&tf_path) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 50 => {
+                    tries += 1;
+                    // A crashed writer's leftover (we hold the qf lock, so
+                    // nobody else may be rewriting this job): take it over
+                    // once nobody holds it.
+                    if let Ok(old) = File::open(&tf_path)
+                        && try_flock(&old)?
+                    {
+                        let _ = fs::remove_file(&tf_path);
+                        continue;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        try_flock(&tf)?;
+        let result = (|| {
+            tf.write_all(&env.to_bytes())?;
+            tf.sync_all()?;
+            fs::rename(&tf_path, &self.qf_path)?;
+            self.queue.sync_dir()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tf_path);
+            return result;
+        }
+        self.file = tf;
+        Ok(())
+    }
+
+    /// The job is done: remove `df`, then `qf`.
+    pub fn finish(self) -> io::Result<()> {
+        match fs::remove_file(&self.df_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fs::remove_file(&self.qf_path)?;
+        self.queue.sync_dir()
+    }
+
+    /// Set the control file aside as `QfID` (sendmail's "lost" queue file)
+    /// so that it is never retried in a loop.
+    pub fn set_aside(self) -> io::Result<PathBuf> {
+        let lost = self.queue.path("Qf", &self.id);
+        fs::rename(&self.qf_path, &lost)?;
+        self.queue.sync_dir()?;
+        Ok(lost)
+    }
+}
+
+/// Create a new queue file that must not exist yet.
+fn create_excl(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Non-blocking exclusive `flock`; false when someone else holds it.
+fn try_flock(f: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: plain flock on a valid descriptor.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// `rename(from, to)` that fails with `EEXIST` instead of replacing `to`
+/// (renameat2 `RENAME_NOREPLACE`; where the file system lacks it, a hard
+/// link plus unlink gives the same guarantee).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let f = CString::new(from.as_os_str().as_bytes())?;
+    let t = CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both strings are valid and NUL-terminated.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        _ => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mr-spool-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn draft_commit_and_drop() {
+        let d = tmpdir("draft");
+        let q = Queue::new(&d);
+        let mut ids = IdGenerator::new();
+        let mut draft = q.create(&mut ids, 1795238453).unwrap();
+        draft.data().write_all(b"body\n").unwrap();
+        let mut env = Envelope {
+            sender: "root".into(),
+            ..Default::default()
+        };
+        let id = draft.commit(&mut env).unwrap();
+        assert_eq!(names(&d), [format!("df{id}"), format!("qf{id}")]);
+        assert!(env.df_inode.is_some());
+        assert_eq!(q.read(&id).unwrap().sender, "root");
+
+        // An abandoned draft leaves nothing.
+        let draft = q.create(&mut ids, 1795238453).unwrap();
+        drop(draft);
+        assert_eq!(names(&d).len(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_locked_job_is_not_locked_twice_and_rewrites_keep_the_lock() {
+        let d = tmpdir("lock");
+        let q = Queue::new(&d);
+        let mut ids = IdGenerator::new();
+        let mut draft = q.create(&mut ids, 1).unwrap();
+        draft.data().write_all(b"x").unwrap();
+        let id = draft
+            .commit(&mut Envelope {
+                sender: "a".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let mut job = q.lock(&id).unwrap().expect("lock");
+        assert!(q.lock(&id).unwrap().is_none());
+        assert!(q.is_locked(&id));
+        let mut env = job.envelope().unwrap();
+        env.attempts = 1;
+        job.rewrite(&env).unwrap();
+        assert!(q.lock(&id).unwrap().is_none(), "lock follows the new file");
+        assert_eq!(q.read(&id).unwrap().attempts, 1);
+        job.finish().unwrap();
+        assert!(names(&d).is_empty());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn noreplace_rename_refuses_to_clobber() {
+        let d = tmpdir("rename");
+        fs::write(d.join("a"), "a").unwrap();
+        fs::write(d.join("b"), "b").unwrap();
+        let e = rename_noreplace(&d.join("a"), &d.join("b")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(d.join("b")).unwrap(), "b");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
