@@ -167,7 +167,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "message_size_limit",
-        "52428800",
+        "50M",
         "largest message accepted, bytes (K/M/G suffixes); 0 = unlimited",
     ),
     (

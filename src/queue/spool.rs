@@ -281,6 +281,11 @@ impl Queue {
     /// `df` files without `qf` or `tf` older than [`STALE_DATA_AGE`].
     /// Returns the names removed.
     pub fn remove_stale(&self) -> io::Result<Vec<String>> {
+        self.remove_stale_older_than(STALE_TEMP_AGE, STALE_DATA_AGE)
+    }
+
+    /// [`Queue::remove_stale`] with explicit ages.
+    pub fn remove_stale_older_than(&self, temp_age: Duration, data_age: Duration) -> io::Result<Vec<String>> {
         let mut removed = Vec::new();
         let now = std::time::SystemTime::now();
         let old = |m: &fs::Metadata, age: Duration| {
@@ -299,7 +304,7 @@ impl Queue {
             let Ok(meta) = path.symlink_metadata() else {
                 continue;
             };
-            if !old(&meta, STALE_TEMP_AGE) {
+            if !old(&meta, temp_age) {
                 continue;
             }
             let Ok(f) = File::open(&path) else { continue };
@@ -330,7 +335,7 @@ impl Queue {
             let Ok(meta) = entry.path().symlink_metadata() else {
                 continue;
             };
-            if old(&meta, STALE_DATA_AGE) && fs::remove_file(entry.path()).is_ok() {
+            if old(&meta, data_age) && fs::remove_file(entry.path()).is_ok() {
                 removed.push(name);
             }
         }

@@ -1,0 +1,99 @@
+# mailroom — build, test, install.
+#
+#   make            build the release binaries
+#   make test       unit + integration tests, lint, and (as root) the compat suite
+#   make demo       install into a throwaway root and run the stack end to end
+#   make bench      print the performance figures
+#   make install    install under $(PREFIX) (default /usr), honouring $(DESTDIR)
+
+PREFIX      ?= /usr
+DESTDIR     ?=
+SBINDIR     := $(PREFIX)/sbin
+BINDIR      := $(PREFIX)/bin
+LIBDIR      := $(PREFIX)/lib
+LIBEXECDIR  := $(PREFIX)/libexec/mailroom
+# The sendmail files and the spools stay where admins and other programs
+# expect them, whatever the prefix.
+MAILCONFDIR := /etc/mail
+QUEUEDIR    := /var/spool/mqueue
+MAILSPOOL   := /var/mail
+# The group that may write the queue; sendmail is set-group-id to it.
+QUEUEGROUP  := mqueue
+
+CARGO       ?= cargo
+RELEASE     := target/release
+# Helper programs installed in $(LIBEXECDIR) (those built so far).
+HELPERS     := qrun deliver pop3d
+
+IS_ROOT     := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+
+.PHONY: all build test lint unit compat demo bench install uninstall clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+unit:
+	$(CARGO) test --locked
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+test: lint unit build
+ifeq ($(IS_ROOT),yes)
+	compat/run-all.sh
+else
+	@echo "compat: SKIPPED (the compat suite needs root for its private namespaces; run 'sudo make test')"
+endif
+
+compat: build
+	compat/run-all.sh
+
+demo: build
+	@compat/demo.sh
+
+bench: build
+	$(CARGO) bench --locked --bench bench
+
+install: build
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBEXECDIR)
+	install -d -m 0755 $(DESTDIR)$(MAILCONFDIR)
+	install -d -m 2775 $(DESTDIR)$(MAILSPOOL)
+	install -d -m 2770 $(DESTDIR)$(QUEUEDIR)
+ifeq ($(IS_ROOT),yes)
+ifeq ($(DESTDIR),)
+	getent group $(QUEUEGROUP) >/dev/null || groupadd --system $(QUEUEGROUP)
+	getent group mail >/dev/null || groupadd --system mail
+endif
+endif
+	install -m 2755 $(RELEASE)/sendmail $(DESTDIR)$(SBINDIR)/sendmail
+	ln -sf ../sbin/sendmail $(DESTDIR)$(BINDIR)/mailq
+	ln -sf ../sbin/sendmail $(DESTDIR)$(BINDIR)/newaliases
+	ln -sf ../sbin/sendmail $(DESTDIR)$(LIBDIR)/sendmail
+	for h in $(HELPERS); do \
+	  if [ -f $(RELEASE)/$$h ]; then install -m 0755 $(RELEASE)/$$h $(DESTDIR)$(LIBEXECDIR)/$$h; fi; \
+	done
+	if [ -f $(RELEASE)/qrun ]; then chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi
+	if [ -f $(RELEASE)/mailroom ]; then install -m 0755 $(RELEASE)/mailroom $(DESTDIR)$(SBINDIR)/mailroom; fi
+	# Never overwrite an admin's configuration.
+	[ -e $(DESTDIR)$(MAILCONFDIR)/mailroom.conf ] || install -m 0644 etc/mailroom.conf $(DESTDIR)$(MAILCONFDIR)/mailroom.conf
+	[ -e $(DESTDIR)$(MAILCONFDIR)/aliases ] || install -m 0644 etc/aliases $(DESTDIR)$(MAILCONFDIR)/aliases
+ifeq ($(IS_ROOT),yes)
+	if getent group $(QUEUEGROUP) >/dev/null; then \
+	  chown root:$(QUEUEGROUP) $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(QUEUEDIR) && \
+	  chmod 2755 $(DESTDIR)$(SBINDIR)/sendmail && chmod 2770 $(DESTDIR)$(QUEUEDIR) && \
+	  if [ -f $(DESTDIR)$(LIBEXECDIR)/qrun ]; then chown root:$(QUEUEGROUP) $(DESTDIR)$(LIBEXECDIR)/qrun && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi; \
+	else echo "warning: group $(QUEUEGROUP) does not exist: create it and chgrp sendmail and $(QUEUEDIR)"; fi
+	if getent group mail >/dev/null; then chown root:mail $(DESTDIR)$(MAILSPOOL); chmod 2775 $(DESTDIR)$(MAILSPOOL); fi
+endif
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(BINDIR)/mailq $(DESTDIR)$(BINDIR)/newaliases \
+	      $(DESTDIR)$(LIBDIR)/sendmail $(DESTDIR)$(SBINDIR)/mailroom
+	rm -rf $(DESTDIR)$(LIBEXECDIR)
+	@echo "kept: $(MAILCONFDIR), $(QUEUEDIR), $(MAILSPOOL) and the group $(QUEUEGROUP)"
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,152 @@
+"""Helpers for the compat scenarios.
+
+The scenarios run as root inside the sandbox made by lib/sandbox.sh, with
+mailroom installed at its default paths.  Programs that a real system runs
+as some user (PHP as www-data, a shell user's mutt) are run as that user
+with setpriv, exactly as the kernel would see them.
+"""
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import unittest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUEUE = "/var/spool/mqueue"
+ORACLE = os.path.join(REPO, "compat", "oracle")
+SM_ORACLE = os.environ.get("SM_ORACLE", "/opt/sm-oracle")
+HOST = "mx.example.test"
+
+
+def run(cmd, input=None, user=None, env=None, check=False, timeout=60, cwd=None):
+    """Run cmd (a list), optionally as `user`; returns CompletedProcess with
+    bytes stdout/stderr."""
+    if user is not None:
+        pw = pwd.getpwnam(user)
+        cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"] + list(cmd)
+    full_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+    if env:
+        full_env.update(env)
+    p = subprocess.run(cmd, input=input, capture_output=True, env=full_env, timeout=timeout, cwd=cwd)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} exited {p.returncode}: {p.stderr.decode(errors='replace')}")
+    return p
+
+
+def sendmail(args, message=b"", user=None, env=None):
+    """/usr/sbin/sendmail ARGS < message."""
+    if isinstance(message, str):
+        message = message.encode()
+    return run(["/usr/sbin/sendmail"] + list(args), input=message, user=user, env=env)
+
+
+def ensure_user(name, uid=None, home=True):
+    """Create a system user in the sandbox (its /etc is private)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    cmd = ["useradd", "--shell", "/bin/sh"]
+    if uid is not None:
+        cmd += ["--uid", str(uid)]
+    cmd += ["--create-home"] if home else ["--no-create-home"]
+    cmd.append(name)
+    run(cmd, check=True)
+    return pwd.getpwnam(name)
+
+
+def write_config(text, name="mailroom.conf"):
+    with open(os.path.join("/etc/mail", name), "w") as f:
+        f.write(text)
+
+
+def default_config(extra=""):
+    """The configuration most scenarios use: log to a file (no syslogd in
+    the sandbox), queue only unless a scenario wants delivery."""
+    write_config(f"hostname = {HOST}\nlog = /var/log/mail.log\ndelivery_mode = queue\n" + extra)
+
+
+def clear_queue():
+    for f in os.listdir(QUEUE):
+        p = os.path.join(QUEUE, f)
+        if os.path.isfile(p):
+            os.unlink(p)
+
+
+def queue_ids():
+    return sorted(f[2:] for f in os.listdir(QUEUE) if f.startswith("qf"))
+
+
+def only_id(testcase):
+    ids = queue_ids()
+    testcase.assertEqual(len(ids), 1, f"queue holds {os.listdir(QUEUE)}")
+    return ids[0]
+
+
+def qf(qid):
+    with open(os.path.join(QUEUE, "qf" + qid), "rb") as f:
+        return f.read()
+
+
+def df(qid):
+    with open(os.path.join(QUEUE, "df" + qid), "rb") as f:
+        return f.read()
+
+
+def qf_records(qid, letter):
+    """Values of the control-file records starting with `letter`."""
+    return [l[1:] for l in qf(qid).decode("latin-1").split("\n") if l.startswith(letter)]
+
+
+def qf_recipients(qid):
+    return [r.split(":", 1)[1] for r in qf_records(qid, "R")]
+
+
+def qf_headers(qid):
+    """Header records with continuation lines joined: [(cond, 'Name: value')]."""
+    out = []
+    for line in qf(qid).decode("latin-1").split("\n"):
+        if line.startswith("H?"):
+            cond, field = line[2:].split("?", 1)
+            out.append([cond, field])
+        elif line[:1] in (" ", "\t") and out:
+            out[-1][1] += "\n" + line
+    return [tuple(h) for h in out]
+
+
+def oracle_available():
+    return os.access(os.path.join(SM_ORACLE, "bin", "sendmail.real"), os.X_OK)
+
+
+def oracle_instance(name, aliases="", virtusertable="", domains="", users=""):
+    """A private sendmail 8 instance directory (compat/oracle/mkinst.sh)."""
+    d = os.path.join(SM_ORACLE, "run", name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d, exist_ok=True)
+    files = {}
+    for key, text in (("a", aliases), ("v", virtusertable), ("d", domains), ("u", users)):
+        p = os.path.join(d + ".src-" + key)
+        with open(p, "w") as f:
+            f.write(text)
+        files[key] = p
+    run([os.path.join(ORACLE, "mkinst.sh"), d, files["a"], files["v"], files["d"], files["u"]],
+        env={"SM_ORACLE": SM_ORACLE}, check=True)
+    return d
+
+
+def oracle(instance, args, input=None, as_user=None):
+    """Run the real sendmail 8 on `instance` (compat/oracle/sm.sh)."""
+    env = {"SM_ORACLE": SM_ORACLE}
+    if as_user:
+        env["SM_AS"] = as_user
+    return run([os.path.join(ORACLE, "sm.sh"), instance] + list(args), input=input, env=env)
+
+
+class Case(unittest.TestCase):
+    """Base class: a default configuration and an empty queue per test."""
+
+    def setUp(self):
+        default_config()
+        clear_queue()

@@ -1,0 +1,101 @@
+"""The command lines real programs use, run by an ordinary user through the
+installed set-group-id sendmail."""
+
+import unittest
+
+import mr
+
+
+class SubmissionForms(mr.Case):
+    def setUp(self):
+        super().setUp()
+        mr.ensure_user("alice")
+
+    def submit(self, args, message, user="alice"):
+        p = mr.sendmail(args, message, user=user)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, b"")
+        return mr.only_id(self)
+
+    def test_crons_exact_argv(self):
+        msg = (b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@mx> /usr/bin/backup\n"
+               b"X-Cron-Env: <SHELL=/bin/sh>\nX-Cron-Env: <HOME=/root>\n\nbackup finished\n")
+        qid = self.submit(["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"], msg, user="root")
+        self.assertEqual(mr.qf_recipients(qid), ["root"])
+        self.assertEqual(mr.qf_records(qid, "S"), ["root"])
+        self.assertEqual(mr.df(qid), b"backup finished\n")
+
+    def test_t_with_bcc_keeps_the_recipient_and_removes_the_header(self):
+        qid = self.submit(["-t", "-i"], b"To: a@example.org\nBcc: secret@example.org\nSubject: s\n\nx\n")
+        self.assertEqual(mr.qf_recipients(qid), ["a@example.org", "secret@example.org"])
+        self.assertNotIn(b"secret", b"".join(h.encode() for _, h in mr.qf_headers(qid)))
+
+    def test_t_plus_an_argv_recipient(self):
+        qid = self.submit(["-t", "-i", "extra@example.org", "a@example.org"],
+                          b"To: a@example.org\nSubject: s\n\nx\n")
+        self.assertEqual(mr.qf_recipients(qid), ["a@example.org", "extra@example.org"])
+
+    def test_resent_headers(self):
+        qid = self.submit(["-t", "-i"], b"To: old@example.org\nResent-To: new@example.org\n"
+                          b"Resent-Cc: cc@example.org\nSubject: fwd\n\nx\n")
+        self.assertEqual(mr.qf_recipients(qid), ["new@example.org", "cc@example.org"])
+        names = [h.split(":", 1)[0] for _, h in mr.qf_headers(qid)]
+        self.assertIn("Resent-Date", names)
+        self.assertIn("Resent-Message-Id", names)
+
+    def test_double_dash_then_a_recipient_starting_with_a_dash(self):
+        qid = self.submit(["-oi", "--", "-odd@example.com"], b"Subject: s\n\nx\n")
+        self.assertEqual(mr.qf_recipients(qid), ["-odd@example.com"])
+
+    def test_eight_bit_body_with_2000_byte_lines_is_byte_identical(self):
+        body = b""
+        for i in range(40):
+            body += bytes((97 + (i + j) % 26) for j in range(2000)) + "é€ü".encode() + b"\xff\x80\n"
+        body += b"..two dots stay with -i\n.\nlast line without newline"
+        qid = self.submit(["-i", "-B8BITMIME", "someone@example.org"], b"Subject: 8bit\n\n" + body)
+        self.assertEqual(mr.df(qid), body)
+        self.assertIn("8BITMIME", mr.qf_records(qid, "B"))
+
+    def test_mutt_and_git_send_email_style(self):
+        qid = self.submit(["-oem", "-oi", "--", "a@example.org", "b@example.org"],
+                          b"From: Alice <alice@example.org>\nTo: a@example.org\nCc: b@example.org\nSubject: patch\n\nx\n")
+        self.assertEqual(mr.qf_recipients(qid), ["a@example.org", "b@example.org"])
+        mr.clear_queue()
+        qid = self.submit(["-i", "-f", "alice", "a@example.org"], b"Subject: s\n\nx\n")
+        fields = [h for _, h in mr.qf_headers(qid)]
+        self.assertFalse(any(f.startswith("X-Authentication-Warning") for f in fields), fields)
+
+
+class PrivilegedRedirects(mr.Case):
+    """A set-group-id sendmail must not let its caller steer where it writes."""
+
+    def setUp(self):
+        super().setUp()
+        mr.ensure_user("mallory")
+
+    def test_mailroom_root_drops_the_privilege(self):
+        p = mr.sendmail(["a@example.org"], b"x\n", user="mallory", env={"MAILROOM_ROOT": "/tmp/evil"})
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(mr.queue_ids(), [])
+
+    def test_config_file_and_queue_dir_options_drop_the_privilege(self):
+        with open("/tmp/evil.conf", "w") as f:
+            f.write("queue_directory = /var/spool/mqueue\n")
+        p = mr.sendmail(["-C", "/tmp/evil.conf", "a@example.org"], b"x\n", user="mallory")
+        self.assertNotEqual(p.returncode, 0, "the real queue must not be writable without the privilege")
+        self.assertEqual(mr.queue_ids(), [])
+        p = mr.sendmail(["-oQ/var/spool/mqueue", "a@example.org"], b"x\n", user="mallory")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(mr.queue_ids(), [])
+
+    def test_debug_and_traffic_files_are_never_written(self):
+        p = mr.sendmail(["-X", "/tmp/mallory-traffic", "-D", "/tmp/mallory-debug", "a@example.org"], b"x\n",
+                        user="mallory")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        import os
+        self.assertFalse(os.path.exists("/tmp/mallory-traffic"))
+        self.assertFalse(os.path.exists("/tmp/mallory-debug"))
+
+
+if __name__ == "__main__":
+    unittest.main()
