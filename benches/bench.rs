@@ -21,7 +21,9 @@ impl Root {
     fn new(name: &str) -> Root {
         // /var/tmp, like the real spool under /var (MAILROOM_BENCH_DIR to
         // measure another file system).
-        let base = std::env::var_os("MAILROOM_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp"));
+        let base = std::env::var_os("MAILROOM_BENCH_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
         let dir = base.join(format!("mailroom-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for d in ["etc/mail", "var/spool/mqueue", "var/mail", "var/log"] {
@@ -59,7 +61,9 @@ fn exe(name: &str) -> PathBuf {
 fn message_2k() -> Vec<u8> {
     let mut m = b"To: info@example.com\r\nSubject: Contact form\r\nFrom: web@example.com\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n".to_vec();
     while m.len() < 2048 {
-        m.extend_from_slice(b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n");
+        m.extend_from_slice(
+            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n",
+        );
     }
     m.truncate(2048);
     m
@@ -96,11 +100,22 @@ fn sequential(n: usize, input: &[u8], mut make: impl FnMut() -> Command) -> (f64
 }
 
 /// `workers` threads doing `per_worker` runs each: (median ms, runs/s).
-fn concurrent(workers: usize, per_worker: usize, input: &[u8], make: impl Fn() -> Command + Sync) -> (f64, f64) {
+fn concurrent(
+    workers: usize,
+    per_worker: usize,
+    input: &[u8],
+    make: impl Fn() -> Command + Sync,
+) -> (f64, f64) {
     let t = Instant::now();
     let times: Vec<Duration> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..workers)
-            .map(|_| s.spawn(|| (0..per_worker).map(|_| timed(&mut make(), input)).collect::<Vec<_>>()))
+            .map(|_| {
+                s.spawn(|| {
+                    (0..per_worker)
+                        .map(|_| timed(&mut make(), input))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
@@ -118,10 +133,18 @@ fn fsync_cost(dir: &std::path::Path) -> f64 {
     let times: Vec<Duration> = (0..300)
         .map(|i| {
             let t = Instant::now();
-            let mut df = OpenOptions::new().write(true).create_new(true).open(d.join(format!("df{i}"))).unwrap();
+            let mut df = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(d.join(format!("df{i}")))
+                .unwrap();
             df.write_all(&[b'x'; 2048]).unwrap();
             df.sync_all().unwrap();
-            let mut tf = OpenOptions::new().write(true).create_new(true).open(d.join(format!("tf{i}"))).unwrap();
+            let mut tf = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(d.join(format!("tf{i}")))
+                .unwrap();
             tf.write_all(&[b'y'; 500]).unwrap();
             tf.sync_all().unwrap();
             std::fs::rename(d.join(format!("tf{i}")), d.join(format!("qf{i}"))).unwrap();
@@ -158,18 +181,35 @@ fn submission() {
     root.clear_queue();
     let (pfloor_ms, pfloor_rate) = concurrent(8, 125, &msg, cat);
     let fs_ms = fsync_cost(&root.dir);
-    println!("  floor (cat on the same input), sequential : {floor_ms:6.2} ms/call  {floor_rate:8.0} /s");
-    println!("  sendmail -t -i, 1000 sequential            : {seq_ms:6.2} ms/call  {seq_rate:8.0} msg/s   (+{:.2} ms over the floor)", seq_ms - floor_ms);
-    println!("  floor, 8 concurrent                        : {pfloor_ms:6.2} ms/call  {pfloor_rate:8.0} /s");
-    println!("  sendmail -t -i, 8 concurrent submitters     : {par_ms:6.2} ms/call  {par_rate:8.0} msg/s");
-    println!("  file system alone: 2 files + 2 fsyncs + rename + dir fsync: {fs_ms:6.2} ms  (floor + this = {:.2} ms)", floor_ms + fs_ms);
+    println!(
+        "  floor (cat on the same input), sequential : {floor_ms:6.2} ms/call  {floor_rate:8.0} /s"
+    );
+    println!(
+        "  sendmail -t -i, 1000 sequential            : {seq_ms:6.2} ms/call  {seq_rate:8.0} msg/s   (+{:.2} ms over the floor)",
+        seq_ms - floor_ms
+    );
+    println!(
+        "  floor, 8 concurrent                        : {pfloor_ms:6.2} ms/call  {pfloor_rate:8.0} /s"
+    );
+    println!(
+        "  sendmail -t -i, 8 concurrent submitters     : {par_ms:6.2} ms/call  {par_rate:8.0} msg/s"
+    );
+    println!(
+        "  file system alone: 2 files + 2 fsyncs + rename + dir fsync: {fs_ms:6.2} ms  (floor + this = {:.2} ms)",
+        floor_ms + fs_ms
+    );
     println!("  target: within about 1 ms of the floor, i.e. one process start plus the fsyncs;");
-    println!("          2x faster than dma (4.2 ms/call), 4x faster than Postfix (8-10 ms/call) measured with one harness");
+    println!(
+        "          2x faster than dma (4.2 ms/call), 4x faster than Postfix (8-10 ms/call) measured with one harness"
+    );
     println!();
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let want = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     if want("submission") {
         submission();

@@ -14,7 +14,10 @@ use mailroom::queue::{Envelope, Queue};
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -22,7 +25,10 @@ impl Lcg {
 fn message(n: usize) -> Vec<u8> {
     let mut m = format!("To: crash{n}@example.org\nSubject: crash test {n}\n\n").into_bytes();
     for i in 0..4000 {
-        m.extend_from_slice(format!("line {i} of message {n} ........................................\n").as_bytes());
+        m.extend_from_slice(
+            format!("line {i} of message {n} ........................................\n")
+                .as_bytes(),
+        );
     }
     m
 }
@@ -36,7 +42,9 @@ fn check_queue(r: &Root, bodies: &std::collections::HashMap<String, Vec<u8>>) ->
         let env = Envelope::parse(&qf).unwrap_or_else(|e| panic!("qf{id} is torn: {e}"));
         let rcpt = &env.recipients[0].addr;
         let df = r.df(&id);
-        let want = bodies.get(rcpt).unwrap_or_else(|| panic!("unknown recipient {rcpt}"));
+        let want = bodies
+            .get(rcpt)
+            .unwrap_or_else(|| panic!("unknown recipient {rcpt}"));
         assert_eq!(&df, want, "df{id} is not the whole body");
         complete += 1;
     }
@@ -61,7 +69,10 @@ fn sigkill_anywhere_leaves_a_complete_job_or_none() {
         .collect();
     times.sort();
     let lifetime = times[2].max(Duration::from_millis(1));
-    bodies.insert("crash0@example.org".to_string(), m[m.windows(2).position(|w| w == b"\n\n").unwrap() + 2..].to_vec());
+    bodies.insert(
+        "crash0@example.org".to_string(),
+        m[m.windows(2).position(|w| w == b"\n\n").unwrap() + 2..].to_vec(),
+    );
 
     let runs = 300;
     let mut killed = 0;
@@ -90,17 +101,25 @@ fn sigkill_anywhere_leaves_a_complete_job_or_none() {
         }
         check_queue(&r, &bodies);
     }
-    assert!(killed > runs / 5, "only {killed} of {runs} runs were killed mid-way");
+    assert!(
+        killed > runs / 5,
+        "only {killed} of {runs} runs were killed mid-way"
+    );
     let complete = check_queue(&r, &bodies);
     assert!(complete > 1, "some submissions completed");
 
     // What the dead left behind is recognised and cleaned by the runner.
     let q = Queue::new(r.queue());
-    q.remove_stale_older_than(Duration::ZERO, Duration::ZERO).unwrap();
+    q.remove_stale_older_than(Duration::ZERO, Duration::ZERO)
+        .unwrap();
     for f in r.queue_files() {
         assert!(f.starts_with("qf") || f.starts_with("df"), "left over: {f}");
     }
-    let dfs = r.queue_files().iter().filter(|f| f.starts_with("df")).count();
+    let dfs = r
+        .queue_files()
+        .iter()
+        .filter(|f| f.starts_with("df"))
+        .count();
     assert_eq!(dfs, complete, "every data file belongs to a job");
     eprintln!("kill points: {runs}, killed mid-way: {killed}, complete jobs: {complete}");
 }
@@ -139,7 +158,10 @@ fn a_full_disk_gives_75_and_leaves_nothing() {
     let left = std::fs::read_to_string(r.path("left")).unwrap();
     assert_eq!(rc.trim(), "75", "stderr: {err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("sendmail: cannot queue message in "), "{err}");
+    assert!(
+        err.starts_with("sendmail: cannot queue message in "),
+        "{err}"
+    );
     assert!(err.contains("No space left on device"), "{err}");
     assert!(left.trim().is_empty(), "files left: {left}");
 }
@@ -147,9 +169,16 @@ fn a_full_disk_gives_75_and_leaves_nothing() {
 #[test]
 fn the_free_space_floor_refuses_before_writing() {
     let r = Root::new("floor");
-    r.write("etc/mail/mailroom.conf", "hostname = test.example\nmin_free_space = 1000000G\n");
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nmin_free_space = 1000000G\n",
+    );
     let o = r.sendmail(&["a@example.org"], b"x\n");
     assert_eq!(code(&o), 75, "{}", stderr(&o));
-    assert!(stderr(&o).contains("insufficient disk space"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("insufficient disk space"),
+        "{}",
+        stderr(&o)
+    );
     assert!(r.queue_files().is_empty());
 }

@@ -21,8 +21,15 @@ fn php_mail_queues_with_crlf_stored_as_lf_and_a_lone_dot_kept() {
     let h = headers(&qf);
     assert!(h.iter().any(|l| l == "??To: eve@example.org"), "{h:?}");
     assert!(h.iter().any(|l| l == "??From: web@example.com"), "{h:?}");
-    assert!(!h.iter().any(|l| l.starts_with("?F?From:")), "From: kept, not generated: {h:?}");
-    assert!(h.iter().any(|l| l.starts_with("?M?Message-Id: <") && l.contains(&format!(".{id}@test.example>"))));
+    assert!(
+        !h.iter().any(|l| l.starts_with("?F?From:")),
+        "From: kept, not generated: {h:?}"
+    );
+    assert!(
+        h.iter()
+            .any(|l| l.starts_with("?M?Message-Id: <")
+                && l.contains(&format!(".{id}@test.example>")))
+    );
     assert!(h.iter().any(|l| l.starts_with("?D?Date: ")));
     assert!(h[1].starts_with("??Received: (from "), "{h:?}");
 }
@@ -31,7 +38,19 @@ fn php_mail_queues_with_crlf_stored_as_lf_and_a_lone_dot_kept() {
 fn crons_exact_argv() {
     let r = Root::new("cron");
     let msg = b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@host> /usr/local/bin/backup\nX-Cron-Env: <SHELL=/bin/sh>\n\nbackup done\n";
-    let o = r.sendmail(&["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"], msg);
+    let o = r.sendmail(
+        &[
+            "-FCronDaemon",
+            "-i",
+            "-odi",
+            "-oem",
+            "-oi",
+            "-t",
+            "-f",
+            "root",
+        ],
+        msg,
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let id = r.only_id();
     let qf = r.qf(&id);
@@ -42,7 +61,10 @@ fn crons_exact_argv() {
     // Debian's cron: recipient on argv, 8-bit body.
     let r = Root::new("cron-debian");
     let msg = "Subject: Cron <root@host> ls\nContent-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: 8bit\n\nrésumé\n";
-    let o = r.sendmail(&["-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"], msg.as_bytes());
+    let o = r.sendmail(
+        &["-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"],
+        msg.as_bytes(),
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let qf = r.qf(&r.only_id());
     assert!(qf.contains("\nB8BITMIME\n"), "{qf}");
@@ -53,7 +75,10 @@ fn crons_exact_argv() {
 #[test]
 fn backup_script_with_f_and_one_recipient() {
     let r = Root::new("backup");
-    let o = r.sendmail(&["-f", "backup@example.com", "admin@example.com"], b"done\n");
+    let o = r.sendmail(
+        &["-f", "backup@example.com", "admin@example.com"],
+        b"done\n",
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let id = r.only_id();
     let qf = r.qf(&id);
@@ -61,8 +86,15 @@ fn backup_script_with_f_and_one_recipient() {
     assert_eq!(recipients(&qf), ["admin@example.com"]);
     assert_eq!(r.df(&id), b"done\n");
     let h = headers(&qf);
-    assert!(h.iter().any(|l| l.contains(&format!("id {id}\n\tfor admin@example.com; "))), "{h:?}");
-    assert!(h.iter().any(|l| l == "?F?From: backup@example.com"), "{h:?}");
+    assert!(
+        h.iter()
+            .any(|l| l.contains(&format!("id {id}\n\tfor admin@example.com; "))),
+        "{h:?}"
+    );
+    assert!(
+        h.iter().any(|l| l == "?F?From: backup@example.com"),
+        "{h:?}"
+    );
 }
 
 #[test]
@@ -81,10 +113,21 @@ fn t_with_bcc_keeps_the_recipient_and_drops_the_header() {
 fn t_plus_an_argv_recipient_adds_it_once() {
     let r = Root::new("targv");
     let msg = b"To: a@example.org, b@example.org\nSubject: s\n\nx\n";
-    let o = r.sendmail(&["-t", "c@example.org", "A@EXAMPLE.ORG", "b@example.org"], msg);
+    let o = r.sendmail(
+        &["-t", "c@example.org", "A@EXAMPLE.ORG", "b@example.org"],
+        msg,
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let qf = r.qf(&r.only_id());
-    assert_eq!(recipients(&qf), ["a@example.org", "b@example.org", "c@example.org", "A@EXAMPLE.ORG"]);
+    assert_eq!(
+        recipients(&qf),
+        [
+            "a@example.org",
+            "b@example.org",
+            "c@example.org",
+            "A@EXAMPLE.ORG"
+        ]
+    );
 }
 
 #[test]
@@ -97,8 +140,14 @@ fn resent_headers_decide_recipients() {
     assert_eq!(recipients(&qf), ["new@example.org", "cc@example.org"]);
     let h = headers(&qf);
     assert!(h.iter().any(|l| l.starts_with("?D?Resent-Date: ")), "{h:?}");
-    assert!(h.iter().any(|l| l.starts_with("?M?Resent-Message-Id: <")), "{h:?}");
-    assert!(!h.iter().any(|l| l.starts_with("?D?Date:")), "Date present: {h:?}");
+    assert!(
+        h.iter().any(|l| l.starts_with("?M?Resent-Message-Id: <")),
+        "{h:?}"
+    );
+    assert!(
+        !h.iter().any(|l| l.starts_with("?D?Date:")),
+        "Date present: {h:?}"
+    );
 }
 
 #[test]
@@ -114,7 +163,9 @@ fn eight_bit_body_with_long_lines_is_byte_identical() {
     let r = Root::new("8bit");
     let mut body = Vec::new();
     for i in 0..50u8 {
-        let mut line: Vec<u8> = (0..2000).map(|j| b'a' + ((i as usize + j) % 26) as u8).collect();
+        let mut line: Vec<u8> = (0..2000)
+            .map(|j| b'a' + ((i as usize + j) % 26) as u8)
+            .collect();
         line.extend_from_slice(&[0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xff, 0x80]);
         line.push(b'\n');
         body.extend_from_slice(&line);
@@ -133,7 +184,10 @@ fn eight_bit_body_with_long_lines_is_byte_identical() {
 #[test]
 fn without_i_a_lone_dot_ends_and_double_dots_lose_one() {
     let r = Root::new("dots");
-    let o = r.sendmail(&["x@example.org"], b"Subject: s\n\n..a\n.b\n...\n.\nnot read\n");
+    let o = r.sendmail(
+        &["x@example.org"],
+        b"Subject: s\n\n..a\n.b\n...\n.\nnot read\n",
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(r.df(&r.only_id()), b".a\n.b\n..\n");
 }
@@ -148,11 +202,19 @@ fn errors_exit_with_sysexits_and_leave_nothing() {
 
     let o = r.sendmail(&["-t"], b"Subject: nobody\n\nx\n");
     assert_eq!(code(&o), 64);
-    assert!(stderr(&o).contains("No recipient addresses found in header"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No recipient addresses found in header"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = r.sendmail(&["-Z", "a@b"], b"x");
     assert_eq!(code(&o), 64);
-    assert!(stderr(&o).starts_with("sendmail: illegal option -- Z"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("sendmail: illegal option -- Z"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = r.sendmail(&["<unbalanced@example.org"], b"x");
     assert_eq!(code(&o), 64);
@@ -170,7 +232,11 @@ fn a_message_over_the_size_limit_is_refused_clearly() {
     let big = vec![b'x'; 5000];
     let o = r.sendmail(&["a@example.org"], &big);
     assert_eq!(code(&o), 65, "{}", stderr(&o));
-    assert!(stderr(&o).contains("Message exceeds maximum fixed size (1024)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Message exceeds maximum fixed size (1024)"),
+        "{}",
+        stderr(&o)
+    );
     assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
 }
 
@@ -179,8 +245,28 @@ fn flags_that_mean_nothing_here_are_accepted() {
     let r = Root::new("ignored");
     let o = r.sendmail(
         &[
-            "-oem", "-odi", "-B8BITMIME", "-N", "never", "-R", "hdrs", "-V", "id1", "-L", "tag", "-h", "10", "-n", "-U",
-            "-G", "-Ac", "-X", "/nonexistent/log", "-v", "-m", "a@example.org",
+            "-oem",
+            "-odi",
+            "-B8BITMIME",
+            "-N",
+            "never",
+            "-R",
+            "hdrs",
+            "-V",
+            "id1",
+            "-L",
+            "tag",
+            "-h",
+            "10",
+            "-n",
+            "-U",
+            "-G",
+            "-Ac",
+            "-X",
+            "/nonexistent/log",
+            "-v",
+            "-m",
+            "a@example.org",
         ],
         b"Subject: s\n\nx\n",
     );
@@ -196,7 +282,10 @@ fn flags_that_mean_nothing_here_are_accepted() {
 #[test]
 fn generated_from_uses_gecos_or_f_name() {
     let r = Root::new("from");
-    let o = r.sendmail(&["-F", "Dave Q. User", "a@example.org"], b"Subject: s\n\nx\n");
+    let o = r.sendmail(
+        &["-F", "Dave Q. User", "a@example.org"],
+        b"Subject: s\n\nx\n",
+    );
     assert_eq!(code(&o), 0);
     let qf = r.qf(&r.only_id());
     assert!(qf.contains("\nH?F?From: \"Dave Q. User\" <"), "{qf}");
@@ -206,11 +295,17 @@ fn generated_from_uses_gecos_or_f_name() {
 #[test]
 fn unix_from_line_supplies_the_date() {
     let r = Root::new("fromline");
-    let o = r.sendmail(&["a@example.org"], b"From someone@x.y Thu Nov 20 10:00:00 2025\nSubject: s\n\nbody\n");
+    let o = r.sendmail(
+        &["a@example.org"],
+        b"From someone@x.y Thu Nov 20 10:00:00 2025\nSubject: s\n\nbody\n",
+    );
     assert_eq!(code(&o), 0);
     let id = r.only_id();
     let qf = r.qf(&id);
-    assert!(qf.contains("\nP30059\n"), "size counts the From line as sendmail does: {qf}");
+    assert!(
+        qf.contains("\nP30059\n"),
+        "size counts the From line as sendmail does: {qf}"
+    );
     assert!(qf.contains("Thu, 20 Nov 2025 10:00:00"), "{qf}");
     assert_eq!(r.df(&id), b"body\n");
 }
@@ -223,11 +318,30 @@ fn log_lines_follow_sendmails_format() {
     let id = r.only_id();
     let log = r.log();
     let from = log.lines().find(|l| l.contains("from=")).expect(&log);
-    assert!(from.contains(&format!("sendmail[")) && from.contains(&format!("]: {id}: from=")), "{from}");
-    assert!(from.contains(", size=14, class=0, nrcpts=2, msgid=<"), "{from}");
-    assert!(from.ends_with("relay=root@localhost") || from.contains(", relay="), "{from}");
-    assert!(log.contains(&format!("{id}: to=a@example.org, delay=00:00:00, mailer=esmtp, pri=60014, stat=queued")), "{log}");
-    assert!(log.contains(&format!("{id}: to=b, delay=00:00:00, mailer=local, pri=60014, stat=queued")), "{log}");
+    assert!(
+        from.contains("sendmail[") && from.contains(&format!("]: {id}: from=")),
+        "{from}"
+    );
+    assert!(
+        from.contains(", size=14, class=0, nrcpts=2, msgid=<"),
+        "{from}"
+    );
+    assert!(
+        from.ends_with("relay=root@localhost") || from.contains(", relay="),
+        "{from}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{id}: to=a@example.org, delay=00:00:00, mailer=esmtp, pri=60014, stat=queued"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{id}: to=b, delay=00:00:00, mailer=local, pri=60014, stat=queued"
+        )),
+        "{log}"
+    );
 }
 
 #[test]
@@ -236,13 +350,20 @@ fn newaliases_reports_like_sendmail() {
     r.write("etc/mail/aliases", "postmaster: root\nalice: bob\n");
     let o = r.cmd("sendmail").arg("-bi").output().unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let want = format!("{}: 2 aliases, longest 4 bytes, 22 bytes total\n", r.path("etc/mail/aliases").display());
+    let want = format!(
+        "{}: 2 aliases, longest 4 bytes, 22 bytes total\n",
+        r.path("etc/mail/aliases").display()
+    );
     assert_eq!(stdout(&o), want);
 
     r.write("etc/mail/aliases", "ok: root\nbroken line\n");
     let o = r.cmd("sendmail").arg("-bi").output().unwrap();
     assert_eq!(code(&o), 70);
-    assert!(stdout(&o).contains("line 2: missing colon"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("line 2: missing colon"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

@@ -285,7 +285,11 @@ impl Queue {
     }
 
     /// [`Queue::remove_stale`] with explicit ages.
-    pub fn remove_stale_older_than(&self, temp_age: Duration, data_age: Duration) -> io::Result<Vec<String>> {
+    pub fn remove_stale_older_than(
+        &self,
+        temp_age: Duration,
+        data_age: Duration,
+    ) -> io::Result<Vec<String>> {
         let mut removed = Vec::new();
         let now = std::time::SystemTime::now();
         let old = |m: &fs::Metadata, age: Duration| {

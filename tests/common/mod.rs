@@ -29,7 +29,8 @@ impl Root {
     /// `test.example`, log lines in `/var/log/mail.log`, no free-space floor.
     pub fn new(test: &str) -> Root {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("mailroom-test-{test}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("mailroom-test-{test}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         for d in ["etc/mail", "var/spool/mqueue", "var/mail", "var/log"] {
             fs::create_dir_all(dir.join(d)).unwrap();
@@ -87,7 +88,8 @@ impl Root {
     }
 
     pub fn qf(&self, id: &str) -> String {
-        String::from_utf8_lossy(&fs::read(self.queue().join(format!("qf{id}"))).unwrap()).into_owned()
+        String::from_utf8_lossy(&fs::read(self.queue().join(format!("qf{id}"))).unwrap())
+            .into_owned()
     }
 
     pub fn df(&self, id: &str) -> Vec<u8> {
@@ -162,7 +164,11 @@ pub fn headers(qf: &str) -> Vec<String> {
 pub fn recipients(qf: &str) -> Vec<String> {
     qf.lines()
         .filter_map(|l| l.strip_prefix('R'))
-        .map(|r| r.split_once(':').map(|(_, a)| a.to_string()).unwrap_or_default())
+        .map(|r| {
+            r.split_once(':')
+                .map(|(_, a)| a.to_string())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
