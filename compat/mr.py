@@ -144,9 +144,41 @@ def oracle(instance, args, input=None, as_user=None):
     return run([os.path.join(ORACLE, "sm.sh"), instance] + list(args), input=input, env=env)
 
 
+def snapshot_etc_mail():
+    """The files of /etc/mail (name -> bytes), to restore after a test."""
+    snap = {}
+    for root, _, files in os.walk("/etc/mail"):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                snap[p] = fh.read()
+    return snap
+
+
+def restore_etc_mail(snap):
+    for root, dirs, files in os.walk("/etc/mail", topdown=False):
+        for f in files:
+            p = os.path.join(root, f)
+            if p not in snap:
+                os.unlink(p)
+        for d in dirs:
+            p = os.path.join(root, d)
+            if not os.listdir(p):
+                os.rmdir(p)
+    for p, data in snap.items():
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as fh:
+            fh.write(data)
+
+
 class Case(unittest.TestCase):
-    """Base class: a default configuration and an empty queue per test."""
+    """Base class: a default configuration and an empty queue per test;
+    /etc/mail is put back as it was afterwards."""
 
     def setUp(self):
+        self._etc_mail = snapshot_etc_mail()
         default_config()
         clear_queue()
+
+    def tearDown(self):
+        restore_etc_mail(self._etc_mail)

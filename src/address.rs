@@ -193,7 +193,8 @@ fn split_elements(text: &str) -> Result<Vec<String>, AddrError> {
 /// an address (an `@` — as in `@route:` — or a domain literal).
 fn is_group_name(before: &str) -> bool {
     let t = strip_comments(before);
-    !t.contains('@') && !t.contains('[')
+    let t = t.trim();
+    !t.is_empty() && !t.contains('@') && !t.contains('[') && !t.contains(':')
 }
 
 /// Remove `(comments)` outside quoted strings.
@@ -410,6 +411,11 @@ mod tests {
         assert_eq!(addrs("bob@example.com (Bob Smith)"), ["bob@example.com"]);
         let m = &parse_list(" Frank Q <frank@remote.test> ").unwrap()[0];
         assert_eq!(m.display, "Frank Q <frank@remote.test>");
+    }
+
+    #[test]
+    fn include_is_not_a_group() {
+        assert_eq!(addrs(":include:/tmp/x"), [":include:/tmp/x"]);
     }
 
     #[test]

@@ -144,6 +144,39 @@ pub struct Config {
     pub trusted_users: Vec<String>,
     pub delivery_mode: DeliveryMode,
     pub log: LogTarget,
+    /// Who runs programs and writes files named in `/etc/mail/aliases`.
+    pub default_user: String,
+    /// The default mailbox format for system users (a user opts into
+    /// Maildir by having `~/Maildir/`).
+    pub mailbox_format: MailboxFormat,
+    /// Default mailbox size limit in bytes; 0 = none.
+    pub mailbox_size_limit: u64,
+    /// How long (seconds from submission) an over-quota mailbox is a
+    /// temporary failure before it becomes a permanent one.
+    pub over_quota_defer: u64,
+    /// How long delivery waits for a mailbox lock (seconds).
+    pub mailbox_lock_timeout: u64,
+    /// Longest a delivery program may run (seconds).
+    pub program_timeout: u64,
+    /// Honour `~/.forward`.
+    pub forward_files: bool,
+    /// Allow `|program` and `/file` targets in aliases, includes and
+    /// `.forward` files.
+    pub allow_programs: bool,
+    pub allow_files: bool,
+    /// The system user owning every virtual mailbox (`/etc/mail/passwd`).
+    pub virtual_user: String,
+    /// Where virtual mailboxes live by default (`BASE/DOMAIN/LOCAL`).
+    pub virtual_mailbox_base: PathBuf,
+    /// Count the host's interface addresses (`[192.0.2.1]`) as local.
+    pub probe_interfaces: bool,
+}
+
+/// Mailbox formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxFormat {
+    Mbox,
+    Maildir,
 }
 
 /// Every key this version understands, with its default and meaning.  The
@@ -204,6 +237,18 @@ impl Config {
             trusted_users: Vec::new(),
             delivery_mode: DeliveryMode::Background,
             log: LogTarget::Syslog,
+            default_user: "nobody".to_string(),
+            mailbox_format: MailboxFormat::Mbox,
+            mailbox_size_limit: 0,
+            over_quota_defer: 86400,
+            mailbox_lock_timeout: 300,
+            program_timeout: 600,
+            forward_files: true,
+            allow_programs: true,
+            allow_files: true,
+            virtual_user: "vmail".to_string(),
+            virtual_mailbox_base: paths.resolve("/var/mail/virtual"),
+            probe_interfaces: true,
             settings: BTreeMap::new(),
             source: None,
             paths,
@@ -295,6 +340,41 @@ impl Config {
                 "delivery_mode" => {
                     self.delivery_mode = DeliveryMode::parse(&s.value)
                         .ok_or_else(|| bad(key, s, "expected background, interactive or queue"))?;
+                }
+                "default_user" => self.default_user = s.value.clone(),
+                "virtual_user" => self.virtual_user = s.value.clone(),
+                "virtual_mailbox_base" => {
+                    self.virtual_mailbox_base = self.absolute(key, s, path)?;
+                }
+                "mailbox_format" => {
+                    self.mailbox_format = match s.value.to_ascii_lowercase().as_str() {
+                        "mbox" => MailboxFormat::Mbox,
+                        "maildir" => MailboxFormat::Maildir,
+                        _ => return Err(bad(key, s, "expected mbox or maildir")),
+                    }
+                }
+                "mailbox_size_limit" => {
+                    self.mailbox_size_limit =
+                        parse_size(&s.value).ok_or_else(|| bad(key, s, "not a size"))?;
+                }
+                "over_quota_defer" | "mailbox_lock_timeout" | "program_timeout" => {
+                    let v = parse_duration(&s.value, 1)
+                        .ok_or_else(|| bad(key, s, "not a duration (e.g. 30s, 5m, 1d)"))?;
+                    match key.as_str() {
+                        "over_quota_defer" => self.over_quota_defer = v,
+                        "mailbox_lock_timeout" => self.mailbox_lock_timeout = v,
+                        _ => self.program_timeout = v,
+                    }
+                }
+                "forward_files" | "allow_programs" | "allow_files" | "probe_interfaces" => {
+                    let v =
+                        parse_bool(&s.value).ok_or_else(|| bad(key, s, "expected yes or no"))?;
+                    match key.as_str() {
+                        "forward_files" => self.forward_files = v,
+                        "allow_programs" => self.allow_programs = v,
+                        "allow_files" => self.allow_files = v,
+                        _ => self.probe_interfaces = v,
+                    }
                 }
                 "log" => {
                     self.log = if s.value.eq_ignore_ascii_case("syslog") {
@@ -419,6 +499,15 @@ pub fn parse_duration(s: &str, default_unit: u64) -> Option<u64> {
         total = total.checked_add(n.checked_mul(default_unit)?)?;
     }
     Some(total)
+}
+
+/// yes/no, true/false, on/off, 1/0.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// Split a list written with commas and/or white space.

@@ -66,15 +66,21 @@
 //! * [`submit`] — command-line submission into the queue.
 //! * [`cli`] — the `sendmail` command and its argument parser.
 
+pub mod accounts;
 pub mod address;
 pub mod aliases;
 pub mod cli;
 pub mod config;
 pub mod date;
+pub mod deliver;
+pub mod dsn;
 pub mod exit;
 pub mod log;
+pub mod mailbox;
 pub mod message;
 pub mod privs;
 pub mod queue;
+pub mod resolve;
 pub mod submit;
+pub mod table;
 pub mod users;

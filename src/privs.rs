@@ -103,27 +103,46 @@ pub fn ensure_std_fds() {
 }
 
 /// Switch a root process to `uid`/`gid` with `name`'s supplementary groups
-/// (initgroups), permanently, and verify.  A process that is not root may
-/// only "switch" to itself.
-pub fn become_user(name: &str, uid: u32, gid: u32) -> Result<(), String> {
+/// (plus `extra_groups`), permanently, and verify.  A process that is not
+/// root may only "switch" to itself, and stays as it is.
+pub fn become_user(name: &str, uid: u32, gid: u32, extra_groups: &[u32]) -> Result<(), String> {
     let cur = nix::unistd::geteuid().as_raw();
     if cur != 0 {
-        if cur == uid {
-            return Ok(());
-        }
-        return Err(format!("cannot switch to uid {uid}: not running as root"));
+        return Ok(());
     }
     if uid == 0 {
         return Err("refusing to run as root".to_string());
     }
+    let groups = groups_for(name, gid, extra_groups)?;
+    set_ids(uid, gid, &groups)
+}
+
+/// The group list for `name` (as initgroups would make it) plus extras.
+pub fn groups_for(name: &str, gid: u32, extra_groups: &[u32]) -> Result<Vec<u32>, String> {
     let cname = CString::new(name).map_err(|_| "bad user name".to_string())?;
-    nix::unistd::initgroups(&cname, nix::unistd::Gid::from_raw(gid))
-        .map_err(|e| format!("initgroups({name}): {}", e.desc()))?;
+    let mut groups: Vec<u32> = nix::unistd::getgrouplist(&cname, nix::unistd::Gid::from_raw(gid))
+        .map(|v| v.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_else(|_| vec![gid]);
+    for g in extra_groups {
+        if !groups.contains(g) {
+            groups.push(*g);
+        }
+    }
+    Ok(groups)
+}
+
+/// setgroups, setresgid, setresuid, then verify there is no way back.
+/// Only system calls: safe between fork and exec.
+pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
+    let gs: Vec<nix::unistd::Gid> = groups
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&gs).map_err(|e| format!("setgroups: {}", e.desc()))?;
     let g = nix::unistd::Gid::from_raw(gid);
     nix::unistd::setresgid(g, g, g).map_err(|e| format!("setresgid({gid}): {}", e.desc()))?;
     let u = nix::unistd::Uid::from_raw(uid);
     nix::unistd::setresuid(u, u, u).map_err(|e| format!("setresuid({uid}): {}", e.desc()))?;
-    // Verify: no way back to root, ids as asked.
     if nix::unistd::geteuid().as_raw() != uid
         || nix::unistd::getuid().as_raw() != uid
         || nix::unistd::getegid().as_raw() != gid
@@ -137,4 +156,89 @@ pub fn become_user(name: &str, uid: u32, gid: u32) -> Result<(), String> {
         return Err(format!("switch to uid {uid} did not take effect"));
     }
     Ok(())
+}
+
+/// Read a file with the privileges of `uid`/`gid`: in a child process that
+/// becomes that user when this one is root (so a user's `.forward` or
+/// `:include:` can never make root read `/etc/shadow`), directly otherwise.
+/// Returns the contents and the file's metadata.  At most `limit` bytes.
+pub fn read_file_as(
+    path: &std::path::Path,
+    uid: u32,
+    gid: u32,
+    limit: usize,
+) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let open_and_read = || -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?;
+        let meta = f.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let mut buf = Vec::new();
+        f.take(limit as u64).read_to_end(&mut buf)?;
+        Ok((buf, meta))
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 || uid == 0 {
+        return open_and_read();
+    }
+    // Root reading for someone else: a child becomes them, reads, and
+    // sends the bytes back; the metadata is then taken from the path
+    // (O_NOFOLLOW) by the parent, which only trusts it together with what
+    // the child could read.
+    let (rd, wr) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+    // SAFETY: the child only calls async-signal-safe-enough functions
+    // before _exit (set*id, open, read, write).
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let g = nix::unistd::Gid::from_raw(gid);
+            let u = nix::unistd::Uid::from_raw(uid);
+            let ok = nix::unistd::setgroups(&[g]).is_ok()
+                && nix::unistd::setresgid(g, g, g).is_ok()
+                && nix::unistd::setresuid(u, u, u).is_ok();
+            let mut out = std::fs::File::from(wr);
+            let code = if !ok {
+                2
+            } else {
+                match open_and_read() {
+                    Ok((buf, _)) => {
+                        use std::io::Write;
+                        if out.write_all(&buf).is_ok() { 0 } else { 3 }
+                    }
+                    Err(e) => 10 + e.raw_os_error().unwrap_or(0).min(200),
+                }
+            };
+            // SAFETY: terminate the child without running destructors.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut buf = Vec::new();
+            let mut f = std::fs::File::from(rd);
+            let _ = (&mut f).take(limit as u64).read_to_end(&mut buf);
+            let status = nix::sys::wait::waitpid(child, None).map_err(std::io::Error::from)?;
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => {
+                    let meta = std::fs::symlink_metadata(path)?;
+                    Ok((buf, meta))
+                }
+                nix::sys::wait::WaitStatus::Exited(_, c) if c >= 10 => {
+                    Err(std::io::Error::from_raw_os_error(c - 10))
+                }
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "cannot read the file as its owner",
+                )),
+            }
+        }
+    }
 }

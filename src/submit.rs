@@ -25,7 +25,7 @@
 //! ```
 
 use std::fs;
-use std::io::{self, BufRead, BufWriter};
+use std::io::{self, BufRead, BufWriter, Write};
 
 use crate::address::{self, AddrError, Mailbox};
 use crate::cli::sendmail_args::{Invocation, Notify, Ret};
@@ -35,6 +35,7 @@ use crate::exit::{ExitCode, Failure, io_reason};
 use crate::log;
 use crate::message::{CollectError, CollectOptions, Field, Header, collect};
 use crate::queue::{self, Envelope, IdGenerator, QHeader, Queue, QueueId, Recipient};
+use crate::resolve::{Domains, Refusal, Resolver};
 use crate::users::User;
 
 /// Program version, shown in `Received:` headers.
@@ -87,11 +88,64 @@ pub fn is_trusted(cfg: &Config, login: &str) -> bool {
     }
 }
 
-/// A message accepted into the queue.
+/// What became of a submission.
 #[derive(Debug)]
 pub struct Accepted {
-    pub id: QueueId,
+    /// The queued message; `None` when every recipient was refused.
+    pub id: Option<QueueId>,
     pub recipients: usize,
+    /// Recipients refused at once (unknown local users, `error:` entries),
+    /// with why.  They have been reported on stderr and bounced.
+    pub refused: Vec<(String, Refusal)>,
+    /// The bounces queued for them.
+    pub bounces: Vec<QueueId>,
+}
+
+impl Accepted {
+    /// The exit code sendmail gives: 0, or the last refusal's code
+    /// (67 for "User unknown").
+    pub fn exit_code(&self) -> ExitCode {
+        self.refused.last().map_or(ExitCode::Ok, |(_, r)| r.exit)
+    }
+}
+
+/// Check local recipients now, as sendmail does at submission: a recipient
+/// whose resolution ends only in errors is refused (and reported); one
+/// with at least one good destination is kept (its bad members bounce at
+/// delivery).  Remote recipients are not looked at: no DNS here.
+fn check_local(cfg: &Config, rcpts: Vec<Mailbox>) -> (Vec<Mailbox>, Vec<(String, Refusal)>) {
+    let domains = Domains::load(cfg);
+    if !rcpts.iter().any(|m| domains.is_local_address(&m.addr)) {
+        return (rcpts, Vec::new());
+    }
+    let resolver = Resolver::for_checking(cfg);
+    let mut kept = Vec::new();
+    let mut refused = Vec::new();
+    for m in rcpts {
+        if !domains.is_local_address(&m.addr) {
+            kept.push(m);
+            continue;
+        }
+        let res = resolver.resolve(&m.display);
+        let errors: Vec<(String, Refusal)> = res
+            .errors()
+            .filter(|(_, r)| !r.temporary)
+            .map(|(f, r)| (f.printable.clone(), r.clone()))
+            .collect();
+        for (p, r) in &errors {
+            eprintln!("{p}... {}", r.text);
+        }
+        let good = res
+            .finals
+            .iter()
+            .any(|f| !matches!(f.target, crate::resolve::Target::Error(_)));
+        if errors.is_empty() || good {
+            kept.push(m);
+        } else {
+            refused.extend(errors.into_iter().map(|(_, r)| (m.display.clone(), r)));
+        }
+    }
+    (kept, refused)
 }
 
 fn bad_address(text: &str, e: AddrError) -> Failure {
@@ -306,6 +360,7 @@ pub fn submit(
         return Err(Failure::usage("No recipient addresses found in header")
             .hint("add To:, Cc: or Bcc: to the message, or name recipients as arguments"));
     }
+    let (rcpts, refused) = check_local(cfg, rcpts);
 
     let host = &cfg.hostname;
     let resent = header.has_prefix("Resent-");
@@ -460,6 +515,102 @@ pub fn submit(
             .map(|f: &Field| QHeader::new("", &f.raw)),
     );
 
+    // The refused recipients are bounced with a copy of the message.
+    let mut bounces = Vec::new();
+    if !refused.is_empty() && !sender_addr.is_empty() && inv.error_mode != Some('q') {
+        let mut original = Vec::new();
+        for h in &env.headers {
+            if !h.cond.is_empty() && h.cond != "D" && h.cond != "F" && h.cond != "M" {
+                continue;
+            }
+            original.extend_from_slice(&h.field);
+            original.push(b'\n');
+        }
+        original.push(b'\n');
+        {
+            use std::io::{Read, Seek};
+            let df = draft.data();
+            let _ = df.flush();
+            let _ = df.seek(std::io::SeekFrom::Start(0));
+            let _ = df.read_to_end(&mut original);
+        }
+        let arrival = now;
+        let entries: Vec<crate::dsn::Entry> = refused
+            .iter()
+            .map(|(rcpt, r)| crate::dsn::Entry {
+                recipient: address::qualify(
+                    &address::parse_one(rcpt)
+                        .map(|m| m.addr)
+                        .unwrap_or_else(|_| rcpt.clone()),
+                    host,
+                ),
+                actual: None,
+                original: None,
+                status: r.dsn.clone(),
+                diagnostic: format!("{} {} {}", r.code, r.dsn, r.text),
+                remote_reply: false,
+                remote_mta: None,
+                last_attempt: arrival,
+            })
+            .collect();
+        let to = address::qualify(&sender_addr, host);
+        let report = crate::dsn::Report {
+            kind: crate::dsn::Kind::Failure,
+            qid: qid.as_str(),
+            host,
+            to: &to,
+            arrival,
+            received_from: &format!("{login}@localhost"),
+            envid: inv.envid.as_deref(),
+            headers_only: inv.ret == Some(Ret::Headers),
+            entries: &entries,
+        };
+        match crate::dsn::build(&report, &mut &original[..]) {
+            Ok(bounce) => {
+                match inject(
+                    cfg,
+                    "<>",
+                    std::slice::from_ref(&to),
+                    &bounce,
+                    "MAILER-DAEMON@localhost",
+                ) {
+                    Ok(bid) => {
+                        log::info(
+                            Some(qid.as_str()),
+                            &format!(
+                                "{bid}: DSN: {}",
+                                refused.first().map(|(_, r)| r.text.as_str()).unwrap_or("")
+                            ),
+                        );
+                        bounces.push(bid);
+                    }
+                    Err(f) => {
+                        log::err(Some(qid.as_str()), &format!("cannot queue the bounce: {f}"))
+                    }
+                }
+            }
+            Err(e) => log::err(Some(qid.as_str()), &format!("cannot build the bounce: {e}")),
+        }
+    }
+    for (rcpt, r) in &refused {
+        log::info(
+            Some(qid.as_str()),
+            &format!(
+                "to={rcpt}, delay=00:00:00, mailer=local, pri=0, dsn={}, reply={} {} {}, stat={}",
+                r.dsn, r.code, r.dsn, r.text, r.text
+            ),
+        );
+    }
+    if rcpts.is_empty() {
+        drop(draft);
+        return Ok(Accepted {
+            id: None,
+            recipients: 0,
+            refused,
+            bounces,
+        });
+    }
+
     draft.commit(&mut env).map_err(|e| queue_failure(cfg, &e))?;
 
     // Log as sendmail does.
@@ -489,9 +640,90 @@ pub fn submit(
         );
     }
     Ok(Accepted {
-        id: qid,
+        id: Some(qid),
         recipients: rcpts.len(),
+        refused,
+        bounces,
     })
+}
+
+/// Queue a complete message (header and body) made by mailroom itself — a
+/// bounce, an autoreply — from `sender` to `rcpts`.  `relay` names the
+/// submitter for the `Received:` header and the log.
+pub fn inject(
+    cfg: &Config,
+    sender: &str,
+    rcpts: &[String],
+    message: &[u8],
+    relay: &str,
+) -> Result<QueueId, Failure> {
+    let queue = Queue::new(&cfg.queue_dir);
+    let now = date::now();
+    let mut ids = IdGenerator::new();
+    let mut draft = queue
+        .create(&mut ids, now)
+        .map_err(|e| queue_failure(cfg, &e))?;
+    let qid = draft.id.clone();
+    let collected = {
+        let mut w = BufWriter::new(draft.data());
+        collect(
+            message,
+            &mut w,
+            &CollectOptions {
+                ignore_dots: true,
+                ..Default::default()
+            },
+        )
+    }
+    .map_err(|e| match e {
+        CollectError::Write(e) | CollectError::Read(e) => queue_failure(cfg, &e),
+        _ => Failure::new(ExitCode::Software, "generated message too large"),
+    })?;
+    let host = &cfg.hostname;
+    let mut env = Envelope {
+        created: now,
+        priority: queue::initial_priority(collected.size, 0, rcpts.len()),
+        sender: sender.to_string(),
+        ..Default::default()
+    };
+    env.set_flag('8', collected.has_8bit);
+    env.set_flag('s', true);
+    if sender == "<>" {
+        env.set_flag('r', true);
+    }
+    env.macros
+        .push(("_".to_string(), relay.as_bytes().to_vec()));
+    env.recipients = rcpts
+        .iter()
+        .map(|r| Recipient {
+            flags: "PFD".to_string(),
+            addr: r.clone(),
+            final_rcpt: Some(format!("RFC822; {}", address::qualify(r, host))),
+            ..Default::default()
+        })
+        .collect();
+    env.headers.push(QHeader::new("P", b"Return-Path: <\x81g>"));
+    env.headers.push(QHeader::new(
+        "",
+        format!("Received: from localhost (localhost)\n\tby {host} (mailroom/{VERSION}) id {qid};\n\t{}", date::rfc5322(now)).as_bytes(),
+    ));
+    env.headers.extend(
+        collected
+            .header
+            .fields
+            .iter()
+            .map(|f| QHeader::new("", &f.raw)),
+    );
+    draft.commit(&mut env).map_err(|e| queue_failure(cfg, &e))?;
+    log::info(
+        Some(qid.as_str()),
+        &format!(
+            "from={sender}, size={}, class=0, nrcpts={}, relay={relay}",
+            collected.size,
+            rcpts.len()
+        ),
+    );
+    Ok(qid)
 }
 
 /// Does `addr` name the caller themselves (`dave`, `dave@HOST`,

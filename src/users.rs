@@ -1,7 +1,13 @@
 //! System accounts: `getpwnam`/`getpwuid`/`getgrnam` through the C
 //! library, so NSS (files, LDAP, ...) is honoured exactly as sendmail does.
+//!
+//! [`UserDb`] is what resolution and delivery use: NSS in production; in a
+//! private root (`MAILROOM_ROOT`, tests and `make demo`) with its own
+//! `etc/passwd`, that file instead, so tests can have users without root.
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::path::Path;
 
 /// One passwd entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +121,97 @@ pub fn group_id(name: &str) -> Option<u32> {
     }
 }
 
+/// Where user accounts come from.
+#[derive(Debug, Clone, Default)]
+pub struct UserDb {
+    /// `None`: the system (NSS).  `Some`: a private passwd file's entries.
+    file: Option<HashMap<String, User>>,
+}
+
+impl UserDb {
+    /// The system's accounts.
+    pub fn system() -> UserDb {
+        UserDb { file: None }
+    }
+
+    /// Accounts from a passwd(5) file.
+    pub fn from_file(path: &Path) -> std::io::Result<UserDb> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(UserDb {
+            file: Some(
+                parse_passwd(&text)
+                    .into_iter()
+                    .map(|u| (u.name.clone(), u))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// For a configuration: the private root's `etc/passwd` when running
+    /// under a private root that has one, else the system.
+    pub fn for_root(paths: &crate::config::Paths) -> UserDb {
+        if !paths.is_system() {
+            let p = paths.resolve("/etc/passwd");
+            if let Ok(db) = UserDb::from_file(&p) {
+                return db;
+            }
+        }
+        UserDb::system()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<User> {
+        match &self.file {
+            None => by_name(name),
+            Some(m) => m.get(name).cloned(),
+        }
+    }
+
+    pub fn by_uid(&self, uid: u32) -> Option<User> {
+        match &self.file {
+            None => by_uid(uid),
+            Some(m) => m.values().find(|u| u.uid == uid).cloned(),
+        }
+    }
+}
+
+/// Parse passwd(5) lines.
+pub fn parse_passwd(text: &str) -> Vec<User> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 7 {
+                return None;
+            }
+            Some(User {
+                name: f[0].to_string(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+                gecos: f[4].to_string(),
+                home: f[5].to_string(),
+                shell: f[6].to_string(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwd_file() {
+        let users = parse_passwd(
+            "root:x:0:0:root:/root:/bin/sh
+# c
+bob:x:1000:1000:Bob B,,,:/home/bob:/bin/sh
+bad line
+",
+        );
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[1].full_name(), "Bob B");
+        assert_eq!(users[1].home, "/home/bob");
+    }
 
     #[test]
     fn gecos_full_name() {

@@ -313,7 +313,7 @@ fn unix_from_line_supplies_the_date() {
 #[test]
 fn log_lines_follow_sendmails_format() {
     let r = Root::new("log");
-    let o = r.sendmail(&["a@example.org", "b"], b"Subject: s\n\nx\n");
+    let o = r.sendmail(&["a@example.org", "root"], b"Subject: s\n\nx\n");
     assert_eq!(code(&o), 0);
     let id = r.only_id();
     let log = r.log();
@@ -338,7 +338,7 @@ fn log_lines_follow_sendmails_format() {
     );
     assert!(
         log.contains(&format!(
-            "{id}: to=b, delay=00:00:00, mailer=local, pri=60014, stat=queued"
+            "{id}: to=root, delay=00:00:00, mailer=local, pri=60014, stat=queued"
         )),
         "{log}"
     );

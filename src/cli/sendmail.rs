@@ -61,7 +61,7 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         Mode::QueueCount => queue_count(&cfg),
         Mode::InitAliases => newaliases(&cfg, &inv),
         Mode::Smtp => Err(not_yet("-bs (SMTP on standard input)", "the SMTP server")),
-        Mode::Verify => Err(not_yet("-bv (verify addresses)", "local delivery")),
+        Mode::Verify => verify(&cfg, &inv),
         Mode::RunQueue => Err(not_yet("-q (run the queue)", "the queue runner")),
         Mode::AddressTest => Err(unsupported(
             "-bt (address test mode)",
@@ -98,8 +98,14 @@ fn deliver_mode(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     let stdin = io::stdin();
     let accepted = submit::submit(cfg, inv, caller.as_ref(), stdin.lock())?;
     let mode = inv.delivery_mode.unwrap_or(cfg.delivery_mode);
-    start_delivery(&accepted.id, mode);
-    Ok(ExitCode::Ok)
+    for id in accepted.id.iter().chain(&accepted.bounces) {
+        start_delivery(id, mode);
+    }
+    // -oee: errors are reported but the exit is 0 (sendmail's "BerkNet").
+    if inv.error_mode == Some('e') {
+        return Ok(ExitCode::Ok);
+    }
+    Ok(accepted.exit_code())
 }
 
 /// The directory of the helper programs: `PREFIX/libexec/mailroom` next to
@@ -161,6 +167,40 @@ fn start_delivery(id: &QueueId, mode: DeliveryMode) {
             }
         }
     }
+}
+
+/// `-bv`: how each address resolves, in sendmail's words.
+fn verify(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
+    if inv.recipients.is_empty() {
+        return Err(Failure::usage("Recipient names must be specified")
+            .hint("name the addresses to verify"));
+    }
+    let root = nix::unistd::geteuid().is_root();
+    let resolver = crate::resolve::Resolver::new(cfg, root);
+    let mut exit = ExitCode::Ok;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    for arg in &inv.recipients {
+        let list = match crate::address::parse_list(arg) {
+            Ok(l) if !l.is_empty() => l.into_iter().map(|m| m.display).collect(),
+            Ok(_) => vec![arg.clone()],
+            Err(e) => {
+                let _ = writeln!(out, "{arg}... {e}");
+                exit = ExitCode::Usage;
+                continue;
+            }
+        };
+        for a in list {
+            let (lines, code) = resolver.resolve(&a).verify_lines(inv.verbose);
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+            if code != ExitCode::Ok {
+                exit = code;
+            }
+        }
+    }
+    Ok(exit)
 }
 
 /// `-bp` / `mailq`.

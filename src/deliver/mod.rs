@@ -1,0 +1,856 @@
+//! Local delivery: resolve each recipient ([`crate::resolve`]) and deliver
+//! every final target — mailbox, program, file — as its owner; hand remote
+//! targets back to the queue.
+//!
+//! ## Privileges
+//!
+//! Started as root (by the queue runner), `deliver` forks one child per
+//! target, and the child switches to the target's user (`setgroups` with
+//! the user's groups plus `mail` for the spool's dotlocks, `setresgid`,
+//! `setresuid`, verified) *before* opening anything of that user's; the
+//! child reports back over a pipe.  Not started as root (tests, `make
+//! demo`, a user running it by hand), it delivers as itself.
+//!
+//! ## What is written
+//!
+//! Every copy gets `Return-Path: <sender>` and `Delivered-To: <mailbox>`
+//! first; an existing `Delivered-To:` for the same mailbox means a
+//! forwarding loop (5.4.6).  Programs get the same on standard input.
+//!
+//! ## Outcomes
+//!
+//! Each final target ends as delivered, forwarded (a remote address for
+//! the queue), deferred (4.x.x: lock busy, disk full, over quota within
+//! `over_quota_defer` of submission, a program exiting 75) or failed
+//! (5.x.x), with an enhanced status code and a text for the bounce.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::accounts::{Account, MailboxPath};
+use crate::config::Config;
+use crate::mailbox::{self, Failure, Message, maildir, mbox};
+use crate::resolve::{Final, Owner, Resolver, Target};
+
+/// What happened to one final target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// A remote address the queue must send to (from an alias or
+    /// `.forward`), with the envelope sender to use if not the message's.
+    Forward {
+        address: String,
+        sender: Option<String>,
+    },
+    Deferred(Failure),
+    Failed(Failure),
+}
+
+/// The result for one final target of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The recipient as given.
+    pub recipient: String,
+    /// The final target as sendmail prints it (`\bob`, `"|prog"`, ...).
+    pub printable: String,
+    /// What the target is ("mailbox /var/mail/bob", ...).
+    pub what: String,
+    pub outcome: Outcome,
+}
+
+/// One recipient to deliver to.
+#[derive(Debug, Clone)]
+pub struct Rcpt {
+    pub address: String,
+    /// The controlling user for `|program` and `/file` recipients taken
+    /// from a queue file's `C` record (only honoured for a root caller).
+    pub ctl: Option<Owner>,
+}
+
+/// The message and its envelope.
+pub struct Request<'a> {
+    pub sender: &'a str,
+    /// When the message was submitted (seconds since the epoch).
+    pub arrival: i64,
+    pub message: &'a Message,
+}
+
+/// Deliver to every recipient; one report per final target.
+pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Report> {
+    let cfg = resolver.config();
+    let delivered_to = existing_delivered_to(req.message);
+    let mut reports = Vec::new();
+    // One copy per destination, however many recipients lead to it.
+    let mut seen = std::collections::HashSet::new();
+    for rcpt in rcpts {
+        let finals = finals_for(resolver, rcpt);
+        for f in finals {
+            if !seen.insert(f.target.key(&f.printable)) {
+                continue;
+            }
+            let (what, outcome) = deliver_final(cfg, req, &f, &delivered_to);
+            reports.push(Report {
+                recipient: rcpt.address.clone(),
+                printable: f.printable.clone(),
+                what,
+                outcome,
+            });
+        }
+    }
+    reports
+}
+
+/// The finals of one recipient: resolution, except for program and file
+/// recipients that carry a controlling user from the queue.
+fn finals_for(resolver: &Resolver, rcpt: &Rcpt) -> Vec<Final> {
+    let root_caller = nix::unistd::getuid().is_root();
+    if let (Some(owner), true) = (&rcpt.ctl, root_caller) {
+        let plain = rcpt.address.trim().trim_matches('"');
+        if let Some(cmd) = plain.strip_prefix('|') {
+            return vec![Final {
+                printable: rcpt.address.clone(),
+                target: Target::Program {
+                    command: cmd.trim().to_string(),
+                    owner: owner.clone(),
+                },
+                sender: None,
+                via: None,
+            }];
+        }
+        if plain.starts_with('/') {
+            return vec![Final {
+                printable: rcpt.address.clone(),
+                target: Target::File {
+                    path: plain.to_string(),
+                    owner: owner.clone(),
+                },
+                sender: None,
+                via: None,
+            }];
+        }
+    }
+    resolver.resolve(&rcpt.address).finals
+}
+
+/// The `Delivered-To:` values already in the message (lower-cased).
+fn existing_delivered_to(msg: &Message) -> Vec<String> {
+    let h = crate::message::Header::parse(&msg.header_bytes().unwrap_or_default());
+    h.all("Delivered-To")
+        .map(|f| f.value().to_ascii_lowercase())
+        .collect()
+}
+
+/// The address a mailbox is known by in `Delivered-To:`.
+pub fn mailbox_address(account: &Account, host: &str) -> String {
+    if account.login.contains('@') {
+        account.login.clone()
+    } else {
+        format!("{}@{host}", account.login)
+    }
+}
+
+fn qualify_sender(sender: &str, host: &str) -> String {
+    if sender.is_empty() || sender == "<>" {
+        String::new()
+    } else {
+        crate::address::qualify(sender.trim_start_matches('<').trim_end_matches('>'), host)
+    }
+}
+
+fn deliver_final(
+    cfg: &Config,
+    req: &Request<'_>,
+    f: &Final,
+    delivered_to: &[String],
+) -> (String, Outcome) {
+    let host = &cfg.hostname;
+    let sender = qualify_sender(f.sender.as_deref().unwrap_or(req.sender), host);
+    match &f.target {
+        Target::Error(r) => {
+            let fail = if r.temporary {
+                Outcome::Deferred(Failure::temp(&r.dsn, r.text.clone()))
+            } else {
+                Outcome::Failed(Failure::perm(&r.dsn, r.text.clone()))
+            };
+            ("error".to_string(), fail)
+        }
+        Target::Remote { address, .. } => (
+            format!("remote {address}"),
+            Outcome::Forward {
+                address: address.clone(),
+                sender: f.sender.clone(),
+            },
+        ),
+        Target::Mailbox { account, .. } => {
+            let addr = mailbox_address(account, host);
+            let what = match &account.mailbox {
+                MailboxPath::Mbox(p) => format!("mailbox {}", p.display()),
+                MailboxPath::Maildir(p) => format!("maildir {}", p.display()),
+            };
+            if delivered_to.iter().any(|d| *d == addr.to_ascii_lowercase()) {
+                return (
+                    what,
+                    Outcome::Failed(Failure::perm(
+                        "5.4.6",
+                        format!("mail forwarding loop for {addr}"),
+                    )),
+                );
+            }
+            let prepend = format!("Return-Path: <{sender}>\nDelivered-To: {addr}\n");
+            let r = to_mailbox(cfg, account, &sender, prepend.as_bytes(), req.message);
+            (what, outcome(cfg, req, r))
+        }
+        Target::Program { command, owner } => {
+            let prepend = format!("Return-Path: <{sender}>\n");
+            let r = to_program(
+                cfg,
+                command,
+                owner,
+                &sender,
+                &f.printable,
+                prepend.as_bytes(),
+                req.message,
+            );
+            (format!("program {command}"), outcome(cfg, req, r))
+        }
+        Target::File { path, owner } => {
+            let prepend = format!("Return-Path: <{sender}>\n");
+            let r = to_file(
+                cfg,
+                Path::new(path),
+                owner,
+                &sender,
+                prepend.as_bytes(),
+                req.message,
+            );
+            (format!("file {path}"), outcome(cfg, req, r))
+        }
+    }
+}
+
+/// Turn a result into an outcome; over quota defers (4.2.2) while the
+/// message is younger than `over_quota_defer`, then fails (5.2.2).
+fn outcome(cfg: &Config, req: &Request<'_>, r: Result<(), Failure>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Delivered,
+        Err(mut f) if f.over_quota => {
+            let age = crate::date::now() - req.arrival;
+            if age < cfg.over_quota_defer as i64 {
+                f.temporary = true;
+                f.dsn = "4.2.2".to_string();
+                Outcome::Deferred(f)
+            } else {
+                Outcome::Failed(f)
+            }
+        }
+        Err(f) if f.temporary => Outcome::Deferred(f),
+        Err(f) => Outcome::Failed(f),
+    }
+}
+
+/// Does this process switch to each target's user?  Only when it runs as
+/// root on the real system; under a private root (tests, `make demo`) or
+/// as another user it delivers as itself.
+pub fn switches_users(cfg: &Config) -> bool {
+    nix::unistd::geteuid().is_root() && cfg.paths.is_system()
+}
+
+/// Run `work` as `owner` (uid, gid, name) with `extra` groups: in a child
+/// process that switches to them when `switch` (and the user is not who we
+/// already are), directly otherwise.
+fn as_user(
+    switch: bool,
+    name: &str,
+    uid: u32,
+    gid: u32,
+    extra: &[u32],
+    work: impl FnOnce() -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    if !switch || uid == nix::unistd::geteuid().as_raw() {
+        return work();
+    }
+    let groups = crate::privs::groups_for(name, gid, extra)
+        .map_err(|e| Failure::temp("4.3.0", format!("cannot find the groups of {name}: {e}")))?;
+    let (rd, wr) =
+        nix::unistd::pipe().map_err(|e| Failure::temp("4.3.0", format!("pipe: {}", e.desc())))?;
+    // SAFETY: the child switches ids, does the delivery and _exits; it
+    // never returns into the caller's code.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(Failure::temp("4.3.0", format!("fork: {}", e.desc()))),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(rd);
+            let mut out = std::fs::File::from(wr);
+            let result = match crate::privs::set_ids(uid, gid, &groups) {
+                Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                    .unwrap_or_else(|_| Err(Failure::temp("4.3.0", "delivery process failed"))),
+                Err(e) => Err(Failure::temp("4.3.0", format!("cannot become {name}: {e}"))),
+            };
+            let line = match result {
+                Ok(()) => "OK\n".to_string(),
+                Err(f) => format!(
+                    "{}\t{}\t{}\t{}\n",
+                    if f.temporary { "T" } else { "P" },
+                    if f.over_quota { "Q" } else { "-" },
+                    f.dsn,
+                    f.text.replace(['\n', '\t'], " ")
+                ),
+            };
+            let _ = out.write_all(line.as_bytes());
+            drop(out);
+            // SAFETY: leave the child without unwinding into the parent's state.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(wr);
+            let mut s = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut s);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let line = s.trim_end();
+            if line == "OK" {
+                return Ok(());
+            }
+            let parts: Vec<&str> = line.splitn(4, '\t').collect();
+            if parts.len() == 4 {
+                return Err(Failure {
+                    temporary: parts[0] == "T",
+                    over_quota: parts[1] == "Q",
+                    dsn: parts[2].to_string(),
+                    text: parts[3].to_string(),
+                });
+            }
+            Err(Failure::temp("4.3.0", "delivery process died"))
+        }
+    }
+}
+
+fn mail_gid() -> Vec<u32> {
+    crate::users::group_id("mail").into_iter().collect()
+}
+
+/// Append to an account's mbox, or deliver into its Maildir.
+fn to_mailbox(
+    cfg: &Config,
+    account: &Account,
+    sender: &str,
+    prepend: &[u8],
+    msg: &Message,
+) -> Result<(), Failure> {
+    let owner = &account.owner;
+    let switch = switches_users(cfg);
+    let expect_uid = if switch { Some(owner.uid) } else { None };
+    let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
+    let quota = account.quota;
+    let host = cfg.hostname.clone();
+    match &account.mailbox {
+        MailboxPath::Mbox(path) => {
+            let path = path.clone();
+            as_user(
+                switch,
+                &owner.name,
+                owner.uid,
+                owner.gid,
+                &mail_gid(),
+                || {
+                    if let Some(parent) = path.parent()
+                        && !parent.exists()
+                        && account.is_virtual
+                    {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            Failure::from_io(&format!("cannot create {}", parent.display()), &e)
+                        })?;
+                    }
+                    let from = mbox::from_line(sender, crate::date::now());
+                    mbox::append(
+                        &path,
+                        &mbox::Append {
+                            from_line: &from,
+                            prepend,
+                            message: msg,
+                            quota,
+                            lock_timeout,
+                            owner: expect_uid,
+                            create_mode: 0o660,
+                        },
+                    )
+                    .map(|_| ())
+                },
+            )
+        }
+        MailboxPath::Maildir(dir) => {
+            let dir = dir.clone();
+            as_user(switch, &owner.name, owner.uid, owner.gid, &[], || {
+                maildir::deliver(
+                    &dir,
+                    &maildir::Deliver {
+                        prepend,
+                        message: msg,
+                        quota,
+                        host: &host,
+                    },
+                )
+                .map(|_| ())
+            })
+        }
+    }
+}
+
+/// Append to a `/file` named in an alias, include or `.forward`.
+fn to_file(
+    cfg: &Config,
+    path: &Path,
+    owner: &Owner,
+    sender: &str,
+    prepend: &[u8],
+    msg: &Message,
+) -> Result<(), Failure> {
+    let path: PathBuf = cfg.paths.resolve(path);
+    let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
+    as_user(
+        switches_users(cfg),
+        &owner.name,
+        owner.uid,
+        owner.gid,
+        &[],
+        || {
+            let from = mbox::from_line(sender, crate::date::now());
+            mbox::append(
+                &path,
+                &mbox::Append {
+                    from_line: &from,
+                    prepend,
+                    message: msg,
+                    quota: 0,
+                    lock_timeout,
+                    owner: None,
+                    create_mode: 0o600,
+                },
+            )
+            .map(|_| ())
+        },
+    )
+}
+
+/// Most program output kept for the bounce.
+const PROGRAM_OUTPUT: usize = 4096;
+
+/// Read a pipe to its end in a thread, keeping the first bytes.
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut r) = r {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = PROGRAM_OUTPUT - kept.len().min(PROGRAM_OUTPUT);
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        kept
+    })
+}
+
+/// Run `|command` as `owner` with the message on standard input.
+fn to_program(
+    cfg: &Config,
+    command: &str,
+    owner: &Owner,
+    sender: &str,
+    recipient: &str,
+    prepend: &[u8],
+    msg: &Message,
+) -> Result<(), Failure> {
+    let root = switches_users(cfg) && owner.uid != nix::unistd::geteuid().as_raw();
+    let groups = if root {
+        crate::privs::groups_for(&owner.name, owner.gid, &[])
+            .map_err(|e| Failure::temp("4.3.0", e))?
+    } else {
+        Vec::new()
+    };
+    let home = if Path::new(&owner.home).is_dir() {
+        owner.home.clone()
+    } else {
+        "/".to_string()
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &owner.home)
+        .env("USER", &owner.name)
+        .env("LOGNAME", &owner.name)
+        .env("SHELL", "/bin/sh")
+        .env("SENDER", sender)
+        .env("RECIPIENT", recipient)
+        .current_dir(&home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (uid, gid) = (owner.uid, owner.gid);
+    // SAFETY: only system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setpgid(0, 0);
+            if root {
+                crate::privs::set_ids(uid, gid, &groups).map_err(std::io::Error::other)?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::temp(
+            "4.3.0",
+            format!("cannot start the program: {}", crate::exit::io_reason(&e)),
+        )
+    })?;
+    let pid = child.id() as i32;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out_thread = drain(stdout.take());
+    let err_thread = drain(stderr.take());
+    // Feed the message; a program that stops reading early is not an error
+    // by itself (its exit status decides).
+    if let Some(mut w) = stdin.take() {
+        let _ = mailbox::write_message(
+            &mut w,
+            prepend,
+            msg,
+            mailbox::Format {
+                quote_from: false,
+                strip_private: false,
+            },
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(cfg.program_timeout.max(1));
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() >= deadline => {
+                // SAFETY: signalling the program's own process group.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(Failure::temp(
+                    "4.3.0",
+                    format!("waiting for the program: {}", crate::exit::io_reason(&e)),
+                ));
+            }
+        }
+    };
+    let mut output = out_thread.join().unwrap_or_default();
+    output.extend(err_thread.join().unwrap_or_default());
+    let said = String::from_utf8_lossy(&output)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let with_output = |text: String| {
+        if said.is_empty() {
+            text
+        } else {
+            format!("{text}: {said}")
+        }
+    };
+    let Some(status) = status else {
+        return Err(Failure::temp(
+            "4.3.0",
+            with_output(format!(
+                "program timed out after {} seconds",
+                cfg.program_timeout
+            )),
+        ));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = status.signal() {
+        return Err(Failure::temp(
+            "4.3.0",
+            with_output(format!("program killed by signal {sig}")),
+        ));
+    }
+    match status.code().unwrap_or(1) {
+        0 | 99 => Ok(()),
+        // Temporary by sysexits (EX_TEMPFAIL, EX_OSERR, EX_IOERR) and by
+        // qmail's convention (111).
+        75 => Err(Failure::temp(
+            "4.3.0",
+            with_output("program deferred (exit 75)".to_string()),
+        )),
+        71 | 74 | 111 => Err(Failure::temp(
+            "4.3.0",
+            with_output(format!(
+                "program failed temporarily (exit {})",
+                status.code().unwrap_or(0)
+            )),
+        )),
+        code => {
+            let text = match code {
+                64 => "usage error",
+                65 => "data format error",
+                66 => "cannot open input",
+                67 => "User unknown",
+                68 => "Host unknown",
+                69 => "Service unavailable",
+                70 => "internal software error",
+                72 => "critical OS file missing",
+                73 => "can't create (user) output file",
+                76 => "remote error in protocol",
+                77 => "permission denied",
+                78 => "configuration error",
+                _ => "",
+            };
+            let dsn = match code {
+                67 => "5.1.1",
+                68 => "5.1.2",
+                77 => "5.7.1",
+                _ => "5.3.0",
+            };
+            let t = if text.is_empty() {
+                format!("unknown mailer error {code}")
+            } else {
+                format!("{text} (exit {code})")
+            };
+            Err(Failure::perm(dsn, with_output(t)))
+        }
+    }
+}
+
+/// `deliver [-f SENDER] [-T ARRIVAL] [-Q QUEUEID] [-q] [-C USER:UID:GID] RECIPIENT...`
+///
+/// * `-f` envelope sender (default: the caller's login name);
+/// * `-T` when the message was submitted (seconds since the epoch; for the
+///   over-quota grace period), default now;
+/// * `-Q` the queue id, for log lines;
+/// * `-q` queue-runner mode: one tab-separated report line per final
+///   target on standard output (`ok`, `defer`, `fail`, `forward`);
+/// * `-C USER:UID:GID` the controlling user for the `|program` and `/file`
+///   recipients that follow (a queue file's `C` record; root callers only);
+///   `-C ''` resets.
+///
+/// Exit status as sendmail's: 0 all delivered (or handed on), 75 something
+/// deferred, else the code of the first failure (67 user unknown, ...).
+pub fn main(args: Vec<String>) -> i32 {
+    use crate::exit::ExitCode;
+    let mut sender: Option<String> = None;
+    let mut arrival = crate::date::now();
+    let mut qid: Option<String> = None;
+    let mut report_mode = false;
+    let mut ctl: Option<Owner> = None;
+    let mut rcpts: Vec<Rcpt> = Vec::new();
+    let usage = |m: &str| -> i32 {
+        eprintln!(
+            "deliver: {m}; usage: deliver [-f sender] [-T arrival] [-Q id] [-q] [-C user:uid:gid] recipient..."
+        );
+        ExitCode::Usage.code()
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let mut value = |flag: &str| -> Option<String> {
+            if a.len() > flag.len() {
+                Some(a[flag.len()..].to_string())
+            } else if i < args.len() {
+                i += 1;
+                Some(args[i - 1].clone())
+            } else {
+                None
+            }
+        };
+        if a == "--" {
+            rcpts.extend(args[i..].iter().map(|r| Rcpt {
+                address: r.clone(),
+                ctl: ctl.clone(),
+            }));
+            break;
+        } else if a.starts_with("-f") {
+            match value("-f") {
+                Some(v) => sender = Some(v),
+                None => return usage("-f needs a sender"),
+            }
+        } else if a.starts_with("-T") {
+            match value("-T").and_then(|v| v.parse().ok()) {
+                Some(v) => arrival = v,
+                None => return usage("-T needs a time in seconds"),
+            }
+        } else if a.starts_with("-Q") {
+            qid = value("-Q");
+        } else if a == "-q" {
+            report_mode = true;
+        } else if a.starts_with("-C") {
+            let Some(v) = value("-C") else {
+                return usage("-C needs user:uid:gid");
+            };
+            ctl = parse_ctl(&v);
+        } else if a.starts_with('-') && a.len() > 1 {
+            return usage(&format!("unknown option {a}"));
+        } else {
+            rcpts.push(Rcpt {
+                address: a.clone(),
+                ctl: ctl.clone(),
+            });
+        }
+    }
+    if rcpts.is_empty() {
+        return usage("no recipients");
+    }
+    let paths = match std::env::var_os(crate::config::ROOT_ENV) {
+        Some(r) if !r.is_empty() && !crate::privs::is_elevated() => {
+            crate::config::Paths::under(PathBuf::from(r))
+        }
+        _ => crate::config::Paths::system(),
+    };
+    let cfg = match Config::load(paths, None) {
+        Ok(c) => c,
+        Err(f) => {
+            eprintln!("deliver: {f}");
+            return f.code.code();
+        }
+    };
+    crate::log::init("mailroom-deliver", &cfg.log, &cfg.hostname);
+    let sender = sender.unwrap_or_else(|| {
+        crate::users::by_uid(nix::unistd::getuid().as_raw())
+            .map(|u| u.name)
+            .unwrap_or_else(|| "MAILER-DAEMON".to_string())
+    });
+    let stdin = std::io::stdin();
+    let message = match stdin_message(stdin.lock()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "deliver: cannot read the message: {}",
+                crate::exit::io_reason(&e)
+            );
+            return ExitCode::TempFail.code();
+        }
+    };
+    let root = nix::unistd::geteuid().is_root();
+    let resolver = Resolver::new(&cfg, root);
+    let req = Request {
+        sender: &sender,
+        arrival,
+        message: &message,
+    };
+    let start = Instant::now();
+    let reports = deliver(&resolver, &req, &rcpts);
+    let mut exit = ExitCode::Ok;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for r in &reports {
+        let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+        let (stat, dsn) = match &r.outcome {
+            Outcome::Delivered => ("Sent".to_string(), "2.0.0".to_string()),
+            Outcome::Forward { address, .. } => {
+                (format!("forwarded to {address}"), "2.0.0".to_string())
+            }
+            Outcome::Deferred(f) => (format!("Deferred: {}", f.text), f.dsn.clone()),
+            Outcome::Failed(f) => (f.text.clone(), f.dsn.clone()),
+        };
+        crate::log::info(
+            qid.as_deref(),
+            &format!(
+                "to={}, delay={}, xdelay={}, mailer=local, dsn={dsn}, stat={stat}",
+                r.printable,
+                crate::date::duration(crate::date::now() - arrival),
+                crate::date::duration(start.elapsed().as_secs() as i64),
+            ),
+        );
+        if report_mode {
+            let line = match &r.outcome {
+                Outcome::Delivered => format!(
+                    "ok\t{}\t{}\t{}",
+                    clean(&r.recipient),
+                    clean(&r.printable),
+                    clean(&r.what)
+                ),
+                Outcome::Forward { address, sender } => format!(
+                    "forward\t{}\t{}\t{}\t{}",
+                    clean(&r.recipient),
+                    clean(&r.printable),
+                    clean(address),
+                    clean(sender.as_deref().unwrap_or(""))
+                ),
+                Outcome::Deferred(f) => {
+                    format!(
+                        "defer\t{}\t{}\t{}\t{}",
+                        clean(&r.recipient),
+                        clean(&r.printable),
+                        f.dsn,
+                        clean(&f.text)
+                    )
+                }
+                Outcome::Failed(f) => {
+                    format!(
+                        "fail\t{}\t{}\t{}\t{}",
+                        clean(&r.recipient),
+                        clean(&r.printable),
+                        f.dsn,
+                        clean(&f.text)
+                    )
+                }
+            };
+            let _ = writeln!(out, "{line}");
+        } else {
+            match &r.outcome {
+                Outcome::Deferred(f) | Outcome::Failed(f) => {
+                    eprintln!("{}... {}", r.printable, f.text)
+                }
+                _ => {}
+            }
+        }
+        match &r.outcome {
+            Outcome::Deferred(_) => exit = ExitCode::TempFail,
+            Outcome::Failed(f) if exit == ExitCode::Ok => {
+                exit = crate::resolve::virtuser::dsn_to_exit(&f.dsn)
+            }
+            _ => {}
+        }
+    }
+    exit.code()
+}
+
+/// `user:uid:gid[:alias]` (a queue file's C record) or `:alias`/empty.
+pub fn parse_ctl(v: &str) -> Option<Owner> {
+    let mut f = v.split(':');
+    let name = f.next()?.to_string();
+    let uid = f.next()?.parse().ok()?;
+    let gid = f.next()?.parse().ok()?;
+    if name.is_empty() {
+        return None;
+    }
+    let home = crate::users::by_name(&name)
+        .map(|u| u.home)
+        .unwrap_or_else(|| "/".to_string());
+    Some(Owner {
+        name,
+        uid,
+        gid,
+        home,
+    })
+}
+
+/// The message on standard input: used in place when it is a regular file
+/// (the queue runner passes one), copied into memory otherwise.
+fn stdin_message(stdin: std::io::StdinLock<'_>) -> std::io::Result<Message> {
+    use std::os::fd::AsFd;
+    let fd = stdin.as_fd().try_clone_to_owned()?;
+    let file = std::fs::File::from(fd);
+    if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Message::from_file(file);
+    }
+    Message::from_reader(stdin)
+}

@@ -1,0 +1,251 @@
+//! Mailbox locking as Debian Policy §11.6 requires, so that mutt, Dovecot,
+//! procmail, `deliver` and `pop3d` can share one mbox: an `fcntl(2)` lock
+//! on the open file *and* a dotlock (`NAME.lock`, created with `O_EXCL`).
+//!
+//! Both are taken non-blocking, `fcntl` first; if either is busy,
+//! whatever was obtained is released, and the attempt is repeated after a
+//! short random pause until the timeout (then the caller defers: 4.2.0
+//! "mailbox busy").  A dotlock whose file has not changed for five minutes
+//! belongs to a dead process (liblockfile's and sendmail's rule) and is
+//! removed.  Where the dotlock cannot be created for lack of permission
+//! (a reader without group `mail`), the fcntl lock alone is used, as
+//! popa3d and Dovecot's `dotlock_try` do.
+//!
+//! The `fcntl` lock is released by the kernel when the process dies; a
+//! dotlock left by a dead process is cleared by the stale rule.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A dotlock older than this (by mtime) is stale.
+pub const STALE_DOTLOCK: Duration = Duration::from_secs(300);
+
+/// Read or write lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+/// Held locks; released on drop (dotlock removed, fcntl lock dropped).
+#[derive(Debug)]
+pub struct Held {
+    fd: i32,
+    dotlock: Option<PathBuf>,
+}
+
+impl Held {
+    /// Refresh the dotlock's mtime so long operations (compacting a big
+    /// mbox) are not taken for a dead holder.
+    pub fn touch(&self) {
+        if let Some(p) = &self.dotlock {
+            let now = nix::sys::time::TimeSpec::new(0, libc::UTIME_NOW);
+            let _ = nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                p,
+                &now,
+                &now,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            );
+        }
+    }
+
+    /// Whether a dotlock is held too (false: fcntl only).
+    pub fn has_dotlock(&self) -> bool {
+        self.dotlock.is_some()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(p) = &self.dotlock {
+            let _ = fs::remove_file(p);
+        }
+        let _ = fcntl_lock(self.fd, None);
+    }
+}
+
+/// Why no lock was obtained.
+#[derive(Debug)]
+pub enum LockError {
+    /// Still busy after the timeout.
+    Busy,
+    Io(io::Error),
+}
+
+fn fcntl_lock(fd: i32, kind: Option<Kind>) -> io::Result<bool> {
+    let l_type = match kind {
+        Some(Kind::Read) => libc::F_RDLCK,
+        Some(Kind::Write) => libc::F_WRLCK,
+        None => libc::F_UNLCK,
+    };
+    // SAFETY: an all-zero flock is valid; l_len 0 = the whole file.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    loop {
+        // SAFETY: fd is a valid descriptor and fl a valid struct.
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETLK, &fl) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EACCES) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The dotlock path of a mailbox.
+pub fn dotlock_path(mailbox: &Path) -> PathBuf {
+    let mut name = mailbox.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    mailbox.with_file_name(name)
+}
+
+enum Dot {
+    Got(PathBuf),
+    Busy,
+    /// Not permitted to create it: carry on with fcntl alone.
+    NotPermitted,
+}
+
+fn try_dotlock(path: &Path) -> io::Result<Dot> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => {
+            use std::io::Write;
+            // Content "0", as mail.local writes: no pid games.
+            let _ = (&f).write_all(b"0");
+            Ok(Dot::Got(path.to_path_buf()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // Stale?
+            if let Ok(m) = fs::symlink_metadata(path) {
+                let age = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .unwrap_or_default();
+                if age >= STALE_DOTLOCK {
+                    // Remove it only if it is still the same file.
+                    if let Ok(again) = fs::symlink_metadata(path)
+                        && again.ino() == m.ino()
+                        && again.mtime() == m.mtime()
+                    {
+                        let _ = fs::remove_file(path);
+                        crate::log::notice(None, &format!("removed stale lock {}", path.display()));
+                    }
+                }
+            }
+            Ok(Dot::Busy)
+        }
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+            ) =>
+        {
+            Ok(Dot::NotPermitted)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Lock the open mailbox `file` at `path`: fcntl then dotlock, retried with
+/// random pauses until `timeout`.
+pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<Held, LockError> {
+    let fd = file.as_raw_fd();
+    let dot = dotlock_path(path);
+    let start = Instant::now();
+    loop {
+        if fcntl_lock(fd, Some(kind)).map_err(LockError::Io)? {
+            match try_dotlock(&dot).map_err(LockError::Io)? {
+                Dot::Got(p) => {
+                    return Ok(Held {
+                        fd,
+                        dotlock: Some(p),
+                    });
+                }
+                Dot::NotPermitted => return Ok(Held { fd, dotlock: None }),
+                Dot::Busy => {
+                    let _ = fcntl_lock(fd, None);
+                }
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(LockError::Busy);
+        }
+        // 50–250 ms, random, so contenders do not march in step.
+        let jitter = 50 + (crate::queue::id::random_u32() % 200) as u64;
+        std::thread::sleep(
+            Duration::from_millis(jitter)
+                .min(timeout.saturating_sub(start.elapsed()) + Duration::from_millis(1)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotlock_and_fcntl_exclude_each_other() {
+        let d = std::env::temp_dir().join(format!("mr-lock-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let mbox = d.join("bob");
+        fs::write(&mbox, "").unwrap();
+        let f = File::options().read(true).write(true).open(&mbox).unwrap();
+        let held = lock(&f, &mbox, Kind::Write, Duration::from_secs(1)).unwrap();
+        assert!(dotlock_path(&mbox).exists());
+        // The dotlock keeps a second locker out (fcntl locks are per process,
+        // so within one process only the dotlock can refuse).
+        let f2 = File::options().read(true).write(true).open(&mbox).unwrap();
+        let t = Instant::now();
+        assert!(matches!(
+            lock(&f2, &mbox, Kind::Write, Duration::from_millis(300)),
+            Err(LockError::Busy)
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        drop(held);
+        assert!(!dotlock_path(&mbox).exists());
+        let again = lock(&f2, &mbox, Kind::Write, Duration::from_secs(1)).unwrap();
+        drop(again);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn stale_dotlocks_are_broken() {
+        let d = std::env::temp_dir().join(format!("mr-stale-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let mbox = d.join("eve");
+        fs::write(&mbox, "").unwrap();
+        let dot = dotlock_path(&mbox);
+        fs::write(&dot, "0").unwrap();
+        let old = nix::sys::time::TimeSpec::new(1_000_000_000, 0);
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &dot,
+            &old,
+            &old,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let f = File::options().read(true).write(true).open(&mbox).unwrap();
+        let held = lock(&f, &mbox, Kind::Write, Duration::from_secs(2)).unwrap();
+        assert!(held.has_dotlock());
+        drop(held);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,235 @@
+//! Maildir delivery (`~/Maildir/`), compatible with Courier's Maildir++ and
+//! Dovecot.
+//!
+//! * The message is written to `tmp/NAME` (`O_EXCL`), `fsync`ed, renamed to
+//!   `new/NAME,S=SIZE,W=VSIZE`, and `new/` is `fsync`ed: once it is in
+//!   `new/` it is complete.  No locking is needed.
+//! * NAME is `SECONDS.MmicrosecondsPpidQcountRrandom.HOST` (cr.yp.to's
+//!   "modern" unique name); `S=` is the exact size on disk and `W=` the size
+//!   with CRLF line ends (the POP3 size), both as Dovecot expects them.
+//! * No `From ` line and no `>From` quoting: a Maildir file is the message.
+//! * Quota: the Maildir++ `maildirsize` file — a first line of limits
+//!   (`NNNS`), then `BYTES COUNT` lines that add up — is read instead of
+//!   scanning the directory; it is recomputed (one scan) only when missing
+//!   or larger than 5120 bytes, and a delivery appends its own line.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Failure, Format, Message, write_message};
+
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// What to deliver.
+pub struct Deliver<'a> {
+    pub prepend: &'a [u8],
+    pub message: &'a Message,
+    /// Limit in bytes for the whole Maildir, 0 = none.
+    pub quota: u64,
+    pub host: &'a str,
+}
+
+/// Make sure `tmp/`, `new/`, `cur/` exist (mode 0700).
+pub fn ensure(dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.mode(0o700).recursive(true);
+    for sub in ["tmp", "new", "cur"] {
+        b.create(dir.join(sub))?;
+    }
+    Ok(())
+}
+
+/// A new unique base name.
+pub fn unique_name(host: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let q = DELIVERIES.fetch_add(1, Ordering::Relaxed);
+    let host: String = host
+        .chars()
+        .map(|c| match c {
+            '/' => "\\057".to_string(),
+            ':' => "\\072".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(
+        "{}.M{}P{}Q{}R{:08x}{:08x}.{host}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        q,
+        crate::queue::id::random_u32(),
+        crate::queue::id::random_u32()
+    )
+}
+
+/// Deliver into the Maildir `dir`; returns the new file's path.
+pub fn deliver(dir: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
+    let what = dir.display().to_string();
+    ensure(dir).map_err(|e| Failure::from_io(&format!("{what}: cannot create the Maildir"), &e))?;
+    let estimate = d.prepend.len() as u64 + d.message.len() + 1;
+    if d.quota > 0 {
+        let used = usage(dir)
+            .map_err(|e| Failure::from_io(&format!("{what}: cannot read maildirsize"), &e))?;
+        if used + estimate > d.quota {
+            return Err(Failure::over_quota(used, estimate, d.quota));
+        }
+    }
+    let name = unique_name(d.host);
+    let tmp = dir.join("tmp").join(&name);
+    let result = (|| -> io::Result<PathBuf> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        let mut w = BufWriter::with_capacity(64 * 1024, f);
+        let (size, lfs) = write_message(
+            &mut w,
+            d.prepend,
+            d.message,
+            Format {
+                quote_from: false,
+                strip_private: false,
+            },
+        )?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        let final_name = format!("{name},S={size},W={}", size + lfs);
+        let new = dir.join("new").join(&final_name);
+        fs::rename(&tmp, &new)?;
+        File::open(dir.join("new"))?.sync_all()?;
+        if d.quota > 0 || dir.join("maildirsize").exists() {
+            let _ = add_usage(dir, size as i64, 1);
+        }
+        Ok(new)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Failure::from_io(&format!("{what}: write failed"), &e)
+    })
+}
+
+/// Bytes used according to `maildirsize`, recomputing it when missing or
+/// grown too large.
+pub fn usage(dir: &Path) -> io::Result<u64> {
+    let p = dir.join("maildirsize");
+    match fs::read_to_string(&p) {
+        Ok(text) if text.len() < 5120 => {
+            let mut total: i64 = 0;
+            for l in text.lines().skip(1) {
+                let mut it = l.split_whitespace();
+                total += it.next().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            }
+            Ok(total.max(0) as u64)
+        }
+        _ => recompute(dir),
+    }
+}
+
+/// Scan `new/` and `cur/` once (sizes from `,S=` when present) and write
+/// a fresh `maildirsize` (temporary file + rename).
+pub fn recompute(dir: &Path) -> io::Result<u64> {
+    let mut bytes = 0u64;
+    let mut count = 0u64;
+    for sub in ["new", "cur"] {
+        let Ok(rd) = fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let size = name
+                .split(',')
+                .find_map(|p| p.strip_prefix("S="))
+                .and_then(|s| s.split(':').next())
+                .and_then(|s| s.parse::<u64>().ok())
+                .or_else(|| e.metadata().ok().map(|m| m.len()))
+                .unwrap_or(0);
+            bytes += size;
+            count += 1;
+        }
+    }
+    let p = dir.join("maildirsize");
+    let header = fs::read_to_string(&p)
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    let tmp = dir
+        .join("tmp")
+        .join(format!("maildirsize.{}", std::process::id()));
+    {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{header}")?;
+        writeln!(f, "{bytes} {count}")?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, &p)?;
+    Ok(bytes)
+}
+
+/// Append a `BYTES COUNT` line to `maildirsize`.
+pub fn add_usage(dir: &Path, bytes: i64, count: i64) -> io::Result<()> {
+    let p = dir.join("maildirsize");
+    if !p.exists() {
+        recompute(dir)?;
+        return Ok(());
+    }
+    let mut f = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&p)?;
+    f.write_all(format!("{bytes} {count}\n").as_bytes())
+}
+
+/// Read a whole file (used by tests and pop3d).
+pub fn read_file(p: &Path) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    File::open(p)?.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivers_with_exact_sizes_and_counts_quota() {
+        let d = std::env::temp_dir().join(format!("mr-maildir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        let msg = Message::from_bytes(b"Subject: s\n\nFrom me\nbody\n").unwrap();
+        let del = Deliver {
+            prepend: b"Return-Path: <a@b>\n",
+            message: &msg,
+            quota: 0,
+            host: "h.example",
+        };
+        let p = deliver(&d, &del).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let content = read_file(&p).unwrap();
+        assert_eq!(
+            content,
+            b"Return-Path: <a@b>\nSubject: s\n\nFrom me\nbody\n"
+        );
+        assert!(
+            name.contains(&format!(",S={},W={}", content.len(), content.len() + 5)),
+            "{name}"
+        );
+        assert!(fs::read_dir(d.join("tmp")).unwrap().next().is_none());
+
+        // A quota counts what is there without rescanning per delivery.
+        let used = recompute(&d).unwrap();
+        assert_eq!(used, content.len() as u64);
+        let del = Deliver {
+            quota: used + 10,
+            ..del
+        };
+        let e = deliver(&d, &del).unwrap_err();
+        assert!(e.over_quota, "{e:?}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
