@@ -52,6 +52,8 @@ pub enum Kind {
     Failure,
     /// Still trying (Action: delayed): the delay warning.
     Delay { warn_after: i64, retry_until: i64 },
+    /// Delivered (NOTIFY=SUCCESS): the return receipt.
+    Success,
 }
 
 /// Everything a notification is built from.
@@ -102,6 +104,7 @@ pub fn build(r: &Report<'_>, original: &mut dyn BufRead) -> std::io::Result<Vec<
             ),
             "delay",
         ),
+        Kind::Success => ("Return receipt".to_string(), "success"),
     };
     let mut m = String::new();
     m.push_str(&format!("Date: {date}\n"));
@@ -147,6 +150,9 @@ pub fn build(r: &Report<'_>, original: &mut dyn BufRead) -> std::io::Result<Vec<
             m.push_str("   ----- The following addresses had transient non-fatal errors -----\n");
             let _ = (warn_after, retry_until);
         }
+        Kind::Success => m.push_str(
+            "   ----- The following addresses had successful delivery notifications -----\n",
+        ),
     }
     for e in r.entries {
         m.push_str(&format!("{}\n", e.recipient));
@@ -201,6 +207,8 @@ pub fn build(r: &Report<'_>, original: &mut dyn BufRead) -> std::io::Result<Vec<
         match r.kind {
             Kind::Failure => m.push_str("Action: failed\n"),
             Kind::Delay { .. } => m.push_str("Action: delayed\n"),
+            Kind::Success if e.remote_reply => m.push_str("Action: relayed\n"),
+            Kind::Success => m.push_str("Action: delivered\n"),
         }
         m.push_str(&format!("Status: {}\n", e.status));
         if let Some(h) = &e.remote_mta {

@@ -68,11 +68,13 @@
 
 pub mod accounts;
 pub mod address;
+pub mod admin;
 pub mod aliases;
 pub mod cli;
 pub mod config;
 pub mod date;
 pub mod deliver;
+pub mod dns;
 pub mod dsn;
 pub mod exit;
 pub mod log;
@@ -81,6 +83,10 @@ pub mod message;
 pub mod privs;
 pub mod queue;
 pub mod resolve;
+pub mod route;
+pub mod runner;
+pub mod smtp;
 pub mod submit;
 pub mod table;
+pub mod tls;
 pub mod users;

@@ -62,7 +62,7 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         Mode::InitAliases => newaliases(&cfg, &inv),
         Mode::Smtp => Err(not_yet("-bs (SMTP on standard input)", "the SMTP server")),
         Mode::Verify => verify(&cfg, &inv),
-        Mode::RunQueue => Err(not_yet("-q (run the queue)", "the queue runner")),
+        Mode::RunQueue => run_queue(&inv, args),
         Mode::AddressTest => Err(unsupported(
             "-bt (address test mode)",
             "use 'mailroom explain ADDRESS'",
@@ -169,6 +169,56 @@ fn start_delivery(id: &QueueId, mode: DeliveryMode) {
     }
 }
 
+/// `-q...`: hand over to the queue runner — in the foreground for `-qf`,
+/// detached otherwise (sendmail's behaviour: `sendmail -q` returns at once).
+fn run_queue(inv: &Invocation, args: &[String]) -> Result<ExitCode, Failure> {
+    let qrun = libexec_dir()
+        .map(|d| d.join("qrun"))
+        .filter(|p| p.exists())
+        .ok_or_else(|| {
+            Failure::new(
+                ExitCode::Unavailable,
+                "the queue runner (qrun) is not installed",
+            )
+            .hint("run 'make install'")
+        })?;
+    // Only the queue-run options go on; the runner reads its own
+    // configuration.
+    let pass: Vec<&String> = args
+        .iter()
+        .filter(|a| a.starts_with("-q") || *a == "-v")
+        .collect();
+    let mut cmd = Command::new(&qrun);
+    cmd.args(&pass);
+    let foreground = inv.queue_run.as_ref().is_some_and(|q| q.foreground);
+    if foreground {
+        use std::os::unix::process::CommandExt;
+        let e = cmd.exec();
+        return Err(Failure::new(
+            ExitCode::OsErr,
+            format!("cannot run {}: {}", qrun.display(), io_reason(&e)),
+        ));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid only; the runner outlives this command.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|e| {
+        Failure::new(
+            ExitCode::OsErr,
+            format!("cannot start {}: {}", qrun.display(), io_reason(&e)),
+        )
+    })?;
+    Ok(ExitCode::Ok)
+}
+
 /// `-bv`: how each address resolves, in sendmail's words.
 fn verify(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     if inv.recipients.is_empty() {
@@ -244,14 +294,15 @@ fn queue_count(cfg: &Config) -> Result<ExitCode, Failure> {
     Ok(ExitCode::Ok)
 }
 
-/// `-bi` / `newaliases`: check the aliases file, report as sendmail does.
+/// `-bi` / `newaliases`: check the aliases file and compile its index,
+/// reporting as sendmail does.
 fn newaliases(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     let path = match &inv.alias_file {
         Some(p) => p.clone(),
         None => cfg.paths.etc_mail("aliases"),
     };
-    let text = std::fs::read(&path).map_err(|e| {
-        Failure::new(
+    if let Err(e) = std::fs::metadata(&path) {
+        return Err(Failure::new(
             if e.kind() == io::ErrorKind::NotFound {
                 ExitCode::NoInput
             } else {
@@ -263,22 +314,42 @@ fn newaliases(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
                 io_reason(&e)
             ),
         )
-        .hint("create it (an example is in etc/aliases), then run newaliases again")
-    })?;
-    let parsed = aliases::parse(&text);
+        .hint("create it (an example is in etc/aliases), then run newaliases again"));
+    }
     let shown = path.display().to_string();
+    let built = crate::table::build(&path, crate::table::Syntax::Aliases);
+    let (parsed, write_error) = match built {
+        Ok(b) => (b.parsed, None),
+        Err(e) => {
+            // Report on the text anyway, then say why no index was written.
+            let text = std::fs::read(&path).unwrap_or_default();
+            (
+                crate::table::parse(crate::table::Syntax::Aliases, &text),
+                Some(e),
+            )
+        }
+    };
     for p in &parsed.problems {
         println!("{shown}: line {}: {}", p.line, p.text);
     }
-    let (n, longest, total) = parsed.summary();
+    let text = std::fs::read(&path).unwrap_or_default();
+    let (n, longest, total) = aliases::parse(&text).summary();
     let summary = format!("{shown}: {n} aliases, longest {longest} bytes, {total} bytes total");
     println!("{summary}");
+    if let Some(e) = write_error {
+        let index = crate::table::index_path(&path);
+        return Err(Failure::new(
+            ExitCode::CantCreat,
+            format!("cannot write {}: {}", index.display(), io_reason(&e)),
+        )
+        .hint("run newaliases as root"));
+    }
     let who = crate::users::by_uid(nix::unistd::getuid().as_raw())
         .map(|u| u.name)
         .unwrap_or_else(|| "unknown".to_string());
     log::info(None, &format!("alias database {shown} rebuilt by {who}"));
     log::info(None, &summary);
-    Ok(if parsed.has_errors() {
+    Ok(if parsed.problems.iter().any(|p| !p.warning) {
         ExitCode::Software
     } else {
         ExitCode::Ok

@@ -59,6 +59,14 @@ pub struct Report {
     /// What the target is ("mailbox /var/mail/bob", ...).
     pub what: String,
     pub outcome: Outcome,
+    /// How to address this same target on a later attempt without
+    /// resolving it again: `\bob`, `"|program"`, `/file`, an address.
+    pub again: String,
+    /// The controlling user a later attempt needs (programs and files).
+    pub ctl: Option<Owner>,
+    /// The envelope sender for this target when not the message's
+    /// (owner-LIST).
+    pub sender: Option<String>,
 }
 
 /// One recipient to deliver to.
@@ -92,11 +100,22 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                 continue;
             }
             let (what, outcome) = deliver_final(cfg, req, &f, &delivered_to);
+            let (again, ctl) = match &f.target {
+                Target::Mailbox { account, .. } => (format!("\\{}", account.login), None),
+                Target::Program { owner, .. } | Target::File { owner, .. } => {
+                    (f.printable.clone(), Some(owner.clone()))
+                }
+                Target::Remote { address, .. } => (address.clone(), None),
+                Target::Error(_) => (f.printable.clone(), None),
+            };
             reports.push(Report {
                 recipient: rcpt.address.clone(),
                 printable: f.printable.clone(),
                 what,
                 outcome,
+                again,
+                ctl,
+                sender: f.sender.clone(),
             });
         }
     }
@@ -635,8 +654,11 @@ fn to_program(
 /// * `-T` when the message was submitted (seconds since the epoch; for the
 ///   over-quota grace period), default now;
 /// * `-Q` the queue id, for log lines;
-/// * `-q` queue-runner mode: one tab-separated report line per final
-///   target on standard output (`ok`, `defer`, `fail`, `forward`);
+/// * `-q` report mode: one tab-separated line per final target on
+///   standard output: `KIND RECIPIENT PRINTABLE AGAIN CTL SENDER DSN TEXT`
+///   where KIND is `ok`, `defer`, `fail` or `forward`, AGAIN how to address
+///   the target next time, CTL its controlling user, SENDER its envelope
+///   sender when not the message's;
 /// * `-C USER:UID:GID` the controlling user for the `|program` and `/file`
 ///   recipients that follow (a queue file's `C` record; root callers only);
 ///   `-C ''` resets.
@@ -770,40 +792,30 @@ pub fn main(args: Vec<String>) -> i32 {
             ),
         );
         if report_mode {
-            let line = match &r.outcome {
-                Outcome::Delivered => format!(
-                    "ok\t{}\t{}\t{}",
-                    clean(&r.recipient),
-                    clean(&r.printable),
-                    clean(&r.what)
+            let (kind, dsn, text) = match &r.outcome {
+                Outcome::Delivered => ("ok", "2.0.0".to_string(), r.what.clone()),
+                Outcome::Forward { address, .. } => (
+                    "forward",
+                    "2.0.0".to_string(),
+                    format!("forwarded to {address}"),
                 ),
-                Outcome::Forward { address, sender } => format!(
-                    "forward\t{}\t{}\t{}\t{}",
-                    clean(&r.recipient),
-                    clean(&r.printable),
-                    clean(address),
-                    clean(sender.as_deref().unwrap_or(""))
-                ),
-                Outcome::Deferred(f) => {
-                    format!(
-                        "defer\t{}\t{}\t{}\t{}",
-                        clean(&r.recipient),
-                        clean(&r.printable),
-                        f.dsn,
-                        clean(&f.text)
-                    )
-                }
-                Outcome::Failed(f) => {
-                    format!(
-                        "fail\t{}\t{}\t{}\t{}",
-                        clean(&r.recipient),
-                        clean(&r.printable),
-                        f.dsn,
-                        clean(&f.text)
-                    )
-                }
+                Outcome::Deferred(f) => ("defer", f.dsn.clone(), f.text.clone()),
+                Outcome::Failed(f) => ("fail", f.dsn.clone(), f.text.clone()),
             };
-            let _ = writeln!(out, "{line}");
+            let ctl = r
+                .ctl
+                .as_ref()
+                .map(|o| format!("{}:{}:{}", o.name, o.uid, o.gid))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{kind}\t{}\t{}\t{}\t{ctl}\t{}\t{dsn}\t{}",
+                clean(&r.recipient),
+                clean(&r.printable),
+                clean(&r.again),
+                clean(r.sender.as_deref().unwrap_or("")),
+                clean(&text)
+            );
         } else {
             match &r.outcome {
                 Outcome::Deferred(f) | Outcome::Failed(f) => {

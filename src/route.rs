@@ -1,0 +1,292 @@
+//! Where mail for a remote domain is sent, decided again at every attempt
+//! (a fixed configuration unsticks the queue at once):
+//!
+//! 1. `/etc/mail/mailertable` (sendmail's syntax): the domain, then each
+//!    parent as `.parent.example`, then `.` for everything; values
+//!    `smtp:host`, `esmtp:[host]`, `relay:[host]:port`, `local:user` (deliver
+//!    here), `error:CODE TEXT`.  Brackets mean "this host, no MX lookup".
+//! 2. The smarthost (`smarthost = [mail.isp.example]:587`), when set.
+//! 3. The domain's MX records, lowest preference first, else its own
+//!    address (the implicit MX); `[192.0.2.1]` literals go straight there.
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::resolve::Refusal;
+use crate::resolve::virtuser::parse_error;
+use crate::table::{Syntax, Table};
+
+/// A host to connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Hop {
+    pub host: String,
+    pub port: u16,
+    /// `[host]`: connect to this name's addresses, no MX lookup.
+    pub literal: bool,
+}
+
+impl Hop {
+    /// Parse `host`, `[host]`, `host:port`, `[host]:port`.
+    pub fn parse(s: &str, default_port: u16) -> Option<Hop> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        if let Some(rest) = s.strip_prefix('[') {
+            let end = rest.find(']')?;
+            let host = rest[..end].to_string();
+            let port = match rest[end + 1..].strip_prefix(':') {
+                Some(p) => p.parse().ok()?,
+                None => default_port,
+            };
+            return Some(Hop {
+                host,
+                port,
+                literal: true,
+            });
+        }
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => Some(Hop {
+                host: h.to_string(),
+                port: p.parse().ok()?,
+                literal: false,
+            }),
+            _ => Some(Hop {
+                host: s.to_string(),
+                port: default_port,
+                literal: false,
+            }),
+        }
+    }
+}
+
+/// How to protect a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tls {
+    /// STARTTLS when offered, without verification; plain if it fails.
+    May,
+    /// STARTTLS required (not verified).
+    Encrypt,
+    /// STARTTLS required, certificate verified against the system CAs.
+    Verify,
+    /// TLS from the first byte (port 465), verified.
+    Implicit,
+    /// Never TLS.
+    Never,
+}
+
+impl Tls {
+    pub fn parse(s: &str) -> Option<Tls> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "may" | "opportunistic" => Some(Tls::May),
+            "encrypt" | "required" => Some(Tls::Encrypt),
+            "verify" | "starttls" => Some(Tls::Verify),
+            "smtps" | "implicit" | "tls" => Some(Tls::Implicit),
+            "none" | "never" | "no" => Some(Tls::Never),
+            _ => None,
+        }
+    }
+}
+
+/// Where one domain's mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Deliver here (mailertable `local:`), to this user (empty = the
+    /// address's own local part).
+    Local(String),
+    /// Connect to these hosts in order.
+    Hosts {
+        hops: Vec<Hop>,
+        tls: Tls,
+        auth: bool,
+        via: String,
+    },
+    /// Look up the domain's MX.
+    Mx { domain: String, tls: Tls },
+    /// Refuse.
+    Error(Refusal),
+}
+
+/// Routing configuration.
+#[derive(Debug)]
+pub struct Router {
+    mailertable: Table,
+    smarthost: Option<Hop>,
+    smarthost_tls: Tls,
+    mx_tls: Tls,
+}
+
+impl Router {
+    pub fn new(cfg: &Config, may_rebuild: bool) -> Router {
+        let smarthost = cfg.get("smarthost").and_then(|s| Hop::parse(s, 25));
+        let default_tls = match &smarthost {
+            Some(h) if h.port == 465 => Tls::Implicit,
+            _ => Tls::Verify,
+        };
+        Router {
+            mailertable: Table::open(
+                &cfg.paths.etc_mail("mailertable"),
+                Syntax::Makemap,
+                may_rebuild,
+            ),
+            smarthost_tls: cfg
+                .get("smarthost_tls")
+                .and_then(Tls::parse)
+                .unwrap_or(default_tls),
+            mx_tls: cfg.get("smtp_tls").and_then(Tls::parse).unwrap_or(Tls::May),
+            smarthost,
+        }
+    }
+
+    /// The mailertable file.
+    pub fn mailertable_path(&self) -> PathBuf {
+        self.mailertable.path().to_path_buf()
+    }
+
+    /// Route mail for `domain`.
+    pub fn route(&self, domain: &str) -> Route {
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        if let Some((key, value)) = self.mailertable_lookup(&d) {
+            return self.mailertable_route(&d, &key, &value);
+        }
+        if let Some(h) = &self.smarthost {
+            return Route::Hosts {
+                hops: vec![h.clone()],
+                tls: self.smarthost_tls,
+                auth: true,
+                via: "smarthost".to_string(),
+            };
+        }
+        if d.starts_with('[')
+            && let Some(h) = Hop::parse(&d, 25)
+        {
+            return Route::Hosts {
+                hops: vec![h],
+                tls: self.mx_tls,
+                auth: false,
+                via: "address literal".to_string(),
+            };
+        }
+        Route::Mx {
+            domain: d,
+            tls: self.mx_tls,
+        }
+    }
+
+    fn mailertable_lookup(&self, d: &str) -> Option<(String, String)> {
+        if self.mailertable.is_empty() {
+            return None;
+        }
+        if let Some(h) = self.mailertable.get(d) {
+            return Some((d.to_string(), h.value.to_string()));
+        }
+        let mut rest = d;
+        while let Some(i) = rest.find('.') {
+            rest = &rest[i + 1..];
+            let key = format!(".{rest}");
+            if let Some(h) = self.mailertable.get(&key) {
+                return Some((key, h.value.to_string()));
+            }
+        }
+        self.mailertable
+            .get(".")
+            .map(|h| (".".to_string(), h.value.to_string()))
+    }
+
+    fn mailertable_route(&self, domain: &str, key: &str, value: &str) -> Route {
+        let via = format!("mailertable {key}");
+        let (mailer, arg) = value.split_once(':').unwrap_or((value, ""));
+        match mailer.to_ascii_lowercase().as_str() {
+            "error" => {
+                let e = parse_error(arg);
+                Route::Error(Refusal {
+                    code: e.code,
+                    dsn: e.dsn,
+                    text: e.text,
+                    temporary: e.temporary,
+                    exit: e.exit,
+                })
+            }
+            "local" => Route::Local(arg.to_string()),
+            _ => {
+                let hop = match Hop::parse(arg, 25) {
+                    Some(h) => h,
+                    // "smtp:" alone: the domain itself
+                    None => Hop {
+                        host: domain.to_string(),
+                        port: 25,
+                        literal: false,
+                    },
+                };
+                if hop.literal {
+                    Route::Hosts {
+                        hops: vec![hop],
+                        tls: self.mx_tls,
+                        auth: false,
+                        via,
+                    }
+                } else {
+                    // A plain host name in mailertable is looked up for MX
+                    // records, as sendmail does.
+                    Route::Mx {
+                        domain: hop.host,
+                        tls: self.mx_tls,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops() {
+        assert_eq!(
+            Hop::parse("[mail.isp.example]:587", 25),
+            Some(Hop {
+                host: "mail.isp.example".into(),
+                port: 587,
+                literal: true
+            })
+        );
+        assert_eq!(Hop::parse("relay.example", 25).unwrap().port, 25);
+        assert_eq!(Hop::parse("relay.example:2525", 25).unwrap().port, 2525);
+        assert!(Hop::parse("[192.0.2.1]", 25).unwrap().literal);
+    }
+
+    #[test]
+    fn mailertable_order() {
+        let d = std::env::temp_dir().join(format!("mr-route-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("etc/mail")).unwrap();
+        std::fs::write(
+            d.join("etc/mail/mailertable"),
+            "special.example smtp:[10.0.0.5]:2525\n.example.org relay:[gw.example.net]\nbad.example error:5.1.2:550 no mail here\nhere.example local:bob\n",
+        )
+        .unwrap();
+        let cfg = Config::load(crate::config::Paths::under(&d), None).unwrap();
+        let r = Router::new(&cfg, false);
+        match r.route("special.example") {
+            Route::Hosts { hops, .. } => assert_eq!(
+                hops[0],
+                Hop {
+                    host: "10.0.0.5".into(),
+                    port: 2525,
+                    literal: true
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(r.route("a.b.example.org"), Route::Hosts { .. }));
+        assert!(
+            matches!(r.route("example.org"), Route::Mx { .. }),
+            "a leading dot matches subdomains only"
+        );
+        assert!(matches!(r.route("bad.example"), Route::Error(_)));
+        assert_eq!(r.route("here.example"), Route::Local("bob".into()));
+        assert!(matches!(r.route("other.example"), Route::Mx { .. }));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
