@@ -21,4 +21,4 @@ if [ ! -x "$SM_ORACLE/bin/sendmail.real" ]; then
   bash compat/oracle/setup.sh >/dev/null
 fi
 exec unshare --mount --net --uts --fork -- \
-  bash compat/lib/sandbox.sh python3 -m unittest discover -s compat -p 'test_*.py' -v "$@"
+  bash compat/lib/sandbox.sh /usr/bin/python3 -m unittest discover -s compat -p 'test_*.py' -v "$@"

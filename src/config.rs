@@ -410,7 +410,12 @@ impl Config {
     pub fn unknown_keys(&self) -> Vec<(&str, usize)> {
         self.settings
             .iter()
-            .filter(|(k, _)| !KNOWN_KEYS.iter().any(|(known, _, _)| known == k))
+            .filter(|(k, _)| {
+                !KNOWN_KEYS.iter().any(|(known, _, _)| known == k)
+                    && !crate::runner::settings::KEYS
+                        .iter()
+                        .any(|(known, _, _)| known == k)
+            })
             .map(|(k, s)| (k.as_str(), s.line))
             .collect()
     }

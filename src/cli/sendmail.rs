@@ -125,7 +125,7 @@ pub fn libexec_dir() -> Option<PathBuf> {
 /// Hand a freshly queued message to the queue runner: detached
 /// (background), waited for (interactive), or not at all (queue only).  If
 /// no runner is installed the message simply waits for the next queue run.
-fn start_delivery(id: &QueueId, mode: DeliveryMode) {
+pub fn start_delivery(id: &QueueId, mode: DeliveryMode) {
     if mode == DeliveryMode::QueueOnly {
         return;
     }

@@ -202,18 +202,54 @@ impl Queue {
     /// The ids of all control files, in directory order (the order
     /// sendmail's `mailq` lists equal-priority jobs in).
     pub fn ids(&self) -> io::Result<Vec<QueueId>> {
+        self.ids_with("qf")
+    }
+
+    /// Ids of the control files with prefix `qf` (active), `hf` (held) or
+    /// `Qf` (set aside), in directory order.
+    pub fn ids_with(&self, prefix: &str) -> io::Result<Vec<QueueId>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.qf_dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(rest) = name.strip_prefix("qf")
+            if let Some(rest) = name.strip_prefix(prefix)
                 && let Some(id) = QueueId::parse(rest)
             {
                 out.push(id);
             }
         }
         Ok(out)
+    }
+
+    /// Hold a job: its control file becomes `hfID`, which no runner takes.
+    /// False when the job is being delivered right now (or is gone).
+    pub fn hold(&self, id: &QueueId) -> io::Result<bool> {
+        let Some(job) = self.lock(id)? else {
+            return Ok(false);
+        };
+        fs::rename(&job.qf_path, self.path("hf", id))?;
+        self.sync_dir()?;
+        Ok(true)
+    }
+
+    /// Release a held (or set-aside) job back into the queue.
+    pub fn release(&self, id: &QueueId) -> io::Result<bool> {
+        for prefix in ["hf", "Qf"] {
+            let p = self.path(prefix, id);
+            if p.symlink_metadata().is_ok() {
+                rename_noreplace(&p, &self.path("qf", id))?;
+                self.sync_dir()?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Read a held or set-aside job's control file.
+    pub fn read_with(&self, prefix: &str, id: &QueueId) -> Result<Envelope, ReadError> {
+        let bytes = fs::read(self.path(prefix, id)).map_err(ReadError::Io)?;
+        Envelope::parse(&bytes).map_err(ReadError::Format)
     }
 
     /// Read a job's control file without locking it.

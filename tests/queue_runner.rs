@@ -1,0 +1,337 @@
+//! The queue runner on private roots: local delivery, two runners on one
+//! queue, remote delivery to a scripted SMTP server (routed with
+//! mailertable, no DNS), per-recipient outcomes, retries and bounces.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// A root with users bob, eve, alice (our own uid) and the given config.
+fn root(name: &str, extra_conf: &str) -> Root {
+    let r = Root::new(name);
+    let u = uid();
+    let mut passwd = format!(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
+    );
+    for n in ["bob", "eve", "alice"] {
+        passwd.push_str(&format!("{n}:x:{u}:{u}:{n}:/home/{n}:/bin/sh\n"));
+    }
+    r.write("etc/passwd", &passwd);
+    r.write(
+        "etc/mail/mailroom.conf",
+        &format!(
+            "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\ndelivery_mode = queue\nprobe_interfaces = no\nsmtp_timeout_cap = 3s\n{extra_conf}"
+        ),
+    );
+    r.write("etc/mail/aliases", "postmaster: root\nteam: bob, eve\n");
+    r
+}
+
+fn mbox(r: &Root, user: &str) -> String {
+    std::fs::read_to_string(r.path(&format!("var/mail/{user}"))).unwrap_or_default()
+}
+
+fn qrun(r: &Root, args: &[&str]) -> std::process::Output {
+    r.cmd("qrun").args(args).output().unwrap()
+}
+
+#[test]
+fn a_queued_message_is_delivered_to_local_mailboxes() {
+    let r = root("qrun-local", "");
+    let o = r.sendmail(&["-i", "bob", "team"], b"Subject: hello\n\nbody\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = qrun(&r, &["-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
+    // bob once (via himself and via team), eve once.
+    assert_eq!(mbox(&r, "bob").matches("Subject: hello").count(), 1);
+    assert_eq!(mbox(&r, "eve").matches("Subject: hello").count(), 1);
+    assert!(r.log().contains("stat=Sent"), "{}", r.log());
+}
+
+#[test]
+fn background_delivery_after_sendmail_returns() {
+    let r = root("qrun-bg", "");
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\n",
+    );
+    let o = r.sendmail(&["-t", "-i"], b"To: bob\nSubject: fast\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let t = Instant::now();
+    while !mbox(&r, "bob").contains("Subject: fast") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "not delivered; queue {:?}",
+            r.queue_files()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn two_runners_deliver_each_of_500_messages_exactly_once() {
+    let r = root("qrun-two", "queue_workers = 4\n");
+    for i in 0..500 {
+        let o = r.sendmail(
+            &["-i", "bob"],
+            format!("Subject: m{i}\nMessage-Id: <m{i}@test>\n\nbody {i}\n").as_bytes(),
+        );
+        assert_eq!(code(&o), 0);
+    }
+    let a = r.cmd("qrun").arg("-q").spawn().unwrap();
+    let b = r.cmd("qrun").arg("-q").spawn().unwrap();
+    assert!(a.wait_with_output().unwrap().status.success());
+    assert!(b.wait_with_output().unwrap().status.success());
+    // Whatever one runner skipped because the other held it is finished
+    // by a last pass.
+    qrun(&r, &["-q"]);
+    assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
+    let text = mbox(&r, "bob");
+    for i in 0..500 {
+        assert_eq!(
+            text.matches(&format!("Message-Id: <m{i}@test>\n")).count(),
+            1,
+            "message {i}"
+        );
+    }
+}
+
+/// A scripted SMTP server: replies to RCPT by the recipient's local part
+/// (`defer*` → 451, `reject*` → 550, else 250); records messages.
+struct Sink {
+    port: u16,
+    got: Arc<Mutex<Vec<(String, Vec<String>, String)>>>,
+}
+
+fn sink() -> Sink {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got: Arc<Mutex<Vec<(String, Vec<String>, String)>>> = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            let g = g.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                let _ = w.write_all(b"220 sink ESMTP\r\n");
+                let (mut from, mut rcpts, mut data, mut in_data) =
+                    (String::new(), Vec::new(), String::new(), false);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            g.lock()
+                                .unwrap()
+                                .push((from.clone(), rcpts.clone(), data.clone()));
+                            let _ = w.write_all(b"250 2.0.0 Ok: queued\r\n");
+                        } else {
+                            data.push_str(&line);
+                        }
+                        continue;
+                    }
+                    let up = line.to_ascii_uppercase();
+                    let reply: &[u8] = if up.starts_with("EHLO") {
+                        b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                    } else if up.starts_with("MAIL FROM:") {
+                        from = line[10..].trim().to_string();
+                        rcpts.clear();
+                        data.clear();
+                        b"250 2.1.0 Ok\r\n"
+                    } else if up.starts_with("RCPT TO:<DEFER") {
+                        b"451 4.2.0 Try again later\r\n"
+                    } else if up.starts_with("RCPT TO:<REJECT") {
+                        b"550 5.1.1 No such user here\r\n"
+                    } else if up.starts_with("RCPT TO:") {
+                        rcpts.push(line[8..].trim().to_string());
+                        b"250 2.1.5 Ok\r\n"
+                    } else if up.starts_with("DATA") {
+                        in_data = true;
+                        b"354 End data with <CR><LF>.<CR><LF>\r\n"
+                    } else if up.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 2.0.0 Bye\r\n");
+                        return;
+                    } else {
+                        b"250 2.0.0 Ok\r\n"
+                    };
+                    let _ = w.write_all(reply);
+                }
+            });
+        }
+    });
+    Sink { port, got }
+}
+
+#[test]
+fn mixed_outcomes_in_one_transaction() {
+    let s = sink();
+    let r = root("qrun-mixed", "");
+    r.write(
+        "etc/mail/mailertable",
+        &format!("remote.test smtp:[127.0.0.1]:{}\n", s.port),
+    );
+    let o = r.sendmail(
+        &[
+            "-f",
+            "alice",
+            "ok@remote.test",
+            "defer@remote.test",
+            "reject@remote.test",
+        ],
+        b"Subject: three\n\nbody\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = qrun(&r, &["-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // One transaction: the accepted one got it.
+    let got = s.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, ["<ok@remote.test>"]);
+    assert!(got[0].2.contains("Subject: three"));
+    assert!(
+        got[0].2.contains("From: alice@test.example"),
+        "headers qualified: {}",
+        got[0].2
+    );
+    // Only the deferred one stays queued, with its reason.
+    let ids = r.queued_ids();
+    assert_eq!(ids.len(), 1, "{:?}", r.queue_files());
+    let qf = r.qf(&ids[0]);
+    assert_eq!(recipients(&qf), ["defer@remote.test"]);
+    assert!(qf.contains("MDeferred: 451 4.2.0 Try again later"), "{qf}");
+    assert!(qf.contains("\nN1\n"), "{qf}");
+    let mailq = stdout(&r.cmd("sendmail").arg("-bp").output().unwrap());
+    assert!(
+        mailq.contains("(Deferred: 451 4.2.0 Try again later)"),
+        "{mailq}"
+    );
+    // Only the rejected one bounced, to alice, quoting the server.
+    let bounce = mbox(&r, "alice");
+    assert!(
+        bounce.contains("Subject: Returned mail: see transcript for details"),
+        "{bounce}"
+    );
+    assert!(
+        bounce.contains("Final-Recipient: RFC822; reject@remote.test"),
+        "{bounce}"
+    );
+    assert!(
+        bounce.contains("Diagnostic-Code: SMTP; 550 5.1.1 No such user here"),
+        "{bounce}"
+    );
+    assert!(
+        !bounce.contains("Final-Recipient: RFC822; defer@remote.test"),
+        "{bounce}"
+    );
+    // Not due yet: a periodic run leaves it alone; a forced run retries.
+    let o = qrun(&r, &["-q", "--periodic"]);
+    assert_eq!(code(&o), 0);
+    assert!(r.qf(&ids[0]).contains("\nN1\n"));
+    qrun(&r, &["-q"]);
+    assert!(r.qf(&ids[0]).contains("\nN2\n"));
+}
+
+#[test]
+fn a_host_that_refuses_connections_defers_with_sendmails_words() {
+    // A port nothing listens on.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = root("qrun-refused", "");
+    r.write(
+        "etc/mail/mailertable",
+        &format!("gmail.example smtp:[127.0.0.1]:{port}\n"),
+    );
+    let o = r.sendmail(&["customer@gmail.example"], b"Subject: contact\n\nhi\n");
+    assert_eq!(code(&o), 0);
+    qrun(&r, &["-q"]);
+    let mailq = stdout(&r.cmd("sendmail").arg("-bp").output().unwrap());
+    assert!(
+        mailq.contains("(Deferred: Connection refused by 127.0.0.1.)"),
+        "{mailq}"
+    );
+    assert!(
+        mbox(&r, "root").is_empty(),
+        "no bounce for a refused connection"
+    );
+}
+
+#[test]
+fn delay_warning_once_then_final_bounce() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = root("qrun-expire", "queue_warn = 1s\nqueue_return = 3s\n");
+    r.write(
+        "etc/mail/mailertable",
+        &format!("gmail.example smtp:[127.0.0.1]:{port}\n"),
+    );
+    let o = r.sendmail(
+        &["-f", "alice", "customer@gmail.example"],
+        b"Subject: slow\n\nhi\n",
+    );
+    assert_eq!(code(&o), 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    qrun(&r, &["-q"]);
+    qrun(&r, &["-q"]);
+    let m = mbox(&r, "alice");
+    assert_eq!(
+        m.matches("Warning: could not send message for past")
+            .count(),
+        1,
+        "{m}"
+    );
+    assert!(m.contains("Action: delayed"), "{m}");
+    std::thread::sleep(Duration::from_millis(2100));
+    qrun(&r, &["-q"]);
+    assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
+    let m = mbox(&r, "alice");
+    assert!(
+        m.contains("Subject: Returned mail: see transcript for details"),
+        "{m}"
+    );
+    assert!(m.contains("Status: 4.4.7"), "{m}");
+}
+
+#[test]
+fn no_bounce_to_the_null_sender() {
+    let s = sink();
+    let r = root("qrun-null", "");
+    r.write(
+        "etc/mail/mailertable",
+        &format!("remote.test smtp:[127.0.0.1]:{}\n", s.port),
+    );
+    let o = r.sendmail(
+        &["-f", "<>", "reject@remote.test"],
+        b"Subject: a bounce\n\nx\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    qrun(&r, &["-q"]);
+    qrun(&r, &["-q"]);
+    assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
+    // The postmaster (root) hears once; nothing goes to <>.
+    let m = mbox(&r, "root");
+    assert_eq!(
+        m.matches("Final-Recipient: RFC822; reject@remote.test")
+            .count(),
+        1,
+        "{m}"
+    );
+}
