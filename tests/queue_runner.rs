@@ -19,8 +19,8 @@ fn uid() -> u32 {
 fn root(name: &str, extra_conf: &str) -> Root {
     let r = Root::new(name);
     let u = uid();
-    let mut passwd = format!(
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
+    let mut passwd = String::from(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
     );
     for n in ["bob", "eve", "alice"] {
         passwd.push_str(&format!("{n}:x:{u}:{u}:{n}:/home/{n}:/bin/sh\n"));
@@ -108,15 +108,18 @@ fn two_runners_deliver_each_of_500_messages_exactly_once() {
 
 /// A scripted SMTP server: replies to RCPT by the recipient's local part
 /// (`defer*` → 451, `reject*` → 550, else 250); records messages.
+/// (sender, recipients, message) of each transaction.
+type Received = Arc<Mutex<Vec<(String, Vec<String>, String)>>>;
+
 struct Sink {
     port: u16,
-    got: Arc<Mutex<Vec<(String, Vec<String>, String)>>>,
+    got: Received,
 }
 
 fn sink() -> Sink {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let got: Arc<Mutex<Vec<(String, Vec<String>, String)>>> = Arc::default();
+    let got: Received = Arc::default();
     let g = got.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {
