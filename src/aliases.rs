@@ -56,7 +56,8 @@ impl Parsed {
     /// The effective entries: one per name, the last definition winning,
     /// in the order of their final definition.
     pub fn effective(&self) -> Vec<&Entry> {
-        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut last: crate::fasthash::FxHashMap<&str, usize> = Default::default();
+        last.reserve(self.entries.len());
         for (i, e) in self.entries.iter().enumerate() {
             last.insert(&e.name, i);
         }
@@ -86,105 +87,118 @@ impl Parsed {
     }
 }
 
-/// Parse the text of an aliases file.
+/// Parse the text of an aliases file, duplicates reported.
 pub fn parse(text: &[u8]) -> Parsed {
+    let mut out = parse_entries(text);
+    let mut problems = duplicates(&out.entries);
+    out.problems.append(&mut problems);
+    out.problems.sort_by_key(|p| p.line);
+    out
+}
+
+/// The duplicate-name warnings for `entries` (the later definition wins).
+pub fn duplicates(entries: &[Entry]) -> Vec<Problem> {
+    let mut seen: crate::fasthash::FxHashSet<&str> = Default::default();
+    seen.reserve(entries.len());
+    entries
+        .iter()
+        .filter(|e| !seen.insert(&e.name))
+        .map(|e| duplicate_warning(&e.name, e.line))
+        .collect()
+}
+
+/// sendmail's words for a repeated name.
+pub fn duplicate_warning(name: &str, line: usize) -> Problem {
+    Problem {
+        line,
+        text: format!("{name}... Warning: duplicate alias name {name}"),
+        warning: true,
+    }
+}
+
+/// Parse entries and syntax problems, without looking for duplicates
+/// (the index builder finds those as it goes, for speed).
+pub fn parse_entries(text: &[u8]) -> Parsed {
     let text = String::from_utf8_lossy(text);
     let mut out = Parsed::default();
-    // Logical lines: (first physical line number, joined text).
-    let mut logical: Vec<(usize, String)> = Vec::new();
+    // The logical line being assembled: (first line number, text).
+    let mut cur: Option<(usize, std::borrow::Cow<'_, str>)> = None;
     let mut open = false; // can the current logical line be continued?
     let mut backslash = false;
     for (i, raw) in text.split('\n').enumerate() {
-        let lineno = i + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if backslash {
-            // previous line ended with a backslash: join unconditionally
-            if let Some(last) = logical.last_mut() {
-                last.1.push_str(line);
+        let continues = backslash || (open && (line.starts_with(' ') || line.starts_with('\t')));
+        if continues {
+            if let Some((_, t)) = cur.as_mut() {
+                t.to_mut().push_str(line);
+                backslash = t.ends_with('\\');
+                if backslash {
+                    t.to_mut().pop();
+                }
             }
-            backslash = strip_trailing_backslash(logical.last_mut());
             continue;
         }
         if line.starts_with('#') {
+            // A comment ends an entry: an indented line after it is lost.
             open = false;
             continue;
         }
-        if line.trim().is_empty() {
-            // a blank line is skipped; it does not end an entry in
-            // sendmail, but nothing indented follows blank lines in practice
-            if line.is_empty() {
-                continue;
-            }
+        if line.is_empty() {
+            continue;
         }
         if line.starts_with(' ') || line.starts_with('\t') {
-            if open {
-                if let Some(last) = logical.last_mut() {
-                    last.1.push_str(line);
-                }
-                backslash = strip_trailing_backslash(logical.last_mut());
-            }
-            continue;
+            continue; // indented, but nothing to continue
         }
-        logical.push((lineno, line.to_string()));
+        if let Some((n, t)) = cur.take() {
+            entry(&mut out, n, &t);
+        }
+        let mut t = std::borrow::Cow::Borrowed(line);
+        backslash = line.ends_with('\\');
+        if backslash {
+            t.to_mut().pop();
+        }
+        cur = Some((i + 1, t));
         open = true;
-        backslash = strip_trailing_backslash(logical.last_mut());
     }
-
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for (lineno, l) in logical {
-        let Some(colon) = find_colon(&l) else {
-            out.problems.push(Problem {
-                line: lineno,
-                text: "missing colon".to_string(),
-                warning: false,
-            });
-            continue;
-        };
-        let name = l[..colon].trim();
-        let value = l[colon + 1..].trim_start_matches([' ', '\t']).trim_end();
-        if name.is_empty() {
-            out.problems.push(Problem {
-                line: lineno,
-                text: "missing name for alias".to_string(),
-                warning: false,
-            });
-            continue;
-        }
-        if value.is_empty() {
-            out.problems.push(Problem {
-                line: lineno,
-                text: format!("{}:... missing value for alias", name),
-                warning: false,
-            });
-            continue;
-        }
-        let key = name.to_ascii_lowercase();
-        if !seen.insert(key.clone()) {
-            out.problems.push(Problem {
-                line: lineno,
-                text: format!("{key}... Warning: duplicate alias name {key}"),
-                warning: true,
-            });
-        }
-        out.entries.push(Entry {
-            name: key,
-            value: value.to_string(),
-            line: lineno,
-        });
+    if let Some((n, t)) = cur.take() {
+        entry(&mut out, n, &t);
     }
     out
 }
 
-/// Remove a trailing backslash (continuation mark) from the current logical
-/// line; true if there was one.
-fn strip_trailing_backslash(last: Option<&mut (usize, String)>) -> bool {
-    match last {
-        Some(l) if l.1.ends_with('\\') => {
-            l.1.pop();
-            true
-        }
-        _ => false,
+/// One logical line: `name: value`.
+fn entry(out: &mut Parsed, lineno: usize, l: &str) {
+    let Some(colon) = find_colon(l) else {
+        out.problems.push(Problem {
+            line: lineno,
+            text: "missing colon".to_string(),
+            warning: false,
+        });
+        return;
+    };
+    let name = l[..colon].trim();
+    let value = l[colon + 1..].trim_start_matches([' ', '\t']).trim_end();
+    if name.is_empty() {
+        out.problems.push(Problem {
+            line: lineno,
+            text: "missing name for alias".to_string(),
+            warning: false,
+        });
+        return;
     }
+    if value.is_empty() {
+        out.problems.push(Problem {
+            line: lineno,
+            text: format!("{name}:... missing value for alias"),
+            warning: false,
+        });
+        return;
+    }
+    out.entries.push(Entry {
+        name: name.to_ascii_lowercase(),
+        value: value.to_string(),
+        line: lineno,
+    });
 }
 
 /// The colon ending the name: the first one outside a quoted string.

@@ -77,6 +77,7 @@ pub mod deliver;
 pub mod dns;
 pub mod dsn;
 pub mod exit;
+pub mod fasthash;
 pub mod log;
 pub mod mailbox;
 pub mod message;

@@ -37,7 +37,6 @@
 //! a process that may write the directory rebuilds it at once; any other
 //! reads the text file itself until someone rebuilds, and logs that it did.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
@@ -89,33 +88,77 @@ pub struct Parsed {
     pub problems: Vec<Problem>,
 }
 
-/// Parse a table's text.
+/// Parse a table's text: the effective entries (a duplicate resolved by the
+/// syntax's rule) and every problem.
 pub fn parse(syntax: Syntax, text: &[u8]) -> Parsed {
+    let raw = parse_raw(syntax, text);
+    let mut problems = raw.problems;
+    let mut pos: crate::fasthash::FxHashMap<&str, usize> = Default::default();
+    pos.reserve(raw.entries.len());
+    let mut keep = vec![true; raw.entries.len()];
+    for (i, e) in raw.entries.iter().enumerate() {
+        if let Some(prev) = pos.insert(&e.key, i) {
+            match syntax {
+                Syntax::Aliases => {
+                    keep[prev] = false;
+                    problems.push(crate::aliases::duplicate_warning(&e.key, e.line).into());
+                }
+                Syntax::Makemap => {
+                    keep[i] = false;
+                    pos.insert(&raw.entries[prev].key, prev);
+                    problems.push(duplicate_key(&e.key, e.line));
+                }
+            }
+        }
+    }
+    problems.sort_by_key(|p| p.line);
+    let entries = raw
+        .entries
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(e, _)| e.clone())
+        .collect();
+    Parsed { entries, problems }
+}
+
+/// Every entry in file order, and the syntax problems (not duplicates).
+fn parse_raw(syntax: Syntax, text: &[u8]) -> Parsed {
     match syntax {
         Syntax::Aliases => {
-            let p = crate::aliases::parse(text);
+            let p = crate::aliases::parse_entries(text);
             Parsed {
                 entries: p
-                    .effective()
+                    .entries
                     .into_iter()
                     .map(|e| Entry {
-                        key: e.name.clone(),
-                        value: e.value.clone(),
+                        key: e.name,
+                        value: e.value,
                         line: e.line,
                     })
                     .collect(),
-                problems: p
-                    .problems
-                    .iter()
-                    .map(|x| Problem {
-                        line: x.line,
-                        text: x.text.clone(),
-                        warning: x.warning,
-                    })
-                    .collect(),
+                problems: p.problems.into_iter().map(Problem::from).collect(),
             }
         }
         Syntax::Makemap => parse_makemap(text),
+    }
+}
+
+impl From<crate::aliases::Problem> for Problem {
+    fn from(x: crate::aliases::Problem) -> Problem {
+        Problem {
+            line: x.line,
+            text: x.text,
+            warning: x.warning,
+        }
+    }
+}
+
+fn duplicate_key(key: &str, line: usize) -> Problem {
+    Problem {
+        line,
+        text: format!("key {key}: duplicate key"),
+        warning: false,
     }
 }
 
@@ -123,7 +166,6 @@ pub fn parse(syntax: Syntax, text: &[u8]) -> Parsed {
 fn parse_makemap(text: &[u8]) -> Parsed {
     let text = String::from_utf8_lossy(text);
     let mut out = Parsed::default();
-    let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() || line.starts_with('#') {
@@ -143,15 +185,6 @@ fn parse_makemap(text: &[u8]) -> Parsed {
             });
             continue;
         }
-        if seen.contains_key(&key) {
-            out.problems.push(Problem {
-                line: i + 1,
-                text: format!("key {key}: duplicate key"),
-                warning: false,
-            });
-            continue;
-        }
-        seen.insert(key.clone(), out.entries.len());
         out.entries.push(Entry {
             key,
             value: value.to_string(),
@@ -203,29 +236,84 @@ impl Stamp {
 /// The result of compiling a table.
 #[derive(Debug, Clone)]
 pub struct Built {
-    pub parsed: Parsed,
+    /// Problems in the text (syntax, duplicates), by line.
+    pub problems: Vec<Problem>,
+    /// Entries in the text, duplicates included (sendmail's count).
+    pub entries: usize,
+    /// The longest value and the sum of key and value lengths (newaliases'
+    /// summary line).
+    pub longest: usize,
+    pub total: usize,
     pub index: PathBuf,
 }
 
 /// Compile `text` into its index (temporary file, fsync, rename, directory
-/// fsync).  The problems found are returned with the entries; the index is
-/// written even when there are some, as sendmail does.
+/// fsync).  The index is written even when there are problems, as sendmail
+/// does.
 pub fn build(text: &Path, syntax: Syntax) -> io::Result<Built> {
     let file = File::open(text)?;
     let meta = file.metadata()?;
     let bytes = fs::read(text)?;
-    let parsed = parse(syntax, &bytes);
+    let raw = parse_raw(syntax, &bytes);
     let index = index_path(text);
-    write_index(&index, syntax, Stamp::of(&meta), &parsed.entries)?;
-    Ok(Built { parsed, index })
+    let mut problems = raw.problems;
+    problems.extend(write_index(&index, syntax, Stamp::of(&meta), &raw.entries)?);
+    problems.sort_by_key(|p| p.line);
+    Ok(Built {
+        problems,
+        entries: raw.entries.len(),
+        longest: raw.entries.iter().map(|e| e.value.len()).max().unwrap_or(0),
+        total: raw
+            .entries
+            .iter()
+            .map(|e| e.key.len() + e.value.len())
+            .sum(),
+        index,
+    })
 }
 
-fn write_index(index: &Path, syntax: Syntax, stamp: Stamp, entries: &[Entry]) -> io::Result<()> {
+/// Write the index of `entries` (in file order); a repeated key follows the
+/// syntax's rule (aliases: the last wins, makemap: the first) and is
+/// reported.
+fn write_index(
+    index: &Path,
+    syntax: Syntax,
+    stamp: Stamp,
+    entries: &[Entry],
+) -> io::Result<Vec<Problem>> {
     let nslots = (entries.len().max(1) * 2).next_power_of_two();
     let mut slots = vec![0u64; nslots];
     let mut records: Vec<u8> = Vec::with_capacity(entries.len() * 48);
+    let mut problems = Vec::new();
+    let mut effective = 0u32;
     for e in entries {
         let h = hash(e.key.as_bytes());
+        let mut i = (h as usize) & (nslots - 1);
+        let mut duplicate_at = None;
+        while slots[i] != 0 {
+            if slots[i] >> 32 == h >> 32 {
+                let off = ((slots[i] & 0xffff_ffff) - 1) as usize;
+                let klen = u32::from_le_bytes(records[off..off + 4].try_into().unwrap()) as usize;
+                if &records[off + 12..off + 12 + klen] == e.key.as_bytes() {
+                    duplicate_at = Some(i);
+                    break;
+                }
+            }
+            i = (i + 1) & (nslots - 1);
+        }
+        if duplicate_at.is_some() {
+            match syntax {
+                Syntax::Aliases => {
+                    problems.push(crate::aliases::duplicate_warning(&e.key, e.line).into())
+                }
+                Syntax::Makemap => {
+                    problems.push(duplicate_key(&e.key, e.line));
+                    continue;
+                }
+            }
+        } else {
+            effective += 1;
+        }
         let offset = records.len() as u64;
         if offset >= u32::MAX as u64 - 1 {
             return Err(io::Error::other("table too large for the index format"));
@@ -235,10 +323,6 @@ fn write_index(index: &Path, syntax: Syntax, stamp: Stamp, entries: &[Entry]) ->
         records.extend_from_slice(&(e.line as u32).to_le_bytes());
         records.extend_from_slice(e.key.as_bytes());
         records.extend_from_slice(e.value.as_bytes());
-        let mut i = (h as usize) & (nslots - 1);
-        while slots[i] != 0 {
-            i = (i + 1) & (nslots - 1);
-        }
         slots[i] = ((h >> 32) << 32) | (offset + 1);
     }
     let dir = index.parent().unwrap_or(Path::new("."));
@@ -258,24 +342,24 @@ fn write_index(index: &Path, syntax: Syntax, stamp: Stamp, entries: &[Entry]) ->
         header[28..32].copy_from_slice(&(nslots as u32).to_le_bytes());
         header[32..40].copy_from_slice(&stamp.ino.to_le_bytes());
         header[40..48].copy_from_slice(&stamp.dev.to_le_bytes());
-        header[48..52].copy_from_slice(&(entries.len() as u32).to_le_bytes());
+        header[48..52].copy_from_slice(&effective.to_le_bytes());
         header[52..56].copy_from_slice(&syntax.code().to_le_bytes());
         w.write_all(&header)?;
+        let mut slot_bytes = Vec::with_capacity(nslots * 8);
         for s in &slots {
-            w.write_all(&s.to_le_bytes())?;
+            slot_bytes.extend_from_slice(&s.to_le_bytes());
         }
+        w.write_all(&slot_bytes)?;
         w.write_all(&records)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
-        // Readable by everyone who may read the text (mode of the text
-        // file, at most 0644).
         fs::rename(&tmp, index)?;
         File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
+    result.map(|()| problems)
 }
 
 /// A hit: the value and the line of the text file it came from.
@@ -291,7 +375,7 @@ enum Source {
         nslots: usize,
         records: usize,
     },
-    Text(HashMap<String, (String, usize)>),
+    Text(crate::fasthash::FxHashMap<String, (String, usize)>),
     Empty,
 }
 
@@ -336,11 +420,7 @@ impl Table {
                 Ok(b) => {
                     log::info(
                         None,
-                        &format!(
-                            "{}: index rebuilt ({} entries)",
-                            text.display(),
-                            b.parsed.entries.len()
-                        ),
+                        &format!("{}: index rebuilt ({} entries)", text.display(), b.entries),
                     );
                     if let Ok(m) = fs::metadata(text)
                         && let Some(src) = open_index(&index, Stamp::of(&m))

@@ -318,22 +318,24 @@ fn newaliases(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     }
     let shown = path.display().to_string();
     let built = crate::table::build(&path, crate::table::Syntax::Aliases);
-    let (parsed, write_error) = match built {
-        Ok(b) => (b.parsed, None),
+    let (problems, (n, longest, total), write_error) = match built {
+        Ok(b) => (b.problems, (b.entries, b.longest, b.total), None),
         Err(e) => {
             // Report on the text anyway, then say why no index was written.
             let text = std::fs::read(&path).unwrap_or_default();
-            (
-                crate::table::parse(crate::table::Syntax::Aliases, &text),
-                Some(e),
-            )
+            let p = aliases::parse(&text);
+            let summary = p.summary();
+            let problems: Vec<crate::table::Problem> = p
+                .problems
+                .into_iter()
+                .map(crate::table::Problem::from)
+                .collect();
+            (problems, summary, Some(e))
         }
     };
-    for p in &parsed.problems {
+    for p in &problems {
         println!("{shown}: line {}: {}", p.line, p.text);
     }
-    let text = std::fs::read(&path).unwrap_or_default();
-    let (n, longest, total) = aliases::parse(&text).summary();
     let summary = format!("{shown}: {n} aliases, longest {longest} bytes, {total} bytes total");
     println!("{summary}");
     if let Some(e) = write_error {
@@ -349,7 +351,7 @@ fn newaliases(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
         .unwrap_or_else(|| "unknown".to_string());
     log::info(None, &format!("alias database {shown} rebuilt by {who}"));
     log::info(None, &summary);
-    Ok(if parsed.problems.iter().any(|p| !p.warning) {
+    Ok(if problems.iter().any(|p| !p.warning) {
         ExitCode::Software
     } else {
         ExitCode::Ok

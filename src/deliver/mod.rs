@@ -13,9 +13,10 @@
 //!
 //! ## What is written
 //!
-//! Every copy gets `Return-Path: <sender>` and `Delivered-To: <mailbox>`
-//! first; an existing `Delivered-To:` for the same mailbox means a
-//! forwarding loop (5.4.6).  Programs get the same on standard input.
+//! Every mailbox copy gets `Return-Path: <sender>` and `Delivered-To:
+//! <mailbox>` first; an existing `Delivered-To:` for the same mailbox means
+//! a forwarding loop (5.4.6).  Programs (on standard input) and `/file`
+//! targets get `Return-Path:`.  `/dev/null` discards.
 //!
 //! ## Outcomes
 //!
@@ -425,6 +426,10 @@ fn to_file(
     prepend: &[u8],
     msg: &Message,
 ) -> Result<(), Failure> {
+    // "/dev/null" discards, as in sendmail and Postfix.
+    if path == Path::new("/dev/null") {
+        return Ok(());
+    }
     let path: PathBuf = cfg.paths.resolve(path);
     let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
     as_user(
@@ -450,6 +455,37 @@ fn to_file(
             .map(|_| ())
         },
     )
+}
+
+/// Wait for `child` until `deadline`; then kill its process group.
+/// `None` when it had to be killed.
+fn wait_until(
+    child: &mut std::process::Child,
+    pid: i32,
+    deadline: Instant,
+) -> Result<Option<std::process::ExitStatus>, Failure> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Ok(Some(s)),
+            Ok(None) if Instant::now() >= deadline => {
+                // SAFETY: signalling the program's own process group.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let _ = child.wait();
+                return Ok(None);
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(Failure::temp(
+                    "4.3.0",
+                    format!("waiting for the program: {}", crate::exit::io_reason(&e)),
+                ));
+            }
+        }
+    }
 }
 
 /// Most program output kept for the bounce.
@@ -533,42 +569,27 @@ fn to_program(
     let mut stderr = child.stderr.take();
     let out_thread = drain(stdout.take());
     let err_thread = drain(stderr.take());
-    // Feed the message; a program that stops reading early is not an error
-    // by itself (its exit status decides).
-    if let Some(mut w) = stdin.take() {
-        let _ = mailbox::write_message(
-            &mut w,
-            prepend,
-            msg,
-            mailbox::Format {
-                quote_from: false,
-                strip_private: false,
-            },
-        );
-    }
+    // Feed the message from its own thread, so that a program that never
+    // reads it still meets its timeout (it is killed; the write then fails
+    // with EPIPE).  A program that stops reading early is not an error by
+    // itself: its exit status decides.
     let deadline = Instant::now() + Duration::from_secs(cfg.program_timeout.max(1));
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() >= deadline => {
-                // SAFETY: signalling the program's own process group.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            Err(e) => {
-                return Err(Failure::temp(
-                    "4.3.0",
-                    format!("waiting for the program: {}", crate::exit::io_reason(&e)),
-                ));
-            }
+    let status = std::thread::scope(|scope| {
+        if let Some(mut w) = stdin.take() {
+            scope.spawn(move || {
+                let _ = mailbox::write_message(
+                    &mut w,
+                    prepend,
+                    msg,
+                    mailbox::Format {
+                        quote_from: false,
+                        strip_private: false,
+                    },
+                );
+            });
         }
-    };
+        wait_until(&mut child, pid, deadline)
+    })?;
     let mut output = out_thread.join().unwrap_or_default();
     output.extend(err_thread.join().unwrap_or_default());
     let said = String::from_utf8_lossy(&output)

@@ -174,7 +174,11 @@ pub fn write_message(
                 if crate::message::header::field_name(line.strip_suffix(b"\n").unwrap_or(&line))
                     .is_none()
                 {
-                    in_header = false; // no header at all, or a non-header line
+                    // No header at all, or a non-header line: the body
+                    // starts here, after the empty line that separates it
+                    // from the lines we put first.
+                    in_header = false;
+                    emit(out, b"\n")?;
                 }
             }
         }

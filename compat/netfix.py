@@ -1,0 +1,538 @@
+"""Fixtures for a private network inside the compat sandbox.
+
+The compat scenarios run in a network namespace where only loopback
+exists (compat/lib/sandbox.sh); every 127.x.y.z address works there.  This
+module puts "the internet" on it:
+
+* DNS: dnsmasq in the foreground on 127.0.0.1:53, answering only the MX
+  and A records a test gives it (`--no-resolv --no-hosts`), and
+  authoritative NXDOMAIN for every other name under the test's top-level
+  domains (`--local=/example/`).  /etc/resolv.conf (the sandbox's /etc is
+  private) is replaced by `nameserver 127.0.0.1` with a short timeout, so
+  mailroom's resolver (hickory, which reads resolv.conf) asks it.  Stop it
+  to make "DNS is down".
+* SMTP servers: aiosmtpd, each in its own thread with its own event loop,
+  on a chosen 127.0.0.N address and port.  The test decides per recipient
+  what the server answers (accept, 4xx, 5xx), can make it drop the
+  connection after the message data, offer STARTTLS (a self-signed
+  certificate made with openssl), offer or require AUTH PLAIN/LOGIN with a
+  given user and password, and leave 8BITMIME out of its EHLO.  Every
+  message the server accepts is recorded (`server.messages`): envelope,
+  whether the session was under TLS, the authenticated user, the raw
+  message.  Every transaction, accepted or not, is in `server.transactions`.
+* `Network`: starts these and stops them all (`stop_all`, for addCleanup).
+
+Usage in a test:
+
+    net = netfix.Network()
+    self.addCleanup(net.stop_all)
+    net.dns(mx={"gmail.example": [(10, "mx1.gmail.example")]},
+            hosts={"mx1.gmail.example": "127.0.0.2"})
+    mx = net.smtp("127.0.0.2", rcpt={"gone@gmail.example": "550 5.1.1 gone"})
+    ... run the queue ...
+    mx.wait_for(1)
+    self.assertEqual(mx.messages[0].rcpt_tos, ["customer@gmail.example"])
+
+Needs /usr/sbin/dnsmasq (Debian dnsmasq-base), aiosmtpd for the python3
+running the tests (Debian python3-aiosmtpd) and openssl.  Everything runs
+as root inside the sandbox; nothing here is meant for a real host.
+"""
+
+import asyncio
+import email
+import email.policy
+import logging
+import os
+import random
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+RESOLV_CONF = "/etc/resolv.conf"
+
+# aiosmtpd logs every exception of a dropped session at ERROR level; the
+# scenarios drop sessions on purpose.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+
+_workdir = None
+
+
+def workdir():
+    """A private directory for certificates and logs (one per process)."""
+    global _workdir
+    if _workdir is None:
+        base = os.environ.get("COMPAT_WORK") or None
+        _workdir = tempfile.mkdtemp(prefix="netfix.", dir=base)
+    return _workdir
+
+
+def available():
+    """True when the fixtures can run here (dnsmasq, aiosmtpd, openssl)."""
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        return False
+    return os.access(DNSMASQ, os.X_OK) and shutil.which("openssl") is not None
+
+
+# ---------------------------------------------------------------------------
+# The resolver configuration
+
+_saved_resolv = None
+
+
+def use_local_resolver(address="127.0.0.1"):
+    """Point /etc/resolv.conf at our DNS server.  It may be a symlink (to
+    systemd-resolved's stub file): the link itself is replaced.  The
+    original is kept for restore_resolver()."""
+    global _saved_resolv
+    if _saved_resolv is None:
+        if os.path.islink(RESOLV_CONF):
+            _saved_resolv = ("link", os.readlink(RESOLV_CONF))
+        elif os.path.exists(RESOLV_CONF):
+            with open(RESOLV_CONF, "rb") as f:
+                _saved_resolv = ("file", f.read())
+        else:
+            _saved_resolv = ("none", None)
+    if os.path.islink(RESOLV_CONF) or os.path.exists(RESOLV_CONF):
+        os.unlink(RESOLV_CONF)
+    with open(RESOLV_CONF, "w") as f:
+        # One try, one second: "DNS is down" must not make a test wait.
+        f.write(f"nameserver {address}\noptions timeout:1 attempts:1\n")
+    os.chmod(RESOLV_CONF, 0o644)
+
+
+def restore_resolver():
+    global _saved_resolv
+    if _saved_resolv is None:
+        return
+    kind, value = _saved_resolv
+    if os.path.islink(RESOLV_CONF) or os.path.exists(RESOLV_CONF):
+        os.unlink(RESOLV_CONF)
+    if kind == "link":
+        os.symlink(value, RESOLV_CONF)
+    elif kind == "file":
+        with open(RESOLV_CONF, "wb") as f:
+            f.write(value)
+    _saved_resolv = None
+
+
+# ---------------------------------------------------------------------------
+# DNS
+
+
+def _dns_query(name, qtype=1):
+    """A minimal DNS query packet (recursion desired)."""
+    qid = random.randrange(65536)
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        packet += bytes([len(label)]) + label.encode("ascii")
+    packet += b"\0" + struct.pack(">HH", qtype, 1)
+    return qid, packet
+
+
+def dns_rcode(name, qtype=1, server=("127.0.0.1", 53), timeout=1.0):
+    """Ask `server` about `name`: the response code (0 = NOERROR, 3 =
+    NXDOMAIN) and the number of answers, or None when nobody answers."""
+    qid, packet = _dns_query(name, qtype)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(packet, server)
+        while True:
+            data, _ = s.recvfrom(4096)
+            if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == qid:
+                flags, _, ancount = struct.unpack(">HHH", data[2:8])
+                return flags & 0xF, ancount
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+class DNS:
+    """dnsmasq answering for the test's domains.
+
+    mx:    {domain: [(preference, exchange), ...]}
+    hosts: {name: address or [addresses]}  (A / AAAA records)
+    local: top-level domains dnsmasq is authoritative for: a name there
+           that is not configured is NXDOMAIN (a domain that does not
+           exist).  Names elsewhere get REFUSED (no upstream).
+    """
+
+    def __init__(self, mx=None, hosts=None, local=("example", "test", "invalid"),
+                 address="127.0.0.1", port=53):
+        self.mx = dict(mx or {})
+        self.hosts = dict(hosts or {})
+        self.local = tuple(local)
+        self.address = address
+        self.port = port
+        self.proc = None
+        self.log_path = os.path.join(workdir(), f"dnsmasq-{address}-{port}.log")
+
+    def args(self):
+        a = [DNSMASQ, "--no-resolv", "--no-hosts", "--no-daemon", "--conf-file=/dev/null",
+             f"--listen-address={self.address}", "--bind-interfaces", f"--port={self.port}",
+             "--user=root", "--group=root", "--pid-file=", "--cache-size=0",
+             "--log-queries", "--log-facility=-"]
+        for d in self.local:
+            a.append(f"--local=/{d}/")
+        for domain, records in self.mx.items():
+            for pref, host in records:
+                a.append(f"--mx-host={domain},{host},{pref}")
+        for name, addrs in self.hosts.items():
+            if isinstance(addrs, str):
+                addrs = [addrs]
+            a.append("--host-record=" + ",".join([name] + list(addrs)))
+        return a
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=10.0):
+        if self.running:
+            return self
+        use_local_resolver(self.address)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        probe = next(iter(self.hosts), None) or next(iter(self.mx), None) or "ready.invalid"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dnsmasq exited {self.proc.returncode}: {self.log()}")
+            if dns_rcode(probe, server=(self.address, self.port), timeout=0.2) is not None:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dnsmasq did not answer within {timeout}s: {self.log()}")
+
+    def stop(self):
+        """Stop answering ("DNS is down"); resolv.conf keeps pointing here."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+
+    def restart(self, mx=None, hosts=None):
+        """New records (replacing the old ones where given), same address."""
+        self.stop()
+        if mx is not None:
+            self.mx = dict(mx)
+        if hosts is not None:
+            self.hosts = dict(hosts)
+        return self.start()
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+# ---------------------------------------------------------------------------
+# TLS certificates
+
+_certs = {}
+
+
+def certificate(cn):
+    """(certfile, keyfile) of a self-signed RSA certificate for `cn`, made
+    once per process with openssl."""
+    if cn in _certs:
+        return _certs[cn]
+    d = os.path.join(workdir(), "certs")
+    os.makedirs(d, exist_ok=True)
+    cert = os.path.join(d, f"{cn}.crt")
+    key = os.path.join(d, f"{cn}.key")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-subj", f"/CN={cn}", "-days", "2", "-keyout", key, "-out", cert],
+                       capture_output=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"openssl req failed: {p.stderr.decode(errors='replace')}")
+    _certs[cn] = (cert, key)
+    return _certs[cn]
+
+
+def server_tls_context(cn):
+    cert, key = certificate(cn)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+# ---------------------------------------------------------------------------
+# SMTP servers
+
+
+class Received:
+    """One message a server accepted (or took the data of, then dropped)."""
+
+    def __init__(self, **kw):
+        self.peer = kw["peer"]
+        self.helo = kw["helo"]
+        self.mail_from = kw["mail_from"]
+        self.mail_options = kw["mail_options"]
+        self.rcpt_tos = kw["rcpt_tos"]
+        self.rcpt_options = kw["rcpt_options"]
+        self.data = kw["data"]
+        self.tls = kw["tls"]
+        self.auth_user = kw["auth_user"]
+        self.reply = kw["reply"]
+        self.dropped = kw["dropped"]
+        self.time = time.time()
+
+    @property
+    def message(self):
+        """The message, parsed (email.message.EmailMessage)."""
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+    def __repr__(self):
+        return (f"<Received from={self.mail_from!r} to={self.rcpt_tos!r} tls={self.tls} "
+                f"auth={self.auth_user!r} dropped={self.dropped} {len(self.data)} bytes>")
+
+
+class Transaction:
+    """One MAIL transaction as the server saw it: each RCPT and its reply."""
+
+    def __init__(self, peer, mail_from, tls, auth_user):
+        self.peer = peer
+        self.mail_from = mail_from
+        self.tls = tls
+        self.auth_user = auth_user
+        self.rcpts = []          # [(address, reply)]
+        self.data_reply = None   # the reply to the final dot, "dropped", or None
+
+    def __repr__(self):
+        return f"<Transaction from={self.mail_from!r} rcpts={self.rcpts!r} data={self.data_reply!r}>"
+
+
+def _reply_for(rule, address):
+    if rule is None:
+        return None
+    if callable(rule):
+        return rule(address)
+    return rule.get(address.lower()) or rule.get(address)
+
+
+class _Handler:
+    def __init__(self, server):
+        self.s = server
+
+    # 5 arguments: aiosmtpd's "new" EHLO hook, which may edit the reply list.
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        out = []
+        for r in responses:
+            word = r[4:].split(" ", 1)[0].upper()
+            if word == "8BITMIME" and not self.s.eight_bit_mime:
+                continue
+            if word == "AUTH" and self.s.auth is None:
+                continue
+            out.append(r)
+        if self.s.pipelining:
+            out.insert(len(out) - 1, "250-PIPELINING")
+        return out
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        reply = _reply_for(self.s.mail_rule, address) or "250 2.1.0 OK"
+        with self.s.lock:
+            t = Transaction(session.peer, address, session.ssl is not None,
+                            self.s._user_of(session))
+            self.s.transactions.append(t)
+        if reply.startswith("2"):
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+        return reply
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = _reply_for(self.s.rcpt_rule, address) or "250 2.1.5 OK"
+        with self.s.lock:
+            if self.s.transactions:
+                self.s.transactions[-1].rcpts.append((address, reply))
+        if reply.startswith("2"):
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.append(list(rcpt_options))
+        return reply
+
+    async def handle_DATA(self, server, session, envelope):
+        s = self.s
+        drop = s.drop_after_data
+        reply = s.data_reply or "250 2.0.0 Ok: queued as %d" % (len(s.messages) + 1)
+        if drop:
+            reply = "dropped"
+        rec = Received(peer=session.peer, helo=session.host_name, mail_from=envelope.mail_from,
+                       mail_options=list(envelope.mail_options), rcpt_tos=list(envelope.rcpt_tos),
+                       rcpt_options=list(envelope.rcpt_options),
+                       data=bytes(envelope.original_content or b""),
+                       tls=session.ssl is not None, auth_user=s._user_of(session),
+                       reply=reply, dropped=drop)
+        with s.lock:
+            if s.transactions:
+                s.transactions[-1].data_reply = reply
+            if drop:
+                s.dropped.append(rec)
+            elif reply.startswith("2"):
+                s.messages.append(rec)
+            else:
+                s.refused.append(rec)
+        if drop:
+            # The client has sent the final dot; it never hears back.
+            server.transport.close()
+            return "421 4.4.2 connection dropped"
+        return reply
+
+    async def handle_exception(self, error):
+        return "421 4.3.0 test server: %s" % error.__class__.__name__
+
+
+class SMTPServer:
+    """An aiosmtpd server on host:port whose answers the test controls.
+
+    rcpt:   {address: reply} (lower-case keys) or a function address ->
+            reply or None; addresses not named are accepted.  A reply is a
+            whole SMTP reply, e.g. "451 4.3.0 Try again later" or
+            "550 5.1.1 <x@y>... User unknown"; multi-line replies use
+            "\\r\\n" between lines ("550-5.7.1 one\\r\\n550 5.7.1 two").
+    mail:   the same for MAIL FROM (by sender address).
+    data_reply: the reply to the final dot (default 250).
+    drop_after_data: close the connection after the final dot, unanswered.
+    starttls: offer STARTTLS with a self-signed certificate for `name`.
+    auth:   (user, password): offer AUTH PLAIN and LOGIN (after STARTTLS
+            when starttls is on); require_auth: refuse MAIL until then.
+    eight_bit_mime: advertise 8BITMIME (aiosmtpd does by default).
+    """
+
+    def __init__(self, host, port=25, *, name=None, rcpt=None, mail=None, data_reply=None,
+                 drop_after_data=False, starttls=False, auth=None, require_auth=False,
+                 eight_bit_mime=True, pipelining=False):
+        self.host = host
+        self.port = port
+        self.name = name or f"smtp-{host.replace('.', '-')}.test"
+        self.rcpt_rule = rcpt
+        self.mail_rule = mail
+        self.data_reply = data_reply
+        self.drop_after_data = drop_after_data
+        self.starttls = starttls
+        self.auth = auth
+        self.require_auth = require_auth
+        self.eight_bit_mime = eight_bit_mime
+        self.pipelining = pipelining
+        self.lock = threading.Lock()
+        self.messages = []       # Received, accepted with 2xx
+        self.refused = []        # Received, data refused
+        self.dropped = []        # Received, connection dropped after the data
+        self.transactions = []   # Transaction, every MAIL
+        self.auth_failures = []  # user names refused
+        self.logins = []         # (mechanism, user) of each successful AUTH
+        self.controller = None
+
+    def _user_of(self, session):
+        data = getattr(session, "auth_data", None)
+        if isinstance(data, bytes):
+            return data.decode(errors="replace")
+        return data
+
+    def _authenticator(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+        if isinstance(auth_data, LoginPassword) and self.auth is not None:
+            user = auth_data.login.decode(errors="replace")
+            if (user, auth_data.password.decode(errors="replace")) == tuple(self.auth):
+                with self.lock:
+                    self.logins.append((mechanism, user))
+                return AuthResult(success=True, auth_data=user)
+            with self.lock:
+                self.auth_failures.append(user)
+        return AuthResult(success=False, handled=False)
+
+    def start(self):
+        from aiosmtpd.controller import Controller
+        kwargs = dict(hostname=self.host, port=self.port, server_hostname=self.name,
+                      ident="netfix test server", ready_timeout=10.0)
+        if self.starttls:
+            kwargs["tls_context"] = server_tls_context(self.name)
+        if self.auth is not None:
+            kwargs["authenticator"] = self._authenticator
+            kwargs["auth_required"] = self.require_auth
+            # AUTH only under TLS when TLS is offered; in the clear otherwise.
+            kwargs["auth_require_tls"] = bool(self.starttls)
+        self.controller = Controller(_Handler(self), **kwargs)
+        self.controller.start()
+        return self
+
+    def stop(self):
+        if self.controller is not None:
+            try:
+                self.controller.stop()
+            except Exception:
+                pass
+            self.controller = None
+
+    @property
+    def running(self):
+        return self.controller is not None
+
+    def wait_for(self, count=1, timeout=10.0, what="messages"):
+        """Wait until `count` messages (or transactions, refused, dropped)
+        have been recorded; returns the list."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                got = list(getattr(self, what))
+            if len(got) >= count or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+    def clear(self):
+        with self.lock:
+            self.messages.clear()
+            self.refused.clear()
+            self.dropped.clear()
+            self.transactions.clear()
+            self.auth_failures.clear()
+            self.logins.clear()
+
+
+def port_open(host, port, timeout=0.5):
+    try:
+        with socket.create_connection((host, port), timeout):
+            return True
+    except OSError:
+        return False
+
+
+class Network:
+    """Everything a test started, to stop in one call."""
+
+    def __init__(self):
+        self.fixtures = []
+
+    def dns(self, mx=None, hosts=None, **kw):
+        d = DNS(mx=mx, hosts=hosts, **kw)
+        self.fixtures.append(d)
+        return d.start()
+
+    def smtp(self, host, port=25, **kw):
+        s = SMTPServer(host, port, **kw)
+        self.fixtures.append(s)
+        return s.start()
+
+    def stop_all(self):
+        for f in reversed(self.fixtures):
+            f.stop()
+        self.fixtures.clear()
+        restore_resolver()
