@@ -350,9 +350,10 @@ class _Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         reply = _reply_for(self.s.mail_rule, address) or "250 2.1.0 OK"
+        t = Transaction(session.peer, address, session.ssl is not None,
+                        self.s._user_of(session))
+        session.netfix_transaction = t
         with self.s.lock:
-            t = Transaction(session.peer, address, session.ssl is not None,
-                            self.s._user_of(session))
             self.s.transactions.append(t)
         if reply.startswith("2"):
             envelope.mail_from = address
@@ -361,9 +362,10 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = _reply_for(self.s.rcpt_rule, address) or "250 2.1.5 OK"
-        with self.s.lock:
-            if self.s.transactions:
-                self.s.transactions[-1].rcpts.append((address, reply))
+        t = getattr(session, "netfix_transaction", None)
+        if t is not None:
+            with self.s.lock:
+                t.rcpts.append((address, reply))
         if reply.startswith("2"):
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.append(list(rcpt_options))
@@ -382,8 +384,9 @@ class _Handler:
                        tls=session.ssl is not None, auth_user=s._user_of(session),
                        reply=reply, dropped=drop)
         with s.lock:
-            if s.transactions:
-                s.transactions[-1].data_reply = reply
+            t = getattr(session, "netfix_transaction", None)
+            if t is not None:
+                t.data_reply = reply
             if drop:
                 s.dropped.append(rec)
             elif reply.startswith("2"):

@@ -180,6 +180,14 @@ class RemoteDelivery(mr.Case):
         self.assertIn("relay=mx2.shop.example. [127.0.0.3]", self.log())
         self.assertIn(f"{qid}: done", self.log())
 
+    def test_a_domain_without_mx_gets_its_mail_at_its_own_address(self):
+        self.net.dns(hosts={"smallbiz.example": "127.0.0.3"})
+        host = self.net.smtp("127.0.0.3")
+        self.send(["-i", "owner@smallbiz.example"], b"Subject: implicit MX\n\nhi\n")
+        self.run_queue()
+        self.assertEqual([m.rcpt_tos for m in host.wait_for(1)], [["owner@smallbiz.example"]])
+        self.assertEqual(mr.queue_ids(), [])
+
     # -- one message, three fates ---------------------------------------------
 
     def test_one_message_accepted_deferred_and_rejected_per_recipient(self):

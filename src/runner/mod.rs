@@ -1055,7 +1055,12 @@ impl<'a> Attempt<'a> {
                 None => by_domain.push((d, vec![r])),
             }
         }
-        let sender = render::sender_address(&self.env.sender);
+        // Over SMTP every address is fully qualified (RFC 5321 §4.1.2); a
+        // script's bare `-f root` leaves as root@$hostname, as in sendmail.
+        let sender = match render::sender_address(&self.env.sender) {
+            s if s.is_empty() => s,
+            s => address::qualify(&s, &self.r.cfg.hostname),
+        };
         let message = render::render(self.env, self.body, render::For::Smtp, &self.r.cfg.hostname);
         let ret = if self.env.has_flag('d') {
             Some(if self.env.has_flag('n') {
