@@ -1,6 +1,7 @@
 """The command lines real programs use, run by an ordinary user through the
 installed set-group-id sendmail."""
 
+import os
 import unittest
 
 import mr
@@ -20,7 +21,21 @@ class SubmissionForms(mr.Case):
     def test_crons_exact_argv(self):
         msg = (b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@mx> /usr/bin/backup\n"
                b"X-Cron-Env: <SHELL=/bin/sh>\nX-Cron-Env: <HOME=/root>\n\nbackup finished\n")
-        qid = self.submit(["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"], msg, user="root")
+        if os.path.exists("/var/mail/root"):
+            os.unlink("/var/mail/root")
+        p = mr.sendmail(["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"], msg, user="root")
+        self.assertEqual((p.returncode, p.stderr), (0, b""))
+        # -odi: delivered before sendmail returned, as with sendmail 8.
+        self.assertEqual(mr.queue_ids(), [])
+        with open("/var/mail/root", "rb") as f:
+            mbox = f.read()
+        self.assertTrue(mbox.startswith(f"From root@{mr.HOST} ".encode()), mbox)
+        self.assertIn(b"\nX-Cron-Env: <HOME=/root>\n", mbox)
+        self.assertTrue(mbox.endswith(b"\n\nbackup finished\n\n"), mbox)
+
+    def test_crons_argv_queued_for_later(self):
+        msg = b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@mx> /usr/bin/backup\n\nbackup finished\n"
+        qid = self.submit(["-FCronDaemon", "-i", "-odq", "-oem", "-oi", "-t", "-f", "root"], msg, user="root")
         self.assertEqual(mr.qf_recipients(qid), ["root"])
         self.assertEqual(mr.qf_records(qid, "S"), ["root"])
         self.assertEqual(mr.df(qid), b"backup finished\n")

@@ -69,6 +69,9 @@ pub struct Report<'a> {
     pub envid: Option<&'a str>,
     /// RET=HDRS: return only the header.
     pub headers_only: bool,
+    /// A notification about a bounce that could not be delivered, sent to
+    /// the postmaster instead (sendmail's "Postmaster notify").
+    pub to_postmaster: bool,
     pub entries: &'a [Entry],
 }
 
@@ -93,6 +96,10 @@ pub fn build(r: &Report<'_>, original: &mut dyn BufRead) -> std::io::Result<Vec<
     let date = crate::date::rfc5322(now);
     let boundary = format!("{}.{}/{}", r.qid, now, r.host);
     let (subject, auto) = match r.kind {
+        Kind::Failure if r.to_postmaster => (
+            "Postmaster notify: see transcript for details".to_string(),
+            "failure",
+        ),
         Kind::Failure => (
             "Returned mail: see transcript for details".to_string(),
             "failure",
@@ -284,6 +291,7 @@ mod tests {
             received_from: "alice@localhost",
             envid: Some("ENV1"),
             headers_only: false,
+            to_postmaster: false,
             entries: &entries,
         };
         let mut orig: &[u8] = b"Subject: hello\n\nbody\n";

@@ -48,6 +48,15 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
+/// Set in a child forked from a threaded process: it must not call
+/// syslog(3), whose lock another thread may have held at the fork.
+static SILENCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Make every later log call of this process a no-op (see [`SILENCED`]).
+pub fn silence_forked_child() {
+    SILENCED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Set where this process logs and under which tag (`sendmail`, `pop3d`,
 /// ...).  The first call wins.
 pub fn init(ident: &str, target: &LogTarget, host: &str) {
@@ -91,6 +100,9 @@ pub fn log(level: Level, qid: Option<&str>, text: &str) {
     let Some(l) = LOGGER.get() else {
         return;
     };
+    if SILENCED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     match &l.target {
         LogTarget::Syslog => {
             if let Ok(c) = CString::new(msg) {

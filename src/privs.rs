@@ -102,6 +102,35 @@ pub fn ensure_std_fds() {
     }
 }
 
+/// Close every descriptor above 2 except those in `keep` (in a child
+/// forked from a threaded process, whose other threads' files it must not
+/// hold open).
+pub fn close_other_descriptors(keep: &[i32]) {
+    let close_range = |first: i32, last: u32| {
+        // SAFETY: close_range(2) only closes descriptors of this process.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last, 0u32) };
+        if r != 0 {
+            // Kernels before 5.9: close them one by one.
+            // SAFETY: sysconf is always safe to call.
+            let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 65536) as u32;
+            for fd in first as u32..=last.min(max) {
+                // SAFETY: closing a descriptor we may not own is harmless here.
+                unsafe { libc::close(fd as i32) };
+            }
+        }
+    };
+    let mut keep: Vec<i32> = keep.iter().copied().filter(|&fd| fd > 2).collect();
+    keep.sort_unstable();
+    let mut next = 3;
+    for fd in keep {
+        if fd > next {
+            close_range(next, (fd - 1) as u32);
+        }
+        next = next.max(fd + 1);
+    }
+    close_range(next, u32::MAX);
+}
+
 /// Switch a root process to `uid`/`gid` with `name`'s supplementary groups
 /// (plus `extra_groups`), permanently, and verify.  A process that is not
 /// root may only "switch" to itself, and stays as it is.

@@ -563,6 +563,7 @@ pub fn submit(
             received_from: &format!("{login}@localhost"),
             envid: inv.envid.as_deref(),
             headers_only: inv.ret == Some(Ret::Headers),
+            to_postmaster: false,
             entries: &entries,
         };
         match crate::dsn::build(&report, &mut &original[..]) {

@@ -26,6 +26,7 @@
 //! (5.x.x), with an enhanced status code and a text for the bounce.
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -280,8 +281,10 @@ pub fn switches_users(cfg: &Config) -> bool {
 
 /// Run `work` as `owner` (uid, gid, name) with `extra` groups: in a child
 /// process that switches to them when `switch` (and the user is not who we
-/// already are), directly otherwise.
+/// already are), directly otherwise.  `msg` is the one open file the child
+/// keeps.
 fn as_user(
+    msg: &Message,
     switch: bool,
     name: &str,
     uid: u32,
@@ -302,6 +305,12 @@ fn as_user(
         Err(e) => Err(Failure::temp("4.3.0", format!("fork: {}", e.desc()))),
         Ok(nix::unistd::ForkResult::Child) => {
             drop(rd);
+            // A copy of the runner's threads' descriptors would keep their
+            // queue-file locks and pipe ends alive for as long as this
+            // child lives; keep only the result pipe.  Nothing here may
+            // log: another thread may have held syslog's lock at the fork.
+            crate::log::silence_forked_child();
+            crate::privs::close_other_descriptors(&[wr.as_raw_fd(), msg.as_raw_fd()]);
             let mut out = std::fs::File::from(wr);
             let result = match crate::privs::set_ids(uid, gid, &groups) {
                 Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
@@ -368,6 +377,7 @@ fn to_mailbox(
         MailboxPath::Mbox(path) => {
             let path = path.clone();
             as_user(
+                msg,
                 switch,
                 &owner.name,
                 owner.uid,
@@ -401,7 +411,7 @@ fn to_mailbox(
         }
         MailboxPath::Maildir(dir) => {
             let dir = dir.clone();
-            as_user(switch, &owner.name, owner.uid, owner.gid, &[], || {
+            as_user(msg, switch, &owner.name, owner.uid, owner.gid, &[], || {
                 maildir::deliver(
                     &dir,
                     &maildir::Deliver {
@@ -433,6 +443,7 @@ fn to_file(
     let path: PathBuf = cfg.paths.resolve(path);
     let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
     as_user(
+        msg,
         switches_users(cfg),
         &owner.name,
         owner.uid,

@@ -59,6 +59,11 @@ impl Message {
         Message::from_reader(b)
     }
 
+    /// The descriptor holding the message (kept open across a fork).
+    pub fn as_raw_fd(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }

@@ -43,24 +43,40 @@ struct Entry {
 pub fn print(queue: &Queue, verbose: bool, out: &mut dyn Write) -> io::Result<usize> {
     let ids = queue.ids()?;
     let dir = queue.dir().display().to_string();
-    let mut entries: Vec<Entry> = ids
-        .into_iter()
-        .map(|id| {
-            let (qf, open_error) = match std::fs::read(queue.path("qf", &id)) {
-                Ok(b) => (Some(b), None),
-                Err(e) => (None, Some(e)),
-            };
-            let priority = qf.as_deref().map(priority_of).unwrap_or(0);
-            Entry {
-                locked: queue.is_locked(&id),
-                size: queue.data_size(&id).map_or(-1, |s| s as i64),
-                id,
-                priority,
-                qf,
-                open_error,
-            }
+    let read = |id: QueueId| {
+        let (qf, locked, open_error) = match queue.peek(&id) {
+            Ok((b, locked)) => (Some(b), locked, None),
+            Err(e) => (None, false, Some(e)),
+        };
+        let priority = qf.as_deref().map(priority_of).unwrap_or(0);
+        Entry {
+            locked,
+            size: queue.data_size(&id).map_or(-1, |s| s as i64),
+            id,
+            priority,
+            qf,
+            open_error,
+        }
+    };
+    // A large queue is read by a few threads: the cost is system calls,
+    // three per job, which run in parallel.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut entries: Vec<Entry> = if ids.len() < 1000 || threads == 1 {
+        ids.into_iter().map(read).collect()
+    } else {
+        let chunk = ids.len().div_ceil(threads);
+        let chunks: Vec<Vec<QueueId>> = ids.chunks(chunk).map(|c| c.to_vec()).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|c| s.spawn(move || c.into_iter().map(read).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
         })
-        .collect();
+    };
     // stable: equal priorities keep directory order
     entries.sort_by_key(|e| e.priority);
 

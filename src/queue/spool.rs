@@ -270,6 +270,18 @@ impl Queue {
         }
     }
 
+    /// A job's control file as it is now, and whether someone holds its
+    /// lock, from one open (what `mailq` needs of each job).
+    pub fn peek(&self, id: &QueueId) -> io::Result<(Vec<u8>, bool)> {
+        let mut f = File::open(self.path("qf", id))?;
+        // SAFETY: plain flock on a valid descriptor; a shared lock taken
+        // here is released when `f` closes.
+        let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0;
+        let mut bytes = Vec::with_capacity(1024);
+        f.read_to_end(&mut bytes)?;
+        Ok((bytes, locked))
+    }
+
     /// Size of the job's data file, as `mailq` prints it.
     pub fn data_size(&self, id: &QueueId) -> Option<u64> {
         fs::metadata(self.path("df", id)).ok().map(|m| m.len())
@@ -326,57 +338,77 @@ impl Queue {
         temp_age: Duration,
         data_age: Duration,
     ) -> io::Result<Vec<String>> {
+        let listing = self.listing()?;
+        self.remove_stale_in(&listing, temp_age, data_age)
+    }
+
+    /// Every queue file name, from one read of the directory (or of the
+    /// `qf/` and `df/` subdirectories).  A pass over a large queue reads
+    /// the directory once and answers "does `qfID` exist" from memory.
+    pub fn listing(&self) -> io::Result<Listing> {
+        let mut names = std::collections::HashSet::new();
+        let mut read = |dir: &Path| -> io::Result<()> {
+            for entry in fs::read_dir(dir)? {
+                if let Ok(name) = entry?.file_name().into_string() {
+                    names.insert(name);
+                }
+            }
+            Ok(())
+        };
+        read(&self.qf_dir)?;
+        if self.df_dir != self.qf_dir {
+            read(&self.df_dir)?;
+        }
+        Ok(Listing { names })
+    }
+
+    /// The stale sweep over a listing already read.
+    pub fn remove_stale_in(
+        &self,
+        listing: &Listing,
+        temp_age: Duration,
+        data_age: Duration,
+    ) -> io::Result<Vec<String>> {
         let mut removed = Vec::new();
         let now = std::time::SystemTime::now();
-        let old = |m: &fs::Metadata, age: Duration| {
-            m.modified()
+        let old = |path: &Path, age: Duration| {
+            path.symlink_metadata()
                 .ok()
+                .and_then(|m| m.modified().ok())
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|d| d >= age)
         };
-        for entry in fs::read_dir(&self.qf_dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_prefix("tf").and_then(QueueId::parse) else {
-                continue;
-            };
-            let path = entry.path();
-            let Ok(meta) = path.symlink_metadata() else {
-                continue;
-            };
-            if !old(&meta, temp_age) {
+        for id in listing.ids_with("tf") {
+            let path = self.path("tf", &id);
+            if !old(&path, temp_age) {
                 continue;
             }
             let Ok(f) = File::open(&path) else { continue };
             if !try_flock(&f)? {
                 continue; // a live writer
             }
-            let qf_exists = self.path("qf", &id).symlink_metadata().is_ok();
-            if !qf_exists && fs::remove_file(self.path("df", &id)).is_ok() {
+            if !listing.has("qf", &id) && fs::remove_file(self.path("df", &id)).is_ok() {
                 removed.push(format!("df{id}"));
             }
             if fs::remove_file(&path).is_ok() {
-                removed.push(name);
+                removed.push(format!("tf{id}"));
             }
         }
-        for entry in fs::read_dir(&self.df_dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_prefix("df").and_then(QueueId::parse) else {
+        for id in listing.ids_with("df") {
+            if ["qf", "tf", "Qf", "hf"].iter().any(|p| listing.has(p, &id)) {
                 continue;
-            };
-            if self.path("qf", &id).symlink_metadata().is_ok()
-                || self.path("tf", &id).symlink_metadata().is_ok()
-                || self.path("Qf", &id).symlink_metadata().is_ok()
-                || self.path("hf", &id).symlink_metadata().is_ok()
+            }
+            // Not in the listing may still mean "created since": ask the
+            // file system before removing anything.
+            if ["qf", "tf", "Qf", "hf"]
+                .iter()
+                .any(|p| self.path(p, &id).symlink_metadata().is_ok())
             {
                 continue;
             }
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            if old(&meta, data_age) && fs::remove_file(entry.path()).is_ok() {
-                removed.push(name);
+            let path = self.path("df", &id);
+            if old(&path, data_age) && fs::remove_file(&path).is_ok() {
+                removed.push(format!("df{id}"));
             }
         }
         if !removed.is_empty() {
@@ -384,6 +416,63 @@ impl Queue {
         }
         Ok(removed)
     }
+}
+
+/// The names in a queue directory at one moment ([`Queue::listing`]).
+#[derive(Debug, Default)]
+pub struct Listing {
+    names: std::collections::HashSet<String>,
+}
+
+impl Listing {
+    /// Whether `PREFIXid` was present.
+    pub fn has(&self, prefix: &str, id: &QueueId) -> bool {
+        self.names.contains(&format!("{prefix}{id}"))
+    }
+
+    /// The ids of files named `PREFIXid`, in no particular order.
+    pub fn ids_with(&self, prefix: &str) -> Vec<QueueId> {
+        self.names
+            .iter()
+            .filter_map(|n| n.strip_prefix(prefix).and_then(QueueId::parse))
+            .collect()
+    }
+}
+
+/// When a job was last tried and how often, read from the first records
+/// of its control file without locking it: a queue run skips jobs whose
+/// retry time has not come without opening them for writing.  `None`
+/// when the file is gone or does not start as a control file does (the
+/// caller then locks and reads it properly).
+pub fn peek_schedule(path: &Path) -> Option<(u32, i64)> {
+    let mut f = File::open(path).ok()?;
+    let mut buf = [0u8; 512];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+    let (mut attempts, mut last) = (None, None);
+    // sendmail and we write V, T, K, N, P first; stop at anything else.
+    for line in buf[..len].split(|&b| b == b'\n') {
+        let (Some(&kind), Ok(rest)) = (line.first(), std::str::from_utf8(line.get(1..)?)) else {
+            break;
+        };
+        match kind {
+            b'K' => last = rest.parse::<i64>().ok(),
+            b'N' => attempts = rest.parse::<u32>().ok(),
+            b'V' | b'T' | b'P' => {}
+            _ => break,
+        }
+        if attempts.is_some() && last.is_some() {
+            break;
+        }
+    }
+    Some((attempts?, last?))
 }
 
 impl Draft {

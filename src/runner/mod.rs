@@ -141,24 +141,24 @@ impl Runner {
 
     /// One pass over the queue: every selected job whose time has come.
     pub fn run_pass(&self, sel: &Selection) -> Stats {
-        if let Ok(removed) = self.queue.remove_stale() {
-            for r in removed {
-                log::notice(None, &format!("removed stale queue file {r}"));
-            }
-        }
-        let mut ids = match self.queue.ids() {
-            Ok(ids) => ids,
-            Err(e) => {
-                log::err(
-                    None,
-                    &format!(
-                        "cannot read the queue {}: {}",
-                        self.cfg.queue_dir.display(),
-                        crate::exit::io_reason(&e)
-                    ),
-                );
-                return Stats::default();
-            }
+        let mut ids = match self.exact_job(sel) {
+            // The run `sendmail` starts for the message it just queued:
+            // no need to read a directory that may hold 100,000 jobs.
+            Some(id) => vec![id],
+            None => match self.sweep_and_list() {
+                Ok(ids) => ids,
+                Err(e) => {
+                    log::err(
+                        None,
+                        &format!(
+                            "cannot read the queue {}: {}",
+                            self.cfg.queue_dir.display(),
+                            crate::exit::io_reason(&e)
+                        ),
+                    );
+                    return Stats::default();
+                }
+            },
         };
         ids.retain(|id| sel.matches_id(id));
         // Oldest first (the id begins with the submission time).
@@ -177,6 +177,39 @@ impl Runner {
         });
         self.pool.close_all();
         stats.into_inner().unwrap_or_default()
+    }
+
+    /// `-qI` naming one whole queue id, and nothing else.
+    fn exact_job(&self, sel: &Selection) -> Option<QueueId> {
+        match (
+            &sel.ids[..],
+            sel.recipients.is_empty() && sel.senders.is_empty(),
+        ) {
+            ([(false, id)], true) => QueueId::parse(id),
+            _ => None,
+        }
+    }
+
+    /// Read the directory once: sweep what crashed writers left, and
+    /// return the ids of the jobs.
+    fn sweep_and_list(&self) -> std::io::Result<Vec<QueueId>> {
+        let listing = self.queue.listing()?;
+        match self.queue.remove_stale_in(
+            &listing,
+            crate::queue::spool::STALE_TEMP_AGE,
+            crate::queue::spool::STALE_DATA_AGE,
+        ) {
+            Ok(removed) => {
+                for r in removed {
+                    log::notice(None, &format!("removed stale queue file {r}"));
+                }
+            }
+            Err(e) => log::err(
+                None,
+                &format!("stale file sweep: {}", crate::exit::io_reason(&e)),
+            ),
+        }
+        Ok(listing.ids_with("qf"))
     }
 
     fn worker(&self, work: &Mutex<VecDeque<QueueId>>, sel: &Selection, stats: &Mutex<Stats>) {
@@ -216,6 +249,17 @@ impl Runner {
     /// One attempt at one job; returns jobs created meanwhile (bounces,
     /// split envelopes) to run next.
     fn process(&self, id: &QueueId, sel: &Selection, stats: &Mutex<Stats>) -> Vec<QueueId> {
+        // Most jobs in a periodic pass are waiting for their retry time:
+        // tell from the first bytes of the qf, without taking the lock.
+        if !sel.force
+            && let Some((attempts, last)) =
+                crate::queue::spool::peek_schedule(&self.queue.path("qf", id))
+            && attempts > 0
+            && date::now() < last + self.settings.backoff(attempts)
+        {
+            self.bump(stats, |s| s.not_due += 1);
+            return Vec::new();
+        }
         let mut job = match self.queue.lock(id) {
             Ok(Some(j)) => j,
             Ok(None) => {
@@ -544,6 +588,7 @@ impl Runner {
             received_from: &received_from,
             envid: env.envid.as_deref(),
             headers_only: env.has_flag('n'),
+            to_postmaster: null_sender,
             entries: &dsn_entries,
         };
         let reason = wanted.first().map(|f| f.text.clone()).unwrap_or_default();
@@ -669,6 +714,7 @@ impl Runner {
             received_from: "localhost",
             envid: env.envid.as_deref(),
             headers_only: true,
+            to_postmaster: false,
             entries: &entries,
         };
         match dsn::build(&report, &mut &original[..]) {
