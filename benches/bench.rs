@@ -264,16 +264,25 @@ fn local_delivery() {
         (100usize, "into 100 mboxes"),
         (1, "into one contended mbox"),
     ] {
-        let root = root_with_users("deliver", mboxes, "delivery_mode = queue\n");
-        fill_queue(&root, 2000, |i| format!("u{}", i % mboxes));
-        let secs = qrun_pass(&root);
-        let left = std::fs::read_dir(root.dir.join("var/spool/mqueue"))
-            .unwrap()
-            .count();
+        // Three rounds, each after the filled queue is on disk (a drain
+        // must not pay for the submissions' writeback); the median and
+        // the spread are printed, as this machine's disk is shared.
+        let mut rates = Vec::new();
+        let mut left = 0;
+        for _ in 0..3 {
+            let root = root_with_users("deliver", mboxes, "delivery_mode = queue\n");
+            fill_queue(&root, 2000, |i| format!("u{}", i % mboxes));
+            // SAFETY: sync(2) has no preconditions.
+            unsafe { libc::sync() };
+            rates.push(2000.0 / qrun_pass(&root));
+            left += std::fs::read_dir(root.dir.join("var/spool/mqueue"))
+                .unwrap()
+                .count();
+        }
+        rates.sort_by(f64::total_cmp);
         println!(
-            "  {label:<28}: {:8.0} deliveries/s  ({:.2} s for 2,000; {left} queue files left)",
-            2000.0 / secs,
-            secs
+            "  {label:<28}: {:8.0} deliveries/s  (median of 3 drains of 2,000: {:.0}..{:.0}; {left} queue files left)",
+            rates[1], rates[0], rates[2]
         );
     }
     // One deliver process per message, 8 at a time (a mail.local-style MDA).

@@ -44,18 +44,13 @@ struct Logger {
     ident: String,
     target: LogTarget,
     host: String,
+    pid: u32,
+    /// The log file (`log = /path`), kept open between lines and
+    /// reopened after a second, so a rotated file is let go promptly.
+    file: std::sync::Mutex<Option<(std::fs::File, std::time::Instant)>>,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
-
-/// Set in a child forked from a threaded process: it must not call
-/// syslog(3), whose lock another thread may have held at the fork.
-static SILENCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Make every later log call of this process a no-op (see [`SILENCED`]).
-pub fn silence_forked_child() {
-    SILENCED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
 
 /// Set where this process logs and under which tag (`sendmail`, `pop3d`,
 /// ...).  The first call wins.
@@ -65,6 +60,8 @@ pub fn init(ident: &str, target: &LogTarget, host: &str) {
         ident: ident.to_string(),
         target: target.clone(),
         host: short_host,
+        pid: std::process::id(),
+        file: std::sync::Mutex::new(None),
     };
     if LOGGER.set(logger).is_ok()
         && let Some(l) = LOGGER.get()
@@ -100,7 +97,9 @@ pub fn log(level: Level, qid: Option<&str>, text: &str) {
     let Some(l) = LOGGER.get() else {
         return;
     };
-    if SILENCED.load(std::sync::atomic::Ordering::Relaxed) {
+    // A child forked from a threaded process must not call syslog(3),
+    // whose lock another thread may have held at the fork.
+    if crate::privs::in_forked_child() {
         return;
     }
     match &l.target {
@@ -117,14 +116,24 @@ pub fn log(level: Level, qid: Option<&str>, text: &str) {
                 &now[4..19],
                 l.host,
                 l.ident,
-                std::process::id(),
+                l.pid,
                 msg
             );
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(path)
+            let mut slot = l.file.lock().unwrap_or_else(|p| p.into_inner());
+            if slot
+                .as_ref()
+                .is_none_or(|(_, at)| at.elapsed() >= std::time::Duration::from_secs(1))
             {
+                *slot = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+                    .ok()
+                    .map(|f| (f, std::time::Instant::now()));
+            }
+            if let Some((f, _)) = slot.as_mut() {
+                // One write per line: O_APPEND keeps lines from several
+                // processes whole.
                 let _ = f.write_all(line.as_bytes());
             }
         }

@@ -102,6 +102,20 @@ pub fn ensure_std_fds() {
     }
 }
 
+static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Record that this process is a child forked (without exec) from a
+/// threaded one: locks other threads held at the fork stay held forever
+/// here, so in-process coordination (log, mailbox turns) is bypassed.
+pub fn mark_forked_child() {
+    FORKED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// See [`mark_forked_child`].
+pub fn in_forked_child() -> bool {
+    FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Close every descriptor above 2 except those in `keep` (in a child
 /// forked from a threaded process, whose other threads' files it must not
 /// hold open).

@@ -338,3 +338,71 @@ fn no_bounce_to_the_null_sender() {
         "{m}"
     );
 }
+
+#[test]
+fn a_message_that_kills_the_runner_three_times_is_set_aside() {
+    // The "crash": the runner is killed while it delivers to a program
+    // that never finishes.
+    let r = root("qrun-crash", "queue_workers = 1\n");
+    r.write("etc/mail/aliases", "ticket: \"|/bin/sleep 60\"\n");
+    let o = r.sendmail(&["-bi"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = r.sendmail(&["-i", "ticket"], b"Subject: poison\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = r.only_id();
+    for attempt in 1..=3 {
+        let mut child = r
+            .cmd("qrun")
+            .arg("-q")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the attempt to be under way: the program is running.
+        let t = Instant::now();
+        while !journals(&r).iter().any(|j| j.contains(&id)) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "attempt {attempt} never began"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", "^/bin/sleep 60$"])
+            .status();
+    }
+    // The next pass counts the three deaths and sets the job aside.
+    let o = qrun(&r, &["-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
+    assert!(
+        r.queue_files().contains(&format!("Qf{id}")),
+        "{:?}",
+        r.queue_files()
+    );
+    assert!(
+        !r.queue_files().iter().any(|f| f.starts_with(".running")),
+        "dead journals are removed: {:?}",
+        r.queue_files()
+    );
+    assert!(r.log().contains("set aside for the admin"), "{}", r.log());
+    // And the admin can see it and put it back.
+    let o = r.cmd("mailroom").args(["queue", "list"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&id),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+fn journals(r: &Root) -> Vec<String> {
+    std::fs::read_dir(r.queue())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".running"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect()
+}

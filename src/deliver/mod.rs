@@ -309,7 +309,7 @@ fn as_user(
             // queue-file locks and pipe ends alive for as long as this
             // child lives; keep only the result pipe.  Nothing here may
             // log: another thread may have held syslog's lock at the fork.
-            crate::log::silence_forked_child();
+            crate::privs::mark_forked_child();
             crate::privs::close_other_descriptors(&[wr.as_raw_fd(), msg.as_raw_fd()]);
             let mut out = std::fs::File::from(wr);
             let result = match crate::privs::set_ids(uid, gid, &groups) {
@@ -376,17 +376,21 @@ fn to_mailbox(
     match &account.mailbox {
         MailboxPath::Mbox(path) => {
             let path = path.clone();
+            // A forked child cannot take the in-process turn; hold it here.
+            let _turn = if switch { mbox::turn(&path) } else { None };
             as_user(
                 msg,
                 switch,
                 &owner.name,
                 owner.uid,
                 owner.gid,
-                &mail_gid(),
+                // Group mail (for the spool's dotlocks) matters only to a
+                // process that switches users: skip the lookup otherwise.
+                &if switch { mail_gid() } else { Vec::new() },
                 || {
-                    if let Some(parent) = path.parent()
+                    if account.is_virtual
+                        && let Some(parent) = path.parent()
                         && !parent.exists()
-                        && account.is_virtual
                     {
                         std::fs::create_dir_all(parent).map_err(|e| {
                             Failure::from_io(&format!("cannot create {}", parent.display()), &e)
@@ -403,6 +407,7 @@ fn to_mailbox(
                             lock_timeout,
                             owner: expect_uid,
                             create_mode: 0o660,
+                            in_process_turn: !switch,
                         },
                     )
                     .map(|_| ())
@@ -442,6 +447,11 @@ fn to_file(
     }
     let path: PathBuf = cfg.paths.resolve(path);
     let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
+    let _turn = if switches_users(cfg) {
+        mbox::turn(&path)
+    } else {
+        None
+    };
     as_user(
         msg,
         switches_users(cfg),
@@ -461,6 +471,7 @@ fn to_file(
                     lock_timeout,
                     owner: None,
                     create_mode: 0o600,
+                    in_process_turn: !switches_users(cfg),
                 },
             )
             .map(|_| ())

@@ -11,8 +11,17 @@
 //! (a reader without group `mail`), the fcntl lock alone is used, as
 //! popa3d and Dovecot's `dotlock_try` do.
 //!
-//! The `fcntl` lock is released by the kernel when the process dies; a
-//! dotlock left by a dead process is cleared by the stale rule.
+//! The `fcntl` lock is an open-file-description lock (`F_OFD_SETLK`):
+//! it conflicts with other programs' classic `fcntl` locks exactly as
+//! theirs do with each other, but unlike a classic lock it belongs to the
+//! open file, not the process, so two threads of one queue runner exclude
+//! each other too, and one thread unlocking never drops another's lock.
+//! Threads of one process also take turns at an mbox in memory
+//! ([`super::mbox::turn`]) rather than by polling the file locks.
+//!
+//! The `fcntl` lock is released by the kernel when the file is closed or
+//! the process dies; a dotlock left by a dead process is cleared by the
+//! stale rule.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -83,13 +92,14 @@ fn fcntl_lock(fd: i32, kind: Option<Kind>) -> io::Result<bool> {
         Some(Kind::Write) => libc::F_WRLCK,
         None => libc::F_UNLCK,
     };
-    // SAFETY: an all-zero flock is valid; l_len 0 = the whole file.
+    // SAFETY: an all-zero flock is valid; l_len 0 = the whole file, and
+    // l_pid must be 0 for an OFD lock.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = l_type as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     loop {
         // SAFETY: fd is a valid descriptor and fl a valid struct.
-        let rc = unsafe { libc::fcntl(fd, libc::F_SETLK, &fl) };
+        let rc = unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) };
         if rc == 0 {
             return Ok(true);
         }
@@ -169,6 +179,7 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
     let fd = file.as_raw_fd();
     let dot = dotlock_path(path);
     let start = Instant::now();
+    let mut attempt = 0u32;
     loop {
         if fcntl_lock(fd, Some(kind)).map_err(LockError::Io)? {
             match try_dotlock(&dot).map_err(LockError::Io)? {
@@ -187,11 +198,15 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
         if start.elapsed() >= timeout {
             return Err(LockError::Busy);
         }
-        // 50–250 ms, random, so contenders do not march in step.
-        let jitter = 50 + (crate::queue::id::random_u32() % 200) as u64;
+        // Another program holds it: wait 1 ms, doubling up to 256 ms,
+        // each pause randomised so contenders do not march in step.
+        let cap = 1u64 << attempt.min(8);
+        attempt += 1;
+        let pause = Duration::from_micros(
+            cap * 500 + (crate::queue::id::random_u32() as u64 % (cap * 1000)),
+        );
         std::thread::sleep(
-            Duration::from_millis(jitter)
-                .min(timeout.saturating_sub(start.elapsed()) + Duration::from_millis(1)),
+            pause.min(timeout.saturating_sub(start.elapsed()) + Duration::from_millis(1)),
         );
     }
 }

@@ -20,8 +20,16 @@
 //! 2. Lock ([`super::lock`]); check the path still names the file opened.
 //! 3. Note the size; if the file does not end with an empty line (a
 //!    crashed writer, a foreign MUA), add the missing newlines first.
-//! 4. Write, `fsync`.  On any failure, truncate back to the noted size, so
-//!    the mailbox is exactly as it was.
+//! 4. Write.  On any failure, truncate back to the noted size, so the
+//!    mailbox is exactly as it was.
+//! 5. Unlock, then `fsync` (a new file's directory too) before reporting
+//!    success.  Should the sync fail, what was written is withdrawn if
+//!    nobody has appended since, and the delivery is reported as failed
+//!    either way (at worst the retry duplicates it; it is never lost).
+//!
+//! Threads of one process (the queue runner's workers) that deliver to
+//! the same mbox at once are served in batches: one thread does steps 1–5
+//! for all the messages waiting, with one lock and one `fsync` ([`batch`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -61,13 +69,279 @@ pub struct Append<'a> {
     pub owner: Option<u32>,
     /// Mode for a new file.
     pub create_mode: u32,
+    /// Share the mailbox with this process's other threads: wait for its
+    /// turn, and write in batches ([`batch`]).  False when the caller
+    /// holds the turn itself ([`turn`]) for a child it forks.  (A forked
+    /// child never uses turns: another thread may have held one at the
+    /// fork.)
+    pub in_process_turn: bool,
 }
+
+/// Messages up to this size are rendered in memory and may be written by
+/// another thread's batch; larger ones are streamed by their own thread.
+const BATCH_MAX: u64 = 1 << 20;
 
 /// Append one message; on failure the mbox is left exactly as it was.
 pub fn append(path: &Path, a: &Append<'_>) -> Result<u64, Failure> {
-    let what = path.display().to_string();
-    let file = open_mailbox(path, a.owner, a.create_mode).map_err(|f| f.with_what(&what))?;
-    let _held = match lock::lock(&file, path, Kind::Write, a.lock_timeout) {
+    let target = Target {
+        path,
+        owner: a.owner,
+        create_mode: a.create_mode,
+        lock_timeout: a.lock_timeout,
+    };
+    if !a.in_process_turn || crate::privs::in_forked_child() {
+        return write_batch(&target, vec![Item::Stream(a)]).remove(0);
+    }
+    if a.message.len() > BATCH_MAX {
+        let _turn = turn(path);
+        return write_batch(&target, vec![Item::Stream(a)]).remove(0);
+    }
+    let mut entry = Vec::with_capacity(a.message.len() as usize + 512);
+    write_entry(&mut entry, a).map_err(|e| {
+        Failure::from_io(&format!("{}: cannot read the message", path.display()), &e)
+    })?;
+    batch::submit(&target, entry, a.quota)
+}
+
+/// This process's turn at the mailbox `path`, for a thread that writes to
+/// it alone (or forks a child that does): other threads' batches wait
+/// until it is dropped.
+pub fn turn(path: &Path) -> Option<batch::Exclusive> {
+    (!crate::privs::in_forked_child()).then(|| batch::exclusive(path))
+}
+
+/// Where a batch goes, and how to open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target<'a> {
+    path: &'a Path,
+    owner: Option<u32>,
+    create_mode: u32,
+    lock_timeout: Duration,
+}
+
+/// One message of a batch.
+enum Item<'a> {
+    /// Rendered (`From ` line to the closing empty line), with its quota.
+    Bytes(Vec<u8>, u64),
+    /// Streamed from the message file while the locks are held.
+    Stream(&'a Append<'a>),
+}
+
+/// Append `items` under one lock and one `fsync`; one result each.  A
+/// write error undoes the whole batch (each message is retried); a
+/// message over quota is refused alone.
+fn write_batch(t: &Target<'_>, items: Vec<Item<'_>>) -> Vec<Result<u64, Failure>> {
+    let what = t.path.display().to_string();
+    let n = items.len();
+    let all = |f: Failure| vec![Err(f); n];
+    let (file, created) = match open_mailbox_new(t.path, t.owner, t.create_mode) {
+        Ok(x) => x,
+        Err(f) => return all(f.with_what(&what)),
+    };
+    let (held, orig) = match lock_for_append(&file, t.path, t.lock_timeout, &what) {
+        Ok(x) => x,
+        Err(f) => return all(f),
+    };
+    let write_failed = |e: &io::Error| Failure::from_io(&format!("{what}: write failed"), e);
+    let mut results = Vec::with_capacity(n);
+    let mut end = orig;
+    let written: io::Result<()> = (|| {
+        // A new From_ line is only recognised after an empty line.
+        let mut pad = separator_needed(&file, orig)?;
+        let mut w = BufWriter::with_capacity(64 * 1024, &file);
+        for item in &items {
+            let (len, quota) = match item {
+                Item::Bytes(b, q) => (b.len() as u64, *q),
+                Item::Stream(a) => (
+                    a.from_line.len() as u64 + a.prepend.len() as u64 + a.message.len() + 2,
+                    a.quota,
+                ),
+            };
+            let len = len + pad.len() as u64;
+            if quota > 0 && end + len > quota {
+                results.push(Err(Failure::over_quota(end, len, quota)));
+                continue;
+            }
+            w.write_all(pad)?;
+            let mut this = pad.len() as u64;
+            pad = b"";
+            match item {
+                Item::Bytes(b, _) => {
+                    w.write_all(b)?;
+                    this += b.len() as u64;
+                }
+                Item::Stream(a) => this += write_entry(&mut w, a)?,
+            }
+            end += this;
+            results.push(Ok(this));
+        }
+        w.flush()
+    })();
+    if let Err(e) = written {
+        // Leave the mailbox exactly as it was.
+        let _ = file.set_len(orig);
+        let _ = file.sync_all();
+        return all(write_failed(&e));
+    }
+    drop(held);
+    if end == orig {
+        return results; // nothing written (all over quota)
+    }
+    let synced = file.sync_data().and_then(|()| match created {
+        true => sync_parent(t.path),
+        false => Ok(()),
+    });
+    if let Err(e) = synced {
+        // Withdraw the batch if it is still the last thing in the file.
+        if let Ok((_held, len)) = lock_for_append(&file, t.path, t.lock_timeout, &what)
+            && len == end
+        {
+            let _ = file.set_len(orig);
+            let _ = file.sync_all();
+        }
+        return all(write_failed(&e));
+    }
+    results
+}
+
+/// Threads of one process delivering to the same mbox: the first to find
+/// it free writes everything queued for it in one batch (one lock, one
+/// dotlock, one `fsync`), and the others wait for their result.  Busy
+/// mailboxes (a ticket system's catch-all) are then not limited to one
+/// `fsync` per message.
+pub mod batch {
+    use super::{Failure, Item, Target, write_batch};
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+    use std::time::Duration;
+
+    struct Request {
+        path: PathBuf,
+        owner: Option<u32>,
+        create_mode: u32,
+        lock_timeout: Duration,
+        entry: Mutex<Option<(Vec<u8>, u64)>>,
+        result: OnceLock<Result<u64, Failure>>,
+    }
+
+    #[derive(Default)]
+    struct State {
+        busy: bool,
+        queue: Vec<Arc<Request>>,
+    }
+
+    #[derive(Default)]
+    struct Stripe {
+        state: Mutex<State>,
+        free: Condvar,
+    }
+
+    /// Stripes by path hash: two mailboxes may share one, which only
+    /// serialises them.
+    fn stripe(path: &Path) -> &'static Stripe {
+        use std::hash::{Hash, Hasher};
+        static STRIPES: OnceLock<Vec<Stripe>> = OnceLock::new();
+        let all = STRIPES.get_or_init(|| (0..64).map(|_| Stripe::default()).collect());
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut h);
+        &all[(h.finish() % 64) as usize]
+    }
+
+    fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue `entry` for `t` and return its result.
+    pub(super) fn submit(t: &Target<'_>, entry: Vec<u8>, quota: u64) -> Result<u64, Failure> {
+        let s = stripe(t.path);
+        let me = Arc::new(Request {
+            path: t.path.to_path_buf(),
+            owner: t.owner,
+            create_mode: t.create_mode,
+            lock_timeout: t.lock_timeout,
+            entry: Mutex::new(Some((entry, quota))),
+            result: OnceLock::new(),
+        });
+        let mut st = lock(&s.state);
+        st.queue.push(me.clone());
+        loop {
+            if let Some(r) = me.result.get() {
+                return r.clone();
+            }
+            if st.busy {
+                st = s.free.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead: take everything queued for the same mailbox.
+            st.busy = true;
+            let same = |r: &Request| {
+                r.path == me.path && r.owner == me.owner && r.create_mode == me.create_mode
+            };
+            let (mine, rest): (Vec<_>, Vec<_>) = st.queue.drain(..).partition(|r| same(r));
+            st.queue = rest;
+            drop(st);
+            let items = mine
+                .iter()
+                .map(|r| {
+                    let (b, q) = r
+                        .entry
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                        .unwrap_or_default();
+                    Item::Bytes(b, q)
+                })
+                .collect();
+            let target = Target {
+                path: &me.path,
+                owner: me.owner,
+                create_mode: me.create_mode,
+                lock_timeout: mine
+                    .iter()
+                    .map(|r| r.lock_timeout)
+                    .max()
+                    .unwrap_or(me.lock_timeout),
+            };
+            for (r, res) in mine.iter().zip(write_batch(&target, items)) {
+                let _ = r.result.set(res);
+            }
+            st = lock(&s.state);
+            st.busy = false;
+            s.free.notify_all();
+        }
+    }
+
+    /// The mailbox's turn for a message written alone (too large to
+    /// batch); released on drop.
+    pub fn exclusive(path: &Path) -> Exclusive {
+        let s = stripe(path);
+        let mut st = lock(&s.state);
+        while st.busy {
+            st = s.free.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st.busy = true;
+        Exclusive(s)
+    }
+
+    pub struct Exclusive(&'static Stripe);
+
+    impl Drop for Exclusive {
+        fn drop(&mut self) {
+            lock(&self.0.state).busy = false;
+            self.0.free.notify_all();
+        }
+    }
+}
+
+/// Take the mailbox locks and check the path still names the file opened;
+/// returns the locks and the file's size.
+fn lock_for_append(
+    file: &File,
+    path: &Path,
+    timeout: Duration,
+    what: &str,
+) -> Result<(lock::Held, u64), Failure> {
+    let held = match lock::lock(file, path, Kind::Write, timeout) {
         Ok(h) => h,
         Err(LockError::Busy) => {
             return Err(Failure::temp(
@@ -77,56 +351,54 @@ pub fn append(path: &Path, a: &Append<'_>) -> Result<u64, Failure> {
         }
         Err(LockError::Io(e)) => return Err(Failure::from_io(&format!("{what}: cannot lock"), &e)),
     };
-    // The path must still name the file we opened and locked.
-    let held = file.metadata().map_err(|e| Failure::from_io(&what, &e))?;
+    let opened = file.metadata().map_err(|e| Failure::from_io(what, &e))?;
     match std::fs::symlink_metadata(path) {
-        Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() && held.nlink() == 1 => {}
-        _ => {
-            return Err(Failure::temp(
-                "4.2.0",
-                format!("{what}: mailbox changed while it was being locked; will retry"),
-            ));
+        Ok(now)
+            if now.ino() == opened.ino() && now.dev() == opened.dev() && opened.nlink() == 1 =>
+        {
+            Ok((held, opened.len()))
         }
-    }
-    let orig = held.len();
-    let estimate = a.from_line.len() as u64 + a.prepend.len() as u64 + a.message.len() + 2;
-    if a.quota > 0 && orig + estimate > a.quota {
-        return Err(Failure::over_quota(orig, estimate, a.quota));
-    }
-    let result = write_entry(&file, orig, a);
-    match result {
-        Ok(n) => Ok(n),
-        Err(e) => {
-            // Leave the mailbox exactly as it was.
-            let _ = file.set_len(orig);
-            let _ = file.sync_all();
-            Err(Failure::from_io(&format!("{what}: write failed"), &e))
-        }
+        _ => Err(Failure::temp(
+            "4.2.0",
+            format!("{what}: mailbox changed while it was being locked; will retry"),
+        )),
     }
 }
 
-fn write_entry(file: &File, orig: u64, a: &Append<'_>) -> io::Result<u64> {
-    let mut w = BufWriter::with_capacity(64 * 1024, file);
-    let mut n = 0u64;
-    if orig > 0 {
-        // A new From_ line is only recognised after an empty line.
-        let mut tail = [0u8; 2];
-        let k = if orig >= 2 { 2 } else { 1 };
-        file.read_exact_at(&mut tail[..k], orig - k as u64)?;
-        let pad: &[u8] = if k == 2 && tail == *b"\n\n" {
-            b""
-        } else if tail[k - 1] == b'\n' {
-            b"\n"
-        } else {
-            b"\n\n"
-        };
-        w.write_all(pad)?;
-        n += pad.len() as u64;
+/// `fsync` the directory holding `path`, so a new file's name is durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
+/// What must precede a new `From ` line in a file of `len` bytes: it is
+/// only recognised after an empty line (a crashed writer or a foreign MUA
+/// may have left the file without one).
+fn separator_needed(file: &File, len: u64) -> io::Result<&'static [u8]> {
+    if len == 0 {
+        return Ok(b"");
     }
+    let mut tail = [0u8; 2];
+    let k = if len >= 2 { 2 } else { 1 };
+    file.read_exact_at(&mut tail[..k], len - k as u64)?;
+    Ok(if k == 2 && tail == *b"\n\n" {
+        b""
+    } else if tail[k - 1] == b'\n' {
+        b"\n"
+    } else {
+        b"\n\n"
+    })
+}
+
+/// One mbox entry: the `From ` line, the message (quoted, private
+/// headers removed) and the closing empty line.
+fn write_entry(w: &mut impl Write, a: &Append<'_>) -> io::Result<u64> {
     w.write_all(a.from_line.as_bytes())?;
-    n += a.from_line.len() as u64;
     let (m, _) = write_message(
-        &mut w,
+        w,
         a.prepend,
         a.message,
         Format {
@@ -134,17 +406,23 @@ fn write_entry(file: &File, orig: u64, a: &Append<'_>) -> io::Result<u64> {
             strip_private: true,
         },
     )?;
-    n += m;
     w.write_all(b"\n")?;
-    n += 1;
-    let f = w.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    Ok(n)
+    Ok(a.from_line.len() as u64 + m + 1)
 }
 
 /// Open (or create) a mailbox for appending, refusing symlinks, hard links,
 /// non-regular files and files of the wrong owner.
 pub fn open_mailbox(path: &Path, owner: Option<u32>, create_mode: u32) -> Result<File, Failure> {
+    open_mailbox_new(path, owner, create_mode).map(|(f, _)| f)
+}
+
+/// [`open_mailbox`], also telling whether this call created the file.
+fn open_mailbox_new(
+    path: &Path,
+    owner: Option<u32>,
+    create_mode: u32,
+) -> Result<(File, bool), Failure> {
+    let mut created = false;
     let open = |create: bool| {
         let mut o = OpenOptions::new();
         o.read(true)
@@ -162,6 +440,7 @@ pub fn open_mailbox(path: &Path, owner: Option<u32>, create_mode: u32) -> Result
                 // The mode asked for, whatever the umask.
                 use std::os::unix::fs::PermissionsExt;
                 let _ = f.set_permissions(std::fs::Permissions::from_mode(create_mode));
+                created = true;
                 f
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -201,7 +480,7 @@ pub fn open_mailbox(path: &Path, owner: Option<u32>, create_mode: u32) -> Result
             ),
         ));
     }
-    Ok(file)
+    Ok((file, created))
 }
 
 impl Failure {
@@ -235,9 +514,67 @@ mod tests {
                 quota,
                 lock_timeout: Duration::from_secs(1),
                 owner: None,
+                in_process_turn: true,
                 create_mode: 0o660,
             },
         )
+    }
+
+    #[test]
+    fn threads_writing_one_mbox_in_batches_lose_and_repeat_nothing() {
+        let d = tmp("batch");
+        let p = d.join("hot");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let body = format!("Subject: t{t} m{i}\n\nFrom me, {t}/{i}\n");
+                        append_to(p, body.as_bytes(), 0).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&p).unwrap();
+        let entries: Vec<&str> = text.split("\n\nFrom a@b  ").collect();
+        assert_eq!(entries.len(), 400);
+        for t in 0..8 {
+            for i in 0..50 {
+                let want = format!("Subject: t{t} m{i}\n\n>From me, {t}/{i}\n");
+                assert_eq!(text.matches(&want).count(), 1, "{want}");
+            }
+        }
+        assert!(!d.join("hot.lock").exists());
+    }
+
+    #[test]
+    fn a_batch_refuses_only_the_message_over_quota() {
+        let d = tmp("batch-quota");
+        let p = d.join("q");
+        append_to(&p, b"Subject: first\n\nx\n", 0).unwrap();
+        let before = std::fs::metadata(&p).unwrap().len();
+        let t = Target {
+            path: &p,
+            owner: None,
+            create_mode: 0o660,
+            lock_timeout: Duration::from_secs(1),
+        };
+        let small = b"From a@b  Sat Nov 21 05:00:00 2026\nSubject: s\n\nx\n\n".to_vec();
+        let big = [small.clone(), vec![b'y'; 4000], b"\n\n".to_vec()].concat();
+        let r = write_batch(
+            &t,
+            vec![
+                Item::Bytes(small.clone(), before + 1000),
+                Item::Bytes(big, before + 1000),
+                Item::Bytes(small.clone(), before + 1000),
+            ],
+        );
+        assert!(r[0].is_ok() && r[2].is_ok(), "{r:?}");
+        assert!(r[1].as_ref().is_err_and(|f| f.over_quota), "{r:?}");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            before + 2 * small.len() as u64
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //!
 //! 1. Lock the control file (non-blocking; a locked job is someone
 //!    else's), skip it if its retry time has not come (unless forced).
-//! 2. A marker `xfID` records that an attempt is under way; finding one
-//!    from a dead attempt counts a crash, and a job that crashed three
-//!    times is set aside as `QfID` and reported instead of retried.
+//! 2. The runner's journal records that an attempt is under way; a job
+//!    whose attempts died three times is set aside as `QfID` and reported
+//!    instead of retried ([`crashguard`]).
 //! 3. Local recipients (unqualified, or in a local or virtual domain, and
 //!    `|program`/`/file` targets carried over with their controlling user)
 //!    go to the local delivery agent.  Aliases that expand are replaced in
@@ -34,11 +34,12 @@
 //! QID: done
 //! ```
 
+pub mod crashguard;
 pub mod remote;
 pub mod render;
 pub mod settings;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -107,6 +108,18 @@ pub struct Stats {
     pub set_aside: usize,
 }
 
+/// One pass's shared state: what to take, the work list its workers share
+/// (jobs created meanwhile join it), and the crash journal.
+struct Pass<'a> {
+    sel: &'a Selection,
+    work: Mutex<VecDeque<QueueId>>,
+    stats: Mutex<Stats>,
+    journal: Option<crashguard::Journal>,
+    /// Jobs with crashes counted, when the directory was listed (None: ask
+    /// the file system).
+    crashed: Option<HashSet<QueueId>>,
+}
+
 /// One queue run's shared state.
 pub struct Runner {
     cfg: Config,
@@ -141,12 +154,12 @@ impl Runner {
 
     /// One pass over the queue: every selected job whose time has come.
     pub fn run_pass(&self, sel: &Selection) -> Stats {
-        let mut ids = match self.exact_job(sel) {
+        let (mut ids, crashed) = match self.exact_job(sel) {
             // The run `sendmail` starts for the message it just queued:
             // no need to read a directory that may hold 100,000 jobs.
-            Some(id) => vec![id],
+            Some(id) => (vec![id], None),
             None => match self.sweep_and_list() {
-                Ok(ids) => ids,
+                Ok((ids, crashed)) => (ids, Some(crashed)),
                 Err(e) => {
                     log::err(
                         None,
@@ -164,19 +177,39 @@ impl Runner {
         // Oldest first (the id begins with the submission time).
         ids.sort();
         let work = Mutex::new(ids.into_iter().collect::<VecDeque<_>>());
-        let stats = Mutex::new(Stats::default());
         let workers = self
             .settings
             .workers
             .min(work.lock().map(|w| w.len()).unwrap_or(1))
             .max(1);
+        let journal = match crashguard::Journal::create(self.queue.control_dir()) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                log::warning(
+                    None,
+                    &format!(
+                        "no crash journal ({}): a message that kills the runner will be retried",
+                        crate::exit::io_reason(&e)
+                    ),
+                );
+                None
+            }
+        };
+        let pass = Pass {
+            sel,
+            work,
+            stats: Mutex::new(Stats::default()),
+            journal,
+            crashed,
+        };
         std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| self.worker(&work, sel, &stats));
+            for slot in 0..workers {
+                let pass = &pass;
+                s.spawn(move || self.worker(pass, slot));
             }
         });
         self.pool.close_all();
-        stats.into_inner().unwrap_or_default()
+        pass.stats.into_inner().unwrap_or_default()
     }
 
     /// `-qI` naming one whole queue id, and nothing else.
@@ -191,9 +224,19 @@ impl Runner {
     }
 
     /// Read the directory once: sweep what crashed writers left, and
-    /// return the ids of the jobs.
-    fn sweep_and_list(&self) -> std::io::Result<Vec<QueueId>> {
+    /// return the ids of the jobs and of those with crashes counted.
+    fn sweep_and_list(&self) -> std::io::Result<(Vec<QueueId>, HashSet<QueueId>)> {
         let listing = self.queue.listing()?;
+        let mut crashed: HashSet<QueueId> = crashguard::sweep(&self.queue, listing.names())
+            .into_iter()
+            .collect();
+        for id in listing.ids_with("xf") {
+            if ["qf", "hf", "Qf"].iter().any(|p| listing.has(p, &id)) {
+                crashed.insert(id);
+            } else {
+                crashguard::clear(&self.queue, &id);
+            }
+        }
         match self.queue.remove_stale_in(
             &listing,
             crate::queue::spool::STALE_TEMP_AGE,
@@ -209,27 +252,33 @@ impl Runner {
                 &format!("stale file sweep: {}", crate::exit::io_reason(&e)),
             ),
         }
-        Ok(listing.ids_with("qf"))
+        Ok((listing.ids_with("qf"), crashed))
     }
 
-    fn worker(&self, work: &Mutex<VecDeque<QueueId>>, sel: &Selection, stats: &Mutex<Stats>) {
+    fn worker(&self, pass: &Pass<'_>, slot: usize) {
         loop {
-            let Some(id) = work.lock().ok().and_then(|mut w| w.pop_front()) else {
+            let Some(id) = pass.work.lock().ok().and_then(|mut w| w.pop_front()) else {
                 return;
             };
             let more = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.process(&id, sel, stats)
+                self.process(&id, pass, slot)
             }));
+            if let Some(j) = &pass.journal {
+                j.end(slot);
+            }
             match more {
                 Ok(more) => {
-                    if let Ok(mut w) = work.lock() {
+                    if let Ok(mut w) = pass.work.lock() {
                         w.extend(more);
                     }
                 }
-                Err(_) => log::err(
-                    Some(id.as_str()),
-                    "the queue runner failed on this message; it will be retried",
-                ),
+                Err(_) => {
+                    crashguard::count_crash(&self.queue, &id);
+                    log::err(
+                        Some(id.as_str()),
+                        "the queue runner failed on this message; it will be retried",
+                    )
+                }
             }
         }
     }
@@ -248,7 +297,8 @@ impl Runner {
 
     /// One attempt at one job; returns jobs created meanwhile (bounces,
     /// split envelopes) to run next.
-    fn process(&self, id: &QueueId, sel: &Selection, stats: &Mutex<Stats>) -> Vec<QueueId> {
+    fn process(&self, id: &QueueId, pass: &Pass<'_>, slot: usize) -> Vec<QueueId> {
+        let (sel, stats) = (pass.sel, &pass.stats);
         // Most jobs in a periodic pass are waiting for their retry time:
         // tell from the first bytes of the qf, without taking the lock.
         if !sel.force
@@ -302,17 +352,12 @@ impl Runner {
             return Vec::new();
         }
         // Crash guard.
-        let marker = self.queue.path("xf", id);
-        let crashes = std::fs::read_to_string(&marker)
-            .ok()
-            .and_then(|t| {
-                t.trim()
-                    .strip_prefix("crashes ")
-                    .and_then(|n| n.parse::<u32>().ok())
-            })
-            .map_or(0, |n| n + 1);
-        if crashes >= 3 {
-            let _ = std::fs::remove_file(&marker);
+        let crashes = match &pass.crashed {
+            Some(known) if !known.contains(id) => 0,
+            _ => crashguard::crashes(&self.queue, id),
+        };
+        if crashes >= crashguard::MAX_CRASHES {
+            crashguard::clear(&self.queue, id);
             match job.set_aside() {
                 Ok(p) => log::err(
                     Some(id.as_str()),
@@ -326,7 +371,15 @@ impl Runner {
             self.bump(stats, |s| s.set_aside += 1);
             return Vec::new();
         }
-        let _ = std::fs::write(&marker, format!("crashes {crashes}\n"));
+        // From here on, the runner dying counts against this job.
+        if let Some(j) = &pass.journal {
+            j.begin(slot, id);
+        }
+        let forget_crashes = || {
+            if crashes > 0 {
+                crashguard::clear(&self.queue, id);
+            }
+        };
         self.bump(stats, |s| s.attempted += 1);
         self.say(&format!(
             "Running {id} ({} recipient{})",
@@ -337,7 +390,7 @@ impl Runner {
         let body = match std::fs::read(job.data_path()) {
             Ok(b) => b,
             Err(e) => {
-                let _ = std::fs::remove_file(&marker);
+                forget_crashes();
                 log::err(
                     Some(id.as_str()),
                     &format!("data file unreadable: {}", crate::exit::io_reason(&e)),
@@ -422,7 +475,7 @@ impl Runner {
                     ),
                 ),
             }
-            let _ = std::fs::remove_file(&marker);
+            forget_crashes();
             self.bump(stats, |s| s.finished += 1);
             return more;
         }
@@ -468,7 +521,7 @@ impl Runner {
                 ),
             );
         }
-        let _ = std::fs::remove_file(&marker);
+        forget_crashes();
         self.bump(stats, |s| s.deferred += 1);
         more
     }

@@ -1,0 +1,192 @@
+//! The crash guard: a job that kills the queue runner (a parser bug, a
+//! runaway allocation, a signal) must not be retried in a tight loop.
+//! After three attempts that began and never ended it is set aside as
+//! `QfID` (sendmail's "lost" control file) and reported.
+//!
+//! ## On disk
+//!
+//! | file | written by | content |
+//! |------|------------|---------|
+//! | `.running.PID.N` | one runner process, for its lifetime, `flock`ed | one 32-byte slot per worker: the id it is working on, or blanks |
+//! | `xfID` | the sweep, only for a job a dead runner was working on | `crashes N\n` |
+//!
+//! A worker writes the job's id into its slot before an attempt and blanks
+//! it afterwards: one `pwrite` each, no file created per job.  A journal
+//! whose lock nobody holds belongs to a runner that died; the next full
+//! queue pass ([`sweep`]) counts one crash for every id still in it and
+//! removes it.  A panic inside one attempt is counted at once
+//! ([`count_crash`]).  Neither is `fsync`ed: they count process deaths,
+//! not power failures.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::queue::{Queue, QueueId};
+
+/// Bytes per worker slot (an id is 14–18 characters).
+const SLOT: usize = 32;
+
+/// Prefix of journal names.
+const PREFIX: &str = ".running.";
+
+/// An attempt count after which a job is set aside.
+pub const MAX_CRASHES: u32 = 3;
+
+/// This process's journal of attempts under way.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Create and lock a journal in `queue_dir`.
+    pub fn create(queue_dir: &Path) -> io::Result<Journal> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = queue_dir.join(format!("{PREFIX}{}.{n}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
+        // SAFETY: plain flock on a valid descriptor; held until we close.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Journal { file, path })
+    }
+
+    /// Worker `slot` is starting an attempt at `id`.
+    pub fn begin(&self, slot: usize, id: &QueueId) {
+        let mut buf = [b' '; SLOT];
+        let b = id.as_str().as_bytes();
+        buf[..b.len().min(SLOT - 1)].copy_from_slice(&b[..b.len().min(SLOT - 1)]);
+        buf[SLOT - 1] = b'\n';
+        let _ = self.file.write_all_at(&buf, (slot * SLOT) as u64);
+    }
+
+    /// Worker `slot`'s attempt has ended (however it ended).
+    pub fn end(&self, slot: usize) {
+        let mut buf = [b' '; SLOT];
+        buf[SLOT - 1] = b'\n';
+        let _ = self.file.write_all_at(&buf, (slot * SLOT) as u64);
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// How many attempts at `id` died so far.
+pub fn crashes(queue: &Queue, id: &QueueId) -> u32 {
+    fs::read_to_string(queue.path("xf", id))
+        .ok()
+        .and_then(|t| t.trim().strip_prefix("crashes ")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Count one more dead attempt at `id`.
+pub fn count_crash(queue: &Queue, id: &QueueId) {
+    let Ok(mut f) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(queue.path("xf", id))
+    else {
+        return;
+    };
+    let mut text = String::new();
+    let _ = f.read_to_string(&mut text);
+    let n = text
+        .trim()
+        .strip_prefix("crashes ")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    let _ = f.rewind();
+    let _ = f.set_len(0);
+    let _ = f.write_all(format!("crashes {n}\n").as_bytes());
+}
+
+/// Forget the crashes of a job that is gone or whose attempt ended.
+pub fn clear(queue: &Queue, id: &QueueId) {
+    let _ = fs::remove_file(queue.path("xf", id));
+}
+
+/// Count a crash for every job named in the journals of runners that died;
+/// remove those journals.  `names` are the queue directory's file names.
+/// Returns the jobs counted.
+pub fn sweep<'a>(queue: &Queue, names: impl Iterator<Item = &'a str>) -> Vec<QueueId> {
+    let mut counted = Vec::new();
+    for name in names.filter(|n| n.starts_with(PREFIX)) {
+        let path = queue.control_dir().join(name);
+        let Ok(mut f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            continue;
+        };
+        // SAFETY: plain flock on a valid descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue; // its runner is alive
+        }
+        let mut text = String::new();
+        let _ = f.read_to_string(&mut text);
+        for id in text.lines().filter_map(|l| QueueId::parse(l.trim())) {
+            crate::log::warning(
+                Some(id.as_str()),
+                "a queue runner died while delivering this message",
+            );
+            count_crash(queue, &id);
+            counted.push(id);
+        }
+        let _ = fs::remove_file(&path);
+    }
+    counted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_runners_jobs_count_a_crash_each() {
+        let dir = std::env::temp_dir().join(format!("mr-crashguard-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let q = Queue::new(&dir);
+        let a = QueueId::parse("6AL5Krcl005170").unwrap();
+        let b = QueueId::parse("6AL5Krcl005171").unwrap();
+        let j = Journal::create(&dir).unwrap();
+        j.begin(0, &a);
+        j.begin(3, &b);
+        j.end(3);
+        let name = j.path.file_name().unwrap().to_str().unwrap().to_string();
+        // Alive: nothing counted.
+        sweep(&q, std::iter::once(name.as_str()));
+        assert_eq!(crashes(&q, &a), 0);
+        // "Dead": a copy of its journal nobody locks.
+        fs::copy(&j.path, dir.join(".running.1.0")).unwrap();
+        sweep(&q, std::iter::once(".running.1.0"));
+        assert_eq!((crashes(&q, &a), crashes(&q, &b)), (1, 0));
+        assert!(!dir.join(".running.1.0").exists());
+        count_crash(&q, &a);
+        assert_eq!(crashes(&q, &a), 2);
+        clear(&q, &a);
+        assert_eq!(crashes(&q, &a), 0);
+        drop(j);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
