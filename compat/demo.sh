@@ -1,7 +1,10 @@
 #!/bin/bash
-# make demo: install mailroom into a throwaway private root and run as much
-# of the stack as exists, end to end, printing what happens.  Works as any
-# user; touches nothing outside the temporary directory.
+# make demo: install mailroom into a throwaway private root and run the
+# stack end to end, printing what happens: submission the way PHP and cron
+# do it, the queue as sendmail 8 writes it, the queue runner delivering
+# through virtusertable and aliases into an mbox and a Maildir, a remote
+# message deferred with its reason, and the admin's view of the queue.
+# Works as any user; touches nothing outside the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-demo.XXXXXX")
@@ -12,32 +15,83 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "install into $D (make install DESTDIR=...)"
 make -s install DESTDIR="$D" >/dev/null
-cat > "$D/etc/mail/mailroom.conf" <<EOF
-hostname = demo.example.com
-log = /var/log/mail.log
-EOF
-mkdir -p "$D/var/log"
 find "$D" -path "$D/usr/*" \( -type f -o -type l \) | sed "s#^$D##" | sort
 
-step "a PHP contact form: sendmail -t -i (CRLF line ends, as PHP 8 writes)"
-printf 'To: info@example.com\r\nSubject: Contact form\r\nFrom: web@example.com\r\n\r\nHello from the website.\r\n.\r\nA lone dot above is kept with -i.\r\n' \
-  | "$D/usr/sbin/sendmail" -t -i
-echo "exit status: $?"
+# A private root: mailroom reads $D/etc/passwd for its users and, not
+# being root, delivers everything as the user running the demo.
+uid=$(id -u)
+gid=$(id -g)
+cat > "$D/etc/passwd" <<PASSWD
+root:x:0:0:root:/root:/bin/sh
+alice:x:$uid:$gid:Alice Admin:/home/alice:/bin/sh
+bob:x:$uid:$gid:Bob Sales:/home/bob:/bin/sh
+www-data:x:$uid:$gid:www-data:/var/www:/usr/sbin/nologin
+PASSWD
+mkdir -p "$D/home/alice" "$D/home/bob/Maildir/new" "$D/home/bob/Maildir/cur" \
+  "$D/home/bob/Maildir/tmp" "$D/var/log"
+cat > "$D/etc/mail/mailroom.conf" <<CONF
+hostname = demo.example.com
+log = /var/log/mail.log
+probe_interfaces = no
+CONF
+printf 'example.com\nshop.example\n' > "$D/etc/mail/local-host-names"
+cat > "$D/etc/mail/aliases" <<ALIASES
+postmaster: alice
+root: alice
+sales: alice, bob
+ALIASES
+cat > "$D/etc/mail/virtusertable" <<VIRT
+info@example.com     bob
+@shop.example        alice
+VIRT
+# Mail for anywhere else goes to a smarthost that is down right now.
+echo ".  smtp:[127.0.0.1]:9" > "$D/etc/mail/mailertable"
 
-step "a cron job: sendmail -FCronDaemon -i -odi -oem -oi -t -f root"
-printf 'To: root\nSubject: Cron <root@demo> backup\n\nbackup finished\n' \
-  | "$D/usr/sbin/sendmail" -FCronDaemon -i -odi -oem -oi -t -f root
-echo "exit status: $?"
-
-step "mailq"
-"$D/usr/bin/mailq"
-
-step "the control file of the first message (sendmail 8's qf format)"
-first=$(ls "$D/var/spool/mqueue" | grep '^qf' | head -1)
-cat "$D/var/spool/mqueue/$first"
-
-step "the log (sendmail's format)"
-cat "$D/var/log/mail.log"
+step "the sendmail files: local-host-names, aliases, virtusertable, mailertable"
+for f in local-host-names aliases virtusertable mailertable; do
+  echo "--- /etc/mail/$f"; cat "$D/etc/mail/$f"
+done
 
 step "newaliases"
 "$D/usr/bin/newaliases"
+
+step "sendmail -bv: where would mail go?"
+"$D/usr/sbin/sendmail" -bv info@example.com sales anything@shop.example customer@gmail.example || true
+
+step "a PHP contact form: sendmail -t -i (CRLF line ends, as PHP 8 writes); -odq: queue only"
+printf 'To: info@example.com\r\nSubject: Contact form\r\nFrom: web@example.com\r\n\r\nHello from the website.\r\n.\r\nA lone dot above is kept with -i.\r\n' \
+  | "$D/usr/sbin/sendmail" -odq -t -i
+echo "exit status: $?"
+
+step "a quote for sales and a customer elsewhere, queued only"
+printf 'Subject: quote #12\n\nPlease find the quote.\n' \
+  | "$D/usr/sbin/sendmail" -odq -f sales@example.com sales customer@gmail.example
+echo "exit status: $?"
+
+step "mailq (sendmail 8's layout)"
+"$D/usr/bin/mailq"
+
+step "the control file of the first message (sendmail 8's qf format)"
+first=$(ls "$D/var/spool/mqueue" | grep '^qf' | sort | head -1)
+cat "$D/var/spool/mqueue/$first"
+
+step "sendmail -qf -v: the queue runner delivers what it can"
+"$D/usr/sbin/sendmail" -qf -v || true
+
+step "bob's Maildir (info@example.com, sales) and alice's mbox (sales)"
+find "$D/home/bob/Maildir" -type f | sed "s#^$D##"
+echo "--- /var/mail/alice:"
+cat "$D/var/mail/alice"
+
+step "a cron job: sendmail -FCronDaemon -i -odi -oem -oi -t -f root (delivered before it returns)"
+printf 'To: root\nSubject: Cron <root@demo> backup\n\nbackup finished\n' \
+  | "$D/usr/sbin/sendmail" -FCronDaemon -i -odi -oem -oi -t -f root
+echo "exit status: $?"
+echo "messages in alice's mbox now: $(grep -c '^From ' "$D/var/mail/alice")"
+
+step "the customer's copy waits for the smarthost: mailq, mailroom queue"
+"$D/usr/bin/mailq"
+"$D/usr/sbin/mailroom" queue list
+
+step "the log (sendmail's format)"
+cat "$D/var/log/mail.log"

@@ -113,8 +113,11 @@ impl Accepted {
 /// whose resolution ends only in errors is refused (and reported); one
 /// with at least one good destination is kept (its bad members bounce at
 /// delivery).  Remote recipients are not looked at: no DNS here.
-fn check_local(cfg: &Config, rcpts: Vec<Mailbox>) -> (Vec<Mailbox>, Vec<(String, Refusal)>) {
-    let domains = Domains::load(cfg);
+fn check_local(
+    cfg: &Config,
+    domains: &Domains,
+    rcpts: Vec<Mailbox>,
+) -> (Vec<Mailbox>, Vec<(String, Refusal)>) {
     if !rcpts.iter().any(|m| domains.is_local_address(&m.addr)) {
         return (rcpts, Vec::new());
     }
@@ -360,7 +363,8 @@ pub fn submit(
         return Err(Failure::usage("No recipient addresses found in header")
             .hint("add To:, Cc: or Bcc: to the message, or name recipients as arguments"));
     }
-    let (rcpts, refused) = check_local(cfg, rcpts);
+    let domains = Domains::load(cfg);
+    let (rcpts, refused) = check_local(cfg, &domains, rcpts);
 
     let host = &cfg.hostname;
     let resent = header.has_prefix("Resent-");
@@ -625,12 +629,10 @@ pub fn submit(
     from_line.push_str(&format!(", relay={login}@localhost"));
     log::info(Some(qid.as_str()), &from_line);
     for m in &rcpts {
-        let mailer = match m.parts().1 {
-            None => "local",
-            Some(d) if d.eq_ignore_ascii_case(host) || d.eq_ignore_ascii_case("localhost") => {
-                "local"
-            }
-            Some(_) => "esmtp",
+        let mailer = if domains.is_local_address(&m.addr) {
+            "local"
+        } else {
+            "esmtp"
         };
         log::info(
             Some(qid.as_str()),

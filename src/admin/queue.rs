@@ -117,7 +117,10 @@ pub fn print_table(items: &[Item], now: i64, out: &mut dyn Write) -> io::Result<
                 None => writeln!(out, "{:58}-> {r}", "")?,
             }
         }
-        if let Some(e) = &i.last_error {
+        // The job's last status, unless a recipient's line already says it.
+        if let Some(e) = &i.last_error
+            && !i.recipients.iter().any(|(_, s)| s.as_ref() == Some(e))
+        {
             writeln!(out, "{:58}   last error: {e}", "")?;
         }
     }

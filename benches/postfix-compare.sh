@@ -1,0 +1,229 @@
+#!/bin/bash
+# Postfix's figure for the "remote" section of benches/bench.rs (issue 4):
+# messages/s for Postfix's smtp client to flush 10,000 queued 2 KB messages
+# to an SMTP sink on loopback, with 1 and with 50 destination domains.
+#
+#   sudo bash benches/postfix-compare.sh        (needs root; about 2 minutes)
+#
+# prints, e.g.
+#   postfix smtp, 1 domain: N messages/s
+#   postfix smtp, 50 domains: N messages/s
+#
+# Nothing on the host changes: everything runs in private mount, UTS, PID
+# and network namespaces, with copy-on-write overlays over /etc, /usr and
+# /var (like compat/lib/sandbox.sh), so Postfix is installed with apt-get
+# *inside* those overlays only (apt-get update there too if the package is
+# not in the host's lists).  The overlays' writable layers live in a
+# temporary directory that is removed at the end; ending the PID namespace
+# ends every Postfix process and the sink.
+#
+# What is measured, to match remote_flush() in benches/bench.rs:
+#   - the same 2 KB message (message_2k()), one recipient each,
+#     rcpt$i@dest$((i % D)).example, queued by 8 concurrent submitters with
+#     Postfix's own sendmail(1) while delivery is held (header_checks HOLD);
+#   - the sink is Postfix's smtp-sink ("smtp-sink -c :PORT 100": PIPELINING,
+#     answers 250 to everything, counts DATA), not the bench's own Rust
+#     sink, which lives inside bench.rs;
+#   - routing by transport map, the counterpart of the bench's mailertable.
+#     Postfix queues per next hop, so each domain gets its own next hop,
+#     dest$d.example -> smtp:[127.0.0.$((d+1))]:PORT (the whole of 127/8 is
+#     on lo; the sink listens on every address): one destination for 1
+#     domain, 50 separate destinations (own concurrency window, own cached
+#     connections) for 50 domains, as with 50 MXes;
+#   - Postfix's defaults otherwise, except default_process_limit = 100 (so up
+#     to 100 smtp processes), no DNS, no TLS, no local delivery, logging to
+#     a file through postlogd (the bench's mailroom logs too);
+#   - timed: from "postsuper -H ALL; postqueue -f" until the queue is empty
+#     (polled every 20 ms); the rate is 10,000 / that time.  Postfix is
+#     restarted before each case, so each starts from its slow-start window.
+#   - the queue (the overlay's upper layer) is on the file system holding
+#     POSTFIX_COMPARE_DIR (default /tmp; the bench's queue is in /var/tmp);
+#     the script prints which file system that is.
+#
+# Knobs (environment): POSTFIX_COMPARE_MESSAGES (10000),
+# POSTFIX_COMPARE_DOMAINS ("1 50"), POSTFIX_COMPARE_DIR (/tmp),
+# POSTFIX_COMPARE_PORT (2525), POSTFIX_COMPARE_TRACE (set: trace with set -x).
+set -euo pipefail
+[ -z "${POSTFIX_COMPARE_TRACE:-}" ] || set -x
+
+N=${POSTFIX_COMPARE_MESSAGES:-10000}
+DOMAINS=${POSTFIX_COMPARE_DOMAINS:-"1 50"}
+PORT=${POSTFIX_COMPARE_PORT:-2525}
+export N DOMAINS PORT
+SELF=$(readlink -f "$0")
+
+case "${1:-}" in
+"")
+  # ---- on the host: make the scratch directory and enter the namespaces.
+  if [ "$(id -u)" != 0 ]; then
+    echo "postfix-compare: needs root (for its private namespaces)" >&2
+    exit 1
+  fi
+  W=$(mktemp -d "${POSTFIX_COMPARE_DIR:-/tmp}/postfix-compare.XXXXXX")
+  trap 'rm -rf "$W"' EXIT
+  unshare --mount --uts --pid --fork --mount-proc -- bash "$SELF" --setup "$W"
+  ;;
+
+--setup)
+  # ---- private mount/UTS/PID namespaces, host network (for apt).
+  W=$2
+  fstype=$(stat -f -c %T "$W")
+  mount --make-rprivate /
+  for d in etc usr var; do
+    mkdir -p "$W/$d.up" "$W/$d.work"
+    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$W/$d.up,workdir=$W/$d.work" "/$d"
+  done
+  mount -t tmpfs tmpfs /run
+  mkdir -p /run/lock
+  mount -t tmpfs tmpfs /tmp
+  hostname bench.example
+  echo bench.example > /etc/mailname
+  # Install Postfix into the overlays: no service start, no debconf setup
+  # (this script writes main.cf itself).
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q --no-install-recommends postfix > /run/apt.log 2>&1; then
+    { apt-get update -q && apt-get install -y -q --no-install-recommends postfix; } >> /run/apt.log 2>&1 \
+      || { cat /run/apt.log >&2; exit 1; }
+  fi
+  echo "postfix-compare: Postfix $(postconf -dh mail_version)" \
+    "($(dpkg-query -W -f '${Version}' postfix)), queue on $fstype ($W), $(nproc) CPUs"
+  # Continue in a private network namespace: only lo, nothing of the host's.
+  exec unshare --net -- bash "$SELF" --measure
+  ;;
+
+--measure)
+  ;;
+
+*)
+  echo "usage: $0" >&2
+  exit 2
+  ;;
+esac
+
+# ---- in all the namespaces: configure Postfix, then measure each case.
+ip link set lo up
+S=/run/pfc
+mkdir -p "$S"
+
+cat > /etc/postfix/main.cf <<EOF
+compatibility_level = 3.6
+myhostname = bench.example
+mydomain = bench.example
+myorigin = bench.example
+mydestination =
+local_recipient_maps =
+local_transport = error:no local delivery in this benchmark
+alias_maps =
+alias_database =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+default_process_limit = 100
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtp_tls_security_level = none
+biff = no
+maillog_file = /var/log/postfix.log
+transport_maps = hash:/etc/postfix/transport
+header_checks = regexp:/etc/postfix/hold
+EOF
+# Debian's master.cf chroots most services; the chroot would need copies of
+# /etc files and changes nothing here, so run every service unchrooted.
+postconf -F '*/*/chroot = n'
+postconf -M postlog/unix-dgram > /dev/null \
+  || postconf -M 'postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd'
+# While queueing, cleanup puts every message on hold.
+echo '/^Subject:/ HOLD held for the benchmark' > /etc/postfix/hold
+
+# message_2k() of benches/bench.rs: these headers, then Lorem lines, CRLF,
+# cut at 2048 bytes.
+{
+  printf 'To: info@example.com\r\nSubject: Contact form\r\nFrom: web@example.com\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n'
+  for _ in $(seq 30); do
+    printf 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n'
+  done
+} > "$S/msg"
+truncate -s 2048 "$S/msg"
+
+Q=/var/spool/postfix
+queue_count() { find "$Q"/{maildrop,incoming,active,deferred,hold} -type f 2> /dev/null | wc -l; }
+queue_empty() { [ -z "$(find "$Q"/{maildrop,incoming,active,deferred,hold} -type f -print -quit 2> /dev/null)" ]; }
+now() { date +%s.%N; }
+
+# The sink: every address of lo (so 127.0.0.x all reach it), backlog 100.
+smtp-sink -c ":$PORT" 100 > "$S/sink.out" 2>&1 &
+SINK=$!
+sleep 0.5
+
+for D in $DOMAINS; do
+  : > "$S/transport"
+  for ((d = 0; d < D; d++)); do
+    echo "dest$d.example smtp:[127.0.0.$((d + 1))]:$PORT" >> "$S/transport"
+  done
+  cp "$S/transport" /etc/postfix/transport
+  postmap /etc/postfix/transport
+  postconf -e 'header_checks = regexp:/etc/postfix/hold'
+  rm -f /var/log/postfix.log
+  postfix start > /dev/null 2>&1
+
+  # Queue N messages, 8 submitters at a time (like fill_queue()).
+  pids=()
+  for ((w = 0; w < 8; w++)); do
+    (
+      for ((i = w; i < N; i += 8)); do
+        /usr/sbin/sendmail -i -f bench@bench.example "rcpt$i@dest$((i % D)).example" < "$S/msg"
+      done
+    ) &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for _ in $(seq 600); do
+    [ "$(find "$Q/hold" -type f | wc -l)" -ge "$N" ] && break
+    sleep 0.1
+  done
+  held=$(find "$Q/hold" -type f | wc -l)
+  if [ "$held" != "$N" ]; then
+    echo "postfix-compare: only $held of $N messages reached the hold queue" >&2
+    tail -20 /var/log/postfix.log >&2
+    exit 1
+  fi
+  # Stop holding new mail (none arrives), and restart so qmgr starts afresh.
+  postconf -e 'header_checks ='
+  postfix stop > /dev/null 2>&1
+  sleep 1
+  postfix start > /dev/null 2>&1
+  sleep 1
+  before=$(grep -ao '[0-9]*' "$S/sink.out" | tail -1 || true)
+
+  # The measurement: release everything and flush until the queue is empty.
+  t0=$(now)
+  postsuper -H ALL > /dev/null 2>&1
+  postqueue -f
+  deadline=$(($(date +%s) + 900))
+  until queue_empty; do
+    if [ "$(date +%s)" -gt "$deadline" ]; then
+      echo "postfix-compare: queue not empty after 900 s ($(queue_count) left)" >&2
+      exit 1
+    fi
+    sleep 0.02
+  done
+  t1=$(now)
+
+  sleep 1
+  sent=$(grep -c 'status=sent' /var/log/postfix.log || true)
+  after=$(grep -ao '[0-9]*' "$S/sink.out" | tail -1 || true)
+  got=$(( ${after:-0} - ${before:-0} ))
+  procs=$(grep -o 'postfix/smtp\[[0-9]*\]' /var/log/postfix.log | sort -u | wc -l)
+  secs=$(awk "BEGIN { print $t1 - $t0 }")
+  rate=$(awk "BEGIN { print $N / $secs }")
+  if [ "$D" = 1 ]; then what="1 domain"; else what="$D domains"; fi
+  printf 'postfix smtp, %s: %.0f messages/s  (%.2f s; %s sent per the log, the sink counted %s; %s smtp processes)\n' \
+    "$what" "$rate" "$secs" "$sent" "$got" "$procs"
+  [ "$sent" = "$N" ] || echo "postfix-compare: warning: $sent of $N logged as sent" >&2
+  postfix stop > /dev/null 2>&1
+  sleep 1
+done
+kill "$SINK" 2> /dev/null || true
