@@ -3,7 +3,7 @@
 # messages/s for Postfix's smtp client to flush 10,000 queued 2 KB messages
 # to an SMTP sink on loopback, with 1 and with 50 destination domains.
 #
-#   sudo bash benches/postfix-compare.sh        (needs root; about 2 minutes)
+#   sudo bash benches/postfix-compare.sh        (needs root; about 4 minutes)
 #
 # prints, e.g.
 #   postfix smtp, 1 domain: N messages/s
@@ -62,6 +62,7 @@ case "${1:-}" in
   W=$(mktemp -d "${POSTFIX_COMPARE_DIR:-/tmp}/postfix-compare.XXXXXX")
   trap 'rm -rf "$W"' EXIT
   unshare --mount --uts --pid --fork --mount-proc -- bash "$SELF" --setup "$W"
+  exit
   ;;
 
 --setup)
@@ -154,9 +155,15 @@ queue_empty() { [ -z "$(find "$Q"/{maildrop,incoming,active,deferred,hold} -type
 now() { date +%s.%N; }
 
 # The sink: every address of lo (so 127.0.0.x all reach it), backlog 100.
-smtp-sink -c ":$PORT" 100 > "$S/sink.out" 2>&1 &
+# (It must drop root: -u postfix.)
+smtp-sink -u postfix -c ":$PORT" 100 > "$S/sink.out" 2>&1 &
 SINK=$!
 sleep 0.5
+if ! kill -0 "$SINK" 2> /dev/null; then
+  echo "postfix-compare: smtp-sink did not start:" >&2
+  cat "$S/sink.out" >&2
+  exit 1
+fi
 
 for D in $DOMAINS; do
   : > "$S/transport"
@@ -220,7 +227,7 @@ for D in $DOMAINS; do
   secs=$(awk "BEGIN { print $t1 - $t0 }")
   rate=$(awk "BEGIN { print $N / $secs }")
   if [ "$D" = 1 ]; then what="1 domain"; else what="$D domains"; fi
-  printf 'postfix smtp, %s: %.0f messages/s  (%.2f s; %s sent per the log, the sink counted %s; %s smtp processes)\n' \
+  printf 'postfix smtp, %s: %.0f messages/s  (%.2f s; %s sent per the log, the sink counted %s; %s smtp process ids)\n' \
     "$what" "$rate" "$secs" "$sent" "$got" "$procs"
   [ "$sent" = "$N" ] || echo "postfix-compare: warning: $sent of $N logged as sent" >&2
   postfix stop > /dev/null 2>&1

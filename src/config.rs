@@ -415,6 +415,9 @@ impl Config {
                     && !crate::runner::settings::KEYS
                         .iter()
                         .any(|(known, _, _)| known == k)
+                    && !crate::pop3::settings::KEYS
+                        .iter()
+                        .any(|(known, _, _)| known == k)
             })
             .map(|(k, s)| (k.as_str(), s.line))
             .collect()

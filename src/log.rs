@@ -77,6 +77,38 @@ pub fn init(ident: &str, target: &LogTarget, host: &str) {
     }
 }
 
+/// Open the log now (syslog's socket, or the log file), so that logging
+/// keeps working after a chroot or a change of user.
+pub fn prepare_for_chroot() {
+    let Some(l) = LOGGER.get() else {
+        return;
+    };
+    match &l.target {
+        LogTarget::Syslog => {
+            // openlog kept the ident pointer from init; LOG_NDELAY connects now.
+            if let Ok(ident) = CString::new(l.ident.clone()) {
+                let ptr = Box::leak(ident.into_boxed_c_str()).as_ptr();
+                // SAFETY: ptr stays valid forever; constant flags.
+                unsafe { libc::openlog(ptr, libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_MAIL) };
+            }
+        }
+        LogTarget::File(path) => {
+            let mut slot = l.file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+            {
+                // Kept for good: it cannot be reopened from inside.
+                *slot = Some((
+                    f,
+                    std::time::Instant::now() + std::time::Duration::from_secs(1 << 40),
+                ));
+            }
+        }
+    }
+}
+
 /// Log `text` about message `qid` (if any) at `level`.
 pub fn log(level: Level, qid: Option<&str>, text: &str) {
     let msg = match qid {
@@ -123,13 +155,13 @@ pub fn log(level: Level, qid: Option<&str>, text: &str) {
             if slot
                 .as_ref()
                 .is_none_or(|(_, at)| at.elapsed() >= std::time::Duration::from_secs(1))
-            {
-                *slot = std::fs::OpenOptions::new()
+                && let Ok(f) = std::fs::OpenOptions::new()
                     .append(true)
                     .create(true)
                     .open(path)
-                    .ok()
-                    .map(|f| (f, std::time::Instant::now()));
+            {
+                // (If it cannot be reopened, the old one is kept.)
+                *slot = Some((f, std::time::Instant::now()));
             }
             if let Some((f, _)) = slot.as_mut() {
                 // One write per line: O_APPEND keeps lines from several

@@ -201,6 +201,35 @@ pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
     Ok(())
 }
 
+/// Run `work` in a short-lived child process and return what it returns:
+/// what the child saw (a password hash, a whole account file) dies with
+/// it, and only the answer reaches this process.  Only for a process
+/// with one thread.
+pub fn in_child(work: impl FnOnce() -> Vec<u8>) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let (rd, wr) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+    // SAFETY: the caller is single-threaded; the child runs `work` and
+    // leaves with _exit, never returning into the caller's code.
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let answer =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_default();
+            let mut out = std::fs::File::from(wr);
+            let code = if out.write_all(&answer).is_ok() { 0 } else { 1 };
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut answer = Vec::new();
+            let read = std::fs::File::from(rd).read_to_end(&mut answer);
+            let _ = nix::sys::wait::waitpid(child, None);
+            read.map(|_| answer)
+        }
+    }
+}
+
 /// Read a file with the privileges of `uid`/`gid`: in a child process that
 /// becomes that user when this one is root (so a user's `.forward` or
 /// `:include:` can never make root read `/etc/shadow`), directly otherwise.

@@ -1,0 +1,135 @@
+//! pop3d's settings in mailroom.conf (all optional).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Config, parse_bool, parse_duration};
+use crate::exit::{ExitCode, Failure};
+
+/// Keys read here, with defaults, for `mailroom check` and
+/// `etc/mailroom.conf`.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    (
+        "tls_cert",
+        "/etc/mail/tls/mail.crt",
+        "certificate chain (PEM) for STLS and port 995, shared with the SMTP server",
+    ),
+    (
+        "tls_key",
+        "/etc/mail/tls/mail.key",
+        "its private key (PEM, root-only)",
+    ),
+    (
+        "pop3_require_tls",
+        "no",
+        "refuse USER/PASS and AUTH until the session is encrypted",
+    ),
+    (
+        "pop3_first_uid",
+        "1000",
+        "system accounts below this uid (and root) cannot log in",
+    ),
+    (
+        "pop3_user",
+        "nobody",
+        "the unprivileged user that talks to the network before login",
+    ),
+    (
+        "pop3_login_timeout",
+        "60s",
+        "idle time allowed before login (3 times this in all)",
+    ),
+    (
+        "pop3_idle_timeout",
+        "10m",
+        "idle time allowed after login (RFC 1939: at least 10 minutes)",
+    ),
+    (
+        "pop3_auth_fail_delay",
+        "1s",
+        "pause after a failed login; it doubles with each failure",
+    ),
+    (
+        "pop3_max_auth_failures",
+        "3",
+        "failed logins before the connection is closed",
+    ),
+    (
+        "pop3_login_delay",
+        "0",
+        "least time between two logins of one account (0 = no limit; LOGIN-DELAY)",
+    ),
+    (
+        "pop_before_smtp_window",
+        "30m",
+        "how long a POP3 login lets its IP address relay (0 = record nothing)",
+    ),
+];
+
+/// pop3d's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub require_tls: bool,
+    pub first_uid: u32,
+    pub unprivileged_user: String,
+    pub login_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub auth_fail_delay: Duration,
+    pub max_auth_failures: u32,
+    pub login_delay: u64,
+    pub pop_before_smtp_window: u64,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Result<Settings, Failure> {
+        let dur = |key: &str, default: &str| -> Result<u64, Failure> {
+            parse_duration(cfg.get(key).unwrap_or(default), 1)
+                .ok_or_else(|| bad(cfg, key, "not a duration (e.g. 30s, 10m)"))
+        };
+        let num = |key: &str, default: u64| -> Result<u64, Failure> {
+            match cfg.get(key) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| bad(cfg, key, "not a number")),
+            }
+        };
+        let path = |key: &str, default: &str| cfg.paths.resolve(cfg.get(key).unwrap_or(default));
+        Ok(Settings {
+            tls_cert: path("tls_cert", "/etc/mail/tls/mail.crt"),
+            tls_key: path("tls_key", "/etc/mail/tls/mail.key"),
+            require_tls: match cfg.get("pop3_require_tls") {
+                None => false,
+                Some(v) => parse_bool(v)
+                    .ok_or_else(|| bad(cfg, "pop3_require_tls", "expected yes or no"))?,
+            },
+            first_uid: num("pop3_first_uid", 1000)?.min(u32::MAX as u64) as u32,
+            unprivileged_user: cfg.get("pop3_user").unwrap_or("nobody").to_string(),
+            login_timeout: Duration::from_secs(dur("pop3_login_timeout", "60s")?.max(1)),
+            // RFC 1939 §3: an autologout timer MUST be at least 10 minutes
+            // (shorter only where the admin insists).
+            idle_timeout: Duration::from_secs(dur("pop3_idle_timeout", "10m")?.max(1)),
+            auth_fail_delay: Duration::from_secs(dur("pop3_auth_fail_delay", "1s")?),
+            max_auth_failures: num("pop3_max_auth_failures", 3)?.clamp(1, 100) as u32,
+            login_delay: dur("pop3_login_delay", "0")?,
+            pop_before_smtp_window: dur("pop_before_smtp_window", "30m")?,
+        })
+    }
+}
+
+fn bad(cfg: &Config, key: &str, why: &str) -> Failure {
+    let (file, line) = match cfg.settings.get(key) {
+        Some(s) => (
+            cfg.source
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            s.line,
+        ),
+        None => (String::new(), 0),
+    };
+    Failure::new(
+        ExitCode::Config,
+        format!("{file}:{line}: bad value for {key}: {why}"),
+    )
+}
