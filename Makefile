@@ -17,6 +17,10 @@ LIBEXECDIR  := $(PREFIX)/libexec/mailroom
 MAILCONFDIR := /etc/mail
 QUEUEDIR    := /var/spool/mqueue
 MAILSPOOL   := /var/mail
+# pop3d: the empty directory its network process is shut in, and the
+# spool of its small state files (POP-before-SMTP).
+EMPTYDIR    := /var/lib/mailroom/empty
+STATEDIR    := /var/spool/mailroom
 # The group that may write the queue; sendmail is set-group-id to it.
 QUEUEGROUP  := mqueue
 
@@ -62,6 +66,8 @@ install: build
 	install -d -m 0755 $(DESTDIR)$(MAILCONFDIR)
 	install -d -m 2775 $(DESTDIR)$(MAILSPOOL)
 	install -d -m 2770 $(DESTDIR)$(QUEUEDIR)
+	install -d -m 0555 $(DESTDIR)$(EMPTYDIR)
+	install -d -m 0755 $(DESTDIR)$(STATEDIR)
 ifeq ($(IS_ROOT),yes)
 ifeq ($(DESTDIR),)
 	getent group $(QUEUEGROUP) >/dev/null || groupadd --system $(QUEUEGROUP)
@@ -93,7 +99,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(BINDIR)/mailq $(DESTDIR)$(BINDIR)/newaliases \
 	      $(DESTDIR)$(LIBDIR)/sendmail $(DESTDIR)$(SBINDIR)/mailroom
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
-	@echo "kept: $(MAILCONFDIR), $(QUEUEDIR), $(MAILSPOOL) and the group $(QUEUEGROUP)"
+	@echo "kept: $(MAILCONFDIR), $(QUEUEDIR), $(MAILSPOOL), $(STATEDIR), $(EMPTYDIR) and the group $(QUEUEGROUP)"
 
 clean:
 	$(CARGO) clean
