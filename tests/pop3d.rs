@@ -1,0 +1,400 @@
+//! pop3d on a socket pair, the way inetd runs it, against a private root:
+//! the protocol's replies, logins, what hostile input gets, and who the
+//! process is after login.  (Real clients under a real inetd are in
+//! compat/test_pop3_clients.py.)
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The uid the test mailbox belongs to: ours, or (as root) a fake user
+/// that pop3d must become.
+fn owner_uid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 { 4242 } else { me }
+}
+
+/// "secret", hashed by the system's crypt (SHA-512, salt "saltsalt").
+const SECRET_HASH: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+
+/// A root with user bob (password "secret") and an mbox of `mbox` bytes.
+fn pop_root(name: &str, mbox: &[u8], extra_conf: &str) -> Root {
+    let r = Root::new(name);
+    let u = owner_uid();
+    r.write(
+        "etc/passwd",
+        &format!("root:x:0:0:root:/root:/bin/sh\nbob:x:{u}:{u}:Bob:/home/bob:/bin/sh\n"),
+    );
+    r.write(
+        "etc/shadow",
+        &format!("root:*:19000:0:99999:7:::\nbob:{SECRET_HASH}:19000:0:99999:7:::\n"),
+    );
+    r.write(
+        "etc/mail/mailroom.conf",
+        &format!(
+            "hostname = test.example\nlog = /var/log/mail.log\npop3_first_uid = 100\npop3_auth_fail_delay = 0\n{extra_conf}"
+        ),
+    );
+    r.write("etc/mail/local-host-names", "example.com\n");
+    r.write("etc/mail/virtusertable", "info@example.com bob\n");
+    std::fs::write(r.path("var/mail/bob"), mbox).unwrap();
+    std::os::unix::fs::chown(r.path("var/mail/bob"), Some(u), Some(u)).unwrap();
+    r
+}
+
+const MBOX: &[u8] = b"From a@example.org  Sat Nov 21 05:00:00 2026\nReturn-Path: <a@example.org>\nReceived: by test.example id 1\nSubject: one\n\nhello\n>From the quoted line\n.a dot\n\nFrom c@example.org  Sat Nov 21 05:00:01 2026\nReceived: by test.example id 2\nSubject: two\n\nsecond\n\n";
+
+/// A pop3d session on a socket pair.
+struct Pop {
+    child: Child,
+    sock: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Pop {
+    fn start(r: &Root) -> Pop {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let child = Command::new(bin("pop3d"))
+            .env_clear()
+            .env("MAILROOM_ROOT", &r.dir)
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+                theirs.try_clone().unwrap(),
+            )))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let reader = BufReader::new(ours.try_clone().unwrap());
+        let mut p = Pop {
+            child,
+            sock: ours,
+            reader,
+        };
+        let greeting = p.line();
+        assert!(greeting.starts_with("+OK"), "{greeting}");
+        p
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.reader.read_line(&mut l).unwrap();
+        l
+    }
+
+    /// Send a command, return the first reply line.
+    fn cmd(&mut self, c: &[u8]) -> String {
+        self.sock.write_all(c).unwrap();
+        self.sock.write_all(b"\r\n").unwrap();
+        self.line()
+    }
+
+    /// The lines of a multi-line reply up to ".".
+    fn body(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        loop {
+            let l = self.line();
+            if l == ".\r\n" || l.is_empty() {
+                return v;
+            }
+            v.push(l);
+        }
+    }
+
+    fn login(&mut self, name: &str) {
+        assert_eq!(self.cmd(format!("USER {name}").as_bytes()), "+OK\r\n");
+        assert_eq!(self.cmd(b"PASS secret"), "+OK Logged in.\r\n");
+    }
+
+    /// Hang up (if the session has not ended) and wait for pop3d.
+    fn finish(mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_session_lists_retrieves_and_deletes() {
+    let r = pop_root("pop-basic", MBOX, "");
+    let mut p = Pop::start(&r);
+    p.login("bob");
+    assert_eq!(p.cmd(b"STAT"), "+OK 2 171\r\n");
+    assert_eq!(p.cmd(b"LIST"), "+OK 2 messages:\r\n");
+    assert_eq!(p.body(), ["1 115\r\n", "2 56\r\n"]);
+    assert_eq!(p.cmd(b"RETR 1"), "+OK 115 octets\r\n");
+    assert_eq!(
+        p.body().concat(),
+        "Return-Path: <a@example.org>\r\nReceived: by test.example id 1\r\nSubject: one\r\n\r\nhello\r\nFrom the quoted line\r\n..a dot\r\n"
+    );
+    assert_eq!(p.cmd(b"UIDL"), "+OK\r\n");
+    let uidls = p.body();
+    assert_eq!(uidls.len(), 2);
+    assert_eq!(p.cmd(b"DELE 1"), "+OK Marked to be deleted.\r\n");
+    assert_eq!(p.cmd(b"DELE 1"), "-ERR Message is deleted.\r\n");
+    assert_eq!(p.cmd(b"RETR 1"), "-ERR Message is deleted.\r\n");
+    assert_eq!(p.cmd(b"STAT"), "+OK 1 56\r\n");
+    assert_eq!(p.cmd(b"QUIT"), "+OK Logging out, messages deleted.\r\n");
+    p.finish();
+    let left = std::fs::read_to_string(r.path("var/mail/bob")).unwrap();
+    assert!(left.starts_with("From c@example.org"), "{left}");
+    // The UIDL of the message left is unchanged in the next session.
+    let mut p = Pop::start(&r);
+    p.login("bob");
+    assert_eq!(p.cmd(b"UIDL 1"), format!("+OK 1 {}", &uidls[1][2..]));
+    p.cmd(b"QUIT");
+    p.finish();
+    let log = r.log();
+    assert!(log.contains("login: bob from unknown"), "{log}");
+    assert!(
+        log.contains("logout: bob retr=1/115 top=0 del=1/115 left=1/56 (quit)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_the_same_reply() {
+    let r = pop_root("pop-auth", MBOX, "pop3_max_auth_failures = 10\n");
+    let mut p = Pop::start(&r);
+    assert_eq!(p.cmd(b"USER bob"), "+OK\r\n");
+    let wrong = p.cmd(b"PASS guess");
+    assert_eq!(p.cmd(b"USER nosuchuser"), "+OK\r\n");
+    let unknown = p.cmd(b"PASS guess");
+    assert_eq!(wrong, "-ERR [AUTH] Authentication failed.\r\n");
+    assert_eq!(wrong, unknown);
+    assert_eq!(p.cmd(b"PASS secret"), "-ERR No username given.\r\n");
+    // The address forms all reach bob's mailbox.
+    for name in [
+        "info@example.com",
+        "bob@example.com",
+        "bob/example.com",
+        "bob%example.com",
+    ] {
+        let mut q = Pop::start(&r);
+        q.login(name);
+        assert_eq!(q.cmd(b"STAT"), "+OK 2 171\r\n", "{name}");
+        q.cmd(b"QUIT");
+        q.finish();
+    }
+    p.cmd(b"QUIT");
+    p.finish();
+    let log = r.log();
+    assert!(log.contains("login failed: bob from"), "{log}");
+    assert!(log.contains("login failed: unknown user from"), "{log}");
+    assert!(
+        !log.contains("nosuchuser") && !log.contains("guess"),
+        "{log}"
+    );
+}
+
+#[test]
+fn three_failures_close_the_connection() {
+    let r = pop_root("pop-fail3", MBOX, "");
+    let mut p = Pop::start(&r);
+    for _ in 0..3 {
+        p.cmd(b"USER bob");
+        assert_eq!(
+            p.cmd(b"PASS wrong"),
+            "-ERR [AUTH] Authentication failed.\r\n"
+        );
+    }
+    let mut rest = String::new();
+    p.reader.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "");
+    p.finish();
+}
+
+#[test]
+fn hostile_input_gets_clean_errors() {
+    let r = pop_root("pop-hostile", MBOX, "");
+    let mut p = Pop::start(&r);
+    let long = vec![b'A'; 10_000];
+    assert_eq!(p.cmd(&long), "-ERR Line too long.\r\n");
+    assert_eq!(
+        p.cmd(b"USER b\0b"),
+        "-ERR Invalid characters in command.\r\n"
+    );
+    assert_eq!(
+        p.cmd(b"CAPA\xff"),
+        "-ERR Invalid characters in command.\r\n"
+    );
+    // Still serving.
+    p.login("bob");
+    assert_eq!(p.cmd(b"LIST 0"), "-ERR There's no message 0.\r\n");
+    assert_eq!(
+        p.cmd(b"LIST 4294967297"),
+        "-ERR There's no message 4294967297.\r\n"
+    );
+    assert_eq!(p.cmd(b"LIST 1 2"), "-ERR Noise after message number: 1\r\n");
+    assert_eq!(p.cmd(b"TOP 1 -1"), "-ERR Invalid size: -1\r\n");
+    assert_eq!(p.cmd(&long), "-ERR Line too long.\r\n");
+    // Random binary input: errors, then the session ends after 20 bad
+    // commands in a row, without touching the mailbox.
+    let mut junk = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..4000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        junk.push((x >> 16) as u8);
+    }
+    junk.extend_from_slice(b"\r\n");
+    for _ in 0..30 {
+        if p.sock.write_all(&junk).is_err() {
+            break;
+        }
+    }
+    let mut rest = Vec::new();
+    let _ = p.reader.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.lines().all(|l| l.starts_with("-ERR")), "{rest}");
+    assert!(rest.ends_with("-ERR Too many bad commands.\r\n"), "{rest}");
+    p.finish();
+    assert_eq!(std::fs::read(r.path("var/mail/bob")).unwrap(), MBOX);
+}
+
+#[test]
+fn an_interrupted_session_deletes_nothing_and_a_second_one_is_refused() {
+    let r = pop_root("pop-interrupt", MBOX, "");
+    let mut p = Pop::start(&r);
+    p.login("bob");
+    assert_eq!(p.cmd(b"DELE 1"), "+OK Marked to be deleted.\r\n");
+    let mut q = Pop::start(&r);
+    assert_eq!(q.cmd(b"USER bob"), "+OK\r\n");
+    assert_eq!(
+        q.cmd(b"PASS secret"),
+        "-ERR [IN-USE] Mailbox is locked by another POP3 session.\r\n"
+    );
+    q.finish();
+    // The client vanishes without QUIT.
+    p.finish();
+    assert_eq!(std::fs::read(r.path("var/mail/bob")).unwrap(), MBOX);
+    // And the mailbox is free again.
+    let mut p = Pop::start(&r);
+    p.login("bob");
+    p.cmd(b"QUIT");
+    p.finish();
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let r = pop_root("pop-pipeline", MBOX, "");
+    let mut p = Pop::start(&r);
+    p.sock
+        .write_all(b"CAPA\r\nUSER bob\r\nPASS secret\r\nSTAT\r\nRETR 2\r\nNOOP\r\nQUIT\r\n")
+        .unwrap();
+    let mut all = String::new();
+    p.reader.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("+OK Capability list follows\r\n"), "{all}");
+    assert!(all.contains("\r\nPIPELINING\r\n"));
+    assert!(
+        all.ends_with("+OK\r\n+OK Logged in.\r\n+OK 2 171\r\n+OK 56 octets\r\nReceived: by test.example id 2\r\nSubject: two\r\n\r\nsecond\r\n.\r\n+OK\r\n+OK Logging out.\r\n"),
+        "{all}"
+    );
+    p.finish();
+}
+
+#[test]
+fn sasl_plain_and_login() {
+    let r = pop_root("pop-sasl", MBOX, "");
+    let b64 = |s: &[u8]| mailroom::b64::encode(s);
+    let mut p = Pop::start(&r);
+    assert_eq!(p.cmd(b"AUTH"), "+OK\r\n");
+    assert_eq!(p.body(), ["PLAIN\r\n", "LOGIN\r\n"]);
+    // mutt's form: authzid = authcid.
+    let ir = format!("AUTH PLAIN {}", b64(b"bob\0bob\0secret"));
+    assert_eq!(p.cmd(ir.as_bytes()), "+OK Logged in.\r\n");
+    p.cmd(b"QUIT");
+    p.finish();
+    let mut p = Pop::start(&r);
+    assert_eq!(p.cmd(b"AUTH PLAIN"), "+ \r\n");
+    assert_eq!(p.cmd(b"*"), "-ERR Authentication cancelled.\r\n");
+    // Somebody else's authorization identity: refused.
+    let other = format!("AUTH PLAIN {}", b64(b"root\0bob\0secret"));
+    assert_eq!(
+        p.cmd(other.as_bytes()),
+        "-ERR [AUTH] Authentication failed.\r\n"
+    );
+    assert_eq!(p.cmd(b"AUTH LOGIN"), "+ VXNlcm5hbWU6\r\n");
+    assert_eq!(p.cmd(b64(b"bob").as_bytes()), "+ UGFzc3dvcmQ6\r\n");
+    assert_eq!(p.cmd(b64(b"secret").as_bytes()), "+OK Logged in.\r\n");
+    p.cmd(b"QUIT");
+    p.finish();
+}
+
+#[test]
+fn apop_only_when_a_plain_secret_exists() {
+    let r = pop_root("pop-apop", MBOX, "");
+    // No plain secrets: no timestamp, APOP unknown.
+    let mut p = Pop::start(&r);
+    assert_eq!(p.cmd(b"APOP bob 0123"), "-ERR Unknown command.\r\n");
+    p.finish();
+    // A virtual account with a plain secret, owned by bob (the owner of
+    // every virtual mailbox here).
+    r.write(
+        "etc/mail/mailroom.conf",
+        &format!(
+            "{}virtual_user = bob\n",
+            std::fs::read_to_string(r.path("etc/mail/mailroom.conf")).unwrap()
+        ),
+    );
+    r.write(
+        "etc/mail/passwd",
+        "desk@example.com:{PLAIN}tanstaaf:/var/mail/bob::Desk\n",
+    );
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut child = Command::new(bin("pop3d"))
+        .env_clear()
+        .env("MAILROOM_ROOT", &r.dir)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+            theirs.try_clone().unwrap(),
+        )))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(ours.try_clone().unwrap());
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).unwrap();
+    let ts = &greeting[greeting.find('<').unwrap()..greeting.find('>').unwrap() + 1];
+    let digest = format!("{:032x}", md5_of(format!("{ts}tanstaaf").as_bytes()));
+    let mut w = ours;
+    w.write_all(format!("APOP desk@example.com {digest}\r\nSTAT\r\nQUIT\r\n").as_bytes())
+        .unwrap();
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "+OK Logged in.\r\n+OK 2 171\r\n+OK Logging out.\r\n");
+    let _ = child.wait();
+}
+
+fn md5_of(b: &[u8]) -> u128 {
+    use md5::{Digest, Md5};
+    u128::from_be_bytes(Md5::digest(b).into())
+}
+
+#[test]
+fn after_login_the_session_runs_as_the_mailbox_owner() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (pop3d only changes users when started as root)");
+        return;
+    }
+    let r = pop_root("pop-uid", MBOX, "");
+    let mut p = Pop::start(&r);
+    p.login("bob");
+    // The process we started is the one that serves the session.
+    let pid = p.child.id();
+    let uid_of = |pid: u32| -> Option<u32> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let l = s.lines().find(|l| l.starts_with("Uid:"))?;
+        l.split_whitespace().nth(2)?.parse().ok()
+    };
+    assert_eq!(uid_of(pid), Some(owner_uid()), "the session process");
+    p.cmd(b"QUIT");
+    p.finish();
+}
