@@ -201,6 +201,38 @@ pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
     Ok(())
 }
 
+/// Unmap this process's pages of program code (its own and its
+/// libraries'): start-up, configuration and login code is not needed by a
+/// long session, and the pages the session does use come back on first
+/// use, from the page cache.  Only read-only, executable file mappings are
+/// touched, so nothing is lost.  Keeps a session's resident size to what
+/// it really uses.
+pub fn shed_code_pages() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3).unwrap_or("");
+        if perms != "r-xp" || !path.starts_with('/') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: a private, read-only file mapping: MADV_DONTNEED only
+        // drops our page-table entries; the next access maps the same
+        // file page again.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+    }
+}
+
 /// Run `work` in a short-lived child process and return what it returns:
 /// what the child saw (a password hash, a whole account file) dies with
 /// it, and only the answer reaches this process.  Only for a process

@@ -378,6 +378,8 @@ fn serve(
             return ExitCode::OsErr.code();
         }
     }
+    // The session needs little of the code that got it here.
+    crate::privs::shed_code_pages();
     let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout.clamp(1, 60));
     let opened = match &id.mailbox {
         MailboxPath::Mbox(p) => {

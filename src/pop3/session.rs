@@ -31,6 +31,9 @@ pub struct Session {
     idle: Duration,
     deleted: Vec<bool>,
     retrieved: Vec<bool>,
+    /// Highest message number accessed (RFC 1460's LAST, which fetchmail
+    /// still asks for).
+    last: usize,
     capabilities: String,
     pub counts: Counts,
 }
@@ -44,6 +47,7 @@ impl Session {
             idle,
             deleted: vec![false; n],
             retrieved: vec![false; n],
+            last: 0,
             capabilities,
             counts: Counts::default(),
         }
@@ -95,7 +99,7 @@ impl Session {
                             Ok(good) => good,
                             Err(e) => {
                                 log::warning(None, &format!("pop3 session ended: {e}"));
-                                self.reply(&format!("-ERR [SYS/TEMP] {e}"));
+                                self.reply("-ERR [SYS/TEMP] The mailbox was changed by another program; please reconnect.");
                                 let d = self.deadline();
                                 self.wire.close(d);
                                 return "mailbox error";
@@ -179,6 +183,7 @@ impl Session {
                     .send(n, None, &mut self.wire, &|| Instant::now() + idle)?;
                 self.reply(".");
                 self.retrieved[n] = true;
+                self.last = self.last.max(n + 1);
                 self.counts.retrieved += 1;
                 self.counts.retrieved_bytes += size;
             }
@@ -205,16 +210,23 @@ impl Session {
                 self.drop
                     .send(n, Some(lines), &mut self.wire, &|| Instant::now() + idle)?;
                 self.reply(".");
+                self.last = self.last.max(n + 1);
                 self.counts.top += 1;
             }
             "DELE" => {
                 let n = number!(rest);
                 self.deleted[n] = true;
+                self.last = self.last.max(n + 1);
                 self.reply("+OK Marked to be deleted.");
             }
             "NOOP" if rest.is_empty() => self.reply("+OK"),
+            "LAST" if rest.is_empty() => {
+                let last = self.last;
+                self.reply(&format!("+OK {last}"));
+            }
             "RSET" if rest.is_empty() => {
                 self.deleted.iter_mut().for_each(|d| *d = false);
+                self.last = 0;
                 let (n, size) = self.totals();
                 self.reply(&format!("+OK maildrop has {n} messages ({size} octets)"));
             }
@@ -224,7 +236,7 @@ impl Session {
                 self.wire.write(caps.as_bytes());
                 self.reply(".");
             }
-            "STAT" | "NOOP" | "RSET" | "CAPA" => {
+            "STAT" | "NOOP" | "RSET" | "CAPA" | "LAST" => {
                 self.reply("-ERR This command takes no arguments.");
                 return Ok(false);
             }

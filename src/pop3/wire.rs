@@ -289,6 +289,11 @@ impl Wire {
         self.out.extend_from_slice(bytes);
     }
 
+    /// The reply buffer itself, for writing large replies without a copy.
+    pub fn out_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
     /// Bytes queued and not yet sent.
     pub fn pending(&self) -> usize {
         self.out.len()

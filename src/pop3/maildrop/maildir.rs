@@ -25,7 +25,9 @@ use std::time::Instant;
 
 use md5::{Digest, Md5};
 
-use super::{Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, send_region};
+use super::{
+    Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, Region, Uidl, send_region,
+};
 use crate::pop3::wire::Wire;
 
 struct Entry {
@@ -44,6 +46,8 @@ pub struct Maildir {
     _lock: Option<File>,
     entries: Vec<Entry>,
     listed: Vec<Listed>,
+    /// The read buffer for sending messages.
+    scratch: Vec<u8>,
 }
 
 impl Maildir {
@@ -115,6 +119,7 @@ impl Maildir {
             _lock: lock,
             entries,
             listed,
+            scratch: Vec::new(),
         })
     }
 
@@ -161,13 +166,16 @@ impl Maildir {
         let f = File::open(&p)?;
         let len = f.metadata()?.len();
         send_region(
-            &f,
-            0,
-            len,
-            Format { mbox: false },
+            Region {
+                file: &f,
+                from: 0,
+                to: len,
+                fmt: Format { mbox: false },
+            },
             body_lines,
             wire,
             deadline,
+            &mut self.scratch,
         )
     }
 
@@ -232,15 +240,15 @@ fn count_size(p: &Path) -> io::Result<u64> {
 }
 
 /// RFC 1939 §7: 1 to 70 characters from 0x21 to 0x7E.
-fn uidl_of(unique: &str) -> String {
+fn uidl_of(unique: &str) -> Uidl {
     let ok = !unique.is_empty()
         && unique.len() <= 70
         && unique.bytes().all(|b| (0x21..=0x7e).contains(&b));
-    if ok {
-        unique.to_string()
+    Uidl::Name(if ok {
+        unique.into()
     } else {
-        crate::pop3::login::hex(&Md5::digest(unique.as_bytes()))
-    }
+        crate::pop3::login::hex(&Md5::digest(unique.as_bytes())).into()
+    })
 }
 
 #[cfg(test)]
@@ -252,11 +260,11 @@ mod tests {
         assert_eq!(virtual_size("1.M2P3.host,S=10,W=12:2,S"), Some(12));
         assert_eq!(virtual_size("1.M2P3.host"), None);
         assert_eq!(
-            uidl_of("1795249035.M898081P6622Q0R724aa6735c936fd3.host"),
+            uidl_of("1795249035.M898081P6622Q0R724aa6735c936fd3.host").to_string(),
             "1795249035.M898081P6622Q0R724aa6735c936fd3.host"
         );
         let long = "x".repeat(71);
-        assert_eq!(uidl_of(&long).len(), 32);
+        assert_eq!(uidl_of(&long).to_string().len(), 32);
     }
 
     #[test]
@@ -273,14 +281,20 @@ mod tests {
         let mut m = Maildir::open(&d, me).unwrap();
         let l = m.list().to_vec();
         assert_eq!(l.len(), 2);
-        assert_eq!((l[0].uidl.as_str(), l[0].size), ("100.B.h", 12));
-        assert_eq!((l[1].uidl.as_str(), l[1].size), ("200.A.h", 11));
+        assert_eq!(
+            (l[0].uidl.to_string(), l[0].size),
+            ("100.B.h".to_string(), 12)
+        );
+        assert_eq!(
+            (l[1].uidl.to_string(), l[1].size),
+            ("200.A.h".to_string(), 11)
+        );
         assert_eq!(Maildir::open(&d, me).err(), Some(OpenError::InUse));
         m.commit(&[true, false], &[false, true]).unwrap();
         drop(m);
         assert!(!d.join("cur/100.B.h:2,S").exists());
         assert!(d.join("cur/200.A.h,S=9,W=11:2,S").exists());
         let m = Maildir::open(&d, me).unwrap();
-        assert_eq!(m.list()[0].uidl, "200.A.h");
+        assert_eq!(m.list()[0].uidl.to_string(), "200.A.h");
     }
 }

@@ -13,12 +13,14 @@
 //!
 //! Opening finds every message (a `From ` line at the start of the file
 //! or after an empty line), its size as sent, and its UIDL: the first 16
-//! hex digits of MD5 over the `From ` line and the header fields no reader
-//! rewrites — the first `Received:`, every `Delivered-To:`, `Message-ID:`,
-//! `Date:`, `X-Delivery-ID:` (popa3d's choice, plus the `From ` line,
-//! which holds the delivery time).  `Status:`, `X-UID:` and the other
-//! fields mutt and Dovecot add are never hashed, so UIDLs survive them,
-//! survive the deletion of other messages, and need nothing stored.
+//! hex digits of MD5 over the `From ` line (sender and delivery time), the
+//! header fields no reader rewrites — the first `Received:`, every
+//! `Delivered-To:`, `Message-ID:`, `Date:`, `From:`, `To:`, `Subject:`,
+//! `X-Delivery-ID:` (popa3d's choice, widened) — and the size as sent.
+//! `Status:`, `X-UID:` and the other fields mutt and Dovecot add are never
+//! hashed, so UIDLs survive them, survive the deletion of other messages,
+//! and need nothing stored.  Identical copies get `-2`, `-3`, ... after
+//! the first, in file order.
 //!
 //! To open a large mbox fast, what a scan found is kept in
 //! `.NAME.pop3-index` next to the mbox (owned by the mailbox's user; a
@@ -47,7 +49,9 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
-use super::{Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, send_region};
+use super::{
+    Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, Region, Uidl, send_region,
+};
 use crate::mailbox::lock::{self, Kind, LockError};
 use crate::pop3::wire::Wire;
 
@@ -79,11 +83,13 @@ pub struct Mbox {
     file: Option<File>,
     msgs: Vec<Msg>,
     /// Indices into `msgs` of the listed messages.
-    visible: Vec<usize>,
+    visible: Vec<u32>,
     listed: Vec<Listed>,
     /// Size of the file the messages were found in.
     snapshot: u64,
     lock_timeout: Duration,
+    /// The read buffer for sending messages.
+    scratch: Vec<u8>,
 }
 
 impl Mbox {
@@ -107,6 +113,7 @@ impl Mbox {
                     listed: Vec::new(),
                     snapshot: 0,
                     lock_timeout,
+                    scratch: Vec::new(),
                 });
             }
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -163,14 +170,10 @@ impl Mbox {
             }
         }
         drop(held);
-        let visible: Vec<usize> = (0..msgs.len()).filter(|&i| !msgs[i].hidden).collect();
-        let listed = visible
-            .iter()
-            .map(|&i| Listed {
-                size: msgs[i].size,
-                uidl: crate::pop3::login::hex(&msgs[i].uid),
-            })
+        let visible: Vec<u32> = (0..msgs.len() as u32)
+            .filter(|&i| !msgs[i as usize].hidden)
             .collect();
+        let listed = list(&msgs, &visible);
         Ok(Mbox {
             path: path.to_path_buf(),
             file: Some(file),
@@ -179,6 +182,7 @@ impl Mbox {
             listed,
             snapshot: size,
             lock_timeout,
+            scratch: Vec::new(),
         })
     }
 
@@ -192,7 +196,7 @@ impl Mbox {
         let (Some(file), Some(&i)) = (self.file.as_ref(), self.visible.get(n)) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such message"));
         };
-        let m = self.msgs[i];
+        let m = self.msgs[i as usize];
         if from_sum_at(file, m.from)? != m.sum {
             return Err(io::Error::other(
                 "the mailbox was changed by another program during this session",
@@ -211,15 +215,18 @@ impl Mbox {
         let (Some(file), Some(&i)) = (self.file.as_ref(), self.visible.get(n)) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such message"));
         };
-        let m = self.msgs[i];
+        let m = self.msgs[i as usize];
         send_region(
-            file,
-            m.start,
-            m.end,
-            Format { mbox: true },
+            Region {
+                file,
+                from: m.start,
+                to: m.end,
+                fmt: Format { mbox: true },
+            },
             body_lines,
             wire,
             deadline,
+            &mut self.scratch,
         )
     }
 
@@ -231,7 +238,7 @@ impl Mbox {
             .iter()
             .zip(deleted)
             .filter(|(_, d)| **d)
-            .map(|(&i, _)| i)
+            .map(|(&i, _)| i as usize)
             .collect();
         let Some(file) = self.file.as_ref() else {
             return Ok(Committed::default());
@@ -302,6 +309,30 @@ impl Mbox {
         self.msgs = kept;
         Ok(committed)
     }
+}
+
+/// The listing of the visible messages.  Two copies of one message (a
+/// reader's "copy to inbox", a script appending twice in one second) hash
+/// alike: later ones get -2, -3, ... in file order, so UIDLs stay unique
+/// (RFC 1939 §7).
+fn list(msgs: &[Msg], visible: &[u32]) -> Vec<Listed> {
+    let mut by_uid: Vec<u32> = (0..visible.len() as u32).collect();
+    by_uid.sort_by_key(|&k| (msgs[visible[k as usize] as usize].uid, k));
+    let mut copy = vec![1u32; visible.len()];
+    for w in 1..by_uid.len() {
+        let (a, b) = (by_uid[w - 1] as usize, by_uid[w] as usize);
+        if msgs[visible[a] as usize].uid == msgs[visible[b] as usize].uid {
+            copy[b] = copy[a] + 1;
+        }
+    }
+    visible
+        .iter()
+        .zip(copy)
+        .map(|(&i, c)| Listed {
+            size: msgs[i as usize].size,
+            uidl: Uidl::Hash(msgs[i as usize].uid, c),
+        })
+        .collect()
 }
 
 /// Copy `[from, to)` down to `dest` (`dest <= from`), front to back.
@@ -407,6 +438,9 @@ fn hashed_field(name: &[u8], first_received: bool) -> bool {
         || is("Message-ID")
         || is("Date")
         || is("X-Delivery-ID")
+        || is("From")
+        || is("To")
+        || is("Subject")
 }
 
 /// A message being scanned.
@@ -478,7 +512,14 @@ impl Building {
 
     /// The message ends at `end`; `separator`: an empty line (already fed
     /// to the encoder) sits at `end` and is not part of it.
-    fn finish(self, end: u64, separator: bool) -> Msg {
+    fn finish(mut self, end: u64, separator: bool) -> Msg {
+        let size = if separator {
+            self.enc.size.saturating_sub(2)
+        } else {
+            self.enc.size
+        };
+        // The size as sent: readers' header fields do not change it.
+        self.md5.update(size.to_le_bytes());
         let digest = self.md5.finalize();
         let mut uid = [0u8; 8];
         uid.copy_from_slice(&digest[..8]);
@@ -487,11 +528,7 @@ impl Building {
             from: self.from,
             start: self.start,
             end,
-            size: if separator {
-                self.enc.size.saturating_sub(2)
-            } else {
-                self.enc.size
-            },
+            size,
             uid,
             sum: self.sum,
             hidden: self.hidden,
@@ -538,6 +575,19 @@ fn scan(file: &File, from: u64, to: u64) -> io::Result<Vec<Msg>> {
                 blank_at = p.offset;
             }
         }
+        // In a body, after a non-empty line: take the lines up to the
+        // next boundary in bulk.
+        let bulk = p.last
+            && !after_blank
+            && cur
+                .as_ref()
+                .is_some_and(|b| !b.in_from_line && !b.in_header);
+        if bulk {
+            let n = pieces.skip_body()?;
+            if let Some(b) = cur.as_mut() {
+                b.enc.size += n;
+            }
+        }
     }
     if let Some(b) = cur.take() {
         out.push(if after_blank {
@@ -555,7 +605,7 @@ fn index_path(mbox: &Path) -> PathBuf {
     mbox.with_file_name(format!(".{name}.pop3-index"))
 }
 
-const INDEX_MAGIC: &[u8; 8] = b"MRPOPIX1";
+const INDEX_MAGIC: &[u8; 8] = b"MRPOPIX2";
 const INDEX_RECORD: usize = 48;
 
 /// Checksums of the first and last 4 KiB of `[0, size)`.
@@ -572,28 +622,30 @@ fn write_index(path: &Path, file: &File, meta: &std::fs::Metadata, msgs: &[Msg],
     let Ok((head, tail)) = ends_sums(file, size) else {
         return;
     };
-    let mut out = Vec::with_capacity(64 + msgs.len() * INDEX_RECORD);
-    out.extend_from_slice(INDEX_MAGIC);
-    for v in [meta.dev(), meta.ino(), size, head, tail, msgs.len() as u64] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    for m in msgs {
-        for v in [m.from, m.start, m.end, m.size] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&m.uid);
-        out.extend_from_slice(&m.sum.to_le_bytes());
-        out.extend_from_slice(&[m.hidden as u8, 0, 0, 0]);
-    }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let written = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        f.write_all(&out)?;
+        let mut w = io::BufWriter::with_capacity(64 * 1024, f);
+        w.write_all(INDEX_MAGIC)?;
+        for v in [meta.dev(), meta.ino(), size, head, tail, msgs.len() as u64] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        for m in msgs {
+            let mut r = [0u8; INDEX_RECORD];
+            for (k, v) in [m.from, m.start, m.end, m.size].iter().enumerate() {
+                r[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            r[32..40].copy_from_slice(&m.uid);
+            r[40..44].copy_from_slice(&m.sum.to_le_bytes());
+            r[44] = m.hidden as u8;
+            w.write_all(&r)?;
+        }
+        w.flush()?;
         std::fs::rename(&tmp, path)
     })();
     if written.is_err() {
@@ -616,7 +668,7 @@ fn read_index(path: &Path, file: &File, meta: &std::fs::Metadata) -> Option<(Vec
     }
     let v = |i: usize| u64::from_le_bytes(head[8 + i * 8..16 + i * 8].try_into().unwrap_or([0; 8]));
     let (dev, ino, size, head_sum, tail_sum, count) = (v(0), v(1), v(2), v(3), v(4), v(5));
-    if dev != meta.dev() || ino != meta.ino() || size > meta.len() || count > size {
+    if dev != meta.dev() || ino != meta.ino() || size > meta.len() || count > size / 8 + 1 {
         return None;
     }
     if size > 0 && ends_sums(file, size).ok()? != (head_sum, tail_sum) {
@@ -716,7 +768,7 @@ mod tests {
             "Received: by x id 2\r\nSubject: two\r\n\r\nbody 2\r\n"
         );
         assert_eq!(m.list()[1].size, two.len() as u64);
-        let uidls: Vec<String> = m.list().iter().map(|l| l.uidl.clone()).collect();
+        let uidls: Vec<String> = m.list().iter().map(|l| l.uidl.to_string()).collect();
         assert!(uidls.iter().all(|u| u.len() == 16));
         assert_ne!(uidls[0], uidls[1]);
         // The index is used the second time, with the same answers.
@@ -725,6 +777,17 @@ mod tests {
         drop(m);
         let m2 = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
         assert_eq!(m2.list(), &first[..]);
+    }
+
+    #[test]
+    fn identical_copies_get_distinct_uidls() {
+        let msg = b"From cron@x  Sat Nov 21 09:00:00 2026\nSubject: disk\n\nfull\n\n";
+        let p = mbox_file("dups", &[&msg[..], &msg[..], &msg[..]].concat());
+        let m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
+        let u: Vec<String> = m.list().iter().map(|l| l.uidl.to_string()).collect();
+        assert_eq!(u.len(), 3);
+        assert_eq!(u[1], format!("{}-2", u[0]));
+        assert_eq!(u[2], format!("{}-3", u[0]));
     }
 
     #[test]
@@ -741,7 +804,7 @@ mod tests {
     fn uidls_survive_status_headers_and_deletions_and_new_mail_is_kept() {
         let p = mbox_file("stable", THREE);
         let m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
-        let before: Vec<String> = m.list().iter().map(|l| l.uidl.clone()).collect();
+        let before: Vec<String> = m.list().iter().map(|l| l.uidl.to_string()).collect();
         drop(m);
         // mutt marks message 3 read.
         let text = String::from_utf8_lossy(THREE).replace(
@@ -750,7 +813,7 @@ mod tests {
         );
         std::fs::write(&p, &text).unwrap();
         let mut m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
-        let after: Vec<String> = m.list().iter().map(|l| l.uidl.clone()).collect();
+        let after: Vec<String> = m.list().iter().map(|l| l.uidl.to_string()).collect();
         assert_eq!(before, after);
         // New mail arrives during the session; message 1 is deleted.
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
@@ -764,7 +827,7 @@ mod tests {
         assert!(text.starts_with("From c@d"));
         assert!(text.ends_with("Subject: new\n\nfresh\n\n"));
         let m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
-        let now: Vec<String> = m.list().iter().map(|l| l.uidl.clone()).collect();
+        let now: Vec<String> = m.list().iter().map(|l| l.uidl.to_string()).collect();
         assert_eq!(now.len(), 3);
         assert_eq!(now[..2], before[1..]);
     }

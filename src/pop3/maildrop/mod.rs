@@ -45,7 +45,33 @@ pub enum OpenError {
 pub struct Listed {
     /// Octets `RETR` sends, before stuffing.
     pub size: u64,
-    pub uidl: String,
+    pub uidl: Uidl,
+}
+
+/// A UIDL, kept small (a maildrop may list 100,000 messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uidl {
+    /// 16 hex digits, and `-N` for the N-th copy (N > 1).
+    Hash([u8; 8], u32),
+    /// A Maildir file's unique name.
+    Name(Box<str>),
+}
+
+impl std::fmt::Display for Uidl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Uidl::Hash(h, copy) => {
+                for b in h {
+                    write!(f, "{b:02x}")?;
+                }
+                if *copy > 1 {
+                    write!(f, "-{copy}")?;
+                }
+                Ok(())
+            }
+            Uidl::Name(n) => f.write_str(n),
+        }
+    }
 }
 
 /// What a commit did.
@@ -150,11 +176,6 @@ impl<'f> Pieces<'f> {
         }
     }
 
-    /// The buffer back, for reuse.
-    pub fn into_buf(self) -> Vec<u8> {
-        self.buf
-    }
-
     pub fn next_piece(&mut self) -> io::Result<Option<Piece<'_>>> {
         // (start, len, first, last, lf, consumed)
         let found: (usize, usize, bool, bool, bool, usize) = loop {
@@ -206,6 +227,92 @@ impl<'f> Pieces<'f> {
             lf,
         }))
     }
+
+    /// The buffer back, for reuse.
+    pub fn into_buf(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Read more of the region into the buffer, keeping `buf[lo..hi]`.
+    /// False when the region is exhausted.
+    fn refill(&mut self) -> io::Result<bool> {
+        if self.pos >= self.end {
+            return Ok(false);
+        }
+        if self.lo > 0 {
+            self.buf.copy_within(self.lo..self.hi, 0);
+            self.base += self.lo as u64;
+            self.hi -= self.lo;
+            self.lo = 0;
+        }
+        if self.hi == self.buf.len() {
+            return Ok(false);
+        }
+        let want = ((self.end - self.pos) as usize).min(self.buf.len() - self.hi);
+        let n = read_at(self.file, &mut self.buf[self.hi..self.hi + want], self.pos)?;
+        if n == 0 {
+            self.end = self.pos;
+        }
+        self.pos += n as u64;
+        self.hi += n;
+        Ok(n > 0)
+    }
+
+    /// Consume whole body lines in bulk, up to the next empty line that is
+    /// followed by a `From ` line, leaving the last line of the region to
+    /// [`Pieces::next_piece`]; the octets those lines make on the wire, as
+    /// an mbox-format [`Encoder`] would count them.  Call only at the start
+    /// of a line that follows a non-empty one.  Scanning a large mbox this
+    /// way runs at memory speed.
+    pub fn skip_body(&mut self) -> io::Result<u64> {
+        // More than the `From ` pattern and the quoting look-ahead.
+        const HOLD: usize = 80;
+        let boundary = memchr::memmem::Finder::new(b"\n\nFrom ");
+        let mut size = 0u64;
+        loop {
+            if self.in_line || self.lo >= self.hi || self.buf[self.lo] == b'\n' {
+                return Ok(size);
+            }
+            let at_end = self.pos >= self.end;
+            let window = &self.buf[self.lo..self.hi];
+            if let Some(i) = boundary.find(window) {
+                // Up to and including the LF that ends the last line.
+                size += wire_size(window, i + 1);
+                self.lo += i + 1;
+                return Ok(size);
+            }
+            // No boundary here: take whole lines, holding back the last
+            // line (at the end) or enough bytes to look ahead.
+            let limit = if at_end {
+                window.len() - 1
+            } else {
+                window.len().saturating_sub(HOLD)
+            };
+            if let Some(j) = memchr::memrchr(b'\n', &window[..limit]) {
+                size += wire_size(window, j + 1);
+                self.lo += j + 1;
+            }
+            if at_end || !self.refill()? {
+                return Ok(size);
+            }
+        }
+    }
+}
+
+/// The wire octets of `window[..n]`, whole lines each ending with LF,
+/// `window[n..]` available for look-ahead: each LF becomes CRLF (a stored
+/// CRLF stays one), and a line `>{1,64}From ` loses a `>`.
+fn wire_size(window: &[u8], n: usize) -> u64 {
+    let region = &window[..n];
+    let lfs = memchr::memchr_iter(b'\n', region).count() as u64;
+    let crlfs = memchr::memmem::find_iter(region, b"\r\n").count() as u64;
+    let mut quoted = u64::from(region[0] == b'>' && is_quoted_from(window));
+    for q in memchr::memmem::find_iter(region, b"\n>") {
+        if q + 1 < n && is_quoted_from(&window[q + 1..]) {
+            quoted += 1;
+        }
+    }
+    n as u64 + lfs - crlfs - quoted
 }
 
 fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
@@ -312,7 +419,7 @@ impl Encoder {
         } else if self.skip_line {
             return;
         }
-        if p.last && bytes.last() == Some(&b'\r') {
+        if p.lf && bytes.last() == Some(&b'\r') {
             bytes = &bytes[..bytes.len() - 1];
         }
         self.size += bytes.len() as u64;
@@ -330,33 +437,44 @@ impl Encoder {
 
 /// Send a file region through an encoder to the wire, flushing as the
 /// output grows.
+/// Bytes `from..to` of a file, stored in format `fmt`.
+pub struct Region<'a> {
+    pub file: &'a File,
+    pub from: u64,
+    pub to: u64,
+    pub fmt: Format,
+}
+
 pub fn send_region(
-    file: &File,
-    from: u64,
-    to: u64,
-    fmt: Format,
-    body_lines: Option<u64>,
-    wire: &mut Wire,
-    deadline: &dyn Fn() -> std::time::Instant,
-) -> io::Result<()> {
-    let mut enc = Encoder::new(fmt, body_lines);
-    let mut pieces = Pieces::new(
+    Region {
         file,
         from,
         to,
-        vec![0u8; READ_BUF.min((to - from) as usize + 1)],
-    );
-    let mut out = Vec::with_capacity(64 * 1024);
-    while let Some(p) = pieces.next_piece()? {
-        enc.piece(&p, Some(&mut out));
-        if out.len() >= 60 * 1024 {
-            wire.write(&out);
-            out.clear();
-            wire.flush(deadline()).map_err(wire_io)?;
-        }
+        fmt,
+    }: Region<'_>,
+    body_lines: Option<u64>,
+    wire: &mut Wire,
+    deadline: &dyn Fn() -> std::time::Instant,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    // One read buffer for the whole session, not one per message.
+    let want = READ_BUF.min((to - from) as usize + 1);
+    if scratch.len() < want {
+        scratch.resize(want, 0);
     }
-    wire.write(&out);
-    Ok(())
+    let mut enc = Encoder::new(fmt, body_lines);
+    let mut pieces = Pieces::new(file, from, to, std::mem::take(scratch));
+    let result = (|| {
+        while let Some(p) = pieces.next_piece()? {
+            enc.piece(&p, Some(wire.out_buffer()));
+            if wire.pending() >= 64 * 1024 {
+                wire.flush(deadline()).map_err(wire_io)?;
+            }
+        }
+        Ok(())
+    })();
+    *scratch = pieces.into_buf();
+    result
 }
 
 /// A wire error as an I/O error (the session ends either way).
