@@ -7,15 +7,26 @@
 # Works as any user; touches nothing outside the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-D=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-demo.XXXXXX")
-trap 'rm -rf "$D"' EXIT
-export MAILROOM_ROOT="$D"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "install into $D (make install DESTDIR=...)"
-make -s install DESTDIR="$D" >/dev/null
-find "$D" -path "$D/usr/*" \( -type f -o -type l \) | sed "s#^$D##" | sort
+if [ "${1:-}" != --installed ]; then
+  D=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-demo.XXXXXX")
+  trap 'rm -rf "$D"' EXIT
+  step "install into $D (make install DESTDIR=...)"
+  make -s install DESTDIR="$D" >/dev/null
+  find "$D" -path "$D/usr/*" \( -type f -o -type l \) | sed "s#^$D##" | sort
+  if [ "$(id -u)" = 0 ]; then
+    # The stack refuses to serve root's mail over POP3 and would switch
+    # users as root: run the demo as nobody, in its private root.
+    chown -R 65534:65534 "$D"
+    setpriv --reuid=65534 --regid=65534 --clear-groups bash "$0" --installed "$D"
+    exit
+  fi
+  set -- --installed "$D"
+fi
+D=$2
+export MAILROOM_ROOT="$D"
 
 # A private root: mailroom reads $D/etc/passwd for its users and, not
 # being root, delivers everything as the user running the demo.
@@ -27,12 +38,15 @@ alice:x:$uid:$gid:Alice Admin:/home/alice:/bin/sh
 bob:x:$uid:$gid:Bob Sales:/home/bob:/bin/sh
 www-data:x:$uid:$gid:www-data:/var/www:/usr/sbin/nologin
 PASSWD
+# alice's POP3 password is "secret" (a SHA-512 crypt hash, as chpasswd writes).
+echo 'alice:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1:19000:0:99999:7:::' > "$D/etc/shadow"
 mkdir -p "$D/home/alice" "$D/home/bob/Maildir/new" "$D/home/bob/Maildir/cur" \
   "$D/home/bob/Maildir/tmp" "$D/var/log"
 cat > "$D/etc/mail/mailroom.conf" <<CONF
 hostname = demo.example.com
 log = /var/log/mail.log
 probe_interfaces = no
+pop3_first_uid = 0
 CONF
 printf 'example.com\nshop.example\n' > "$D/etc/mail/local-host-names"
 cat > "$D/etc/mail/aliases" <<ALIASES
@@ -92,6 +106,11 @@ echo "messages in alice's mbox now: $(grep -c '^From ' "$D/var/mail/alice")"
 step "the customer's copy waits for the smarthost: mailq, mailroom queue"
 "$D/usr/bin/mailq"
 "$D/usr/sbin/mailroom" queue list
+
+step "alice fetches her mail over POP3 (pop3d on a pipe, the way inetd runs it on a socket)"
+printf 'CAPA\r\nUSER alice@example.com\r\nPASS secret\r\nSTAT\r\nUIDL\r\nTOP 1 0\r\nRETR 2\r\nDELE 1\r\nQUIT\r\n' \
+  | "$D/usr/libexec/mailroom/pop3d" | tr -d '\r'
+echo "messages in alice's mbox after QUIT: $(grep -c '^From ' "$D/var/mail/alice")"
 
 step "the log (sendmail's format)"
 cat "$D/var/log/mail.log"

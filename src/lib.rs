@@ -53,18 +53,35 @@
 //!
 //! ## Modules
 //!
+//! Foundations:
 //! * [`exit`] — sysexits codes and the error type every front end returns.
 //! * [`config`] — `/etc/mail/mailroom.conf` and the root prefix for paths.
 //! * [`privs`] — set-id start-up hygiene and switching to a user.
 //! * [`log`] — sendmail-format log lines.
 //! * [`date`] — time stamps in mail's spellings.
-//! * [`users`] — system accounts.
-//! * [`address`] — address lists and addr-specs.
-//! * [`message`] — raw headers and reading a submitted message.
-//! * [`queue`] — the queue: ids, control files, durable storage, `mailq`.
-//! * [`aliases`] — the aliases file.
-//! * [`submit`] — command-line submission into the queue.
-//! * [`cli`] — the `sendmail` command and its argument parser.
+//! * [`users`] — system accounts; [`accounts`] — mailbox accounts (system
+//!   and virtual), quotas.
+//! * [`address`] — address lists and addr-specs; [`message`] — raw headers
+//!   and reading a submitted message.
+//! * [`b64`], [`fasthash`] — small codecs and hashes.
+//!
+//! The queue and submission:
+//! * [`queue`] — ids, control files, durable storage, `mailq`.
+//! * [`submit`] — command-line submission; [`cli`] — the `sendmail`
+//!   command and its argument parser.
+//!
+//! Where mail goes:
+//! * [`table`] — compiled (mmapped) indexes of the sendmail tables;
+//!   [`aliases`] — the aliases file.
+//! * [`resolve`] — virtusertable, aliases, users: sendmail 8's resolution.
+//! * [`mailbox`] — mbox and Maildir, and their locks.
+//! * [`deliver`] — the local delivery agent.
+//! * [`runner`] — the queue runner; [`route`], [`dns`], [`smtp`], [`tls`] —
+//!   routing and the SMTP client; [`dsn`] — bounces and warnings.
+//!
+//! Serving and administering:
+//! * [`pop3`] — the POP3 server.
+//! * [`admin`] — the `mailroom` command.
 
 pub mod accounts;
 pub mod address;

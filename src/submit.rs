@@ -4,7 +4,7 @@
 //! 1. Recipients: command-line arguments (each may be a list), plus with
 //!    `-t` those of `To:`/`Cc:`/`Bcc:` — or only `Resent-To:`/`-Cc:`/`-Bcc:`
 //!    when any of those exists.  An address given twice is queued once.
-//! 2. The message is read with sendmail's line rules ([`crate::message::collect`])
+//! 2. The message is read with sendmail's line rules ([`collect`](mod@crate::message::collect))
 //!    straight into the queue's data file.
 //! 3. Header fix-ups, on the raw header: `Bcc:`/`Resent-Bcc:` removed;
 //!    `Received:` added; `Date:`, `From:`, `Message-Id:` added when missing

@@ -13,7 +13,7 @@ use crate::exit::{ExitCode, Failure, io_reason};
 use crate::queue::{Queue, QueueId, mailq};
 use crate::{aliases, log, privs, submit};
 
-/// Run `sendmail` with `argv` (including argv[0]); returns the exit code.
+/// Run `sendmail` with `argv` (including `argv[0]`); returns the exit code.
 pub fn run(argv: Vec<String>) -> i32 {
     let argv0 = argv
         .first()

@@ -213,7 +213,7 @@ pub fn mode_for_program(argv0: &str) -> Mode {
     }
 }
 
-/// Parse `args` (without argv[0]) for a program called `argv0`.
+/// Parse `args` (without `argv[0]`) for a program called `argv0`.
 pub fn parse(argv0: &str, args: &[String]) -> Result<Invocation, Failure> {
     let program = argv0.rsplit('/').next().unwrap_or(argv0).to_string();
     let mut inv = Invocation::new(&program, mode_for_program(argv0));

@@ -1,5 +1,5 @@
 //! Messages as bytes: the header kept raw ([`header`]) and the reading of a
-//! submitted message with sendmail's line rules ([`collect`]).
+//! submitted message with sendmail's line rules ([`collect`](mod@collect)).
 
 pub mod collect;
 pub mod header;
