@@ -110,3 +110,4 @@ pub mod submit;
 pub mod table;
 pub mod tls;
 pub mod users;
+pub mod wire;

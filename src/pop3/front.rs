@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use super::command;
 use super::ctl;
 use super::settings::Settings;
-use super::wire::{Line, Wire, WireError};
 use crate::b64;
 use crate::log;
+use crate::wire::{Line, Wire, WireError};
 
 /// What the network process works with.
 pub struct Front<'a> {

@@ -45,7 +45,6 @@ pub mod maildrop;
 pub mod session;
 pub mod settings;
 pub mod stamps;
-pub mod wire;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -56,10 +55,10 @@ use crate::accounts::MailboxPath;
 use crate::config::{Config, Paths};
 use crate::exit::ExitCode;
 use crate::log;
+use crate::wire::{self, Wire};
 use login::{Identity, Proof};
 use maildrop::{Maildrop, OpenError};
 use settings::Settings;
-use wire::Wire;
 
 /// Where the network process is shut in (created by `make install`).
 pub const EMPTY_DIR: &str = "/var/lib/mailroom/empty";

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::command::{self, message_number, one_arg};
 use super::maildrop::Maildrop;
-use super::wire::{Line, Wire, WireError};
 use crate::log;
+use crate::wire::{Line, Wire, WireError};
 
 /// Bad commands in a row that end a session.
 pub const MAX_BAD_COMMANDS: u32 = 20;

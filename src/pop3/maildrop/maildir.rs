@@ -28,7 +28,7 @@ use md5::{Digest, Md5};
 use super::{
     Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, Region, Uidl, send_region,
 };
-use crate::pop3::wire::Wire;
+use crate::wire::Wire;
 
 struct Entry {
     /// `new` or `cur`.

@@ -53,7 +53,7 @@ use super::{
     Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, Region, Uidl, send_region,
 };
 use crate::mailbox::lock::{self, Kind, LockError};
-use crate::pop3::wire::Wire;
+use crate::wire::Wire;
 
 /// Bytes of a `From ` line that its checksum covers.
 const FROM_SUM_LEN: usize = 256;

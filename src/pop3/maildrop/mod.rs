@@ -22,8 +22,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::wire::Wire;
 use crate::mailbox::READER_PRIVATE_HEADERS;
+use crate::wire::Wire;
 
 /// Buffer for reading messages: large enough that nearly every line fits
 /// whole, small enough for a few-MiB process.
@@ -478,9 +478,9 @@ pub fn send_region(
 }
 
 /// A wire error as an I/O error (the session ends either way).
-pub fn wire_io(e: super::wire::WireError) -> io::Error {
+pub fn wire_io(e: crate::wire::WireError) -> io::Error {
     match e {
-        super::wire::WireError::Io(e) => e,
+        crate::wire::WireError::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),
     }
 }

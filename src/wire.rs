@@ -1,4 +1,5 @@
-//! The client connection as pop3d sees it: bytes in on one descriptor and
+//! A client connection as the line-based servers (pop3d, the SMTP server)
+//! see it: bytes in on one descriptor and
 //! out on another (both the socket under inetd), optionally inside TLS;
 //! command lines read with a bounded buffer and a deadline, replies
 //! buffered and written with a deadline.
