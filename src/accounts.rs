@@ -192,6 +192,14 @@ impl Accounts {
         })
     }
 
+    /// Forget the virtual accounts' secrets: for a process that only
+    /// checks addresses and talks to the network (the SMTP server).
+    pub fn forget_secrets(&mut self) {
+        for e in self.virtuals.values_mut() {
+            e.secret.clear();
+        }
+    }
+
     /// Is `login` a virtual account (even if its owner is missing)?
     pub fn has_virtual(&self, login: &str) -> bool {
         self.virtuals.contains_key(&login.to_ascii_lowercase())

@@ -406,6 +406,25 @@ impl Config {
         Ok(self.paths.resolve(&s.value))
     }
 
+    /// The error for a setting whose value is wrong: file, line, key, why.
+    pub fn bad_value(&self, key: &str, why: &str) -> Failure {
+        let (file, line) = match self.settings.get(key) {
+            Some(s) => (
+                self.source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                s.line,
+            ),
+            None => (String::new(), 0),
+        };
+        Failure::new(
+            ExitCode::Config,
+            format!("{file}:{line}: bad value for {key}: {why}"),
+        )
+        .hint("fix the line in mailroom.conf")
+    }
+
     /// The keys in the file this version does not know, with their lines.
     pub fn unknown_keys(&self) -> Vec<(&str, usize)> {
         self.settings

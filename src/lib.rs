@@ -83,6 +83,7 @@
 //! * [`pop3`] — the POP3 server.
 //! * [`admin`] — the `mailroom` command.
 
+pub mod access;
 pub mod accounts;
 pub mod address;
 pub mod admin;

@@ -214,7 +214,7 @@ pub fn quote_display_name(name: &str) -> String {
 }
 
 /// Is there enough free space in the queue file system?
-fn check_free_space(cfg: &Config) -> Result<(), Failure> {
+pub fn check_free_space(cfg: &Config) -> Result<(), Failure> {
     if cfg.min_free_space == 0 {
         return Ok(());
     }
@@ -238,7 +238,7 @@ fn check_free_space(cfg: &Config) -> Result<(), Failure> {
     Ok(())
 }
 
-fn queue_failure(cfg: &Config, e: &io::Error) -> Failure {
+pub fn queue_failure(cfg: &Config, e: &io::Error) -> Failure {
     let code = match ExitCode::for_io(e) {
         ExitCode::TempFail => ExitCode::TempFail,
         ExitCode::NoPerm | ExitCode::OsFile => ExitCode::CantCreat,

@@ -97,13 +97,15 @@ fn wait(fd: RawFd, write: bool, deadline: Instant) -> Result<(), WireError> {
 }
 
 /// Make a descriptor non-blocking (the wire waits with poll).
-pub fn set_nonblocking(fd: RawFd) {
+/// Make `fd` non-blocking; returns its flags before.
+pub fn set_nonblocking(fd: RawFd) -> i32 {
     // SAFETY: F_GETFL/F_SETFL on a descriptor we were given.
     unsafe {
         let fl = libc::fcntl(fd, libc::F_GETFL);
         if fl >= 0 {
             libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
         }
+        fl
     }
 }
 
@@ -116,14 +118,28 @@ pub struct Wire {
     inbuf: Vec<u8>,
     /// Plaintext replies not yet sent.
     out: Vec<u8>,
+    /// The descriptors' flags before, put back when done: a pipe or
+    /// terminal shared with the caller must not stay non-blocking.
+    restore: [(RawFd, i32); 2],
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        for (fd, fl) in self.restore {
+            if fl >= 0 && fl & libc::O_NONBLOCK == 0 {
+                // SAFETY: F_SETFL on a descriptor we were given.
+                unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
+            }
+        }
+    }
 }
 
 impl Wire {
     /// A connection reading `rfd` and writing `wfd` (made non-blocking).
     pub fn new(rfd: RawFd, wfd: RawFd) -> Wire {
-        set_nonblocking(rfd);
-        set_nonblocking(wfd);
+        let restore = [(rfd, set_nonblocking(rfd)), (wfd, set_nonblocking(wfd))];
         Wire {
+            restore,
             rfd,
             wfd,
             tls: None,
@@ -141,6 +157,20 @@ impl Wire {
 
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// `version=TLSv1_3 cipher=...` for a `Received:` field, when in TLS.
+    pub fn tls_summary(&self) -> Option<String> {
+        let t = self.tls.as_ref()?;
+        let version = t
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        let cipher = t
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()))
+            .unwrap_or_default();
+        Some(format!("version={version} cipher={cipher}"))
     }
 
     /// Whether input is waiting in the buffer (the client pipelined).
@@ -221,7 +251,7 @@ impl Wire {
 
     /// Read more plaintext into the input buffer (at most `room` bytes).
     fn fill(&mut self, deadline: Instant, room: usize) -> Result<(), WireError> {
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; 16 * 1024];
         let want = room.clamp(1, buf.len());
         if self.tls.is_none() {
             wait(self.rfd, false, deadline)?;
@@ -283,6 +313,34 @@ impl Wire {
             let room = MAX_LINE - self.inbuf.len();
             self.fill(deadline, room)?;
         }
+    }
+
+    /// Read at least one more byte into the input buffer (for DATA, whose
+    /// lines are not bounded like command lines).
+    pub fn read_more(&mut self, deadline: Instant) -> Result<(), WireError> {
+        self.fill(deadline, 16 * 1024)
+    }
+
+    /// The received bytes not yet consumed (for DATA).
+    pub fn input(&mut self) -> &mut Vec<u8> {
+        &mut self.inbuf
+    }
+
+    /// Whether the client has sent anything within `wait` (plaintext
+    /// only): an SMTP client that talks before the greeting.
+    pub fn client_talks_within(&mut self, wait: std::time::Duration) -> bool {
+        if !self.inbuf.is_empty() {
+            return true;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.rfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        r > 0 && pfd.revents & libc::POLLIN != 0
     }
 
     /// Queue reply bytes.

@@ -60,7 +60,10 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         Mode::PrintQueue => print_queue(&cfg, inv.verbose),
         Mode::QueueCount => queue_count(&cfg),
         Mode::InitAliases => newaliases(&cfg, &inv),
-        Mode::Smtp => Err(not_yet("-bs (SMTP on standard input)", "the SMTP server")),
+        Mode::Smtp => {
+            let caller = submit::Caller::current(&cfg);
+            crate::smtp::server::main(&cfg, caller.as_ref().map(|c| c.login.as_str()))
+        }
         Mode::Verify => verify(&cfg, &inv),
         Mode::RunQueue => run_queue(&inv, args),
         Mode::AddressTest => Err(unsupported(
@@ -78,14 +81,6 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         Mode::CheckConfig => Err(unsupported("-bC", "use 'mailroom check'")),
         Mode::Arpanet => Err(unsupported("-ba (ARPANET mode)", "use -bs")),
     }
-}
-
-fn not_yet(what: &str, part: &str) -> Failure {
-    Failure::new(
-        ExitCode::Unavailable,
-        format!("{what} is not available in this version of mailroom"),
-    )
-    .hint(format!("it arrives with {part}"))
 }
 
 fn unsupported(what: &str, hint: &str) -> Failure {

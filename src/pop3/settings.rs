@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, parse_bool, parse_duration};
-use crate::exit::{ExitCode, Failure};
+use crate::exit::Failure;
 
 /// Keys read here, with defaults, for `mailroom check` and
 /// `etc/mailroom.conf`.
@@ -86,12 +86,15 @@ impl Settings {
     pub fn from_config(cfg: &Config) -> Result<Settings, Failure> {
         let dur = |key: &str, default: &str| -> Result<u64, Failure> {
             parse_duration(cfg.get(key).unwrap_or(default), 1)
-                .ok_or_else(|| bad(cfg, key, "not a duration (e.g. 30s, 10m)"))
+                .ok_or_else(|| cfg.bad_value(key, "not a duration (e.g. 30s, 10m)"))
         };
         let num = |key: &str, default: u64| -> Result<u64, Failure> {
             match cfg.get(key) {
                 None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| bad(cfg, key, "not a number")),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| cfg.bad_value(key, "not a number")),
             }
         };
         let path = |key: &str, default: &str| cfg.paths.resolve(cfg.get(key).unwrap_or(default));
@@ -101,7 +104,7 @@ impl Settings {
             require_tls: match cfg.get("pop3_require_tls") {
                 None => false,
                 Some(v) => parse_bool(v)
-                    .ok_or_else(|| bad(cfg, "pop3_require_tls", "expected yes or no"))?,
+                    .ok_or_else(|| cfg.bad_value("pop3_require_tls", "expected yes or no"))?,
             },
             first_uid: num("pop3_first_uid", 1000)?.min(u32::MAX as u64) as u32,
             unprivileged_user: cfg.get("pop3_user").unwrap_or("nobody").to_string(),
@@ -115,21 +118,4 @@ impl Settings {
             pop_before_smtp_window: dur("pop_before_smtp_window", "30m")?,
         })
     }
-}
-
-fn bad(cfg: &Config, key: &str, why: &str) -> Failure {
-    let (file, line) = match cfg.settings.get(key) {
-        Some(s) => (
-            cfg.source
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            s.line,
-        ),
-        None => (String::new(), 0),
-    };
-    Failure::new(
-        ExitCode::Config,
-        format!("{file}:{line}: bad value for {key}: {why}"),
-    )
 }

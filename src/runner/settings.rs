@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::config::{Config, parse_duration};
-use crate::exit::{ExitCode, Failure};
+use crate::exit::Failure;
 
 /// Keys read here, with defaults, for `mailroom check` and
 /// `etc/mailroom.conf`.
@@ -105,12 +105,15 @@ impl Settings {
             let v = cfg.get(key).unwrap_or(default);
             parse_duration(v, 1)
                 .map(|d| d as i64)
-                .ok_or_else(|| bad(cfg, key, "not a duration"))
+                .ok_or_else(|| cfg.bad_value(key, "not a duration"))
         };
         let num = |key: &str, default: u64| -> Result<u64, Failure> {
             match cfg.get(key) {
                 None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| bad(cfg, key, "not a number")),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| cfg.bad_value(key, "not a number")),
             }
         };
         Ok(Settings {
@@ -128,7 +131,7 @@ impl Settings {
             timeout_cap: match cfg.get("smtp_timeout_cap") {
                 Some(v) => Some(Duration::from_secs(
                     parse_duration(v, 1)
-                        .ok_or_else(|| bad(cfg, "smtp_timeout_cap", "not a duration"))?,
+                        .ok_or_else(|| cfg.bad_value("smtp_timeout_cap", "not a duration"))?,
                 )),
                 None => None,
             },
@@ -162,24 +165,6 @@ impl Settings {
         t.connect = t.connect.min(self.connect_timeout);
         t
     }
-}
-
-fn bad(cfg: &Config, key: &str, why: &str) -> Failure {
-    let (file, line) = match cfg.settings.get(key) {
-        Some(s) => (
-            cfg.source
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            s.line,
-        ),
-        None => (String::new(), 0),
-    };
-    Failure::new(
-        ExitCode::Config,
-        format!("{file}:{line}: bad value for {key}: {why}"),
-    )
-    .hint("fix the line in mailroom.conf")
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! SMTP: replies ([`Reply`]), the client the queue runner delivers with
-//! ([`client`]), and the message encoding both directions share
-//! ([`data`]).
+//! ([`client`]), the server behind `sendmail -bs` ([`server`]), and the
+//! message encoding both directions share ([`data`]).
 
 pub mod client;
 pub mod data;
+pub mod server;
 
 use std::fmt;
 

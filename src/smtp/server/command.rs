@@ -1,0 +1,174 @@
+//! SMTP command lines (RFC 5321 §4.1): a verb, then arguments; `MAIL
+//! FROM:<path> params` and `RCPT TO:<path> params` with ESMTP parameters
+//! (`KEY[=VALUE]`, RFC 5321 §4.1.2).
+//!
+//! As liberal as sendmail 8 where clients are known to stray: a space after
+//! the colon (`MAIL FROM: <a@b>`) and a path without angle brackets are
+//! accepted.
+
+/// A command line split into its verb (upper case) and the rest.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Command<'a> {
+    pub verb: String,
+    pub arg: &'a str,
+}
+
+/// Split a line (without CRLF).  `None` for bytes no command may hold
+/// (controls, 8-bit), which get a 500.
+pub fn split(line: &[u8]) -> Option<Command<'_>> {
+    if line
+        .iter()
+        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f || b >= 0x80)
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(line).ok()?;
+    let text = text.trim_end();
+    let (verb, arg) = match text.find([' ', '\t']) {
+        Some(i) => (&text[..i], text[i..].trim_start()),
+        None => (text, ""),
+    };
+    Some(Command {
+        verb: verb.to_ascii_uppercase(),
+        arg,
+    })
+}
+
+/// `MAIL FROM:` or `RCPT TO:`: the path (without brackets) and the
+/// parameters.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PathArg {
+    /// The address inside `<>` (empty for the null path), source route
+    /// included.
+    pub path: String,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+/// Why a path argument is unusable, as a reply (code, enhanced, text).
+pub type Refusal = (u16, &'static str, &'static str);
+
+pub const SYNTAX_MAIL: Refusal = (501, "5.5.2", "Syntax error in parameters scanning \"from\"");
+pub const SYNTAX_RCPT: Refusal = (501, "5.5.2", "Syntax error in parameters scanning \"to\"");
+
+/// Parse the argument of `MAIL` (`keyword` = `FROM`) or `RCPT` (`TO`).
+pub fn path_arg(arg: &str, keyword: &str, err: Refusal) -> Result<PathArg, Refusal> {
+    let rest = match arg.get(..keyword.len()) {
+        Some(k) if k.eq_ignore_ascii_case(keyword) => &arg[keyword.len()..],
+        _ => return Err(err),
+    };
+    let rest = rest.trim_start().strip_prefix(':').ok_or(err)?.trim_start();
+    let (path, params) = if let Some(inner) = rest.strip_prefix('<') {
+        let end = closing_bracket(inner).ok_or(err)?;
+        (&inner[..end], &inner[end + 1..])
+    } else {
+        // No brackets: the path ends at the first space.
+        match rest.find(' ') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        }
+    };
+    if path.is_empty() && !rest.starts_with('<') {
+        return Err(err);
+    }
+    if path.len() > 512 {
+        return Err((501, "5.1.3", "Path too long"));
+    }
+    let mut out = Vec::new();
+    for p in params.split(' ').filter(|p| !p.is_empty()) {
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (p, None),
+        };
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(err);
+        }
+        out.push((k.to_ascii_uppercase(), v));
+    }
+    Ok(PathArg {
+        path: path.to_string(),
+        params: out,
+    })
+}
+
+/// The index of the `>` closing a path (quotes respected).
+fn closing_bracket(s: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '>' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Decode xtext (RFC 3461 §4): `+XX` is the byte XX.  `None` when malformed.
+pub fn xtext_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            c if (b'!'..=b'~').contains(&c) && c != b'=' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_and_arguments() {
+        let c = split(b"mail FROM:<a@b> SIZE=10").unwrap();
+        assert_eq!(c.verb, "MAIL");
+        assert_eq!(c.arg, "FROM:<a@b> SIZE=10");
+        assert_eq!(split(b"QUIT").unwrap().arg, "");
+        assert!(split(b"HELO \x01").is_none());
+    }
+
+    #[test]
+    fn paths() {
+        let p = path_arg("FROM:<a@b> SIZE=10 BODY=8BITMIME", "FROM", SYNTAX_MAIL).unwrap();
+        assert_eq!(p.path, "a@b");
+        assert_eq!(
+            p.params,
+            [
+                ("SIZE".to_string(), Some("10".to_string())),
+                ("BODY".to_string(), Some("8BITMIME".to_string()))
+            ]
+        );
+        assert_eq!(path_arg("from: <>", "FROM", SYNTAX_MAIL).unwrap().path, "");
+        assert_eq!(path_arg("TO:bob", "TO", SYNTAX_RCPT).unwrap().path, "bob");
+        assert_eq!(
+            path_arg("TO:<\"a>b\"@c>", "TO", SYNTAX_RCPT).unwrap().path,
+            "\"a>b\"@c"
+        );
+        assert!(path_arg("TO:<a@b", "TO", SYNTAX_RCPT).is_err());
+        assert!(path_arg("FROM:", "FROM", SYNTAX_MAIL).is_err());
+        assert!(path_arg("TO <a@b>", "TO", SYNTAX_RCPT).is_err());
+    }
+
+    #[test]
+    fn xtext() {
+        assert_eq!(
+            xtext_decode("rfc822;a+2Bb@c").as_deref(),
+            Some("rfc822;a+b@c")
+        );
+        assert_eq!(xtext_decode("a+2"), None);
+    }
+}

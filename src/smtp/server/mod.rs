@@ -1,0 +1,400 @@
+//! The SMTP server: `sendmail -bs`, in two roles decided by what standard
+//! input is.
+//!
+//! * **A pipe or terminal** (or a Unix socket): a local program — Symfony
+//!   Mailer, Swiftmailer, Nextcloud — submitting as the calling user,
+//!   trusted like `sendmail -t`: any recipient, no AUTH, a bare LF is a
+//!   line end.  Runs as the caller (set-group-id `mqueue`), in one process.
+//! * **A TCP socket** (inetd or a systemd socket, one process per
+//!   connection): a network client, whose address comes from
+//!   `getpeername`.  On a submission port (`smtp_submission_ports`,
+//!   default 587) or with `smtp_require_auth`, `MAIL` needs AUTH first;
+//!   otherwise mail is accepted for the box's own domains, and relayed only
+//!   as [`policy`] allows.
+//!
+//! ## Processes (network role, started as root)
+//!
+//! ```text
+//!  inetd ──▶ sendmail -bs (root): loads the tables, TLS key and the
+//!              │ connection slot, then forks          ┌──────────────────────┐
+//!              │                                      │ network process      │
+//!              ├── socketpair ───────────────────────▶│ (smtp_user, group    │
+//!              ▼                                      │  mqueue): the whole  │
+//!            authority (root): answers AUTH           │  dialogue, writes    │
+//!            requests only (pop3d's account check,    │  the queue, starts   │
+//!            in a short-lived child)                  │  qrun                │
+//!                                                     └──────────────────────┘
+//! ```
+//!
+//! Nothing the client sends is parsed with root privileges: the authority
+//! reads only framed requests ([`crate::pop3::ctl`]).  Virtual accounts'
+//! password hashes are dropped from the network process's memory.
+//!
+//! ## Modules
+//!
+//! [`session`] the dialogue; [`command`] command lines and ESMTP
+//! parameters; [`policy`] acceptance and relaying; [`incoming`] DATA;
+//! [`accept`] the queue entry; [`settings`]; [`slots`] the per-address
+//! connection limit.
+
+pub mod accept;
+pub mod command;
+pub mod incoming;
+pub mod policy;
+pub mod session;
+pub mod settings;
+pub mod slots;
+
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, DeliveryMode};
+use crate::exit::{ExitCode, Failure};
+use crate::log;
+use crate::pop3::{ctl, login};
+use crate::wire::{self, Wire};
+use policy::Policy;
+use session::{Client, Session};
+use settings::Settings;
+
+/// What an AUTH attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authenticated as this login.
+    Ok(String),
+    Fail,
+    /// Failed, and too many times: close.
+    Bye,
+}
+
+/// Who checks passwords.
+pub enum Authenticator {
+    /// The root authority, over a socketpair.
+    Authority(UnixStream),
+    /// This process (not started as root: only what it can read).
+    InProcess {
+        cfg: Box<Config>,
+        settings: Box<crate::pop3::settings::Settings>,
+        delay: Duration,
+        max_failures: u32,
+        failures: u32,
+    },
+}
+
+impl Authenticator {
+    /// Check `authc`'s password (`authz` must be empty or the same: no
+    /// logging in as someone else).
+    pub fn check(&mut self, authz: &[u8], authc: &[u8], password: &[u8]) -> Verdict {
+        match self {
+            Authenticator::Authority(s) => {
+                if ctl::send(s, &[b"AUTH", authz, authc, password]).is_err() {
+                    return Verdict::Bye;
+                }
+                match ctl::receive(s, Duration::from_secs(300)) {
+                    Ok(r) if r.first().map(Vec::as_slice) == Some(b"OK") && r.len() == 2 => {
+                        Verdict::Ok(String::from_utf8_lossy(&r[1]).into_owned())
+                    }
+                    Ok(r) if r.first().map(Vec::as_slice) == Some(b"FAIL") => Verdict::Fail,
+                    _ => Verdict::Bye,
+                }
+            }
+            Authenticator::InProcess {
+                cfg,
+                settings,
+                delay,
+                max_failures,
+                failures,
+            } => {
+                let v = check_password(cfg, settings, authz, authc, password);
+                if v == Verdict::Fail {
+                    *failures += 1;
+                    std::thread::sleep(delay.saturating_mul(1 << (*failures - 1).min(5)));
+                    if *failures >= *max_failures {
+                        return Verdict::Bye;
+                    }
+                }
+                v
+            }
+        }
+    }
+}
+
+/// The account check pop3d makes, with the same login names.
+fn check_password(
+    cfg: &Config,
+    settings: &crate::pop3::settings::Settings,
+    authz: &[u8],
+    authc: &[u8],
+    password: &[u8],
+) -> Verdict {
+    if !(authz.is_empty() || authz == authc) {
+        return Verdict::Fail;
+    }
+    match login::authenticate(
+        cfg,
+        settings,
+        authc,
+        &login::Proof::Password(password.to_vec()),
+    ) {
+        Ok(id) => Verdict::Ok(id.login),
+        Err(_) => Verdict::Fail,
+    }
+}
+
+/// The network client on standard input: its address and our local port;
+/// `None` when standard input is not an Internet socket.
+fn network_peer() -> Option<(IpAddr, u16)> {
+    use nix::sys::socket::{SockaddrLike, SockaddrStorage, getpeername, getsockname};
+    let peer = getpeername::<SockaddrStorage>(0).ok()?;
+    let ip = if let Some(a) = peer.as_sockaddr_in() {
+        IpAddr::V4(a.ip())
+    } else if let Some(a) = peer.as_sockaddr_in6() {
+        match a.ip().to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(a.ip()),
+        }
+    } else {
+        return None;
+    };
+    let _ = peer.family();
+    let local = getsockname::<SockaddrStorage>(0).ok()?;
+    let port = local
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| local.as_sockaddr_in6().map(|a| a.port()))
+        .unwrap_or(0);
+    Some((ip, port))
+}
+
+/// Write one reply and give up (before a session exists).
+fn refuse_now(line: &str) {
+    let _ = wire::write_all_fd(
+        1,
+        format!("{line}\r\n").as_bytes(),
+        Instant::now() + Duration::from_secs(10),
+    );
+}
+
+/// `sendmail -bs`.  `caller`: the calling user's login (local role).
+pub fn main(cfg: &Config, caller: Option<&str>) -> Result<ExitCode, Failure> {
+    let settings = match Settings::from_config(cfg) {
+        Ok(s) => s,
+        Err(f) => {
+            log::err(None, &f.to_string());
+            refuse_now(&format!(
+                "421 4.3.0 {} Server configuration error",
+                cfg.hostname
+            ));
+            return Err(f);
+        }
+    };
+    match network_peer() {
+        None => {
+            let login = caller.unwrap_or("unknown").to_string();
+            let policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
+            let auth = in_process_auth(cfg, &settings)?;
+            let wire = Wire::new(0, 1);
+            let mut s = Session::new(
+                cfg,
+                &settings,
+                &policy,
+                wire,
+                Client::Program(login),
+                None,
+                auth,
+            );
+            s.run();
+            Ok(ExitCode::Ok)
+        }
+        Some((ip, port)) => network(cfg, &settings, ip, port),
+    }
+}
+
+fn in_process_auth(cfg: &Config, settings: &Settings) -> Result<Authenticator, Failure> {
+    Ok(Authenticator::InProcess {
+        cfg: Box::new(cfg.clone()),
+        settings: Box::new(crate::pop3::settings::Settings::from_config(cfg)?),
+        delay: settings.auth_fail_delay,
+        max_failures: settings.max_auth_failures,
+        failures: 0,
+    })
+}
+
+/// The network role.
+fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<ExitCode, Failure> {
+    // Diagnostics must never reach the client: stderr may be the socket.
+    let submission = settings.require_auth || settings.submission_ports.contains(&port);
+    let slot = match slots::acquire(cfg, &ip, settings.max_connections_per_ip) {
+        slots::Slot::Full => {
+            log::notice(
+                None,
+                &format!(
+                    "rejecting connection from [{ip}]: {} connections already",
+                    settings.max_connections_per_ip
+                ),
+            );
+            refuse_now(&format!(
+                "421 4.7.0 {} Too many connections from [{ip}]; try again later",
+                cfg.hostname
+            ));
+            return Ok(ExitCode::TempFail);
+        }
+        s => s,
+    };
+    let tls = if settings.tls_cert.exists() && settings.tls_key.exists() {
+        match crate::tls::server_config(&settings.tls_cert, &settings.tls_key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::err(None, &format!("STARTTLS is off: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
+    if let Some(f) = policy.connect(&ip)
+        && let crate::access::Verdict::Reject(r) = &f.verdict
+    {
+        log::notice(
+            None,
+            &format!(
+                "ruleset=check_relay, arg1=[{ip}], relay=[{ip}], reject={} (access {} line {})",
+                r.one_line(),
+                f.key,
+                f.line
+            ),
+        );
+        refuse_now(&format!("{} {}", r.code, r.lines.join(" ")));
+        return Ok(ExitCode::Ok);
+    }
+    let client = Client::Network { ip, submission };
+    if !nix::unistd::geteuid().is_root() {
+        let auth = in_process_auth(cfg, settings)?;
+        let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
+        s.run();
+        drop(slot);
+        return Ok(ExitCode::Ok);
+    }
+    let (authority_end, network_end) = UnixStream::pair()
+        .map_err(|e| Failure::new(ExitCode::OsErr, format!("socketpair: {e}")))?;
+    let queue_gid = match nix::unistd::getegid().as_raw() {
+        0 => crate::users::group_id("mqueue").unwrap_or(0),
+        g => g,
+    };
+    log::prepare_for_chroot();
+    // SAFETY: single-threaded here; the child runs the network process
+    // and leaves with _exit.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(Failure::new(ExitCode::OsErr, format!("fork: {}", e.desc()))),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(authority_end);
+            if let Err(e) = become_network_user(settings, queue_gid) {
+                log::err(None, &format!("cannot drop privileges: {e}"));
+                refuse_now(&format!(
+                    "421 4.3.0 {} Server configuration error",
+                    cfg.hostname
+                ));
+                // SAFETY: leave the child at once.
+                unsafe { libc::_exit(ExitCode::OsErr.code()) };
+            }
+            let mut s = Session::new(
+                cfg,
+                settings,
+                &policy,
+                Wire::new(0, 1),
+                client,
+                tls,
+                Authenticator::Authority(network_end),
+            );
+            s.run();
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(network_end);
+            // The authority needs neither the client's socket nor the tables.
+            drop(policy);
+            // SAFETY: closing our copies of the socket; the child has its own.
+            unsafe {
+                libc::close(0);
+                libc::close(1);
+            }
+            crate::privs::ensure_std_fds();
+            authority(cfg, settings, authority_end, &ip);
+            let _ = nix::sys::wait::waitpid(child, None);
+            drop(slot);
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+/// The network process: `smtp_user`, group `mqueue` (to write the queue
+/// and start qrun), nothing else.
+fn become_network_user(settings: &Settings, queue_gid: u32) -> Result<(), String> {
+    let user = crate::users::by_name(&settings.unprivileged_user)
+        .ok_or_else(|| format!("no user {}", settings.unprivileged_user))?;
+    if user.uid == 0 {
+        return Err("smtp_user must not be root".into());
+    }
+    if queue_gid == 0 {
+        return Err("no group mqueue (run 'make install')".into());
+    }
+    crate::privs::set_ids(user.uid, queue_gid, &[queue_gid])
+}
+
+/// The authority: answer AUTH requests until the network process ends.
+fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &IpAddr) {
+    let pop3 = match crate::pop3::settings::Settings::from_config(cfg) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let mut failures = 0u32;
+    // The network process enforces the client's timeouts; this only
+    // bounds a wedged one.
+    let wait = settings.timeout * 12;
+    loop {
+        let Ok(req) = ctl::receive(&mut ctl_end, wait) else {
+            return;
+        };
+        let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
+        let verdict = if field(0) == b"AUTH" && req.len() == 4 {
+            check_password(cfg, &pop3, field(1), field(2), field(3))
+        } else {
+            Verdict::Fail
+        };
+        let answer: Vec<&[u8]> = match &verdict {
+            Verdict::Ok(login) => {
+                log::info(None, &format!("AUTH: {login} from [{ip}]"));
+                vec![b"OK", login.as_bytes()]
+            }
+            _ => {
+                failures += 1;
+                std::thread::sleep(
+                    settings
+                        .auth_fail_delay
+                        .saturating_mul(1 << (failures - 1).min(5)),
+                );
+                if failures >= settings.max_auth_failures {
+                    vec![b"BYE"]
+                } else {
+                    vec![b"FAIL"]
+                }
+            }
+        };
+        if ctl::send(&mut ctl_end, &answer).is_err() {
+            return;
+        }
+    }
+}
+
+/// Start delivery of an accepted message: in the background always (an
+/// SMTP client must not wait for it).
+pub fn start_delivery(cfg: &Config, id: &crate::queue::QueueId) {
+    let mode = match cfg.delivery_mode {
+        DeliveryMode::QueueOnly => DeliveryMode::QueueOnly,
+        _ => DeliveryMode::Background,
+    };
+    crate::cli::sendmail::start_delivery(id, mode);
+}

@@ -1,0 +1,790 @@
+//! The SMTP dialogue (RFC 5321, with ESMTP: RFC 1870 SIZE, 6152 8BITMIME,
+//! 2920 PIPELINING, 2034/3463 enhanced codes, 3461 DSN, 3207 STARTTLS,
+//! 4954 AUTH), replies worded as sendmail 8's.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::accept::{self, Origin, Rcpt, Refused, Transaction};
+use super::command::{self, PathArg};
+use super::incoming::{DataReader, Fault};
+use super::policy::{Policy, RelayRight};
+use super::settings::Settings;
+use super::{Authenticator, Verdict};
+use crate::b64;
+use crate::cli::sendmail_args::{Notify, Ret};
+use crate::config::Config;
+use crate::log;
+use crate::queue::QueueId;
+use crate::smtp::Reply;
+use crate::wire::{Line, Wire, WireError};
+
+/// Who is on the other end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Client {
+    /// A local program on a pipe (the calling user's login).
+    Program(String),
+    /// A network client.
+    Network {
+        ip: IpAddr,
+        /// A submission port: AUTH before MAIL.
+        submission: bool,
+    },
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Quit,
+    Closed,
+    Timeout,
+    TooManyErrors,
+    Broken,
+}
+
+/// One SMTP session.
+pub struct Session<'a> {
+    pub cfg: &'a Config,
+    pub settings: &'a Settings,
+    pub policy: &'a Policy,
+    pub wire: Wire,
+    pub client: Client,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub auth: Authenticator,
+    /// Messages accepted (their ids), for starting delivery.
+    pub accepted: Vec<QueueId>,
+    helo: Option<String>,
+    esmtp: bool,
+    authenticated: Option<String>,
+    relay_right: Option<RelayRight>,
+    relay_logged: bool,
+    txn: Option<Transaction>,
+    errors: u32,
+    auth_failures: u32,
+    /// Talked before the greeting: everything is refused.
+    rejected: bool,
+    rejected_replied: bool,
+}
+
+const HELP: &[&str] = &[
+    "2.0.0 This is mailroom, a sendmail-compatible mail server",
+    "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY EXPN STARTTLS AUTH",
+    "2.0.0 For local information send email to Postmaster at your site.",
+    "2.0.0 End of HELP info",
+];
+
+impl<'a> Session<'a> {
+    pub fn new(
+        cfg: &'a Config,
+        settings: &'a Settings,
+        policy: &'a Policy,
+        wire: Wire,
+        client: Client,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        auth: Authenticator,
+    ) -> Session<'a> {
+        let relay_right = match &client {
+            Client::Program(_) => Some(RelayRight::LocalProgram),
+            Client::Network { ip, .. } => policy.relay_right(ip),
+        };
+        Session {
+            cfg,
+            settings,
+            policy,
+            wire,
+            client,
+            tls,
+            auth,
+            accepted: Vec::new(),
+            helo: None,
+            esmtp: false,
+            authenticated: None,
+            relay_right,
+            relay_logged: false,
+            txn: None,
+            errors: 0,
+            auth_failures: 0,
+            rejected: false,
+            rejected_replied: false,
+        }
+    }
+
+    fn host(&self) -> &str {
+        &self.cfg.hostname
+    }
+
+    fn is_network(&self) -> bool {
+        matches!(self.client, Client::Network { .. })
+    }
+
+    /// `[192.0.2.7]` or `USER@localhost`, for logs.
+    fn relay_name(&self) -> String {
+        match &self.client {
+            Client::Program(u) => format!("{u}@localhost"),
+            Client::Network { ip, .. } => format!("[{ip}]"),
+        }
+    }
+
+    fn reply(&mut self, code: u16, text: &str) {
+        self.wire.write(format!("{code} {text}\r\n").as_bytes());
+    }
+
+    fn reply_multi(&mut self, code: u16, lines: &[String]) {
+        for (i, l) in lines.iter().enumerate() {
+            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+            self.wire.write(format!("{code}{sep}{l}\r\n").as_bytes());
+        }
+    }
+
+    fn send(&mut self, r: &Reply) {
+        let lines = r.lines.clone();
+        self.reply_multi(r.code, &lines);
+    }
+
+    /// A reply that counts as the client's error.
+    fn error(&mut self, code: u16, text: &str) {
+        self.errors += 1;
+        self.reply(code, text);
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.settings.timeout
+    }
+
+    /// AUTH may be offered: over TLS, from loopback, never to a local
+    /// program (it is trusted already).
+    fn auth_offered(&self) -> bool {
+        match &self.client {
+            Client::Program(_) => false,
+            Client::Network { ip, .. } => self.wire.is_tls() || ip.is_loopback(),
+        }
+    }
+
+    fn tls_offered(&self) -> bool {
+        self.is_network() && self.tls.is_some() && !self.wire.is_tls()
+    }
+
+    fn may_relay(&self) -> bool {
+        self.authenticated.is_some() || self.relay_right.is_some()
+    }
+
+    fn protocol(&self) -> String {
+        let mut p = String::from(if self.esmtp { "ESMTP" } else { "SMTP" });
+        if self.esmtp {
+            if self.wire.is_tls() {
+                p.push('S');
+            }
+            if self.authenticated.is_some() {
+                p.push('A');
+            }
+        }
+        p
+    }
+
+    /// The whole session: greeting, commands, until QUIT or the end.
+    pub fn run(&mut self) -> End {
+        if let Client::Network { ip, .. } = self.client
+            && !self.settings.greet_pause.is_zero()
+            && self.wire.client_talks_within(self.settings.greet_pause)
+        {
+            log::notice(
+                None,
+                &format!(
+                    "rejecting commands from [{ip}] due to pre-greeting traffic after {} seconds",
+                    self.settings.greet_pause.as_secs_f32()
+                ),
+            );
+            self.rejected = true;
+        }
+        let greeting = format!(
+            "{} ESMTP mailroom {}; {}",
+            self.host(),
+            crate::submit::VERSION,
+            crate::date::rfc5322(crate::date::now())
+        );
+        self.reply(220, &greeting);
+        loop {
+            if !self.wire.has_buffered_input() && self.wire.flush(self.deadline()).is_err() {
+                return End::Closed;
+            }
+            if self.errors >= self.settings.max_errors {
+                let host = self.host().to_string();
+                self.reply(421, &format!("4.7.0 {host} Too many errors"));
+                log::notice(
+                    None,
+                    &format!("{}: too many errors, closing", self.relay_name()),
+                );
+                self.close();
+                return End::TooManyErrors;
+            }
+            let line = match self.wire.read_line(self.deadline()) {
+                Ok(Line::Text(t)) => t,
+                Ok(Line::TooLong) => {
+                    self.error(500, "5.5.2 Line too long");
+                    continue;
+                }
+                Err(WireError::Timeout) => {
+                    let host = self.host().to_string();
+                    self.reply(421, &format!("4.4.2 {host} Timeout waiting for input"));
+                    log::info(
+                        None,
+                        &format!("timeout waiting for input from {}", self.relay_name()),
+                    );
+                    self.close();
+                    return End::Timeout;
+                }
+                Err(_) => return End::Closed,
+            };
+            match self.command(&line) {
+                None => {}
+                Some(end) => {
+                    self.close();
+                    return end;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        let d = Instant::now() + Duration::from_secs(10);
+        self.wire.close(d);
+    }
+
+    /// Answer one command line; `Some` ends the session.
+    fn command(&mut self, line: &[u8]) -> Option<End> {
+        let Some(cmd) = command::split(line) else {
+            self.error(500, "5.5.1 Command unrecognized: invalid characters");
+            return None;
+        };
+        let verb = cmd.verb.clone();
+        let arg = cmd.arg.to_string();
+        if self.rejected && verb != "QUIT" {
+            if !self.rejected_replied {
+                self.rejected_replied = true;
+                self.error(554, "5.5.0 SMTP protocol error");
+            } else {
+                self.error(550, "5.0.0 Command rejected");
+            }
+            return None;
+        }
+        match verb.as_str() {
+            "EHLO" | "HELO" => self.hello(&verb, &arg),
+            "MAIL" => self.mail(&arg),
+            "RCPT" => self.rcpt(&arg),
+            "DATA" => return self.data(&arg),
+            "RSET" => {
+                self.txn = None;
+                self.reply(250, "2.0.0 Reset state");
+            }
+            "NOOP" => self.reply(250, "2.0.0 OK"),
+            "QUIT" => {
+                let host = self.host().to_string();
+                self.reply(221, &format!("2.0.0 {host} closing connection"));
+                return Some(End::Quit);
+            }
+            "HELP" => {
+                let lines: Vec<String> = HELP.iter().map(|s| s.to_string()).collect();
+                self.reply_multi(214, &lines);
+            }
+            // Never reveal which users exist (RFC 5321 §3.5.3).
+            "VRFY" => self.reply(
+                252,
+                "2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)",
+            ),
+            "EXPN" => self.error(502, "5.7.0 Sorry, we do not allow this operation"),
+            "STARTTLS" => return self.starttls(&arg),
+            "AUTH" => return self.auth_command(&arg),
+            "" => self.error(500, "5.5.1 Command unrecognized: \"\""),
+            _ => {
+                let shown: String = String::from_utf8_lossy(line).chars().take(40).collect();
+                self.error(500, &format!("5.5.1 Command unrecognized: \"{shown}\""));
+            }
+        }
+        None
+    }
+
+    fn hello(&mut self, verb: &str, arg: &str) {
+        let name = arg.split_whitespace().next().unwrap_or("");
+        if name.is_empty() {
+            self.error(501, &format!("5.0.0 {verb} requires domain address"));
+            return;
+        }
+        if name.len() > 255 {
+            self.error(501, "5.0.0 Invalid domain name");
+            return;
+        }
+        self.txn = None;
+        self.helo = Some(name.to_string());
+        self.esmtp = verb == "EHLO";
+        let who = match &self.client {
+            Client::Program(u) => format!("{u}@localhost"),
+            Client::Network { ip, .. } => format!("[{ip}]"),
+        };
+        let host = self.host().to_string();
+        let greeting = format!("{host} Hello {who}, pleased to meet you");
+        if !self.esmtp {
+            self.reply(250, &greeting);
+            return;
+        }
+        let mut lines = vec![
+            greeting,
+            "ENHANCEDSTATUSCODES".to_string(),
+            "PIPELINING".to_string(),
+            "8BITMIME".to_string(),
+        ];
+        if self.cfg.message_size_limit > 0 {
+            lines.push(format!("SIZE {}", self.cfg.message_size_limit));
+        } else {
+            lines.push("SIZE".to_string());
+        }
+        lines.push("DSN".to_string());
+        if self.tls_offered() {
+            lines.push("STARTTLS".to_string());
+        }
+        if self.auth_offered() && self.authenticated.is_none() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        lines.push("HELP".to_string());
+        self.reply_multi(250, &lines);
+    }
+
+    fn mail(&mut self, arg: &str) {
+        if self.helo.is_none() && self.is_network() {
+            self.error(503, "5.0.0 Polite people say HELO first");
+            return;
+        }
+        if self.txn.is_some() {
+            self.error(503, "5.5.0 Sender already specified");
+            return;
+        }
+        if let Client::Network {
+            submission: true, ..
+        } = self.client
+            && self.authenticated.is_none()
+        {
+            self.error(530, "5.7.0 Authentication required");
+            return;
+        }
+        let p: PathArg = match command::path_arg(arg, "FROM", command::SYNTAX_MAIL) {
+            Ok(p) => p,
+            Err((code, dsn, text)) => {
+                self.error(code, &format!("{dsn} {text}"));
+                return;
+            }
+        };
+        let mut txn = Transaction {
+            sender: p.path.clone(),
+            ..Default::default()
+        };
+        for (k, v) in &p.params {
+            let v = v.as_deref();
+            let ok = match (k.as_str(), v) {
+                ("SIZE", Some(n)) => match n.parse::<u64>() {
+                    Ok(n) => {
+                        if self.cfg.message_size_limit > 0 && n > self.cfg.message_size_limit {
+                            self.error(
+                                552,
+                                "5.3.4 Message size exceeds fixed maximum message size",
+                            );
+                            return;
+                        }
+                        txn.size = Some(n);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                ("BODY", Some(b)) if b.eq_ignore_ascii_case("8BITMIME") => {
+                    txn.body_8bit = Some(true);
+                    true
+                }
+                ("BODY", Some(b)) if b.eq_ignore_ascii_case("7BIT") => {
+                    txn.body_8bit = Some(false);
+                    true
+                }
+                ("RET", Some(r)) if r.eq_ignore_ascii_case("FULL") => {
+                    txn.ret = Some(Ret::Full);
+                    true
+                }
+                ("RET", Some(r)) if r.eq_ignore_ascii_case("HDRS") => {
+                    txn.ret = Some(Ret::Headers);
+                    true
+                }
+                ("ENVID", Some(e)) => match command::xtext_decode(e) {
+                    Some(e) if e.len() <= 100 => {
+                        txn.envid = Some(e);
+                        true
+                    }
+                    _ => false,
+                },
+                // RFC 4954 §5: accepted and not trusted.
+                ("AUTH", Some(_)) => true,
+                _ => {
+                    self.error(555, &format!("5.5.4 {k} parameter unrecognized"));
+                    return;
+                }
+            };
+            if !ok {
+                self.error(501, &format!("5.5.4 Invalid {k} parameter"));
+                return;
+            }
+        }
+        match self.policy.check_sender(&p.path) {
+            Ok(discard) => txn.discard = discard,
+            Err(r) => {
+                log::notice(
+                    None,
+                    &format!(
+                        "ruleset=check_mail, arg1=<{}>, relay={}, reject={}",
+                        p.path,
+                        self.relay_name(),
+                        r.one_line()
+                    ),
+                );
+                self.errors += 1;
+                self.send(&r);
+                return;
+            }
+        }
+        self.reply(250, &format!("2.1.0 <{}>... Sender ok", p.path));
+        self.txn = Some(txn);
+    }
+
+    fn rcpt(&mut self, arg: &str) {
+        let Some(count) = self.txn.as_ref().map(|t| t.rcpts.len()) else {
+            self.error(503, "5.0.0 Need MAIL before RCPT");
+            return;
+        };
+        let p = match command::path_arg(arg, "TO", command::SYNTAX_RCPT) {
+            Ok(p) => p,
+            Err((code, dsn, text)) => {
+                self.error(code, &format!("{dsn} {text}"));
+                return;
+            }
+        };
+        let mut notify = None;
+        let mut orcpt = None;
+        for (k, v) in &p.params {
+            match (k.as_str(), v.as_deref()) {
+                ("NOTIFY", Some(n)) => match Notify::parse(n) {
+                    Some(n) => notify = Some(n),
+                    None => {
+                        self.error(501, "5.5.4 Invalid NOTIFY parameter");
+                        return;
+                    }
+                },
+                ("ORCPT", Some(o)) => match o.split_once(';') {
+                    Some((t, a)) if !t.is_empty() => match command::xtext_decode(a) {
+                        Some(a) => orcpt = Some(format!("{t};{a}")),
+                        None => {
+                            self.error(501, "5.5.4 Invalid ORCPT parameter");
+                            return;
+                        }
+                    },
+                    _ => {
+                        self.error(501, "5.5.4 Invalid ORCPT parameter");
+                        return;
+                    }
+                },
+                _ => {
+                    self.error(555, &format!("5.5.4 {k} parameter unrecognized"));
+                    return;
+                }
+            }
+        }
+        if count >= self.settings.max_recipients {
+            self.reply(452, "4.5.3 Too many recipients");
+            return;
+        }
+        let size = self.txn.as_ref().and_then(|t| t.size);
+        match self.policy.check_recipient(&p.path, self.may_relay(), size) {
+            Ok(ok) => {
+                if !ok.local && !self.relay_logged {
+                    self.relay_logged = true;
+                    let why = match (&self.authenticated, &self.relay_right) {
+                        (Some(u), _) => RelayRight::Authenticated(u.clone()).to_string(),
+                        (None, Some(r)) => r.to_string(),
+                        (None, None) => "access To: RELAY".to_string(),
+                    };
+                    log::info(
+                        None,
+                        &format!(
+                            "relay={}: relaying to <{}> allowed: {why}",
+                            self.relay_name(),
+                            p.path
+                        ),
+                    );
+                }
+                let txn = self.txn.as_mut().expect("transaction");
+                txn.discard |= ok.discard;
+                txn.rcpts.push(Rcpt {
+                    path: p.path.clone(),
+                    notify,
+                    orcpt,
+                    local: ok.local,
+                });
+                self.reply(250, &format!("2.1.5 <{}>... Recipient ok", p.path));
+            }
+            Err(r) => {
+                log::notice(
+                    None,
+                    &format!(
+                        "ruleset=check_rcpt, arg1=<{}>, relay={}, reject={}",
+                        p.path,
+                        self.relay_name(),
+                        r.one_line()
+                    ),
+                );
+                if r.is_permanent() {
+                    self.errors += 1;
+                }
+                self.send(&r);
+            }
+        }
+    }
+
+    fn data(&mut self, arg: &str) -> Option<End> {
+        if !arg.is_empty() {
+            self.error(501, "5.5.4 Syntax error in parameters");
+            return None;
+        }
+        let Some(txn) = self.txn.take() else {
+            self.error(503, "5.0.0 Need MAIL command");
+            return None;
+        };
+        if txn.rcpts.is_empty() {
+            self.error(503, "5.0.0 Need RCPT (recipient)");
+            return None;
+        }
+        self.reply(354, "End data with <CR><LF>.<CR><LF>");
+        if self.wire.flush(self.deadline()).is_err() {
+            return Some(End::Closed);
+        }
+        let origin = Origin {
+            helo: self.helo.clone().unwrap_or_default(),
+            client: self.relay_name(),
+            proto: self.protocol(),
+            tls: self.wire.tls_summary(),
+            auth: self.authenticated.clone(),
+            local_user: match &self.client {
+                Client::Program(u) => Some(u.clone()),
+                Client::Network { .. } => None,
+            },
+        };
+        let strict = self.is_network();
+        let cfg = self.cfg;
+        let result = {
+            let mut reader = DataReader::new(&mut self.wire, strict, self.settings.timeout);
+            accept::queue_message(cfg, &origin, &txn, &mut reader)
+        };
+        match result {
+            Ok(Some(id)) => {
+                self.reply(250, &format!("2.0.0 {id} Message accepted for delivery"));
+                super::start_delivery(self.cfg, &id);
+                self.accepted.push(id);
+            }
+            Ok(None) => self.reply(250, "2.0.0 Message accepted for delivery"),
+            Err(Refused::Reply(r)) => {
+                log::notice(
+                    None,
+                    &format!(
+                        "from=<{}>, relay={}: message refused: {}",
+                        txn.sender,
+                        self.relay_name(),
+                        r.one_line()
+                    ),
+                );
+                self.send(&r);
+            }
+            Err(Refused::Broken(f)) => {
+                let (text, end) = match f {
+                    Fault::BareLf => ("4.5.0 Bare linefeed (LF) not allowed", End::Broken),
+                    Fault::BareCr => ("4.5.0 Bare carriage return (CR) not allowed", End::Broken),
+                    Fault::Timeout => ("4.4.2 Timeout waiting for input", End::Timeout),
+                    Fault::Closed | Fault::Io => {
+                        log::info(
+                            None,
+                            &format!(
+                                "collect: premature EOM: unexpected close from {}",
+                                self.relay_name()
+                            ),
+                        );
+                        return Some(End::Closed);
+                    }
+                };
+                log::notice(
+                    None,
+                    &format!("relay={}: {text}; nothing queued", self.relay_name()),
+                );
+                let host = self.host().to_string();
+                let shown = match f {
+                    Fault::Timeout => format!("{} {host} {}", &text[..5], &text[6..]),
+                    _ => text.to_string(),
+                };
+                self.reply(421, &shown);
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    fn starttls(&mut self, arg: &str) -> Option<End> {
+        if !arg.is_empty() {
+            self.error(501, "5.5.4 Syntax error (no parameters allowed)");
+            return None;
+        }
+        if self.wire.is_tls() {
+            self.error(503, "5.5.0 TLS already active");
+            return None;
+        }
+        let Some(cfg) = self.tls.clone().filter(|_| self.is_network()) else {
+            self.error(454, "4.7.0 TLS not available");
+            return None;
+        };
+        self.reply(220, "2.0.0 Ready to start TLS");
+        if self.wire.flush(self.deadline()).is_err() {
+            return Some(End::Closed);
+        }
+        if let Err(e) = self.wire.start_tls(cfg, self.deadline()) {
+            log::info(
+                None,
+                &format!(
+                    "STARTTLS from {}: handshake failed: {e:?}",
+                    self.relay_name()
+                ),
+            );
+            return Some(End::Closed);
+        }
+        // RFC 3207 §4.2: forget everything learned before.
+        self.helo = None;
+        self.esmtp = false;
+        self.txn = None;
+        self.authenticated = None;
+        None
+    }
+
+    fn auth_command(&mut self, arg: &str) -> Option<End> {
+        if self.authenticated.is_some() {
+            self.error(503, "5.5.0 Already Authenticated");
+            return None;
+        }
+        if self.txn.is_some() {
+            self.error(503, "5.5.0 AUTH not permitted during a mail transaction");
+            return None;
+        }
+        if !self.auth_offered() {
+            if self.is_network() {
+                self.error(
+                    538,
+                    "5.7.11 Encryption required for requested authentication mechanism",
+                );
+            } else {
+                self.error(503, "5.3.3 AUTH not available");
+            }
+            return None;
+        }
+        let mut words = arg.split_whitespace();
+        let mech = words.next().unwrap_or("").to_ascii_uppercase();
+        let initial = words.next().map(str::to_string);
+        let creds: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = match mech.as_str() {
+            "PLAIN" => {
+                let resp = match initial {
+                    Some(r) => Some(r),
+                    None => self.challenge("")?,
+                };
+                let resp = resp?;
+                match b64::decode(&resp) {
+                    Some(raw) => {
+                        let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+                        match parts.as_slice() {
+                            [z, c, p] => Some((z.to_vec(), c.to_vec(), p.to_vec())),
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                }
+            }
+            "LOGIN" => {
+                let user = match initial {
+                    Some(r) => Some(r),
+                    None => self.challenge("VXNlcm5hbWU6")?,
+                };
+                let user = user?;
+                let pass = self.challenge("UGFzc3dvcmQ6")??;
+                match (b64::decode(&user), b64::decode(&pass)) {
+                    (Some(u), Some(p)) => Some((Vec::new(), u, p)),
+                    _ => None,
+                }
+            }
+            "" => {
+                self.error(501, "5.5.2 AUTH mechanism must be specified");
+                return None;
+            }
+            _ => {
+                self.error(504, &format!("5.3.3 AUTH mechanism {mech} not available"));
+                return None;
+            }
+        };
+        let verdict = match creds {
+            None => Verdict::Fail,
+            Some((z, c, p)) => self.auth.check(&z, &c, &p),
+        };
+        match verdict {
+            Verdict::Ok(login) => {
+                log::info(
+                    None,
+                    &format!(
+                        "AUTH=server, relay={}, authid={login}, mech={mech}, bits=0",
+                        self.relay_name()
+                    ),
+                );
+                self.authenticated = Some(login);
+                self.reply(235, "2.0.0 OK Authenticated");
+                None
+            }
+            Verdict::Fail | Verdict::Bye => {
+                self.auth_failures += 1;
+                log::notice(
+                    None,
+                    &format!(
+                        "AUTH failure ({mech}): authentication failure, relay={}",
+                        self.relay_name()
+                    ),
+                );
+                self.error(535, "5.7.8 Authentication failed");
+                if verdict == Verdict::Bye || self.auth_failures >= self.settings.max_auth_failures
+                {
+                    let host = self.host().to_string();
+                    self.reply(
+                        421,
+                        &format!("4.7.0 {host} Too many authentication failures"),
+                    );
+                    return Some(End::TooManyErrors);
+                }
+                None
+            }
+        }
+    }
+
+    /// Send a `334` challenge and read the answer: `Some(None)` when the
+    /// client cancelled (`*`, answered here); `None` ends the session.
+    fn challenge(&mut self, text: &str) -> Option<Option<String>> {
+        self.reply(334, text);
+        if self.wire.flush(self.deadline()).is_err() {
+            return None;
+        }
+        let line = match self.wire.read_line(self.deadline()) {
+            Ok(Line::Text(t)) => t,
+            Ok(Line::TooLong) => {
+                self.error(500, "5.5.2 Line too long");
+                return Some(None);
+            }
+            Err(_) => return None,
+        };
+        if line == b"*" {
+            self.error(501, "5.0.0 AUTH aborted");
+            return Some(None);
+        }
+        Some(Some(String::from_utf8_lossy(&line).trim().to_string()))
+    }
+}
