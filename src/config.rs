@@ -437,6 +437,9 @@ impl Config {
                     && !crate::pop3::settings::KEYS
                         .iter()
                         .any(|(known, _, _)| known == k)
+                    && !crate::smtp::server::settings::KEYS
+                        .iter()
+                        .any(|(known, _, _)| known == k)
             })
             .map(|(k, s)| (k.as_str(), s.line))
             .collect()
