@@ -270,7 +270,9 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
         return Ok(ExitCode::Ok);
     }
     let client = Client::Network { ip, submission };
-    if !nix::unistd::geteuid().is_root() {
+    // The privilege split needs root and the system's layout (a private
+    // root, as in tests, keeps one process).
+    if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
         let auth = in_process_auth(cfg, settings)?;
         let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
         s.run();
