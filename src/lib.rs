@@ -37,6 +37,7 @@
 //! | `newaliases` | root | `/etc/mail/aliases` | its compiled index |
 //! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections |
 //! | `deliver` | started as root, becomes the mailbox owner | the queue's `df`, `~/.forward` (as the user) | mailboxes, as their owner |
+//! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` (loaded before dropping root) | `qf`/`df` in `/var/spool/mqueue` |
 //! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions) |
 //! | `mailroom` (admin) | root | everything in `/etc/mail` | tables, mailbox accounts |
 //!
@@ -80,6 +81,10 @@
 //!   routing and the SMTP client; [`dsn`] — bounces and warnings.
 //!
 //! Serving and administering:
+//! * [`smtp::server`] — the SMTP server (`sendmail -bs`, ports 25 and
+//!   587); [`access`] — `/etc/mail/access`, its connect/sender/recipient
+//!   rules; [`wire`] — the line-based connection (TLS, deadlines) both
+//!   servers speak over.
 //! * [`pop3`] — the POP3 server.
 //! * [`admin`] — the `mailroom` command.
 
