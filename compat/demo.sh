@@ -3,7 +3,8 @@
 # stack end to end, printing what happens: submission the way PHP and cron
 # do it, the queue as sendmail 8 writes it, the queue runner delivering
 # through virtusertable and aliases into an mbox and a Maildir, a remote
-# message deferred with its reason, and the admin's view of the queue.
+# message deferred with its reason, a PHP framework speaking SMTP to
+# sendmail -bs, POP3, and the admin's view of the queue.
 # Works as any user; touches nothing outside the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,6 +103,11 @@ printf 'To: root\nSubject: Cron <root@demo> backup\n\nbackup finished\n' \
   | "$D/usr/sbin/sendmail" -FCronDaemon -i -odi -oem -oi -t -f root
 echo "exit status: $?"
 echo "messages in alice's mbox now: $(grep -c '^From ' "$D/var/mail/alice")"
+
+step "Symfony Mailer's way: sendmail -bs, SMTP on a pipe (one unknown recipient is refused in the dialogue)"
+printf 'EHLO shop.example.com\r\nMAIL FROM:<shop@example.com>\r\nRCPT TO:<info@example.com>\r\nRCPT TO:<nobody@example.com>\r\nDATA\r\nSubject: order 1042\r\n\r\nA new order.\r\n.\r\nQUIT\r\n' \
+  | "$D/usr/sbin/sendmail" -bs -odi | tr -d '\r'
+echo "files in bob's Maildir now: $(find "$D/home/bob/Maildir" -type f -path '*/new/*' | wc -l)"
 
 step "the customer's copy waits for the smarthost: mailq, mailroom queue"
 "$D/usr/bin/mailq"

@@ -62,7 +62,8 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         Mode::InitAliases => newaliases(&cfg, &inv),
         Mode::Smtp => {
             let caller = submit::Caller::current(&cfg);
-            crate::smtp::server::main(&cfg, caller.as_ref().map(|c| c.login.as_str()))
+            let delivery = inv.delivery_mode.unwrap_or(cfg.delivery_mode);
+            crate::smtp::server::main(&cfg, caller.as_ref().map(|c| c.login.as_str()), delivery)
         }
         Mode::Verify => verify(&cfg, &inv),
         Mode::RunQueue => run_queue(&inv, args),

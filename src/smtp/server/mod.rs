@@ -177,7 +177,11 @@ fn refuse_now(line: &str) {
 }
 
 /// `sendmail -bs`.  `caller`: the calling user's login (local role).
-pub fn main(cfg: &Config, caller: Option<&str>) -> Result<ExitCode, Failure> {
+pub fn main(
+    cfg: &Config,
+    caller: Option<&str>,
+    delivery: DeliveryMode,
+) -> Result<ExitCode, Failure> {
     let settings = match Settings::from_config(cfg) {
         Ok(s) => s,
         Err(f) => {
@@ -204,6 +208,7 @@ pub fn main(cfg: &Config, caller: Option<&str>) -> Result<ExitCode, Failure> {
                 None,
                 auth,
             );
+            s.delivery = delivery;
             s.run();
             Ok(ExitCode::Ok)
         }
@@ -391,12 +396,9 @@ fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &Ip
     }
 }
 
-/// Start delivery of an accepted message: in the background always (an
-/// SMTP client must not wait for it).
-pub fn start_delivery(cfg: &Config, id: &crate::queue::QueueId) {
-    let mode = match cfg.delivery_mode {
-        DeliveryMode::QueueOnly => DeliveryMode::QueueOnly,
-        _ => DeliveryMode::Background,
-    };
+/// Start delivery of an accepted message, as `mode` says (`-odi` from a
+/// local program: delivered before the next reply; a network client never
+/// waits for delivery).
+pub fn start_delivery(mode: DeliveryMode, id: &crate::queue::QueueId) {
     crate::cli::sendmail::start_delivery(id, mode);
 }

@@ -14,7 +14,7 @@ use super::settings::Settings;
 use super::{Authenticator, Verdict};
 use crate::b64;
 use crate::cli::sendmail_args::{Notify, Ret};
-use crate::config::Config;
+use crate::config::{Config, DeliveryMode};
 use crate::log;
 use crate::queue::QueueId;
 use crate::smtp::Reply;
@@ -52,8 +52,11 @@ pub struct Session<'a> {
     pub client: Client,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub auth: Authenticator,
-    /// Messages accepted (their ids), for starting delivery.
+    /// Messages accepted (their ids).
     pub accepted: Vec<QueueId>,
+    /// What happens after a message is accepted (`-od?` for a local
+    /// program; network clients never wait: background).
+    pub delivery: DeliveryMode,
     helo: Option<String>,
     esmtp: bool,
     authenticated: Option<String>,
@@ -97,6 +100,10 @@ impl<'a> Session<'a> {
             tls,
             auth,
             accepted: Vec::new(),
+            delivery: match cfg.delivery_mode {
+                DeliveryMode::QueueOnly => DeliveryMode::QueueOnly,
+                _ => DeliveryMode::Background,
+            },
             helo: None,
             esmtp: false,
             authenticated: None,
@@ -247,8 +254,11 @@ impl<'a> Session<'a> {
     }
 
     fn close(&mut self) {
-        let d = Instant::now() + Duration::from_secs(10);
-        self.wire.close(d);
+        if self.is_network() {
+            self.wire.close_lingering(Duration::from_secs(2));
+        } else {
+            self.wire.close(Instant::now() + Duration::from_secs(10));
+        }
     }
 
     /// Answer one command line; `Some` ends the session.
@@ -580,7 +590,11 @@ impl<'a> Session<'a> {
         match result {
             Ok(Some(id)) => {
                 self.reply(250, &format!("2.0.0 {id} Message accepted for delivery"));
-                super::start_delivery(self.cfg, &id);
+                if self.delivery == DeliveryMode::Interactive {
+                    // Delivered before the client hears anything more.
+                    let _ = self.wire.flush(self.deadline());
+                }
+                super::start_delivery(self.delivery, &id);
                 self.accepted.push(id);
             }
             Ok(None) => self.reply(250, "2.0.0 Message accepted for delivery"),
