@@ -29,11 +29,9 @@ Everything runs as root inside the compat sandbox (lib/sandbox.sh).
 import mailbox
 import os
 import re
-import shutil
 import socket
 import ssl
-import subprocess
-import time
+import tempfile
 
 import mr
 import pop3fix as pf
@@ -53,7 +51,7 @@ SPOOL = pf.SPOOL
 LOG = pf.LOG
 INETD_CONF = os.path.join(mr.REPO, "etc", "inetd", "inetd.conf")
 
-# The lines of docs/spec when etc/inetd/inetd.conf has none yet.
+# The spec's lines, for a tree whose etc/inetd/inetd.conf has none.
 DEFAULT_LINES = {
     "smtp": "smtp\tstream\ttcp\tnowait\troot\t/usr/sbin/sendmail\tsendmail -bs",
     "submission": "submission\tstream\ttcp\tnowait\troot\t/usr/sbin/sendmail\tsendmail -bs",
@@ -304,13 +302,23 @@ class Raw:
         return r
 
     def eof(self):
-        """Whether the server closed the connection (reads until then)."""
+        """Whether the server closed the connection (reads until then);
+        then closes this end too, as clients do (the server drains the
+        connection until the client is gone)."""
         try:
             while self._fill():
                 pass
         except OSError:
             self.closed = True
+        if self.closed:
+            self.close()
         return self.closed
+
+    def quit(self):
+        """QUIT: returns the reply, after the server closed the connection
+        (b"... still open" appended when it did not)."""
+        r = self.cmd("QUIT")
+        return r if self.eof() else r + b" ... still open"
 
     def close(self):
         self.sock.close()
@@ -381,17 +389,6 @@ def have_swaks_tls():
     return p.returncode == 0 and "TLS supported" in (p.stdout + p.stderr).decode()
 
 
-def workdir():
-    return pf.workdir()
-
-
 def tempdir(prefix):
-    import tempfile
-    d = tempfile.mkdtemp(prefix=prefix, dir=workdir())
-    return d
-
-
-def copy_world_readable(src, dst):
-    shutil.copyfile(src, dst)
-    os.chmod(dst, 0o644)
-    return dst
+    """A fresh private directory for a scenario's files."""
+    return tempfile.mkdtemp(prefix=prefix, dir=pf.workdir())

@@ -34,7 +34,6 @@ import email.policy
 import os
 import re
 import smtplib
-import ssl
 import time
 import unittest
 
@@ -123,7 +122,9 @@ class SmtpCase(mr.Case):
     def config(self, extra=""):
         """Delivery in the background (the default), as a server runs."""
         mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\n"
-                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n" + extra)
+                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
+                        # failed logins answered at once
+                        "smtp_auth_fail_delay = 0\n" + extra)
 
     def user(self, name):
         return sf.fresh_user(name, PASSWORD)
@@ -373,7 +374,7 @@ class InboundPort25(SmtpCase):
         self.assertEqual(p.returncode, 0, p.trace)
         replies = sf.swaks_replies(p.trace)
         self.assertRegex(replies[0], rf"^220 {re.escape(HOST)} ESMTP mailroom \S+; ", p.trace)
-        self.assertRegex(replies[1], rf"^250-{re.escape(HOST)} Hello \S+ \[192\.0\.2\.10\], "
+        self.assertRegex(replies[1], rf"^250-{re.escape(HOST)} Hello (\S+ )?\[192\.0\.2\.10\], "
                                      r"pleased to meet you$", p.trace)
         self.assertIn("250 2.1.0 <alice@example.org>... Sender ok", replies)
         self.assertIn(f"250 2.1.5 <smbob@{HOST}>... Recipient ok", replies)
@@ -382,7 +383,7 @@ class InboundPort25(SmtpCase):
         self.assertEqual(replies[-1], CLOSING.decode().strip())
         (m,) = self.delivered("smbob")
         self.assertEqual(sf.header(m, "Subject"), "swaks test")
-        self.assertEqual(lf(sf.split(m)[1]), b"Hello Bob,\nvia swaks.\n")
+        self.assert_body(m, "Hello Bob,\nvia swaks.\n")
         self.assert_received(m, "ESMTP")
         self.assertTrue(sf.from_lines("smbob")[0].startswith(b"From alice@example.org "))
 
@@ -411,7 +412,7 @@ class InboundPort25(SmtpCase):
         e = r.cmd("EHLO client.example.org")
         first = e.split(b"\r\n")[0]
         self.assertRegex(first, rb"^250-" + re.escape(HOST.encode()) +
-                         rb" Hello \S+ \[192\.0\.2\.10\], pleased to meet you$")
+                         rb" Hello (\S+ )?\[192\.0\.2\.10\], pleased to meet you$")
         kw = sf.ehlo_keywords(e)
         self.assertEqual(sorted(kw), sorted(["ENHANCEDSTATUSCODES", "PIPELINING", "8BITMIME", "SIZE",
                                              "DSN", "STARTTLS", "HELP"]), e)
@@ -421,8 +422,7 @@ class InboundPort25(SmtpCase):
         self.assertNotIn("STARTTLS", kw)
         self.assertEqual(kw.get("AUTH"), ["PLAIN", "LOGIN"])
         self.assertEqual(r.cmd("NOOP"), b"250 2.0.0 OK\r\n")
-        self.assertEqual(r.cmd("QUIT"), CLOSING)
-        self.assertTrue(r.eof())
+        self.assertEqual(r.quit(), CLOSING)
 
     def test_unknown_local_user_refused_550_5_1_1(self):
         self.user("smknown")
@@ -437,12 +437,13 @@ class InboundPort25(SmtpCase):
         self.assertEqual(r.cmd("DATA"), GO_AHEAD)
         r.send(b"Subject: one of two\r\n\r\nhi\r\n.\r\n")
         self.assertRegex(r.reply(), ACCEPTED)
-        self.assertEqual(r.cmd("QUIT"), CLOSING)
+        self.assertEqual(r.quit(), CLOSING)
         # smtplib: the refusal reaches the program.
         s = self.smtp()
         with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
             s.sendmail("alice@example.org", [bad], b"Subject: x\r\n\r\nx\r\n")
         self.assertEqual(e.exception.recipients, {bad: (550, f"5.1.1 <{bad}>... User unknown".encode())})
+        s.quit()
         # swaks: fails, and shows the reply.
         if os.access(sf.SWAKS, os.X_OK):
             p = sf.swaks(["--from", "alice@example.org", "--to", bad])
@@ -464,11 +465,12 @@ class InboundPort25(SmtpCase):
         self.assertEqual(r.cmd(f"RCPT TO:<{rcpt}>"), RELAY_DENIED.format(rcpt).encode())
         # No valid recipient: DATA is refused (RFC 5321 3.3: 503 or 554).
         self.assertRegex(r.cmd("DATA"), rb"^(503|554) 5\.\d\.\d ")
-        self.assertEqual(r.cmd("QUIT"), CLOSING)
+        self.assertEqual(r.quit(), CLOSING)
         s = self.smtp()
         with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
             s.sendmail("spammer@example.net", [rcpt], b"Subject: relay?\r\n\r\nx\r\n")
         self.assertEqual(e.exception.recipients, {rcpt: (550, f"5.7.1 <{rcpt}>... Relaying denied".encode())})
+        s.quit()
         p = sf.swaks(["--from", "spammer@example.net", "--to", rcpt])
         self.assertNotEqual(p.returncode, 0, p.trace)
         self.assertIn(f"550 5.7.1 <{rcpt}>... Relaying denied", sf.swaks_replies(p.trace))
@@ -480,6 +482,7 @@ class InboundPort25(SmtpCase):
         s.starttls(context=self.tls())
         s.ehlo()
         self.assertEqual(s.mail("spammer@example.net"), (530, b"5.7.0 Authentication required"))
+        s.quit()
         p = sf.swaks(["--from", "spammer@example.net", "--to", rcpt], port=sf.SUBMISSION_PORT)
         self.assertNotEqual(p.returncode, 0, p.trace)
         self.assertIn("530 5.7.0 Authentication required", sf.swaks_replies(p.trace))
@@ -499,7 +502,7 @@ class InboundPort25(SmtpCase):
         rcpt = f"smtrick@{REMOTE}@{HOST}"
         self.assertEqual(r.cmd(f"RCPT TO:<{rcpt}>"),
                          f"553 5.1.3 <{rcpt}>... Invalid route address\r\n".encode())
-        self.assertEqual(r.cmd("QUIT"), CLOSING)
+        self.assertEqual(r.quit(), CLOSING)
         self.assert_nothing_queued(["smtrick"])
 
     def test_loopback_clients_may_relay_on_port_25(self):
@@ -640,7 +643,7 @@ class Submission587(SmtpCase):
         kw = sf.ehlo_keywords(r.cmd("EHLO client.example.org"))
         self.assertEqual(kw.get("AUTH"), ["PLAIN", "LOGIN"])
         self.assertEqual(r.cmd("MAIL FROM:<smnoauth@mx.example.test>"), AUTH_REQUIRED)
-        self.assertEqual(r.cmd("QUIT"), CLOSING)
+        self.assertEqual(r.quit(), CLOSING)
         # From loopback too: port 587 is for authenticated users only.
         s = self.smtp(sf.SUBMISSION_PORT, source=None)
         s.ehlo()
@@ -664,13 +667,31 @@ class Submission587(SmtpCase):
         self.assertEqual(r.cmd("AUTH LOGIN"), b"334 VXNlcm5hbWU6\r\n")
         self.assertEqual(r.cmd(b64("smwrong")), b"334 UGFzc3dvcmQ6\r\n")
         self.assertEqual(r.cmd(b64(bad)), AUTH_FAILED)
-        self.assertEqual(r.cmd("AUTH PLAIN " + b64(f"\0nosuchuser7q\0{bad}")), AUTH_FAILED)
         self.assertEqual(r.cmd("MAIL FROM:<smwrong@mx.example.test>"), AUTH_REQUIRED)
         # The right password still works in the same session.
         self.assertEqual(r.cmd("AUTH PLAIN " + b64(f"\0smwrong\0{PASSWORD}")), AUTH_OK)
         self.assertEqual(r.cmd("MAIL FROM:<smwrong@mx.example.test>"),
                          SENDER_OK.format("smwrong@mx.example.test").encode())
-        self.assertEqual(r.cmd("QUIT"), CLOSING)
+        self.assertEqual(r.quit(), CLOSING)
+        # An unknown user gets the same reply as a wrong password.
+        r = self.raw(sf.SUBMISSION_PORT)
+        r.cmd("EHLO client.example.org")
+        self.assertEqual(r.starttls(self.ca), TLS_READY)
+        r.cmd("EHLO client.example.org")
+        self.assertEqual(r.cmd("AUTH PLAIN " + b64(f"\0nosuchuser7q\0{bad}")), AUTH_FAILED)
+        self.assertEqual(r.quit(), CLOSING)
+        # A password guesser is cut off (smtp_max_auth_failures = 3).
+        r = self.raw(sf.SUBMISSION_PORT)
+        r.cmd("EHLO client.example.org")
+        self.assertEqual(r.starttls(self.ca), TLS_READY)
+        r.cmd("EHLO client.example.org")
+        replies = [r.cmd("AUTH PLAIN " + b64(f"\0smwrong\0guess{i}")) for i in range(3)]
+        self.assertEqual(replies, [AUTH_FAILED] * 3)
+        # The 421 comes at once or as the answer to the next command.
+        closing = r.pending(0.5) or [r.cmd("NOOP")]
+        self.assertEqual(len(closing), 1, closing)
+        self.assertRegex(closing[0], rb"^421 4\.7\.0 ")
+        self.assertTrue(r.eof(), "still connected after three failures")
         # smtplib.login raises, with the server's reply.
         s = self.smtp(sf.SUBMISSION_PORT)
         s.starttls(context=self.tls())
@@ -701,7 +722,7 @@ class Misbehaving(SmtpCase):
         r = self.raw()
         self.assertGreaterEqual(time.monotonic() - t, 0.25, "no greet pause")
         self.assertRegex(r.greeting, GREETING)
-        r.cmd("QUIT")
+        r.quit()
         # A spam bot talks first: EHLO and MAIL before the greeting.
         r = self.raw(read_greeting=False)
         r.send(f"EHLO bot.example\r\nMAIL FROM:<bot@example.net>\r\n".encode())
@@ -715,8 +736,7 @@ class Misbehaving(SmtpCase):
         self.assertEqual(r.cmd(f"RCPT TO:<smearly@{HOST}>"), REJECTED)
         self.assertEqual(r.cmd("DATA"), REJECTED)
         self.assertEqual(r.cmd("EHLO bot.example"), REJECTED)
-        self.assertEqual(r.cmd("QUIT"), CLOSING)
-        self.assertTrue(r.eof())
+        self.assertEqual(r.quit(), CLOSING)
         self.assert_nothing_queued(["smearly"])
 
     def test_bare_lf_in_data_refused_421_nothing_queued(self):
@@ -756,7 +776,7 @@ class Misbehaving(SmtpCase):
         r = self.raw()
         r.cmd("EHLO client.example.org")
         self.assertRegex(self.dialogue(r, rcpt, body=b"Subject: clean\r\n\r\nclean\r\n"), ACCEPTED)
-        r.cmd("QUIT")
+        r.quit()
         (m,) = self.delivered("smbare")
         self.assertEqual(sf.header(m, "Subject"), "clean")
 
