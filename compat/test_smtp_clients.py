@@ -342,8 +342,9 @@ class PhpLibraries(SmtpCase):
         self.assertEqual(mr.queue_ids(), [])
 
     def test_a_script_speaking_smtp_to_sendmail_bs_with_bare_lf_is_served(self):
-        # A local pipe is not the network: bare LF ends lines (as sendmail 8
-        # does for -bs on a pipe), any recipient is taken, no AUTH offered.
+        # A local pipe is not the network: bare LF ends lines (sendmail 8
+        # would answer 421; mailroom trusts a local program as with -t, see
+        # README), any recipient is taken, no AUTH offered.
         self.user("smpipe")
         dialogue = (f"EHLO localhost\nMAIL FROM:<shop@example.com>\nRCPT TO:<smpipe@{HOST}>\n"
                     f"DATA\nSubject: pipe\n\n{dot_stuffed(BODY)}.\nQUIT\n").encode()

@@ -121,6 +121,8 @@ pub struct Wire {
     /// The descriptors' flags before, put back when done: a pipe or
     /// terminal shared with the caller must not stay non-blocking.
     restore: [(RawFd, i32); 2],
+    /// The last line read ended with CRLF (not a bare LF).
+    last_crlf: bool,
 }
 
 impl Drop for Wire {
@@ -140,6 +142,7 @@ impl Wire {
         let restore = [(rfd, set_nonblocking(rfd)), (wfd, set_nonblocking(wfd))];
         Wire {
             restore,
+            last_crlf: true,
             rfd,
             wfd,
             tls: None,
@@ -300,7 +303,8 @@ impl Wire {
                     return Ok(Line::TooLong);
                 }
                 line.pop();
-                if line.last() == Some(&b'\r') {
+                self.last_crlf = line.last() == Some(&b'\r');
+                if self.last_crlf {
                     line.pop();
                 }
                 return Ok(Line::Text(line));
@@ -313,6 +317,11 @@ impl Wire {
             let room = MAX_LINE - self.inbuf.len();
             self.fill(deadline, room)?;
         }
+    }
+
+    /// Whether the last line read ended with CRLF rather than a bare LF.
+    pub fn last_line_crlf(&self) -> bool {
+        self.last_crlf
     }
 
     /// Read at least one more byte into the input buffer (for DATA, whose
@@ -390,6 +399,28 @@ impl Wire {
         if let Some(tls) = self.tls.as_mut() {
             tls.send_close_notify();
             let _ = self.send_tls(deadline);
+        }
+    }
+
+    /// Close politely and then read (and drop) what the client still
+    /// sends, for at most `linger`: closing a socket with unread input
+    /// makes the kernel send a reset, which can destroy the last reply
+    /// before the client reads it.
+    pub fn close_lingering(&mut self, linger: std::time::Duration) {
+        let end = Instant::now() + linger;
+        self.close(end);
+        // SAFETY: shutdown on our descriptor; fails harmlessly on a pipe.
+        unsafe { libc::shutdown(self.wfd, libc::SHUT_WR) };
+        let mut buf = [0u8; 16 * 1024];
+        let mut total = 0usize;
+        while total < (1 << 20) && wait(self.rfd, false, end).is_ok() {
+            match Fd(self.rfd).read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
         }
     }
 

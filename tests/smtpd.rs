@@ -174,6 +174,23 @@ fn a_php_framework_on_a_pipe_queues_one_message_for_all_recipients() {
 }
 
 #[test]
+fn lf_only_text_from_a_framework_is_not_cut_at_a_lone_dot() {
+    // Symfony passes an 8-bit text part through as given: LF line ends,
+    // and a lone "." line not dot-stuffed (it stuffs only after CRLF).
+    let r = smtp_root("smtpd-lfdot", "");
+    let out = pipe_session(
+        &r,
+        b"EHLO web\r\nMAIL FROM:<site@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: lf\r\n\r\nline one\n.\nline three\n\r\n.\r\nQUIT\r\n",
+    );
+    assert!(out.contains("Message accepted for delivery"), "{out}");
+    assert!(
+        out.ends_with("221 2.0.0 test.example closing connection\r\n"),
+        "{out}"
+    );
+    assert_eq!(r.df(&r.only_id()), b"line one\n.\nline three\n\n");
+}
+
+#[test]
 fn a_network_client_gets_sendmails_replies_and_durable_acceptance() {
     let r = smtp_root("smtpd-tcp", "");
     let mut t = Tcp::start(&r, "");
@@ -353,7 +370,7 @@ fn limits_size_and_recipients() {
     assert!(t.cmd("EHLO c").contains("250-SIZE 1000"));
     assert_eq!(
         t.cmd("MAIL FROM:<a@remote.test> SIZE=5000"),
-        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+        "552 5.2.3 Message size exceeds fixed maximum message size (1000)\r\n"
     );
     t.cmd("MAIL FROM:<a@remote.test>");
     t.cmd("RCPT TO:<bob@example.com>");
@@ -366,7 +383,7 @@ fn limits_size_and_recipients() {
     t.send(format!("Subject: big\r\n\r\n{}\r\n.\r\n", "y".repeat(3000)).as_bytes());
     assert_eq!(
         t.reply(),
-        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+        "552 5.2.3 Message exceeds maximum fixed size (1000)\r\n"
     );
     assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
     // The session goes on.

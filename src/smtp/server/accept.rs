@@ -132,9 +132,13 @@ pub fn queue_message(
                 return Err(Refused::Broken(f));
             }
             return Err(match e {
-                CollectError::TooBig(_) | CollectError::HeaderTooBig(_) => Refused::Reply(
-                    Reply::new(552, "5.3.4 Message size exceeds fixed maximum message size"),
-                ),
+                CollectError::TooBig(limit) => Refused::Reply(Reply::new(
+                    552,
+                    format!("5.2.3 Message exceeds maximum fixed size ({limit})"),
+                )),
+                CollectError::HeaderTooBig(_) => {
+                    Refused::Reply(Reply::new(552, "5.3.4 Message header too long"))
+                }
                 CollectError::Write(e) => {
                     log::err(
                         Some(qid.as_str()),

@@ -41,37 +41,59 @@ pub struct PathArg {
     /// The address inside `<>` (empty for the null path), source route
     /// included.
     pub path: String,
+    /// The path as replies show it: as the client wrote it, `<a@b>` or a
+    /// bare `a@b` (sendmail echoes either).
+    pub shown: String,
     pub params: Vec<(String, Option<String>)>,
 }
 
-/// Why a path argument is unusable, as a reply (code, enhanced, text).
-pub type Refusal = (u16, &'static str, &'static str);
-
-pub const SYNTAX_MAIL: Refusal = (501, "5.5.2", "Syntax error in parameters scanning \"from\"");
-pub const SYNTAX_RCPT: Refusal = (501, "5.5.2", "Syntax error in parameters scanning \"to\"");
+/// Why a path argument is unusable: the reply code and text.
+pub type Refusal = (u16, String);
 
 /// Parse the argument of `MAIL` (`keyword` = `FROM`) or `RCPT` (`TO`).
-pub fn path_arg(arg: &str, keyword: &str, err: Refusal) -> Result<PathArg, Refusal> {
+pub fn path_arg(arg: &str, keyword: &str) -> Result<PathArg, Refusal> {
+    let syntax = || {
+        (
+            501,
+            format!(
+                "5.5.2 Syntax error in parameters scanning \"{}\"",
+                keyword.to_ascii_lowercase()
+            ),
+        )
+    };
     let rest = match arg.get(..keyword.len()) {
         Some(k) if k.eq_ignore_ascii_case(keyword) => &arg[keyword.len()..],
-        _ => return Err(err),
+        _ => return Err(syntax()),
     };
-    let rest = rest.trim_start().strip_prefix(':').ok_or(err)?.trim_start();
-    let (path, params) = if let Some(inner) = rest.strip_prefix('<') {
-        let end = closing_bracket(inner).ok_or(err)?;
-        (&inner[..end], &inner[end + 1..])
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')
+        .ok_or_else(syntax)?
+        .trim_start();
+    let (path, shown, params) = if let Some(inner) = rest.strip_prefix('<') {
+        let Some(end) = closing_bracket(inner) else {
+            let word = rest.split(' ').next().unwrap_or(rest);
+            return Err((553, format!("5.0.0 {word}... Unbalanced '<'")));
+        };
+        let params = &inner[end + 1..];
+        if params.starts_with('>') {
+            let word = rest.split(' ').next().unwrap_or(rest);
+            return Err((553, format!("5.0.0 {word}... Unbalanced '>'")));
+        }
+        (&inner[..end], &rest[..end + 2], params)
     } else {
         // No brackets: the path ends at the first space.
-        match rest.find(' ') {
+        let (p, params) = match rest.find(' ') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
-        }
+        };
+        (p, p, params)
     };
     if path.is_empty() && !rest.starts_with('<') {
-        return Err(err);
+        return Err(syntax());
     }
     if path.len() > 512 {
-        return Err((501, "5.1.3", "Path too long"));
+        return Err((501, "5.1.3 Path too long".to_string()));
     }
     let mut out = Vec::new();
     for p in params.split(' ').filter(|p| !p.is_empty()) {
@@ -80,12 +102,13 @@ pub fn path_arg(arg: &str, keyword: &str, err: Refusal) -> Result<PathArg, Refus
             None => (p, None),
         };
         if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(err);
+            return Err(syntax());
         }
         out.push((k.to_ascii_uppercase(), v));
     }
     Ok(PathArg {
         path: path.to_string(),
+        shown: shown.to_string(),
         params: out,
     })
 }
@@ -143,7 +166,7 @@ mod tests {
 
     #[test]
     fn paths() {
-        let p = path_arg("FROM:<a@b> SIZE=10 BODY=8BITMIME", "FROM", SYNTAX_MAIL).unwrap();
+        let p = path_arg("FROM:<a@b> SIZE=10 BODY=8BITMIME", "FROM").unwrap();
         assert_eq!(p.path, "a@b");
         assert_eq!(
             p.params,
@@ -152,15 +175,21 @@ mod tests {
                 ("BODY".to_string(), Some("8BITMIME".to_string()))
             ]
         );
-        assert_eq!(path_arg("from: <>", "FROM", SYNTAX_MAIL).unwrap().path, "");
-        assert_eq!(path_arg("TO:bob", "TO", SYNTAX_RCPT).unwrap().path, "bob");
+        assert_eq!(path_arg("from: <>", "FROM").unwrap().path, "");
+        assert_eq!(path_arg("TO:bob", "TO").unwrap().path, "bob");
+        assert_eq!(path_arg("TO:<\"a>b\"@c>", "TO").unwrap().path, "\"a>b\"@c");
         assert_eq!(
-            path_arg("TO:<\"a>b\"@c>", "TO", SYNTAX_RCPT).unwrap().path,
-            "\"a>b\"@c"
+            path_arg("TO:<a@b", "TO").unwrap_err(),
+            (553, "5.0.0 <a@b... Unbalanced '<'".to_string())
         );
-        assert!(path_arg("TO:<a@b", "TO", SYNTAX_RCPT).is_err());
-        assert!(path_arg("FROM:", "FROM", SYNTAX_MAIL).is_err());
-        assert!(path_arg("TO <a@b>", "TO", SYNTAX_RCPT).is_err());
+        assert_eq!(
+            path_arg("TO:<a@b>>", "TO").unwrap_err(),
+            (553, "5.0.0 <a@b>>... Unbalanced '>'".to_string())
+        );
+        assert_eq!(path_arg("TO:a@b", "TO").unwrap().shown, "a@b");
+        assert_eq!(path_arg("TO:<a@b> X=1", "TO").unwrap().shown, "<a@b>");
+        assert!(path_arg("FROM:", "FROM").is_err());
+        assert!(path_arg("TO <a@b>", "TO").is_err());
     }
 
     #[test]

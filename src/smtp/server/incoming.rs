@@ -7,7 +7,12 @@
 //! sendmail 8 and Postfix do against SMTP smuggling (a `\n.\r\n` or
 //! `\r.\r` that one server takes for the end of the message and another
 //! does not).  From a local program (`sendmail -bs` on a pipe) a bare LF
-//! is a line end and a bare CR is data, as `sendmail -t` reads them.
+//! is a line end and a bare CR is data, as `sendmail -t` reads them.  The
+//! end of the message is spelled as the client spelled `DATA`: after
+//! `DATA<CR><LF>` only the standard `<CR><LF>.<CR><LF>` ends it (Postfix's
+//! "normalize" rule: a framework that passes LF-only text through
+//! unstuffed must not have its message cut at a lone `.` line); after a
+//! bare-LF `DATA` (a script speaking LF throughout) `<LF>.<LF>` ends it too.
 
 use std::io::{self, BufRead, Read};
 use std::time::{Duration, Instant};
@@ -36,6 +41,11 @@ pub struct DataReader<'a> {
     out: Vec<u8>,
     pos: usize,
     at_line_start: bool,
+    /// The line before ended with CRLF (or there was none).
+    after_crlf: bool,
+    /// A lone `.` ended by a bare LF ends the message (the client ended
+    /// `DATA` with a bare LF).
+    lf_dot_ends: bool,
     /// The `.` line was read.
     pub done: bool,
     pub fault: Option<Fault>,
@@ -45,13 +55,16 @@ impl<'a> DataReader<'a> {
     /// `strict`: CRLF only (network clients).  `idle`: the longest wait
     /// for more data (RFC 5321's 3 minutes per block, at least).
     pub fn new(wire: &'a mut Wire, strict: bool, idle: Duration) -> DataReader<'a> {
+        let lf_dot_ends = !strict && !wire.last_line_crlf();
         DataReader {
+            lf_dot_ends,
             wire,
             idle,
             strict,
             out: Vec::with_capacity(CHUNK + 2),
             pos: 0,
             at_line_start: true,
+            after_crlf: true,
             done: false,
             fault: None,
         }
@@ -94,17 +107,20 @@ impl<'a> DataReader<'a> {
                 }
                 let mut line = line;
                 if self.at_line_start && line.first() == Some(&b'.') {
-                    if line.len() == 1 {
+                    if line.len() == 1 && ((crlf && self.after_crlf) || self.lf_dot_ends) {
                         buf.drain(..=nl);
                         self.done = true;
                         return Ok(());
                     }
-                    line = &line[1..];
+                    if line.len() > 1 {
+                        line = &line[1..];
+                    }
                 }
                 self.out.extend_from_slice(line);
                 self.out.push(b'\n');
                 buf.drain(..=nl);
                 self.at_line_start = true;
+                self.after_crlf = crlf;
                 return Ok(());
             }
             if buf.len() >= CHUNK {
@@ -124,6 +140,7 @@ impl<'a> DataReader<'a> {
                 self.out.extend_from_slice(piece);
                 buf.drain(..take);
                 self.at_line_start = false;
+                self.after_crlf = false;
                 return Ok(());
             }
             match self.wire.read_more(Instant::now() + self.idle) {
@@ -201,10 +218,27 @@ mod tests {
     }
 
     #[test]
-    fn local_programs_may_use_bare_lf() {
-        let (m, f, _) = read_data(b"a\nb\rc\n.\n", false);
-        assert_eq!(m, b"a\nb\rc\n");
+    fn local_programs_may_use_bare_lf_but_only_crlf_dot_crlf_ends() {
+        let (m, f, _) = read_data(b"a\nb\rc\n.\nd\n.\r\ne\r\n.\r\n", false);
+        assert_eq!(m, b"a\nb\rc\n.\nd\n.\ne\n");
         assert_eq!(f, None);
+    }
+
+    #[test]
+    fn a_script_speaking_lf_throughout_ends_with_lf_dot_lf() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(b"DATA\nSubject: x\n\nbody\n.\nQUIT\n").unwrap();
+        let mut w = Wire::new(a.as_raw_fd(), a.as_raw_fd());
+        let soon = Instant::now() + Duration::from_secs(2);
+        assert_eq!(
+            w.read_line(soon).unwrap(),
+            crate::wire::Line::Text(b"DATA".to_vec())
+        );
+        let mut out = Vec::new();
+        let mut r = DataReader::new(&mut w, false, Duration::from_secs(2));
+        r.read_to_end(&mut out).unwrap();
+        assert!(r.done);
+        assert_eq!(out, b"Subject: x\n\nbody\n");
     }
 
     #[test]

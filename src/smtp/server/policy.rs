@@ -121,6 +121,13 @@ impl Policy {
         if m.addr.is_empty() {
             return Err(Reply::new(553, format!("5.1.7 <{path}>... Invalid sender")));
         }
+        let (local, _) = address::split_addr(&m.addr);
+        if !local.starts_with('"') && local.contains('@') {
+            return Err(Reply::new(
+                553,
+                format!("5.1.3 <{path}>... Invalid route address"),
+            ));
+        }
         match self.access.from(&m.addr).map(|f| f.verdict) {
             Some(Verdict::Reject(r)) => Err(prefix(r, path)),
             Some(Verdict::Discard) => Ok(true),
@@ -141,7 +148,7 @@ impl Policy {
         };
         let denied = || refuse(550, "5.7.1", "Relaying denied");
         if path.is_empty() {
-            return refuse(553, "5.1.3", "User address required");
+            return refuse(553, "5.0.0", "User address required");
         }
         let m = match address::parse_one(path) {
             Ok(m) if !m.addr.is_empty() => m,

@@ -376,10 +376,10 @@ impl<'a> Session<'a> {
             self.error(530, "5.7.0 Authentication required");
             return;
         }
-        let p: PathArg = match command::path_arg(arg, "FROM", command::SYNTAX_MAIL) {
+        let p: PathArg = match command::path_arg(arg, "FROM") {
             Ok(p) => p,
-            Err((code, dsn, text)) => {
-                self.error(code, &format!("{dsn} {text}"));
+            Err((code, text)) => {
+                self.error(code, &text);
                 return;
             }
         };
@@ -393,9 +393,12 @@ impl<'a> Session<'a> {
                 ("SIZE", Some(n)) => match n.parse::<u64>() {
                     Ok(n) => {
                         if self.cfg.message_size_limit > 0 && n > self.cfg.message_size_limit {
+                            let limit = self.cfg.message_size_limit;
                             self.error(
                                 552,
-                                "5.3.4 Message size exceeds fixed maximum message size",
+                                &format!(
+                                    "5.2.3 Message size exceeds fixed maximum message size ({limit})"
+                                ),
                             );
                             return;
                         }
@@ -429,6 +432,10 @@ impl<'a> Session<'a> {
                 },
                 // RFC 4954 §5: accepted and not trusted.
                 ("AUTH", Some(_)) => true,
+                ("BODY", Some(b)) => {
+                    self.error(501, &format!("5.5.4 Unknown BODY type {b}"));
+                    return;
+                }
                 _ => {
                     self.error(555, &format!("5.5.4 {k} parameter unrecognized"));
                     return;
@@ -456,7 +463,7 @@ impl<'a> Session<'a> {
                 return;
             }
         }
-        self.reply(250, &format!("2.1.0 <{}>... Sender ok", p.path));
+        self.reply(250, &format!("2.1.0 {}... Sender ok", p.shown));
         self.txn = Some(txn);
     }
 
@@ -465,10 +472,10 @@ impl<'a> Session<'a> {
             self.error(503, "5.0.0 Need MAIL before RCPT");
             return;
         };
-        let p = match command::path_arg(arg, "TO", command::SYNTAX_RCPT) {
+        let p = match command::path_arg(arg, "TO") {
             Ok(p) => p,
-            Err((code, dsn, text)) => {
-                self.error(code, &format!("{dsn} {text}"));
+            Err((code, text)) => {
+                self.error(code, &text);
                 return;
             }
         };
@@ -479,7 +486,7 @@ impl<'a> Session<'a> {
                 ("NOTIFY", Some(n)) => match Notify::parse(n) {
                     Some(n) => notify = Some(n),
                     None => {
-                        self.error(501, "5.5.4 Invalid NOTIFY parameter");
+                        self.error(501, &format!("5.5.4 Bad argument \"{n}\"  to NOTIFY"));
                         return;
                     }
                 },
@@ -533,7 +540,7 @@ impl<'a> Session<'a> {
                     orcpt,
                     local: ok.local,
                 });
-                self.reply(250, &format!("2.1.5 <{}>... Recipient ok", p.path));
+                self.reply(250, &format!("2.1.5 {}... Recipient ok", p.shown));
             }
             Err(r) => {
                 log::notice(
@@ -652,7 +659,7 @@ impl<'a> Session<'a> {
             return None;
         }
         let Some(cfg) = self.tls.clone().filter(|_| self.is_network()) else {
-            self.error(454, "4.7.0 TLS not available");
+            self.error(454, "4.3.3 TLS not available after start");
             return None;
         };
         self.reply(220, "2.0.0 Ready to start TLS");
