@@ -2,6 +2,7 @@
 //! mail, from the shell.  `src/bin/mailroom.rs` is a thin `main` over
 //! [`main`].
 
+pub mod edit;
 pub mod explain;
 pub mod queue;
 

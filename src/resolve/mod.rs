@@ -395,6 +395,9 @@ impl Resolver {
     /// Load everything resolution needs.  `may_rebuild`: this process may
     /// rebuild stale table indexes (it can write `/etc/mail`).
     pub fn new(cfg: &Config, may_rebuild: bool) -> Resolver {
+        if may_rebuild {
+            crate::admin::edit::recover_if_idle(cfg);
+        }
         let users = UserDb::for_root(&cfg.paths);
         Resolver::with_users(cfg, users, may_rebuild)
     }

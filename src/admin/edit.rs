@@ -1,0 +1,496 @@
+//! Changing `/etc/mail` safely: every admin change is a [`Change`] — a
+//! set of whole new file contents committed together, so that an
+//! interrupted command (even `kill -9`) leaves either the old tables or the
+//! new ones, never a mix, and two admin commands at once never lose either
+//! change.
+//!
+//! ## How a change is committed
+//!
+//! 1. `flock` on `/etc/mail/.mailroom.lock` (held for the whole command:
+//!    admin commands run one at a time; readers never take it).
+//! 2. Each new file is written beside its target as `.NAME.mailroom-new`,
+//!    with the target's owner and mode, and `fsync`ed.
+//! 3. The journal `/etc/mail/.mailroom-journal` (one target path per
+//!    line) is written, `fsync`ed, and the directory `fsync`ed: from this
+//!    instant the change is decided.
+//! 4. Each new file is renamed over its target; the directory is
+//!    `fsync`ed; compiled indexes (`NAME.mrdb`) are rebuilt the same way;
+//!    the journal is removed.
+//!
+//! A crash before step 3 leaves the old files (the stray `.mailroom-new`
+//! files are removed by the next change); a crash after it is rolled
+//! forward by [`recover`], which every admin command and every process that
+//! may rebuild indexes (delivery, the queue runner) runs first.
+//!
+//! Files are edited as text, line by line: comments, blank lines and the
+//! order of untouched lines stay as the admin wrote them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::exit::{ExitCode, Failure, io_reason};
+use crate::table::Syntax;
+
+const LOCK: &str = ".mailroom.lock";
+const JOURNAL: &str = ".mailroom-journal";
+
+/// The temporary name of `path`'s next content.
+fn staged(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.mailroom-new"))
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn fail(what: &str, path: &Path, e: &io::Error) -> Failure {
+    let code = match e.kind() {
+        io::ErrorKind::PermissionDenied => ExitCode::NoPerm,
+        _ => ExitCode::CantCreat,
+    };
+    Failure::new(
+        code,
+        format!("cannot {what} {}: {}", path.display(), io_reason(e)),
+    )
+    .hint(if code == ExitCode::NoPerm {
+        "run mailroom as root"
+    } else {
+        "nothing was changed; fix the problem and run the command again"
+    })
+}
+
+/// The compiled index a text file has, if any.
+pub fn syntax_of(path: &Path) -> Option<Syntax> {
+    match path.file_name()?.to_str()? {
+        "aliases" => Some(Syntax::Aliases),
+        "virtusertable" | "mailertable" | "access" | "quotas" | "genericstable" => {
+            Some(Syntax::Makemap)
+        }
+        _ => None,
+    }
+}
+
+/// Finish a change a crash interrupted after it was decided (see the
+/// module text).  Cheap when there is nothing to do: one `stat`.
+pub fn recover(cfg: &Config) -> io::Result<()> {
+    let dir = cfg.paths.etc_mail("");
+    let journal = dir.join(JOURNAL);
+    let text = match fs::read_to_string(&journal) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let targets: Vec<PathBuf> = text.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
+    for t in &targets {
+        let s = staged(t);
+        if s.exists() {
+            fs::rename(&s, t)?;
+        }
+    }
+    fsync_dir(&dir)?;
+    for t in &targets {
+        if let Some(syntax) = syntax_of(t) {
+            crate::table::build(t, syntax)?;
+        }
+    }
+    fs::remove_file(&journal)?;
+    fsync_dir(&dir)
+}
+
+/// For readers that may write `/etc/mail` (delivery, the queue runner):
+/// finish an interrupted change if there is one and no admin command is
+/// at work (it would finish it itself).
+pub fn recover_if_idle(cfg: &Config) {
+    let dir = cfg.paths.etc_mail("");
+    if !dir.join(JOURNAL).exists() {
+        return;
+    }
+    let Ok(lock) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join(LOCK))
+    else {
+        return;
+    };
+    // SAFETY: flock on a valid descriptor; released when `lock` closes.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        let _ = recover(cfg);
+    }
+}
+
+/// One admin change in the making.
+pub struct Change {
+    dir: PathBuf,
+    _lock: File,
+    /// Target → new content, in the order first set.
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl Change {
+    /// Take the admin lock (waiting for another admin command to finish)
+    /// and finish any interrupted change.
+    pub fn begin(cfg: &Config) -> Result<Change, Failure> {
+        let dir = cfg.paths.etc_mail("");
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&lock_path)
+            .map_err(|e| fail("open", &lock_path, &e))?;
+        // SAFETY: flock on a valid descriptor; released when `lock` closes.
+        while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(fail("lock", &lock_path, &e));
+            }
+        }
+        recover(cfg).map_err(|e| fail("finish the interrupted change in", &dir, &e))?;
+        // Leftovers of a change that never got decided.
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with('.') && n.ends_with(".mailroom-new") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(Change {
+            dir,
+            _lock: lock,
+            files: Vec::new(),
+        })
+    }
+
+    /// The text of `path` as this change will leave it (pending content,
+    /// else what is on disk; empty when missing).
+    pub fn text(&self, path: &Path) -> Result<String, Failure> {
+        if let Some((_, c)) = self.files.iter().find(|(p, _)| p == path) {
+            return Ok(String::from_utf8_lossy(c).into_owned());
+        }
+        match fs::read(path) {
+            Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(fail("read", path, &e)),
+        }
+    }
+
+    /// Set `path`'s new content.
+    pub fn set(&mut self, path: &Path, content: String) {
+        match self.files.iter_mut().find(|(p, _)| p == path) {
+            Some(entry) => entry.1 = content.into_bytes(),
+            None => self.files.push((path.to_path_buf(), content.into_bytes())),
+        }
+    }
+
+    /// Whether anything would change.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Commit every file at once (see the module text).
+    pub fn commit(mut self) -> Result<(), Failure> {
+        // Unchanged files are left alone (their mtime, their index).
+        self.files
+            .retain(|(p, c)| fs::read(p).map(|old| old != *c).unwrap_or(true));
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        for (path, content) in &self.files {
+            let tmp = staged(path);
+            let old = fs::metadata(path).ok();
+            let mode = old.as_ref().map_or(default_mode(path), |m| m.mode() & 0o7777);
+            let _ = fs::remove_file(&tmp);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+                .map_err(|e| fail("write", &tmp, &e))?;
+            if let Some(m) = &old {
+                let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
+                // fchown may clear set-id bits; the mode is set again.
+                let _ = f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
+            }
+            f.write_all(content)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| fail("write", &tmp, &e))?;
+        }
+        let journal = self.dir.join(JOURNAL);
+        let list: String = self
+            .files
+            .iter()
+            .map(|(p, _)| format!("{}\n", p.display()))
+            .collect();
+        {
+            let tmp = self.dir.join(format!("{JOURNAL}.tmp"));
+            let mut f = File::create(&tmp).map_err(|e| fail("write", &tmp, &e))?;
+            f.write_all(list.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| fail("write", &tmp, &e))?;
+            fs::rename(&tmp, &journal).map_err(|e| fail("write", &journal, &e))?;
+            fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))?;
+        }
+        // Decided: from here a crash is rolled forward.
+        for (path, _) in &self.files {
+            fs::rename(staged(path), path).map_err(|e| fail("replace", path, &e))?;
+        }
+        fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))?;
+        for (path, _) in &self.files {
+            if let Some(syntax) = syntax_of(path) {
+                crate::table::build(path, syntax).map_err(|e| fail("index", path, &e))?;
+            }
+        }
+        fs::remove_file(&journal).map_err(|e| fail("remove", &journal, &e))?;
+        fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))
+    }
+}
+
+fn default_mode(path: &Path) -> u32 {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some("passwd") => 0o600,
+        _ => 0o644,
+    }
+}
+
+// ---------------------------------------------------------------------
+// Line-preserving edits of the sendmail text formats.
+
+/// The key of a `makemap` line (`KEY VALUE`), if it is an entry.
+fn makemap_key(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    if t.is_empty() || t.starts_with('#') || line.starts_with([' ', '\t']) {
+        return None;
+    }
+    t.split_whitespace().next()
+}
+
+/// A `makemap` table's entry for `key` (case-insensitive): its value and
+/// 1-based line.
+pub fn makemap_get(text: &str, key: &str) -> Option<(String, usize)> {
+    text.lines().enumerate().find_map(|(i, l)| {
+        let k = makemap_key(l)?;
+        k.eq_ignore_ascii_case(key).then(|| {
+            let v = l.trim_start()[k.len()..].trim().to_string();
+            (v, i + 1)
+        })
+    })
+}
+
+/// Every entry of a `makemap` table: (key, value, line).
+pub fn makemap_entries(text: &str) -> Vec<(String, String, usize)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let k = makemap_key(l)?;
+            Some((k.to_string(), l.trim_start()[k.len()..].trim().to_string(), i + 1))
+        })
+        .collect()
+}
+
+/// Set `key`'s value: the line is replaced where it stands, or appended.
+pub fn makemap_set(text: &str, key: &str, value: &str) -> String {
+    let new_line = format!("{key}\t{value}");
+    let mut found = false;
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines() {
+        match makemap_key(l) {
+            Some(k) if k.eq_ignore_ascii_case(key) => {
+                if !found {
+                    out.push(new_line.clone());
+                    found = true;
+                }
+            }
+            _ => out.push(l.to_string()),
+        }
+    }
+    if !found {
+        out.push(new_line);
+    }
+    join_lines(out)
+}
+
+/// Remove `key`'s entry; `None` when there was none.
+pub fn makemap_remove(text: &str, key: &str) -> Option<String> {
+    let before = text.lines().count();
+    let out: Vec<String> = text
+        .lines()
+        .filter(|l| !matches!(makemap_key(l), Some(k) if k.eq_ignore_ascii_case(key)))
+        .map(str::to_string)
+        .collect();
+    (out.len() != before).then(|| join_lines(out))
+}
+
+/// The aliases file's entries: (name, value with continuations joined,
+/// first line, last line).
+pub fn aliases_entries(text: &str) -> Vec<(String, String, usize, usize)> {
+    let mut out: Vec<(String, String, usize, usize)> = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let n = i + 1;
+        if l.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut()
+                && last.3 == n - 1
+            {
+                last.1.push(' ');
+                last.1.push_str(l.trim());
+                last.3 = n;
+            }
+            continue;
+        }
+        let t = l.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if let Some((name, value)) = t.split_once(':') {
+            out.push((name.trim().to_ascii_lowercase(), value.trim().to_string(), n, n));
+        }
+    }
+    out
+}
+
+/// Set alias `name` to `value`, in place (continuation lines included) or
+/// appended.
+pub fn aliases_set(text: &str, name: &str, value: &str) -> String {
+    let entries = aliases_entries(text);
+    let new_line = format!("{name}: {value}");
+    let lines: Vec<&str> = text.lines().collect();
+    match entries.iter().find(|e| e.0.eq_ignore_ascii_case(name)) {
+        Some(&(_, _, first, last)) => {
+            let mut out: Vec<String> = lines[..first - 1].iter().map(|s| s.to_string()).collect();
+            out.push(new_line);
+            out.extend(lines[last..].iter().map(|s| s.to_string()));
+            join_lines(out)
+        }
+        None => {
+            let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+            out.push(new_line);
+            join_lines(out)
+        }
+    }
+}
+
+/// Remove alias `name`; `None` when there was none.
+pub fn aliases_remove(text: &str, name: &str) -> Option<String> {
+    let entries = aliases_entries(text);
+    let &(_, _, first, last) = entries.iter().find(|e| e.0.eq_ignore_ascii_case(name))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = lines[..first - 1].iter().map(|s| s.to_string()).collect();
+    out.extend(lines[last..].iter().map(|s| s.to_string()));
+    Some(join_lines(out))
+}
+
+/// The words of a class file (`local-host-names`), with their lines.
+pub fn class_words(text: &str) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim_start().starts_with('#') {
+            continue;
+        }
+        for w in l.split_whitespace() {
+            out.push((w.trim_end_matches('.').to_ascii_lowercase(), i + 1));
+        }
+    }
+    out
+}
+
+/// Add `word` on a line of its own unless present.
+pub fn class_add(text: &str, word: &str) -> String {
+    if class_words(text).iter().any(|(w, _)| w == word) {
+        return text.to_string();
+    }
+    let mut out: Vec<String> = text.lines().map(str::to_string).collect();
+    out.push(word.to_string());
+    join_lines(out)
+}
+
+/// Remove `word` wherever it is; `None` when absent.
+pub fn class_remove(text: &str, word: &str) -> Option<String> {
+    let mut hit = false;
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if l.trim_start().starts_with('#') {
+            out.push(l.to_string());
+            continue;
+        }
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let kept: Vec<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| !w.trim_end_matches('.').eq_ignore_ascii_case(word))
+            .collect();
+        if kept.len() == words.len() {
+            out.push(l.to_string());
+        } else {
+            hit = true;
+            if !kept.is_empty() {
+                out.push(kept.join(" "));
+            }
+        }
+    }
+    hit.then(|| join_lines(out))
+}
+
+fn join_lines(lines: Vec<String>) -> String {
+    let mut s = lines.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn makemap_edits_keep_comments_and_order() {
+        let t = "# header\nb@x.com\tbob\n\n# a comment\nA@X.COM alice\n";
+        let t2 = makemap_set(t, "a@x.com", "carol");
+        assert_eq!(t2, "# header\nb@x.com\tbob\n\n# a comment\na@x.com\tcarol\n");
+        let t3 = makemap_set(&t2, "c@x.com", "dave");
+        assert!(t3.ends_with("a@x.com\tcarol\nc@x.com\tdave\n"));
+        assert_eq!(makemap_get(&t3, "C@x.com"), Some(("dave".into(), 6)));
+        let t4 = makemap_remove(&t3, "b@x.com").unwrap();
+        assert_eq!(t4, "# header\n\n# a comment\na@x.com\tcarol\nc@x.com\tdave\n");
+        assert!(makemap_remove(&t4, "zz").is_none());
+    }
+
+    #[test]
+    fn aliases_edits_handle_continuations() {
+        let t = "# top\nsales: bob,\n\tcarol\npostmaster: root\n";
+        assert_eq!(
+            aliases_entries(t)[0],
+            ("sales".into(), "bob, carol".into(), 2, 3)
+        );
+        assert_eq!(
+            aliases_set(t, "sales", "dave"),
+            "# top\nsales: dave\npostmaster: root\n"
+        );
+        assert_eq!(
+            aliases_remove(t, "SALES").unwrap(),
+            "# top\npostmaster: root\n"
+        );
+        assert!(aliases_set(t, "new", "x").ends_with("postmaster: root\nnew: x\n"));
+    }
+
+    #[test]
+    fn class_files() {
+        let t = "# domains\nexample.com shop.example\n";
+        assert_eq!(class_add(t, "example.com"), t);
+        assert_eq!(class_add(t, "new.example"), format!("{t}new.example\n"));
+        assert_eq!(
+            class_remove(t, "shop.example").unwrap(),
+            "# domains\nexample.com\n"
+        );
+    }
+}
