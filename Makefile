@@ -12,6 +12,11 @@ SBINDIR     := $(PREFIX)/sbin
 BINDIR      := $(PREFIX)/bin
 LIBDIR      := $(PREFIX)/lib
 LIBEXECDIR  := $(PREFIX)/libexec/mailroom
+DATADIR     := $(PREFIX)/share
+MAN8DIR     := $(DATADIR)/man/man8
+BASHCOMPDIR := $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR  := $(DATADIR)/zsh/site-functions
+FISHCOMPDIR := $(DATADIR)/fish/vendor_completions.d
 # The sendmail files and the spools stay where admins and other programs
 # expect them, whatever the prefix.
 MAILCONFDIR := /etc/mail
@@ -26,6 +31,9 @@ QUEUEGROUP  := mqueue
 
 CARGO       ?= cargo
 RELEASE     := target/release
+# Shell completions and manual pages, written by `mailroom generate` from
+# the same definition as its --help.
+GENERATED   := target/generated
 # Helper programs installed in $(LIBEXECDIR) (those built so far).
 HELPERS     := qrun deliver pop3d
 
@@ -37,6 +45,8 @@ all: build
 
 build:
 	$(CARGO) build --release --locked
+	rm -rf $(GENERATED)
+	$(RELEASE)/mailroom generate $(GENERATED)
 
 unit:
 	$(CARGO) test --locked
@@ -83,6 +93,11 @@ endif
 	done
 	if [ -f $(RELEASE)/qrun ]; then chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi
 	if [ -f $(RELEASE)/mailroom ]; then install -m 0755 $(RELEASE)/mailroom $(DESTDIR)$(SBINDIR)/mailroom; fi
+	install -d -m 0755 $(DESTDIR)$(MAN8DIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 $(GENERATED)/man/mailroom*.8 $(DESTDIR)$(MAN8DIR)/
+	install -m 0644 $(GENERATED)/completions/mailroom.bash $(DESTDIR)$(BASHCOMPDIR)/mailroom
+	install -m 0644 $(GENERATED)/completions/_mailroom $(DESTDIR)$(ZSHCOMPDIR)/_mailroom
+	install -m 0644 $(GENERATED)/completions/mailroom.fish $(DESTDIR)$(FISHCOMPDIR)/mailroom.fish
 	# Never overwrite an admin's configuration.
 	[ -e $(DESTDIR)$(MAILCONFDIR)/mailroom.conf ] || install -m 0644 etc/mailroom.conf $(DESTDIR)$(MAILCONFDIR)/mailroom.conf
 	[ -e $(DESTDIR)$(MAILCONFDIR)/aliases ] || install -m 0644 etc/aliases $(DESTDIR)$(MAILCONFDIR)/aliases
@@ -98,6 +113,8 @@ endif
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(BINDIR)/mailq $(DESTDIR)$(BINDIR)/newaliases \
 	      $(DESTDIR)$(LIBDIR)/sendmail $(DESTDIR)$(SBINDIR)/mailroom
+	rm -f $(DESTDIR)$(MAN8DIR)/mailroom.8 $(DESTDIR)$(MAN8DIR)/mailroom-*.8 \
+	      $(DESTDIR)$(BASHCOMPDIR)/mailroom $(DESTDIR)$(ZSHCOMPDIR)/_mailroom $(DESTDIR)$(FISHCOMPDIR)/mailroom.fish
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
 	@echo "kept: $(MAILCONFDIR), $(QUEUEDIR), $(MAILSPOOL), $(STATEDIR), $(EMPTYDIR) and the group $(QUEUEGROUP)"
 

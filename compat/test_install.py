@@ -45,6 +45,18 @@ class InstallLayout(mr.Case):
             if os.path.exists(f"{d}/usr/libexec/mailroom/qrun"):
                 self.assertEqual(mode(f"{d}/usr/libexec/mailroom/qrun"), 0o4750)
                 self.assertEqual(owner(f"{d}/usr/libexec/mailroom/qrun"), (0, "mqueue"))
+            # Completions and manual pages, generated from mailroom's --help.
+            bash = f"{d}/usr/share/bash-completion/completions/mailroom"
+            self.assertEqual(mode(bash), 0o644)
+            with open(bash) as f:
+                self.assertIn("catchall", f.read())
+            self.assertTrue(os.path.isfile(f"{d}/usr/share/zsh/site-functions/_mailroom"))
+            for page in ("mailroom.8", "mailroom-alias-add.8", "mailroom-check.8", "mailroom-domain.8"):
+                self.assertTrue(os.path.isfile(f"{d}/usr/share/man/man8/{page}"), page)
+            man = subprocess.run(["man", "-l", f"{d}/usr/share/man/man8/mailroom-alias-add.8"],
+                                 capture_output=True, env={"PATH": os.environ["PATH"], "MANWIDTH": "80"})
+            if man.returncode == 0:
+                self.assertIn(b"sales@shop.example", man.stdout)
 
     def test_prefix_is_honoured(self):
         with tempfile.TemporaryDirectory() as d:
@@ -53,6 +65,8 @@ class InstallLayout(mr.Case):
             self.assertTrue(os.path.isfile(f"{d}/usr/local/sbin/sendmail"))
             self.assertTrue(os.path.islink(f"{d}/usr/local/bin/mailq"))
             self.assertFalse(os.path.exists(f"{d}/usr/sbin/sendmail"))
+            self.assertTrue(os.path.isfile(f"{d}/usr/local/share/man/man8/mailroom.8"))
+            self.assertTrue(os.path.isfile(f"{d}/usr/local/share/bash-completion/completions/mailroom"))
 
     def test_reinstall_keeps_the_admins_configuration(self):
         mr.write_config("# edited by the admin\nhostname = keep.example.test\n")

@@ -2,8 +2,12 @@
 //! mail, from the shell.  `src/bin/mailroom.rs` is a thin `main` over
 //! [`main`].
 
+pub mod alias;
+pub mod check;
+pub mod domain;
 pub mod edit;
 pub mod explain;
+pub mod generate;
 pub mod queue;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +46,58 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The domains this host takes mail for: add, remove, list.
+    Domain {
+        #[command(subcommand)]
+        action: domain::DomainAction,
+    },
+    /// Addresses that deliver elsewhere: add, remove, list.
+    #[command(after_help = "\
+Examples:
+  mailroom alias add sales@shop.example bob carol@example.com
+  mailroom alias remove sales@shop.example
+  mailroom alias list --json")]
+    Alias {
+        #[command(subcommand)]
+        action: alias::AliasAction,
+    },
+    /// Forward a mailbox's mail, with or without a copy kept.
+    #[command(after_help = "\
+Examples:
+  mailroom forward set ceo@example.com ceo.phone@mobile.example --keep-copy
+  mailroom forward clear ceo@example.com")]
+    Forward {
+        #[command(subcommand)]
+        action: alias::ForwardAction,
+    },
+    /// A domain's catch-all: where its unknown addresses go.
+    #[command(after_help = "\
+Examples:
+  mailroom catchall set shop.example orders@shop.example
+  mailroom catchall clear shop.example")]
+    Catchall {
+        #[command(subcommand)]
+        action: alias::CatchallAction,
+    },
+    /// Check every file of /etc/mail: errors with file and line, and
+    /// warnings about risky settings (exit 78 on errors).
+    #[command(after_help = "\
+Checks aliases, virtusertable, access, mailertable, local-host-names,
+virtuser-domains, passwd, quotas and mailroom.conf.  Warns about
+catch-alls, Connect: RELAY for whole networks, pipes in aliases, and
+group- or world-writable files.
+
+Examples:
+  mailroom check
+  mailroom check --json")]
+    Check {
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write shell completions and manual pages into DIR (for the build).
+    #[command(hide = true)]
+    Generate { dir: std::path::PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,8 +150,30 @@ pub fn main(args: Vec<String>) -> i32 {
         Some(r) if !r.is_empty() => Paths::under(std::path::PathBuf::from(r)),
         _ => Paths::system(),
     };
-    let cfg = match Config::load(paths, cli.config.as_deref()) {
+    if let Command::Generate { dir } = &cli.command {
+        return match generate::generate(dir) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!(
+                    "mailroom: cannot write into {}: {}",
+                    dir.display(),
+                    crate::exit::io_reason(&e)
+                );
+                ExitCode::CantCreat.code()
+            }
+        };
+    }
+    let cfg = match Config::load(paths.clone(), cli.config.as_deref()) {
         Ok(c) => c,
+        // check reports a broken configuration with the other files.
+        Err(f) if matches!(cli.command, Command::Check { .. }) => {
+            let Command::Check { json } = cli.command else {
+                unreachable!()
+            };
+            let mut cfg = Config::defaults(paths);
+            cfg.hostname = crate::config::default_hostname(&cfg.paths);
+            return check::run(&cfg, Some(&f), json);
+        }
         Err(f) => {
             eprintln!("mailroom: {f}");
             return f.code.code();
@@ -117,6 +195,12 @@ pub fn main(args: Vec<String>) -> i32 {
             if ok { 0 } else { ExitCode::NoUser.code() }
         }
         Command::Queue { action, json } => queue_command(&cfg, action, json),
+        Command::Domain { action } => domain::run(&cfg, action),
+        Command::Alias { action } => alias::run_alias(&cfg, action),
+        Command::Forward { action } => alias::run_forward(&cfg, action),
+        Command::Catchall { action } => alias::run_catchall(&cfg, action),
+        Command::Check { json } => check::run(&cfg, None, json),
+        Command::Generate { .. } => unreachable!("handled before the configuration is read"),
     }
 }
 

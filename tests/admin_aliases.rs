@@ -1,0 +1,577 @@
+//! `mailroom domain`, `alias`, `forward`, `catchall` and `check` against
+//! private roots: what each command does to the files (hand-written
+//! comments and order kept), the refusals (a taken address names the file
+//! and line that owns it), `mailroom explain` agreeing afterwards, and
+//! concurrent commands all landing.
+
+mod common;
+use common::*;
+
+use std::fs;
+use std::process::Output;
+
+/// A root with users root, nobody, bob and carol, a local domain
+/// example.com and a virtual domain shop.example, and hand-written files
+/// with comments.
+fn site(name: &str) -> Root {
+    let r = Root::new(name);
+    r.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
+         bob:x:1000:1000:Bob:/home/bob:/bin/sh\n\
+         carol:x:1001:1000:Carol:/home/carol:/bin/sh\n",
+    );
+    r.write(
+        "etc/mail/local-host-names",
+        "# the domains we are\nexample.com\n",
+    );
+    r.write("etc/mail/virtuser-domains", "# hosted\nshop.example\n");
+    r.write(
+        "etc/mail/aliases",
+        "# Written by hand.\npostmaster: root\n\n# the team\nteam: bob,\n\tcarol\n",
+    );
+    r.write(
+        "etc/mail/virtusertable",
+        "# by hand\nold@shop.example\tbob\n\n# keep me\n",
+    );
+    r
+}
+
+fn mailroom(r: &Root, args: &[&str]) -> Output {
+    r.cmd("mailroom").args(args).output().expect("run mailroom")
+}
+
+fn ok(r: &Root, args: &[&str]) -> String {
+    let o = mailroom(r, args);
+    assert_eq!(
+        code(&o),
+        0,
+        "mailroom {args:?}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn read(r: &Root, rel: &str) -> String {
+    fs::read_to_string(r.path(rel)).unwrap_or_default()
+}
+
+fn explain(r: &Root, addr: &str) -> (i32, String) {
+    let o = mailroom(r, &["explain", addr]);
+    (code(&o), stdout(&o))
+}
+
+/// The result lines of `mailroom explain` (after "result:").
+fn results(text: &str) -> Vec<String> {
+    text.lines()
+        .skip_while(|l| *l != "result:")
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn domains_are_added_listed_and_removed_in_place() {
+    let r = site("domains");
+    ok(&r, &["domain", "add", "New.Example"]);
+    ok(&r, &["domain", "add", "virt.example", "--virtual"]);
+    assert_eq!(
+        read(&r, "etc/mail/local-host-names"),
+        "# the domains we are\nexample.com\nnew.example\n"
+    );
+    assert_eq!(
+        read(&r, "etc/mail/virtuser-domains"),
+        "# hosted\nshop.example\nvirt.example\n"
+    );
+    // The same again changes nothing; the other kind is refused.
+    let again = ok(&r, &["domain", "add", "new.example"]);
+    assert!(again.contains("nothing to do"), "{again}");
+    let o = mailroom(&r, &["domain", "add", "example.com", "--virtual"]);
+    assert_eq!(code(&o), 65);
+    assert!(stderr(&o).contains("local-host-names:2"), "{}", stderr(&o));
+    let o = mailroom(&r, &["domain", "add", "not a domain"]);
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+
+    let list = ok(&r, &["domain", "list"]);
+    assert!(list.contains("test.example"), "{list}");
+    assert!(list.contains("local-host-names:3"), "{list}");
+    let json = ok(&r, &["domain", "list", "--json"]);
+    assert!(
+        json.contains("{\"domain\": \"virt.example\", \"kind\": \"virtual\""),
+        "{json}"
+    );
+    assert!(json.contains("\"domain\": \"shop.example\""), "{json}");
+
+    // shop.example has an address: refused, named; --force removes it.
+    let o = mailroom(&r, &["domain", "remove", "shop.example"]);
+    assert_eq!(code(&o), 65);
+    assert!(
+        stderr(&o).contains("virtusertable:2: old@shop.example bob"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&r, &["domain", "remove", "shop.example", "--force"]);
+    assert_eq!(
+        read(&r, "etc/mail/virtuser-domains"),
+        "# hosted\nvirt.example\n"
+    );
+    ok(&r, &["domain", "remove", "new.example"]);
+    assert_eq!(
+        read(&r, "etc/mail/local-host-names"),
+        "# the domains we are\nexample.com\n"
+    );
+    let o = mailroom(&r, &["domain", "remove", "never.example"]);
+    assert_eq!(code(&o), 67);
+}
+
+#[test]
+fn aliases_land_in_the_files_and_explain_agrees() {
+    let r = site("aliases");
+    // One target: a virtusertable line, appended after the comments.
+    ok(&r, &["alias", "add", "Info@Shop.Example", "bob"]);
+    // Several: an aliases entry named after the address.
+    let out = ok(
+        &r,
+        &[
+            "alias",
+            "add",
+            "sales@shop.example",
+            "bob",
+            "carol@example.com",
+            "far@remote.example",
+        ],
+    );
+    assert!(out.contains("sales-shop"), "{out}");
+    // A bare name: aliases only.
+    ok(&r, &["alias", "add", "webmaster", "team"]);
+    assert_eq!(
+        read(&r, "etc/mail/virtusertable"),
+        "# by hand\nold@shop.example\tbob\n\n# keep me\ninfo@shop.example\tbob\nsales@shop.example\tsales-shop\n"
+    );
+    assert_eq!(
+        read(&r, "etc/mail/aliases"),
+        "# Written by hand.\npostmaster: root\n\n# the team\nteam: bob,\n\tcarol\n\
+         sales-shop: bob, carol@example.com, far@remote.example\nwebmaster: team\n"
+    );
+    // The compiled indexes were rebuilt with the text.
+    assert!(r.path("etc/mail/virtusertable.mrdb").exists());
+    assert!(r.path("etc/mail/aliases.mrdb").exists());
+
+    let (c, text) = explain(&r, "info@shop.example");
+    assert_eq!(c, 0, "{text}");
+    assert!(text.contains("virtusertable:5"), "{text}");
+    let res = results(&text);
+    assert_eq!(res.len(), 1, "{text}");
+    assert!(res[0].contains("var/mail/bob (user bob)"), "{text}");
+
+    let (c, text) = explain(&r, "sales@shop.example");
+    assert_eq!(c, 0, "{text}");
+    assert!(text.contains("aliases:7"), "{text}");
+    let res = results(&text).join("\n");
+    assert!(res.contains("var/mail/bob (user bob)"), "{text}");
+    assert!(res.contains("var/mail/carol (user carol)"), "{text}");
+    assert!(res.contains("far@remote.example remote"), "{text}");
+
+    let (c, text) = explain(&r, "webmaster@example.com");
+    assert_eq!(c, 0, "{text}");
+    assert_eq!(results(&text).len(), 2, "{text}");
+
+    let list = ok(&r, &["alias", "list"]);
+    assert!(list.contains("sales@shop.example"), "{list}");
+    assert!(list.contains("via sales-shop"), "{list}");
+    let json = ok(&r, &["alias", "list", "--json", "shop.example"]);
+    assert!(
+        json.contains("\"address\": \"sales@shop.example\", \"targets\": [\"bob\", \"carol@example.com\", \"far@remote.example\"], \"via\": \"sales-shop\""),
+        "{json}"
+    );
+    assert!(!json.contains("webmaster"), "{json}");
+
+    // Removing takes the generated aliases entry along; hand-made lines stay.
+    ok(&r, &["alias", "remove", "sales@shop.example"]);
+    ok(&r, &["alias", "remove", "info@shop.example"]);
+    ok(&r, &["alias", "remove", "webmaster"]);
+    assert_eq!(
+        read(&r, "etc/mail/virtusertable"),
+        "# by hand\nold@shop.example\tbob\n\n# keep me\n"
+    );
+    assert_eq!(
+        read(&r, "etc/mail/aliases"),
+        "# Written by hand.\npostmaster: root\n\n# the team\nteam: bob,\n\tcarol\n"
+    );
+    // A virtual domain's unknown address is relayed to the domain, as
+    // sendmail does: nothing is delivered here.
+    let (_, text) = explain(&r, "sales@shop.example");
+    assert!(!text.contains("var/mail/"), "{text}");
+    assert!(text.contains("no virtusertable entry"), "{text}");
+    let o = mailroom(&r, &["alias", "remove", "sales@shop.example"]);
+    assert_eq!(code(&o), 67, "{}", stderr(&o));
+}
+
+#[test]
+fn a_taken_address_is_refused_naming_its_owner() {
+    let r = site("taken");
+    let o = mailroom(&r, &["alias", "add", "old@shop.example", "carol"]);
+    assert_eq!(code(&o), 65);
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("mailroom: old@shop.example is already taken: "),
+        "{e}"
+    );
+    assert!(
+        e.contains("etc/mail/virtusertable:2: old@shop.example bob"),
+        "{e}"
+    );
+    // A system user owns its name, and its address in a local domain.
+    let o = mailroom(&r, &["alias", "add", "bob", "carol"]);
+    assert_eq!(code(&o), 65);
+    assert!(
+        stderr(&o).contains("etc/passwd:3: system user bob"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("mailroom forward set bob"),
+        "{}",
+        stderr(&o)
+    );
+    let o = mailroom(&r, &["alias", "add", "postmaster@example.com", "carol"]);
+    assert_eq!(code(&o), 65);
+    assert!(
+        stderr(&o).contains("aliases:2: postmaster: root"),
+        "{}",
+        stderr(&o)
+    );
+    let o = mailroom(&r, &["alias", "add", "team", "carol"]);
+    assert!(
+        stderr(&o).contains("aliases:5: team: bob, carol"),
+        "{}",
+        stderr(&o)
+    );
+    // In a virtual domain bob@ is free.
+    ok(&r, &["alias", "add", "bob@shop.example", "carol"]);
+    // Nothing was written by the refusals.
+    assert_eq!(
+        read(&r, "etc/mail/virtusertable"),
+        "# by hand\nold@shop.example\tbob\n\n# keep me\nbob@shop.example\tcarol\n"
+    );
+}
+
+#[test]
+fn targets_and_addresses_are_validated() {
+    let r = site("validate");
+    let before = (
+        read(&r, "etc/mail/aliases"),
+        read(&r, "etc/mail/virtusertable"),
+    );
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["alias", "add", "x@shop.example", "nosuch"],
+            67,
+            "not a user, alias",
+        ),
+        (
+            &["alias", "add", "x@shop.example", "nobody@shop.example"],
+            67,
+            "mailroom mailbox add nobody@shop.example",
+        ),
+        (
+            &["alias", "add", "x@elsewhere.example", "bob"],
+            67,
+            "mailroom domain add elsewhere.example",
+        ),
+        (
+            &["alias", "add", "x y@shop.example", "bob"],
+            64,
+            "not an address",
+        ),
+        (
+            &["alias", "add", "@shop.example", "bob"],
+            64,
+            "mailroom catchall set shop.example",
+        ),
+        (
+            &["alias", "add", "x@shop.example", "x@shop.example"],
+            65,
+            "itself",
+        ),
+        (
+            &["alias", "add", "x@shop.example", "error:nouser gone"],
+            64,
+            "by hand",
+        ),
+        (
+            &["alias", "add", "x@shop.example", "old"],
+            67,
+            "did you mean old@shop.example",
+        ),
+    ];
+    for (args, want, text) in cases {
+        let o = mailroom(&r, args);
+        assert_eq!(code(&o), *want, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(text), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(
+        (
+            read(&r, "etc/mail/aliases"),
+            read(&r, "etc/mail/virtusertable")
+        ),
+        before
+    );
+    // A program target goes through aliases, quoted.
+    ok(
+        &r,
+        &["alias", "add", "robot@shop.example", "|/usr/bin/robot --in"],
+    );
+    assert!(
+        read(&r, "etc/mail/aliases").ends_with("robot-shop: \"|/usr/bin/robot --in\"\n"),
+        "{}",
+        read(&r, "etc/mail/aliases")
+    );
+}
+
+#[test]
+fn forwards_with_and_without_a_copy() {
+    let r = site("forward");
+    ok(&r, &["alias", "add", "ceo@shop.example", "carol"]);
+    let out = ok(
+        &r,
+        &[
+            "forward",
+            "set",
+            "carol",
+            "carol.phone@mobile.example",
+            "--keep-copy",
+        ],
+    );
+    assert!(out.contains("keeping a copy"), "{out}");
+    assert!(
+        read(&r, "etc/mail/aliases").ends_with("carol: carol.phone@mobile.example, \\carol\n"),
+        "{}",
+        read(&r, "etc/mail/aliases")
+    );
+    let (c, text) = explain(&r, "ceo@shop.example");
+    assert_eq!(c, 0, "{text}");
+    let res = results(&text).join("\n");
+    assert!(res.contains("carol.phone@mobile.example remote"), "{text}");
+    assert!(res.contains("var/mail/carol (user carol)"), "{text}");
+
+    // Set again without the copy: replaced in place.
+    ok(
+        &r,
+        &[
+            "forward",
+            "set",
+            "carol@example.com",
+            "carol@elsewhere.example",
+        ],
+    );
+    let aliases = read(&r, "etc/mail/aliases");
+    assert_eq!(aliases.matches("carol:").count(), 1, "{aliases}");
+    assert!(
+        aliases.ends_with("carol: carol@elsewhere.example\n"),
+        "{aliases}"
+    );
+    let (_, text) = explain(&r, "carol");
+    assert_eq!(results(&text).len(), 1, "{text}");
+
+    // Forwarding to itself is refused with the way to keep a copy.
+    let o = mailroom(&r, &["forward", "set", "bob", "bob"]);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--keep-copy"), "{}", stderr(&o));
+    // Not a mailbox.
+    let o = mailroom(&r, &["forward", "set", "team", "bob"]);
+    assert_eq!(code(&o), 67, "{}", stderr(&o));
+
+    ok(&r, &["forward", "clear", "carol"]);
+    assert!(!read(&r, "etc/mail/aliases").contains("carol:"));
+    let o = mailroom(&r, &["forward", "clear", "carol"]);
+    assert_eq!(code(&o), 67);
+    let (_, text) = explain(&r, "ceo@shop.example");
+    assert_eq!(results(&text).len(), 1, "{text}");
+}
+
+#[test]
+fn a_catch_all_takes_only_unknown_addresses() {
+    let r = site("catchall");
+    ok(&r, &["alias", "add", "orders@shop.example", "carol"]);
+    ok(
+        &r,
+        &["catchall", "set", "shop.example", "orders@shop.example"],
+    );
+    assert!(read(&r, "etc/mail/virtusertable").ends_with("@shop.example\torders@shop.example\n"));
+    let (c, text) = explain(&r, "anything@shop.example");
+    assert_eq!(c, 0, "{text}");
+    assert!(results(&text)[0].contains("var/mail/carol"), "{text}");
+    let (_, text) = explain(&r, "old@shop.example");
+    assert!(results(&text)[0].contains("var/mail/bob"), "{text}");
+    // A catch-all cannot lead to itself.
+    let o = mailroom(
+        &r,
+        &["catchall", "set", "shop.example", "nobody-yet@shop.example"],
+    );
+    assert_eq!(code(&o), 67, "{}", stderr(&o));
+    // Several targets: a generated aliases entry, removed again on clear.
+    ok(&r, &["catchall", "set", "shop.example", "bob", "carol"]);
+    assert!(read(&r, "etc/mail/aliases").ends_with("catchall-shop: bob, carol\n"));
+    let check = mailroom(&r, &["check"]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("warning: catch-all on for shop.example"),
+        "{}",
+        stdout(&check)
+    );
+    ok(&r, &["catchall", "clear", "shop.example"]);
+    assert!(!read(&r, "etc/mail/aliases").contains("catchall-shop"));
+    assert!(!read(&r, "etc/mail/virtusertable").contains("\n@shop.example"));
+    let (_, text) = explain(&r, "anything@shop.example");
+    assert!(!text.contains("var/mail/"), "{text}");
+    let o = mailroom(&r, &["catchall", "clear", "shop.example"]);
+    assert_eq!(code(&o), 67);
+}
+
+#[test]
+fn concurrent_alias_adds_all_land() {
+    let r = site("concurrent");
+    let mut children = Vec::new();
+    for i in 0..20 {
+        for side in ["a", "b"] {
+            let addr = format!("{side}{i}@shop.example");
+            let target = if side == "a" { "bob" } else { "carol" };
+            children.push((
+                addr.clone(),
+                r.cmd("mailroom")
+                    .args(["alias", "add", &addr, target])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            ));
+        }
+    }
+    for (addr, c) in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(code(&o), 0, "{addr}: {}", stderr(&o));
+    }
+    let vut = read(&r, "etc/mail/virtusertable");
+    assert!(
+        vut.starts_with("# by hand\nold@shop.example\tbob\n\n# keep me\n"),
+        "{vut}"
+    );
+    for i in 0..20 {
+        assert!(
+            vut.contains(&format!("\na{i}@shop.example\tbob\n")),
+            "a{i}: {vut}"
+        );
+        assert!(
+            vut.contains(&format!("\nb{i}@shop.example\tcarol\n")),
+            "b{i}: {vut}"
+        );
+    }
+    assert_eq!(vut.lines().count(), 4 + 40, "{vut}");
+    let (c, text) = explain(&r, "b17@shop.example");
+    assert_eq!(c, 0, "{text}");
+    assert!(results(&text)[0].contains("var/mail/carol"), "{text}");
+}
+
+#[test]
+fn check_reports_file_and_line_and_warns() {
+    let r = site("check");
+    let o = mailroom(&r, &["check"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).ends_with("0 errors, 0 warnings\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Warnings alone still exit 0.
+    r.write(
+        "etc/mail/access",
+        "# relays\nConnect:127.0.0.1 RELAY\nConnect:10 RELAY\nConnect:192.168.1 RELAY\n",
+    );
+    fs::write(
+        r.path("etc/mail/aliases"),
+        read(&r, "etc/mail/aliases") + "vacation: \"|/usr/bin/vacation bob\"\n",
+    )
+    .unwrap();
+    let o = mailroom(&r, &["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}");
+    assert!(out.contains("access:3: warning: Connect:10 RELAY"), "{out}");
+    assert!(!out.contains("access:2:"), "{out}");
+    assert!(!out.contains("access:4:"), "{out}");
+    assert!(
+        out.contains("aliases:7: warning: vacation: pipes mail to a program"),
+        "{out}"
+    );
+
+    // Errors: exit 78, each with its file and line.
+    r.write(
+        "etc/mail/mailertable",
+        "x.example esmtp:[mx.x.example]\nbad.example foo:bar\n",
+    );
+    r.write("etc/mail/quotas", "bob 10Q\n");
+    fs::write(
+        r.path("etc/mail/virtusertable"),
+        read(&r, "etc/mail/virtusertable")
+            + "dup@shop.example bob\ndup@shop.example carol\nlonely@shop.example\n",
+    )
+    .unwrap();
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\ntypo_key = 1\n",
+    );
+    fs::set_permissions(
+        r.path("etc/mail/virtuser-domains"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let o = mailroom(&r, &["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 78, "{out}");
+    for want in [
+        "mailertable:2: error: bad.example: unknown mailer",
+        "quotas:1: error: bob: \"10Q\" is not a size",
+        "virtusertable:6: error: key dup@shop.example: duplicate key",
+        "virtusertable:7: error: key lonely@shop.example: missing value",
+        "mailroom.conf:4: warning: unknown key \"typo_key\"",
+        "virtuser-domains: warning: world-writable",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let json = stdout(&mailroom(&r, &["check", "--json"]));
+    assert!(json.contains("\"level\": \"error\""), "{json}");
+
+    // A configuration that does not load is reported too.
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nmessage_size_limit = lots\n",
+    );
+    let o = mailroom(&r, &["check"]);
+    assert_eq!(code(&o), 78);
+    assert!(
+        stdout(&o).contains("mailroom.conf:2: bad value"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let r = site("help");
+    for args in [
+        &["alias", "add", "--help"][..],
+        &["forward", "set", "--help"],
+        &["catchall", "set", "--help"],
+        &["domain", "add", "--help"],
+        &["check", "--help"],
+    ] {
+        let o = mailroom(&r, args);
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).contains("Example"), "{args:?}: {}", stdout(&o));
+    }
+    let o = mailroom(&r, &["--help"]);
+    assert!(!stdout(&o).contains("generate"), "{}", stdout(&o));
+}
