@@ -85,14 +85,20 @@ pub fn recover(cfg: &Config) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    let targets: Vec<PathBuf> = text.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
+    let targets: Vec<PathBuf> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect();
     for t in &targets {
         let s = staged(t);
         if s.exists() {
             fs::rename(&s, t)?;
         }
     }
-    fsync_dir(&dir)?;
+    for d in parent_dirs(&dir, &targets) {
+        fsync_dir(&d)?;
+    }
     for t in &targets {
         if let Some(syntax) = syntax_of(t) {
             crate::table::build(t, syntax)?;
@@ -164,6 +170,10 @@ impl Change {
                 }
             }
         }
+        // ... and beside the system's account files (`mailroom mailbox`).
+        for f in ["/etc/passwd", "/etc/shadow"] {
+            let _ = fs::remove_file(staged(&cfg.paths.resolve(f)));
+        }
         Ok(Change {
             dir,
             _lock: lock,
@@ -208,7 +218,9 @@ impl Change {
         for (path, content) in &self.files {
             let tmp = staged(path);
             let old = fs::metadata(path).ok();
-            let mode = old.as_ref().map_or(default_mode(path), |m| m.mode() & 0o7777);
+            let mode = old
+                .as_ref()
+                .map_or(default_mode(path), |m| m.mode() & 0o7777);
             let _ = fs::remove_file(&tmp);
             let mut f = OpenOptions::new()
                 .write(true)
@@ -245,7 +257,12 @@ impl Change {
         for (path, _) in &self.files {
             fs::rename(staged(path), path).map_err(|e| fail("replace", path, &e))?;
         }
-        fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))?;
+        // /etc/mail, and /etc when /etc/passwd or /etc/shadow changed: the
+        // renames must be durable before the journal goes.
+        let targets: Vec<PathBuf> = self.files.iter().map(|(p, _)| p.clone()).collect();
+        for d in parent_dirs(&self.dir, &targets) {
+            fsync_dir(&d).map_err(|e| fail("sync", &d, &e))?;
+        }
         for (path, _) in &self.files {
             if let Some(syntax) = syntax_of(path) {
                 crate::table::build(path, syntax).map_err(|e| fail("index", path, &e))?;
@@ -256,9 +273,22 @@ impl Change {
     }
 }
 
+/// `dir` and every other directory the targets live in.
+fn parent_dirs(dir: &Path, targets: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for t in targets {
+        if let Some(p) = t.parent()
+            && !out.iter().any(|d| d == p)
+        {
+            out.push(p.to_path_buf());
+        }
+    }
+    out
+}
+
 fn default_mode(path: &Path) -> u32 {
     match path.file_name().and_then(|n| n.to_str()) {
-        Some("passwd") => 0o600,
+        Some("passwd" | "shadow") => 0o600,
         _ => 0o644,
     }
 }
@@ -293,7 +323,11 @@ pub fn makemap_entries(text: &str) -> Vec<(String, String, usize)> {
         .enumerate()
         .filter_map(|(i, l)| {
             let k = makemap_key(l)?;
-            Some((k.to_string(), l.trim_start()[k.len()..].trim().to_string(), i + 1))
+            Some((
+                k.to_string(),
+                l.trim_start()[k.len()..].trim().to_string(),
+                i + 1,
+            ))
         })
         .collect()
 }
@@ -352,7 +386,12 @@ pub fn aliases_entries(text: &str) -> Vec<(String, String, usize, usize)> {
             continue;
         }
         if let Some((name, value)) = t.split_once(':') {
-            out.push((name.trim().to_ascii_lowercase(), value.trim().to_string(), n, n));
+            out.push((
+                name.trim().to_ascii_lowercase(),
+                value.trim().to_string(),
+                n,
+                n,
+            ));
         }
     }
     out
@@ -456,12 +495,18 @@ mod tests {
     fn makemap_edits_keep_comments_and_order() {
         let t = "# header\nb@x.com\tbob\n\n# a comment\nA@X.COM alice\n";
         let t2 = makemap_set(t, "a@x.com", "carol");
-        assert_eq!(t2, "# header\nb@x.com\tbob\n\n# a comment\na@x.com\tcarol\n");
+        assert_eq!(
+            t2,
+            "# header\nb@x.com\tbob\n\n# a comment\na@x.com\tcarol\n"
+        );
         let t3 = makemap_set(&t2, "c@x.com", "dave");
         assert!(t3.ends_with("a@x.com\tcarol\nc@x.com\tdave\n"));
         assert_eq!(makemap_get(&t3, "C@x.com"), Some(("dave".into(), 6)));
         let t4 = makemap_remove(&t3, "b@x.com").unwrap();
-        assert_eq!(t4, "# header\n\n# a comment\na@x.com\tcarol\nc@x.com\tdave\n");
+        assert_eq!(
+            t4,
+            "# header\n\n# a comment\na@x.com\tcarol\nc@x.com\tdave\n"
+        );
         assert!(makemap_remove(&t4, "zz").is_none());
     }
 
