@@ -8,6 +8,8 @@ pub mod domain;
 pub mod edit;
 pub mod explain;
 pub mod generate;
+pub mod import;
+pub mod mailbox;
 pub mod queue;
 
 use clap::{Parser, Subcommand};
@@ -79,6 +81,16 @@ Examples:
         #[command(subcommand)]
         action: alias::CatchallAction,
     },
+    /// Mailboxes (POP3 accounts): add, remove, list, passwd, quota.
+    #[command(after_help = mailbox::mailbox_help())]
+    Mailbox {
+        #[command(subcommand)]
+        action: mailbox::MailboxAction,
+    },
+    /// Bulk import from a file (ADDRESS PASSWORD lines, plus domain, alias,
+    /// forward, catchall and quota records): all or nothing.
+    #[command(after_help = import::IMPORT_HELP)]
+    Import(import::ImportArgs),
     /// Check every file of /etc/mail: errors with file and line, and
     /// warnings about risky settings (exit 78 on errors).
     #[command(after_help = "\
@@ -200,6 +212,8 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Forward { action } => alias::run_forward(&cfg, action),
         Command::Catchall { action } => alias::run_catchall(&cfg, action),
         Command::Check { json } => check::run(&cfg, None, json),
+        Command::Mailbox { action } => mailbox::run(&cfg, action),
+        Command::Import(args) => import::run(&cfg, args),
         Command::Generate { .. } => unreachable!("handled before the configuration is read"),
     }
 }

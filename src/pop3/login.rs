@@ -279,11 +279,12 @@ fn dummy_hash(cfg: &Config) -> String {
         })
 }
 
-type CryptFn = unsafe extern "C" fn(*const libc::c_char, *const libc::c_char) -> *mut libc::c_char;
+pub(crate) type CryptFn =
+    unsafe extern "C" fn(*const libc::c_char, *const libc::c_char) -> *mut libc::c_char;
 
 /// The system's crypt(3), from libcrypt (loaded at run time, so building
 /// needs no development package).
-fn system_crypt() -> Option<CryptFn> {
+pub(crate) fn system_crypt() -> Option<CryptFn> {
     static CRYPT: OnceLock<Option<usize>> = OnceLock::new();
     let addr = *CRYPT.get_or_init(|| {
         for lib in [c"libcrypt.so.1", c"libcrypt.so.2", c"libcrypt.so"] {
@@ -306,7 +307,7 @@ fn system_crypt() -> Option<CryptFn> {
 }
 
 /// crypt(password, hash) == hash.
-fn crypt_matches(pw: &[u8], hash: &str) -> bool {
+pub fn crypt_matches(pw: &[u8], hash: &str) -> bool {
     let (Ok(key), Ok(setting)) = (CString::new(pw), CString::new(hash)) else {
         return false;
     };
