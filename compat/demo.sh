@@ -118,5 +118,16 @@ printf 'CAPA\r\nUSER alice@example.com\r\nPASS secret\r\nSTAT\r\nUIDL\r\nTOP 1 0
   | "$D/usr/libexec/mailroom/pop3d" | tr -d '\r'
 echo "messages in alice's mbox after QUIT: $(grep -c '^From ' "$D/var/mail/alice")"
 
+step "the admin, as a control panel would: a new domain, a mailbox, an alias, a forward with a copy"
+M="$D/usr/sbin/mailroom"
+"$M" domain add shop.example
+echo 'hunter22' | "$M" mailbox add info@shop.example --password-stdin
+"$M" alias add orders@shop.example info@shop.example
+"$M" forward set info@shop.example boss@mobile.example --keep-copy
+"$M" mailbox list
+"$M" explain orders@shop.example
+"$M" check; echo "mailroom check: exit $?"
+echo "--- /etc/mail/virtusertable now:"; cat "$D/etc/mail/virtusertable"
+
 step "the log (sendmail's format)"
 cat "$D/var/log/mail.log"

@@ -223,6 +223,58 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
         "syslog",
         "syslog, or a file path to append log lines to",
     ),
+    (
+        "default_user",
+        "nobody",
+        "who runs programs and writes files named in /etc/mail/aliases",
+    ),
+    (
+        "mailbox_format",
+        "mbox",
+        "mbox (/var/mail/USER) or maildir (~/Maildir/)",
+    ),
+    (
+        "mailbox_size_limit",
+        "0",
+        "default mailbox quota (K/M/G); 0 = none",
+    ),
+    (
+        "over_quota_defer",
+        "1d",
+        "how long mail to a full mailbox is deferred (4.2.2) before it bounces (5.2.2)",
+    ),
+    (
+        "mailbox_lock_timeout",
+        "5m",
+        "how long a delivery waits for a locked mailbox",
+    ),
+    (
+        "program_timeout",
+        "10m",
+        "longest a |program delivery may run",
+    ),
+    ("forward_files", "yes", "honour ~/.forward files"),
+    (
+        "allow_programs",
+        "yes",
+        "allow |program targets in aliases, :include: and .forward",
+    ),
+    ("allow_files", "yes", "allow /file targets likewise"),
+    (
+        "virtual_user",
+        "vmail",
+        "the system user owning every virtual mailbox (/etc/mail/passwd)",
+    ),
+    (
+        "virtual_mailbox_base",
+        "/var/mail/virtual",
+        "where virtual mailboxes go by default",
+    ),
+    (
+        "probe_interfaces",
+        "yes",
+        "treat the host's own interface addresses ([192.0.2.1]) as local",
+    ),
 ];
 
 impl Config {
@@ -630,5 +682,21 @@ mod tests {
             Paths::system().resolve("/etc/mail/aliases"),
             PathBuf::from("/etc/mail/aliases")
         );
+    }
+
+    #[test]
+    fn every_key_documented_in_the_sample_file_is_known() {
+        let sample = include_str!("../etc/mailroom.conf");
+        let text: String = sample
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.contains(" = ") && !l.starts_with(' '))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let settings = parse_settings(Path::new("sample"), text.as_bytes()).unwrap();
+        assert!(settings.len() > 40, "{}", settings.len());
+        let mut cfg = Config::defaults(Paths::under("/nonexistent"));
+        cfg.settings = settings;
+        assert_eq!(cfg.unknown_keys(), Vec::<(&str, usize)>::new());
     }
 }
