@@ -280,8 +280,8 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
     if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
         let auth = in_process_auth(cfg, settings)?;
         let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
+        s.slot = slot.into_file();
         s.run();
-        drop(slot);
         return Ok(ExitCode::Ok);
     }
     let (authority_end, network_end) = UnixStream::pair()
@@ -315,12 +315,16 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
                 tls,
                 Authenticator::Authority(network_end),
             );
+            s.slot = slot.into_file();
             s.run();
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(network_end);
+            // The network process alone holds the connection slot, and
+            // gives it up as its session ends.
+            drop(slot);
             // The authority needs neither the client's socket nor the tables.
             drop(policy);
             // SAFETY: closing our copies of the socket; the child has its own.
@@ -331,7 +335,6 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
             crate::privs::ensure_std_fds();
             authority(cfg, settings, authority_end, &ip);
             let _ = nix::sys::wait::waitpid(child, None);
-            drop(slot);
             Ok(ExitCode::Ok)
         }
     }

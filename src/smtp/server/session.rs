@@ -54,6 +54,10 @@ pub struct Session<'a> {
     pub auth: Authenticator,
     /// Messages accepted (their ids).
     pub accepted: Vec<QueueId>,
+    /// The per-address connection slot ([`super::slots`]), given up as the
+    /// session ends — before its last reply, so that a client that
+    /// reconnects at once finds it free.
+    pub slot: Option<std::fs::File>,
     /// What happens after a message is accepted (`-od?` for a local
     /// program; network clients never wait: background).
     pub delivery: DeliveryMode,
@@ -100,6 +104,7 @@ impl<'a> Session<'a> {
             tls,
             auth,
             accepted: Vec::new(),
+            slot: None,
             delivery: match cfg.delivery_mode {
                 DeliveryMode::QueueOnly => DeliveryMode::QueueOnly,
                 _ => DeliveryMode::Background,
@@ -254,6 +259,7 @@ impl<'a> Session<'a> {
     }
 
     fn close(&mut self) {
+        self.slot = None;
         if self.is_network() {
             self.wire.close_lingering(Duration::from_secs(2));
         } else {

@@ -36,6 +36,16 @@ pub enum Slot {
     Unguarded,
 }
 
+impl Slot {
+    /// The open file holding the slot, if one is held.
+    pub fn into_file(self) -> Option<File> {
+        match self {
+            Slot::Held(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
 /// Take a connection slot for `ip`.
 pub fn acquire(cfg: &Config, ip: &IpAddr, limit: u32) -> Slot {
     if limit == 0 {
