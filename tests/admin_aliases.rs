@@ -424,11 +424,124 @@ fn a_catch_all_takes_only_unknown_addresses() {
     );
     ok(&r, &["catchall", "clear", "shop.example"]);
     assert!(!read(&r, "etc/mail/aliases").contains("catchall-shop"));
-    assert!(!read(&r, "etc/mail/virtusertable").contains("\n@shop.example"));
-    let (_, text) = explain(&r, "anything@shop.example");
+    // A virtual domain: the catch-all's line now refuses unknown addresses
+    // (without it they would be relayed to the domain's MX).
+    assert!(
+        read(&r, "etc/mail/virtusertable")
+            .ends_with("\n@shop.example\terror:5.1.1:550 User unknown\n")
+    );
+    let (c, text) = explain(&r, "anything@shop.example");
     assert!(!text.contains("var/mail/"), "{text}");
-    let o = mailroom(&r, &["catchall", "clear", "shop.example"]);
+    assert_eq!(c, 67, "{text}");
+    assert!(
+        results(&text)[0].contains("550 5.1.1 User unknown"),
+        "{text}"
+    );
+    // Cleared again: nothing to do.
+    let again = ok(&r, &["catchall", "clear", "shop.example"]);
+    assert!(again.contains("nothing to do"), "{again}");
+    // A local domain without a catch-all has none to clear.
+    let o = mailroom(&r, &["catchall", "clear", "example.com"]);
     assert_eq!(code(&o), 67);
+}
+
+#[test]
+fn a_virtual_domain_refuses_unknown_addresses() {
+    let r = site("refusal");
+    const LINE: &str = "@virt.example\terror:5.1.1:550 User unknown\n";
+    let out = ok(&r, &["domain", "add", "virt.example", "--virtual"]);
+    assert!(out.contains("unknown addresses are refused"), "{out}");
+    assert_eq!(
+        read(&r, "etc/mail/virtusertable"),
+        format!("# by hand\nold@shop.example\tbob\n\n# keep me\n{LINE}")
+    );
+    // Unknown addresses: 550 5.1.1, not relayed to virt.example's MX.
+    let (c, text) = explain(&r, "no.such.person@virt.example");
+    assert_eq!(c, 67, "{text}");
+    assert_eq!(
+        results(&text),
+        ["no.such.person@virt.example 550 5.1.1 User unknown (refused)"],
+        "{text}"
+    );
+    // It is no catch-all and no address of the domain.
+    let list = ok(&r, &["domain", "list", "--json"]);
+    assert!(
+        list.contains("\"domain\": \"virt.example\", \"kind\": \"virtual\", \"file\": "),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains("virt.example")
+                && l.contains("\"addresses\": 0, \"catch_all\": null")),
+        "{list}"
+    );
+    let aliases = ok(&r, &["alias", "list", "virt.example"]);
+    assert_eq!(aliases, "no aliases, forwards or catch-alls\n");
+    let check = mailroom(&r, &["check"]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    assert!(
+        stdout(&check).ends_with("0 errors, 0 warnings\n"),
+        "{}",
+        stdout(&check)
+    );
+    // Its addresses still work, and a target there must exist.
+    ok(&r, &["alias", "add", "info@virt.example", "bob"]);
+    let (c, text) = explain(&r, "info@virt.example");
+    assert_eq!(c, 0, "{text}");
+    assert!(results(&text)[0].contains("var/mail/bob"), "{text}");
+    let o = mailroom(
+        &r,
+        &["alias", "add", "x@shop.example", "nobody@virt.example"],
+    );
+    assert_eq!(code(&o), 67, "{}", stderr(&o));
+    // Adding it again changes nothing; so does a local domain.
+    ok(&r, &["domain", "add", "virt.example", "--virtual"]);
+    ok(&r, &["domain", "add", "loc.example"]);
+    assert_eq!(
+        read(&r, "etc/mail/virtusertable").matches("error:").count(),
+        1
+    );
+
+    // A catch-all replaces the line in place; clearing it puts it back.
+    ok(&r, &["catchall", "set", "virt.example", "carol"]);
+    let vut = read(&r, "etc/mail/virtusertable");
+    assert!(vut.contains("# keep me\n@virt.example\tcarol\n"), "{vut}");
+    assert!(!vut.contains("error:"), "{vut}");
+    let (c, text) = explain(&r, "no.such.person@virt.example");
+    assert_eq!(c, 0, "{text}");
+    assert!(results(&text)[0].contains("var/mail/carol"), "{text}");
+    ok(&r, &["catchall", "clear", "virt.example"]);
+    let vut = read(&r, "etc/mail/virtusertable");
+    assert!(vut.contains(&format!("# keep me\n{LINE}")), "{vut}");
+
+    // Removing the domain: the line is no address of it (its alias is),
+    // and goes with it.
+    let o = mailroom(&r, &["domain", "remove", "virt.example"]);
+    assert_eq!(code(&o), 65);
+    assert!(
+        stderr(&o).contains("still has 1 address "),
+        "{}",
+        stderr(&o)
+    );
+    ok(&r, &["alias", "remove", "info@virt.example"]);
+    ok(&r, &["domain", "remove", "virt.example"]);
+    assert_eq!(
+        read(&r, "etc/mail/virtusertable"),
+        "# by hand\nold@shop.example\tbob\n\n# keep me\n"
+    );
+    assert_eq!(
+        read(&r, "etc/mail/virtuser-domains"),
+        "# hosted\nshop.example\n"
+    );
+
+    // A virtual domain made before the line was written (shop.example, by
+    // hand) gets it from 'domain add' again.
+    let out = ok(&r, &["domain", "add", "shop.example", "--virtual"]);
+    assert!(out.contains("unknown addresses are refused"), "{out}");
+    assert!(
+        read(&r, "etc/mail/virtusertable")
+            .ends_with("# keep me\n@shop.example\terror:5.1.1:550 User unknown\n")
+    );
 }
 
 #[test]

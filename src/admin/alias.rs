@@ -11,7 +11,9 @@
 //! * `forward set ADDRESS TARGET... [--keep-copy]` → aliases
 //!   `USER: TARGET, ..., \USER` where USER is the system user behind the
 //!   mailbox (`\USER` = the mailbox itself: the stored copy).
-//! * `catchall set DOMAIN TARGET...` → virtusertable `@DOMAIN TARGET`.
+//! * `catchall set DOMAIN TARGET...` → virtusertable `@DOMAIN TARGET`;
+//!   `catchall clear` of a virtual domain puts back `@DOMAIN` [`REFUSAL`]
+//!   (see [`is_refusal`]: such an entry is no catch-all).
 //!
 //! An address already in use anywhere (a virtusertable key, a mailbox, an
 //! alias name, a system user) is refused naming the entry that owns it;
@@ -124,7 +126,11 @@ warns about every one.  Setting it again replaces the old target.")]
         targets: Vec<String>,
     },
     /// Unknown addresses of DOMAIN are refused again (User unknown).
-    #[command(after_help = "Example:\n  mailroom catchall clear shop.example")]
+    #[command(after_help = "\
+Example:
+  mailroom catchall clear shop.example
+      virtusertable: @shop.example  error:5.1.1:550 User unknown
+      (a local domain's @DOMAIN line is removed instead)")]
     Clear { domain: String },
 }
 
@@ -189,6 +195,19 @@ pub(crate) fn apply(
 
 // ---------------------------------------------------------------------
 // What the files say, as the change will leave them.
+
+/// The virtusertable value of `@D` for a virtual domain without a
+/// catch-all (cf/README's idiom): unknown addresses of D are refused with
+/// 550 5.1.1, by sendmail 8 as by mailroom.  Without an `@D` entry both
+/// take them as remote and relay them to D's MX (this host: a loop).
+pub const REFUSAL: &str = "error:5.1.1:550 User unknown";
+
+/// Does this virtusertable value refuse mail (`error:...`, as the resolver
+/// reads it)?  An `@D` entry with such a value is not a catch-all: the
+/// domain's unknown addresses are refused, none is taken.
+pub fn is_refusal(value: &str) -> bool {
+    value.trim_start().starts_with("error:")
+}
 
 /// Where an entry lives: a file and line (none for the system's user
 /// database) and the entry itself.
@@ -333,6 +352,13 @@ impl View {
             .map(|(_, v, l)| (v.as_str(), *l))
     }
 
+    /// The catch-all of `d`: its `@d` entry, unless that refuses mail
+    /// ([`is_refusal`]).
+    pub fn catch_all(&self, d: &str) -> Option<(&str, usize)> {
+        self.vut_get(&format!("@{d}"))
+            .filter(|(v, _)| !is_refusal(v))
+    }
+
     fn vut_source(&self, key: &str) -> Option<Source> {
         let (k, v, l) = self
             .vut
@@ -450,8 +476,10 @@ impl View {
         if let Some(s) = self.virtual_account(&key) {
             return Some(s);
         }
-        // In a local domain with no catch-all, local@domain is the local
-        // name `local`: taken when that exists.
+        // In a local domain with no `@domain` entry, local@domain is the
+        // local name `local`: taken when that exists.  (An `@domain` entry
+        // comes first even when it refuses mail: then local@domain is
+        // refused, taken by nothing.)
         if self.is_local(d) && self.vut_get(&format!("@{d}")).is_none() {
             return self.name_owner(&addr.local);
         }
@@ -469,14 +497,18 @@ impl View {
             keys.push(format!("{base}+*@{d}"));
             keys.push(format!("{base}@{d}"));
         }
-        if keys.iter().any(|k| self.vut_get(k).is_some()) {
-            return true;
+        // The first entry found decides, as in the resolver: one that
+        // refuses mail (`error:...`) means the address does not exist.
+        if let Some((v, _)) = keys.iter().find_map(|k| self.vut_get(k)) {
+            return !is_refusal(v);
         }
         if self.virtual_account(&format!("{base}@{d}")).is_some() {
             return true;
         }
-        if skip_catchall != Some(d) && self.vut_get(&format!("@{d}")).is_some() {
-            return true;
+        if skip_catchall != Some(d)
+            && let Some((v, _)) = self.vut_get(&format!("@{d}"))
+        {
+            return !is_refusal(v);
         }
         self.is_local(d) && self.name_owner(&base).is_some()
     }
@@ -547,7 +579,7 @@ impl View {
         if let Some((value, line)) = self.vut_get(&shown) {
             let v = value.trim();
             let at = format!("{}:{line}", self.vut_path.display());
-            if v.contains(['@', ',', ' ', '\t']) || v.starts_with("error:") {
+            if v.contains(['@', ',', ' ', '\t']) || is_refusal(v) {
                 return Err(Failure::new(
                     ExitCode::DataErr,
                     format!("{shown} is an alias, not a mailbox ({at}: {shown} {v})"),
@@ -577,6 +609,8 @@ impl View {
         if self.domain(d).is_none() {
             return Err(unknown_domain(d));
         }
+        // Local names count only without an `@d` entry (a catch-all, or
+        // one refusing unknown addresses: either comes first).
         if self.is_local(d) && self.vut_get(&format!("@{d}")).is_none() {
             if let Some(a) = self.alias_source(&addr.local)
                 && self.user(&addr.local).is_none()
@@ -1345,8 +1379,11 @@ fn catchall_set(
     let ts = view.check_targets(cfg, targets, &key, Some(&d))?;
     let mut texts = Texts::read(change, cfg)?;
     let mut notes = Vec::new();
+    // The line refusing unknown addresses (a virtual domain's) is replaced
+    // in place; it is no catch-all to replace.
+    let refusal = view.vut_get(&key).filter(|(v, _)| is_refusal(v));
     let old = view
-        .vut_get(&key)
+        .catch_all(&d)
         .map(|(v, l)| (v.trim().to_ascii_lowercase(), l));
     let value = if ts.len() == 1 && ts[0].simple {
         ts[0].text.clone()
@@ -1360,6 +1397,13 @@ fn catchall_set(
         name
     };
     texts.vut = edit::makemap_set(&texts.vut, &key, &value);
+    if let Some((v, l)) = refusal {
+        notes.push(format!(
+            "{d}: replacing {}:{l} ({key} {}): unknown addresses were refused",
+            view.vut_path.display(),
+            v.trim()
+        ));
+    }
     if let Some((v, l)) = &old {
         notes.push(format!(
             "{d}: replacing the catch-all at {}:{l} (was {v})",
@@ -1386,17 +1430,45 @@ fn catchall_clear(change: &mut Change, cfg: &Config, domain: &str) -> Result<Vec
     let view = View::of_change(change, cfg)?;
     let d = parse_domain(domain.trim_start_matches('@'))?;
     let key = format!("@{d}");
-    let Some((old, _)) = view.vut_get(&key) else {
-        return Err(
-            Failure::new(ExitCode::NoUser, format!("{d} has no catch-all"))
-                .hint("see 'mailroom alias list'"),
-        );
+    // A virtual domain needs its `@d` entry refusing unknown addresses:
+    // without one they would be relayed to the domain's MX.
+    let is_virtual = matches!(view.domain(&d), Some((DomainKind::Virtual, _)));
+    let old = match view.vut_get(&key) {
+        Some((v, l)) if is_refusal(v) => {
+            return Ok(vec![format!(
+                "{d} has no catch-all: unknown addresses of {d} are refused ({}:{l}: {key} {}); nothing to do",
+                view.vut_path.display(),
+                v.trim()
+            )]);
+        }
+        Some((v, _)) => Some(v.trim().to_ascii_lowercase()),
+        None if is_virtual => None,
+        None => {
+            return Err(
+                Failure::new(ExitCode::NoUser, format!("{d} has no catch-all"))
+                    .hint("see 'mailroom alias list'"),
+            );
+        }
     };
-    let old = old.trim().to_ascii_lowercase();
     let mut texts = Texts::read(change, cfg)?;
-    texts.vut = edit::makemap_remove(&texts.vut, &key).unwrap_or(texts.vut);
+    texts.vut = if is_virtual {
+        edit::makemap_set(&texts.vut, &key, REFUSAL)
+    } else {
+        edit::makemap_remove(&texts.vut, &key).unwrap_or(texts.vut)
+    };
+    let refused = if is_virtual {
+        format!(" ({key} {REFUSAL})")
+    } else {
+        String::new()
+    };
+    let Some(old) = old else {
+        texts.stage(change);
+        return Ok(vec![format!(
+            "{d} had no catch-all; unknown addresses of {d} are now refused{refused}"
+        )]);
+    };
     let mut notes = vec![format!(
-        "{d}: catch-all off (was {old}); unknown addresses of {d} are refused"
+        "{d}: catch-all off (was {old}); unknown addresses of {d} are refused{refused}"
     )];
     if texts.drop_generated(change, cfg, &format!("catchall@{d}"), &old) {
         notes.push(format!("{old}: aliases entry removed"));
@@ -1437,6 +1509,9 @@ pub fn rows(view: &View) -> Vec<Row> {
         let value = v.trim();
         let lv = value.to_ascii_lowercase();
         let is_catchall = key.starts_with('@');
+        if is_catchall && is_refusal(value) {
+            continue; // no catch-all: unknown addresses are refused
+        }
         if !is_catchall && view.user(&lv).is_some() && is_derived(&key, &lv) {
             continue; // a mailbox
         }
@@ -1681,6 +1756,65 @@ mod tests {
         );
         assert!(v.check_target(&cfg, "error:nouser x", "x", None).is_err());
         assert!(v.check_target(&cfg, "x", "x", None).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_refusing_domain_entry_is_no_catch_all() {
+        assert!(is_refusal(REFUSAL));
+        assert!(is_refusal(" error:nouser No such user"));
+        assert!(!is_refusal("bob"));
+        assert!(!is_refusal("errors@example.com"));
+        let (dir, cfg) = site();
+        std::fs::write(
+            cfg.paths.etc_mail("virtusertable"),
+            format!(
+                "info@shop.example\tinfo-shop\ngone@shop.example\terror:nouser gone\n@shop.example\t{REFUSAL}\n@example.com\t{REFUSAL}\n"
+            ),
+        )
+        .unwrap();
+        let v = View::on_disk(&cfg);
+        assert_eq!(v.catch_all("shop.example"), None);
+        assert_eq!(v.vut_get("@shop.example"), Some((REFUSAL, 3)));
+        // Unknown and refused addresses do not exist; made ones do.
+        assert!(v.address_resolves("info", "shop.example", None));
+        assert!(!v.address_resolves("nosuch", "shop.example", None));
+        assert!(!v.address_resolves("gone", "shop.example", None));
+        // In a local domain the entry comes before the local names too.
+        assert!(!v.address_resolves("bob", "example.com", None));
+        assert_eq!(v.owner(&parse_address("bob@example.com").unwrap()), None);
+        assert!(
+            v.check_target(&cfg, "nosuch@shop.example", "x", None)
+                .is_err()
+        );
+        assert!(rows(&v).iter().all(|r| r.kind != "catchall"));
+
+        // `catchall set` replaces it in place, `clear` puts it back.
+        let mut c = Change::begin(&cfg).unwrap();
+        let vut_path = cfg.paths.etc_mail("virtusertable");
+        plan_catchall(&mut c, &cfg, "shop.example", &["bob".into()]).unwrap();
+        let vut = c.text(&vut_path).unwrap();
+        assert!(
+            vut.contains("gone\n@shop.example\tbob\n@example.com"),
+            "{vut}"
+        );
+        let v = View::of_change(&c, &cfg).unwrap();
+        assert_eq!(v.catch_all("shop.example"), Some(("bob", 3)));
+        assert!(v.address_resolves("nosuch", "shop.example", None));
+        plan_catchall_clear(&mut c, &cfg, "shop.example").unwrap();
+        let vut = c.text(&vut_path).unwrap();
+        assert!(
+            vut.contains(&format!("gone\n@shop.example\t{REFUSAL}\n@example.com")),
+            "{vut}"
+        );
+        // Again: nothing to do, not an error.
+        let notes = catchall_clear(&mut c, &cfg, "shop.example").unwrap();
+        assert!(notes[0].contains("nothing to do"), "{notes:?}");
+        assert_eq!(c.text(&vut_path).unwrap(), vut);
+        // A local domain's refusing entry is no catch-all either.
+        catchall_clear(&mut c, &cfg, "example.com").unwrap();
+        assert_eq!(c.text(&vut_path).unwrap(), vut);
+        drop(c);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

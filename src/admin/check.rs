@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::alias::{View, valid_local};
+use super::alias::{View, is_refusal, valid_local};
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
 use crate::table::{self, Syntax};
@@ -291,14 +291,14 @@ fn check_virtusertable(cfg: &Config, view: &View, f: &mut Findings) {
             );
         }
         let value = e.value.trim();
-        if local.is_empty() {
+        if local.is_empty() && !is_refusal(value) {
             f.warn(
                 path,
                 Some(e.line),
                 format!("catch-all on for {d}: every address of {d} that nothing else takes goes to {value}, spam to made-up addresses included"),
             );
         }
-        if value.to_ascii_lowercase().starts_with("error:") {
+        if is_refusal(value) {
             continue;
         }
         if crate::resolve::split_list(value).len() > 1 {

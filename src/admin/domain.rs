@@ -7,12 +7,15 @@
 //! * A **virtual** domain (class `{VirtHost}`, `/etc/mail/virtuser-domains`):
 //!   only the addresses the virtusertable (or a virtual account) names
 //!   exist; `info@a.example` and `info@b.example` can be different people.
+//!   Its virtusertable line `@D error:5.1.1:550 User unknown` (until a
+//!   catch-all replaces it) refuses the others: without it sendmail 8, and
+//!   mailroom alike, take them as remote and relay them to D's MX.
 
 use std::io::Write;
 
 use clap::Subcommand;
 
-use super::alias::{DomainKind, Source, View, apply, parse_domain};
+use super::alias::{DomainKind, REFUSAL, Source, View, apply, is_refusal, parse_domain};
 use super::edit::{self, Change};
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
@@ -26,6 +29,7 @@ Examples:
       local-host-names: every user and alias gets an address there
   mailroom domain add shop.example --virtual
       virtuser-domains: only the addresses you create exist
+      virtusertable: @shop.example  error:5.1.1:550 User unknown
 
 Then create addresses: 'mailroom mailbox add info@shop.example',
 'mailroom alias add sales@shop.example bob'.  The domain's MX record must
@@ -107,12 +111,19 @@ fn domain_add(
     };
     match view.domain(&d) {
         Some((k, Some(src))) if k == want => {
-            return Ok(vec![format!(
-                "{d} is already a {} domain ({}:{}); nothing to do",
-                kind_word(k),
-                src.path.display(),
-                src.line.unwrap_or(0)
-            )]);
+            let mut notes = Vec::new();
+            // One added before mailroom wrote the refusal line gets it now.
+            if virtual_domain && let Some(n) = refuse_unknown(change, &view, &d)? {
+                notes.push(n);
+            } else {
+                notes.push(format!(
+                    "{d} is already a {} domain ({}:{}); nothing to do",
+                    kind_word(k),
+                    src.path.display(),
+                    src.line.unwrap_or(0)
+                ));
+            }
+            return Ok(notes);
         }
         Some((k, Some(src))) => {
             return Err(Failure::new(
@@ -151,20 +162,49 @@ fn domain_add(
     } else {
         format!("every user and alias now has an address @{d}")
     };
-    Ok(vec![format!(
+    let mut notes = vec![format!(
         "{d}: added as a {kind} domain ({}); {what}",
         path.display()
-    )])
+    )];
+    if virtual_domain {
+        notes.extend(refuse_unknown(change, &view, &d)?);
+    }
+    Ok(notes)
+}
+
+/// Stage the virtusertable line `@d error:5.1.1:550 User unknown` unless
+/// `@d` has an entry already (a catch-all, or such a line).  Without it
+/// sendmail 8 and mailroom take an unknown address of the virtual domain
+/// `d` as remote and relay it to d's MX.  The note, when it was added.
+fn refuse_unknown(change: &mut Change, view: &View, d: &str) -> Result<Option<String>, Failure> {
+    let key = format!("@{d}");
+    if view.vut_get(&key).is_some() {
+        return Ok(None);
+    }
+    let text = change.text(&view.vut_path)?;
+    change.set(&view.vut_path, edit::makemap_set(&text, &key, REFUSAL));
+    Ok(Some(format!(
+        "{d}: unknown addresses are refused ({}: {key} {REFUSAL})",
+        view.vut_path.display()
+    )))
+}
+
+/// Is this virtusertable entry the line refusing unknown addresses of `d`
+/// (`@d error:...`)?  It is no address of `d`.
+fn is_refusal_of(d: &str, key: &str, value: &str) -> bool {
+    key.strip_prefix('@')
+        .is_some_and(|kd| kd.eq_ignore_ascii_case(d))
+        && is_refusal(value)
 }
 
 /// The addresses of `d` that exist: virtusertable keys (the catch-all
-/// included) and virtual accounts.
+/// included, not the line refusing unknown addresses) and virtual accounts.
 pub fn addresses_of(view: &View, d: &str) -> Vec<Source> {
     let suffix = format!("@{d}");
     let mut out: Vec<Source> = view
         .vut
         .iter()
-        .filter(|(k, _, _)| k.to_ascii_lowercase().ends_with(&suffix))
+        .filter(|(k, v, _)| k.to_ascii_lowercase().ends_with(&suffix) && !is_refusal_of(d, k, v))
         .map(|(k, v, l)| Source {
             path: view.vut_path.clone(),
             line: Some(*l),
@@ -249,6 +289,19 @@ fn domain_remove(
             ));
         }
     }
+    // The line refusing its unknown addresses goes with it.
+    let key = format!("@{d}");
+    if let Some((v, l)) = view.vut_get(&key).filter(|(v, _)| is_refusal(v)) {
+        let text = change.text(&view.vut_path)?;
+        if let Some(new) = edit::makemap_remove(&text, &key) {
+            change.set(&view.vut_path, new);
+            notes.push(format!(
+                "{d}: removed {}:{l}: {key} {}",
+                view.vut_path.display(),
+                v.trim()
+            ));
+        }
+    }
     if !addrs.is_empty() {
         notes.push(format!("left in place, unused until {d} is added again:"));
         notes.extend(addrs.iter().map(|a| format!("  {a}")));
@@ -279,9 +332,7 @@ pub fn domain_rows(view: &View, cfg: &Config) -> Vec<DomainRow> {
             kind,
             source,
             addresses: addresses_of(view, d).len(),
-            catch_all: view
-                .vut_get(&format!("@{d}"))
-                .map(|(v, _)| v.trim().to_string()),
+            catch_all: view.catch_all(d).map(|(v, _)| v.trim().to_string()),
         };
     let host = cfg.hostname.to_ascii_lowercase();
     if !view.local_words.iter().any(|(w, _)| *w == host) {
@@ -433,6 +484,44 @@ mod tests {
                 .code,
             ExitCode::NoUser
         );
+        drop(c);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_virtual_domain_refuses_its_unknown_addresses() {
+        let (dir, cfg) = site("refusal");
+        let vut = cfg.paths.etc_mail("virtusertable");
+        std::fs::write(&vut, "# by hand\n@old.example\tbob\n").unwrap();
+        let mut c = Change::begin(&cfg).unwrap();
+        plan_domain_add(&mut c, &cfg, "shop.example", true).unwrap();
+        // A local domain gets no such line; one with a catch-all keeps it.
+        plan_domain_add(&mut c, &cfg, "other.example", false).unwrap();
+        plan_domain_add(&mut c, &cfg, "old.example", true).unwrap();
+        plan_domain_add(&mut c, &cfg, "shop.example", true).unwrap(); // again: no-op
+        assert_eq!(
+            c.text(&vut).unwrap(),
+            format!("# by hand\n@old.example\tbob\n@shop.example\t{REFUSAL}\n")
+        );
+        let view = View::of_change(&c, &cfg).unwrap();
+        assert!(addresses_of(&view, "shop.example").is_empty());
+        assert_eq!(addresses_of(&view, "old.example").len(), 1);
+        let rows = domain_rows(&view, &cfg);
+        let row = |d: &str| rows.iter().find(|r| r.domain == d).unwrap().clone();
+        assert_eq!(row("shop.example").catch_all, None);
+        assert_eq!(row("shop.example").addresses, 0);
+        assert_eq!(row("old.example").catch_all.as_deref(), Some("bob"));
+        // Removed without --force (the line is no address), and with it.
+        plan_domain_remove(&mut c, &cfg, "shop.example", false).unwrap();
+        assert_eq!(c.text(&vut).unwrap(), "# by hand\n@old.example\tbob\n");
+        c.set(
+            &vut,
+            format!("a@shop.example\tbob\n@shop.example\t{REFUSAL}\n"),
+        );
+        plan_domain_add(&mut c, &cfg, "shop.example", true).unwrap();
+        assert!(plan_domain_remove(&mut c, &cfg, "shop.example", false).is_err());
+        plan_domain_remove(&mut c, &cfg, "shop.example", true).unwrap();
+        assert_eq!(c.text(&vut).unwrap(), "a@shop.example\tbob\n");
         drop(c);
         std::fs::remove_dir_all(dir).unwrap();
     }

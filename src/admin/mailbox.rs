@@ -955,9 +955,10 @@ impl Tables {
                 if let Some((_, w)) = self.vlogins.get(&key) {
                     return Some(w.clone());
                 }
-                // In a local domain with no catch-all, local@domain reaches
-                // the user or alias `local` when the virtusertable does not
-                // claim it.
+                // In a local domain with no `@domain` entry (a catch-all,
+                // or one refusing unknown addresses: either comes first),
+                // local@domain reaches the user or alias `local` when the
+                // virtusertable does not claim it.
                 if self.local_domains.contains(d) && !self.vt_keys.contains_key(&format!("@{d}")) {
                     return self.bare_taken(&name.local);
                 }
