@@ -458,6 +458,17 @@ impl Config {
         Ok(self.paths.resolve(&s.value))
     }
 
+    /// A whole-number setting, or `default` when unset.
+    pub fn number(&self, key: &str, default: u64) -> Result<u64, Failure> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| self.bad_value(key, "not a number")),
+        }
+    }
+
     /// The error for a setting whose value is wrong: file, line, key, why.
     pub fn bad_value(&self, key: &str, why: &str) -> Failure {
         let (file, line) = match self.settings.get(key) {

@@ -1571,18 +1571,7 @@ fn list_command(cfg: &Config, domain: Option<&str>, json: bool) -> i32 {
             None => true,
         })
         .collect();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let r = if json {
-        print_json(&rows, &mut out)
-    } else {
-        print_table(&rows, &mut out)
-    };
-    if r.is_err() {
-        ExitCode::IoErr.code()
-    } else {
-        0
-    }
+    super::print_listing(&rows, json, print_table, print_json)
 }
 
 fn print_table(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {

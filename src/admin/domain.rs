@@ -354,18 +354,7 @@ pub fn domain_rows(view: &View, cfg: &Config) -> Vec<DomainRow> {
 fn list_command(cfg: &Config, json: bool) -> i32 {
     let view = View::on_disk(cfg);
     let rows = domain_rows(&view, cfg);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let r = if json {
-        print_json(&rows, &mut out)
-    } else {
-        print_table(&rows, &mut out)
-    };
-    if r.is_err() {
-        ExitCode::IoErr.code()
-    } else {
-        0
-    }
+    super::print_listing(&rows, json, print_table, print_json)
 }
 
 fn source_text(r: &DomainRow) -> String {

@@ -428,19 +428,7 @@ pub fn aliases_remove(text: &str, name: &str) -> Option<String> {
     Some(join_lines(out))
 }
 
-/// The words of a class file (`local-host-names`), with their lines.
-pub fn class_words(text: &str) -> Vec<(String, usize)> {
-    let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim_start().starts_with('#') {
-            continue;
-        }
-        for w in l.split_whitespace() {
-            out.push((w.trim_end_matches('.').to_ascii_lowercase(), i + 1));
-        }
-    }
-    out
-}
+pub use crate::resolve::class_words;
 
 /// Add `word` on a line of its own unless present.
 pub fn class_add(text: &str, word: &str) -> String {

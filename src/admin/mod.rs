@@ -359,3 +359,24 @@ fn queue_command(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
         }
     }
 }
+
+/// Print `rows` as a table or as JSON on stdout; the exit code.
+pub(crate) fn print_listing<R>(
+    rows: &[R],
+    json: bool,
+    table: fn(&[R], &mut dyn std::io::Write) -> std::io::Result<()>,
+    as_json: fn(&[R], &mut dyn std::io::Write) -> std::io::Result<()>,
+) -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let r = if json {
+        as_json(rows, &mut out)
+    } else {
+        table(rows, &mut out)
+    };
+    if r.is_err() {
+        ExitCode::IoErr.code()
+    } else {
+        0
+    }
+}

@@ -88,15 +88,7 @@ impl Settings {
             parse_duration(cfg.get(key).unwrap_or(default), 1)
                 .ok_or_else(|| cfg.bad_value(key, "not a duration (e.g. 30s, 10m)"))
         };
-        let num = |key: &str, default: u64| -> Result<u64, Failure> {
-            match cfg.get(key) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| cfg.bad_value(key, "not a number")),
-            }
-        };
+        let num = |key: &str, default: u64| cfg.number(key, default);
         let path = |key: &str, default: &str| cfg.paths.resolve(cfg.get(key).unwrap_or(default));
         Ok(Settings {
             tls_cert: path("tls_cert", "/etc/mail/tls/mail.crt"),

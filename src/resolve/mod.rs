@@ -362,7 +362,12 @@ pub struct Resolver {
 /// Read a class file (`local-host-names`, `virtuser-domains`): every word,
 /// `#` comment lines skipped.  Returns (word, line).
 pub fn read_class_file(path: &Path) -> Vec<(String, usize)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    class_words(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// The words of a class file's text, lower-cased without a trailing dot,
+/// with their lines.
+pub fn class_words(text: &str) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
         if l.trim_start().starts_with('#') {

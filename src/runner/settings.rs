@@ -107,15 +107,7 @@ impl Settings {
                 .map(|d| d as i64)
                 .ok_or_else(|| cfg.bad_value(key, "not a duration"))
         };
-        let num = |key: &str, default: u64| -> Result<u64, Failure> {
-            match cfg.get(key) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| cfg.bad_value(key, "not a number")),
-            }
-        };
+        let num = |key: &str, default: u64| cfg.number(key, default);
         Ok(Settings {
             queue_warn: dur("queue_warn", "4h")?,
             queue_return: dur("queue_return", "5d")?,

@@ -84,15 +84,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(cfg: &Config) -> Result<Settings, Failure> {
-        let num = |key: &str, default: u64| -> Result<u64, Failure> {
-            match cfg.get(key) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| cfg.bad_value(key, "not a number")),
-            }
-        };
+        let num = |key: &str, default: u64| cfg.number(key, default);
         let millis = |key: &str, default: &str| -> Result<Duration, Failure> {
             let v = cfg.get(key).unwrap_or(default).trim();
             let ms = match v.strip_suffix("ms") {
