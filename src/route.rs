@@ -290,3 +290,72 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// `/etc/mail/source-addresses` ("private SMTP routing"): the local
+/// address the queue runner connects from, by the envelope sender's
+/// domain — so that one hosted domain sends from its own IP address (its
+/// SPF record and reverse DNS name it).  makemap syntax:
+///
+/// ```text
+/// shop.example     198.51.100.7
+/// .example.com     192.0.2.5        # example.com's subdomains
+/// example.com      192.0.2.5
+/// ```
+///
+/// The sender's domain is looked up, then each parent as `.parent`; no
+/// entry (or the null sender of a bounce) connects from the system's
+/// default address.  A destination of the other address family is
+/// reached without binding.
+#[derive(Debug)]
+pub struct SourceAddresses {
+    table: Table,
+}
+
+impl SourceAddresses {
+    pub fn load(cfg: &Config, may_rebuild: bool) -> SourceAddresses {
+        SourceAddresses {
+            table: Table::open(
+                &cfg.paths.etc_mail("source-addresses"),
+                Syntax::Makemap,
+                may_rebuild,
+            ),
+        }
+    }
+
+    /// The address to connect from for mail from `sender`.
+    pub fn for_sender(&self, sender: &str) -> Option<std::net::IpAddr> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let (_, domain) = crate::address::split_addr(sender);
+        let domain = domain?.trim_end_matches('.').to_ascii_lowercase();
+        let mut key = domain.clone();
+        let mut rest = domain.as_str();
+        loop {
+            if let Some(hit) = self.table.get(&key) {
+                return match hit.value.trim().parse() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        crate::log::warning(
+                            None,
+                            &format!(
+                                "{}:{}: {:?} is not an IP address; ignored",
+                                self.table.path().display(),
+                                hit.line,
+                                hit.value
+                            ),
+                        );
+                        None
+                    }
+                };
+            }
+            match rest.split_once('.') {
+                Some((_, parent)) if !parent.is_empty() => {
+                    key = format!(".{parent}");
+                    rest = parent;
+                }
+                _ => return None,
+            }
+        }
+    }
+}

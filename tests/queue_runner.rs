@@ -406,3 +406,77 @@ fn journals(r: &Root) -> Vec<String> {
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .collect()
 }
+
+/// A server that records the address each connection came from and
+/// accepts every transaction.
+fn peer_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let peers: Arc<Mutex<Vec<String>>> = Arc::default();
+    let p = peers.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            p.lock()
+                .unwrap()
+                .push(s.peer_addr().unwrap().ip().to_string());
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                let _ = w.write_all(b"220 rec ESMTP\r\n");
+                let mut in_data = false;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            let _ = w.write_all(b"250 2.0.0 Ok\r\n");
+                        }
+                        continue;
+                    }
+                    let up = line.to_ascii_uppercase();
+                    if up.starts_with("DATA") {
+                        in_data = true;
+                        let _ = w.write_all(b"354 go\r\n");
+                    } else if up.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        return;
+                    } else {
+                        let _ = w.write_all(b"250 Ok\r\n");
+                    }
+                }
+            });
+        }
+    });
+    (port, peers)
+}
+
+#[test]
+fn a_domain_sends_from_its_own_source_address() {
+    let (port, peers) = peer_recorder();
+    let r = root("qrun-source", "");
+    r.write(
+        "etc/mail/mailertable",
+        &format!("remote.test smtp:[127.0.0.1]:{port}\n"),
+    );
+    r.write(
+        "etc/mail/source-addresses",
+        "# hosted domains with their own IP\nshop.example 127.0.0.7\n.example.org 127.0.0.9\n",
+    );
+    for (sender, expect) in [
+        ("orders@shop.example", "127.0.0.7"),
+        ("news@mail.example.org", "127.0.0.9"),
+        ("alice@test.example", "127.0.0.1"),
+    ] {
+        peers.lock().unwrap().clear();
+        let o = r.sendmail(&["-f", sender, "x@remote.test"], b"Subject: s\n\nb\n");
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = qrun(&r, &["-q"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(r.queued_ids().is_empty(), "{sender}: {}", r.log());
+        assert_eq!(*peers.lock().unwrap(), [expect], "{sender}");
+    }
+}

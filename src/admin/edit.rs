@@ -68,9 +68,8 @@ fn fail(what: &str, path: &Path, e: &io::Error) -> Failure {
 pub fn syntax_of(path: &Path) -> Option<Syntax> {
     match path.file_name()?.to_str()? {
         "aliases" => Some(Syntax::Aliases),
-        "virtusertable" | "mailertable" | "access" | "quotas" | "genericstable" => {
-            Some(Syntax::Makemap)
-        }
+        "virtusertable" | "mailertable" | "access" | "quotas" | "genericstable"
+        | "source-addresses" => Some(Syntax::Makemap),
         _ => None,
     }
 }

@@ -127,6 +127,7 @@ pub struct Runner {
     queue: Queue,
     resolver: Resolver,
     router: Router,
+    sources: crate::route::SourceAddresses,
     pool: remote::Pool,
     auth: Option<(String, String)>,
     verbose: bool,
@@ -144,6 +145,7 @@ impl Runner {
             queue: Queue::new(&cfg.queue_dir),
             resolver: Resolver::new(cfg, may_rebuild),
             router: Router::new(cfg, may_rebuild),
+            sources: crate::route::SourceAddresses::load(cfg, may_rebuild),
             pool: remote::Pool::new(settings.max_per_destination),
             auth: read_auth(&settings.smarthost_auth),
             settings,
@@ -1199,7 +1201,7 @@ impl<'a> Attempt<'a> {
                 my_names: &my_names,
                 timeouts: self.r.settings.timeouts(),
                 auth: self.r.auth.clone(),
-                bind: None,
+                bind: self.r.sources.for_sender(&sender),
             };
             for (domain, rs) in &by_domain {
                 let rcpts: Vec<client::Rcpt> = rs

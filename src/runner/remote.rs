@@ -44,6 +44,8 @@ struct PoolKey {
     addr: SocketAddr,
     tls: Tls,
     auth: bool,
+    /// The local address connected from (`source-addresses`).
+    bind: Option<std::net::IpAddr>,
 }
 
 /// Shared state for one queue run: idle sessions and per-host limits.
@@ -274,7 +276,14 @@ fn attempt(
     tls: Tls,
     auth: bool,
 ) -> Attempt {
-    let key = PoolKey { addr, tls, auth };
+    // A destination of the other address family is reached unbound.
+    let bind = ctx.bind.filter(|b| b.is_ipv4() == addr.is_ipv4());
+    let key = PoolKey {
+        addr,
+        tls,
+        auth,
+        bind,
+    };
     let host = hop.host.trim_end_matches('.');
     // A pooled session first; a dead one is dropped and a new one made.
     let mut session = None;
@@ -285,7 +294,7 @@ fn attempt(
     }
     let mut session = match session {
         Some(s) => s,
-        None => match open(ctx, hop, addr, tls, auth) {
+        None => match open(ctx, hop, addr, tls, auth, bind) {
             Ok(s) => s,
             Err(v) => return Attempt::TryNext(v),
         },
@@ -342,9 +351,10 @@ fn open(
     addr: SocketAddr,
     tls: Tls,
     auth: bool,
+    bind: Option<std::net::IpAddr>,
 ) -> Result<Session, Verdict> {
     let host = hop.host.trim_end_matches('.');
-    let connect = || Session::connect(addr, host, ctx.helo, ctx.timeouts, ctx.bind);
+    let connect = || Session::connect(addr, host, ctx.helo, ctx.timeouts, bind);
     let conn_err = |e: client::Error| -> Verdict {
         match e {
             client::Error::Connect(ref io)
@@ -370,7 +380,7 @@ fn open(
     if tls == Tls::Implicit {
         let cfg = crate::tls::client_verified(None)
             .map_err(|e| temp(format!("Deferred: TLS setup: {e}")))?;
-        let mut s = Session::connect_tls(addr, host, ctx.helo, ctx.timeouts, ctx.bind, cfg)
+        let mut s = Session::connect_tls(addr, host, ctx.helo, ctx.timeouts, bind, cfg)
             .map_err(conn_err)?;
         if auth {
             authenticate(ctx, &mut s, host)?;
