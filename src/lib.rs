@@ -78,7 +78,8 @@
 //! * [`mailbox`] — mbox and Maildir, and their locks.
 //! * [`deliver`] — the local delivery agent.
 //! * [`runner`] — the queue runner; [`route`], [`dns`], [`smtp`], [`tls`] —
-//!   routing and the SMTP client; [`dsn`] — bounces and warnings.
+//!   routing and the SMTP client; [`dsn`] — bounces and warnings;
+//!   [`srs`] — the sender of forwarded mail, and bounces back through it.
 //!
 //! Serving and administering:
 //! * [`smtp::server`] — the SMTP server (`sendmail -bs`, ports 25 and
@@ -112,6 +113,7 @@ pub mod resolve;
 pub mod route;
 pub mod runner;
 pub mod smtp;
+pub mod srs;
 pub mod submit;
 pub mod table;
 pub mod tls;

@@ -367,7 +367,14 @@ fn an_alias_keeps_a_copy_for_a_user_and_forwards_one() {
     // What a retry would name: the mailbox itself, the remote address.
     assert_eq!(l[0].again, "\\bob");
     assert_eq!(l[1].again, "helper@remote.example");
-    assert_eq!((l[0].sender.as_str(), l[1].sender.as_str()), ("", ""));
+    // The forwarded copy leaves with an SRS sender (alice is outside).
+    assert_eq!(l[0].sender, "");
+    assert!(
+        l[1].sender.starts_with("<SRS0=")
+            && l[1].sender.ends_with("=example.org=alice@test.example>"),
+        "{}",
+        l[1].sender
+    );
     let bob = read(&r, "var/mail/bob");
     assert_eq!(bob.matches("\nSubject: help\n").count(), 1, "{bob}");
     assert!(

@@ -480,3 +480,54 @@ fn a_domain_sends_from_its_own_source_address() {
         assert_eq!(*peers.lock().unwrap(), [expect], "{sender}");
     }
 }
+
+#[test]
+fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_back() {
+    let s = sink();
+    let r = root("qrun-srs", "");
+    r.write(
+        "etc/mail/mailertable",
+        &format!(
+            "remote.test smtp:[127.0.0.1]:{p}\nfar.example smtp:[127.0.0.1]:{p}\n",
+            p = s.port
+        ),
+    );
+    r.write(
+        "etc/mail/aliases",
+        "postmaster: root\nfwd: someone@remote.test\nboth: bob, other@remote.test\n",
+    );
+    // From outside, through an alias, to outside: the sender is rewritten.
+    let o = r.sendmail(&["-f", "alice@far.example", "fwd"], b"Subject: fwd\n\nb\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    qrun(&r, &["-q"]);
+    qrun(&r, &["-q"]);
+    let got = s.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?} {}", r.log());
+    let srs = got[0].0.trim_matches(['<', '>']).to_string();
+    assert!(
+        srs.starts_with("SRS0=") && srs.ends_with("=far.example=alice@test.example"),
+        "{srs}"
+    );
+    assert_eq!(got[0].1, ["<someone@remote.test>"]);
+    // A local sender is left alone (SPF passes for our own domain).
+    s.got.lock().unwrap().clear();
+    r.sendmail(&["-f", "bob@test.example", "fwd"], b"Subject: own\n\nb\n");
+    qrun(&r, &["-q"]);
+    qrun(&r, &["-q"]);
+    let got = s.got.lock().unwrap().clone();
+    assert_eq!(got[0].0, "<bob@test.example>", "{got:?}");
+    // The bounce to the SRS address goes back to the original sender.
+    s.got.lock().unwrap().clear();
+    let o = r.sendmail(&["-f", "<>", &srs], b"Subject: bounce\n\nundeliverable\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    qrun(&r, &["-q"]);
+    qrun(&r, &["-q"]);
+    let got = s.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?} {}", r.log());
+    assert_eq!(got[0].0, "<>");
+    assert_eq!(got[0].1, ["<alice@far.example>"]);
+    // A forged one is unknown.
+    let forged = srs.replace("=alice@", "=mallory@");
+    let o = r.sendmail(&["-bv", &forged], b"");
+    assert_eq!(code(&o), 67, "{}", stdout(&o));
+}

@@ -110,6 +110,10 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                 Target::Remote { address, .. } => (address.clone(), None),
                 Target::Error(_) => (f.printable.clone(), None),
             };
+            let sender = match (&f.target, &f.sender) {
+                (Target::Remote { .. }, None) => srs_sender(resolver, req.sender),
+                _ => f.sender.clone(),
+            };
             reports.push(Report {
                 recipient: rcpt.address.clone(),
                 printable: f.printable.clone(),
@@ -117,7 +121,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                 outcome,
                 again,
                 ctl,
-                sender: f.sender.clone(),
+                sender,
             });
         }
     }
@@ -171,6 +175,19 @@ pub fn mailbox_address(account: &Account, host: &str) -> String {
     } else {
         format!("{}@{host}", account.login)
     }
+}
+
+/// The envelope sender for mail forwarded off the box: an outside
+/// sender becomes an SRS address of this host ([`crate::srs`]), so that the
+/// next server's SPF check passes and a bounce comes back here.
+fn srs_sender(resolver: &Resolver, sender: &str) -> Option<String> {
+    let s = sender.trim_start_matches('<').trim_end_matches('>');
+    if s.is_empty() || resolver.domains.is_local_address(s) {
+        return None;
+    }
+    let secret = resolver.srs_secret()?;
+    let host = &resolver.config().hostname;
+    crate::srs::forward_sender(secret, s, host, crate::date::now()).map(|a| format!("<{a}>"))
 }
 
 fn qualify_sender(sender: &str, host: &str) -> String {

@@ -357,6 +357,8 @@ pub struct Resolver {
     /// files are not read, so that a process without the privileges to
     /// read them does not take them for errors.
     check_only: bool,
+    /// The SRS secret, read when first needed.
+    srs: std::sync::OnceLock<Option<crate::srs::Secret>>,
 }
 
 /// Read a class file (`local-host-names`, `virtuser-domains`): every word,
@@ -419,6 +421,7 @@ impl Resolver {
             domains: Domains::load(cfg),
             cfg: cfg.clone(),
             check_only: false,
+            srs: std::sync::OnceLock::new(),
         }
     }
 
@@ -431,6 +434,13 @@ impl Resolver {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The host's SRS secret ([`crate::srs`]), if it can be read.
+    pub fn srs_secret(&self) -> Option<&crate::srs::Secret> {
+        self.srs
+            .get_or_init(|| crate::srs::Secret::load(&self.cfg))
+            .as_ref()
     }
 
     /// Is `domain` one of this host's names (class `{w}`)?
@@ -903,6 +913,36 @@ impl Run<'_> {
                 None,
                 false,
             );
+        }
+        // A bounce to an address SRS gave a forwarded message's sender.
+        if crate::srs::is_srs(&local)
+            && let Some(secret) = r.srs_secret()
+        {
+            return match crate::srs::reverse(secret, &local, crate::date::now()) {
+                Ok(orig) => {
+                    self.step(format!("{} is SRS for {orig}", mb.addr), None, false);
+                    let host = address::split_addr(&orig).1.unwrap_or("").to_string();
+                    self.push(
+                        printable,
+                        Target::Remote {
+                            address: orig,
+                            host,
+                        },
+                        sender,
+                        origin,
+                    )
+                }
+                Err(why) => self.refuse(
+                    printable,
+                    Refusal::new(
+                        550,
+                        "5.1.1",
+                        format!("User unknown (SRS address {why:?})").to_lowercase(),
+                        ExitCode::NoUser,
+                    ),
+                    origin,
+                ),
+            };
         }
         // The % hack: user%host@localdomain is user@host.
         if let Some(p) = local.rfind('%') {
