@@ -932,16 +932,15 @@ impl Run<'_> {
                         origin,
                     )
                 }
-                Err(why) => self.refuse(
-                    printable,
-                    Refusal::new(
-                        550,
-                        "5.1.1",
-                        format!("User unknown (SRS address {why:?})").to_lowercase(),
-                        ExitCode::NoUser,
-                    ),
-                    origin,
-                ),
+                Err(why) => {
+                    let why = match why {
+                        crate::srs::Invalid::Malformed => "malformed",
+                        crate::srs::Invalid::BadHash => "bad hash",
+                        crate::srs::Invalid::Expired => "expired",
+                    };
+                    self.step(format!("{}: SRS address {why}", mb.addr), None, false);
+                    self.refuse(printable, Refusal::user_unknown(), origin)
+                }
             };
         }
         // The % hack: user%host@localdomain is user@host.
