@@ -80,6 +80,7 @@
 //! * [`runner`] — the queue runner; [`route`], [`dns`], [`smtp`], [`tls`] —
 //!   routing and the SMTP client; [`dsn`] — bounces and warnings;
 //!   [`srs`] — the sender of forwarded mail, and bounces back through it.
+//! * [`autoreply`] — RFC 3834 vacation replies after mailbox delivery.
 //!
 //! Serving and administering:
 //! * [`smtp::server`] — the SMTP server (`sendmail -bs`, ports 25 and
@@ -94,6 +95,7 @@ pub mod accounts;
 pub mod address;
 pub mod admin;
 pub mod aliases;
+pub mod autoreply;
 pub mod b64;
 pub mod cli;
 pub mod config;

@@ -37,6 +37,9 @@ use crate::table::Syntax;
 
 const LOCK: &str = ".mailroom.lock";
 const JOURNAL: &str = ".mailroom-journal";
+/// The journal's mark for a file the change removes (targets are
+/// absolute paths, so it cannot start one).
+const REMOVE: &str = "-";
 
 /// The temporary name of `path`'s next content.
 fn staged(path: &Path) -> PathBuf {
@@ -86,7 +89,12 @@ pub fn recover(cfg: &Config) -> io::Result<()> {
     };
     let targets: Vec<PathBuf> = text
         .lines()
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.starts_with(REMOVE))
+        .map(PathBuf::from)
+        .collect();
+    let removed: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(REMOVE))
         .map(PathBuf::from)
         .collect();
     for t in &targets {
@@ -95,7 +103,14 @@ pub fn recover(cfg: &Config) -> io::Result<()> {
             fs::rename(&s, t)?;
         }
     }
-    for d in parent_dirs(&dir, &targets) {
+    for t in &removed {
+        match fs::remove_file(t) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    let all: Vec<PathBuf> = targets.iter().chain(&removed).cloned().collect();
+    for d in parent_dirs(&dir, &all) {
         fsync_dir(&d)?;
     }
     for t in &targets {
@@ -134,6 +149,8 @@ pub struct Change {
     _lock: File,
     /// Target → new content, in the order first set.
     files: Vec<(PathBuf, Vec<u8>)>,
+    /// Files the change removes.
+    removed: Vec<PathBuf>,
 }
 
 impl Change {
@@ -177,6 +194,7 @@ impl Change {
             dir,
             _lock: lock,
             files: Vec::new(),
+            removed: Vec::new(),
         })
     }
 
@@ -193,8 +211,17 @@ impl Change {
         }
     }
 
+    /// Remove `path` (a file no index is built from).
+    pub fn remove(&mut self, path: &Path) {
+        self.files.retain(|(p, _)| p != path);
+        if !self.removed.iter().any(|p| p == path) {
+            self.removed.push(path.to_path_buf());
+        }
+    }
+
     /// Set `path`'s new content.
     pub fn set(&mut self, path: &Path, content: String) {
+        self.removed.retain(|p| p != path);
         match self.files.iter_mut().find(|(p, _)| p == path) {
             Some(entry) => entry.1 = content.into_bytes(),
             None => self.files.push((path.to_path_buf(), content.into_bytes())),
@@ -203,7 +230,7 @@ impl Change {
 
     /// Whether anything would change.
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.files.is_empty() && self.removed.is_empty()
     }
 
     /// Commit every file at once (see the module text).
@@ -211,7 +238,8 @@ impl Change {
         // Unchanged files are left alone (their mtime, their index).
         self.files
             .retain(|(p, c)| fs::read(p).map(|old| old != *c).unwrap_or(true));
-        if self.files.is_empty() {
+        self.removed.retain(|p| p.symlink_metadata().is_ok());
+        if self.files.is_empty() && self.removed.is_empty() {
             return Ok(());
         }
         for (path, content) in &self.files {
@@ -238,11 +266,14 @@ impl Change {
                 .map_err(|e| fail("write", &tmp, &e))?;
         }
         let journal = self.dir.join(JOURNAL);
-        let list: String = self
+        let mut list: String = self
             .files
             .iter()
             .map(|(p, _)| format!("{}\n", p.display()))
             .collect();
+        for p in &self.removed {
+            list.push_str(&format!("{REMOVE}{}\n", p.display()));
+        }
         {
             let tmp = self.dir.join(format!("{JOURNAL}.tmp"));
             let mut f = File::create(&tmp).map_err(|e| fail("write", &tmp, &e))?;
@@ -256,9 +287,22 @@ impl Change {
         for (path, _) in &self.files {
             fs::rename(staged(path), path).map_err(|e| fail("replace", path, &e))?;
         }
+        for path in &self.removed {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(fail("remove", path, &e));
+                }
+                _ => {}
+            }
+        }
         // /etc/mail, and /etc when /etc/passwd or /etc/shadow changed: the
         // renames must be durable before the journal goes.
-        let targets: Vec<PathBuf> = self.files.iter().map(|(p, _)| p.clone()).collect();
+        let targets: Vec<PathBuf> = self
+            .files
+            .iter()
+            .map(|(p, _)| p.clone())
+            .chain(self.removed.iter().cloned())
+            .collect();
         for d in parent_dirs(&self.dir, &targets) {
             fsync_dir(&d).map_err(|e| fail("sync", &d, &e))?;
         }
@@ -513,6 +557,33 @@ mod tests {
             "# top\npostmaster: root\n"
         );
         assert!(aliases_set(t, "new", "x").ends_with("postmaster: root\nnew: x\n"));
+    }
+
+    #[test]
+    fn a_change_removes_files_and_recovery_finishes_a_removal() {
+        let root = std::env::temp_dir().join(format!("mailroom-edit-rm-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("etc/mail/autoreply")).unwrap();
+        let cfg = Config::defaults(crate::config::Paths::under(&root));
+        let a = root.join("etc/mail/autoreply/a@x");
+        let b = root.join("etc/mail/autoreply/b@x");
+        fs::write(&a, "Subject: a\n").unwrap();
+        let mut c = Change::begin(&cfg).unwrap();
+        c.remove(&a);
+        c.set(&b, "Subject: b\n".into());
+        c.commit().unwrap();
+        assert!(!a.exists());
+        assert_eq!(fs::read_to_string(&b).unwrap(), "Subject: b\n");
+        // A decided removal interrupted before the file went.
+        fs::write(
+            root.join("etc/mail").join(JOURNAL),
+            format!("{REMOVE}{}\n", b.display()),
+        )
+        .unwrap();
+        recover(&cfg).unwrap();
+        assert!(!b.exists());
+        assert!(!root.join("etc/mail").join(JOURNAL).exists());
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! [`main`].
 
 pub mod alias;
+pub mod autoreply;
 pub mod check;
 pub mod domain;
 pub mod edit;
@@ -71,6 +72,12 @@ Examples:
     Forward {
         #[command(subcommand)]
         action: alias::ForwardAction,
+    },
+    /// Autoresponders (vacation replies) per address: set, clear, list.
+    #[command(after_help = autoreply::AUTOREPLY_HELP)]
+    Autoreply {
+        #[command(subcommand)]
+        action: autoreply::AutoreplyAction,
     },
     /// A domain's catch-all: where its unknown addresses go.
     #[command(after_help = "\
@@ -211,6 +218,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Alias { action } => alias::run_alias(&cfg, action),
         Command::Forward { action } => alias::run_forward(&cfg, action),
         Command::Catchall { action } => alias::run_catchall(&cfg, action),
+        Command::Autoreply { action } => autoreply::run(&cfg, action),
         Command::Check { json } => check::run(&cfg, None, json),
         Command::Mailbox { action } => mailbox::run(&cfg, action),
         Command::Import(args) => import::run(&cfg, args),

@@ -415,8 +415,10 @@ impl Runner {
             splits,
             succeeded,
             last_status,
+            replies,
             ..
         } = attempt;
+        more.extend(replies);
         for (sender, rcpts) in splits {
             match self.split(&env, &body, &sender, rcpts) {
                 Ok(nid) => more.push(nid),
@@ -891,6 +893,8 @@ struct Attempt<'a> {
     /// Recipients to requeue under another envelope sender.
     splits: HashMap<String, Vec<Recipient>>,
     last_status: Option<String>,
+    /// Autoreplies queued after mailbox deliveries.
+    replies: Vec<QueueId>,
 }
 
 impl<'a> Attempt<'a> {
@@ -914,6 +918,7 @@ impl<'a> Attempt<'a> {
             delayed_notify: Vec::new(),
             splits: HashMap::new(),
             last_status: None,
+            replies: Vec::new(),
         }
     }
 
@@ -1056,6 +1061,9 @@ impl<'a> Attempt<'a> {
                     .cloned();
                 match &rep.outcome {
                     Outcome::Delivered => {
+                        if rep.what.starts_with("mailbox ") || rep.what.starts_with("maildir ") {
+                            self.autoreply(&message, &req, parent, rep);
+                        }
                         if parent.has_flag('S') {
                             self.succeeded.push(Failed {
                                 rcpt: parent.clone(),
@@ -1114,6 +1122,87 @@ impl<'a> Attempt<'a> {
             }
         }
         forwards
+    }
+
+    /// After a mailbox delivery: answer the sender when the recipient
+    /// (or the mailbox it led to) has an autoreply and RFC 3834 allows it.
+    /// Failures are logged; the delivery stands.
+    fn autoreply(
+        &mut self,
+        message: &Message,
+        req: &deliver::Request<'_>,
+        parent: &Recipient,
+        rep: &deliver::Report,
+    ) {
+        let cfg = &self.r.cfg;
+        let host = &cfg.hostname;
+        let mut keys: Vec<String> = Vec::new();
+        let envelope_rcpt = render::sender_address(&parent.addr);
+        let mailbox = rep.again.trim_start_matches('\\');
+        for a in [envelope_rcpt.as_str(), mailbox] {
+            if let Some(k) = crate::autoreply::key(a, host)
+                && !keys.contains(&k)
+            {
+                keys.push(k);
+            }
+        }
+        let Some((key, rule)) = keys
+            .iter()
+            .find_map(|k| match crate::autoreply::load(cfg, k) {
+                Ok(Some(r)) => Some((k.clone(), r)),
+                Ok(None) => None,
+                Err(e) => {
+                    log::warning(Some(self.id.as_str()), &format!("autoreply: {e}"));
+                    None
+                }
+            })
+        else {
+            return;
+        };
+        let id = self.id.as_str();
+        let now = date::now();
+        if !rule.active_on(&crate::autoreply::today(now)) {
+            return;
+        }
+        let header = crate::message::Header::parse(&message.header_bytes().unwrap_or_default());
+        if let Some(why) = crate::autoreply::refuse(req.sender, &header, &keys) {
+            log::info(Some(id), &format!("autoreply from {key}: none ({why})"));
+            return;
+        }
+        let to = address::qualify(&render::sender_address(req.sender), host);
+        let mut queued = None;
+        let due = crate::autoreply::once_per_interval(cfg, &key, &to, rule.interval, now, || {
+            if !self.r.dsn_allowed(&to) {
+                log::warning(
+                    Some(id),
+                    &format!("autoreply to {to} suppressed: rate limit reached"),
+                );
+                return false;
+            }
+            let msg = crate::autoreply::build_reply(&rule, &key, &to, &header, host, id, now);
+            match crate::submit::inject(cfg, "<>", std::slice::from_ref(&to), &msg, "localhost") {
+                Ok(bid) => {
+                    log::info(Some(id), &format!("{bid}: autoreply from {key} to {to}"));
+                    queued = Some(bid);
+                    true
+                }
+                Err(f) => {
+                    log::err(Some(id), &format!("cannot queue the autoreply: {f}"));
+                    false
+                }
+            }
+        });
+        match due {
+            Ok(true) => self.replies.extend(queued),
+            Ok(false) => log::info(
+                Some(id),
+                &format!("autoreply from {key}: none ({to} answered within the interval)"),
+            ),
+            Err(e) => log::err(
+                Some(id),
+                &format!("autoreply from {key}: {}", crate::exit::io_reason(&e)),
+            ),
+        }
     }
 
     fn defer(&mut self, mut r: Recipient, dsn: &str, text: String) {

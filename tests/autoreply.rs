@@ -1,0 +1,152 @@
+//! The autoresponder on a private root: `mailroom autoreply set`, then
+//! messages delivered by `qrun -q`; replies land in local senders'
+//! mailboxes.
+
+mod common;
+use common::*;
+
+fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+fn root(name: &str) -> Root {
+    let r = Root::new(name);
+    let u = uid();
+    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
+    for n in ["bob", "eve", "alice"] {
+        passwd.push_str(&format!("{n}:x:{u}:{u}:{n}:/home/{n}:/bin/sh\n"));
+    }
+    r.write("etc/passwd", &passwd);
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\ndelivery_mode = queue\nprobe_interfaces = no\n",
+    );
+    r.write("etc/mail/aliases", "postmaster: root\nsupport: alice\n");
+    r
+}
+
+fn mbox(r: &Root, user: &str) -> String {
+    std::fs::read_to_string(r.path(&format!("var/mail/{user}"))).unwrap_or_default()
+}
+
+fn replies(r: &Root, user: &str) -> usize {
+    mbox(r, user)
+        .matches("Auto-Submitted: auto-replied")
+        .count()
+}
+
+/// Send `head` + body from `sender` to support, deliver, check the
+/// original is in alice's mailbox.
+fn send(r: &Root, sender: &str, head: &str, tag: &str) {
+    let msg = format!("{head}Subject: {tag}\nMessage-Id: <{tag}@x.example>\n\nhello\n");
+    let o = r.sendmail(&["-i", "-f", sender, "support"], msg.as_bytes());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = r.cmd("qrun").arg("-q").output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        mbox(r, "alice").contains(&format!("Subject: {tag}\n")),
+        "{tag} not delivered"
+    );
+    assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
+}
+
+#[test]
+fn answers_once_per_interval_and_never_robots() {
+    let r = root("autoreply");
+    r.write("reply.txt", "We got your message. Merci.\n");
+    let o = r
+        .cmd("mailroom")
+        .args(["autoreply", "set", "support@test.example", "--subject"])
+        .arg("We got your message")
+        .arg("--body-file")
+        .arg(r.path("reply.txt"))
+        .args(["--interval", "7d"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let file = std::fs::read_to_string(r.path("etc/mail/autoreply/support@test.example")).unwrap();
+    assert!(file.starts_with("Subject: We got your message\n"), "{file}");
+    // Not a mailbox: refused.
+    let o = r
+        .cmd("mailroom")
+        .args([
+            "autoreply",
+            "set",
+            "nobody@elsewhere.example",
+            "--subject",
+            "x",
+            "--body-file",
+        ])
+        .arg(r.path("reply.txt"))
+        .output()
+        .unwrap();
+    assert_ne!(code(&o), 0);
+    let o = r
+        .cmd("mailroom")
+        .args(["autoreply", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("\"address\":\"support@test.example\""),
+        "{}",
+        stdout(&o)
+    );
+
+    let to = "To: Support <support@test.example>\n";
+    send(&r, "bob@test.example", to, "first");
+    assert_eq!(replies(&r, "bob"), 1, "{}", mbox(&r, "bob"));
+    let m = mbox(&r, "bob");
+    assert!(m.contains("In-Reply-To: <first@x.example>"), "{m}");
+    assert!(m.contains("Subject: We got your message"), "{m}");
+    assert!(m.contains("Return-Path: <>"), "{m}");
+    assert!(m.contains("From: <support@test.example>"), "{m}");
+    assert!(m.contains("We got your message. Merci."), "{m}");
+
+    send(&r, "bob@test.example", to, "second");
+    assert_eq!(replies(&r, "bob"), 1, "a second reply within the interval");
+
+    send(
+        &r,
+        "eve@test.example",
+        &format!("{to}List-Id: <news.x.example>\n"),
+        "list",
+    );
+    send(
+        &r,
+        "eve@test.example",
+        &format!("{to}Precedence: bulk\n"),
+        "bulk",
+    );
+    send(
+        &r,
+        "eve@test.example",
+        &format!("{to}Auto-Submitted: auto-generated\n"),
+        "auto",
+    );
+    send(&r, "<>", to, "bounce");
+    send(&r, "MAILER-DAEMON@test.example", to, "daemon");
+    send(&r, "eve@test.example", "To: someone@else.example\n", "bcc");
+    assert_eq!(replies(&r, "eve"), 0, "{}", mbox(&r, "eve"));
+    assert_eq!(replies(&r, "root"), 0, "{}", mbox(&r, "root"));
+    // A normal message from eve is answered: the above were refused for
+    // what they were, not for eve.
+    send(&r, "eve@test.example", to, "normal");
+    assert_eq!(replies(&r, "eve"), 1, "{}", mbox(&r, "eve"));
+    assert_eq!(replies(&r, "alice"), 0);
+    assert!(
+        r.log().contains("autoreply from support@test.example"),
+        "{}",
+        r.log()
+    );
+
+    let o = r
+        .cmd("mailroom")
+        .args(["autoreply", "clear", "support@test.example"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!exists(&r.path("etc/mail/autoreply/support@test.example")));
+    send(&r, "root@test.example", to, "after-clear");
+    assert_eq!(replies(&r, "root"), 0);
+}
