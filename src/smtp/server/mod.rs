@@ -145,7 +145,7 @@ fn check_password(
 /// The network client on standard input: its address and our local port;
 /// `None` when standard input is not an Internet socket.
 fn network_peer() -> Option<(IpAddr, u16)> {
-    use nix::sys::socket::{SockaddrLike, SockaddrStorage, getpeername, getsockname};
+    use nix::sys::socket::{SockaddrStorage, getpeername, getsockname};
     let peer = getpeername::<SockaddrStorage>(0).ok()?;
     let ip = if let Some(a) = peer.as_sockaddr_in() {
         IpAddr::V4(a.ip())
@@ -157,7 +157,6 @@ fn network_peer() -> Option<(IpAddr, u16)> {
     } else {
         return None;
     };
-    let _ = peer.family();
     let local = getsockname::<SockaddrStorage>(0).ok()?;
     let port = local
         .as_sockaddr_in()
@@ -196,8 +195,8 @@ pub fn main(
     match network_peer() {
         None => {
             let login = caller.unwrap_or("unknown").to_string();
-            let policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
-            let auth = in_process_auth(cfg, &settings)?;
+            let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
+            let auth = in_process_auth(cfg, &settings);
             let wire = Wire::new(0, 1);
             let mut s = Session::new(
                 cfg,
@@ -216,14 +215,14 @@ pub fn main(
     }
 }
 
-fn in_process_auth(cfg: &Config, settings: &Settings) -> Result<Authenticator, Failure> {
-    Ok(Authenticator::InProcess {
+fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
+    Authenticator::InProcess {
         cfg: Box::new(cfg.clone()),
-        settings: Box::new(crate::pop3::settings::Settings::from_config(cfg)?),
+        settings: Box::new(settings.pop3.clone()),
         delay: settings.auth_fail_delay,
         max_failures: settings.max_auth_failures,
         failures: 0,
-    })
+    }
 }
 
 /// The network role.
@@ -247,8 +246,9 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
         }
         s => s,
     };
-    let tls = if settings.tls_cert.exists() && settings.tls_key.exists() {
-        match crate::tls::server_config(&settings.tls_cert, &settings.tls_key) {
+    let (cert, key) = (&settings.pop3.tls_cert, &settings.pop3.tls_key);
+    let tls = if cert.exists() && key.exists() {
+        match crate::tls::server_config(cert, key) {
             Ok(c) => Some(c),
             Err(e) => {
                 log::err(None, &format!("STARTTLS is off: {e}"));
@@ -258,7 +258,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
     } else {
         None
     };
-    let policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
+    let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
     if let Some(f) = policy.connect(&ip)
         && let crate::access::Verdict::Reject(r) = &f.verdict
     {
@@ -278,7 +278,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
     // The privilege split needs root and the system's layout (a private
     // root, as in tests, keeps one process).
     if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
-        let auth = in_process_auth(cfg, settings)?;
+        let auth = in_process_auth(cfg, settings);
         let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
         s.slot = slot.into_file();
         s.run();
@@ -356,10 +356,6 @@ fn become_network_user(settings: &Settings, queue_gid: u32) -> Result<(), String
 
 /// The authority: answer AUTH requests until the network process ends.
 fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &IpAddr) {
-    let pop3 = match crate::pop3::settings::Settings::from_config(cfg) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
     let mut failures = 0u32;
     // The network process enforces the client's timeouts; this only
     // bounds a wedged one.
@@ -370,7 +366,7 @@ fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &Ip
         };
         let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
         let verdict = if field(0) == b"AUTH" && req.len() == 4 {
-            check_password(cfg, &pop3, field(1), field(2), field(3))
+            check_password(cfg, &settings.pop3, field(1), field(2), field(3))
         } else {
             Verdict::Fail
         };

@@ -16,7 +16,6 @@ use crate::b64;
 use crate::cli::sendmail_args::{Notify, Ret};
 use crate::config::{Config, DeliveryMode};
 use crate::log;
-use crate::queue::QueueId;
 use crate::smtp::Reply;
 use crate::wire::{Line, Wire, WireError};
 
@@ -52,8 +51,6 @@ pub struct Session<'a> {
     pub client: Client,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub auth: Authenticator,
-    /// Messages accepted (their ids).
-    pub accepted: Vec<QueueId>,
     /// The per-address connection slot ([`super::slots`]), given up as the
     /// session ends — before its last reply, so that a client that
     /// reconnects at once finds it free.
@@ -103,7 +100,6 @@ impl<'a> Session<'a> {
             client,
             tls,
             auth,
-            accepted: Vec::new(),
             slot: None,
             delivery: match cfg.delivery_mode {
                 DeliveryMode::QueueOnly => DeliveryMode::QueueOnly,
@@ -333,10 +329,7 @@ impl<'a> Session<'a> {
         self.txn = None;
         self.helo = Some(name.to_string());
         self.esmtp = verb == "EHLO";
-        let who = match &self.client {
-            Client::Program(u) => format!("{u}@localhost"),
-            Client::Network { ip, .. } => format!("[{ip}]"),
-        };
+        let who = self.relay_name();
         let host = self.host().to_string();
         let greeting = format!("{host} Hello {who}, pleased to meet you");
         if !self.esmtp {
@@ -608,7 +601,6 @@ impl<'a> Session<'a> {
                     let _ = self.wire.flush(self.deadline());
                 }
                 super::start_delivery(self.delivery, &id);
-                self.accepted.push(id);
             }
             Ok(None) => self.reply(250, "2.0.0 Message accepted for delivery"),
             Err(Refused::Reply(r)) => {
@@ -624,10 +616,20 @@ impl<'a> Session<'a> {
                 self.send(&r);
             }
             Err(Refused::Broken(f)) => {
+                let host = self.host().to_string();
                 let (text, end) = match f {
-                    Fault::BareLf => ("4.5.0 Bare linefeed (LF) not allowed", End::Broken),
-                    Fault::BareCr => ("4.5.0 Bare carriage return (CR) not allowed", End::Broken),
-                    Fault::Timeout => ("4.4.2 Timeout waiting for input", End::Timeout),
+                    Fault::BareLf => (
+                        "4.5.0 Bare linefeed (LF) not allowed".to_string(),
+                        End::Broken,
+                    ),
+                    Fault::BareCr => (
+                        "4.5.0 Bare carriage return (CR) not allowed".to_string(),
+                        End::Broken,
+                    ),
+                    Fault::Timeout => (
+                        format!("4.4.2 {host} Timeout waiting for input"),
+                        End::Timeout,
+                    ),
                     Fault::Closed | Fault::Io => {
                         log::info(
                             None,
@@ -643,12 +645,7 @@ impl<'a> Session<'a> {
                     None,
                     &format!("relay={}: {text}; nothing queued", self.relay_name()),
                 );
-                let host = self.host().to_string();
-                let shown = match f {
-                    Fault::Timeout => format!("{} {host} {}", &text[..5], &text[6..]),
-                    _ => text.to_string(),
-                };
-                self.reply(421, &shown);
+                self.reply(421, &text);
                 return Some(end);
             }
         }

@@ -1,7 +1,6 @@
 //! The SMTP server's settings in mailroom.conf (all optional).  TLS files
 //! and the POP-before-SMTP window are shared with pop3d.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, parse_bool, parse_duration};
@@ -75,11 +74,9 @@ pub struct Settings {
     pub greet_pause: Duration,
     pub auth_fail_delay: Duration,
     pub max_auth_failures: u32,
-    pub tls_cert: PathBuf,
-    pub tls_key: PathBuf,
-    /// Seconds a POP3 login lets its address relay (0 = off).
-    pub pop_before_smtp_window: u64,
-    pub first_uid: u32,
+    /// pop3d's settings: the shared TLS files, the POP-before-SMTP window,
+    /// and what the account check (the same for AUTH) needs.
+    pub pop3: crate::pop3::settings::Settings,
 }
 
 impl Settings {
@@ -103,7 +100,6 @@ impl Settings {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| cfg.bad_value("smtp_submission_ports", "expected port numbers"))?,
         };
-        let pop3 = crate::pop3::settings::Settings::from_config(cfg)?;
         Ok(Settings {
             unprivileged_user: cfg.get("smtp_user").unwrap_or("mail").to_string(),
             submission_ports: ports,
@@ -121,10 +117,7 @@ impl Settings {
             greet_pause: millis("smtp_greet_pause", "300ms")?,
             auth_fail_delay: millis("smtp_auth_fail_delay", "1s")?,
             max_auth_failures: num("smtp_max_auth_failures", 3)?.clamp(1, 100) as u32,
-            tls_cert: pop3.tls_cert,
-            tls_key: pop3.tls_key,
-            pop_before_smtp_window: pop3.pop_before_smtp_window,
-            first_uid: pop3.first_uid,
+            pop3: crate::pop3::settings::Settings::from_config(cfg)?,
         })
     }
 }
