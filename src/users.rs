@@ -176,23 +176,27 @@ impl UserDb {
 
 /// Parse passwd(5) lines.
 pub fn parse_passwd(text: &str) -> Vec<User> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 7 {
-                return None;
-            }
-            Some(User {
-                name: f[0].to_string(),
-                uid: f[2].parse().ok()?,
-                gid: f[3].parse().ok()?,
-                gecos: f[4].to_string(),
-                home: f[5].to_string(),
-                shell: f[6].to_string(),
-            })
-        })
-        .collect()
+    text.lines().filter_map(parse_passwd_line).collect()
+}
+
+/// One passwd(5) line; `None` for comments, blank lines, NIS `+`/`-`
+/// entries and lines without numeric ids.
+pub fn parse_passwd_line(l: &str) -> Option<User> {
+    if l.trim().is_empty() || l.starts_with('#') {
+        return None;
+    }
+    let f: Vec<&str> = l.split(':').collect();
+    if f.len() < 7 {
+        return None;
+    }
+    Some(User {
+        name: f[0].to_string(),
+        uid: f[2].parse().ok()?,
+        gid: f[3].parse().ok()?,
+        gecos: f[4].to_string(),
+        home: f[5].to_string(),
+        shell: f[6].to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -753,24 +753,20 @@ impl Tables {
         let mut users = HashMap::new();
         let mut used_uids = HashSet::new();
         for (i, l) in passwd.text.lines().enumerate() {
-            if l.starts_with('#') || l.starts_with(['+', '-']) {
+            if l.starts_with(['+', '-']) {
                 continue;
             }
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 7 {
-                continue;
-            }
-            let (Ok(uid), Ok(gid)) = (f[2].parse::<u32>(), f[3].parse::<u32>()) else {
+            let Some(u) = crate::users::parse_passwd_line(l) else {
                 continue;
             };
-            used_uids.insert(uid);
-            users.entry(f[0].to_string()).or_insert(SysUser {
-                name: f[0].to_string(),
-                uid,
-                gid,
-                gecos: f[4].to_string(),
-                home: f[5].to_string(),
-                shell: f[6].to_string(),
+            used_uids.insert(u.uid);
+            users.entry(u.name.clone()).or_insert(SysUser {
+                name: u.name,
+                uid: u.uid,
+                gid: u.gid,
+                gecos: u.gecos,
+                home: u.home,
+                shell: u.shell,
                 line: i + 1,
             });
         }
