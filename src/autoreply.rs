@@ -101,6 +101,13 @@ impl Rule {
         if rule.subject.is_empty() {
             return Err("no Subject: line".to_string());
         }
+        if let (Some(f), Some(u)) = (&rule.from_date, &rule.until_date)
+            && f > u
+        {
+            return Err(format!(
+                "From-Date {f} is after Until-Date {u}: never active"
+            ));
+        }
         Ok(rule)
     }
 

@@ -150,3 +150,50 @@ fn answers_once_per_interval_and_never_robots() {
     send(&r, "root@test.example", to, "after-clear");
     assert_eq!(replies(&r, "root"), 0);
 }
+
+#[test]
+fn check_reports_broken_stale_and_ended_rules() {
+    let r = root("autoreply-check");
+    r.write(
+        "etc/mail/autoreply/support@test.example",
+        "Subject: Away\nInterval: 7d\n\nBack soon.\n",
+    );
+    r.write(
+        "etc/mail/autoreply/alice@test.example",
+        "Subject: Away\nInterval: a week\n\nBack soon.\n",
+    );
+    r.write(
+        "etc/mail/autoreply/gone@test.example",
+        "Subject: Away\n\nBack soon.\n",
+    );
+    r.write(
+        "etc/mail/autoreply/bob@test.example",
+        "Subject: Away\nFrom-Date: 2001-01-01\nUntil-Date: 2001-01-31\n\nBack soon.\n",
+    );
+    let o = r.cmd("mailroom").arg("check").output().unwrap();
+    let out = stdout(&o) + &stderr(&o);
+    assert_eq!(code(&o), 78, "{out}");
+    assert!(
+        out.contains("autoreply/alice@test.example: error: ")
+            && out.contains("\"a week\" is not an interval"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gone@test.example no longer delivers to a local mailbox"),
+        "{out}"
+    );
+    assert!(out.contains("ended on 2001-01-31"), "{out}");
+    assert!(!out.contains("support@test.example"), "{out}");
+    // Dates in the wrong order are refused when set, too.
+    r.write("reply.txt", "x\n");
+    let o = r
+        .cmd("mailroom")
+        .args(["autoreply", "set", "support@test.example", "--subject", "x"])
+        .arg("--body-file")
+        .arg(r.path("reply.txt"))
+        .args(["--from", "2026-08-01", "--until", "2026-07-01"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+    assert!(stderr(&o).contains("after"), "{}", stderr(&o));
+}

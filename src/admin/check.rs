@@ -82,6 +82,7 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
     check_mailertable(cfg, &view, &mut f);
     check_virtual_passwd(cfg, &view, &mut f);
     check_quotas(cfg, &view, &mut f);
+    check_autoreplies(cfg, &mut f);
     check_modes(cfg, &mut f);
     f.0
 }
@@ -613,6 +614,60 @@ fn check_quotas(cfg: &Config, view: &View, f: &mut Findings) {
                 &path,
                 Some(e.line),
                 format!("{}: no such user or mailbox account: never used", e.key),
+            );
+        }
+    }
+}
+
+/// Each autoreply rule file parses, still leads to a local mailbox, and is
+/// not past its last day (then it answers no one: worth cleaning up).
+fn check_autoreplies(cfg: &Config, f: &mut Findings) {
+    let dir = crate::autoreply::rules_dir(cfg);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    let resolver = crate::resolve::Resolver::new(cfg, false);
+    let today = crate::autoreply::today(crate::date::now());
+    for path in paths {
+        let Some(text) = read(&path, f) else { continue };
+        let rule = match crate::autoreply::Rule::parse(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                f.error(&path, None, format!("{e}: this address sends no replies"));
+                continue;
+            }
+        };
+        let key = path.file_name().unwrap_or_default().to_string_lossy();
+        let to_mailbox = resolver
+            .resolve(&key)
+            .finals
+            .iter()
+            .any(|x| matches!(x.target, crate::resolve::Target::Mailbox { .. }));
+        if !to_mailbox {
+            f.warn(
+                &path,
+                None,
+                format!("{key} no longer delivers to a local mailbox: never used ('mailroom autoreply clear {key}')"),
+            );
+        }
+        if rule
+            .until_date
+            .as_deref()
+            .is_some_and(|u| u < today.as_str())
+        {
+            f.warn(
+                &path,
+                None,
+                format!(
+                    "ended on {}: answers no one ('mailroom autoreply clear {key}')",
+                    rule.until_date.as_deref().unwrap_or("")
+                ),
             );
         }
     }
