@@ -81,6 +81,7 @@
 //!   routing and the SMTP client; [`dsn`] — bounces and warnings;
 //!   [`srs`] — the sender of forwarded mail, and bounces back through it.
 //! * [`autoreply`] — RFC 3834 vacation replies after mailbox delivery.
+//! * [`lists`] — simple mailing lists: members files, settings, who may post.
 //!
 //! Serving and administering:
 //! * [`smtp::server`] — the SMTP server (`sendmail -bs`, ports 25 and
@@ -105,6 +106,7 @@ pub mod dns;
 pub mod dsn;
 pub mod exit;
 pub mod fasthash;
+pub mod lists;
 pub mod log;
 pub mod mailbox;
 pub mod message;

@@ -953,14 +953,14 @@ fn unknown_domain(d: &str) -> Failure {
     ))
 }
 
-fn require_domain(view: &View, d: &str) -> Result<(), Failure> {
+pub(crate) fn require_domain(view: &View, d: &str) -> Result<(), Failure> {
     match view.domain(d) {
         Some(_) => Ok(()),
         None => Err(unknown_domain(d)),
     }
 }
 
-fn taken(addr: &Addr, owner: &Source, view: &View) -> Failure {
+pub(crate) fn taken(addr: &Addr, owner: &Source, view: &View) -> Failure {
     let shown = addr.key();
     let f = Failure::new(
         ExitCode::DataErr,

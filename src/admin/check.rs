@@ -83,6 +83,7 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
     check_virtual_passwd(cfg, &view, &mut f);
     check_quotas(cfg, &view, &mut f);
     check_autoreplies(cfg, &mut f);
+    check_lists(cfg, &view, &mut f);
     check_modes(cfg, &mut f);
     f.0
 }
@@ -147,6 +148,69 @@ fn check_class_files(cfg: &Config, view: &View, f: &mut Findings) {
         }
     }
     let _ = cfg;
+}
+
+/// Mailing lists ([`crate::lists`]): settings that parse, the members and
+/// owner files, the two aliases entries, members that exist.
+fn check_lists(cfg: &Config, view: &View, f: &mut Findings) {
+    let Ok(rd) = std::fs::read_dir(crate::lists::dir(cfg)) else {
+        return;
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            Some(n.strip_suffix(".conf")?.to_string())
+        })
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    for name in names {
+        let conf = cfg.paths.resolve(crate::lists::conf_path(&name));
+        if !crate::lists::valid_name(&name) {
+            f.error(
+                &conf,
+                None,
+                format!("{name:?} is not a list name (a-z, 0-9, _ and -)"),
+            );
+            continue;
+        }
+        if let Some(text) = read(&conf, f)
+            && let Err(e) = crate::lists::Settings::parse(&text)
+        {
+            f.error(&conf, None, e);
+        }
+        let want = [
+            (name.clone(), crate::lists::members_path(&name)),
+            (format!("owner-{name}"), crate::lists::owner_path(&name)),
+        ];
+        for (alias, file) in want {
+            let path = cfg.paths.resolve(&file);
+            let Some(text) = read(&path, f) else {
+                f.error(&path, None, format!("missing: list {name} needs it"));
+                continue;
+            };
+            let include = format!(":include:{file}");
+            match view.alias_get(&alias) {
+                Some((_, v, _, _)) if v.trim() == include => {}
+                _ => f.error(
+                    &view.aliases_path,
+                    None,
+                    format!("list {name} needs the entry '{alias}: {include}'"),
+                ),
+            }
+            for (m, line) in crate::lists::parse_members(&text) {
+                if crate::address::parse_one(&m).map_or(true, |a| a.addr.is_empty())
+                    || m.starts_with(['|', '/'])
+                    || m.to_ascii_lowercase().starts_with(":include:")
+                {
+                    f.error(&path, Some(line), format!("{m:?} is not an address"));
+                } else {
+                    check_local_target(view, &m, &path, line, "list member", f);
+                }
+            }
+        }
+    }
 }
 
 /// Warn when a local target (name or address of ours) leads nowhere.

@@ -10,6 +10,7 @@ pub mod edit;
 pub mod explain;
 pub mod generate;
 pub mod import;
+pub mod list;
 pub mod mailbox;
 pub mod queue;
 
@@ -78,6 +79,15 @@ Examples:
     Autoreply {
         #[command(subcommand)]
         action: autoreply::AutoreplyAction,
+    },
+    /// Simple mailing lists: create, add, remove, members, delete, show.
+    #[command(after_help = list::LIST_HELP)]
+    List {
+        #[command(subcommand)]
+        action: Option<list::ListAction>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// A domain's catch-all: where its unknown addresses go.
     #[command(after_help = "\
@@ -219,6 +229,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Forward { action } => alias::run_forward(&cfg, action),
         Command::Catchall { action } => alias::run_catchall(&cfg, action),
         Command::Autoreply { action } => autoreply::run(&cfg, action),
+        Command::List { action, json } => list::run(&cfg, action, json),
         Command::Check { json } => check::run(&cfg, None, json),
         Command::Mailbox { action } => mailbox::run(&cfg, action),
         Command::Import(args) => import::run(&cfg, args),

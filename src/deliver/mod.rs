@@ -24,6 +24,16 @@
 //! the queue), deferred (4.x.x: lock busy, disk full, over quota within
 //! `over_quota_defer` of submission, a program exiting 75) or failed
 //! (5.x.x), with an enhanced status code and a text for the bounce.
+//!
+//! ## Mailing lists
+//!
+//! A target reached through a list is not delivered here: once per list
+//! the posting rule is checked ([`crate::lists::List::may_post`]; a refusal
+//! fails the list's address once, 5.7.1, to the poster) and the target is
+//! reported as [`Outcome::List`], for the queue to deliver as a copy of the
+//! message from `owner-LIST` with `List-Id:`/`List-Post:`.  So members get
+//! the same message whether local or remote, and every bounce of that copy
+//! goes to the list's owner.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -46,6 +56,12 @@ pub enum Outcome {
     Forward {
         address: String,
         sender: Option<String>,
+    },
+    /// Reached through mailing list `name` ([`crate::lists`]), which
+    /// let the message in: the queue sends this target a copy of its own,
+    /// under the list's envelope sender and with the list's headers.
+    List {
+        name: String,
     },
     Deferred(Failure),
     Failed(Failure),
@@ -95,13 +111,64 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
     let mut reports = Vec::new();
     // One copy per destination, however many recipients lead to it.
     let mut seen = std::collections::HashSet::new();
+    // Each list's verdict on this message: Ok(true) = a list that lets it
+    // in, Ok(false) = no (longer a) list.
+    let mut lists: std::collections::HashMap<String, Result<bool, Failure>> =
+        std::collections::HashMap::new();
     for rcpt in rcpts {
-        let finals = finals_for(resolver, rcpt);
+        let mut finals = finals_for(resolver, rcpt);
+        // A refused member carries no sender: give it its list's.
+        let list_senders: Vec<(String, String)> = finals
+            .iter()
+            .filter_map(|f| Some((f.list.clone()?, f.sender.clone()?)))
+            .collect();
+        for f in finals.iter_mut().filter(|f| f.sender.is_none()) {
+            if let Some((_, s)) = list_senders
+                .iter()
+                .find(|(l, _)| Some(l) == f.list.as_ref())
+            {
+                f.sender = Some(s.clone());
+            }
+        }
+        let mut refused: Vec<String> = Vec::new();
         for f in finals {
+            let verdict = f.list.as_ref().map(|name| {
+                let v = lists
+                    .entry(name.clone())
+                    .or_insert_with(|| list_verdict(cfg, req, name));
+                (name.clone(), v.clone())
+            });
+            if let Some((name, Err(fail))) = &verdict {
+                // Once per list and recipient, named by the list.
+                if !refused.contains(name) {
+                    refused.push(name.clone());
+                    reports.push(Report {
+                        recipient: rcpt.address.clone(),
+                        printable: rcpt.address.clone(),
+                        what: format!("list {name}"),
+                        outcome: if fail.temporary {
+                            Outcome::Deferred(fail.clone())
+                        } else {
+                            Outcome::Failed(fail.clone())
+                        },
+                        again: rcpt.address.clone(),
+                        ctl: None,
+                        sender: None,
+                    });
+                }
+                continue;
+            }
             if !seen.insert(f.target.key(&f.printable)) {
                 continue;
             }
-            let (what, outcome) = deliver_final(cfg, req, &f, &delivered_to);
+            let (what, outcome) = match &verdict {
+                // Errors too: the copy fails them again, to the owner.
+                Some((name, Ok(true))) => (
+                    format!("list {name} member"),
+                    Outcome::List { name: name.clone() },
+                ),
+                _ => deliver_final(cfg, req, &f, &delivered_to),
+            };
             let (again, ctl) = match &f.target {
                 Target::Mailbox { account, .. } => (format!("\\{}", account.login), None),
                 Target::Program { owner, .. } | Target::File { owner, .. } => {
@@ -143,6 +210,7 @@ fn finals_for(resolver: &Resolver, rcpt: &Rcpt) -> Vec<Final> {
                 },
                 sender: None,
                 via: None,
+                list: None,
             }];
         }
         if plain.starts_with('/') {
@@ -154,10 +222,32 @@ fn finals_for(resolver: &Resolver, rcpt: &Rcpt) -> Vec<Final> {
                 },
                 sender: None,
                 via: None,
+                list: None,
             }];
         }
     }
     resolver.resolve(&rcpt.address).finals
+}
+
+/// May this message go to list `name`'s members?  `Ok(false)`: `name`
+/// is not a list (any more).
+fn list_verdict(cfg: &Config, req: &Request<'_>, name: &str) -> Result<bool, Failure> {
+    let list = match crate::lists::List::load(cfg, name) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(false),
+        Err(e) => return Err(Failure::temp("4.3.0", e)),
+    };
+    let header = crate::message::Header::parse(&req.message.header_bytes().unwrap_or_default());
+    let from: Vec<String> = header
+        .all("From")
+        .filter_map(|f| crate::address::parse_list(&f.value()).ok())
+        .flatten()
+        .map(|m| m.addr)
+        .collect();
+    let sender = req.sender.trim_start_matches('<').trim_end_matches('>');
+    list.may_post(sender, &from, &cfg.hostname)
+        .map(|()| true)
+        .map_err(|why| Failure::perm("5.7.1", why))
 }
 
 /// The `Delivered-To:` values already in the message (lower-cased).
@@ -839,6 +929,7 @@ pub fn main(args: Vec<String>) -> i32 {
             Outcome::Forward { address, .. } => {
                 (format!("forwarded to {address}"), "2.0.0".to_string())
             }
+            Outcome::List { name } => (format!("to list {name}'s copy"), "2.0.0".to_string()),
             Outcome::Deferred(f) => (format!("Deferred: {}", f.text), f.dsn.clone()),
             Outcome::Failed(f) => (f.text.clone(), f.dsn.clone()),
         };
@@ -858,6 +949,11 @@ pub fn main(args: Vec<String>) -> i32 {
                     "forward",
                     "2.0.0".to_string(),
                     format!("forwarded to {address}"),
+                ),
+                Outcome::List { name } => (
+                    "list",
+                    "2.0.0".to_string(),
+                    format!("to list {name}'s copy"),
                 ),
                 Outcome::Deferred(f) => ("defer", f.dsn.clone(), f.text.clone()),
                 Outcome::Failed(f) => ("fail", f.dsn.clone(), f.text.clone()),

@@ -145,6 +145,9 @@ pub struct Final {
     pub sender: Option<String>,
     /// The alias (or `.forward` owner) this came from, if any.
     pub via: Option<String>,
+    /// The mailing list ([`crate::lists`]) this was reached through, if
+    /// any: delivered under the list's sender with its headers.
+    pub list: Option<String>,
 }
 
 /// One step of the resolution, for `-bv` and `mailroom explain`.
@@ -173,6 +176,9 @@ pub enum StepKind {
 pub struct Resolution {
     pub finals: Vec<Final>,
     pub steps: Vec<Step>,
+    /// The mailing lists the address leads to (also when only checking,
+    /// where their members are not read).
+    pub lists: Vec<String>,
 }
 
 impl Resolution {
@@ -247,6 +253,8 @@ struct Origin {
     via: Option<String>,
     /// Read `:include:` files as this user (a `.forward`'s owner).
     read_as: Option<Owner>,
+    /// The mailing list this came through.
+    list: Option<String>,
 }
 
 impl Origin {
@@ -257,6 +265,7 @@ impl Origin {
             owner: None,
             via: None,
             read_as: None,
+            list: None,
         }
     }
 }
@@ -484,6 +493,7 @@ impl Resolver {
                 )),
                 sender: None,
                 via: None,
+                list: None,
             });
         }
         run.res
@@ -607,6 +617,7 @@ impl Run<'_> {
             target,
             sender: sender.clone(),
             via: origin.via.clone(),
+            list: origin.list.clone(),
         });
     }
 
@@ -829,6 +840,7 @@ impl Run<'_> {
             owner,
             via: origin.via.clone(),
             read_as: origin.read_as.clone(),
+            list: origin.list.clone(),
         };
         let text = String::from_utf8_lossy(&bytes).into_owned();
         for (i, line) in text.lines().enumerate() {
@@ -1106,12 +1118,19 @@ impl Run<'_> {
                 }
                 None => sender.clone(),
             };
+            let list = if crate::lists::is_list(&r.cfg, &key) {
+                self.res.lists.push(key.clone());
+                Some(key.clone())
+            } else {
+                origin.list.clone()
+            };
             let child = Origin {
                 special: true,
                 unsafe_source: false,
                 owner: r.owner_named(&r.cfg.default_user),
                 via: Some(key.clone()),
                 read_as: None,
+                list,
             };
             let elements = split_list(hit.value);
             chain.push(key.clone());
@@ -1185,6 +1204,7 @@ impl Run<'_> {
                 owner: Some(owner.clone()),
                 via: Some(user.clone()),
                 read_as: Some(owner),
+                list: origin.list.clone(),
             };
             chain.push(format!("~{user}"));
             for e in list {

@@ -419,8 +419,8 @@ impl Runner {
             ..
         } = attempt;
         more.extend(replies);
-        for (sender, rcpts) in splits {
-            match self.split(&env, &body, &sender, rcpts) {
+        for ((sender, list), rcpts) in splits {
+            match self.split(&env, &body, &sender, list.as_deref(), rcpts) {
                 Ok(nid) => more.push(nid),
                 Err(e) => log::err(
                     Some(id.as_str()),
@@ -531,12 +531,14 @@ impl Runner {
     }
 
     /// Queue a copy of the message for `rcpts` with another envelope sender
-    /// (mail for a list goes out as its `owner-`).
+    /// (mail for a list goes out as its `owner-`); a list's copy carries
+    /// its `List-Id:` and `List-Post:` instead of any it came with.
     fn split(
         &self,
         env: &Envelope,
         body: &[u8],
         sender: &str,
+        list: Option<&str>,
         rcpts: Vec<Recipient>,
     ) -> Result<QueueId, String> {
         let mut ids = crate::queue::IdGenerator::new();
@@ -552,6 +554,21 @@ impl Runner {
         e2.last_attempt = 0;
         e2.message = None;
         e2.df_inode = None;
+        if let Some(name) = list {
+            match crate::lists::List::load(&self.cfg, name) {
+                Ok(Some(l)) => {
+                    e2.headers
+                        .retain(|h| !h.is("List-Id") && !h.is("List-Post"));
+                    for f in l.settings.header_fields() {
+                        e2.headers
+                            .push(crate::queue::QHeader::new("", f.as_bytes()));
+                    }
+                }
+                // Checked moments ago by delivery; gone now: a plain copy.
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let nid = draft.commit(&mut e2).map_err(|e| e.to_string())?;
         log::info(
             Some(nid.as_str()),
@@ -890,8 +907,9 @@ struct Attempt<'a> {
     succeeded: Vec<Failed>,
     /// Recipients (by address) that want delay notifications.
     delayed_notify: Vec<String>,
-    /// Recipients to requeue under another envelope sender.
-    splits: HashMap<String, Vec<Recipient>>,
+    /// Recipients to requeue under another envelope sender (and as the
+    /// copy of a mailing list).
+    splits: HashMap<(String, Option<String>), Vec<Recipient>>,
     last_status: Option<String>,
     /// Autoreplies queued after mailbox deliveries.
     replies: Vec<QueueId>,
@@ -1078,7 +1096,7 @@ impl<'a> Attempt<'a> {
                     Outcome::Forward { address, .. } => {
                         let child = self.child(parent, address, None);
                         match split_sender {
-                            Some(s) => self.splits.entry(s).or_default().push(child),
+                            Some(s) => self.splits.entry((s, None)).or_default().push(child),
                             None => {
                                 let d = address::split_addr(address)
                                     .1
@@ -1088,6 +1106,31 @@ impl<'a> Attempt<'a> {
                                 forwards.push((d, child));
                             }
                         }
+                    }
+                    Outcome::List { name } => {
+                        let mut r = self.child(
+                            parent,
+                            &rep.again,
+                            rep.ctl
+                                .as_ref()
+                                .map(|o| format!("{}:{}:{}", o.name, o.uid, o.gid)),
+                        );
+                        // The owner's bounce names the member, not the list.
+                        r.final_rcpt = Some(format!(
+                            "RFC822; {}",
+                            address::qualify(
+                                &render::sender_address(rep.printable.trim_start_matches('\\')),
+                                &self.r.cfg.hostname
+                            )
+                        ));
+                        let s = rep
+                            .sender
+                            .clone()
+                            .unwrap_or_else(|| self.env.sender.clone());
+                        self.splits
+                            .entry((s, Some(name.clone())))
+                            .or_default()
+                            .push(r);
                     }
                     Outcome::Deferred(f) => {
                         let r = if same(rep) {
@@ -1102,7 +1145,7 @@ impl<'a> Attempt<'a> {
                             )
                         };
                         match split_sender {
-                            Some(s) => self.splits.entry(s).or_default().push(r),
+                            Some(s) => self.splits.entry((s, None)).or_default().push(r),
                             None => self.defer(r, &f.dsn, format!("Deferred: {}", f.text)),
                         }
                     }
@@ -1220,6 +1263,7 @@ impl<'a> Attempt<'a> {
             Outcome::Forward { address, .. } => {
                 ("2.0.0".to_string(), format!("forwarded to {address}"))
             }
+            Outcome::List { name } => ("2.0.0".to_string(), format!("to list {name}'s copy")),
             Outcome::Deferred(f) => (f.dsn.clone(), format!("Deferred: {}", f.text)),
             Outcome::Failed(f) => (f.dsn.clone(), f.text.clone()),
         };

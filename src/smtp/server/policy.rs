@@ -58,6 +58,8 @@ pub struct Accepted {
     pub local: bool,
     /// `access` said DISCARD: accept and drop.
     pub discard: bool,
+    /// The mailing lists it leads to (see [`Policy::check_posting`]).
+    pub lists: Vec<String>,
 }
 
 /// The policy of one session.
@@ -195,6 +197,7 @@ impl Policy {
             return Ok(Accepted {
                 local: false,
                 discard,
+                lists: Vec::new(),
             });
         }
         let res = self.resolver.resolve(&m.addr);
@@ -203,7 +206,7 @@ impl Policy {
             .iter()
             .filter(|f| !matches!(f.target, Target::Error(_)))
             .count();
-        if good == 0 {
+        if good == 0 && res.lists.is_empty() {
             if let Some((_, r)) = res.errors().find(|(_, r)| !r.temporary) {
                 return refuse(r.code, &r.dsn, &r.text);
             }
@@ -246,7 +249,23 @@ impl Policy {
         Ok(Accepted {
             local: true,
             discard,
+            lists: res.lists,
         })
+    }
+
+    /// May envelope sender `sender` post to the lists `ok` leads to?
+    /// Refused now (550 5.7.1) rather than bounced later: over SMTP only
+    /// the envelope sender counts (the runner also accepts a member's
+    /// `From:` for mail submitted on this host).
+    pub fn check_posting(&self, ok: &Accepted, sender: &str, path: &str) -> Result<(), Reply> {
+        for name in &ok.lists {
+            if let Ok(Some(list)) = crate::lists::List::load(&self.cfg, name)
+                && let Err(why) = list.may_post(sender, &[], &self.cfg.hostname)
+            {
+                return Err(Reply::new(550, format!("5.7.1 <{path}>... {why}")));
+            }
+        }
+        Ok(())
     }
 }
 

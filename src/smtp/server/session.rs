@@ -513,7 +513,12 @@ impl<'a> Session<'a> {
             return;
         }
         let size = self.txn.as_ref().and_then(|t| t.size);
-        match self.policy.check_recipient(&p.path, self.may_relay(), size) {
+        let sender = self.txn.as_ref().map_or("", |t| t.sender.as_str());
+        let verdict = self
+            .policy
+            .check_recipient(&p.path, self.may_relay(), size)
+            .and_then(|ok| self.policy.check_posting(&ok, sender, &p.path).map(|()| ok));
+        match verdict {
             Ok(ok) => {
                 if !ok.local && !self.relay_logged {
                     self.relay_logged = true;
