@@ -82,6 +82,7 @@
 //!   [`srs`] — the sender of forwarded mail, and bounces back through it.
 //! * [`autoreply`] — RFC 3834 vacation replies after mailbox delivery.
 //! * [`lists`] — simple mailing lists: members files, settings, who may post.
+//! * [`dkim`] — DKIM signatures the runner adds to remote mail; the keys.
 //!
 //! Serving and administering:
 //! * [`smtp::server`] — the SMTP server (`sendmail -bs`, ports 25 and
@@ -102,6 +103,7 @@ pub mod cli;
 pub mod config;
 pub mod date;
 pub mod deliver;
+pub mod dkim;
 pub mod dns;
 pub mod dsn;
 pub mod exit;

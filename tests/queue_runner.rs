@@ -531,3 +531,97 @@ fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_back() {
     let o = r.sendmail(&["-bv", &forged], b"");
     assert_eq!(code(&o), 67, "{}", stdout(&o));
 }
+
+/// (selector, TXT text) from `mailroom dkim generate|show` output.
+fn zone_records(zone: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in zone.lines() {
+        if !line.starts_with('\t') {
+            let sel = line.split("._domainkey.").next().unwrap().to_string();
+            out.push((sel, String::new()));
+        }
+        let strings: String = line.split('"').skip(1).step_by(2).collect();
+        out.last_mut().unwrap().1.push_str(&strings);
+    }
+    out
+}
+
+#[test]
+fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
+    let s = sink();
+    let r = root("qrun-dkim", "");
+    r.write(
+        "etc/mail/mailertable",
+        &format!("remote.test smtp:[127.0.0.1]:{}\n", s.port),
+    );
+    let o = r
+        .cmd("mailroom")
+        .args(["dkim", "generate", "shop.example"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let records = zone_records(&stdout(&o));
+    assert_eq!(records.len(), 2, "{}", stdout(&o));
+    // A key that cannot be read keeps its domain's mail queued.
+    r.write("etc/mail/dkim/broken.example/s.key", "not a key\n");
+    let msg = b"From: Shop <orders@shop.example>\nTo: x@remote.test\nSubject: Your  order\n\nThanks.\n.a dotted line\n";
+    let o = r.sendmail(&["-f", "web@vps.example", "x@remote.test", "bob"], msg);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = r.sendmail(
+        &["-f", "a@other.example", "y@remote.test"],
+        b"From: a@other.example\n\nb\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = r.sendmail(
+        &["-f", "a@broken.example", "z@remote.test"],
+        b"Subject: b\n\nb\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    qrun(&r, &["-q"]);
+    let got = s.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?} {}", r.log());
+    let signed = got.iter().find(|g| g.1 == ["<x@remote.test>"]).unwrap();
+    // The message as it arrived: CRLF, dot-stuffing undone.
+    let wire: String = signed
+        .2
+        .split_inclusive("\r\n")
+        .map(|l| l.strip_prefix('.').unwrap_or(l))
+        .collect();
+    let lookup = |sel: &str, d: &str| {
+        assert_eq!(d, "shop.example");
+        records
+            .iter()
+            .find(|(s, _)| s == sel)
+            .map(|(_, t)| t.clone())
+    };
+    let results = mailroom::dkim::verify(wire.as_bytes(), &lookup);
+    assert_eq!(results.len(), 2, "{wire}");
+    assert!(results.iter().all(Result::is_ok), "{results:?}\n{wire}");
+    assert!(wire.contains("a=rsa-sha256") && wire.contains("a=ed25519-sha256"));
+    let tampered = wire.replace("Thanks.", "Thanks!");
+    assert!(
+        mailroom::dkim::verify(tampered.as_bytes(), &lookup)
+            .iter()
+            .all(Result::is_err)
+    );
+    // No key for the other domain: sent unsigned; never signed locally.
+    let other = got.iter().find(|g| g.1 == ["<y@remote.test>"]).unwrap();
+    assert!(!other.2.contains("DKIM-Signature"), "{}", other.2);
+    let local = mbox(&r, "bob");
+    assert!(
+        local.contains("Subject: Your  order") && !local.contains("DKIM-Signature"),
+        "{local}"
+    );
+    let ids = r.queued_ids();
+    assert_eq!(ids.len(), 1, "{:?}", r.queue_files());
+    let qf = r.qf(&ids[0]);
+    assert!(
+        qf.contains("MDeferred: DKIM key for broken.example:"),
+        "{qf}"
+    );
+    // Fixed (removed), it goes unsigned on the next run.
+    std::fs::remove_dir_all(r.path("etc/mail/dkim/broken.example")).unwrap();
+    qrun(&r, &["-q"]);
+    assert_eq!(s.got.lock().unwrap().len(), 3);
+    assert!(r.queued_ids().is_empty());
+}

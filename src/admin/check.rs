@@ -85,6 +85,7 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
     check_autoreplies(cfg, &mut f);
     check_lists(cfg, &view, &mut f);
     check_modes(cfg, &mut f);
+    check_dkim(cfg, &mut f);
     f.0
 }
 
@@ -767,6 +768,66 @@ fn check_modes(cfg: &Config, f: &mut Findings) {
                 None,
                 format!("group-writable (mode {mode:04o}): every member of its group can change where mail goes; chmod g-w"),
             );
+        }
+    }
+}
+
+/// DKIM keys: each must load (else its domain's mail waits in the queue)
+/// and be private.
+fn check_dkim(cfg: &Config, f: &mut Findings) {
+    let top = crate::dkim::keys_dir(cfg);
+    let Ok(rd) = std::fs::read_dir(&top) else {
+        return;
+    };
+    let mut domains: Vec<(String, PathBuf)> = rd
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(n, _)| !n.starts_with('.'))
+        .collect();
+    domains.sort();
+    for (domain, dir) in domains {
+        if !crate::dkim::valid_domain(&domain) {
+            f.warn(&dir, None, "not a domain name: its keys are never used");
+            continue;
+        }
+        let files = match crate::dkim::key_files(cfg, &domain) {
+            Ok(files) => files,
+            Err(e) => {
+                f.error(
+                    &dir,
+                    None,
+                    format!(
+                        "cannot read it: {} (run as root)",
+                        crate::exit::io_reason(&e)
+                    ),
+                );
+                continue;
+            }
+        };
+        for (selector, path) in files {
+            if let Err(e) = crate::dkim::load_key(&selector, &path) {
+                let e = e
+                    .strip_prefix(&format!("{}: ", path.display()))
+                    .unwrap_or(&e)
+                    .to_string();
+                f.error(
+                    &path,
+                    None,
+                    format!("{e}: mail from {domain} stays queued until this is fixed"),
+                );
+            }
+            if let Ok(m) = std::fs::metadata(&path)
+                && m.mode() & 0o077 != 0
+            {
+                f.warn(
+                    &path,
+                    None,
+                    format!(
+                        "private key readable by others (mode {:04o}); chmod 600",
+                        m.mode() & 0o7777
+                    ),
+                );
+            }
         }
     }
 }

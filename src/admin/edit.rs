@@ -332,6 +332,8 @@ fn parent_dirs(dir: &Path, targets: &[PathBuf]) -> Vec<PathBuf> {
 fn default_mode(path: &Path) -> u32 {
     match path.file_name().and_then(|n| n.to_str()) {
         Some("passwd" | "shadow") => 0o600,
+        // Private keys (DKIM): root alone reads them.
+        Some(n) if n.ends_with(".key") => 0o600,
         _ => 0o644,
     }
 }

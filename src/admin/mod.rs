@@ -5,6 +5,7 @@
 pub mod alias;
 pub mod autoreply;
 pub mod check;
+pub mod dkim;
 pub mod domain;
 pub mod edit;
 pub mod explain;
@@ -88,6 +89,12 @@ Examples:
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// DKIM signing keys per sender domain: generate, show, list, remove.
+    #[command(after_help = dkim::DKIM_HELP)]
+    Dkim {
+        #[command(subcommand)]
+        action: dkim::DkimAction,
     },
     /// A domain's catch-all: where its unknown addresses go.
     #[command(after_help = "\
@@ -230,6 +237,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Catchall { action } => alias::run_catchall(&cfg, action),
         Command::Autoreply { action } => autoreply::run(&cfg, action),
         Command::List { action, json } => list::run(&cfg, action, json),
+        Command::Dkim { action } => dkim::run(&cfg, action),
         Command::Check { json } => check::run(&cfg, None, json),
         Command::Mailbox { action } => mailbox::run(&cfg, action),
         Command::Import(args) => import::run(&cfg, args),

@@ -130,6 +130,7 @@ pub struct Runner {
     sources: crate::route::SourceAddresses,
     pool: remote::Pool,
     auth: Option<(String, String)>,
+    dkim: crate::dkim::Keyring,
     verbose: bool,
 }
 
@@ -148,6 +149,7 @@ impl Runner {
             sources: crate::route::SourceAddresses::load(cfg, may_rebuild),
             pool: remote::Pool::new(settings.max_per_destination),
             auth: read_auth(&settings.smarthost_auth),
+            dkim: crate::dkim::Keyring::new(cfg),
             settings,
             cfg: cfg.clone(),
             verbose,
@@ -1296,6 +1298,21 @@ impl<'a> Attempt<'a> {
             s => address::qualify(&s, &self.r.cfg.hostname),
         };
         let message = render::render(self.env, self.body, render::For::Smtp, &self.r.cfg.hostname);
+        // Signed once for every destination; a key that cannot be read
+        // keeps the mail queued rather than sending it unsigned.
+        let message = match self.r.dkim.sign(&message, &sender, date::now()) {
+            Ok(Some(signed)) => signed,
+            Ok(None) => message,
+            Err(e) => {
+                log::err(Some(self.id.as_str()), &e);
+                for (_, rs) in &by_domain {
+                    for r in rs {
+                        self.defer(r.clone(), "4.7.0", format!("Deferred: {e}"));
+                    }
+                }
+                return;
+            }
+        };
         let ret = if self.env.has_flag('d') {
             Some(if self.env.has_flag('n') {
                 "HDRS"
