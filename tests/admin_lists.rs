@@ -198,6 +198,18 @@ fn create_add_remove_delete() {
     assert!(talk("").contains("550 5.7.1"), "a bounce to the list");
     let out = talk("Bob@test.example");
     assert!(out.contains("250 2.1.5"), "{out}");
+    // Any alias made of an :include: is taken at RCPT (its file is read
+    // at delivery, with the privileges to read it).
+    fs::write(r.path("etc/mail/inc"), "bob\n").unwrap();
+    let aliases = read(&r, "etc/mail/aliases");
+    fs::write(
+        r.path("etc/mail/aliases"),
+        format!("{aliases}grp: :include:/etc/mail/inc\n"),
+    )
+    .unwrap();
+    let input = "EHLO c.example\r\nMAIL FROM:<x@elsewhere.example>\r\nRCPT TO:<grp@test.example>\r\nQUIT\r\n";
+    let out = stdout(&r.sendmail(&["-bs"], input.as_bytes()));
+    assert!(out.contains("250 2.1.5"), "{out}");
 
     ok(&r, &["list", "delete", "team@shop.example"]);
     assert!(!r.path("etc/mail/lists/team-shop").exists());

@@ -179,6 +179,9 @@ pub struct Resolution {
     /// The mailing lists the address leads to (also when only checking,
     /// where their members are not read).
     pub lists: Vec<String>,
+    /// Only checking: an `:include:` was reached and not read, so no
+    /// finals does not mean the address leads nowhere.
+    pub includes_unread: bool,
 }
 
 impl Resolution {
@@ -790,6 +793,7 @@ impl Run<'_> {
         }
         self.step(format!("{printable}... including file {path}"), None, true);
         if self.r.check_only {
+            self.res.includes_unread = true;
             return;
         }
         let p = self.r.cfg.paths.resolve(path);

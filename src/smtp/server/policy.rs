@@ -206,7 +206,7 @@ impl Policy {
             .iter()
             .filter(|f| !matches!(f.target, Target::Error(_)))
             .count();
-        if good == 0 && res.lists.is_empty() {
+        if good == 0 && !res.includes_unread {
             if let Some((_, r)) = res.errors().find(|(_, r)| !r.temporary) {
                 return refuse(r.code, &r.dsn, &r.text);
             }
