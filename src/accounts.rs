@@ -206,6 +206,33 @@ impl Accounts {
     }
 }
 
+impl Account {
+    /// The directory holding this account's mbox folders (filters'
+    /// `folder NAME` is the mbox file `DIR/NAME`):
+    ///
+    /// * `~/mail/` for a system user whose home exists — what Dovecot uses
+    ///   with `mail_location = mbox:~/mail:INBOX=/var/mail/%u`, and mutt's
+    ///   and Pine's habit;
+    /// * otherwise (virtual accounts, users with home `/nonexistent`)
+    ///   `INBOX.folders/` next to the inbox mbox: `/var/mail/bob.folders/`,
+    ///   `/var/mail/virtual/example.com/info.folders/`; for Dovecot,
+    ///   `mail_location = mbox:/var/mail/%u.folders:INBOX=/var/mail/%u`.
+    ///
+    /// `None` for a Maildir account (its folders are Maildir++ `.NAME/`).
+    pub fn mbox_folders(&self, paths: &crate::config::Paths) -> Option<PathBuf> {
+        let MailboxPath::Mbox(inbox) = &self.mailbox else {
+            return None;
+        };
+        let home = paths.resolve(&self.owner.home);
+        if !self.is_virtual && self.owner.home != "/" && is_own_dir(&home, self.owner.uid) {
+            return Some(home.join("mail"));
+        }
+        let mut dir = inbox.clone().into_os_string();
+        dir.push(".folders");
+        Some(PathBuf::from(dir))
+    }
+}
+
 /// `dir` is a directory owned by `uid` (not a symlink).
 fn is_own_dir(dir: &std::path::Path, uid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -170,6 +170,16 @@ pub struct Config {
     pub virtual_mailbox_base: PathBuf,
     /// Count the host's interface addresses (`[192.0.2.1]`) as local.
     pub probe_interfaces: bool,
+    /// The built-in spam rule ([`crate::filter::spam_rules`]): a score at
+    /// or above this goes to `spam_folder` (None: off) ...
+    pub spam_folder_score: Option<f64>,
+    /// ... and one above this is discarded (None: off).
+    pub spam_discard_score: Option<f64>,
+    pub spam_folder: String,
+    /// Pass mail through this `spamc` before filtering (None: don't).
+    pub spamc: Option<PathBuf>,
+    /// Longest `spamc` may take before the message goes on unscanned.
+    pub spamc_timeout: u64,
 }
 
 /// Mailbox formats.
@@ -275,6 +285,31 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
         "yes",
         "treat the host's own interface addresses ([192.0.2.1]) as local",
     ),
+    (
+        "spam_folder_score",
+        "5",
+        "mail with a spam score at least this goes to spam_folder; off = never",
+    ),
+    (
+        "spam_discard_score",
+        "10",
+        "mail with a spam score over this is discarded (and logged); off = never",
+    ),
+    (
+        "spam_folder",
+        "Spam",
+        "the folder the spam rule files mail into",
+    ),
+    (
+        "spamc",
+        "(off)",
+        "pass each mailbox delivery through this spamc (e.g. /usr/bin/spamc) before filtering",
+    ),
+    (
+        "spamc_timeout",
+        "30s",
+        "longest spamc may take; then the message is delivered unscanned",
+    ),
 ];
 
 impl Config {
@@ -301,6 +336,11 @@ impl Config {
             virtual_user: "vmail".to_string(),
             virtual_mailbox_base: paths.resolve("/var/mail/virtual"),
             probe_interfaces: true,
+            spam_folder_score: Some(5.0),
+            spam_discard_score: Some(10.0),
+            spam_folder: "Spam".to_string(),
+            spamc: None,
+            spamc_timeout: 30,
             settings: BTreeMap::new(),
             source: None,
             paths,
@@ -409,14 +449,53 @@ impl Config {
                     self.mailbox_size_limit =
                         parse_size(&s.value).ok_or_else(|| bad(key, s, "not a size"))?;
                 }
-                "over_quota_defer" | "mailbox_lock_timeout" | "program_timeout" => {
+                "over_quota_defer"
+                | "mailbox_lock_timeout"
+                | "program_timeout"
+                | "spamc_timeout" => {
                     let v = parse_duration(&s.value, 1)
                         .ok_or_else(|| bad(key, s, "not a duration (e.g. 30s, 5m, 1d)"))?;
                     match key.as_str() {
                         "over_quota_defer" => self.over_quota_defer = v,
                         "mailbox_lock_timeout" => self.mailbox_lock_timeout = v,
+                        "spamc_timeout" => self.spamc_timeout = v.max(1),
                         _ => self.program_timeout = v,
                     }
+                }
+                "spam_folder_score" | "spam_discard_score" => {
+                    let v = if s.value.eq_ignore_ascii_case("off") {
+                        None
+                    } else {
+                        Some(
+                            s.value
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|v| v.is_finite())
+                                .ok_or_else(|| bad(key, s, "expected a number or off"))?,
+                        )
+                    };
+                    if key == "spam_folder_score" {
+                        self.spam_folder_score = v;
+                    } else {
+                        self.spam_discard_score = v;
+                    }
+                }
+                "spam_folder" => {
+                    crate::filter::folder_name(&s.value).map_err(|e| bad(key, s, &e))?;
+                    self.spam_folder = s.value.clone();
+                }
+                "spamc" => {
+                    self.spamc = if s.value.eq_ignore_ascii_case("off") || s.value.is_empty() {
+                        None
+                    } else {
+                        // A program to run, not a file of the tree: not
+                        // resolved under a test root.
+                        let p = PathBuf::from(&s.value);
+                        if !p.is_absolute() {
+                            return Err(bad(key, s, "expected an absolute path or off"));
+                        }
+                        Some(p)
+                    };
                 }
                 "forward_files" | "allow_programs" | "allow_files" | "probe_interfaces" => {
                     let v =

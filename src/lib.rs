@@ -36,7 +36,7 @@
 //! | `sendmail` (submission, `mailq`) | the caller, setgid `mqueue` | `/etc/mail/*`, stdin | `qf`/`df` in `/var/spool/mqueue` |
 //! | `newaliases` | root | `/etc/mail/aliases` | its compiled index |
 //! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections |
-//! | `deliver` | started as root, becomes the mailbox owner | the queue's `df`, `~/.forward` (as the user) | mailboxes, as their owner |
+//! | `deliver` | started as root, becomes the mailbox owner | the queue's `df`, `~/.forward` and `~/.mailroom-filter` (as the user), `/etc/mail/filter` | mailboxes and their folders, as their owner |
 //! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` (loaded before dropping root) | `qf`/`df` in `/var/spool/mqueue` |
 //! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions) |
 //! | `mailroom` (admin) | root | everything in `/etc/mail` | tables, mailbox accounts |
@@ -77,6 +77,7 @@
 //! * [`resolve`] — virtusertable, aliases, users: sendmail 8's resolution.
 //! * [`mailbox`] — mbox and Maildir, and their locks.
 //! * [`deliver`] — the local delivery agent.
+//! * [`filter`] — filter rules, the spam rule and spamc, run before a mailbox copy is stored.
 //! * [`runner`] — the queue runner; [`route`], [`dns`], [`smtp`], [`tls`] —
 //!   routing and the SMTP client; [`dsn`] — bounces and warnings;
 //!   [`srs`] — the sender of forwarded mail, and bounces back through it.
@@ -108,6 +109,7 @@ pub mod dns;
 pub mod dsn;
 pub mod exit;
 pub mod fasthash;
+pub mod filter;
 pub mod lists;
 pub mod log;
 pub mod mailbox;

@@ -18,6 +18,17 @@
 //! a forwarding loop (5.4.6).  Programs (on standard input) and `/file`
 //! targets get `Return-Path:`.  `/dev/null` discards.
 //!
+//! ## Filters
+//!
+//! Before a mailbox copy is written, the message goes through spamc when
+//! configured and then the rule files ([`crate::filter`]); the decision
+//! picks the inbox, a folder, nowhere (logged) or a 5.7.1 bounce, and may
+//! add forwards, which are reported as extra targets only once the local
+//! copy is safe (a retry would otherwise forward twice).  Only the
+//! filters' reading of a user's file needs the user's privileges; it is
+//! done by [`crate::privs::read_file_as`], so filtering happens here in
+//! the parent, which can log.
+//!
 //! ## Outcomes
 //!
 //! Each final target ends as delivered, forwarded (a remote address for
@@ -102,6 +113,8 @@ pub struct Request<'a> {
     /// When the message was submitted (seconds since the epoch).
     pub arrival: i64,
     pub message: &'a Message,
+    /// The queue id, for log lines.
+    pub queue_id: Option<&'a str>,
 }
 
 /// Deliver to every recipient; one report per final target.
@@ -161,13 +174,14 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
             if !seen.insert(f.target.key(&f.printable)) {
                 continue;
             }
-            let (what, outcome) = match &verdict {
+            let (what, outcome, forwards) = match &verdict {
                 // Errors too: the copy fails them again, to the owner.
                 Some((name, Ok(true))) => (
                     format!("list {name} member"),
                     Outcome::List { name: name.clone() },
+                    Vec::new(),
                 ),
-                _ => deliver_final(cfg, req, &f, &delivered_to),
+                _ => deliver_final(cfg, req, &rcpt.address, &f, &delivered_to),
             };
             let (again, ctl) = match &f.target {
                 Target::Mailbox { account, .. } => (format!("\\{}", account.login), None),
@@ -190,6 +204,23 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                 ctl,
                 sender,
             });
+            for address in forwards {
+                if !seen.insert(format!("filter forward {}", address.to_ascii_lowercase())) {
+                    continue;
+                }
+                reports.push(Report {
+                    recipient: rcpt.address.clone(),
+                    printable: address.clone(),
+                    what: format!("remote {address}"),
+                    outcome: Outcome::Forward {
+                        address: address.clone(),
+                        sender: None,
+                    },
+                    again: address.clone(),
+                    ctl: None,
+                    sender: srs_sender(resolver, req.sender),
+                });
+            }
         }
     }
     reports
@@ -288,15 +319,21 @@ fn qualify_sender(sender: &str, host: &str) -> String {
     }
 }
 
+/// Deliver to one final target: what it is, the outcome, and the
+/// addresses a filter forwards to.
 fn deliver_final(
     cfg: &Config,
     req: &Request<'_>,
+    rcpt: &str,
     f: &Final,
     delivered_to: &[String],
-) -> (String, Outcome) {
+) -> (String, Outcome, Vec<String>) {
     let host = &cfg.hostname;
     let sender = qualify_sender(f.sender.as_deref().unwrap_or(req.sender), host);
-    match &f.target {
+    if let Target::Mailbox { account, .. } = &f.target {
+        return to_account(cfg, req, rcpt, account, &sender, delivered_to);
+    }
+    let (what, outcome) = match &f.target {
         Target::Error(r) => {
             let fail = if r.temporary {
                 Outcome::Deferred(Failure::temp(&r.dsn, r.text.clone()))
@@ -312,25 +349,7 @@ fn deliver_final(
                 sender: f.sender.clone(),
             },
         ),
-        Target::Mailbox { account, .. } => {
-            let addr = mailbox_address(account, host);
-            let what = match &account.mailbox {
-                MailboxPath::Mbox(p) => format!("mailbox {}", p.display()),
-                MailboxPath::Maildir(p) => format!("maildir {}", p.display()),
-            };
-            if delivered_to.iter().any(|d| *d == addr.to_ascii_lowercase()) {
-                return (
-                    what,
-                    Outcome::Failed(Failure::perm(
-                        "5.4.6",
-                        format!("mail forwarding loop for {addr}"),
-                    )),
-                );
-            }
-            let prepend = format!("Return-Path: <{sender}>\nDelivered-To: {addr}\n");
-            let r = to_mailbox(cfg, account, &sender, prepend.as_bytes(), req.message);
-            (what, outcome(cfg, req, r))
-        }
+        Target::Mailbox { .. } => unreachable!("handled above"),
         Target::Program { command, owner } => {
             let prepend = format!("Return-Path: <{sender}>\n");
             let r = to_program(
@@ -356,7 +375,131 @@ fn deliver_final(
             );
             (format!("file {path}"), outcome(cfg, req, r))
         }
+    };
+    (what, outcome, Vec::new())
+}
+
+/// A mailbox copy: spamc, the filters, then the inbox, a folder, nowhere
+/// or a bounce.
+fn to_account(
+    cfg: &Config,
+    req: &Request<'_>,
+    rcpt: &str,
+    account: &Account,
+    sender: &str,
+    delivered_to: &[String],
+) -> (String, Outcome, Vec<String>) {
+    use crate::filter::{self, Place, files::Loaded};
+    let qid = req.queue_id;
+    let addr = mailbox_address(account, &cfg.hostname);
+    let inbox = match &account.mailbox {
+        MailboxPath::Mbox(p) => format!("mailbox {}", p.display()),
+        MailboxPath::Maildir(p) => format!("maildir {}", p.display()),
+    };
+    if delivered_to.iter().any(|d| *d == addr.to_ascii_lowercase()) {
+        let fail = Failure::perm("5.4.6", format!("mail forwarding loop for {addr}"));
+        return (inbox, Outcome::Failed(fail), Vec::new());
     }
+    let scanned;
+    let mut msg = req.message;
+    if let Some(spamc) = &cfg.spamc {
+        match filter::spamc::scan(
+            spamc,
+            Duration::from_secs(cfg.spamc_timeout),
+            switches_users(cfg),
+            &account.owner,
+            &account.login,
+            req.message,
+        ) {
+            Ok(m) => {
+                scanned = m;
+                msg = &scanned;
+            }
+            Err(why) => crate::log::warning(
+                qid,
+                &format!("spamc: {why}; delivering to {addr} unscanned"),
+            ),
+        }
+    }
+    let header = crate::message::Header::parse(&msg.header_bytes().unwrap_or_default());
+    let decision = match filter::files::load(cfg, account, qid) {
+        Loaded::Broken(e) => {
+            crate::log::warning(
+                qid,
+                &format!("filter: {e}; rules not applied, delivered to the inbox of {addr}"),
+            );
+            filter::Decision {
+                place: Place::Inbox,
+                by: None,
+                forwards: Vec::new(),
+            }
+        }
+        Loaded::Rules(sets) => {
+            let recipients = [
+                rcpt.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string(),
+                addr.clone(),
+            ];
+            let refs: Vec<&filter::Rules> = sets.iter().collect();
+            filter::evaluate(
+                &refs,
+                &filter::Facts {
+                    header: &header,
+                    sender,
+                    recipients: &recipients,
+                    size: msg.len(),
+                },
+            )
+        }
+    };
+    let by = decision.by.as_deref().unwrap_or("");
+    let score = filter::spam_score(&header)
+        .map(|s| format!(", spam score {s}"))
+        .unwrap_or_default();
+    let prepend = format!("Return-Path: <{sender}>\nDelivered-To: {addr}\n");
+    let (what, r) = match &decision.place {
+        Place::Reject(text) => {
+            crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{score}"));
+            let fail = Failure::perm("5.7.1", text.clone());
+            return (
+                format!("rejected by {by}"),
+                Outcome::Failed(fail),
+                Vec::new(),
+            );
+        }
+        Place::Nowhere => {
+            let what = if decision.forwards.is_empty() {
+                format!("discarded by {by}")
+            } else {
+                format!("not kept, forwarded by {by}")
+            };
+            crate::log::info(qid, &format!("filter: {addr}: {what}{score}"));
+            (what, Ok(()))
+        }
+        Place::Inbox => (
+            inbox,
+            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), msg),
+        ),
+        Place::Folder(name) => {
+            crate::log::info(
+                qid,
+                &format!("filter: {addr}: into folder {name} by {by}{score}"),
+            );
+            (
+                format!("folder {name} of {inbox}"),
+                to_mailbox(cfg, account, Some(name), sender, prepend.as_bytes(), msg),
+            )
+        }
+    };
+    let outcome = outcome(cfg, req, r);
+    let forwards = if outcome == Outcome::Delivered {
+        decision.forwards
+    } else {
+        Vec::new()
+    };
+    (what, outcome, forwards)
 }
 
 /// Turn a result into an outcome; over quota defers (4.2.2) while the
@@ -466,10 +609,15 @@ fn mail_gid() -> Vec<u32> {
     crate::users::group_id("mail").into_iter().collect()
 }
 
-/// Append to an account's mbox, or deliver into its Maildir.
+/// Append to an account's mbox, or deliver into its Maildir; into
+/// `folder` instead of the inbox when given.  Folders have the inbox's
+/// locking and fsync rules; a Maildir's quota counts its folders, an
+/// mbox's quota only the inbox file (folders live under the user's home
+/// and its file-system quota).
 fn to_mailbox(
     cfg: &Config,
     account: &Account,
+    folder: Option<&str>,
     sender: &str,
     prepend: &[u8],
     msg: &Message,
@@ -481,8 +629,18 @@ fn to_mailbox(
     let quota = account.quota;
     let host = cfg.hostname.clone();
     match &account.mailbox {
-        MailboxPath::Mbox(path) => {
-            let path = path.clone();
+        MailboxPath::Mbox(inbox) => {
+            let (path, folders, quota, create_mode) = match folder {
+                None => (inbox.clone(), None, quota, 0o660),
+                Some(name) => {
+                    let dir = account
+                        .mbox_folders(&cfg.paths)
+                        .unwrap_or_else(|| inbox.with_extension("folders"));
+                    let path = dir.join(name);
+                    let parent = path.parent().map(Path::to_path_buf);
+                    (path, parent, 0, 0o600)
+                }
+            };
             // A forked child cannot take the in-process turn; hold it here.
             let _turn = if switch { mbox::turn(&path) } else { None };
             as_user(
@@ -503,6 +661,11 @@ fn to_mailbox(
                             Failure::from_io(&format!("cannot create {}", parent.display()), &e)
                         })?;
                     }
+                    if let Some(dir) = &folders {
+                        mailbox::ensure_dir(dir, 0o700).map_err(|e| {
+                            Failure::from_io(&format!("cannot create {}", dir.display()), &e)
+                        })?;
+                    }
                     let from = mbox::from_line(sender, crate::date::now());
                     mbox::append(
                         &path,
@@ -513,7 +676,7 @@ fn to_mailbox(
                             quota,
                             lock_timeout,
                             owner: expect_uid,
-                            create_mode: 0o660,
+                            create_mode,
                             in_process_turn: !switch,
                         },
                     )
@@ -524,15 +687,16 @@ fn to_mailbox(
         MailboxPath::Maildir(dir) => {
             let dir = dir.clone();
             as_user(msg, switch, &owner.name, owner.uid, owner.gid, &[], || {
-                maildir::deliver(
-                    &dir,
-                    &maildir::Deliver {
-                        prepend,
-                        message: msg,
-                        quota,
-                        host: &host,
-                    },
-                )
+                let d = maildir::Deliver {
+                    prepend,
+                    message: msg,
+                    quota,
+                    host: &host,
+                };
+                match folder {
+                    None => maildir::deliver(&dir, &d),
+                    Some(name) => maildir::deliver_folder(&dir, name, &d),
+                }
                 .map(|_| ())
             })
         }
@@ -916,6 +1080,7 @@ pub fn main(args: Vec<String>) -> i32 {
         sender: &sender,
         arrival,
         message: &message,
+        queue_id: qid.as_deref(),
     };
     let start = Instant::now();
     let reports = deliver(&resolver, &req, &rcpts);

@@ -12,6 +12,12 @@
 //!   (`NNNS`), then `BYTES COUNT` lines that add up — is read instead of
 //!   scanning the directory; it is recomputed (one scan) only when missing
 //!   or larger than 5120 bytes, and a delivery appends its own line.
+//!   The count covers the folders too (Maildir++: one quota per Maildir).
+//! * Folders (filters' `folder NAME`) are Maildir++ subdirectories
+//!   `.NAME/` (`a/b` is `.a.b/`), each a Maildir with an empty
+//!   `maildirfolder` file, as Courier and Dovecot's default `maildir++`
+//!   layout have them.  Dovecot's IMAP shows them with
+//!   `mail_location = maildir:~/Maildir`; pop3d never looks in them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -67,13 +73,53 @@ pub fn unique_name(host: &str) -> String {
     )
 }
 
+/// The directory of folder `name` (`a/b` for a subfolder) of the Maildir
+/// `root`.  The caller has checked the name ([`crate::filter::folder_name`]).
+pub fn folder_dir(root: &Path, name: &str) -> PathBuf {
+    root.join(format!(".{}", name.replace('/', ".")))
+}
+
 /// Deliver into the Maildir `dir`; returns the new file's path.
 pub fn deliver(dir: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
     let what = dir.display().to_string();
     ensure(dir).map_err(|e| Failure::from_io(&format!("{what}: cannot create the Maildir"), &e))?;
+    store(dir, dir, d)
+}
+
+/// Deliver into folder `name` of the Maildir `root`, creating it (and the
+/// root) as needed; the root's quota counts.
+pub fn deliver_folder(root: &Path, name: &str, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
+    let dir = folder_dir(root, name);
+    let what = dir.display().to_string();
+    (|| -> io::Result<()> {
+        for sub in ["tmp", "new", "cur"] {
+            super::ensure_dir(&root.join(sub), 0o700)?;
+            super::ensure_dir(&dir.join(sub), 0o700)?;
+        }
+        let marker = dir.join("maildirfolder");
+        if !marker.exists() {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&marker)?
+                .sync_all()?;
+            File::open(&dir)?.sync_all()?;
+        }
+        Ok(())
+    })()
+    .map_err(|e| Failure::from_io(&format!("{what}: cannot create the folder"), &e))?;
+    store(&dir, root, d)
+}
+
+/// Write the message into `dir`, counting it against `root`'s quota.
+fn store(dir: &Path, root: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
+    let what = dir.display().to_string();
     let estimate = d.prepend.len() as u64 + d.message.len() + 1;
     if d.quota > 0 {
-        let used = usage(dir)
+        let used = usage(root)
             .map_err(|e| Failure::from_io(&format!("{what}: cannot read maildirsize"), &e))?;
         if used + estimate > d.quota {
             return Err(Failure::over_quota(used, estimate, d.quota));
@@ -104,8 +150,8 @@ pub fn deliver(dir: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
         let new = dir.join("new").join(&final_name);
         fs::rename(&tmp, &new)?;
         File::open(dir.join("new"))?.sync_all()?;
-        if d.quota > 0 || dir.join("maildirsize").exists() {
-            let _ = add_usage(dir, size as i64, 1);
+        if d.quota > 0 || root.join("maildirsize").exists() {
+            let _ = add_usage(root, size as i64, 1);
         }
         Ok(new)
     })();
@@ -132,13 +178,29 @@ pub fn usage(dir: &Path) -> io::Result<u64> {
     }
 }
 
-/// Scan `new/` and `cur/` once (sizes from `,S=` when present) and write
-/// a fresh `maildirsize` (temporary file + rename).
+/// Scan `new/` and `cur/` of the Maildir and its folders once (sizes
+/// from `,S=` when present) and write a fresh `maildirsize` (temporary
+/// file + rename).
 pub fn recompute(dir: &Path) -> io::Result<u64> {
     let mut bytes = 0u64;
     let mut count = 0u64;
-    for sub in ["new", "cur"] {
-        let Ok(rd) = fs::read_dir(dir.join(sub)) else {
+    let mut subs = vec![dir.join("new"), dir.join("cur")];
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.')
+                && name.len() > 1
+                && name != ".."
+                && e.file_type().map(|t| t.is_dir()).unwrap_or(false)
+            {
+                subs.push(e.path().join("new"));
+                subs.push(e.path().join("cur"));
+            }
+        }
+    }
+    for sub in subs {
+        let Ok(rd) = fs::read_dir(&sub) else {
             continue;
         };
         for e in rd.flatten() {

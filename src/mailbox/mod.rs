@@ -205,6 +205,28 @@ fn header_is(line: &[u8], name: &str) -> bool {
         && matches!(line[name.len()], b':' | b' ' | b'\t')
 }
 
+/// Create directory `path` and any missing parents with `mode`, `fsync`ing
+/// the parent of each one created, so a message filed inside cannot be
+/// lost with a directory that a crash forgot.
+pub fn ensure_dir(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        ensure_dir(parent, mode)?;
+    }
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = path.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// `^>*From ` (the lines mboxrd quotes).
 pub fn is_from_line(line: &[u8]) -> bool {
     let rest = line

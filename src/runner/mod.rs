@@ -1063,6 +1063,7 @@ impl<'a> Attempt<'a> {
             sender: if sender.is_empty() { "<>" } else { &sender },
             arrival: self.env.created,
             message: &message,
+            queue_id: Some(self.id.as_str()),
         };
         let reports = deliver::deliver(&self.r.resolver, &req, &rcpts);
         let mut forwards = Vec::new();

@@ -1,0 +1,377 @@
+//! Filters through the `deliver` binary against private roots: the
+//! built-in spam rule (folder and discard), Maildir++ and mbox folders, a
+//! user's rules moving a newsletter, the global and per-account files, a
+//! broken or unsafe rule file (mail still delivered, error logged),
+//! reject and forward, configurable thresholds, and spamc (a stand-in
+//! script: the real spamd is exercised by compat/test_filters.py).
+
+mod common;
+use common::*;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+
+fn me() -> (u32, u32) {
+    // SAFETY: getuid and getgid cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Users bob (mbox, home), carol (Maildir, home) and dave (mbox, no home).
+fn site(name: &str, extra_conf: &str) -> Root {
+    let r = Root::new(name);
+    let (uid, gid) = me();
+    let mut pw = String::new();
+    for u in ["bob", "carol"] {
+        pw.push_str(&format!("{u}:x:{uid}:{gid}:{u}:/home/{u}:/bin/sh\n"));
+        fs::create_dir_all(r.path(&format!("home/{u}"))).unwrap();
+    }
+    pw.push_str(&format!(
+        "dave:x:{uid}:{gid}:dave:/nonexistent:/usr/sbin/nologin\n"
+    ));
+    r.write("etc/passwd", &pw);
+    fs::create_dir_all(r.path("home/carol/Maildir")).unwrap();
+    r.write(
+        "etc/mail/mailroom.conf",
+        &format!(
+            "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\n{extra_conf}"
+        ),
+    );
+    r
+}
+
+/// Write a rule file with `mode`.
+fn rules(r: &Root, rel: &str, text: &str, mode: u32) {
+    r.write(rel, text);
+    fs::set_permissions(r.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn deliver(r: &Root, rcpt: &str, msg: &str) -> Output {
+    run_with_input(
+        r.cmd("deliver")
+            .args(["-q", "-f", "news@lists.example", rcpt]),
+        msg.as_bytes(),
+    )
+}
+
+/// The `-q` report as `KIND PRINTABLE DSN TEXT`.
+fn report(o: &Output) -> Vec<String> {
+    stdout(o)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            format!("{}\t{}\t{}\t{}", f[0], f[2], f[6], f[7])
+        })
+        .collect()
+}
+
+/// Files in a Maildir subdirectory.
+fn files(r: &Root, rel: &str) -> Vec<String> {
+    match fs::read_dir(r.path(rel)) {
+        Ok(d) => d
+            .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn text(r: &Root, rel: &str) -> String {
+    fs::read_to_string(r.path(rel)).unwrap_or_default()
+}
+
+const SPAM7: &str = "Subject: cheap\nX-Spam-Score: 7.2\n\nbuy\n";
+const SPAM12: &str = "Subject: cheaper\nX-Spam-Score: 12.0\n\nbuy now\n";
+const NEWS: &str = "Subject: Weekly\nList-Id: Weekly news <weekly.lists.example>\n\nnews\n";
+
+#[test]
+fn spam_goes_to_the_spam_folder_and_heavy_spam_is_discarded() {
+    let r = site("spam", "");
+    let root = r.dir.display().to_string();
+    // mbox with a home: ~/mail/Spam; the inbox untouched.
+    let o = deliver(&r, "bob", SPAM7);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        report(&o),
+        [format!(
+            "ok\tbob\t2.0.0\tfolder Spam of mailbox {root}/var/mail/bob"
+        )]
+    );
+    let spam = text(&r, "home/bob/mail/Spam");
+    assert!(spam.starts_with("From news@lists.example  "), "{spam}");
+    assert!(spam.contains("\nDelivered-To: bob@test.example\nSubject: cheap\n"));
+    assert!(!r.path("var/mail/bob").exists());
+    assert_eq!(
+        fs::metadata(r.path("home/bob/mail"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    assert!(
+        r.log()
+            .contains("filter: bob@test.example: into folder Spam by spam rule:2, spam score 7.2")
+    );
+
+    // Maildir: the Maildir++ folder .Spam/ with its marker file.
+    let o = deliver(&r, "carol", SPAM7);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = files(&r, "home/carol/Maildir/.Spam/new");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: cheap"));
+    assert!(r.path("home/carol/Maildir/.Spam/maildirfolder").is_file());
+    assert!(r.path("home/carol/Maildir/.Spam/cur").is_dir());
+    assert!(files(&r, "home/carol/Maildir/new").is_empty());
+
+    // No home: next to the inbox.
+    let o = deliver(&r, "dave", SPAM7);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/dave.folders/Spam").contains("Subject: cheap"));
+
+    // Over 10: discarded, with a log line, and counted as delivered.
+    for u in ["bob", "carol"] {
+        let o = deliver(&r, u, SPAM12);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(
+            report(&o),
+            [format!("ok\t{u}\t2.0.0\tdiscarded by spam rule:1")]
+        );
+        assert!(
+            r.log().contains(&format!(
+                "filter: {u}@test.example: discarded by spam rule:1, spam score 12"
+            )),
+            "{}",
+            r.log()
+        );
+    }
+    assert!(!text(&r, "home/bob/mail/Spam").contains("cheaper"));
+    assert_eq!(files(&r, "home/carol/Maildir/.Spam/new").len(), 1);
+
+    // Clean mail reaches the inbox.
+    let o = deliver(&r, "bob", "Subject: hello\nX-Spam-Score: 1.0\n\nhi\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/bob").contains("Subject: hello"));
+}
+
+#[test]
+fn thresholds_and_folder_are_configurable() {
+    let r = site(
+        "thresholds",
+        "spam_folder_score = 3\nspam_discard_score = off\nspam_folder = Junk\n",
+    );
+    let o = deliver(&r, "carol", SPAM12);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(files(&r, "home/carol/Maildir/.Junk/new").len(), 1);
+    let o = deliver(&r, "carol", "Subject: s\nX-Spam-Score: 3.5\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(files(&r, "home/carol/Maildir/.Junk/new").len(), 2);
+
+    let r = site("thresholds-bad", "spam_folder_score = lots\n");
+    let o = deliver(&r, "carol", SPAM7);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad value for spam_folder_score"),
+        "{}",
+        stderr(&o)
+    );
+    let r = site("folder-bad", "spam_folder = ../x\n");
+    let o = deliver(&r, "carol", SPAM7);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+}
+
+#[test]
+fn a_user_rule_moves_a_newsletter() {
+    let r = site("newsletter", "");
+    let rule =
+        "# newsletters\nif header List-Id contains weekly.lists.example then folder Lists/Weekly\n";
+    rules(&r, "home/bob/.mailroom-filter", rule, 0o644);
+    rules(&r, "home/carol/.mailroom-filter", rule, 0o600);
+    for u in ["bob", "carol"] {
+        let o = deliver(&r, u, NEWS);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    assert!(text(&r, "home/bob/mail/Lists/Weekly").contains("Subject: Weekly"));
+    assert_eq!(files(&r, "home/carol/Maildir/.Lists.Weekly/new").len(), 1);
+    assert!(!r.path("var/mail/bob").exists());
+    // Other mail is untouched by the rule.
+    let o = deliver(&r, "bob", "Subject: personal\n\nhi\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/bob").contains("Subject: personal"));
+    // A user rule can take mail back out of the spam folder.
+    rules(
+        &r,
+        "home/bob/.mailroom-filter",
+        "if sender is news@lists.example then keep\n",
+        0o644,
+    );
+    let o = deliver(&r, "bob", SPAM7);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/bob").contains("Subject: cheap"));
+    assert!(!r.path("home/bob/mail/Spam").exists());
+}
+
+#[test]
+fn a_broken_or_unsafe_rule_file_still_delivers() {
+    let r = site("broken", "");
+    let path = r.path("home/bob/.mailroom-filter");
+    rules(
+        &r,
+        "home/bob/.mailroom-filter",
+        "if always then folder Fine\nif header Subject contain x then discard\n",
+        0o644,
+    );
+    // Even heavy spam: a broken file means no filtering, never a loss.
+    for m in [NEWS, SPAM12] {
+        let o = deliver(&r, "bob", m);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let inbox = text(&r, "var/mail/bob");
+    assert!(inbox.contains("Subject: Weekly") && inbox.contains("Subject: cheaper"));
+    assert!(!r.path("home/bob/mail").exists());
+    assert!(
+        r.log().contains(&format!(
+            "filter: {}:2: expected contains, is or matches, found 'contain'; rules not applied, delivered to the inbox of bob@test.example",
+            path.display()
+        )),
+        "{}",
+        r.log()
+    );
+
+    // A world-writable file is ignored (and logged); the spam rule still runs.
+    rules(
+        &r,
+        "home/bob/.mailroom-filter",
+        "if always then discard\n",
+        0o666,
+    );
+    let o = deliver(&r, "bob", SPAM7);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "home/bob/mail/Spam").contains("Subject: cheap"));
+    assert!(r.log().contains(&format!(
+        "filter: {}: ignored (group or world writable)",
+        path.display()
+    )));
+    // So is a symbolic link.
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
+    let o = deliver(&r, "bob", "Subject: after link\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/bob").contains("Subject: after link"));
+}
+
+#[test]
+fn global_and_per_account_files_run_first() {
+    let r = site("global", "");
+    rules(
+        &r,
+        "etc/mail/filter",
+        "if header Subject contains \"[urgent]\" then keep; stop\nif size over 1K then reject \"Too big, send a link\"\n",
+        0o644,
+    );
+    rules(
+        &r,
+        "etc/mail/filters/dave",
+        "if header Subject contains \"[urgent]\" then folder Never\nif from contains boss then folder Boss\n",
+        0o644,
+    );
+    // stop in the global file: dave's rule never runs.
+    let o = deliver(
+        &r,
+        "dave",
+        "Subject: [urgent] x\nFrom: boss@x.example\n\nx\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/dave").contains("[urgent]"));
+    let o = deliver(&r, "dave", "Subject: y\nFrom: Boss <boss@x.example>\n\ny\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/dave.folders/Boss").contains("Subject: y"));
+    // reject: a 5.7.1 failure with the text, nothing stored.
+    let big = format!("Subject: big\n\n{}\n", "x".repeat(2000));
+    let o = deliver(&r, "carol", &big);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    let root = r.dir.display();
+    assert_eq!(
+        report(&o),
+        ["fail\tcarol\t5.7.1\tToo big, send a link".to_string()]
+    );
+    assert!(files(&r, "home/carol/Maildir/new").is_empty());
+    assert!(r.log().contains(&format!(
+        "filter: carol@test.example: rejected by {root}/etc/mail/filter:2"
+    )));
+}
+
+#[test]
+fn forward_sends_a_copy_on() {
+    let r = site("forward", "");
+    rules(
+        &r,
+        "home/bob/.mailroom-filter",
+        "if header Subject contains copy then forward bob@elsewhere.example; keep\nif header Subject contains away then forward bob@elsewhere.example\n",
+        0o600,
+    );
+    let o = deliver(&r, "bob", "Subject: copy\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let root = r.dir.display();
+    assert_eq!(
+        report(&o),
+        [
+            format!("ok\tbob\t2.0.0\tmailbox {root}/var/mail/bob"),
+            "forward\tbob@elsewhere.example\t2.0.0\tforwarded to bob@elsewhere.example".to_string(),
+        ]
+    );
+    let o = deliver(&r, "bob", "Subject: away\n\ny\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        report(&o),
+        [
+            format!("ok\tbob\t2.0.0\tnot kept, forwarded by {root}/home/bob/.mailroom-filter:2"),
+            "forward\tbob@elsewhere.example\t2.0.0\tforwarded to bob@elsewhere.example".to_string(),
+        ]
+    );
+    assert!(!text(&r, "var/mail/bob").contains("Subject: away"));
+}
+
+#[test]
+fn spamc_scans_first_and_its_failure_loses_nothing() {
+    let dir = std::env::temp_dir().join(format!("mr-filters-spamc-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let script = |name: &str, body: &str| {
+        let p = dir.join(name);
+        fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    };
+    // A stand-in spamd verdict that outranks the sender's own header.
+    let good = script(
+        "spamc-good",
+        "echo 'X-Spam-Status: Yes, score=8.5 required=5.0 tests=GTUBE'; echo \"X-Args: $*\"; cat",
+    );
+    let r = site("spamc", &format!("spamc = {good}\n"));
+    let o = deliver(&r, "carol", "Subject: s\nX-Spam-Score: -20\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = files(&r, "home/carol/Maildir/.Spam/new");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].contains("X-Spam-Status: Yes, score=8.5"),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("X-Args: -x -u carol -t 30"), "{}", got[0]);
+
+    let bad = script("spamc-bad", "cat >/dev/null; exit 69");
+    let r = site(
+        "spamc-down",
+        &format!("spamc = {bad}\nspamc_timeout = 2s\n"),
+    );
+    let o = deliver(&r, "carol", "Subject: t\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(files(&r, "home/carol/Maildir/new").len(), 1);
+    assert!(
+        r.log().contains(&format!(
+            "spamc: {bad} exited with 69; delivering to carol@test.example unscanned"
+        )),
+        "{}",
+        r.log()
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
