@@ -633,9 +633,8 @@ fn to_mailbox(
             let (path, folders, quota, create_mode) = match folder {
                 None => (inbox.clone(), None, quota, 0o660),
                 Some(name) => {
-                    let dir = account
-                        .mbox_folders(&cfg.paths)
-                        .unwrap_or_else(|| inbox.with_extension("folders"));
+                    // Some for every mbox account.
+                    let dir = account.mbox_folders(&cfg.paths).unwrap_or_default();
                     let path = dir.join(name);
                     let parent = path.parent().map(Path::to_path_buf);
                     (path, parent, 0, 0o600)
@@ -653,7 +652,8 @@ fn to_mailbox(
                 // process that switches users: skip the lookup otherwise.
                 &if switch { mail_gid() } else { Vec::new() },
                 || {
-                    if account.is_virtual
+                    if folders.is_none()
+                        && account.is_virtual
                         && let Some(parent) = path.parent()
                         && !parent.exists()
                     {
