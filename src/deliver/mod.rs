@@ -633,8 +633,9 @@ fn to_mailbox(
             let (path, folders, quota, create_mode) = match folder {
                 None => (inbox.clone(), None, quota, 0o660),
                 Some(name) => {
-                    // Some for every mbox account.
-                    let dir = account.mbox_folders(&cfg.paths).unwrap_or_default();
+                    let Some(dir) = account.mbox_folders(&cfg.paths) else {
+                        return Err(Failure::temp("4.3.0", "no folder directory"));
+                    };
                     let path = dir.join(name);
                     let parent = path.parent().map(Path::to_path_buf);
                     (path, parent, 0, 0o600)
