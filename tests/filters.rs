@@ -375,3 +375,75 @@ fn spamc_scans_first_and_its_failure_loses_nothing() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn mailroom_filter_sets_shows_lists_and_clears_a_mailboxs_rules() {
+    let r = site("admin", "probe_interfaces = no\n");
+    let mr = |args: &[&str]| r.cmd("mailroom").args(args).output().unwrap();
+    r.write("good.rules", "if from contains boss then folder Boss\n");
+    r.write(
+        "bad.rules",
+        "if from contains boss then folder Boss\nif size over 5Q then discard\n",
+    );
+    let bad = r.path("bad.rules").display().to_string();
+    let good = r.path("good.rules").display().to_string();
+    // A broken file is refused with its line, and nothing is written.
+    let o = mr(&["filter", "set", "dave", "--file", &bad]);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!("mailroom: {bad}:2: '5Q' is not a size (e.g. 500K, 20M)")
+    );
+    assert!(!r.path("etc/mail/filters/dave").exists());
+    // Not a mailbox.
+    let o = mr(&["filter", "set", "nobody@elsewhere.example", "--file", &good]);
+    assert_eq!(code(&o), 67, "{}", stderr(&o));
+
+    let o = mr(&["filter", "set", "dave@test.example", "--file", &good]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let path = r.path("etc/mail/filters/dave");
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("dave: 1 filter rule(s) in {}", path.display())
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let o = mr(&["filter", "show", "dave"]);
+    assert_eq!(stdout(&o), "if from contains boss then folder Boss\n");
+    let o = mr(&["filter", "list", "--json"]);
+    assert_eq!(stdout(&o).trim(), "[{\"mailbox\":\"dave\",\"rules\":1}]");
+    // Delivery uses it.
+    let o = deliver(
+        &r,
+        "dave",
+        "From: The Boss <boss@x.example>\nSubject: b\n\nx\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(text(&r, "var/mail/dave.folders/Boss").contains("Subject: b"));
+
+    // mailroom check reports a broken global file and a stray login.
+    r.write("etc/mail/filter", "if always then\n");
+    r.write("etc/mail/filters/ghost", "if always then keep\n");
+    let o = mr(&["check"]);
+    let out = stdout(&o) + &stderr(&o);
+    assert_eq!(code(&o), 78, "{out}");
+    assert!(
+        out.contains("expected an action at the end of the line: the rules are not used; mail goes to the inbox"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ghost: no such user or mailbox account"),
+        "{out}"
+    );
+    assert!(!out.contains("filters/dave"), "{out}");
+
+    let o = mr(&["filter", "clear", "dave"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!path.exists());
+    let o = mr(&["filter", "clear", "dave"]);
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+    let o = mr(&["filter", "show", "dave"]);
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+}

@@ -83,6 +83,7 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
     check_virtual_passwd(cfg, &view, &mut f);
     check_quotas(cfg, &view, &mut f);
     check_autoreplies(cfg, &mut f);
+    check_filters(cfg, &view, &mut f);
     check_lists(cfg, &view, &mut f);
     check_modes(cfg, &mut f);
     check_dkim(cfg, &mut f);
@@ -733,6 +734,53 @@ fn check_autoreplies(cfg: &Config, f: &mut Findings) {
                     "ended on {}: answers no one ('mailroom autoreply clear {key}')",
                     rule.until_date.as_deref().unwrap_or("")
                 ),
+            );
+        }
+    }
+}
+
+/// `/etc/mail/filter` and `/etc/mail/filters/LOGIN` parse, belong to
+/// root and are not group/world-writable (delivery ignores them
+/// otherwise), and each LOGIN is a mailbox.
+fn check_filters(cfg: &Config, view: &View, f: &mut Findings) {
+    let global = cfg.paths.etc_mail("filter");
+    let mut paths = vec![(global, None)];
+    if let Ok(rd) = std::fs::read_dir(cfg.paths.etc_mail("filters")) {
+        let mut more: Vec<(PathBuf, Option<String>)> = rd
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| (e.path(), Some(e.file_name().to_string_lossy().into_owned())))
+            .collect();
+        more.sort();
+        paths.extend(more);
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    for (path, login) in paths {
+        let Some(text) = read(&path, f) else { continue };
+        if let Err(e) = crate::filter::parse(&path.display().to_string(), &text) {
+            f.error(
+                &path,
+                Some(e.line),
+                format!("{}: the rules are not used; mail goes to the inbox", e.what),
+            );
+        }
+        if let Ok(m) = std::fs::metadata(&path)
+            && ((m.uid() != 0 && m.uid() != me) || m.mode() & 0o022 != 0)
+        {
+            f.warn(
+                &path,
+                None,
+                "not owned by root or group/world-writable: delivery ignores it",
+            );
+        }
+        if let Some(login) = login
+            && view.user(&login).is_none()
+            && view.virtual_account(&login).is_none()
+        {
+            f.warn(
+                &path,
+                None,
+                format!("{login}: no such user or mailbox account: never used ('mailroom filter clear' it)"),
             );
         }
     }

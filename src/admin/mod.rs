@@ -9,6 +9,7 @@ pub mod dkim;
 pub mod domain;
 pub mod edit;
 pub mod explain;
+pub mod filter;
 pub mod generate;
 pub mod import;
 pub mod list;
@@ -80,6 +81,12 @@ Examples:
     Autoreply {
         #[command(subcommand)]
         action: autoreply::AutoreplyAction,
+    },
+    /// Filter rules for one mailbox (/etc/mail/filters/LOGIN): set, show, clear, list.
+    #[command(after_help = filter::FILTER_HELP)]
+    Filter {
+        #[command(subcommand)]
+        action: filter::FilterAction,
     },
     /// Simple mailing lists: create, add, remove, members, delete, show.
     #[command(after_help = list::LIST_HELP)]
@@ -236,6 +243,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Forward { action } => alias::run_forward(&cfg, action),
         Command::Catchall { action } => alias::run_catchall(&cfg, action),
         Command::Autoreply { action } => autoreply::run(&cfg, action),
+        Command::Filter { action } => filter::run(&cfg, action),
         Command::List { action, json } => list::run(&cfg, action, json),
         Command::Dkim { action } => dkim::run(&cfg, action),
         Command::Check { json } => check::run(&cfg, None, json),
