@@ -686,5 +686,13 @@ fn help_teaches_with_examples() {
         assert!(stdout(&o).contains("Example"), "{args:?}: {}", stdout(&o));
     }
     let o = mailroom(&r, &["--help"]);
-    assert!(!stdout(&o).contains("generate"), "{}", stdout(&o));
+    // The hidden build command is not listed (`dkim` names its own
+    // `generate` in its description).
+    assert!(
+        !stdout(&o)
+            .lines()
+            .any(|l| l.trim_start().starts_with("generate")),
+        "{}",
+        stdout(&o)
+    );
 }
