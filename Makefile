@@ -4,6 +4,7 @@
 #   make test       unit + integration tests, lint, and (as root) the compat suite
 #   make demo       install into a throwaway root and run the stack end to end
 #   make bench      print the performance figures
+#   make fuzz       run each fuzz target FUZZ_SECONDS seconds (fuzz/run.sh)
 #   make install    install under $(PREFIX) (default /usr), honouring $(DESTDIR)
 
 PREFIX      ?= /usr
@@ -39,7 +40,7 @@ HELPERS     := qrun deliver pop3d
 
 IS_ROOT     := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: all build test lint unit compat demo bench install uninstall clean
+.PHONY: all build test lint unit compat demo bench fuzz install uninstall clean
 
 all: build
 
@@ -70,6 +71,12 @@ demo: build
 
 bench: build
 	$(CARGO) bench --locked --bench bench
+
+# Coverage-guided fuzzing, one target after another; `make test` replays
+# the committed corpora (tests/fuzz_regressions.rs).
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh -t $(FUZZ_SECONDS)
 
 install: build
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBEXECDIR)

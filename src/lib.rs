@@ -92,6 +92,9 @@
 //!   servers speak over.
 //! * [`pop3`] — the POP3 server.
 //! * [`admin`] — the `mailroom` command.
+//!
+//! Testing: [`fuzzing`] — the fuzz targets' bodies, shared by `fuzz/` and
+//! the regression test.
 
 pub mod access;
 pub mod accounts;
@@ -110,6 +113,7 @@ pub mod dsn;
 pub mod exit;
 pub mod fasthash;
 pub mod filter;
+pub mod fuzzing;
 pub mod lists;
 pub mod log;
 pub mod mailbox;

@@ -1,0 +1,81 @@
+#!/bin/sh
+# Run the fuzz targets one after another (one job: the machine is shared)
+# and print one summary line per target:
+#
+#   fuzz TARGET: N executions, M crashes
+#
+# usage: fuzz/run.sh [-t SECONDS | -n RUNS] [TARGET ...]
+#   -t SECONDS  run each target this long (make fuzz, default 60)
+#   -n RUNS     run each target for this many inputs (make torture: 1000000)
+#
+# Needs cargo-fuzz; installed into target/cargo-fuzz when missing.  Works
+# on the stable toolchain (RUSTC_BOOTSTRAP=1 for the sanitizer flags).
+# Each target starts from fuzz/corpus/TARGET plus what earlier runs kept
+# in target/fuzz/corpus/TARGET; a crash or hang is saved in
+# target/fuzz/artifacts/TARGET/ — fix it, then copy the input to
+# fuzz/regressions/TARGET/ so `cargo test` replays it for good.
+set -eu
+
+cd "$(dirname "$0")/.."
+top=$(pwd)
+limit="-max_total_time=60"
+while getopts t:n: o; do
+    case $o in
+    t) limit="-max_total_time=$OPTARG" ;;
+    n) limit="-runs=$OPTARG" ;;
+    *) sed -n '2,17p' "$0" >&2; exit 64 ;;
+    esac
+done
+shift $((OPTIND - 1))
+targets=${*:-$(ls fuzz/fuzz_targets | sed 's/\.rs$//')}
+
+export RUSTC_BOOTSTRAP=1
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    if [ ! -x target/cargo-fuzz/bin/cargo-fuzz ]; then
+        echo "fuzz: installing cargo-fuzz into target/cargo-fuzz" >&2
+        cargo install cargo-fuzz --locked --root target/cargo-fuzz >&2
+    fi
+    PATH="$top/target/cargo-fuzz/bin:$PATH"
+    export PATH
+fi
+
+sanitizer=${FUZZ_SANITIZER:-address}
+cargo fuzz build --fuzz-dir fuzz --target-dir target/fuzz -s "$sanitizer" >&2
+
+# The targets' private roots (see src/fuzzing.rs).
+MAILROOM_FUZZ_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-fuzz.XXXXXX")
+export MAILROOM_FUZZ_DIR
+trap 'rm -rf "$MAILROOM_FUZZ_DIR"' EXIT
+
+status=0
+summary=""
+for t in $targets; do
+    corpus=target/fuzz/corpus/$t
+    artifacts=target/fuzz/artifacts/$t
+    log=target/fuzz/logs/$t.log
+    mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+    before=$(ls "$artifacts" | wc -l)
+    # -timeout: an input that takes 10 s is a hang; -rss_limit_mb: a
+    # runaway allocation.  libFuzzer stops at the first crash.
+    cargo fuzz run --fuzz-dir fuzz --target-dir target/fuzz -s "$sanitizer" "$t" \
+        "$corpus" "fuzz/corpus/$t" -- \
+        "$limit" -jobs=1 -workers=1 -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+        -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || true
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    crashes=$(($(ls "$artifacts" | wc -l) - before))
+    line="fuzz $t: ${execs:-0} executions, $crashes crashes"
+    if [ -z "$execs" ] && [ "$crashes" -eq 0 ]; then
+        line="$line (no statistics: see $log)"
+        status=1
+    fi
+    if [ "$crashes" -gt 0 ]; then
+        status=1
+        line="$line (inputs in $artifacts, log $log)"
+    fi
+    echo "$line"
+    summary="$summary$line
+"
+done
+echo "--- fuzz summary"
+printf %s "$summary"
+exit $status
