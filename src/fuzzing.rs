@@ -306,15 +306,38 @@ pub fn tables(data: &[u8]) {
 // ------------------------------------------------------------------ qf
 
 /// A queue control file: parsed, and when it parses, written and read
-/// back unchanged (the runner rewrites qf files after every attempt).
+/// back (the runner rewrites qf files after every attempt).  The writer
+/// turns CR and LF inside a record into spaces, so the first rewrite may
+/// change such a value; it must not add, lose or merge records, and a
+/// second rewrite changes nothing.
 pub fn qf(data: &[u8]) {
-    if let Ok(env) = Envelope::parse(data) {
-        let bytes = env.to_bytes();
-        match Envelope::parse(&bytes) {
-            Ok(again) => assert_eq!(again, env, "a qf file does not read back as written"),
-            Err(e) => panic!("a written qf file does not parse: {e:?}"),
-        }
-    }
+    let Ok(env) = Envelope::parse(data) else {
+        return;
+    };
+    let bytes = env.to_bytes();
+    let again = match Envelope::parse(&bytes) {
+        Ok(e) => e,
+        Err(e) => panic!("a written qf file does not parse: {e:?}"),
+    };
+    let shape = |e: &Envelope| {
+        (
+            e.recipients.len(),
+            e.headers.len(),
+            e.macros.len(),
+            e.recipients
+                .iter()
+                .map(|r| r.flags.clone())
+                .collect::<Vec<_>>(),
+            e.headers.iter().map(|h| h.cond.clone()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(shape(&again), shape(&env), "rewriting changed the records");
+    assert_eq!(again.to_bytes(), bytes, "a second rewrite changed the file");
+    assert_eq!(
+        Envelope::parse(&bytes).as_ref(),
+        Ok(&again),
+        "a rewritten qf file reads differently twice"
+    );
 }
 
 // ---------------------------------------------------------------- mbox

@@ -199,6 +199,23 @@ const VALUE: &str = "ABbCDdeFfhLMNOoprRVX";
 /// Flags whose value, if any, must be attached.
 const ATTACHED_ONLY: &str = "qQ";
 
+/// An argument as shown in an error: control characters escaped, so a
+/// hostile argument cannot make the one-line error several lines (or
+/// forge lines in a log that collects stderr).
+fn shown(v: impl std::fmt::Display) -> String {
+    v.to_string()
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
 /// The mode a program name implies.
 pub fn mode_for_program(argv0: &str) -> Mode {
     let base = argv0.rsplit('/').next().unwrap_or(argv0);
@@ -256,14 +273,15 @@ pub fn parse(argv0: &str, args: &[String]) -> Result<Invocation, Failure> {
                     i += 1;
                     args[i - 1].clone()
                 } else {
-                    return Err(
-                        Failure::usage(format!("option requires an argument -- {c}"))
-                            .hint("see sendmail(8) for its flags"),
-                    );
+                    return Err(Failure::usage(format!(
+                        "option requires an argument -- {}",
+                        shown(c)
+                    ))
+                    .hint("see sendmail(8) for its flags"));
                 };
                 apply_value(&mut inv, c, &value)?;
             } else {
-                return Err(Failure::usage(format!("illegal option -- {c}"))
+                return Err(Failure::usage(format!("illegal option -- {}", shown(c)))
                     .hint("see sendmail(8) for its flags"));
             }
         }
@@ -303,8 +321,10 @@ fn apply_value(inv: &mut Invocation, c: char, v: &str) -> Result<(), Failure> {
                 "C" => Mode::CheckConfig,
                 "a" => Mode::Arpanet,
                 _ => {
-                    return Err(Failure::usage(format!("Invalid operation mode {v}"))
-                        .hint("use -bm, -bp, -bi, -bs, -bv or -bt"));
+                    return Err(
+                        Failure::usage(format!("Invalid operation mode {}", shown(v)))
+                            .hint("use -bm, -bp, -bi, -bs, -bv or -bt"),
+                    );
                 }
             }
         }
@@ -323,7 +343,7 @@ fn apply_value(inv: &mut Invocation, c: char, v: &str) -> Result<(), Failure> {
         }
         'N' => {
             inv.notify = Some(Notify::parse(v).ok_or_else(|| {
-                Failure::usage(format!("Invalid -N argument: {v}"))
+                Failure::usage(format!("Invalid -N argument: {}", shown(v)))
                     .hint("use never, or a list of success, failure, delay")
             })?)
         }
@@ -332,7 +352,7 @@ fn apply_value(inv: &mut Invocation, c: char, v: &str) -> Result<(), Failure> {
                 "full" => Ret::Full,
                 "hdrs" => Ret::Headers,
                 _ => {
-                    return Err(Failure::usage(format!("Invalid -R value: {v}"))
+                    return Err(Failure::usage(format!("Invalid -R value: {}", shown(v)))
                         .hint("use -R full or -R hdrs"));
                 }
             })
@@ -351,14 +371,14 @@ fn apply_value(inv: &mut Invocation, c: char, v: &str) -> Result<(), Failure> {
                 "7BIT" => false,
                 "8BITMIME" => true,
                 _ => {
-                    return Err(Failure::usage(format!("Illegal body type {v}"))
+                    return Err(Failure::usage(format!("Illegal body type {}", shown(v)))
                         .hint("use -B 7BIT or -B 8BITMIME"));
                 }
             })
         }
         'h' => {
             inv.hop_count = Some(v.trim().parse().map_err(|_| {
-                Failure::usage(format!("Bad hop count ({v})")).hint("give -h a number")
+                Failure::usage(format!("Bad hop count ({})", shown(v))).hint("give -h a number")
             })?)
         }
         'o' => apply_short_option(inv, v)?,
@@ -385,7 +405,7 @@ fn apply_short_option(inv: &mut Invocation, v: &str) -> Result<(), Failure> {
         'i' => inv.ignore_dots = parse_bool(value).unwrap_or(true),
         'd' => {
             inv.delivery_mode = Some(DeliveryMode::parse(value).ok_or_else(|| {
-                Failure::usage(format!("Unknown delivery mode {value}"))
+                Failure::usage(format!("Unknown delivery mode {}", shown(value)))
                     .hint("use -odb, -odi or -odq")
             })?)
         }
@@ -439,7 +459,7 @@ fn apply_queue_run(inv: &mut Invocation, v: &str) -> Result<(), Failure> {
         Some('G') | Some('p') => {}
         Some(c) if c.is_ascii_digit() => {
             let secs = parse_duration(rest, 60).ok_or_else(|| {
-                Failure::usage(format!("Invalid queue interval {rest}"))
+                Failure::usage(format!("Invalid queue interval {}", shown(rest)))
                     .hint("write it like -q30m or -q1h")
             })?;
             if secs > 0 {
@@ -447,8 +467,10 @@ fn apply_queue_run(inv: &mut Invocation, v: &str) -> Result<(), Failure> {
             }
         }
         Some(_) => {
-            return Err(Failure::usage(format!("Invalid queue run option -q{v}"))
-                .hint("use -q, -q30m, -qf, -qI<id>, -qR<domain> or -qS<sender>"));
+            return Err(
+                Failure::usage(format!("Invalid queue run option -q{}", shown(v)))
+                    .hint("use -q, -q30m, -qf, -qI<id>, -qR<domain> or -qS<sender>"),
+            );
         }
     }
     Ok(())
@@ -595,6 +617,18 @@ mod tests {
                 .starts_with("Invalid operation mode z")
         );
         assert!(err(&["-h", "x"]).message.starts_with("Bad hop count"));
+    }
+
+    /// Found by the argv fuzz target: a newline in a bad value made the
+    /// one-line error two lines.
+    #[test]
+    fn errors_stay_one_line() {
+        assert_eq!(
+            err(&["-B8BIT\nforged: line"]).message,
+            "Illegal body type 8BIT\\nforged: line"
+        );
+        assert_eq!(err(&["-\r"]).message, "illegal option -- \\r");
+        assert_eq!(err(&["-q\n"]).message, "Invalid queue run option -q\\n");
     }
 
     #[test]
