@@ -641,7 +641,7 @@ pub fn smtp(data: &[u8]) {
     }
     assert_eq!(
         acked, queued,
-        "acknowledged {acked} messages, queued {queued}"
+        "acknowledged {acked} messages, queued {queued}:\n{text}"
     );
     let _ = std::io::stderr().flush();
 }

@@ -173,6 +173,21 @@ fn a_php_framework_on_a_pipe_queues_one_message_for_all_recipients() {
     assert_eq!(r.df(&id), "\u{2e}leading dot\nna\u{ef}ve\n".as_bytes());
 }
 
+/// Found by the smtp fuzz target: a client that pipelines past the final
+/// dot and then stops sending (no QUIT) still hears its message accepted,
+/// or it would send the message again.
+#[test]
+fn replies_still_due_are_sent_when_the_client_stops_sending() {
+    let r = smtp_root("smtpd-eof", "");
+    let out = pipe_session(
+        &r,
+        b"HELO web.example\r\nMAIL FROM:<site@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nNOOP\r\nunfinished",
+    );
+    assert!(out.contains(" Message accepted for delivery\r\n"), "{out}");
+    assert!(out.ends_with("250 2.0.0 OK\r\n"), "{out}");
+    r.only_id();
+}
+
 #[test]
 fn lf_only_text_from_a_framework_is_not_cut_at_a_lone_dot() {
     // Symfony passes an 8-bit text part through as given: LF line ends,

@@ -242,7 +242,14 @@ impl<'a> Session<'a> {
                     self.close();
                     return End::Timeout;
                 }
-                Err(_) => return End::Closed,
+                Err(_) => {
+                    // The client stopped sending, perhaps only half-closed:
+                    // it may still read the replies to what it pipelined,
+                    // a message's 250 among them (unheard, the message
+                    // would be sent again).
+                    self.close();
+                    return End::Closed;
+                }
             };
             match self.command(&line) {
                 None => {}
