@@ -779,6 +779,30 @@ mod tests {
         assert_eq!(m2.list(), &first[..]);
     }
 
+    /// Found by the mbox fuzz target: a file ending in a CR without an
+    /// LF sent "x\r\r\n" and counted the CR, so the message's size and
+    /// UIDL changed when the next delivery completed the line.
+    #[test]
+    fn a_final_cr_is_a_line_end_and_an_append_changes_nothing() {
+        let p = mbox_file(
+            "lonecr",
+            b"From a@b  Sat Nov 21 05:00:00 2026\nSubject: x\n\nbody\r",
+        );
+        let mut m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
+        let one = sent(&mut m, 0);
+        assert_eq!(one, b"Subject: x\r\n\r\nbody\r\n");
+        let before = m.list().to_vec();
+        assert_eq!(before[0].size, one.len() as u64);
+        drop(m);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"\n\nFrom c@d  Sat Nov 21 05:00:01 2026\n\nnew\n\n")
+            .unwrap();
+        drop(f);
+        let m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
+        assert_eq!(m.list().len(), 2);
+        assert_eq!(m.list()[0], before[0]);
+    }
+
     #[test]
     fn identical_copies_get_distinct_uidls() {
         let msg = b"From cron@x  Sat Nov 21 09:00:00 2026\nSubject: disk\n\nfull\n\n";

@@ -419,7 +419,10 @@ impl Encoder {
         } else if self.skip_line {
             return;
         }
-        if p.lf && bytes.last() == Some(&b'\r') {
+        // A CR ending a line is the CRLF's (or, at the end of a file
+        // without a final LF, the start of one): counting it would make
+        // the size change once mail is appended after it.
+        if p.last && bytes.last() == Some(&b'\r') {
             bytes = &bytes[..bytes.len() - 1];
         }
         self.size += bytes.len() as u64;
