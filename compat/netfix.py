@@ -161,15 +161,18 @@ class DNS:
 
     mx:    {domain: [(preference, exchange), ...]}
     hosts: {name: address or [addresses]}  (A / AAAA records)
+    txt:   {name: text}  (one TXT record; dnsmasq cuts text longer than
+           255 characters into strings of 255, as a zone file would)
     local: top-level domains dnsmasq is authoritative for: a name there
            that is not configured is NXDOMAIN (a domain that does not
            exist).  Names elsewhere get REFUSED (no upstream).
     """
 
     def __init__(self, mx=None, hosts=None, local=("example", "test", "invalid"),
-                 address="127.0.0.1", port=53):
+                 address="127.0.0.1", port=53, txt=None):
         self.mx = dict(mx or {})
         self.hosts = dict(hosts or {})
+        self.txt = dict(txt or {})
         self.local = tuple(local)
         self.address = address
         self.port = port
@@ -190,6 +193,11 @@ class DNS:
             if isinstance(addrs, str):
                 addrs = [addrs]
             a.append("--host-record=" + ",".join([name] + list(addrs)))
+        for name, text in self.txt.items():
+            # On the command line dnsmasq keeps quotes as text; a comma
+            # would start a second string.
+            assert "," not in text, text
+            a.append(f"--txt-record={name},{text}")
         return a
 
     @property

@@ -6,9 +6,9 @@
 //! `/etc/mail/dkim/DOMAIN/SELECTOR.key`: one private key per file, PEM,
 //! owned by root, mode 0600 (only the queue runner, which runs as root,
 //! reads them).  The file name gives the selector, the key the algorithm:
-//! PKCS#8 (`BEGIN PRIVATE KEY`, RSA or Ed25519, what `mailroom dkim
-//! generate` writes) or PKCS#1 (`BEGIN RSA PRIVATE KEY`, what
-//! `opendkim-genkey` writes, so such a key can be copied in as it is).
+//! PKCS#8 (`BEGIN PRIVATE KEY`, RSA or Ed25519: what `mailroom dkim
+//! generate` and today's `opendkim-genkey` write) or PKCS#1 (`BEGIN RSA
+//! PRIVATE KEY`, older OpenSSL's), so an OpenDKIM key is copied in as it is.
 //! Other names (dot files, `*.txt`) are ignored.  A domain with an RSA and
 //! an Ed25519 key signs with both (RFC 8463 §4: receivers that do not know
 //! Ed25519 ignore that signature).
@@ -951,6 +951,19 @@ mod tests {
                 Ok("ed25519-sha256 d=shop.example s=brisbane".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn pkcs1_rsa_keys_as_opendkim_writes_them_load() {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::pkcs8::EncodePublicKey;
+        let k = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let pem = pem_encode("RSA PRIVATE KEY", k.to_pkcs1_der().unwrap().as_bytes());
+        let key = Key::from_pem("legacy", &pem).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::Rsa);
+        // Our SPKI wrapping equals the rsa crate's encoding of the key.
+        let spki = k.to_public_key().to_public_key_der().unwrap();
+        assert_eq!(key.public_key(), spki.as_bytes());
     }
 
     #[test]
