@@ -339,10 +339,76 @@ fn no_bounce_to_the_null_sender() {
     );
 }
 
+/// Start `qrun -q`, wait until its attempt at `id` is under way, then
+/// send it `signal`.
+fn signal_runner_during_attempt(r: &Root, id: &str, signal: i32, attempt: usize) {
+    let mut child = r
+        .cmd("qrun")
+        .arg("-q")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !journals(r).iter().any(|j| j.contains(id)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "attempt {attempt} never began"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let st = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        Some(signal),
+        "{st:?}"
+    );
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "^/bin/sleep 60$"])
+        .status();
+}
+
 #[test]
-fn a_message_that_kills_the_runner_three_times_is_set_aside() {
-    // The "crash": the runner is killed while it delivers to a program
-    // that never finishes.
+fn a_runner_killed_from_outside_sets_nothing_aside() {
+    // SIGKILL (an admin, the OOM killer) says nothing about the message:
+    // however often it happens, the job stays queued and is retried.
+    let r = root("qrun-killed", "queue_workers = 1\n");
+    r.write("etc/mail/aliases", "ticket: \"|/bin/sleep 60\"\n");
+    let o = r.sendmail(&["-bi"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = r.sendmail(&["-i", "ticket"], b"Subject: innocent\n\nx\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = r.only_id();
+    for attempt in 1..=4 {
+        signal_runner_during_attempt(&r, &id, libc::SIGKILL, attempt);
+    }
+    // The sweep removes the dead journals and counts nothing.
+    r.write("etc/mail/aliases", "ticket: \"|/bin/true\"\n");
+    let o = r.sendmail(&["-bi"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = qrun(&r, &["-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        !r.queue_files().iter().any(|f| f.starts_with("Qf")),
+        "{:?}\n{}",
+        r.queue_files(),
+        r.log()
+    );
+    assert!(
+        r.log()
+            .contains("was killed while delivering this message; retrying"),
+        "{}",
+        r.log()
+    );
+}
+
+#[test]
+fn a_message_that_crashes_the_runner_three_times_is_set_aside() {
+    // The "crash": the runner gets SIGSEGV while it delivers to a program
+    // that never finishes (what a parser bug's bad pointer would raise).
     let r = root("qrun-crash", "queue_workers = 1\n");
     r.write("etc/mail/aliases", "ticket: \"|/bin/sleep 60\"\n");
     let o = r.sendmail(&["-bi"], b"");
@@ -351,30 +417,9 @@ fn a_message_that_kills_the_runner_three_times_is_set_aside() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let id = r.only_id();
     for attempt in 1..=3 {
-        let mut child = r
-            .cmd("qrun")
-            .arg("-q")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Wait for the attempt to be under way: the program is running.
-        let t = Instant::now();
-        while !journals(&r).iter().any(|j| j.contains(&id)) {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "attempt {attempt} never began"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let _ = std::process::Command::new("pkill")
-            .args(["-f", "^/bin/sleep 60$"])
-            .status();
+        signal_runner_during_attempt(&r, &id, libc::SIGSEGV, attempt);
     }
-    // The next pass counts the three deaths and sets the job aside.
+    // The next pass counts the three crashes and sets the job aside.
     let o = qrun(&r, &["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());

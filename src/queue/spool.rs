@@ -33,10 +33,11 @@
 //! `250`).  A rewrite after a delivery attempt writes `tfID`, `fsync`s it,
 //! renames it over `qfID` and `fsync`s the directory, so a reader sees the
 //! old or the new control file, never a mix.  A finished job is removed
-//! `df` first, then `qf`.
+//! `qf` first, then `df` (a lone `df` is a leftover the sweep removes).
 //!
 //! A `tf` is "stale" when nobody holds its lock and it is older than
-//! [`STALE_TEMP_AGE`]; a live writer always holds the lock.
+//! [`STALE_TEMP_AGE`] (two seconds); a live writer always holds the lock,
+//! so what a killed `sendmail` left is gone after the next queue run.
 //!
 //! ## Locks
 //!
@@ -61,7 +62,9 @@ use super::qf::{Envelope, QfError};
 pub const FILE_MODE: u32 = 0o640;
 
 /// A `tf` file nobody has locked for this long is a leftover of a crash.
-pub const STALE_TEMP_AGE: Duration = Duration::from_secs(300);
+/// Every writer locks its `tf` right after creating it, so the age only
+/// covers that instant (and a creator re-checks its `tf` after locking).
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(2);
 
 /// A `df` with neither `qf` nor `tf` for this long is a leftover too.
 pub const STALE_DATA_AGE: Duration = Duration::from_secs(86400);
@@ -167,8 +170,9 @@ impl Queue {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             };
-            if !try_flock(&tf)? {
-                // Someone else just made the same name; let them have it.
+            if !try_flock(&tf)? || !still_names(&tf_path, &tf) {
+                // Someone else just made the same name, or a sweep took
+                // the new file for a leftover; let them have it.
                 continue;
             }
             let qf_path = self.path("qf", &id);
@@ -564,7 +568,12 @@ impl Job {
                 Err(e) => return Err(e),
             }
         };
-        try_flock(&tf)?;
+        if !try_flock(&tf)? || !still_names(&tf_path, &tf) {
+            return Err(io::Error::other(format!(
+                "{}: taken away while being created",
+                tf_path.display()
+            )));
+        }
         let result = (|| {
             tf.write_all(&env.to_bytes())?;
             tf.sync_all()?;
@@ -579,19 +588,22 @@ impl Job {
         Ok(())
     }
 
-    /// The job is done: remove `df`, then `qf`.
+    /// The job is done: remove `qf`, then `df`.
     ///
-    /// The removal is not `fsync`ed: every delivery it records is already
+    /// `qf` first, so a `qf` always has its `df`: a crash between the two
+    /// leaves a lone `df`, which the stale sweep removes, never a control
+    /// file whose body is gone (that would be set aside as lost).  The
+    /// removal is not `fsync`ed: every delivery it records is already
     /// durable, so a crash that brings the job back costs a duplicate,
     /// never a loss, and a busy queue saves a directory sync per message
     /// (Postfix makes the same trade).
     pub fn finish(self) -> io::Result<()> {
+        fs::remove_file(&self.qf_path)?;
         match fs::remove_file(&self.df_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
         }
-        fs::remove_file(&self.qf_path)
     }
 
     /// Set the control file aside as `QfID` (sendmail's "lost" queue file)
@@ -601,6 +613,14 @@ impl Job {
         fs::rename(&self.qf_path, &lost)?;
         self.queue.sync_dir()?;
         Ok(lost)
+    }
+}
+
+/// Whether `path` still names the open `file` (not removed or replaced).
+fn still_names(path: &Path, file: &File) -> bool {
+    match (path.symlink_metadata(), file.metadata()) {
+        (Ok(p), Ok(f)) => p.ino() == f.ino() && p.dev() == f.dev(),
+        _ => false,
     }
 }
 

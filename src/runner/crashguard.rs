@@ -1,22 +1,34 @@
-//! The crash guard: a job that kills the queue runner (a parser bug, a
-//! runaway allocation, a signal) must not be retried in a tight loop.
-//! After three attempts that began and never ended it is set aside as
-//! `QfID` (sendmail's "lost" control file) and reported.
+//! The crash guard: a job that crashes the queue runner (a parser bug, a
+//! runaway allocation) must not be retried in a tight loop.  After three
+//! attempts that crashed the runner it is set aside as `QfID` (sendmail's
+//! "lost" control file) and reported.
+//!
+//! ## Crashed, or killed?
+//!
+//! Only a crash counts: a fatal signal the runner raised itself (SIGSEGV,
+//! SIGBUS, SIGILL, SIGFPE, SIGABRT — a runaway allocation ends in SIGABRT
+//! because the runner's data size is limited, see `runner_memory_limit`)
+//! or a panic inside an attempt.  A runner *killed* from outside (SIGKILL
+//! by an admin or the OOM killer, a power failure) says nothing about the
+//! jobs it was working on: they are simply retried, so random kills never
+//! set an innocent message aside.
 //!
 //! ## On disk
 //!
 //! | file | written by | content |
 //! |------|------------|---------|
-//! | `.running.PID.N` | one runner process, for its lifetime, `flock`ed | one 32-byte slot per worker: the id it is working on, or blanks |
-//! | `xfID` | the sweep, only for a job a dead runner was working on | `crashes N\n` |
+//! | `.running.PID.N` | one runner process, for its lifetime, `flock`ed | a 32-byte status slot (`running` or `crashed`), then one 32-byte slot per worker: the id it is working on, or blanks |
+//! | `xfID` | the sweep, only for a job a crashed runner was working on | `crashes N\n` |
 //!
 //! A worker writes the job's id into its slot before an attempt and blanks
-//! it afterwards: one `pwrite` each, no file created per job.  A journal
-//! whose lock nobody holds belongs to a runner that died; the next full
-//! queue pass ([`sweep`]) counts one crash for every id still in it and
-//! removes it.  A panic inside one attempt is counted at once
-//! ([`count_crash`]).  Neither is `fsync`ed: they count process deaths,
-//! not power failures.
+//! it afterwards: one `pwrite` each, no file created per job.  The fatal
+//! signal handlers ([`arm`]) write `crashed` into the status slot (one
+//! `pwrite`, async-signal-safe) and let the signal take its course.  A
+//! journal whose lock nobody holds belongs to a runner that died; the next
+//! full queue pass ([`sweep`]) counts one crash for every id still in it
+//! when its status says `crashed`, and removes it.  A panic inside one
+//! attempt is counted at once ([`count_crash`]).  Neither is `fsync`ed:
+//! they count process deaths, not power failures.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -34,6 +46,61 @@ const PREFIX: &str = ".running.";
 
 /// An attempt count after which a job is set aside.
 pub const MAX_CRASHES: u32 = 3;
+
+/// The status slot's texts.
+const RUNNING: &[u8; SLOT] = b"running                        \n";
+const CRASHED: &[u8; SLOT] = b"crashed                        \n";
+
+/// The journal the fatal-signal handlers mark (-1: none).
+static ARMED_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+const FATAL: [i32; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+];
+
+extern "C" fn on_fatal_signal(sig: i32) {
+    let fd = ARMED_FD.load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: pwrite, sigaction and raise are async-signal-safe; the
+    // buffer is static and `act` a valid struct.  With the default action
+    // back, the raised signal ends the process as it would have ended.
+    unsafe {
+        if fd >= 0 {
+            libc::pwrite(fd, CRASHED.as_ptr().cast(), SLOT, 0);
+        }
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &act, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
+/// Mark `journal` as crashed if this process dies of a fatal signal.
+pub fn arm(journal: &Journal) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    ARMED_FD.store(
+        journal.file.as_raw_fd(),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    INSTALL.call_once(|| {
+        for sig in FATAL {
+            // SAFETY: installing a handler with a valid sigaction;
+            // SA_ONSTACK uses the alternate stack Rust gives every thread
+            // (a stack overflow has no stack left); SA_NODEFER lets the
+            // handler's own raise() through.
+            unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_fatal_signal as extern "C" fn(i32) as usize;
+                act.sa_flags = libc::SA_ONSTACK | libc::SA_NODEFER;
+                libc::sigemptyset(&mut act.sa_mask);
+                libc::sigaction(sig, &act, std::ptr::null_mut());
+            }
+        }
+    });
+}
 
 /// This process's journal of attempts under way.
 pub struct Journal {
@@ -59,6 +126,7 @@ impl Journal {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        file.write_all_at(RUNNING, 0)?;
         Ok(Journal { file, path })
     }
 
@@ -68,19 +136,25 @@ impl Journal {
         let b = id.as_str().as_bytes();
         buf[..b.len().min(SLOT - 1)].copy_from_slice(&b[..b.len().min(SLOT - 1)]);
         buf[SLOT - 1] = b'\n';
-        let _ = self.file.write_all_at(&buf, (slot * SLOT) as u64);
+        let _ = self.file.write_all_at(&buf, ((slot + 1) * SLOT) as u64);
     }
 
     /// Worker `slot`'s attempt has ended (however it ended).
     pub fn end(&self, slot: usize) {
         let mut buf = [b' '; SLOT];
         buf[SLOT - 1] = b'\n';
-        let _ = self.file.write_all_at(&buf, (slot * SLOT) as u64);
+        let _ = self.file.write_all_at(&buf, ((slot + 1) * SLOT) as u64);
     }
 }
 
 impl Drop for Journal {
     fn drop(&mut self) {
+        let _ = ARMED_FD.compare_exchange(
+            self.file.as_raw_fd(),
+            -1,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         let _ = fs::remove_file(&self.path);
     }
 }
@@ -124,9 +198,10 @@ pub fn clear(queue: &Queue, id: &QueueId) {
     let _ = fs::remove_file(queue.path("xf", id));
 }
 
-/// Count a crash for every job named in the journals of runners that died;
-/// remove those journals.  `names` are the queue directory's file names.
-/// Returns the jobs counted.
+/// Count a crash for every job named in the journals of runners that
+/// crashed; remove the journals of every runner that died (crashed or
+/// killed).  `names` are the queue directory's file names.  Returns the
+/// jobs counted.
 pub fn sweep<'a>(queue: &Queue, names: impl Iterator<Item = &'a str>) -> Vec<QueueId> {
     let mut counted = Vec::new();
     for name in names.filter(|n| n.starts_with(PREFIX)) {
@@ -144,13 +219,21 @@ pub fn sweep<'a>(queue: &Queue, names: impl Iterator<Item = &'a str>) -> Vec<Que
         }
         let mut text = String::new();
         let _ = f.read_to_string(&mut text);
+        let crashed = text.starts_with("crashed");
         for id in text.lines().filter_map(|l| QueueId::parse(l.trim())) {
-            crate::log::warning(
-                Some(id.as_str()),
-                "a queue runner died while delivering this message",
-            );
-            count_crash(queue, &id);
-            counted.push(id);
+            if crashed {
+                crate::log::warning(
+                    Some(id.as_str()),
+                    "the queue runner crashed while delivering this message",
+                );
+                count_crash(queue, &id);
+                counted.push(id);
+            } else {
+                crate::log::notice(
+                    Some(id.as_str()),
+                    "a queue runner was killed while delivering this message; retrying",
+                );
+            }
         }
         let _ = fs::remove_file(&path);
     }
@@ -162,7 +245,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_dead_runners_jobs_count_a_crash_each() {
+    fn a_crashed_runners_jobs_count_a_crash_each_a_killed_ones_do_not() {
         let dir = std::env::temp_dir().join(format!("mr-crashguard-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -177,11 +260,17 @@ mod tests {
         // Alive: nothing counted.
         sweep(&q, std::iter::once(name.as_str()));
         assert_eq!(crashes(&q, &a), 0);
-        // "Dead": a copy of its journal nobody locks.
+        // Killed: a copy of its journal nobody locks; retried, not counted.
         fs::copy(&j.path, dir.join(".running.1.0")).unwrap();
         sweep(&q, std::iter::once(".running.1.0"));
-        assert_eq!((crashes(&q, &a), crashes(&q, &b)), (1, 0));
+        assert_eq!((crashes(&q, &a), crashes(&q, &b)), (0, 0));
         assert!(!dir.join(".running.1.0").exists());
+        // Crashed: the status slot says so (what the signal handler writes).
+        j.file.write_all_at(CRASHED, 0).unwrap();
+        fs::copy(&j.path, dir.join(".running.1.1")).unwrap();
+        sweep(&q, std::iter::once(".running.1.1"));
+        assert_eq!((crashes(&q, &a), crashes(&q, &b)), (1, 0));
+        assert!(!dir.join(".running.1.1").exists());
         count_crash(&q, &a);
         assert_eq!(crashes(&q, &a), 2);
         clear(&q, &a);

@@ -187,7 +187,10 @@ impl Runner {
             .min(work.lock().map(|w| w.len()).unwrap_or(1))
             .max(1);
         let journal = match crashguard::Journal::create(self.queue.control_dir()) {
-            Ok(j) => Some(j),
+            Ok(j) => {
+                crashguard::arm(&j);
+                Some(j)
+            }
             Err(e) => {
                 log::warning(
                     None,
@@ -1478,6 +1481,33 @@ pub const MAX_HOPS: usize = 25;
 
 /// `qrun`'s main: parse the arguments, become fully root when started
 /// set-uid, run once or every interval.
+/// Limit the runner's data size (`runner_memory_limit`): a message that
+/// makes it allocate without end then ends in an allocation failure
+/// (SIGABRT, which the crash guard counts) rather than the OOM killer's
+/// SIGKILL (which it cannot tell from an admin's `kill -9`).
+fn limit_memory(cfg: &Config) {
+    let limit = match Settings::from_config(cfg) {
+        Ok(s) if s.memory_limit > 0 => s.memory_limit,
+        _ => return,
+    };
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct; only ever lowered.
+    if unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut rl) } != 0 || rl.rlim_cur <= limit {
+        return;
+    }
+    // The soft limit only: programs the runner starts for aliases inherit
+    // it, and may raise it again.
+    rl.rlim_cur = limit;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &rl) } != 0 {
+        let e = std::io::Error::last_os_error();
+        log::warning(None, &format!("cannot limit the runner's memory: {e}"));
+    }
+}
+
 pub fn main(args: Vec<String>) -> i32 {
     let mut periodic = false;
     let rest: Vec<String> = args
@@ -1534,6 +1564,7 @@ pub fn main(args: Vec<String>) -> i32 {
         }
     };
     log::init("sendmail", &cfg.log, &cfg.hostname);
+    limit_memory(&cfg);
     let spec = inv.queue_run.clone().unwrap_or_default();
     let sel = Selection {
         ids: spec.ids.clone(),

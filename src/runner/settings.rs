@@ -35,6 +35,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "connections at once to one remote host",
     ),
     (
+        "runner_memory_limit",
+        "1G",
+        "data size limit of a queue run (0 = none): a message that makes it grow without end crashes it, and the crash guard sets the message aside",
+    ),
+    (
         "smarthost",
         "(none)",
         "send all remote mail through this host: [host]:port",
@@ -90,6 +95,8 @@ pub struct Settings {
     pub retry_max: i64,
     pub workers: usize,
     pub max_per_destination: usize,
+    /// RLIMIT_DATA for the queue runner, bytes (0 = unlimited).
+    pub memory_limit: u64,
     pub helo: String,
     pub connect_timeout: Duration,
     pub timeout_cap: Option<Duration>,
@@ -115,6 +122,11 @@ impl Settings {
             retry_max: dur("queue_retry_max", "4h")?.max(1),
             workers: num("queue_workers", 8)?.clamp(1, 256) as usize,
             max_per_destination: num("max_per_destination", 4)?.clamp(1, 256) as usize,
+            memory_limit: match cfg.get("runner_memory_limit") {
+                None => 1 << 30,
+                Some(v) => crate::config::parse_size(v)
+                    .ok_or_else(|| cfg.bad_value("runner_memory_limit", "not a size"))?,
+            },
             helo: cfg
                 .get("smtp_helo_name")
                 .map(str::to_string)
