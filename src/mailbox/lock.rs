@@ -5,9 +5,14 @@
 //! Both are taken non-blocking, `fcntl` first; if either is busy,
 //! whatever was obtained is released, and the attempt is repeated after a
 //! short random pause until the timeout (then the caller defers: 4.2.0
-//! "mailbox busy").  A dotlock whose file has not changed for five minutes
-//! belongs to a dead process (liblockfile's and sendmail's rule) and is
-//! removed.  Where the dotlock cannot be created for lack of permission
+//! "mailbox busy").  A dotlock is stale, and removed, when the process
+//! whose pid it holds is gone (liblockfile's rule; ours hold `PID\n`, as
+//! liblockfile's do) or when its file has not changed for five minutes
+//! (sendmail's rule, for lockers that write no pid).  Whoever removes a
+//! stale dotlock creates its own at once, still under its `fcntl` lock, and
+//! learns what the dead holder had noted in it ([`Held::broken`]): an mbox
+//! appender notes where its append began ([`Held::note`]), so the next
+//! appender can cut off what a killed one left half-written.  Where the dotlock cannot be created for lack of permission
 //! (a reader without group `mail`), the fcntl lock alone is used, as
 //! popa3d and Dovecot's `dotlock_try` do.
 //!
@@ -45,9 +50,30 @@ pub enum Kind {
 pub struct Held {
     fd: i32,
     dotlock: Option<PathBuf>,
+    /// What a stale dotlock removed on the way held (its holder died).
+    broken: Option<String>,
 }
 
 impl Held {
+    /// Write `note` into the dotlock after the pid line, for whoever finds
+    /// it stale should this process die holding it.
+    pub fn note(&self, note: &str) {
+        if let Some(p) = &self.dotlock
+            && let Ok(f) = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(p)
+        {
+            use std::os::unix::fs::FileExt;
+            let _ = f.write_all_at(format!("{}\n{note}\n", std::process::id()).as_bytes(), 0);
+        }
+    }
+
+    /// The content of the stale dotlock this lock replaced, if any.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
     /// Refresh the dotlock's mtime so long operations (compacting a big
     /// mbox) are not taken for a dead holder.
     pub fn touch(&self) {
@@ -120,46 +146,134 @@ pub fn dotlock_path(mailbox: &Path) -> PathBuf {
 }
 
 enum Dot {
-    Got(PathBuf),
+    /// Ours; with what a stale dotlock removed on the way held.
+    Got(PathBuf, Option<String>),
     Busy,
     /// Not permitted to create it: carry on with fcntl alone.
     NotPermitted,
 }
 
-fn try_dotlock(path: &Path) -> io::Result<Dot> {
-    match OpenOptions::new()
+/// Is the dotlock `content` (liblockfile's `PID\n`) that of a process
+/// that no longer exists?
+fn holder_is_dead(content: &str) -> bool {
+    let Some(pid) = content
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+    else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence.
+    unsafe {
+        libc::kill(pid, 0) != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+}
+
+/// Create the dotlock holding `PID\n`, never empty (an empty dotlock
+/// would look like a live holder for five minutes): the pid is written to
+/// an unnamed file in the spool (`O_TMPFILE`), which is then linked to the
+/// lock name — `link` fails if the lock exists, and a writer killed on the
+/// way leaves nothing behind.  Where `O_TMPFILE` is not supported, a
+/// private temporary name is linked instead (liblockfile's way).
+fn create_dotlock(path: &Path) -> io::Result<()> {
+    use std::io::Write;
+    let pid = format!("{}\n", std::process::id());
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let unnamed = OpenOptions::new()
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    match unnamed {
+        Ok(f) => {
+            (&f).write_all(pid.as_bytes())?;
+            let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
+            match nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                proc_path.as_str(),
+                nix::fcntl::AT_FDCWD,
+                path,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            ) {
+                Ok(()) => return Ok(()),
+                Err(nix::errno::Errno::EEXIST) => {
+                    return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+                }
+                // No /proc (a chroot): the named way below.
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e)
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+            ) =>
+        {
+            return Err(e);
+        }
+        Err(_) => {}
+    }
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let _ = fs::remove_file(&tmp);
+    let made = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => {
-            use std::io::Write;
-            // Content "0", as mail.local writes: no pid games.
-            let _ = (&f).write_all(b"0");
-            Ok(Dot::Got(path.to_path_buf()))
-        }
+        .open(&tmp)
+        .and_then(|f| (&f).write_all(pid.as_bytes()));
+    if let Err(e) = made {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    linked
+}
+
+fn try_dotlock(path: &Path) -> io::Result<Dot> {
+    match create_dotlock(path) {
+        Ok(_) => Ok(Dot::Got(path.to_path_buf(), None)),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            // Stale?
-            if let Ok(m) = fs::symlink_metadata(path) {
-                let age = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| SystemTime::now().duration_since(t).ok())
-                    .unwrap_or_default();
-                if age >= STALE_DOTLOCK {
-                    // Remove it only if it is still the same file.
-                    if let Ok(again) = fs::symlink_metadata(path)
-                        && again.ino() == m.ino()
-                        && again.mtime() == m.mtime()
-                    {
-                        let _ = fs::remove_file(path);
-                        crate::log::notice(None, &format!("removed stale lock {}", path.display()));
-                    }
-                }
+            let Ok(m) = fs::symlink_metadata(path) else {
+                return Ok(Dot::Busy);
+            };
+            let content = fs::read(path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let age = m
+                .modified()
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            if age < STALE_DOTLOCK && !holder_is_dead(&content) {
+                return Ok(Dot::Busy);
             }
-            Ok(Dot::Busy)
+            // (A live holder refreshes its dotlock's time during long work,
+            // Held::touch, so five minutes unchanged means gone or hung.)
+            // Remove it only if it is still the same file, then take our
+            // own at once (we hold the fcntl lock: no appender of ours can
+            // come between).
+            match fs::symlink_metadata(path) {
+                Ok(again) if again.ino() == m.ino() && again.mtime() == m.mtime() => {}
+                _ => return Ok(Dot::Busy),
+            }
+            if fs::remove_file(path).is_err() {
+                return Ok(Dot::Busy);
+            }
+            crate::log::notice(None, &format!("removed stale lock {}", path.display()));
+            match create_dotlock(path) {
+                Ok(_) => Ok(Dot::Got(path.to_path_buf(), Some(content))),
+                Err(_) => Ok(Dot::Busy),
+            }
         }
         Err(e)
             if matches!(
@@ -183,13 +297,20 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
     loop {
         if fcntl_lock(fd, Some(kind)).map_err(LockError::Io)? {
             match try_dotlock(&dot).map_err(LockError::Io)? {
-                Dot::Got(p) => {
+                Dot::Got(p, broken) => {
                     return Ok(Held {
                         fd,
                         dotlock: Some(p),
+                        broken,
                     });
                 }
-                Dot::NotPermitted => return Ok(Held { fd, dotlock: None }),
+                Dot::NotPermitted => {
+                    return Ok(Held {
+                        fd,
+                        dotlock: None,
+                        broken: None,
+                    });
+                }
                 Dot::Busy => {
                     let _ = fcntl_lock(fd, None);
                 }
@@ -260,7 +381,39 @@ mod tests {
         let f = File::options().read(true).write(true).open(&mbox).unwrap();
         let held = lock(&f, &mbox, Kind::Write, Duration::from_secs(2)).unwrap();
         assert!(held.has_dotlock());
+        assert_eq!(held.broken(), Some("0"));
         drop(held);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_dotlock_of_a_dead_process_is_broken_at_once_a_live_ones_is_not() {
+        let d = std::env::temp_dir().join(format!("mr-deadpid-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let mbox = d.join("eve");
+        fs::write(&mbox, "").unwrap();
+        let dot = dotlock_path(&mbox);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        fs::write(&dot, format!("{dead}\nappend 0\n")).unwrap();
+        let f = File::options().read(true).write(true).open(&mbox).unwrap();
+        let t = Instant::now();
+        let held = lock(&f, &mbox, Kind::Write, Duration::from_secs(5)).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(held.broken(), Some(format!("{dead}\nappend 0\n").as_str()));
+        held.note("append 7");
+        assert_eq!(
+            fs::read_to_string(&dot).unwrap(),
+            format!("{}\nappend 7\n", std::process::id())
+        );
+        drop(held);
+        // Our own pid (alive): busy until the timeout.
+        fs::write(&dot, format!("{}\n", std::process::id())).unwrap();
+        assert!(matches!(
+            lock(&f, &mbox, Kind::Write, Duration::from_millis(200)),
+            Err(LockError::Busy)
+        ));
         fs::remove_dir_all(&d).unwrap();
     }
 }

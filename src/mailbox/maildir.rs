@@ -8,6 +8,8 @@
 //!   "modern" unique name); `S=` is the exact size on disk and `W=` the size
 //!   with CRLF line ends (the POP3 size), both as Dovecot expects them.
 //! * No `From ` line and no `>From` quoting: a Maildir file is the message.
+//! * What a killed delivery left in `tmp/` is removed by the next delivery
+//!   (its writer's pid is gone) or after 36 hours.
 //! * Quota: the Maildir++ `maildirsize` file — a first line of limits
 //!   (`NNNS`), then `BYTES COUNT` lines that add up — is read instead of
 //!   scanning the directory; it is recomputed (one scan) only when missing
@@ -125,6 +127,7 @@ fn store(dir: &Path, root: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
             return Err(Failure::over_quota(used, estimate, d.quota));
         }
     }
+    clean_tmp(&dir.join("tmp"), d.host);
     let name = unique_name(d.host);
     let tmp = dir.join("tmp").join(&name);
     let result = (|| -> io::Result<PathBuf> {
@@ -159,6 +162,45 @@ fn store(dir: &Path, root: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
         let _ = fs::remove_file(&tmp);
         Failure::from_io(&format!("{what}: write failed"), &e)
     })
+}
+
+/// Remove from `tmp/` what killed deliveries left: files named by this
+/// host whose writer (`P<pid>` in the name) no longer exists, and any file
+/// untouched for 36 hours (qmail's rule).  `tmp/` is normally empty, so
+/// this costs one short directory read per delivery.
+fn clean_tmp(tmp: &Path, host: &str) {
+    let Ok(rd) = fs::read_dir(tmp) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let dead_writer = name.ends_with(&format!(".{host}"))
+            && name
+                .split_once('P')
+                .and_then(|(_, rest)| {
+                    rest.split(|c: char| !c.is_ascii_digit())
+                        .next()?
+                        .parse::<i32>()
+                        .ok()
+                })
+                .filter(|pid| *pid > 0)
+                // SAFETY: signal 0 only checks for existence.
+                .is_some_and(|pid| unsafe {
+                    libc::kill(pid, 0) != 0
+                        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+                });
+        let abandoned = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age.as_secs() > 36 * 3600);
+        if dead_writer || abandoned {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Bytes used according to `maildirsize`, recomputing it when missing or

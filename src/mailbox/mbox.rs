@@ -18,8 +18,11 @@
 //!    from the setgid spool); refuse anything but a regular file with one
 //!    link owned by the mailbox owner.
 //! 2. Lock ([`super::lock`]); check the path still names the file opened.
-//! 3. Note the size; if the file does not end with an empty line (a
-//!    crashed writer, a foreign MUA), add the missing newlines first.
+//! 3. Note the size, in the dotlock too (`append SIZE DEV INODE` after the
+//!    pid line): should this writer be killed mid-append, whoever finds
+//!    its dotlock stale cuts the file back to SIZE before writing
+//!    ([`super::lock`]).  If the file does not end with an empty line (a
+//!    foreign MUA), add the missing newlines first.
 //! 4. Write.  On any failure, truncate back to the noted size, so the
 //!    mailbox is exactly as it was.
 //! 5. Unlock, then `fsync` (a new file's directory too) before reporting
@@ -354,15 +357,123 @@ fn lock_for_append(
     let opened = file.metadata().map_err(|e| Failure::from_io(what, &e))?;
     match std::fs::symlink_metadata(path) {
         Ok(now)
-            if now.ino() == opened.ino() && now.dev() == opened.dev() && opened.nlink() == 1 =>
-        {
-            Ok((held, opened.len()))
+            if now.ino() == opened.ino() && now.dev() == opened.dev() && opened.nlink() == 1 => {}
+        _ => {
+            return Err(Failure::temp(
+                "4.2.0",
+                format!("{what}: mailbox changed while it was being locked; will retry"),
+            ));
         }
-        _ => Err(Failure::temp(
-            "4.2.0",
-            format!("{what}: mailbox changed while it was being locked; will retry"),
-        )),
     }
+    let len = match recover(file, path, &held) {
+        Ok(Some(repair)) => {
+            crate::log::notice(None, &format!("{what}: {repair}"));
+            file.metadata()
+                .map_err(|e| Failure::from_io(what, &e))?
+                .len()
+        }
+        Ok(None) => opened.len(),
+        Err(e) => return Err(Failure::from_io(&format!("{what}: cannot repair"), &e)),
+    };
+    held.note(&format!("append {len} {} {}", opened.dev(), opened.ino()));
+    Ok((held, len))
+}
+
+/// The side file a compaction writes the kept tail of `mbox` to first
+/// (`.NAME.compact` in the same directory).
+pub fn compact_side_file(mbox: &Path) -> std::path::PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(mbox.file_name().unwrap_or_default());
+    name.push(".compact");
+    mbox.with_file_name(name)
+}
+
+/// Finish or undo what a killed writer of `file` left, as its stale dotlock
+/// (replaced by `held`) tells:
+///
+/// * `append START DEV INO` — an appender died mid-append: everything from
+///   START on is a message nobody was told was delivered (it will be
+///   delivered again); cut it off.
+/// * `compact START LEN DEV INO` — a compaction died while copying its side
+///   file (complete and synced before the note was written) back over
+///   START: copy it again, cut the file at START+LEN.  No side file: the
+///   copy had finished.
+///
+/// Returns what was done.  The caller holds the write lock.
+pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option<String>> {
+    let Some(note) = held.broken() else {
+        return Ok(None);
+    };
+    let opened = file.metadata()?;
+    let words: Vec<u64> = note
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map_while(|w| w.parse().ok())
+        .collect();
+    let ours = |dev: u64, ino: u64| dev == opened.dev() && ino == opened.ino();
+    let kind = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next());
+    match (kind, words.as_slice()) {
+        (Some("append"), &[start, dev, ino]) if ours(dev, ino) && start < opened.len() => {
+            file.set_len(start)?;
+            file.sync_data()?;
+            Ok(Some(format!(
+                "removed {} bytes a killed delivery left half-written",
+                opened.len() - start
+            )))
+        }
+        (Some("compact"), &[start, len, dev, ino]) if ours(dev, ino) => {
+            let side_path = compact_side_file(path);
+            let side = match OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&side_path)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if side.metadata()?.len() != len {
+                return Ok(None);
+            }
+            // Positioned writes need a descriptor without O_APPEND (an
+            // appender's has it, and Linux then ignores the offset).
+            let target = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)?;
+            let t = target.metadata()?;
+            if !ours(t.dev(), t.ino()) {
+                return Ok(None);
+            }
+            copy_range(&side, 0, &target, start, len)?;
+            target.set_len(start + len)?;
+            target.sync_all()?;
+            std::fs::remove_file(&side_path)?;
+            Ok(Some(
+                "finished the compaction a killed POP3 session left half-done".to_string(),
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Copy `len` bytes of `from` at `from_off` to `to` at `to_off`.
+pub fn copy_range(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done = 0u64;
+    while done < len {
+        let n = ((len - done) as usize).min(buf.len());
+        from.read_exact_at(&mut buf[..n], from_off + done)?;
+        to.write_all_at(&buf[..n], to_off + done)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// `fsync` the directory holding `path`, so a new file's name is durable.
@@ -518,6 +629,75 @@ mod tests {
                 create_mode: 0o660,
             },
         )
+    }
+
+    /// A dotlock as a writer killed while holding it leaves it: a pid that
+    /// no longer exists, then its note.
+    fn dead_writers_dotlock(mbox: &Path, note: &str) {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(lock::dotlock_path(mbox), format!("{dead}\n{note}\n")).unwrap();
+    }
+
+    fn dev_ino(p: &Path) -> (u64, u64) {
+        let m = std::fs::metadata(p).unwrap();
+        (m.dev(), m.ino())
+    }
+
+    #[test]
+    fn a_killed_appenders_half_message_is_cut_off_by_the_next_one() {
+        let d = tmp("torn");
+        let p = d.join("bob");
+        append_to(&p, b"Subject: one\n\nfirst\n", 0).unwrap();
+        let whole = std::fs::read(&p).unwrap();
+        // Killed mid-append: half a message after the first.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"From x@y  Sat Nov 21 05:00:00 2026\nSubject: torn\n\nhal")
+            .unwrap();
+        let (dev, ino) = dev_ino(&p);
+        dead_writers_dotlock(&p, &format!("append {} {dev} {ino}", whole.len()));
+        append_to(&p, b"Subject: two\n\nsecond\n", 0).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("torn"), "{text}");
+        assert!(text.starts_with(std::str::from_utf8(&whole).unwrap()));
+        assert_eq!(text.matches("\nFrom ").count() + 1, 2, "{text}");
+        assert!(!lock::dotlock_path(&p).exists());
+        // A note about another file (the mbox was replaced) is ignored.
+        let before = std::fs::read(&p).unwrap();
+        dead_writers_dotlock(&p, &format!("append 0 {dev} {}", ino + 1));
+        append_to(&p, b"Subject: three\n\nthird\n", 0).unwrap();
+        assert!(std::fs::read(&p).unwrap().starts_with(&before));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_killed_compaction_is_finished_by_whoever_comes_next() {
+        let d = tmp("compact");
+        let p = d.join("eve");
+        let head = b"From a@b  Sat Nov 21 05:00:00 2026\nSubject: kept\n\nkept\n\n";
+        let tail = b"From a@b  Sat Nov 21 05:00:01 2026\nSubject: also kept\n\nyes\n\n";
+        // The compaction had copied part of its side file over the doomed
+        // message when it was killed.
+        let mut torn = head.to_vec();
+        torn.extend_from_slice(&tail[..20]);
+        torn.extend_from_slice(b"Subject: doomed\n\nbye\n\n");
+        std::fs::write(&p, &torn).unwrap();
+        std::fs::write(compact_side_file(&p), tail).unwrap();
+        let (dev, ino) = dev_ino(&p);
+        dead_writers_dotlock(
+            &p,
+            &format!("compact {} {} {dev} {ino}", head.len(), tail.len()),
+        );
+        append_to(&p, b"Subject: new\n\nnew mail\n", 0).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut want = head.to_vec();
+        want.extend_from_slice(tail);
+        assert!(text.as_bytes().starts_with(&want), "{text}");
+        assert!(!text.contains("doomed"), "{text}");
+        assert!(text.ends_with("new mail\n\n"), "{text}");
+        assert!(!compact_side_file(&p).exists());
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

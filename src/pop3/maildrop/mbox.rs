@@ -33,12 +33,15 @@
 //!
 //! Under the shared locks, every message's `From ` line is checked at its
 //! offset (so a mailbox another program rewrote during the session is left
-//! alone), then the file is compacted in place — kept messages copied down
-//! over deleted ones, then whatever was appended during the session —
-//! truncated and `fsync`ed before `+OK`.  Copying only ever moves data to
-//! lower offsets, so a crash midway can duplicate a message but never lose
-//! one.  The file is never replaced by another (other programs hold it
-//! open).
+//! alone), then the file is compacted in place: from the first deleted
+//! message on, the kept messages and whatever was appended during the
+//! session are written to a side file `.NAME.compact` (synced), the
+//! dotlock notes `compact START LEN DEV INO`, the side file is copied over
+//! the mbox at START, the mbox is cut at START+LEN and `fsync`ed before
+//! `+OK`.  A session killed before the note changed nothing; one killed
+//! after it left a note that whoever takes the mailbox next finishes
+//! ([`crate::mailbox::mbox::recover`]).  The file is never replaced by
+//! another (other programs hold it open).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -142,6 +145,13 @@ impl Mbox {
             }
             Err(LockError::Io(e)) => return Err(OpenError::Temp(format!("{what}: {e}"))),
         };
+        // A writer killed holding the locks may have left a half-written
+        // append or compaction: settle it before listing anything.
+        match crate::mailbox::mbox::recover(&file, path, &held) {
+            Ok(Some(done)) => crate::log::notice(None, &format!("{what}: {done}")),
+            Ok(None) => {}
+            Err(e) => return Err(OpenError::Temp(format!("{what}: cannot repair: {e}"))),
+        }
         let m = file
             .metadata()
             .map_err(|e| OpenError::Temp(format!("{what}: {e}")))?;
@@ -251,6 +261,11 @@ impl Mbox {
             Err(LockError::Busy) => return Err(format!("{what} is locked by another program")),
             Err(LockError::Io(e)) => return Err(format!("{what}: {e}")),
         };
+        match crate::mailbox::mbox::recover(file, &self.path, &held) {
+            Ok(Some(done)) => crate::log::notice(None, &format!("{what}: {done}")),
+            Ok(None) => {}
+            Err(e) => return Err(format!("{what}: cannot repair: {e}")),
+        }
         let size = file.metadata().map_err(|e| format!("{what}: {e}"))?.len();
         if size < self.snapshot {
             return Err(format!("{what} shrank during the session; nothing deleted"));
@@ -268,12 +283,14 @@ impl Mbox {
         }
         let first = doomed.iter().copied().min().unwrap_or(0);
         let _quiet = BlockSignals::new();
-        let mut buf = vec![0u8; READ_BUF];
-        let mut w = self.msgs[first].from;
+        // What stays from `start` on: the kept messages, then whatever
+        // arrived during the session.
+        let start = self.msgs[first].from;
+        let mut segments: Vec<(u64, u64)> = Vec::new();
         let mut kept = Vec::with_capacity(self.msgs.len() - doomed.len());
         kept.extend_from_slice(&self.msgs[..first]);
-        let mut last_touch = Instant::now();
         let mut committed = Committed::default();
+        let mut w = start;
         for (i, &doomed_here) in is_doomed.iter().enumerate().skip(first) {
             let m = self.msgs[i];
             let seg_end = self.msgs.get(i + 1).map_or(self.snapshot, |n| n.from);
@@ -283,7 +300,7 @@ impl Mbox {
                 continue;
             }
             let shift = m.from - w;
-            copy_down(file, m.from, seg_end, w, &mut buf).map_err(|e| format!("{what}: {e}"))?;
+            segments.push((m.from, seg_end));
             w += seg_end - m.from;
             kept.push(Msg {
                 from: m.from - shift,
@@ -291,23 +308,87 @@ impl Mbox {
                 end: m.end - shift,
                 ..m
             });
-            if last_touch.elapsed() > Duration::from_secs(30) {
-                held.touch();
-                last_touch = Instant::now();
-            }
         }
-        // What arrived during the session follows the kept messages.
         let indexed_end = w;
-        copy_down(file, self.snapshot, size, w, &mut buf).map_err(|e| format!("{what}: {e}"))?;
-        w += size - self.snapshot;
-        file.set_len(w).map_err(|e| format!("{what}: {e}"))?;
-        file.sync_all().map_err(|e| format!("{what}: {e}"))?;
+        segments.push((self.snapshot, size));
+        let tail_len = w - start + (size - self.snapshot);
+        self.rewrite_tail(file, &held, start, &segments, tail_len)
+            .map_err(|e| format!("{what}: {e}"))?;
         drop(held);
         if let Ok(m) = file.metadata() {
             write_index(&index_path(&self.path), file, &m, &kept, indexed_end);
         }
         self.msgs = kept;
         Ok(committed)
+    }
+
+    /// Replace everything from `start` on with `segments` (ranges of the
+    /// file, in order, `tail_len` bytes in all), under the write lock.
+    ///
+    /// Crash-safe when the spool lets us write next to the mbox: the tail
+    /// goes to a side file first (synced), the dotlock notes
+    /// `compact START LEN DEV INO`, and only then is the side file copied
+    /// over the mbox; whoever finds the dotlock stale finishes the copy
+    /// ([`crate::mailbox::mbox::recover`]).  Otherwise (no dotlock, no
+    /// side file) the segments are copied down in place: a crash midway
+    /// then leaves a damaged tail.
+    fn rewrite_tail(
+        &self,
+        file: &File,
+        held: &lock::Held,
+        start: u64,
+        segments: &[(u64, u64)],
+        tail_len: u64,
+    ) -> io::Result<()> {
+        let mut buf = vec![0u8; READ_BUF];
+        let side_path = crate::mailbox::mbox::compact_side_file(&self.path);
+        let side = if held.has_dotlock() {
+            // A leftover is a side file whose writer died before its note:
+            // never used; ours now.
+            let _ = std::fs::remove_file(&side_path);
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&side_path)
+                .ok()
+        } else {
+            None
+        };
+        let Some(side) = side else {
+            let mut w = start;
+            for &(from, to) in segments {
+                copy_down(file, from, to, w, &mut buf)?;
+                w += to - from;
+            }
+            file.set_len(w)?;
+            return file.sync_all();
+        };
+        let written: io::Result<()> = (|| {
+            let mut w = 0u64;
+            for &(from, to) in segments {
+                crate::mailbox::mbox::copy_range(file, from, &side, w, to - from)?;
+                w += to - from;
+            }
+            side.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&side_path);
+            return Err(e);
+        }
+        let m = file.metadata()?;
+        held.touch();
+        held.note(&format!(
+            "compact {start} {tail_len} {} {}",
+            m.dev(),
+            m.ino()
+        ));
+        crate::mailbox::mbox::copy_range(&side, 0, file, start, tail_len)?;
+        file.set_len(start + tail_len)?;
+        file.sync_all()?;
+        std::fs::remove_file(&side_path)
     }
 }
 
