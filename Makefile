@@ -5,6 +5,7 @@
 #   make demo       install into a throwaway root and run the stack end to end
 #   make bench      print the performance figures
 #   make fuzz       run each fuzz target FUZZ_SECONDS seconds (fuzz/run.sh)
+#   make torture    the long crash torture and soak (issue 9)
 #   make install    install under $(PREFIX) (default /usr), honouring $(DESTDIR)
 
 PREFIX      ?= /usr
@@ -40,7 +41,7 @@ HELPERS     := qrun deliver pop3d
 
 IS_ROOT     := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: all build test lint unit compat demo bench fuzz install uninstall clean
+.PHONY: all build test lint unit compat demo bench fuzz torture install uninstall clean
 
 all: build
 
@@ -77,6 +78,18 @@ bench: build
 FUZZ_SECONDS ?= 60
 fuzz:
 	fuzz/run.sh -t $(FUZZ_SECONDS)
+
+# The long form of tests/torture.rs (make test runs 300 kill points and a
+# one-minute soak); prints kill points, messages submitted / accepted /
+# delivered / bounced / lost / duplicated and mailboxes checked / corrupt;
+# then every fuzz target for FUZZ_RUNS inputs (executions / crashes).
+TORTURE_KILL_POINTS  ?= 10000
+TORTURE_SOAK_SECONDS ?= 300
+FUZZ_RUNS            ?= 1000000
+torture:
+	TORTURE_KILL_POINTS=$(TORTURE_KILL_POINTS) TORTURE_SOAK_SECONDS=$(TORTURE_SOAK_SECONDS) \
+	  $(CARGO) test --release --locked --test torture -- --nocapture --test-threads=1
+	fuzz/run.sh -n $(FUZZ_RUNS)
 
 install: build
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBEXECDIR)

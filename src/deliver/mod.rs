@@ -115,6 +115,9 @@ pub struct Request<'a> {
     pub message: &'a Message,
     /// The queue id, for log lines.
     pub queue_id: Option<&'a str>,
+    /// An earlier attempt at this message died midway: look for the copy
+    /// it may already have put in each mailbox before writing another.
+    pub redelivery: bool,
 }
 
 /// Deliver to every recipient; one report per final target.
@@ -459,6 +462,20 @@ fn to_account(
         .map(|s| format!(", spam score {s}"))
         .unwrap_or_default();
     let prepend = format!("Return-Path: <{sender}>\nDelivered-To: {addr}\n");
+    let trace_id = req
+        .redelivery
+        .then(|| msg.header_bytes().ok())
+        .flatten()
+        .and_then(|h| mailbox::first_received_id(&h));
+    let already = trace_id.as_deref().map(|id| {
+        (
+            mailbox::Already {
+                id,
+                delivered_to: &addr,
+            },
+            req.arrival,
+        )
+    });
     let (what, r) = match &decision.place {
         Place::Reject(text) => {
             crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{score}"));
@@ -480,7 +497,7 @@ fn to_account(
         }
         Place::Inbox => (
             inbox,
-            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), msg),
+            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), msg, already),
         ),
         Place::Folder(name) => {
             crate::log::info(
@@ -489,7 +506,15 @@ fn to_account(
             );
             (
                 format!("folder {name} of {inbox}"),
-                to_mailbox(cfg, account, Some(name), sender, prepend.as_bytes(), msg),
+                to_mailbox(
+                    cfg,
+                    account,
+                    Some(name),
+                    sender,
+                    prepend.as_bytes(),
+                    msg,
+                    already,
+                ),
             )
         }
     };
@@ -621,6 +646,7 @@ fn to_mailbox(
     sender: &str,
     prepend: &[u8],
     msg: &Message,
+    already: Option<(mailbox::Already<'_>, i64)>,
 ) -> Result<(), Failure> {
     let owner = &account.owner;
     let switch = switches_users(cfg);
@@ -679,6 +705,7 @@ fn to_mailbox(
                             owner: expect_uid,
                             create_mode,
                             in_process_turn: !switch,
+                            already: already.map(|(a, _)| a),
                         },
                     )
                     .map(|_| ())
@@ -693,6 +720,7 @@ fn to_mailbox(
                     message: msg,
                     quota,
                     host: &host,
+                    already,
                 };
                 match folder {
                     None => maildir::deliver(&dir, &d),
@@ -744,6 +772,7 @@ fn to_file(
                     owner: None,
                     create_mode: 0o600,
                     in_process_turn: !switches_users(cfg),
+                    already: None,
                 },
             )
             .map(|_| ())
@@ -1082,6 +1111,7 @@ pub fn main(args: Vec<String>) -> i32 {
         arrival,
         message: &message,
         queue_id: qid.as_deref(),
+        redelivery: false,
     };
     let start = Instant::now();
     let reports = deliver(&resolver, &req, &rcpts);

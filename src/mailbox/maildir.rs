@@ -38,6 +38,10 @@ pub struct Deliver<'a> {
     /// Limit in bytes for the whole Maildir, 0 = none.
     pub quota: u64,
     pub host: &'a str,
+    /// Look for this copy first (among files delivered since `since`,
+    /// seconds), and write nothing if it is there (the retry of an attempt
+    /// that died midway).
+    pub already: Option<(super::Already<'a>, i64)>,
 }
 
 /// Make sure `tmp/`, `new/`, `cur/` exist (mode 0700).
@@ -127,6 +131,18 @@ fn store(dir: &Path, root: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
             return Err(Failure::over_quota(used, estimate, d.quota));
         }
     }
+    if let Some((copy, since)) = &d.already
+        && let Some(found) = find_copy(dir, copy, *since)
+    {
+        crate::log::notice(
+            None,
+            &format!(
+                "{what}: already holds {} from an interrupted attempt",
+                copy.id
+            ),
+        );
+        return Ok(found);
+    }
     clean_tmp(&dir.join("tmp"), d.host);
     let name = unique_name(d.host);
     let tmp = dir.join("tmp").join(&name);
@@ -162,6 +178,37 @@ fn store(dir: &Path, root: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
         let _ = fs::remove_file(&tmp);
         Failure::from_io(&format!("{what}: write failed"), &e)
     })
+}
+
+/// A file of `new/` or `cur/` delivered since `since` (by the time in its
+/// name) that is the copy `a`.
+fn find_copy(dir: &Path, a: &super::Already<'_>, since: i64) -> Option<PathBuf> {
+    for sub in ["new", "cur"] {
+        for e in fs::read_dir(dir.join(sub)).ok()?.flatten() {
+            let name = e.file_name();
+            let secs: i64 = name
+                .to_string_lossy()
+                .split('.')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if secs + 1 < since {
+                continue;
+            }
+            let mut head = vec![0u8; 16 * 1024];
+            let n = File::open(e.path())
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
+            head.truncate(n);
+            let end = memchr::memmem::find(&head, b"\n\n").map_or(head.len(), |p| p + 1);
+            let mut block = b"\n".to_vec();
+            block.extend_from_slice(&head[..end]);
+            if super::is_copy(&block, a) {
+                return Some(e.path());
+            }
+        }
+    }
+    None
 }
 
 /// Remove from `tmp/` what killed deliveries left: files named by this
@@ -311,6 +358,7 @@ mod tests {
             message: &msg,
             quota: 0,
             host: "h.example",
+            already: None,
         };
         let p = deliver(&d, &del).unwrap();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();

@@ -78,6 +78,9 @@ pub struct Append<'a> {
     /// child never uses turns: another thread may have held one at the
     /// fork.)
     pub in_process_turn: bool,
+    /// Look for this copy first, and write nothing if it is there (the
+    /// retry of an attempt that died midway).
+    pub already: Option<super::Already<'a>>,
 }
 
 /// Messages up to this size are rendered in memory and may be written by
@@ -95,7 +98,7 @@ pub fn append(path: &Path, a: &Append<'_>) -> Result<u64, Failure> {
     if !a.in_process_turn || crate::privs::in_forked_child() {
         return write_batch(&target, vec![Item::Stream(a)]).remove(0);
     }
-    if a.message.len() > BATCH_MAX {
+    if a.message.len() > BATCH_MAX || a.already.is_some() {
         let _turn = turn(path);
         return write_batch(&target, vec![Item::Stream(a)]).remove(0);
     }
@@ -161,6 +164,22 @@ fn write_batch(t: &Target<'_>, items: Vec<Item<'_>>) -> Vec<Result<u64, Failure>
                 ),
             };
             let len = len + pad.len() as u64;
+            if let Item::Stream(Append {
+                already: Some(copy),
+                ..
+            }) = item
+                && holds_copy(&file, orig, copy)?
+            {
+                crate::log::notice(
+                    None,
+                    &format!(
+                        "{what}: already holds {} from an interrupted attempt",
+                        copy.id
+                    ),
+                );
+                results.push(Ok(0));
+                continue;
+            }
             if quota > 0 && end + len > quota {
                 results.push(Err(Failure::over_quota(end, len, quota)));
                 continue;
@@ -476,6 +495,28 @@ pub fn copy_range(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) 
     Ok(())
 }
 
+/// Whether the first `len` bytes of the mbox `file` hold the copy `a`
+/// (a message whose header block [`super::is_copy`] recognises).
+fn holds_copy(file: &File, len: u64, a: &super::Already<'_>) -> io::Result<bool> {
+    if len == 0 {
+        return Ok(false);
+    }
+    // SAFETY: a read-only map of a file we hold the write lock on; no one
+    // following the locking rules changes it meanwhile.
+    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
+    let needle = format!("id {}", a.id);
+    for hit in memchr::memmem::find_iter(&map, needle.as_bytes()) {
+        // The message around the hit: from its From_ line to its header's end.
+        let start = memchr::memmem::rfind(&map[..hit], b"\n\nFrom ").map_or(0, |p| p + 2);
+        let head_end =
+            memchr::memmem::find(&map[start..], b"\n\n").map_or(map.len(), |p| start + p + 1);
+        if hit < head_end && super::is_copy(&map[start..head_end], a) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// `fsync` the directory holding `path`, so a new file's name is durable.
 fn sync_parent(path: &Path) -> io::Result<()> {
     let dir = path
@@ -627,6 +668,7 @@ mod tests {
                 owner: None,
                 in_process_turn: true,
                 create_mode: 0o660,
+                already: None,
             },
         )
     }

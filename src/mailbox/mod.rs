@@ -227,6 +227,53 @@ pub fn ensure_dir(path: &std::path::Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// A copy to look for before delivering again: the retry of an attempt
+/// that died midway must not duplicate what it already put in a mailbox.
+/// A stored copy is recognised by our `Delivered-To:` line for the mailbox
+/// and the id in the message's first `Received:` field (unique to one
+/// submission on this host).
+#[derive(Debug, Clone, Copy)]
+pub struct Already<'a> {
+    pub id: &'a str,
+    pub delivered_to: &'a str,
+}
+
+/// The id in the first `Received:` field of a header block (`... id ID`).
+pub fn first_received_id(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut field = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if inside {
+            if line.starts_with([' ', '\t']) {
+                field.push(' ');
+                field.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if line.len() > 9 && line[..9].eq_ignore_ascii_case("received:") {
+            inside = true;
+            field.push_str(&line[9..]);
+        }
+    }
+    let mut words = field.split_whitespace();
+    while let Some(w) = words.next() {
+        if w.eq_ignore_ascii_case("id") {
+            let id = words.next()?.trim_end_matches(';');
+            return (!id.is_empty()).then(|| id.to_string());
+        }
+    }
+    None
+}
+
+/// Whether the stored header block `header` is a copy `a` describes.
+pub fn is_copy(header: &[u8], a: &Already<'_>) -> bool {
+    let delivered = format!("\nDelivered-To: {}\n", a.delivered_to);
+    memchr::memmem::find(header, delivered.as_bytes()).is_some()
+        && first_received_id(header).as_deref() == Some(a.id)
+}
+
 /// `^>*From ` (the lines mboxrd quotes).
 pub fn is_from_line(line: &[u8]) -> bool {
     let rest = line
@@ -299,6 +346,27 @@ impl Failure {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stored_copy_is_recognised_by_its_mailbox_and_trace_id() {
+        let head = b"From a@b  Sat Nov 21 05:00:00 2026\nReturn-Path: <a@b>\nDelivered-To: bob@x.example\nReceived: (from a@localhost)\n\tby x.example (mailroom/0.1.0) id 6ALCnwwv013170\n\tfor bob; Sat, 21 Nov 2026\nReceived: by other id 999\nSubject: s\n";
+        assert_eq!(first_received_id(head).as_deref(), Some("6ALCnwwv013170"));
+        let mine = Already {
+            id: "6ALCnwwv013170",
+            delivered_to: "bob@x.example",
+        };
+        assert!(is_copy(head, &mine));
+        assert!(!is_copy(head, &Already { id: "999", ..mine }));
+        assert!(!is_copy(
+            head,
+            &Already {
+                delivered_to: "eve@x.example",
+                ..mine
+            }
+        ));
+        assert_eq!(first_received_id(b"Subject: none\n"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -18,20 +18,22 @@
 //! | file | written by | content |
 //! |------|------------|---------|
 //! | `.running.PID.N` | one runner process, for its lifetime, `flock`ed | a 32-byte status slot (`running` or `crashed`), then one 32-byte slot per worker: the id it is working on, or blanks |
-//! | `xfID` | the sweep, only for a job a crashed runner was working on | `crashes N\n` |
+//! | `xfID` | the sweep, for a job a dead runner was working on | `crashes N\n` (crashes counted), then `interrupted\n` |
 //!
 //! A worker writes the job's id into its slot before an attempt and blanks
 //! it afterwards: one `pwrite` each, no file created per job.  The fatal
 //! signal handlers ([`arm`]) write `crashed` into the status slot (one
 //! `pwrite`, async-signal-safe) and let the signal take its course.  A
 //! journal whose lock nobody holds belongs to a runner that died; the next
-//! full queue pass ([`sweep`]) counts one crash for every id still in it
-//! when its status says `crashed`, and removes it.  A panic inside one
+//! full queue pass ([`sweep`]) marks every id still in it `interrupted`
+//! (its next attempt first looks for copies the dead one may already have
+//! put in mailboxes, so the retry delivers no duplicate), counts a crash
+//! for each when its status says `crashed`, and removes it.  A panic inside one
 //! attempt is counted at once ([`count_crash`]).  Neither is `fsync`ed:
 //! they count process deaths, not power failures.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -159,38 +161,54 @@ impl Drop for Journal {
     }
 }
 
-/// How many attempts at `id` died so far.
-pub fn crashes(queue: &Queue, id: &QueueId) -> u32 {
-    fs::read_to_string(queue.path("xf", id))
-        .ok()
-        .and_then(|t| t.trim().strip_prefix("crashes ")?.parse().ok())
-        .unwrap_or(0)
+/// What `xfID` says: crashes counted, and whether an attempt was cut short.
+fn read_xf(queue: &Queue, id: &QueueId) -> (u32, bool) {
+    let text = fs::read_to_string(queue.path("xf", id)).unwrap_or_default();
+    let crashes = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("crashes ")?.parse().ok())
+        .unwrap_or(0);
+    (crashes, text.lines().any(|l| l.trim() == "interrupted"))
 }
 
-/// Count one more dead attempt at `id`.
-pub fn count_crash(queue: &Queue, id: &QueueId) {
+fn write_xf(queue: &Queue, id: &QueueId, crashes: u32, interrupted: bool) {
     let Ok(mut f) = OpenOptions::new()
-        .read(true)
         .write(true)
         .create(true)
-        .truncate(false)
+        .truncate(true)
         .mode(0o640)
         .custom_flags(libc::O_NOFOLLOW)
         .open(queue.path("xf", id))
     else {
         return;
     };
-    let mut text = String::new();
-    let _ = f.read_to_string(&mut text);
-    let n = text
-        .trim()
-        .strip_prefix("crashes ")
-        .and_then(|n| n.parse::<u32>().ok())
-        .unwrap_or(0)
-        + 1;
-    let _ = f.rewind();
-    let _ = f.set_len(0);
-    let _ = f.write_all(format!("crashes {n}\n").as_bytes());
+    let mut text = format!("crashes {crashes}\n");
+    if interrupted {
+        text.push_str("interrupted\n");
+    }
+    let _ = f.write_all(text.as_bytes());
+}
+
+/// How many attempts at `id` crashed the runner so far.
+pub fn crashes(queue: &Queue, id: &QueueId) -> u32 {
+    read_xf(queue, id).0
+}
+
+/// Whether an attempt at `id` was cut short (the runner died during it).
+pub fn interrupted(queue: &Queue, id: &QueueId) -> bool {
+    read_xf(queue, id).1
+}
+
+/// Count one more crashed attempt at `id` (an interrupted one).
+pub fn count_crash(queue: &Queue, id: &QueueId) {
+    let (n, _) = read_xf(queue, id);
+    write_xf(queue, id, n + 1, true);
+}
+
+/// An attempt at `id` was cut short by a runner killed from outside.
+fn mark_interrupted(queue: &Queue, id: &QueueId) {
+    let (n, _) = read_xf(queue, id);
+    write_xf(queue, id, n, true);
 }
 
 /// Forget the crashes of a job that is gone or whose attempt ended.
@@ -201,7 +219,7 @@ pub fn clear(queue: &Queue, id: &QueueId) {
 /// Count a crash for every job named in the journals of runners that
 /// crashed; remove the journals of every runner that died (crashed or
 /// killed).  `names` are the queue directory's file names.  Returns the
-/// jobs counted.
+/// jobs marked (crashed or interrupted).
 pub fn sweep<'a>(queue: &Queue, names: impl Iterator<Item = &'a str>) -> Vec<QueueId> {
     let mut counted = Vec::new();
     for name in names.filter(|n| n.starts_with(PREFIX)) {
@@ -233,6 +251,8 @@ pub fn sweep<'a>(queue: &Queue, names: impl Iterator<Item = &'a str>) -> Vec<Que
                     Some(id.as_str()),
                     "a queue runner was killed while delivering this message; retrying",
                 );
+                mark_interrupted(queue, &id);
+                counted.push(id);
             }
         }
         let _ = fs::remove_file(&path);
@@ -264,12 +284,14 @@ mod tests {
         fs::copy(&j.path, dir.join(".running.1.0")).unwrap();
         sweep(&q, std::iter::once(".running.1.0"));
         assert_eq!((crashes(&q, &a), crashes(&q, &b)), (0, 0));
+        assert!(interrupted(&q, &a) && !interrupted(&q, &b));
         assert!(!dir.join(".running.1.0").exists());
         // Crashed: the status slot says so (what the signal handler writes).
         j.file.write_all_at(CRASHED, 0).unwrap();
         fs::copy(&j.path, dir.join(".running.1.1")).unwrap();
         sweep(&q, std::iter::once(".running.1.1"));
         assert_eq!((crashes(&q, &a), crashes(&q, &b)), (1, 0));
+        assert!(interrupted(&q, &a));
         assert!(!dir.join(".running.1.1").exists());
         count_crash(&q, &a);
         assert_eq!(crashes(&q, &a), 2);

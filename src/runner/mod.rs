@@ -359,9 +359,12 @@ impl Runner {
             return Vec::new();
         }
         // Crash guard.
-        let crashes = match &pass.crashed {
-            Some(known) if !known.contains(id) => 0,
-            _ => crashguard::crashes(&self.queue, id),
+        let (crashes, interrupted) = match &pass.crashed {
+            Some(known) if !known.contains(id) => (0, false),
+            _ => (
+                crashguard::crashes(&self.queue, id),
+                crashguard::interrupted(&self.queue, id),
+            ),
         };
         if crashes >= crashguard::MAX_CRASHES {
             crashguard::clear(&self.queue, id);
@@ -383,7 +386,7 @@ impl Runner {
             j.begin(slot, id);
         }
         let forget_crashes = || {
-            if crashes > 0 {
+            if crashes > 0 || interrupted {
                 crashguard::clear(&self.queue, id);
             }
         };
@@ -410,6 +413,7 @@ impl Runner {
             }
         };
         let mut attempt = Attempt::new(self, id, &env, &body, now);
+        attempt.interrupted = interrupted;
         attempt.run();
         let mut more = Vec::new();
         // Finish: new recipient list, bounces, warnings, rewrite or remove.
@@ -918,6 +922,8 @@ struct Attempt<'a> {
     last_status: Option<String>,
     /// Autoreplies queued after mailbox deliveries.
     replies: Vec<QueueId>,
+    /// The last attempt died midway: mailboxes may hold its copies.
+    interrupted: bool,
 }
 
 impl<'a> Attempt<'a> {
@@ -942,6 +948,7 @@ impl<'a> Attempt<'a> {
             splits: HashMap::new(),
             last_status: None,
             replies: Vec::new(),
+            interrupted: false,
         }
     }
 
@@ -1067,6 +1074,7 @@ impl<'a> Attempt<'a> {
             arrival: self.env.created,
             message: &message,
             queue_id: Some(self.id.as_str()),
+            redelivery: self.interrupted,
         };
         let reports = deliver::deliver(&self.r.resolver, &req, &rcpts);
         let mut forwards = Vec::new();
