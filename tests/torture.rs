@@ -714,11 +714,12 @@ fn a_soak_of_submitters_runners_deliveries_and_pop3_clients_counts_exactly() {
                 });
                 let _ = pop.child.wait();
                 sessions += 1;
-                // [IN-USE] (the other client) ends a session early: fine.
+                // [IN-USE] (the other client) ends a session early, and a
+                // QUIT that cannot lock the busy mailbox in time answers
+                // -ERR and deletes nothing: then what it marked must still
+                // be there (the final count checks it).
                 if quit {
                     popped.lock().unwrap().extend(deleted);
-                } else {
-                    assert!(deleted.is_empty(), "a session failed after DELE");
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
