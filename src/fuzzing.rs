@@ -434,6 +434,7 @@ pub fn mbox(data: &[u8]) {
             owner: Some(me),
             create_mode: 0o600,
             in_process_turn: false,
+            already: None,
         };
         crate::mailbox::mbox::append(&path, &a).expect("append to the mbox");
         let mut m = open();
