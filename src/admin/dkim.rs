@@ -34,8 +34,9 @@ pub enum DkimAction {
         /// RSA key size (2048 to 4096).
         #[arg(long, default_value_t = 2048)]
         bits: usize,
-        /// Replace DOMAIN's key of the same algorithm (after the new record
-        /// is published: mail is signed with the new key at once).
+        /// Replace DOMAIN's key of the same algorithm by one with a new
+        /// selector (mail is signed with it at once: publish its record
+        /// right away; keep the old record a few days for mail in transit).
         #[arg(long)]
         replace: bool,
     },
@@ -184,19 +185,27 @@ fn generate(
         for (old_sel, old) in &existing {
             let same_alg = matches!(old, Ok(k) if k.algorithm() == *alg);
             if old_sel == sel || same_alg {
-                if replace {
+                if replace && old_sel != sel {
                     change.remove(&dir.join(format!("{old_sel}.key")));
                 } else {
-                    let what = if old_sel == sel {
-                        format!("a key with selector {sel:?}")
+                    // A selector names one key for good: resolvers cache
+                    // its record, so a new key takes a new selector.
+                    let (what, hint) = if old_sel == sel {
+                        (
+                            format!("a key with selector {sel:?}"),
+                            "a new key needs a new --selector (DNS caches the old record)",
+                        )
                     } else {
-                        format!("an {} key ({old_sel:?})", alg.key_type())
+                        (
+                            format!("an {} key ({old_sel:?})", alg.key_type()),
+                            "use --replace, or 'mailroom dkim remove' first",
+                        )
                     };
                     return Err(Failure::new(
                         ExitCode::CantCreat,
                         format!("{domain} already has {what}"),
                     )
-                    .hint("use --replace, or another --selector, or 'mailroom dkim remove'"));
+                    .hint(hint));
                 }
             }
         }
