@@ -4,9 +4,11 @@
 #
 #   fuzz TARGET: N executions, M crashes
 #
-# usage: fuzz/run.sh [-t SECONDS | -n RUNS] [TARGET ...]
+# usage: fuzz/run.sh [-t SECONDS | -n RUNS | -m] [TARGET ...]
 #   -t SECONDS  run each target this long (make fuzz, default 60)
 #   -n RUNS     run each target for this many inputs (make torture: 1000000)
+#   -m          merge into fuzz/corpus/TARGET the inputs earlier runs kept
+#               that reach new code (then commit them)
 #
 # Needs cargo-fuzz; installed into target/cargo-fuzz when missing.  Works
 # on the stable toolchain (RUSTC_BOOTSTRAP=1 for the sanitizer flags).
@@ -19,11 +21,13 @@ set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
 limit="-max_total_time=60"
-while getopts t:n: o; do
+merge=""
+while getopts t:n:m o; do
     case $o in
     t) limit="-max_total_time=$OPTARG" ;;
     n) limit="-runs=$OPTARG" ;;
-    *) sed -n '2,17p' "$0" >&2; exit 64 ;;
+    m) merge=yes ;;
+    *) sed -n '2,19p' "$0" >&2; exit 64 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -49,6 +53,17 @@ scratch=${TMPDIR:-/tmp}
 MAILROOM_FUZZ_DIR=$(mktemp -d "$scratch/mailroom-fuzz.XXXXXX")
 export MAILROOM_FUZZ_DIR
 trap 'rm -rf "$MAILROOM_FUZZ_DIR"' EXIT
+
+if [ -n "$merge" ]; then
+    for t in $targets; do
+        mkdir -p "target/fuzz/corpus/$t"
+        cargo fuzz run --fuzz-dir fuzz --target-dir target/fuzz -s "$sanitizer" "$t" \
+            "fuzz/corpus/$t" "target/fuzz/corpus/$t" -- -merge=1 -timeout=10 \
+            -max_len=65536 >"target/fuzz/merge-$t.log" 2>&1
+        echo "fuzz $t: $(ls "fuzz/corpus/$t" | wc -l) inputs in fuzz/corpus/$t"
+    done
+    exit 0
+fi
 
 status=0
 summary=""

@@ -253,7 +253,9 @@ impl Envelope {
             line(&mut out, "F", self.flags.as_bytes());
         }
         for (name, value) in &self.macros {
-            let tag = if name.len() == 1 {
+            // `${` starts a long name: a one-letter macro called `{`
+            // must be written long, or it would not read back.
+            let tag = if name.len() == 1 && name != "{" {
                 format!("${name}")
             } else {
                 format!("${{{name}}}")
@@ -483,6 +485,16 @@ mod tests {
 
     // A control file written by the real sendmail 8.17.1.9.
     const REAL: &[u8] = b"V8\nT1795242598\nK0\nN0\nP60035\nFbs\n$_root@localhost\n${daemon_flags}c u\nSroot\nAroot@oracle.test\nrRFC822; dave@oracle.test\nRPFD:dave\nrRFC822; eve@oracle.test\nRPFD:eve\nH?P?Return-Path: <\x81g>\nH??Received: (from root@localhost)\n\tby oracle.test (8.17.1.9/8.17.1.9) id 6AL6TwR2002391;\n\tSat, 21 Nov 2026 06:29:58 GMT\nH?D?Date: Sat, 21 Nov 2026 06:29:58 GMT\nH?F?From: root <root>\nH?x?Full-Name: root\nH?M?Message-Id: <202611210629.6AL6TwR2002391@oracle.test>\nH??To: eve, dave\nH??Subject: hi\n.\n";
+
+    /// Found by the qf fuzz target: a macro named `{` was written `${value`,
+    /// which reads as an unterminated long name: the rewritten file was
+    /// unreadable.
+    #[test]
+    fn a_macro_named_brace_reads_back() {
+        let env = Envelope::parse(b"V8\nT1\n${{}x y\nSroot\nRPFD:dave\n.\n").unwrap();
+        assert_eq!(env.macros, vec![("{".to_string(), b"x y".to_vec())]);
+        assert_eq!(Envelope::parse(&env.to_bytes()).unwrap(), env);
+    }
 
     #[test]
     fn reads_and_rewrites_sendmails_file_byte_for_byte() {
