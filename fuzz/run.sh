@@ -53,6 +53,7 @@ scratch=${TMPDIR:-/tmp}
 MAILROOM_FUZZ_DIR=$(mktemp -d "$scratch/mailroom-fuzz.XXXXXX")
 export MAILROOM_FUZZ_DIR
 trap 'rm -rf "$MAILROOM_FUZZ_DIR"' EXIT
+trap 'exit 130' INT TERM
 
 if [ -n "$merge" ]; then
     for t in $targets; do
