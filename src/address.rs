@@ -42,7 +42,14 @@ pub enum AddrError {
     HostRequired,
     /// Control characters (CR, LF, NUL) inside an address.
     IllegalCharacter,
+    /// An addr-spec longer than [`MAX_ADDRESS`] bytes.
+    TooLong,
 }
+
+/// The longest addr-spec taken: twice RFC 5321's 256-octet path, the
+/// SMTP server's limit too.  A hostile 100 KB argument is refused here,
+/// before it reaches a queue file, a log line or a bounce.
+pub const MAX_ADDRESS: usize = 512;
 
 impl fmt::Display for AddrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,6 +61,7 @@ impl fmt::Display for AddrError {
             AddrError::UserRequired => "User address required",
             AddrError::HostRequired => "Hostname required",
             AddrError::IllegalCharacter => "Illegal character in address",
+            AddrError::TooLong => "Address too long (512 bytes max)",
         })
     }
 }
@@ -255,6 +263,9 @@ fn extract_addr(element: &str) -> Result<String, AddrError> {
     if addr.is_empty() {
         return Ok(addr);
     }
+    if addr.len() > MAX_ADDRESS {
+        return Err(AddrError::TooLong);
+    }
     let (local, domain) = split_addr(&addr);
     if local.is_empty() {
         return Err(AddrError::UserRequired);
@@ -411,6 +422,18 @@ mod tests {
         assert_eq!(addrs("bob@example.com (Bob Smith)"), ["bob@example.com"]);
         let m = &parse_list(" Frank Q <frank@remote.test> ").unwrap()[0];
         assert_eq!(m.display, "Frank Q <frank@remote.test>");
+    }
+
+    #[test]
+    fn an_address_over_512_bytes_is_refused() {
+        let long = format!("{}@example.com", "a".repeat(MAX_ADDRESS));
+        assert_eq!(parse_one(&long).unwrap_err(), AddrError::TooLong);
+        assert_eq!(parse_list(&long).unwrap_err(), AddrError::TooLong);
+        let fits = format!("{}@example.com", "a".repeat(MAX_ADDRESS - 12));
+        assert_eq!(parse_one(&fits).unwrap().addr, fits);
+        // A long comment or display name is not the address.
+        let named = format!("\"{}\" <bob@example.com>", "N".repeat(2000));
+        assert_eq!(parse_one(&named).unwrap().addr, "bob@example.com");
     }
 
     #[test]

@@ -152,8 +152,17 @@ fn check_local(
 }
 
 fn bad_address(text: &str, e: AddrError) -> Failure {
-    Failure::usage(format!("invalid address {text:?}: {e}"))
+    Failure::usage(format!("invalid address {:?}: {e}", shortened(text)))
         .hint("correct the address and send again")
+}
+
+/// At most 100 characters of `text` for an error line (a hostile
+/// argument may be 100 KB long).
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(100) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 /// Parse command-line recipients; each argument may hold a list.
@@ -185,8 +194,9 @@ pub fn header_recipients(header: &Header) -> Vec<Mailbox> {
         match address::parse_list(&value) {
             Ok(list) => out.extend(list.into_iter().filter(|m| !m.addr.is_empty())),
             Err(e) => eprintln!(
-                "sendmail: ignoring {} header address {value:?}: {e}",
-                f.name
+                "sendmail: ignoring {} header address {:?}: {e}",
+                f.name,
+                shortened(&value)
             ),
         }
     }
@@ -240,6 +250,10 @@ pub fn check_free_space(cfg: &Config) -> Result<(), Failure> {
 
 pub fn queue_failure(cfg: &Config, e: &io::Error) -> Failure {
     let code = match ExitCode::for_io(e) {
+        // A file system remounted read-only (after errors, or for
+        // maintenance) comes back: the caller should retry, as for a
+        // full disk, not be told sendmail is installed wrongly.
+        _ if e.raw_os_error() == Some(libc::EROFS) => ExitCode::TempFail,
         ExitCode::TempFail => ExitCode::TempFail,
         ExitCode::NoPerm | ExitCode::OsFile => ExitCode::CantCreat,
         _ => ExitCode::TempFail,

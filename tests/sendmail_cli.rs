@@ -381,3 +381,31 @@ fn modes_of_later_parts_say_so() {
         assert_eq!(stderr(&o).lines().count(), 1);
     }
 }
+
+/// A hostile 100 KB address (argument, -f, or header for -t) is refused
+/// with one short line; nothing of it reaches the queue.
+#[test]
+fn a_100_kb_address_is_refused_with_one_short_line() {
+    let r = Root::new("longaddr");
+    let long = format!("{}@example.org", "a".repeat(100_000));
+    for args in [
+        vec!["-i", long.as_str()],
+        vec!["-f", long.as_str(), "-i", "bob@example.org"],
+    ] {
+        let o = r.sendmail(&args, b"Subject: long\n\nx\n");
+        assert_eq!(code(&o), 64, "{}", &stderr(&o)[..200]);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{}", &err[..200]);
+        assert!(err.len() < 400, "{} bytes", err.len());
+        assert!(err.contains("Address too long"), "{err}");
+        assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
+    }
+    // -t: the long address is skipped with a short note; the rest goes.
+    let msg = format!("To: {long}, bob@example.org\nSubject: t\n\nx\n");
+    let o = r.sendmail(&["-t", "-i"], msg.as_bytes());
+    let err = stderr(&o);
+    assert!(err.len() < 400, "{} bytes", err.len());
+    if code(&o) == 0 {
+        assert_eq!(recipients(&r.qf(&r.only_id())), ["bob@example.org"]);
+    }
+}
