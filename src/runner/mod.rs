@@ -158,6 +158,21 @@ impl Runner {
 
     /// One pass over the queue: every selected job whose time has come.
     pub fn run_pass(&self, sel: &Selection) -> Stats {
+        // A delivery the runner cannot record (by removing or rewriting
+        // the job) would be made again by the next run: on a read-only
+        // queue, deliver nothing until it is writable again.
+        let dir = self.queue.control_dir();
+        if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) == Err(nix::errno::Errno::EROFS)
+        {
+            log::err(
+                None,
+                &format!(
+                    "queue {} is on a read-only file system: no delivery attempted, none could be recorded",
+                    dir.display()
+                ),
+            );
+            return Stats::default();
+        }
         let (mut ids, crashed) = match self.exact_job(sel) {
             // The run `sendmail` starts for the message it just queued:
             // no need to read a directory that may hold 100,000 jobs.
