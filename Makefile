@@ -82,7 +82,9 @@ fuzz:
 # The long form of tests/torture.rs (make test runs 300 kill points and a
 # one-minute soak); prints kill points, messages submitted / accepted /
 # delivered / bounced / lost / duplicated and mailboxes checked / corrupt;
-# then every fuzz target for FUZZ_RUNS inputs (executions / crashes).
+# then every fuzz target for FUZZ_RUNS inputs (executions / crashes);
+# then, as root, the security checks with the relay battery ("relay: N
+# attempts, 0 relayed").
 TORTURE_KILL_POINTS  ?= 10000
 TORTURE_SOAK_SECONDS ?= 300
 FUZZ_RUNS            ?= 1000000
@@ -90,6 +92,11 @@ torture:
 	TORTURE_KILL_POINTS=$(TORTURE_KILL_POINTS) TORTURE_SOAK_SECONDS=$(TORTURE_SOAK_SECONDS) \
 	  $(CARGO) test --release --locked --test torture -- --nocapture --test-threads=1
 	fuzz/run.sh -n $(FUZZ_RUNS)
+ifeq ($(IS_ROOT),yes)
+	compat/run-all.sh -k test_security
+else
+	@echo "relay: SKIPPED (the relay battery, compat/test_security.py, needs root; run 'sudo make torture')"
+endif
 
 install: build
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBEXECDIR)
