@@ -340,8 +340,10 @@ fn no_bounce_to_the_null_sender() {
 }
 
 /// Start `qrun -q`, wait until its attempt at `id` is under way, then
-/// send it `signal`.
-fn signal_runner_during_attempt(r: &Root, id: &str, signal: i32, attempt: usize) {
+/// send it `signal`; then end the job's `/bin/sleep SECS` program.  Each
+/// test sleeps its own number of seconds, so that this does not end
+/// another test's program (tests run in parallel).
+fn signal_runner_during_attempt(r: &Root, id: &str, signal: i32, attempt: usize, secs: u32) {
     let mut child = r
         .cmd("qrun")
         .arg("-q")
@@ -371,7 +373,7 @@ fn signal_runner_during_attempt(r: &Root, id: &str, signal: i32, attempt: usize)
         "{st:?}"
     );
     let _ = std::process::Command::new("pkill")
-        .args(["-f", "^/bin/sleep 60$"])
+        .args(["-f", &format!("^/bin/sleep {secs}$")])
         .status();
 }
 
@@ -387,7 +389,7 @@ fn a_runner_killed_from_outside_sets_nothing_aside() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let id = r.only_id();
     for attempt in 1..=4 {
-        signal_runner_during_attempt(&r, &id, libc::SIGKILL, attempt);
+        signal_runner_during_attempt(&r, &id, libc::SIGKILL, attempt, 60);
     }
     // The sweep removes the dead journals and counts nothing.
     r.write("etc/mail/aliases", "ticket: \"|/bin/true\"\n");
@@ -414,14 +416,14 @@ fn a_message_that_crashes_the_runner_three_times_is_set_aside() {
     // The "crash": the runner gets SIGSEGV while it delivers to a program
     // that never finishes (what a parser bug's bad pointer would raise).
     let r = root("qrun-crash", "queue_workers = 1\n");
-    r.write("etc/mail/aliases", "ticket: \"|/bin/sleep 60\"\n");
+    r.write("etc/mail/aliases", "ticket: \"|/bin/sleep 61\"\n");
     let o = r.sendmail(&["-bi"], b"");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = r.sendmail(&["-i", "ticket"], b"Subject: poison\n\nx\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let id = r.only_id();
     for attempt in 1..=3 {
-        signal_runner_during_attempt(&r, &id, libc::SIGSEGV, attempt);
+        signal_runner_during_attempt(&r, &id, libc::SIGSEGV, attempt, 61);
     }
     // The next pass counts the three crashes and sets the job aside.
     let o = qrun(&r, &["-q"]);
