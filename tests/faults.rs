@@ -7,7 +7,9 @@
 //! The small file systems are tmpfs mounts in a private mount namespace
 //! (`unshare --mount`, with `--map-root-user` when not root), filled to a
 //! different level for each attempt so that the failure lands on a
-//! different write (tmpfs counts 4 KiB pages).
+//! different write (tmpfs counts 4 KiB pages).  EIO comes from an
+//! LD_PRELOAD shim compiled by the test with cc, failing the Nth write or
+//! fsync (skipped where there is no C compiler).
 
 mod common;
 use common::*;
@@ -446,4 +448,181 @@ fn a_remote_server_stalling_mid_data_defers_and_loses_nothing() {
     assert!(got[0].contains("the body"));
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
     eprintln!("stalled mid-DATA: deferred after {took:?}, delivered on the next run");
+}
+
+/// An LD_PRELOAD shim, compiled here with cc, that fails the Nth write,
+/// writev or pwrite on a regular file, or fsync/fdatasync of a file or
+/// directory, with EIO
+/// (`FAULT_AT=N`), and creates `FAULT_FIRED` when it did.  None when
+/// there is no C compiler.
+fn eio_shim(r: &Root) -> Option<std::path::PathBuf> {
+    let src = r.path("eio.c");
+    let so = r.path("eio.so");
+    fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+static long calls;
+static int fail_now(int fd, int dir_too) {
+    struct stat st;
+    const char *at = getenv("FAULT_AT");
+    if (!at || fstat(fd, &st) != 0) return 0;
+    if (!S_ISREG(st.st_mode) && !(dir_too && S_ISDIR(st.st_mode))) return 0;
+    if (++calls != atol(at)) return 0;
+    const char *fired = getenv("FAULT_FIRED");
+    if (fired) { int m = open(fired, O_CREAT | O_WRONLY, 0644); if (m >= 0) close(m); }
+    errno = EIO;
+    return 1;
+}
+#define REAL(name, ...) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))(__VA_ARGS__)
+ssize_t write(int fd, const void *b, size_t n) { return fail_now(fd, 0) ? -1 : REAL(write, fd, b, n); }
+ssize_t writev(int fd, const struct iovec *v, int n) { return fail_now(fd, 0) ? -1 : REAL(writev, fd, v, n); }
+ssize_t pwrite64(int fd, const void *b, size_t n, off_t o) { return fail_now(fd, 0) ? -1 : REAL(pwrite64, fd, b, n, o); }
+int fsync(int fd) { return fail_now(fd, 1) ? -1 : REAL(fsync, fd); }
+int fdatasync(int fd) { return fail_now(fd, 1) ? -1 : REAL(fdatasync, fd); }
+"#,
+    )
+    .unwrap();
+    let o = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .output();
+    match o {
+        Ok(o) if o.status.success() => Some(so),
+        Ok(o) => {
+            eprintln!("SKIPPED: cc failed: {}", stderr(&o));
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no C compiler ({e})");
+            None
+        }
+    }
+}
+
+/// EIO at each write and fsync of a submission, one after another: exit 0
+/// with a whole job, or a temporary failure (75) with one line and
+/// nothing left in the queue.
+#[test]
+fn eio_at_every_write_of_a_submission_keeps_a_whole_job_or_none() {
+    let r = root("fault-eio-queue");
+    let Some(shim) = eio_shim(&r) else { return };
+    let msg = message("bob@test.example", "eio", 24);
+    let fired = r.path("fired");
+    let (mut points, mut ok) = (0, 0);
+    for n in 1..200 {
+        let _ = fs::remove_file(&fired);
+        let o = run_with_input(
+            r.cmd("sendmail")
+                .args(["-t", "-i"])
+                .env("LD_PRELOAD", &shim)
+                .env("FAULT_AT", n.to_string())
+                .env("FAULT_FIRED", &fired),
+            &msg,
+        );
+        if !fired.exists() {
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+            break;
+        }
+        points += 1;
+        let err = stderr(&o);
+        match code(&o) {
+            0 => {
+                // The failed write was not the message's (the log, say).
+                ok += 1;
+                let id = r.only_id();
+                Envelope::parse(r.qf(&id).as_bytes()).unwrap();
+                assert!(msg.ends_with(&r.df(&id)), "write {n}: df not whole");
+            }
+            75 => {
+                assert_eq!(err.lines().count(), 1, "write {n}: {err}");
+                assert!(err.contains("I/O error"), "write {n}: {err}");
+                let left = r.queue_files();
+                assert!(left.is_empty(), "write {n}: left {left:?}");
+            }
+            c => panic!("write {n}: exit {c}: {err}"),
+        }
+        for f in r.queue_files() {
+            fs::remove_file(r.queue().join(f)).unwrap();
+        }
+    }
+    assert!(points > 2, "the shim never fired");
+    eprintln!("queue EIO: {points} writes/fsyncs failed one at a time, {ok} harmless, 0 torn jobs");
+}
+
+/// EIO at each write and fsync of a local delivery (mbox and Maildir):
+/// delivered once, or deferred 4.x with the mailbox as it was.
+#[test]
+fn eio_at_every_write_of_a_delivery_defers_with_the_mailbox_as_it_was() {
+    let r = root("fault-eio-mbox");
+    let Some(shim) = eio_shim(&r) else { return };
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(r.path(&format!("home/eve/Maildir/{sub}"))).unwrap();
+    }
+    let before = b"From x@example.org  Sat Nov 21 05:00:00 2026\nSubject: old\n\nold\n\n".to_vec();
+    let fired = r.path("fired");
+    let mut points = 0;
+    for who in ["bob", "eve"] {
+        let msg = message(who, "eio", 24);
+        for n in 1..200 {
+            let _ = fs::remove_file(&fired);
+            fs::write(r.path("var/mail/bob"), &before).unwrap();
+            let _ = fs::remove_file(r.path("var/mail/bob.lock"));
+            for sub in ["new", "tmp"] {
+                for e in fs::read_dir(r.path(&format!("home/eve/Maildir/{sub}"))).unwrap() {
+                    fs::remove_file(e.unwrap().path()).unwrap();
+                }
+            }
+            let o = run_with_input(
+                r.cmd("deliver")
+                    .args(["-q", who])
+                    .env("LD_PRELOAD", &shim)
+                    .env("FAULT_AT", n.to_string())
+                    .env("FAULT_FIRED", &fired),
+                &msg,
+            );
+            let out = stdout(&o);
+            let mbox = fs::read(r.path("var/mail/bob")).unwrap();
+            let mut md = Vec::new();
+            for e in fs::read_dir(r.path("home/eve/Maildir/new")).unwrap() {
+                md.extend(fs::read(e.unwrap().path()).unwrap());
+            }
+            let tmp = fs::read_dir(r.path("home/eve/Maildir/tmp"))
+                .unwrap()
+                .count();
+            let copies = count(if who == "bob" { &mbox } else { &md }, "eio line 000383");
+            let done = fired.exists();
+            match code(&o) {
+                0 => assert_eq!(copies, 1, "{who} write {n}: {out}"),
+                75 => {
+                    assert!(
+                        out.starts_with("defer\t") && out.contains("\t4."),
+                        "{who} write {n}: {out}"
+                    );
+                    assert_eq!(copies, 0, "{who} write {n}: deferred but delivered");
+                }
+                c => panic!("{who} write {n}: exit {c}: {out} {}", stderr(&o)),
+            }
+            assert!(mbox.starts_with(&before), "{who} write {n}: mbox rewritten");
+            if code(&o) != 0 || who == "eve" {
+                assert_eq!(mbox, before, "{who} write {n}: mbox changed");
+            }
+            assert_eq!(tmp, 0, "{who} write {n}: Maildir tmp/ leftovers");
+            if !done {
+                assert_eq!(code(&o), 0);
+                break;
+            }
+            points += 1;
+        }
+    }
+    assert!(points > 2, "the shim never fired");
+    eprintln!("mailbox EIO: {points} writes/fsyncs failed one at a time, 0 torn or lost");
 }

@@ -168,7 +168,12 @@ fn store(dir: &Path, root: &Path, d: &Deliver<'_>) -> Result<PathBuf, Failure> {
         let final_name = format!("{name},S={size},W={}", size + lfs);
         let new = dir.join("new").join(&final_name);
         fs::rename(&tmp, &new)?;
-        File::open(dir.join("new"))?.sync_all()?;
+        if let Err(e) = File::open(dir.join("new")).and_then(|n| n.sync_all()) {
+            // Not known to be on disk, and the delivery is deferred: take
+            // the file back, so that the retry's copy is the only one.
+            let _ = fs::remove_file(&new);
+            return Err(e);
+        }
         if d.quota > 0 || root.join("maildirsize").exists() {
             let _ = add_usage(root, size as i64, 1);
         }

@@ -29,6 +29,9 @@
 //! | 4. write the control records into `tfID`, `fsync` | `tf`, `df` | as above |
 //! | 5. `rename(tfID, qfID)` without replacing, `fsync` the directory | `qf`, `df` | a complete job |
 //!
+//! If that last `fsync` fails, the job is removed again before the error
+//! is reported: the caller will send the message again.
+//!
 //! Only after step 5 does `sendmail` exit 0 (or the SMTP server answer
 //! `250`).  A rewrite after a delivery attempt writes `tfID`, `fsync`s it,
 //! renames it over `qfID` and `fsync`s the directory, so a reader sees the
@@ -511,8 +514,15 @@ impl Draft {
         self.tf.write_all(&env.to_bytes())?;
         self.tf.sync_all()?;
         rename_noreplace(&self.tf_path, &self.qf_path)?;
+        if let Err(e) = self.queue.sync_dir() {
+            // Not known to be on disk, and the caller hears of a failure
+            // and will send again: take the job back (qf first; the drop
+            // removes df), so that the retry is the only copy.  Its lock
+            // is still ours, so no runner has started on it.
+            let _ = fs::remove_file(&self.qf_path);
+            return Err(e);
+        }
         self.committed = true;
-        self.queue.sync_dir()?;
         Ok(self.id.clone())
     }
 }
