@@ -45,7 +45,8 @@ SYSEXITS = {0} | set(range(64, 79))
 REMOTE = "remote.example"
 REMOTE_MX = "127.0.0.2"
 # Where a hostile invocation might try to write.
-WATCHED = ["/tmp", "/var", "/etc", "/home", "/run", "/root"]
+# (/root is the host's own in the sandbox, where other programs write.)
+WATCHED = ["/tmp", "/var", "/etc", "/home", "/run"]
 # What sendmail may legitimately change.
 ALLOWED = ["/var/spool/mqueue/", LOG]
 MARKERS = "/tmp/pwned"
@@ -464,7 +465,8 @@ class UnsafeFiles(mr.Case):
                 os.mkdir(os.path.join(md, sub), 0o700)
                 os.chown(os.path.join(md, sub), u.pw_uid, u.pw_gid)
         os.chmod(self.victim.pw_dir, 0o755)
-        target = "/root/evil-new"
+        # A directory only root may write (in the sandbox's private /var).
+        target = "/var/lib/evil-new"
         shutil.rmtree(target, ignore_errors=True)
         os.mkdir(target, 0o700)
         victim_new = os.path.join(self.victim.pw_dir, "Maildir", "new")
