@@ -58,17 +58,7 @@ struct Pop {
 
 impl Pop {
     fn start(r: &Root) -> Pop {
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        let child = Command::new(bin("pop3d"))
-            .env_clear()
-            .env("MAILROOM_ROOT", &r.dir)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(
-                theirs.try_clone().unwrap(),
-            )))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let (child, ours) = pop3d_on_socket_pair(r);
         ours.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let reader = BufReader::new(ours.try_clone().unwrap());

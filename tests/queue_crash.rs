@@ -10,18 +10,6 @@ use std::time::{Duration, Instant};
 
 use mailroom::queue::{Envelope, Queue};
 
-/// A small deterministic generator for kill delays.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
 fn message(n: usize) -> Vec<u8> {
     let mut m = format!("To: crash{n}@example.org\nSubject: crash test {n}\n\n").into_bytes();
     for i in 0..4000 {

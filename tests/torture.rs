@@ -51,21 +51,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// A small deterministic generator (seeded by the pid; printed).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// The users' uid: the test's own, or (as root, since pop3d never lets
 /// root log in) an ordinary one.
 fn user_uid() -> u32 {
@@ -304,18 +289,7 @@ struct Pop {
 
 impl Pop {
     fn start(r: &Root) -> Pop {
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        let child = Command::new(bin("pop3d"))
-            .env_clear()
-            .env("MAILROOM_ROOT", &r.dir)
-            .process_group(0)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(
-                theirs.try_clone().unwrap(),
-            )))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let (child, ours) = pop3d_on_socket_pair(r);
         ours.set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         let reader = BufReader::new(ours.try_clone().unwrap());

@@ -180,3 +180,42 @@ pub fn is_root() -> bool {
 pub fn exists(p: &Path) -> bool {
     p.symlink_metadata().is_ok()
 }
+
+/// A small deterministic generator (kill delays, choices); seed it with
+/// something printed so a failing run can be repeated.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `pop3d` under `root` with its standard input and output on one end of
+/// a socket pair (as inetd would start it), in its own process group so a
+/// kill takes its children too; returns the child and our end.
+pub fn pop3d_on_socket_pair(root: &Root) -> (std::process::Child, std::os::unix::net::UnixStream) {
+    use std::os::unix::process::CommandExt;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let child = Command::new(bin("pop3d"))
+        .env_clear()
+        .env("MAILROOM_ROOT", &root.dir)
+        .process_group(0)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+            theirs.try_clone().unwrap(),
+        )))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, ours)
+}
