@@ -174,6 +174,24 @@ pub fn groups_for(name: &str, gid: u32, extra_groups: &[u32]) -> Result<Vec<u32>
     Ok(groups)
 }
 
+/// Make `cmd` start in a process group of its own (so a timeout can kill
+/// everything it starts) and, when `ids` is given, as that uid and gid
+/// with those groups — set between fork and exec, so nothing of the
+/// program's runs with ours.
+pub fn start_as(cmd: &mut std::process::Command, ids: Option<(u32, u32, Vec<u32>)>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setpgid(0, 0);
+            if let Some((uid, gid, groups)) = &ids {
+                set_ids(*uid, *gid, groups).map_err(std::io::Error::other)?;
+            }
+            Ok(())
+        });
+    }
+}
+
 /// setgroups, setresgid, setresuid, then verify there is no way back.
 /// Only system calls: safe between fork and exec.
 pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {

@@ -48,7 +48,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -869,17 +868,7 @@ fn to_program(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let (uid, gid) = (owner.uid, owner.gid);
-    // SAFETY: only system calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setpgid(0, 0);
-            if root {
-                crate::privs::set_ids(uid, gid, &groups).map_err(std::io::Error::other)?;
-            }
-            Ok(())
-        });
-    }
+    crate::privs::start_as(&mut cmd, root.then_some((owner.uid, owner.gid, groups)));
     let mut child = cmd.spawn().map_err(|e| {
         Failure::temp(
             "4.3.0",

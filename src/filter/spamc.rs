@@ -11,7 +11,6 @@
 //! process group is killed after it).
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,17 +46,7 @@ pub fn scan(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let (uid, gid) = (owner.uid, owner.gid);
-    // SAFETY: only system calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setpgid(0, 0);
-            if root {
-                crate::privs::set_ids(uid, gid, &groups).map_err(std::io::Error::other)?;
-            }
-            Ok(())
-        });
-    }
+    crate::privs::start_as(&mut cmd, root.then_some((owner.uid, owner.gid, groups)));
     let mut child = cmd.spawn().map_err(|e| {
         format!(
             "cannot start {}: {}",
