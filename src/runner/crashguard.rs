@@ -161,8 +161,9 @@ impl Drop for Journal {
     }
 }
 
-/// What `xfID` says: crashes counted, and whether an attempt was cut short.
-fn read_xf(queue: &Queue, id: &QueueId) -> (u32, bool) {
+/// What `xfID` says: crashes counted, and whether an attempt was cut short
+/// (the runner died during it).
+pub fn state(queue: &Queue, id: &QueueId) -> (u32, bool) {
     let text = fs::read_to_string(queue.path("xf", id)).unwrap_or_default();
     let crashes = text
         .lines()
@@ -191,23 +192,18 @@ fn write_xf(queue: &Queue, id: &QueueId, crashes: u32, interrupted: bool) {
 
 /// How many attempts at `id` crashed the runner so far.
 pub fn crashes(queue: &Queue, id: &QueueId) -> u32 {
-    read_xf(queue, id).0
-}
-
-/// Whether an attempt at `id` was cut short (the runner died during it).
-pub fn interrupted(queue: &Queue, id: &QueueId) -> bool {
-    read_xf(queue, id).1
+    state(queue, id).0
 }
 
 /// Count one more crashed attempt at `id` (an interrupted one).
 pub fn count_crash(queue: &Queue, id: &QueueId) {
-    let (n, _) = read_xf(queue, id);
+    let (n, _) = state(queue, id);
     write_xf(queue, id, n + 1, true);
 }
 
 /// An attempt at `id` was cut short by a runner killed from outside.
 fn mark_interrupted(queue: &Queue, id: &QueueId) {
-    let (n, _) = read_xf(queue, id);
+    let (n, _) = state(queue, id);
     write_xf(queue, id, n, true);
 }
 
@@ -284,14 +280,14 @@ mod tests {
         fs::copy(&j.path, dir.join(".running.1.0")).unwrap();
         sweep(&q, std::iter::once(".running.1.0"));
         assert_eq!((crashes(&q, &a), crashes(&q, &b)), (0, 0));
-        assert!(interrupted(&q, &a) && !interrupted(&q, &b));
+        assert!(state(&q, &a).1 && !state(&q, &b).1);
         assert!(!dir.join(".running.1.0").exists());
         // Crashed: the status slot says so (what the signal handler writes).
         j.file.write_all_at(CRASHED, 0).unwrap();
         fs::copy(&j.path, dir.join(".running.1.1")).unwrap();
         sweep(&q, std::iter::once(".running.1.1"));
         assert_eq!((crashes(&q, &a), crashes(&q, &b)), (1, 0));
-        assert!(interrupted(&q, &a));
+        assert!(state(&q, &a).1);
         assert!(!dir.join(".running.1.1").exists());
         count_crash(&q, &a);
         assert_eq!(crashes(&q, &a), 2);

@@ -376,10 +376,7 @@ impl Runner {
         // Crash guard.
         let (crashes, interrupted) = match &pass.crashed {
             Some(known) if !known.contains(id) => (0, false),
-            _ => (
-                crashguard::crashes(&self.queue, id),
-                crashguard::interrupted(&self.queue, id),
-            ),
+            _ => crashguard::state(&self.queue, id),
         };
         if crashes >= crashguard::MAX_CRASHES {
             crashguard::clear(&self.queue, id);
