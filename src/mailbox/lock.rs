@@ -49,7 +49,8 @@ pub enum Kind {
 #[derive(Debug)]
 pub struct Held {
     fd: i32,
-    dotlock: Option<PathBuf>,
+    /// The dotlock's name, and the file itself (kept open for notes).
+    dotlock: Option<(PathBuf, File)>,
     /// What a stale dotlock removed on the way held (its holder died).
     broken: Option<String>,
 }
@@ -58,12 +59,7 @@ impl Held {
     /// Write `note` into the dotlock after the pid line, for whoever finds
     /// it stale should this process die holding it.
     pub fn note(&self, note: &str) {
-        if let Some(p) = &self.dotlock
-            && let Ok(f) = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(p)
-        {
+        if let Some((_, f)) = &self.dotlock {
             use std::os::unix::fs::FileExt;
             let _ = f.write_all_at(format!("{}\n{note}\n", std::process::id()).as_bytes(), 0);
         }
@@ -77,7 +73,7 @@ impl Held {
     /// Refresh the dotlock's mtime so long operations (compacting a big
     /// mbox) are not taken for a dead holder.
     pub fn touch(&self) {
-        if let Some(p) = &self.dotlock {
+        if let Some((p, _)) = &self.dotlock {
             let now = nix::sys::time::TimeSpec::new(0, libc::UTIME_NOW);
             let _ = nix::sys::stat::utimensat(
                 nix::fcntl::AT_FDCWD,
@@ -97,7 +93,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(p) = &self.dotlock {
+        if let Some((p, _)) = &self.dotlock {
             let _ = fs::remove_file(p);
         }
         let _ = fcntl_lock(self.fd, None);
@@ -146,8 +142,9 @@ pub fn dotlock_path(mailbox: &Path) -> PathBuf {
 }
 
 enum Dot {
-    /// Ours; with what a stale dotlock removed on the way held.
-    Got(PathBuf, Option<String>),
+    /// Ours (its name and the open file); with what a stale dotlock
+    /// removed on the way held.
+    Got(PathBuf, File, Option<String>),
     Busy,
     /// Not permitted to create it: carry on with fcntl alone.
     NotPermitted,
@@ -176,7 +173,7 @@ fn holder_is_dead(content: &str) -> bool {
 /// lock name — `link` fails if the lock exists, and a writer killed on the
 /// way leaves nothing behind.  Where `O_TMPFILE` is not supported, a
 /// private temporary name is linked instead (liblockfile's way).
-fn create_dotlock(path: &Path) -> io::Result<()> {
+fn create_dotlock(path: &Path) -> io::Result<File> {
     use std::io::Write;
     let pid = format!("{}\n", std::process::id());
     let dir = path
@@ -199,7 +196,7 @@ fn create_dotlock(path: &Path) -> io::Result<()> {
                 path,
                 nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
             ) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(f),
                 Err(nix::errno::Errno::EEXIST) => {
                     return Err(io::Error::from(io::ErrorKind::AlreadyExists));
                 }
@@ -229,19 +226,22 @@ fn create_dotlock(path: &Path) -> io::Result<()> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
-        .and_then(|f| (&f).write_all(pid.as_bytes()));
-    if let Err(e) = made {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
+        .and_then(|f| (&f).write_all(pid.as_bytes()).map(|()| f));
+    let f = match made {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
-    linked
+    linked.map(|()| f)
 }
 
 fn try_dotlock(path: &Path) -> io::Result<Dot> {
     match create_dotlock(path) {
-        Ok(_) => Ok(Dot::Got(path.to_path_buf(), None)),
+        Ok(f) => Ok(Dot::Got(path.to_path_buf(), f, None)),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let Ok(m) = fs::symlink_metadata(path) else {
                 return Ok(Dot::Busy);
@@ -271,7 +271,7 @@ fn try_dotlock(path: &Path) -> io::Result<Dot> {
             }
             crate::log::notice(None, &format!("removed stale lock {}", path.display()));
             match create_dotlock(path) {
-                Ok(_) => Ok(Dot::Got(path.to_path_buf(), Some(content))),
+                Ok(f) => Ok(Dot::Got(path.to_path_buf(), f, Some(content))),
                 Err(_) => Ok(Dot::Busy),
             }
         }
@@ -297,10 +297,10 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
     loop {
         if fcntl_lock(fd, Some(kind)).map_err(LockError::Io)? {
             match try_dotlock(&dot).map_err(LockError::Io)? {
-                Dot::Got(p, broken) => {
+                Dot::Got(p, f, broken) => {
                     return Ok(Held {
                         fd,
-                        dotlock: Some(p),
+                        dotlock: Some((p, f)),
                         broken,
                     });
                 }
