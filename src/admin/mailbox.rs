@@ -1314,6 +1314,40 @@ pub fn remove_colon_line(text: &str, name: &str) -> Option<String> {
 
 /// Set fields of `name`'s colon-separated line; `None` when absent.
 fn set_colon_fields(text: &str, name: &str, set: &[(usize, &str)]) -> Option<String> {
+    set_fields_of(
+        text,
+        |body| body.split(':').next() == Some(name) && body.contains(':'),
+        usize::MAX,
+        set,
+    )
+}
+
+/// Set fields of virtual login `login`'s line in `/etc/mail/passwd`
+/// (fields: 0 login, 1 secret, 2 mailbox, 3 quota, 4 full name; the last
+/// may hold colons).
+fn set_virtual_fields(text: &str, login: &str, set: &[(usize, &str)]) -> Option<String> {
+    set_fields_of(
+        text,
+        |body| {
+            !body.trim_start().starts_with('#')
+                && body
+                    .split(':')
+                    .next()
+                    .is_some_and(|f| f.trim().eq_ignore_ascii_case(login))
+        },
+        5,
+        set,
+    )
+}
+
+/// Set fields (split at most into `max_fields`) of the first line `is_it`
+/// picks, keeping every other line byte for byte; `None` when none is.
+fn set_fields_of(
+    text: &str,
+    is_it: impl Fn(&str) -> bool,
+    max_fields: usize,
+    set: &[(usize, &str)],
+) -> Option<String> {
     let mut hit = false;
     let mut out = String::with_capacity(text.len() + 128);
     for l in text.split_inclusive('\n') {
@@ -1321,47 +1355,14 @@ fn set_colon_fields(text: &str, name: &str, set: &[(usize, &str)]) -> Option<Str
             Some(b) => (b, "\n"),
             None => (l, ""),
         };
-        if !hit && body.split(':').next() == Some(name) && body.contains(':') {
+        if !hit && is_it(body) {
             hit = true;
-            let mut f: Vec<&str> = body.split(':').collect();
+            let mut f: Vec<&str> = body.splitn(max_fields, ':').collect();
             for &(i, v) in set {
                 while f.len() <= i {
                     f.push("");
                 }
                 f[i] = v;
-            }
-            out.push_str(&f.join(":"));
-            out.push_str(nl);
-        } else {
-            out.push_str(l);
-        }
-    }
-    hit.then_some(out)
-}
-
-/// Set fields of virtual login `login`'s line in `/etc/mail/passwd`
-/// (fields: 0 login, 1 secret, 2 mailbox, 3 quota, 4 full name).
-fn set_virtual_fields(text: &str, login: &str, set: &[(usize, &str)]) -> Option<String> {
-    let mut hit = false;
-    let mut out = String::with_capacity(text.len() + 128);
-    for l in text.split_inclusive('\n') {
-        let (body, nl) = match l.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (l, ""),
-        };
-        let is_it = !body.trim_start().starts_with('#')
-            && body
-                .split(':')
-                .next()
-                .is_some_and(|f| f.trim().eq_ignore_ascii_case(login));
-        if !hit && is_it {
-            hit = true;
-            let mut f: Vec<String> = body.splitn(5, ':').map(str::to_string).collect();
-            for &(i, v) in set {
-                while f.len() <= i {
-                    f.push(String::new());
-                }
-                f[i] = v.to_string();
             }
             out.push_str(&f.join(":"));
             out.push_str(nl);
