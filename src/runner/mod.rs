@@ -109,16 +109,29 @@ pub struct Stats {
 }
 
 /// One pass's shared state: what to take, the work list its workers share
-/// (jobs created meanwhile join it), and the crash journal.
+/// (jobs created meanwhile join it, marked as ours), and the crash journal.
 struct Pass<'a> {
     sel: &'a Selection,
-    work: Mutex<VecDeque<QueueId>>,
+    work: Mutex<VecDeque<Work>>,
     stats: Mutex<Stats>,
     journal: Option<crashguard::Journal>,
     /// Jobs with crashes counted, when the directory was listed (None: ask
     /// the file system).
     crashed: Option<HashSet<QueueId>>,
 }
+
+/// A job on a pass's work list.
+struct Work {
+    id: QueueId,
+    /// Created by this pass (a bounce, a receipt, a split envelope).
+    ours: bool,
+}
+
+/// How long a job this pass created may stay locked before the pass leaves
+/// it to the next run.  Its lock can outlive its creator's close for a
+/// moment: a child another worker forks at that instant holds a copy of
+/// the descriptor until it closes or execs it.
+const OWN_JOB_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One queue run's shared state.
 pub struct Runner {
@@ -195,7 +208,11 @@ impl Runner {
         ids.retain(|id| sel.matches_id(id));
         // Oldest first (the id begins with the submission time).
         ids.sort();
-        let work = Mutex::new(ids.into_iter().collect::<VecDeque<_>>());
+        let work = Mutex::new(
+            ids.into_iter()
+                .map(|id| Work { id, ours: false })
+                .collect::<VecDeque<_>>(),
+        );
         let workers = self
             .settings
             .workers
@@ -232,6 +249,21 @@ impl Runner {
         });
         self.pool.close_all();
         pass.stats.into_inner().unwrap_or_default()
+    }
+
+    /// Lock a job this pass created, waiting a little while it is held:
+    /// see [`OWN_JOB_LOCK_WAIT`].  `Ok(None)` when it stays held or is gone.
+    fn lock_own_job(&self, id: &QueueId) -> std::io::Result<Option<crate::queue::Job>> {
+        let until = std::time::Instant::now() + OWN_JOB_LOCK_WAIT;
+        loop {
+            match self.queue.lock(id)? {
+                Some(j) => return Ok(Some(j)),
+                None if std::time::Instant::now() < until && self.queue.path("qf", id).exists() => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                None => return Ok(None),
+            }
+        }
     }
 
     /// `-qI` naming one whole queue id, and nothing else.
@@ -279,11 +311,12 @@ impl Runner {
 
     fn worker(&self, pass: &Pass<'_>, slot: usize) {
         loop {
-            let Some(id) = pass.work.lock().ok().and_then(|mut w| w.pop_front()) else {
+            let Some(Work { id, ours }) = pass.work.lock().ok().and_then(|mut w| w.pop_front())
+            else {
                 return;
             };
             let more = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.process(&id, pass, slot)
+                self.process(&id, ours, pass, slot)
             }));
             if let Some(j) = &pass.journal {
                 j.end(slot);
@@ -291,7 +324,7 @@ impl Runner {
             match more {
                 Ok(more) => {
                     if let Ok(mut w) = pass.work.lock() {
-                        w.extend(more);
+                        w.extend(more.into_iter().map(|id| Work { id, ours: true }));
                     }
                 }
                 Err(_) => {
@@ -319,7 +352,7 @@ impl Runner {
 
     /// One attempt at one job; returns jobs created meanwhile (bounces,
     /// split envelopes) to run next.
-    fn process(&self, id: &QueueId, pass: &Pass<'_>, slot: usize) -> Vec<QueueId> {
+    fn process(&self, id: &QueueId, ours: bool, pass: &Pass<'_>, slot: usize) -> Vec<QueueId> {
         let (sel, stats) = (pass.sel, &pass.stats);
         // Most jobs in a periodic pass are waiting for their retry time:
         // tell from the first bytes of the qf, without taking the lock.
@@ -332,7 +365,12 @@ impl Runner {
             self.bump(stats, |s| s.not_due += 1);
             return Vec::new();
         }
-        let mut job = match self.queue.lock(id) {
+        let locked = if ours {
+            self.lock_own_job(id)
+        } else {
+            self.queue.lock(id)
+        };
+        let mut job = match locked {
             Ok(Some(j)) => j,
             Ok(None) => {
                 self.bump(stats, |s| s.locked += 1);
