@@ -19,8 +19,8 @@
 //! prefixes it with a root directory: `/` in production, a temporary
 //! directory in tests and `make demo` (environment variable
 //! `MAILROOM_ROOT`).  A set-id program never honours `MAILROOM_ROOT` or
-//! `-C` while privileged: [`crate::privs`] drops the privilege first, as
-//! sendmail does for `-C`.
+//! `-C` while privileged: `sendmail` ignores them from an ordinary user and
+//! gives the privilege up for root's (see [`crate::privs`]).
 
 use std::collections::BTreeMap;
 use std::fs;

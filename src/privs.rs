@@ -2,9 +2,11 @@
 //!
 //! * `sendmail` is set-group-id `mqueue`: [`secure_start`] runs first in
 //!   `main`, fixes the standard descriptors, the umask and the environment,
-//!   and, when the caller asks to redirect files (`-C`, `-oQ`,
-//!   `MAILROOM_ROOT`), gives the group privilege up for good before anything
-//!   is read — sendmail's rule for `-C`.
+//!   and, when a redirection is left to honour (root's `-C` or `-oQ`,
+//!   `newaliases -oA` on the caller's own file), gives the group privilege
+//!   up for good before anything is read — sendmail's rule for `-C`.  An
+//!   ordinary user's `-C`, `-oQ` and `MAILROOM_ROOT` never get this far:
+//!   `sendmail` ignores them (see `cli::sendmail`).
 //! * Programs started as root switch to a mailbox owner with
 //!   [`become_user`], which checks that the switch really happened.
 

@@ -34,11 +34,21 @@ pub fn run(argv: Vec<String>) -> i32 {
 }
 
 fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
-    let inv = sendmail_args::parse(argv0, args)?;
+    let mut inv = sendmail_args::parse(argv0, args)?;
+    let mut root_env = std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty());
 
-    // Before anything is read: a caller who redirects files loses the
-    // set-group-id privilege, as with sendmail's -C.
-    let root_env = std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty());
+    // Before anything is read.  An ordinary user of the set-group-id
+    // sendmail may not point it at another configuration, queue or root:
+    // those are ignored, so the message still goes where the queue runner
+    // looks (sendmail 8 gives its privilege up instead and queues into a
+    // directory nothing ever runs).  Root may redirect anything.
+    let ignored = if privs::is_elevated() && !nix::unistd::getuid().is_root() {
+        ignore_redirections(&mut inv, &mut root_env)
+    } else {
+        Vec::new()
+    };
+    // What is left to redirect (root's overrides, newaliases -oA on the
+    // caller's own file) gives the privilege up, as with sendmail's -C.
     let redirects = inv.config_file.is_some()
         || inv.queue_dir.is_some()
         || root_env.is_some()
@@ -54,6 +64,14 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         cfg.queue_dir = q.clone();
     }
     log::init("sendmail", &cfg.log, &cfg.hostname);
+    for what in &ignored {
+        let text = format!("{what} ignored: only root may redirect the set-group-id sendmail");
+        eprintln!("sendmail: warning: {text}");
+        log::notice(
+            None,
+            &format!("uid {}: {text}", nix::unistd::getuid().as_raw()),
+        );
+    }
 
     match inv.mode {
         Mode::Deliver => deliver_mode(&cfg, &inv),
@@ -81,6 +99,37 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         )),
         Mode::CheckConfig => Err(unsupported("-bC", "use 'mailroom check'")),
         Mode::Arpanet => Err(unsupported("-ba (ARPANET mode)", "use -bs")),
+    }
+}
+
+/// Take the caller's redirections out of `inv` and the environment (`-C`,
+/// `-oQ`/`-O QueueDirectory=`, `MAILROOM_ROOT`); what was ignored, for the
+/// warning.
+fn ignore_redirections(
+    inv: &mut Invocation,
+    root_env: &mut Option<std::ffi::OsString>,
+) -> Vec<String> {
+    let mut ignored = Vec::new();
+    if let Some(c) = inv.config_file.take() {
+        ignored.push(format!("-C {}", printable(&c)));
+    }
+    if let Some(q) = inv.queue_dir.take() {
+        ignored.push(format!("queue directory {}", printable(&q)));
+    }
+    if root_env.take().is_some() {
+        ignored.push(ROOT_ENV.to_string());
+    }
+    ignored
+}
+
+/// A caller's path for a one-line message: control characters shown
+/// escaped, at most 100 characters.
+fn printable(p: &Path) -> String {
+    let s: String = p.to_string_lossy().escape_debug().collect();
+    if s.chars().count() > 100 {
+        format!("{}...", s.chars().take(100).collect::<String>())
+    } else {
+        s
     }
 }
 
