@@ -2,6 +2,7 @@
 installed set-group-id sendmail."""
 
 import os
+import shutil
 import unittest
 
 import mr
@@ -88,20 +89,37 @@ class PrivilegedRedirects(mr.Case):
         super().setUp()
         mr.ensure_user("mallory")
 
-    def test_mailroom_root_drops_the_privilege(self):
+    def test_mailroom_root_is_ignored(self):
         p = mr.sendmail(["a@example.org"], b"x\n", user="mallory", env={"MAILROOM_ROOT": "/tmp/evil"})
-        self.assertNotEqual(p.returncode, 0)
-        self.assertEqual(mr.queue_ids(), [])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"warning: MAILROOM_ROOT ignored", p.stderr)
+        self.assertFalse(os.path.exists("/tmp/evil"))
+        self.assertEqual(len(mr.queue_ids()), 1)
 
-    def test_config_file_and_queue_dir_options_drop_the_privilege(self):
+    def test_config_file_and_queue_dir_options_are_ignored(self):
+        # An ordinary user's -C and -oQ would queue where no runner looks:
+        # they are ignored, and the message goes into the real queue.
+        shutil.rmtree("/tmp/evilq", ignore_errors=True)
+        os.mkdir("/tmp/evilq", 0o777)
         with open("/tmp/evil.conf", "w") as f:
-            f.write("queue_directory = /var/spool/mqueue\n")
-        p = mr.sendmail(["-C", "/tmp/evil.conf", "a@example.org"], b"x\n", user="mallory")
-        self.assertNotEqual(p.returncode, 0, "the real queue must not be writable without the privilege")
+            f.write("queue_directory = /tmp/evilq\n")
+        for args in (["-C", "/tmp/evil.conf"], ["-oQ/tmp/evilq"], ["-O", "QueueDirectory=/tmp/evilq"]):
+            mr.clear_queue()
+            p = mr.sendmail(args + ["a@example.org"], b"x\n", user="mallory")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"ignored: only root may redirect", p.stderr, args)
+            self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+            self.assertEqual(len(mr.queue_ids()), 1, args)
+            self.assertEqual(os.listdir("/tmp/evilq"), [], args)
+
+    def test_root_may_redirect_the_queue(self):
+        shutil.rmtree("/tmp/rootq", ignore_errors=True)
+        os.mkdir("/tmp/rootq", 0o700)
+        p = mr.sendmail(["-oQ/tmp/rootq", "a@example.org"], b"x\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, b"")
         self.assertEqual(mr.queue_ids(), [])
-        p = mr.sendmail(["-oQ/var/spool/mqueue", "a@example.org"], b"x\n", user="mallory")
-        self.assertNotEqual(p.returncode, 0)
-        self.assertEqual(mr.queue_ids(), [])
+        self.assertEqual(len([f for f in os.listdir("/tmp/rootq") if f.startswith("qf")]), 1)
 
     def test_debug_and_traffic_files_are_never_written(self):
         p = mr.sendmail(["-X", "/tmp/mallory-traffic", "-D", "/tmp/mallory-debug", "a@example.org"], b"x\n",
