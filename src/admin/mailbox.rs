@@ -1298,46 +1298,58 @@ fn mail_gid(cfg: &Config) -> u32 {
     crate::users::group_id("mail").unwrap_or(8)
 }
 
+/// Whether a line (without its newline) is `name`'s passwd/shadow-style line.
+fn colon_line_of(name: &str) -> impl Fn(&str) -> bool + '_ {
+    move |body| body.split(':').next() == Some(name) && body.contains(':')
+}
+
+/// Whether a line is virtual login `login`'s line in `/etc/mail/passwd`
+/// (fields: 0 login, 1 secret, 2 mailbox, 3 quota, 4 full name; the last
+/// may hold colons).  Logins compare without case; `#` lines are comments.
+fn virtual_line_of(login: &str) -> impl Fn(&str) -> bool + '_ {
+    move |body| {
+        !body.trim_start().starts_with('#')
+            && body.contains(':')
+            && body
+                .split(':')
+                .next()
+                .is_some_and(|f| f.trim().eq_ignore_ascii_case(login))
+    }
+}
+
 /// Remove the passwd/shadow-style line of `name`; `None` when absent.
 pub fn remove_colon_line(text: &str, name: &str) -> Option<String> {
+    remove_lines_of(text, colon_line_of(name))
+}
+
+/// Set fields of `name`'s colon-separated line; `None` when absent.
+fn set_colon_fields(text: &str, name: &str, set: &[(usize, &str)]) -> Option<String> {
+    set_fields_of(text, colon_line_of(name), usize::MAX, set)
+}
+
+/// Set fields of virtual login `login`'s line; `None` when absent.
+fn set_virtual_fields(text: &str, login: &str, set: &[(usize, &str)]) -> Option<String> {
+    set_fields_of(text, virtual_line_of(login), 5, set)
+}
+
+/// Remove virtual login `login`'s line; `None` when absent.
+fn remove_virtual_line(text: &str, login: &str) -> Option<String> {
+    remove_lines_of(text, virtual_line_of(login))
+}
+
+/// Remove every line `is_it` picks (it sees a line without its newline),
+/// keeping the others byte for byte; `None` when none is.
+fn remove_lines_of(text: &str, is_it: impl Fn(&str) -> bool) -> Option<String> {
     let mut hit = false;
     let mut out = String::with_capacity(text.len());
     for l in text.split_inclusive('\n') {
-        if l.split(':').next() == Some(name) && l.contains(':') {
+        if is_it(l.strip_suffix('\n').unwrap_or(l)) {
             hit = true;
             continue;
         }
         out.push_str(l);
     }
     hit.then_some(out)
-}
-
-/// Set fields of `name`'s colon-separated line; `None` when absent.
-fn set_colon_fields(text: &str, name: &str, set: &[(usize, &str)]) -> Option<String> {
-    set_fields_of(
-        text,
-        |body| body.split(':').next() == Some(name) && body.contains(':'),
-        usize::MAX,
-        set,
-    )
-}
-
-/// Set fields of virtual login `login`'s line in `/etc/mail/passwd`
-/// (fields: 0 login, 1 secret, 2 mailbox, 3 quota, 4 full name; the last
-/// may hold colons).
-fn set_virtual_fields(text: &str, login: &str, set: &[(usize, &str)]) -> Option<String> {
-    set_fields_of(
-        text,
-        |body| {
-            !body.trim_start().starts_with('#')
-                && body
-                    .split(':')
-                    .next()
-                    .is_some_and(|f| f.trim().eq_ignore_ascii_case(login))
-        },
-        5,
-        set,
-    )
 }
 
 /// Set fields (split at most into `max_fields`) of the first line `is_it`
@@ -1369,25 +1381,6 @@ fn set_fields_of(
         } else {
             out.push_str(l);
         }
-    }
-    hit.then_some(out)
-}
-
-/// Remove virtual login `login`'s line; `None` when absent.
-fn remove_virtual_line(text: &str, login: &str) -> Option<String> {
-    let mut hit = false;
-    let mut out = String::with_capacity(text.len());
-    for l in text.split_inclusive('\n') {
-        if !l.trim_start().starts_with('#')
-            && l.split(':')
-                .next()
-                .is_some_and(|f| f.trim().eq_ignore_ascii_case(login))
-            && l.contains(':')
-        {
-            hit = true;
-            continue;
-        }
-        out.push_str(l);
     }
     hit.then_some(out)
 }
