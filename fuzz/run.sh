@@ -80,8 +80,7 @@ trap 'exit 130' INT TERM
 if [ -n "$merge" ]; then
     for t in $targets; do
         mkdir -p "target/fuzz/corpus/$t"
-        cargo fuzz run --fuzz-dir fuzz --target-dir target/fuzz -s "$sanitizer" "$t" \
-            "fuzz/corpus/$t" "target/fuzz/corpus/$t" -- -merge=1 -timeout=10 \
+        "$bin/$t" "fuzz/corpus/$t" "target/fuzz/corpus/$t" -merge=1 -timeout=10 \
             -max_len=65536 >"target/fuzz/merge-$t.log" 2>&1
         echo "fuzz $t: $(ls "fuzz/corpus/$t" | wc -l) inputs in fuzz/corpus/$t"
     done
