@@ -22,6 +22,7 @@ LD_PRELOAD probe, strace, openbsd-inetd, dnsmasq and python3-aiosmtpd
 (.ci/run installs them); a scenario whose program is missing is skipped.
 """
 
+import base64
 import os
 import pwd
 import re
@@ -634,8 +635,7 @@ class BruteForce(mr.Case):
         mark = pf.log_mark()
 
         def plain(user, password):
-            return sf.b64(f"\0{user}\0{password}") if hasattr(sf, "b64") else \
-                __import__("base64").b64encode(f"\0{user}\0{password}".encode()).decode()
+            return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
 
         # From loopback, where AUTH is offered without TLS.
         r = sf.Raw(sf.SUBMISSION_PORT, source=None)

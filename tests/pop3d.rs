@@ -8,7 +8,7 @@ use common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 /// The uid the test mailbox belongs to: ours, or (as root) a fake user
@@ -335,17 +335,7 @@ fn apop_only_when_a_plain_secret_exists() {
         "etc/mail/passwd",
         "desk@example.com:{PLAIN}tanstaaf:/var/mail/bob::Desk\n",
     );
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    let mut child = Command::new(bin("pop3d"))
-        .env_clear()
-        .env("MAILROOM_ROOT", &r.dir)
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(
-            theirs.try_clone().unwrap(),
-        )))
-        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, ours) = pop3d_on_socket_pair(&r);
     ours.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut reader = BufReader::new(ours.try_clone().unwrap());
