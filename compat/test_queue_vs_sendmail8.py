@@ -18,6 +18,7 @@ import unittest
 
 import mr
 import netfix
+import pop3fix as pf
 
 # Local users of both machines (the oracle instance has its own passwd).
 USERS = ("dave", "eve")
@@ -31,20 +32,11 @@ def mbox_text(user):
         return f.read().decode("utf-8", "replace")
 
 
-def log_size():
-    try:
-        return os.path.getsize("/var/log/mail.log")
-    except FileNotFoundError:
-        return 0
-
-
 def queue_and_log(run, mark):
     """What a failure needs: the runner's output, its log lines and the
     control files it left."""
-    out = [run.stdout.decode(errors="replace"), run.stderr.decode(errors="replace")]
-    with open("/var/log/mail.log", "rb") as f:
-        f.seek(mark)
-        out.append(f.read().decode(errors="replace"))
+    out = [run.stdout.decode(errors="replace"), run.stderr.decode(errors="replace"),
+           pf.log_since(mark)]
     for f in sorted(os.listdir(mr.QUEUE)):
         if f[:2] in ("qf", "xf"):
             with open(os.path.join(mr.QUEUE, f), encoding="latin-1") as q:
@@ -167,7 +159,7 @@ class QueueDifferential(mr.Case):
         self.assertEqual(len([f for f in moved if f.startswith("qf")]), 2, moved)
         # before delivery both programs list the moved queue alike
         self.assertEqual(our_mailq(), self.oracle_mailq())
-        mark = log_size()
+        mark = pf.log_mark()
         p = self.run_our_queue()
         self.assertEqual(mr.queue_ids(), [], queue_and_log(p, mark))
         self.check_sendmail8_mail_delivered(mx)

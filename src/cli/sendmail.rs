@@ -125,7 +125,7 @@ fn ignore_redirections(
 /// A caller's path for a one-line message: control characters shown
 /// escaped, at most 100 characters.
 fn printable(p: &Path) -> String {
-    let s: String = p.to_string_lossy().escape_debug().collect();
+    let s = sendmail_args::shown(p.display());
     if s.chars().count() > 100 {
         format!("{}...", s.chars().take(100).collect::<String>())
     } else {

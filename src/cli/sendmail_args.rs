@@ -202,7 +202,7 @@ const ATTACHED_ONLY: &str = "qQ";
 /// An argument as shown in an error: control characters escaped, so a
 /// hostile argument cannot make the one-line error several lines (or
 /// forge lines in a log that collects stderr).
-fn shown(v: impl std::fmt::Display) -> String {
+pub(crate) fn shown(v: impl std::fmt::Display) -> String {
     v.to_string()
         .chars()
         .flat_map(|c| {
