@@ -164,11 +164,9 @@ fn write_batch(t: &Target<'_>, items: Vec<Item<'_>>) -> Vec<Result<u64, Failure>
                 ),
             };
             let len = len + pad.len() as u64;
-            if let Item::Stream(Append {
-                already: Some(copy),
-                ..
-            }) = item
-                && holds_copy(&file, orig, copy)?
+            if let Item::Stream(a) = item
+                && let Some(copy) = &a.already
+                && holds_copy(&file, orig, a)?
             {
                 crate::log::notice(
                     None,
@@ -495,26 +493,92 @@ pub fn copy_range(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) 
     Ok(())
 }
 
-/// Whether the first `len` bytes of the mbox `file` hold the copy `a`
-/// (a message whose header block [`super::is_copy`] recognises).
-fn holds_copy(file: &File, len: u64, a: &super::Already<'_>) -> io::Result<bool> {
+/// Whether the first `len` bytes of the mbox `file` hold a whole copy of
+/// the entry `a` would write, left by an interrupted attempt: a message
+/// whose header block [`super::is_copy`] recognises as `a.already`, and
+/// whose body is the one `a` would write, to the last byte (a power cut
+/// can leave a torn copy whose header survived; that one is not it).
+fn holds_copy(file: &File, len: u64, a: &Append<'_>) -> io::Result<bool> {
+    let Some(copy) = &a.already else {
+        return Ok(false);
+    };
     if len == 0 {
         return Ok(false);
     }
     // SAFETY: a read-only map of a file we hold the write lock on; no one
     // following the locking rules changes it meanwhile.
     let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
-    let needle = format!("id {}", a.id);
+    let needle = format!("id {}", copy.id);
     for hit in memchr::memmem::find_iter(&map, needle.as_bytes()) {
         // The message around the hit: from its From_ line to its header's end.
         let start = memchr::memmem::rfind(&map[..hit], b"\n\nFrom ").map_or(0, |p| p + 2);
         let head_end =
             memchr::memmem::find(&map[start..], b"\n\n").map_or(map.len(), |p| start + p + 1);
-        if hit < head_end && super::is_copy(&map[start..head_end], a) {
+        if hit < head_end
+            && super::is_copy(&map[start..head_end], copy)
+            && same_body(&map[(head_end + 1).min(map.len())..], a)?
+        {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Whether `found` (an mbox from a copy's body on) starts with the body of
+/// the entry `a` would write, followed by the file's end or the next entry.
+fn same_body(found: &[u8], a: &Append<'_>) -> io::Result<bool> {
+    let mut check = BodyCheck {
+        expect: found,
+        pos: 0,
+        in_body: false,
+        after_lf: false,
+        same: true,
+    };
+    write_entry(&mut check, a)?;
+    let rest = found.get(check.pos..).unwrap_or_default();
+    Ok(check.same
+        && check.in_body
+        && (rest.is_empty() || rest.starts_with(b"From ") || rest.starts_with(b"\n")))
+}
+
+/// A writer that compares what follows the first empty line it is given
+/// (a rendered entry's body) with `expect`, and keeps nothing.
+struct BodyCheck<'a> {
+    expect: &'a [u8],
+    pos: usize,
+    in_body: bool,
+    after_lf: bool,
+    same: bool,
+}
+
+impl Write for BodyCheck<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut body = buf;
+        if !self.in_body {
+            let mut after_lf = self.after_lf;
+            let end = buf.iter().position(|&c| {
+                let blank = c == b'\n' && after_lf;
+                after_lf = c == b'\n';
+                blank
+            });
+            self.after_lf = after_lf;
+            match end {
+                Some(i) => {
+                    self.in_body = true;
+                    body = &buf[i + 1..];
+                }
+                None => return Ok(buf.len()),
+            }
+        }
+        let end = self.pos + body.len();
+        self.same = self.same && self.expect.get(self.pos..end) == Some(body);
+        self.pos = end;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `fsync` the directory holding `path`, so a new file's name is durable.
@@ -685,6 +749,56 @@ mod tests {
     fn dev_ino(p: &Path) -> (u64, u64) {
         let m = std::fs::metadata(p).unwrap();
         (m.dev(), m.ino())
+    }
+
+    /// Append the message of job `id` for bob@example.com, as a retry after
+    /// an interrupted attempt would when `retry`.
+    fn append_job(path: &Path, id: &str, body: &str, retry: bool) -> u64 {
+        let text = format!("Received: from h by mx id {id}; now\nSubject: s\n\n{body}");
+        let msg = Message::from_bytes(text.as_bytes()).unwrap();
+        append(
+            path,
+            &Append {
+                from_line: "From a@b  Sat Nov 21 05:00:00 2026\n",
+                prepend: b"Return-Path: <a@b>\nDelivered-To: bob@example.com\n",
+                message: &msg,
+                quota: 0,
+                lock_timeout: Duration::from_secs(1),
+                owner: None,
+                in_process_turn: true,
+                create_mode: 0o660,
+                already: retry.then_some(super::super::Already {
+                    id,
+                    delivered_to: "bob@example.com",
+                }),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_retry_finds_its_whole_copy_but_not_a_torn_one() {
+        let d = tmp("retry");
+        let p = d.join("bob");
+        let body = "From the start\nline two\n";
+        append_job(&p, "J1", body, false);
+        let once = std::fs::read(&p).unwrap();
+        // The interrupted attempt's copy is whole: the retry writes nothing.
+        assert_eq!(append_job(&p, "J1", body, true), 0);
+        assert_eq!(std::fs::read(&p).unwrap(), once);
+        // Another job with the same body is no copy of this one.
+        assert!(append_job(&p, "J2", body, true) > 0);
+        // A power cut kept J3's header but not all of its body (and not the
+        // note that would have cut it off): the retry delivers it whole.
+        let q = d.join("carol");
+        append_job(&q, "J3", body, false);
+        let whole = std::fs::read(&q).unwrap();
+        std::fs::write(&q, &whole[..whole.len() - 6]).unwrap();
+        assert!(append_job(&q, "J3", body, true) > 0);
+        let text = std::fs::read_to_string(&q).unwrap();
+        assert!(text.ends_with(std::str::from_utf8(&whole[whole.len() - 40..]).unwrap()));
+        assert_eq!(text.matches(">From the start").count(), 2, "{text}");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
