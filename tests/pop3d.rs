@@ -6,10 +6,7 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::process::Child;
-use std::time::Duration;
+use std::io::{Read, Write};
 
 /// The uid the test mailbox belongs to: ours, or (as root) a fake user
 /// that pop3d must become.
@@ -49,70 +46,10 @@ fn pop_root(name: &str, mbox: &[u8], extra_conf: &str) -> Root {
 
 const MBOX: &[u8] = b"From a@example.org  Sat Nov 21 05:00:00 2026\nReturn-Path: <a@example.org>\nReceived: by test.example id 1\nSubject: one\n\nhello\n>From the quoted line\n.a dot\n\nFrom c@example.org  Sat Nov 21 05:00:01 2026\nReceived: by test.example id 2\nSubject: two\n\nsecond\n\n";
 
-/// A pop3d session on a socket pair.
-struct Pop {
-    child: Child,
-    sock: UnixStream,
-    reader: BufReader<UnixStream>,
-}
-
-impl Pop {
-    fn start(r: &Root) -> Pop {
-        let (child, ours) = pop3d_on_socket_pair(r);
-        ours.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let reader = BufReader::new(ours.try_clone().unwrap());
-        let mut p = Pop {
-            child,
-            sock: ours,
-            reader,
-        };
-        let greeting = p.line();
-        assert!(greeting.starts_with("+OK"), "{greeting}");
-        p
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.reader.read_line(&mut l).unwrap();
-        l
-    }
-
-    /// Send a command, return the first reply line.
-    fn cmd(&mut self, c: &[u8]) -> String {
-        self.sock.write_all(c).unwrap();
-        self.sock.write_all(b"\r\n").unwrap();
-        self.line()
-    }
-
-    /// The lines of a multi-line reply up to ".".
-    fn body(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        loop {
-            let l = self.line();
-            if l == ".\r\n" || l.is_empty() {
-                return v;
-            }
-            v.push(l);
-        }
-    }
-
-    fn login(&mut self, name: &str) {
-        assert_eq!(self.cmd(format!("USER {name}").as_bytes()), "+OK\r\n");
-        assert_eq!(self.cmd(b"PASS secret"), "+OK Logged in.\r\n");
-    }
-
-    /// Hang up (if the session has not ended) and wait for pop3d.
-    fn finish(mut self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Both);
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_session_lists_retrieves_and_deletes() {
     let r = pop_root("pop-basic", MBOX, "");
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     p.login("bob");
     assert_eq!(p.cmd(b"STAT"), "+OK 2 171\r\n");
     assert_eq!(p.cmd(b"LIST"), "+OK 2 messages:\r\n");
@@ -134,7 +71,7 @@ fn a_session_lists_retrieves_and_deletes() {
     let left = std::fs::read_to_string(r.path("var/mail/bob")).unwrap();
     assert!(left.starts_with("From c@example.org"), "{left}");
     // The UIDL of the message left is unchanged in the next session.
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     p.login("bob");
     assert_eq!(p.cmd(b"UIDL 1"), format!("+OK 1 {}", &uidls[1][2..]));
     p.cmd(b"QUIT");
@@ -150,7 +87,7 @@ fn a_session_lists_retrieves_and_deletes() {
 #[test]
 fn wrong_password_and_unknown_user_get_the_same_reply() {
     let r = pop_root("pop-auth", MBOX, "pop3_max_auth_failures = 10\n");
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     assert_eq!(p.cmd(b"USER bob"), "+OK\r\n");
     let wrong = p.cmd(b"PASS guess");
     assert_eq!(p.cmd(b"USER nosuchuser"), "+OK\r\n");
@@ -165,7 +102,7 @@ fn wrong_password_and_unknown_user_get_the_same_reply() {
         "bob/example.com",
         "bob%example.com",
     ] {
-        let mut q = Pop::start(&r);
+        let mut q = PopSession::greeted(&r);
         q.login(name);
         assert_eq!(q.cmd(b"STAT"), "+OK 2 171\r\n", "{name}");
         q.cmd(b"QUIT");
@@ -185,7 +122,7 @@ fn wrong_password_and_unknown_user_get_the_same_reply() {
 #[test]
 fn three_failures_close_the_connection() {
     let r = pop_root("pop-fail3", MBOX, "");
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     for _ in 0..3 {
         p.cmd(b"USER bob");
         assert_eq!(
@@ -202,7 +139,7 @@ fn three_failures_close_the_connection() {
 #[test]
 fn hostile_input_gets_clean_errors() {
     let r = pop_root("pop-hostile", MBOX, "");
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     let long = vec![b'A'; 10_000];
     assert_eq!(p.cmd(&long), "-ERR Line too long.\r\n");
     assert_eq!(
@@ -249,10 +186,10 @@ fn hostile_input_gets_clean_errors() {
 #[test]
 fn an_interrupted_session_deletes_nothing_and_a_second_one_is_refused() {
     let r = pop_root("pop-interrupt", MBOX, "");
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     p.login("bob");
     assert_eq!(p.cmd(b"DELE 1"), "+OK Marked to be deleted.\r\n");
-    let mut q = Pop::start(&r);
+    let mut q = PopSession::greeted(&r);
     assert_eq!(q.cmd(b"USER bob"), "+OK\r\n");
     assert_eq!(
         q.cmd(b"PASS secret"),
@@ -263,7 +200,7 @@ fn an_interrupted_session_deletes_nothing_and_a_second_one_is_refused() {
     p.finish();
     assert_eq!(std::fs::read(r.path("var/mail/bob")).unwrap(), MBOX);
     // And the mailbox is free again.
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     p.login("bob");
     p.cmd(b"QUIT");
     p.finish();
@@ -272,7 +209,7 @@ fn an_interrupted_session_deletes_nothing_and_a_second_one_is_refused() {
 #[test]
 fn pipelined_commands_are_answered_in_order() {
     let r = pop_root("pop-pipeline", MBOX, "");
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     p.sock
         .write_all(b"CAPA\r\nUSER bob\r\nPASS secret\r\nSTAT\r\nRETR 2\r\nNOOP\r\nQUIT\r\n")
         .unwrap();
@@ -291,7 +228,7 @@ fn pipelined_commands_are_answered_in_order() {
 fn sasl_plain_and_login() {
     let r = pop_root("pop-sasl", MBOX, "");
     let b64 = |s: &[u8]| mailroom::b64::encode(s);
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     assert_eq!(p.cmd(b"AUTH"), "+OK\r\n");
     assert_eq!(p.body(), ["PLAIN\r\n", "LOGIN\r\n"]);
     // mutt's form: authzid = authcid.
@@ -299,7 +236,7 @@ fn sasl_plain_and_login() {
     assert_eq!(p.cmd(ir.as_bytes()), "+OK Logged in.\r\n");
     p.cmd(b"QUIT");
     p.finish();
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     assert_eq!(p.cmd(b"AUTH PLAIN"), "+ \r\n");
     assert_eq!(p.cmd(b"*"), "-ERR Authentication cancelled.\r\n");
     // Somebody else's authorization identity: refused.
@@ -319,7 +256,7 @@ fn sasl_plain_and_login() {
 fn apop_only_when_a_plain_secret_exists() {
     let r = pop_root("pop-apop", MBOX, "");
     // No plain secrets: no timestamp, APOP unknown.
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     assert_eq!(p.cmd(b"APOP bob 0123"), "-ERR Unknown command.\r\n");
     p.finish();
     // A virtual account with a plain secret, owned by bob (the owner of
@@ -335,21 +272,17 @@ fn apop_only_when_a_plain_secret_exists() {
         "etc/mail/passwd",
         "desk@example.com:{PLAIN}tanstaaf:/var/mail/bob::Desk\n",
     );
-    let (mut child, ours) = pop3d_on_socket_pair(&r);
-    ours.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(ours.try_clone().unwrap());
-    let mut greeting = String::new();
-    reader.read_line(&mut greeting).unwrap();
+    let mut p = PopSession::start(&r);
+    let greeting = p.line();
     let ts = &greeting[greeting.find('<').unwrap()..greeting.find('>').unwrap() + 1];
     let digest = format!("{:032x}", md5_of(format!("{ts}tanstaaf").as_bytes()));
-    let mut w = ours;
-    w.write_all(format!("APOP desk@example.com {digest}\r\nSTAT\r\nQUIT\r\n").as_bytes())
+    p.sock
+        .write_all(format!("APOP desk@example.com {digest}\r\nSTAT\r\nQUIT\r\n").as_bytes())
         .unwrap();
     let mut rest = String::new();
-    reader.read_to_string(&mut rest).unwrap();
+    p.reader.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "+OK Logged in.\r\n+OK 2 171\r\n+OK Logging out.\r\n");
-    let _ = child.wait();
+    p.finish();
 }
 
 fn md5_of(b: &[u8]) -> u128 {
@@ -365,7 +298,7 @@ fn after_login_the_session_runs_as_the_mailbox_owner() {
         return;
     }
     let r = pop_root("pop-uid", MBOX, "");
-    let mut p = Pop::start(&r);
+    let mut p = PopSession::greeted(&r);
     p.login("bob");
     // The process we started is the one that serves the session.
     let pid = p.child.id();

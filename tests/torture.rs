@@ -32,8 +32,7 @@ mod common;
 use common::*;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -280,91 +279,54 @@ fn hand_to_users(r: &Root) {
     }
 }
 
-/// A POP3 client on a socket pair with pop3d.
-struct Pop {
-    child: Child,
-    sock: UnixStream,
-    reader: BufReader<UnixStream>,
-}
-
-impl Pop {
-    fn start(r: &Root) -> Pop {
-        let (child, ours) = pop3d_on_socket_pair(r);
-        ours.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let reader = BufReader::new(ours.try_clone().unwrap());
-        Pop {
-            child,
-            sock: ours,
-            reader,
-        }
+/// A POP3 client's session: log in as `user`, RETR and DELE each message
+/// `pick` chooses (by its tag); QUIT.  Returns (tags deleted, whether QUIT
+/// said +OK).  Any step may fail (the session was killed): what was asked
+/// so far is returned.
+fn fetch(
+    pop: &mut PopSession,
+    user: &str,
+    pick: &mut dyn FnMut(&str) -> bool,
+) -> (Vec<String>, bool) {
+    let mut deleted = Vec::new();
+    let ok = |l: Option<String>| l.is_some_and(|l| l.starts_with("+OK"));
+    if !ok(pop.try_line())
+        || !ok(pop.try_cmd(format!("USER {user}")))
+        || !ok(pop.try_cmd("PASS secret"))
+    {
+        return (deleted, false);
     }
-    fn line(&mut self) -> Option<String> {
-        let mut l = String::new();
-        match self.reader.read_line(&mut l) {
-            Ok(n) if n > 0 => Some(l),
-            _ => None,
-        }
-    }
-    fn cmd(&mut self, c: &str) -> Option<String> {
-        self.sock.write_all(format!("{c}\r\n").as_bytes()).ok()?;
-        self.line()
-    }
-    fn body(&mut self) -> Option<Vec<String>> {
-        let mut v = Vec::new();
-        loop {
-            let l = self.line()?;
-            if l == ".\r\n" {
-                return Some(v);
-            }
-            v.push(l);
-        }
-    }
-    /// Log in as `user`, RETR and DELE each message `pick` chooses (by
-    /// its tag); QUIT.  Returns (tags deleted, whether QUIT said +OK).
-    /// Any step may fail (the session was killed): what was asked so far
-    /// is returned.
-    fn fetch(&mut self, user: &str, pick: &mut dyn FnMut(&str) -> bool) -> (Vec<String>, bool) {
-        let mut deleted = Vec::new();
-        let ok = |l: Option<String>| l.is_some_and(|l| l.starts_with("+OK"));
-        if !ok(self.line())
-            || !ok(self.cmd(&format!("USER {user}")))
-            || !ok(self.cmd("PASS secret"))
-        {
+    let Some(l) = pop.try_cmd("STAT") else {
+        return (deleted, false);
+    };
+    let n: usize = l
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    for i in 1..=n {
+        if !ok(pop.try_cmd(format!("RETR {i}"))) {
             return (deleted, false);
         }
-        let Some(l) = self.cmd("STAT") else {
+        let Some(body) = pop.try_body() else {
             return (deleted, false);
         };
-        let n: usize = l
-            .split_whitespace()
-            .nth(1)
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0);
-        for i in 1..=n {
-            if !ok(self.cmd(&format!("RETR {i}"))) {
+        let tag = body
+            .iter()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default();
+        if pick(&tag) {
+            // Counted as asked for before the reply: a kill may come
+            // between the two.
+            deleted.push(tag);
+            if !ok(pop.try_cmd(format!("DELE {i}"))) {
                 return (deleted, false);
-            }
-            let Some(body) = self.body() else {
-                return (deleted, false);
-            };
-            let tag = body
-                .iter()
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .map(|s| s.trim_end().to_string())
-                .unwrap_or_default();
-            if pick(&tag) {
-                // Counted as asked for before the reply: a kill may come
-                // between the two.
-                deleted.push(tag);
-                if !ok(self.cmd(&format!("DELE {i}"))) {
-                    return (deleted, false);
-                }
             }
         }
-        let quit = ok(self.cmd("QUIT"));
-        (deleted, quit)
     }
+    let quit = ok(pop.try_cmd("QUIT"));
+    (deleted, quit)
 }
 
 /// The ledger: what the harness was told about every message.
@@ -517,7 +479,7 @@ fn sigkill_at_random_instants_loses_and_corrupts_nothing() {
         // A POP3 client fetching and deleting some of alice's mail.
         if rng.below(2) == 0 {
             hand_to_users(&r);
-            let mut pop = Pop::start(&r);
+            let mut pop = PopSession::start(&r);
             let delay = life["pop3d"].pick(&mut rng);
             let pid = pop.child.id() as i32;
             let done = Arc::new(AtomicBool::new(false));
@@ -537,7 +499,7 @@ fn sigkill_at_random_instants_loses_and_corrupts_nothing() {
                 })
             };
             let mut seed = rng.next();
-            let (deleted, _quit) = pop.fetch("alice", &mut |_| {
+            let (deleted, _quit) = fetch(&mut pop, "alice", &mut |_| {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
                 (seed >> 40).is_multiple_of(3)
             });
@@ -681,8 +643,8 @@ fn a_soak_of_submitters_runners_deliveries_and_pop3_clients_counts_exactly() {
             let mut sessions = 0;
             while !stop.load(Ordering::SeqCst) {
                 hand_to_users(&r);
-                let mut pop = Pop::start(&r);
-                let (deleted, quit) = pop.fetch(USERS[(sessions + i) % 2], &mut |_| {
+                let mut pop = PopSession::start(&r);
+                let (deleted, quit) = fetch(&mut pop, USERS[(sessions + i) % 2], &mut |_| {
                     k += 1;
                     k.is_multiple_of(2)
                 });

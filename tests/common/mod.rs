@@ -219,3 +219,105 @@ pub fn pop3d_on_socket_pair(root: &Root) -> (std::process::Child, std::os::unix:
         .unwrap();
     (child, ours)
 }
+
+/// A POP3 client on a pop3d started by [`pop3d_on_socket_pair`].  The
+/// plain methods panic on an I/O error (a test's expectations); the
+/// `try_` ones give `None` instead, for sessions that may be killed.
+pub struct PopSession {
+    pub child: std::process::Child,
+    pub sock: std::os::unix::net::UnixStream,
+    pub reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl PopSession {
+    /// A session whose greeting is still to be read.
+    pub fn start(root: &Root) -> PopSession {
+        let (child, sock) = pop3d_on_socket_pair(root);
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let reader = std::io::BufReader::new(sock.try_clone().unwrap());
+        PopSession {
+            child,
+            sock,
+            reader,
+        }
+    }
+
+    /// A session past its `+OK` greeting.
+    pub fn greeted(root: &Root) -> PopSession {
+        let mut p = PopSession::start(root);
+        let greeting = p.line();
+        assert!(greeting.starts_with("+OK"), "{greeting}");
+        p
+    }
+
+    /// The next line ("" at the end of the session).
+    pub fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut l = String::new();
+        self.reader.read_line(&mut l).unwrap();
+        l
+    }
+
+    /// Send a command, return the first reply line.
+    pub fn cmd(&mut self, c: impl AsRef<[u8]>) -> String {
+        self.send(c.as_ref()).unwrap();
+        self.line()
+    }
+
+    /// The lines of a multi-line reply up to ".".
+    pub fn body(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        loop {
+            let l = self.line();
+            if l == ".\r\n" || l.is_empty() {
+                return v;
+            }
+            v.push(l);
+        }
+    }
+
+    pub fn try_line(&mut self) -> Option<String> {
+        use std::io::BufRead;
+        let mut l = String::new();
+        match self.reader.read_line(&mut l) {
+            Ok(n) if n > 0 => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn try_cmd(&mut self, c: impl AsRef<[u8]>) -> Option<String> {
+        self.send(c.as_ref()).ok()?;
+        self.try_line()
+    }
+
+    /// A multi-line reply; `None` if the session ends before its ".".
+    pub fn try_body(&mut self) -> Option<Vec<String>> {
+        let mut v = Vec::new();
+        loop {
+            let l = self.try_line()?;
+            if l == ".\r\n" {
+                return Some(v);
+            }
+            v.push(l);
+        }
+    }
+
+    /// USER and PASS with the password the test roots give every user.
+    pub fn login(&mut self, name: &str) {
+        assert_eq!(self.cmd(format!("USER {name}")), "+OK\r\n");
+        assert_eq!(self.cmd("PASS secret"), "+OK Logged in.\r\n");
+    }
+
+    /// Hang up (if the session has not ended) and wait for pop3d.
+    pub fn finish(mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self.child.wait();
+    }
+
+    fn send(&mut self, c: &[u8]) -> std::io::Result<()> {
+        let mut line = c.to_vec();
+        line.extend_from_slice(b"\r\n");
+        self.sock.write_all(&line)
+    }
+}
