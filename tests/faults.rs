@@ -12,6 +12,7 @@
 //! fsync (skipped where there is no C compiler).
 
 mod common;
+use common::fake_mx::FakeMx;
 use common::*;
 
 use std::fs;
@@ -339,75 +340,16 @@ fn a_missing_mail_spool_defers_and_the_message_waits() {
 /// run to a server that answers.
 #[test]
 fn a_remote_server_stalling_mid_data_defers_and_loses_nothing() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::TcpListener;
-    use std::sync::{Arc, Mutex};
-
-    // Replies to the commands; `stall`: never to the end of the data.
-    fn server(stall: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let got: Arc<Mutex<Vec<String>>> = Arc::default();
-        let g = got.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(s) = s else { continue };
-                let g = g.clone();
-                std::thread::spawn(move || {
-                    let mut r = BufReader::new(s.try_clone().unwrap());
-                    let mut w = s;
-                    let _ = w.write_all(b"220 remote ESMTP\r\n");
-                    let (mut data, mut in_data) = (String::new(), false);
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if in_data {
-                            if line != ".\r\n" {
-                                data.push_str(&line);
-                                continue;
-                            }
-                            in_data = false;
-                            g.lock().unwrap().push(std::mem::take(&mut data));
-                            if stall {
-                                // Hold the connection open, silent.
-                                std::thread::sleep(std::time::Duration::from_secs(60));
-                                return;
-                            }
-                            let _ = w.write_all(b"250 2.0.0 Ok: queued\r\n");
-                            continue;
-                        }
-                        let up = line.to_ascii_uppercase();
-                        let reply: &[u8] = if up.starts_with("EHLO") {
-                            b"250-remote\r\n250 8BITMIME\r\n"
-                        } else if up.starts_with("DATA") {
-                            in_data = true;
-                            b"354 go ahead\r\n"
-                        } else if up.starts_with("QUIT") {
-                            let _ = w.write_all(b"221 2.0.0 Bye\r\n");
-                            return;
-                        } else {
-                            b"250 2.0.0 Ok\r\n"
-                        };
-                        let _ = w.write_all(reply);
-                    }
-                });
-            }
-        });
-        (port, got)
-    }
-
     let r = root("fault-stall");
     let conf = fs::read_to_string(r.path("etc/mail/mailroom.conf")).unwrap();
     r.write(
         "etc/mail/mailroom.conf",
         &format!("{conf}smtp_timeout_cap = 2s\nsmtp_connect_timeout = 2s\n"),
     );
-    let (stalled, seen) = server(true);
+    let stalled = FakeMx::stalling_after_data();
     r.write(
         "etc/mail/mailertable",
-        &format!("remote.test smtp:[127.0.0.1]:{stalled}\n"),
+        &format!("remote.test smtp:[127.0.0.1]:{}\n", stalled.port),
     );
     let o = r.sendmail(
         &["-i", "user@remote.test"],
@@ -419,7 +361,7 @@ fn a_remote_server_stalling_mid_data_defers_and_loses_nothing() {
     let o = r.cmd("qrun").arg("-q").output().unwrap();
     let took = t.elapsed();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(seen.lock().unwrap().len(), 1, "the server got the data");
+    assert_eq!(stalled.transactions().len(), 1, "the server got the data");
     assert!(
         took < std::time::Duration::from_secs(20),
         "the runner hung for {took:?}"
@@ -436,16 +378,16 @@ fn a_remote_server_stalling_mid_data_defers_and_loses_nothing() {
     );
     assert!(!log.contains("DSN"), "no bounce for a timeout: {log}");
     // The remote end is fixed: the next run delivers it.
-    let (good, got) = server(false);
+    let good = FakeMx::start();
     r.write(
         "etc/mail/mailertable",
-        &format!("remote.test smtp:[127.0.0.1]:{good}\n"),
+        &format!("remote.test smtp:[127.0.0.1]:{}\n", good.port),
     );
     let o = r.cmd("qrun").arg("-qf").output().unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let got = got.lock().unwrap();
+    let got = good.transactions();
     assert_eq!(got.len(), 1);
-    assert!(got[0].contains("the body"));
+    assert!(got[0].data.contains("the body"));
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
     eprintln!("stalled mid-DATA: deferred after {took:?}, delivered on the next run");
 }

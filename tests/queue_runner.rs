@@ -3,11 +3,10 @@
 //! mailertable, no DNS), per-recipient outcomes, retries and bounces.
 
 mod common;
+use common::fake_mx::FakeMx;
 use common::*;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn uid() -> u32 {
@@ -106,83 +105,9 @@ fn two_runners_deliver_each_of_500_messages_exactly_once() {
     }
 }
 
-/// A scripted SMTP server: replies to RCPT by the recipient's local part
-/// (`defer*` → 451, `reject*` → 550, else 250); records messages.
-/// (sender, recipients, message) of each transaction.
-type Received = Arc<Mutex<Vec<(String, Vec<String>, String)>>>;
-
-struct Sink {
-    port: u16,
-    got: Received,
-}
-
-fn sink() -> Sink {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let got: Received = Arc::default();
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { continue };
-            let g = g.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut w = s;
-                let _ = w.write_all(b"220 sink ESMTP\r\n");
-                let (mut from, mut rcpts, mut data, mut in_data) =
-                    (String::new(), Vec::new(), String::new(), false);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if in_data {
-                        if line == ".\r\n" {
-                            in_data = false;
-                            g.lock()
-                                .unwrap()
-                                .push((from.clone(), rcpts.clone(), data.clone()));
-                            let _ = w.write_all(b"250 2.0.0 Ok: queued\r\n");
-                        } else {
-                            data.push_str(&line);
-                        }
-                        continue;
-                    }
-                    let up = line.to_ascii_uppercase();
-                    let reply: &[u8] = if up.starts_with("EHLO") {
-                        b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
-                    } else if up.starts_with("MAIL FROM:") {
-                        from = line[10..].trim().to_string();
-                        rcpts.clear();
-                        data.clear();
-                        b"250 2.1.0 Ok\r\n"
-                    } else if up.starts_with("RCPT TO:<DEFER") {
-                        b"451 4.2.0 Try again later\r\n"
-                    } else if up.starts_with("RCPT TO:<REJECT") {
-                        b"550 5.1.1 No such user here\r\n"
-                    } else if up.starts_with("RCPT TO:") {
-                        rcpts.push(line[8..].trim().to_string());
-                        b"250 2.1.5 Ok\r\n"
-                    } else if up.starts_with("DATA") {
-                        in_data = true;
-                        b"354 End data with <CR><LF>.<CR><LF>\r\n"
-                    } else if up.starts_with("QUIT") {
-                        let _ = w.write_all(b"221 2.0.0 Bye\r\n");
-                        return;
-                    } else {
-                        b"250 2.0.0 Ok\r\n"
-                    };
-                    let _ = w.write_all(reply);
-                }
-            });
-        }
-    });
-    Sink { port, got }
-}
-
 #[test]
 fn mixed_outcomes_in_one_transaction() {
-    let s = sink();
+    let s = FakeMx::start();
     let r = root("qrun-mixed", "");
     r.write(
         "etc/mail/mailertable",
@@ -202,14 +127,14 @@ fn mixed_outcomes_in_one_transaction() {
     let o = qrun(&r, &["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // One transaction: the accepted one got it.
-    let got = s.got.lock().unwrap().clone();
+    let got = s.transactions();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].1, ["<ok@remote.test>"]);
-    assert!(got[0].2.contains("Subject: three"));
+    assert_eq!(got[0].rcpts, ["<ok@remote.test>"]);
+    assert!(got[0].data.contains("Subject: three"));
     assert!(
-        got[0].2.contains("From: alice@test.example"),
+        got[0].data.contains("From: alice@test.example"),
         "headers qualified: {}",
-        got[0].2
+        got[0].data
     );
     // Only the deferred one stays queued, with its reason.
     let ids = r.queued_ids();
@@ -315,7 +240,7 @@ fn delay_warning_once_then_final_bounce() {
 
 #[test]
 fn no_bounce_to_the_null_sender() {
-    let s = sink();
+    let s = FakeMx::start();
     let r = root("qrun-null", "");
     r.write(
         "etc/mail/mailertable",
@@ -458,56 +383,10 @@ fn journals(r: &Root) -> Vec<String> {
         .collect()
 }
 
-/// A server that records the address each connection came from and
-/// accepts every transaction.
-fn peer_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let peers: Arc<Mutex<Vec<String>>> = Arc::default();
-    let p = peers.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { continue };
-            p.lock()
-                .unwrap()
-                .push(s.peer_addr().unwrap().ip().to_string());
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut w = s;
-                let _ = w.write_all(b"220 rec ESMTP\r\n");
-                let mut in_data = false;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if in_data {
-                        if line == ".\r\n" {
-                            in_data = false;
-                            let _ = w.write_all(b"250 2.0.0 Ok\r\n");
-                        }
-                        continue;
-                    }
-                    let up = line.to_ascii_uppercase();
-                    if up.starts_with("DATA") {
-                        in_data = true;
-                        let _ = w.write_all(b"354 go\r\n");
-                    } else if up.starts_with("QUIT") {
-                        let _ = w.write_all(b"221 bye\r\n");
-                        return;
-                    } else {
-                        let _ = w.write_all(b"250 Ok\r\n");
-                    }
-                }
-            });
-        }
-    });
-    (port, peers)
-}
-
 #[test]
 fn a_domain_sends_from_its_own_source_address() {
-    let (port, peers) = peer_recorder();
+    let mx = FakeMx::start();
+    let (port, peers) = (mx.port, &mx.peers);
     let r = root("qrun-source", "");
     r.write(
         "etc/mail/mailertable",
@@ -534,7 +413,7 @@ fn a_domain_sends_from_its_own_source_address() {
 
 #[test]
 fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_back() {
-    let s = sink();
+    let s = FakeMx::start();
     let r = root("qrun-srs", "");
     r.write(
         "etc/mail/mailertable",
@@ -552,31 +431,31 @@ fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_back() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     qrun(&r, &["-q"]);
     qrun(&r, &["-q"]);
-    let got = s.got.lock().unwrap().clone();
+    let got = s.transactions();
     assert_eq!(got.len(), 1, "{got:?} {}", r.log());
-    let srs = got[0].0.trim_matches(['<', '>']).to_string();
+    let srs = got[0].from.trim_matches(['<', '>']).to_string();
     assert!(
         srs.starts_with("SRS0=") && srs.ends_with("=far.example=alice@test.example"),
         "{srs}"
     );
-    assert_eq!(got[0].1, ["<someone@remote.test>"]);
+    assert_eq!(got[0].rcpts, ["<someone@remote.test>"]);
     // A local sender is left alone (SPF passes for our own domain).
     s.got.lock().unwrap().clear();
     r.sendmail(&["-f", "bob@test.example", "fwd"], b"Subject: own\n\nb\n");
     qrun(&r, &["-q"]);
     qrun(&r, &["-q"]);
-    let got = s.got.lock().unwrap().clone();
-    assert_eq!(got[0].0, "<bob@test.example>", "{got:?}");
+    let got = s.transactions();
+    assert_eq!(got[0].from, "<bob@test.example>", "{got:?}");
     // The bounce to the SRS address goes back to the original sender.
     s.got.lock().unwrap().clear();
     let o = r.sendmail(&["-f", "<>", &srs], b"Subject: bounce\n\nundeliverable\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     qrun(&r, &["-q"]);
     qrun(&r, &["-q"]);
-    let got = s.got.lock().unwrap().clone();
+    let got = s.transactions();
     assert_eq!(got.len(), 1, "{got:?} {}", r.log());
-    assert_eq!(got[0].0, "<>");
-    assert_eq!(got[0].1, ["<alice@far.example>"]);
+    assert_eq!(got[0].from, "<>");
+    assert_eq!(got[0].rcpts, ["<alice@far.example>"]);
     // A forged one is unknown.
     let forged = srs.replace("=alice@", "=mallory@");
     let o = r.sendmail(&["-bv", &forged], b"");
@@ -599,7 +478,7 @@ fn zone_records(zone: &str) -> Vec<(String, String)> {
 
 #[test]
 fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
-    let s = sink();
+    let s = FakeMx::start();
     let r = root("qrun-dkim", "");
     r.write(
         "etc/mail/mailertable",
@@ -629,12 +508,12 @@ fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     qrun(&r, &["-q"]);
-    let got = s.got.lock().unwrap().clone();
+    let got = s.transactions();
     assert_eq!(got.len(), 2, "{got:?} {}", r.log());
-    let signed = got.iter().find(|g| g.1 == ["<x@remote.test>"]).unwrap();
+    let signed = got.iter().find(|g| g.rcpts == ["<x@remote.test>"]).unwrap();
     // The message as it arrived: CRLF, dot-stuffing undone.
     let wire: String = signed
-        .2
+        .data
         .split_inclusive("\r\n")
         .map(|l| l.strip_prefix('.').unwrap_or(l))
         .collect();
@@ -656,8 +535,8 @@ fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
             .all(Result::is_err)
     );
     // No key for the other domain: sent unsigned; never signed locally.
-    let other = got.iter().find(|g| g.1 == ["<y@remote.test>"]).unwrap();
-    assert!(!other.2.contains("DKIM-Signature"), "{}", other.2);
+    let other = got.iter().find(|g| g.rcpts == ["<y@remote.test>"]).unwrap();
+    assert!(!other.data.contains("DKIM-Signature"), "{}", other.data);
     let local = mbox(&r, "bob");
     assert!(
         local.contains("Subject: Your  order") && !local.contains("DKIM-Signature"),

@@ -3,6 +3,8 @@
 //! (`MAILROOM_ROOT`), never touching the host's mail setup.
 #![allow(dead_code)]
 
+pub mod fake_mx;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
