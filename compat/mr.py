@@ -18,6 +18,8 @@ QUEUE = "/var/spool/mqueue"
 ORACLE = os.path.join(REPO, "compat", "oracle")
 SM_ORACLE = os.environ.get("SM_ORACLE", "/opt/sm-oracle")
 HOST = "mx.example.test"
+# Where the scenarios' configurations send mailroom's log lines.
+LOG = "/var/log/mail.log"
 
 
 def run(cmd, input=None, user=None, env=None, check=False, timeout=60, cwd=None):
@@ -182,3 +184,21 @@ class Case(unittest.TestCase):
 
     def tearDown(self):
         restore_etc_mail(self._etc_mail)
+
+
+def log_mark():
+    """Where the log ends now: pass it to log_since later."""
+    try:
+        return os.path.getsize(LOG)
+    except FileNotFoundError:
+        return 0
+
+
+def log_since(mark):
+    """The log lines written since log_mark() returned `mark`."""
+    try:
+        with open(LOG, "rb") as f:
+            f.seek(mark)
+            return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""

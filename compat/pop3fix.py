@@ -39,7 +39,6 @@ PORT = 11110
 TLS_PORT = 11995
 SPOOL = "/var/mail"
 TLS_DIR = "/etc/mail/tls"
-LOG = "/var/log/mail.log"
 STAMPS = "/var/spool/mailroom/pop-before-smtp"
 EMPTY_DIR = "/var/lib/mailroom/empty"
 
@@ -367,24 +366,8 @@ def file_bytes(path):
         return f.read()
 
 
-def log_mark():
-    try:
-        return os.path.getsize(LOG)
-    except FileNotFoundError:
-        return 0
-
-
-def log_since(mark):
-    try:
-        with open(LOG, "rb") as f:
-            f.seek(mark)
-            return f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
 def pop3d_log(mark):
-    return [l for l in log_since(mark).splitlines() if " pop3d[" in l]
+    return [l for l in mr.log_since(mark).splitlines() if " pop3d[" in l]
 
 
 # ---------------------------------------------------------------------------

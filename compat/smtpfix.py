@@ -48,7 +48,6 @@ SUBMISSION_PORT = 587
 # the address an "outside" client connects from.
 CLIENT_ADDR = "192.0.2.10"
 SPOOL = pf.SPOOL
-LOG = pf.LOG
 INETD_CONF = os.path.join(mr.REPO, "etc", "inetd", "inetd.conf")
 
 # The spec's lines, for a tree whose etc/inetd/inetd.conf has none.
@@ -66,8 +65,6 @@ PHP_LIBS = {
 
 wait_until = pf.wait_until
 fresh_user = pf.fresh_user
-log_mark = pf.log_mark
-log_since = pf.log_since
 
 
 def missing(*paths):

@@ -202,10 +202,10 @@ class AdminScenario(unittest.TestCase):
             cls.addClassCleanup(restore_tree, top, snap)
         cls.addClassCleanup(mr.clear_queue)
         mr.clear_queue()
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
                         "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
                         "smtp_auth_fail_delay = 0\npop3_auth_fail_delay = 0\n")
-        cls.mark = sf.log_mark()
+        cls.mark = mr.log_mark()
         sf.client_address()
         cls.net = netfix.Network()
         cls.addClassCleanup(cls.net.stop_all)
@@ -249,7 +249,7 @@ class AdminScenario(unittest.TestCase):
 
     def history(self):
         return ("\n--- admin commands ---\n" + "\n".join(self.transcript[-12:])
-                + f"\n--- queue ---\n{sf.mailq()}\n--- log ---\n{sf.log_since(self.mark)[-4000:]}")
+                + f"\n--- queue ---\n{sf.mailq()}\n--- log ---\n{mr.log_since(self.mark)[-4000:]}")
 
     def user_of(self, address):
         row = self.mailboxes.get(address)

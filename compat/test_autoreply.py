@@ -53,7 +53,7 @@ class Autoresponder(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
                         "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n")
         self.work = tempfile.mkdtemp(prefix="autoreply.", dir=netfix.workdir())
         self.admin("domain", "add", SHOP)
@@ -62,7 +62,7 @@ class Autoresponder(mr.Case):
         with open(self.body_file, "w") as f:
             f.write(TEXT)
         sf.client_address()
-        self.mark = sf.log_mark()
+        self.mark = mr.log_mark()
         self.net = netfix.Network()
         self.addCleanup(self.net.stop_all)
         self.net.dns(mx={FAR: [(10, f"mx.{FAR}")]}, hosts={f"mx.{FAR}": FAR_MX},
@@ -93,7 +93,7 @@ class Autoresponder(mr.Case):
                    "--body-file", self.body_file, *extra)
 
     def log(self):
-        return sf.log_since(self.mark)
+        return mr.log_since(self.mark)
 
     def send(self, sender, headers, rcpt=SUPPORT, to=SUPPORT):
         """One message by SMTP on port 25 from the outside client, then

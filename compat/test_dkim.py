@@ -105,7 +105,7 @@ class DkimSigning(mr.Case):
         super().setUp()
         # Debian's dkimpy calls dnspython's old query(): noise here.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="dkim")
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
                         "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
                         "smtp_auth_fail_delay = 0\n")
         shutil.rmtree("/etc/mail/dkim", ignore_errors=True)
@@ -116,7 +116,7 @@ class DkimSigning(mr.Case):
         self.assertEqual(len(self.records), 2, self.zone)
         self.ca = sf.install_certificate()
         sf.client_address()
-        self.mark = sf.log_mark()
+        self.mark = mr.log_mark()
         self.net = netfix.Network()
         self.addCleanup(self.net.stop_all)
         self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")]}, hosts={f"mx.{REMOTE}": REMOTE_MX},
@@ -129,7 +129,7 @@ class DkimSigning(mr.Case):
     def wait(self, count):
         got = self.sink.wait_for(count, timeout=20)
         self.assertEqual(len(got), count,
-                         f"{self.sink.transactions}\nqueue:\n{sf.mailq()}\nlog:\n{sf.log_since(self.mark)}")
+                         f"{self.sink.transactions}\nqueue:\n{sf.mailq()}\nlog:\n{mr.log_since(self.mark)}")
         return got
 
     def assert_verifies(self, data):

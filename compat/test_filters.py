@@ -59,10 +59,10 @@ class Filters(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\npop3_auth_fail_delay = 0\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\npop3_auth_fail_delay = 0\n"
                         + self.CONFIG)
         sf.client_address()
-        self.mark = sf.log_mark()
+        self.mark = mr.log_mark()
         for inetd in (sf.Inetd(), pf.Inetd()):
             inetd.start()
             self.addCleanup(inetd.stop)
@@ -102,7 +102,7 @@ class Filters(mr.Case):
         return done()
 
     def log(self):
-        return sf.log_since(self.mark)
+        return mr.log_since(self.mark)
 
     def pop3_subjects(self, user):
         """STAT's count and the Subject of each message, over POP3."""
@@ -284,7 +284,7 @@ class SpamAssassin(Filters):
         self.assertIn("spamd: processing message", self.read_spamd_log())
 
         # With discarding off, GTUBE lands in Spam, scored by spamd.
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\npop3_auth_fail_delay = 0\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\npop3_auth_fail_delay = 0\n"
                         f"spamc = {SPAMC}\nspamc_timeout = 60s\nspam_discard_score = off\n")
         self.send("fsa", message("gtube two", body=GTUBE + "\n"))
         self.delivered("fsa", 3)

@@ -120,7 +120,7 @@ class ForwardingSrs(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
                         "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n")
         with open(ALIASES, "a") as f:
             f.write(f"\nfwd: someone@{REMOTE}\n")
@@ -133,7 +133,7 @@ class ForwardingSrs(mr.Case):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.bob = mr.ensure_user("bob")
         sf.client_address()
-        self.mark = sf.log_mark()
+        self.mark = mr.log_mark()
         self.net = netfix.Network()
         self.addCleanup(self.net.stop_all)
         self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")], FAR: [(10, f"mx.{FAR}")],
@@ -149,7 +149,7 @@ class ForwardingSrs(mr.Case):
     # -- helpers -----------------------------------------------------------
 
     def log(self):
-        return sf.log_since(self.mark)
+        return mr.log_since(self.mark)
 
     def raw(self):
         r = sf.Raw()

@@ -46,7 +46,7 @@ class Lists(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
                         "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n")
         for u in USERS:
             mr.ensure_user(u)
@@ -54,7 +54,7 @@ class Lists(mr.Case):
             if os.path.exists(p):
                 os.unlink(p)
         sf.client_address()
-        self.mark = sf.log_mark()
+        self.mark = mr.log_mark()
         self.net = netfix.Network()
         self.addCleanup(self.net.stop_all)
         self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")]},
@@ -74,7 +74,7 @@ class Lists(mr.Case):
         return p.stdout.decode()
 
     def log(self):
-        return sf.log_since(self.mark)
+        return mr.log_since(self.mark)
 
     def raw(self):
         r = sf.Raw()

@@ -141,7 +141,7 @@ class Pop3Case(mr.Case):
             self.skipTest(f"not installed: {' '.join(missing)}")
         super().setUp()
         mr.default_config(self.CONFIG)
-        self.mark = pf.log_mark()
+        self.mark = mr.log_mark()
         self.inetd = pf.Inetd()
         self.inetd.start()
         self.addCleanup(self.inetd.stop)

@@ -36,7 +36,7 @@ def queue_and_log(run, mark):
     """What a failure needs: the runner's output, its log lines and the
     control files it left."""
     out = [run.stdout.decode(errors="replace"), run.stderr.decode(errors="replace"),
-           pf.log_since(mark)]
+           mr.log_since(mark)]
     for f in sorted(os.listdir(mr.QUEUE)):
         if f[:2] in ("qf", "xf"):
             with open(os.path.join(mr.QUEUE, f), encoding="latin-1") as q:
@@ -159,7 +159,7 @@ class QueueDifferential(mr.Case):
         self.assertEqual(len([f for f in moved if f.startswith("qf")]), 2, moved)
         # before delivery both programs list the moved queue alike
         self.assertEqual(our_mailq(), self.oracle_mailq())
-        mark = pf.log_mark()
+        mark = mr.log_mark()
         p = self.run_our_queue()
         self.assertEqual(mr.queue_ids(), [], queue_and_log(p, mark))
         self.check_sendmail8_mail_delivered(mx)

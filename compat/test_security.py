@@ -41,7 +41,7 @@ import smtpfix as sf
 
 HOST = mr.HOST
 PASSWORD = "S3c-checks-pw"
-LOG = "/var/log/mail.log"
+LOG = mr.LOG
 SYSEXITS = {0} | set(range(64, 79))
 REMOTE = "remote.example"
 REMOTE_MX = "127.0.0.2"
@@ -337,7 +337,7 @@ class UnsafeFiles(mr.Case):
         self.postie = pf.fresh_user("postie", PASSWORD)
         for f in markers():
             os.unlink(os.path.join("/tmp", f))
-        self.mark = pf.log_mark()
+        self.mark = mr.log_mark()
         self.spool_mode = stat.S_IMODE(os.stat(pf.SPOOL).st_mode)
         self.addCleanup(os.chmod, pf.SPOOL, self.spool_mode)
 
@@ -401,13 +401,13 @@ class UnsafeFiles(mr.Case):
             with self.subTest(label):
                 self.write_forward(self.mallory, f"victim, \"|/usr/bin/touch {MARKERS}-fwd\"\n",
                                    mode, owner)
-                mark = pf.log_mark()
+                mark = mr.log_mark()
                 p = self.deliver(f"mallory@{HOST}", f"forward {label}")
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertIn(f"forward {label}".encode(), self.mbox(self.mallory))
                 self.assertNotIn(f"forward {label}".encode(), self.mbox(self.victim))
                 self.assertEqual(markers(), [])
-                self.assertIn(".forward: unsafe, ignored", pf.log_since(mark))
+                self.assertIn(".forward: unsafe, ignored", mr.log_since(mark))
         # The control: a safe one is honoured.
         self.write_forward(self.mallory, "victim\n", 0o644)
         p = self.deliver(f"mallory@{HOST}", "forward safe")
@@ -429,10 +429,10 @@ class UnsafeFiles(mr.Case):
                 with open("/etc/mail/aliases", "w") as f:
                     f.write(f"team: :include:{path}\n")
                 self.assertEqual(mr.run(["newaliases"]).returncode, 0)
-                mark = pf.log_mark()
+                mark = mr.log_mark()
                 self.deliver(f"team@{HOST}", f"include {label}")
                 self.assertEqual(markers(), [])
-                self.assertIn("is unsafe for mailing to", pf.log_since(mark))
+                self.assertIn("is unsafe for mailing to", mr.log_since(mark))
                 # Nothing lost: the refused recipients bounce to the sender.
                 self.assertEqual(mr.queue_ids(), [], os.listdir(mr.QUEUE))
         # The control: a safe include of mallory's runs its program as her.
@@ -595,7 +595,7 @@ class BruteForce(mr.Case):
         mr.default_config("pop3_auth_fail_delay = 1s\npop3_max_auth_failures = 3\n")
         inetd = pf.Inetd().start()
         self.addCleanup(inetd.stop)
-        mark = pf.log_mark()
+        mark = mr.log_mark()
         # One session, three wrong passwords: 1 s, 2 s, then 4 s and bye.
         r = pf.Raw()
         took = []
@@ -609,7 +609,7 @@ class BruteForce(mr.Case):
         print(f"\npop3 brute force: delays {[round(x, 2) for x in took]} s")
         for got, want in zip(took, (1, 2, 4)):
             self.assertGreaterEqual(got, want * 0.9, took)
-        log = pf.log_since(mark)
+        log = mr.log_since(mark)
         self.assertEqual(len(re.findall(r"login failed: brute from", log)), 3, log)
 
         def once(user, password):
@@ -632,7 +632,7 @@ class BruteForce(mr.Case):
                         "smtp_max_auth_failures = 3\n")
         inetd = sf.Inetd().start()
         self.addCleanup(inetd.stop)
-        mark = pf.log_mark()
+        mark = mr.log_mark()
 
         def plain(user, password):
             return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
@@ -652,7 +652,7 @@ class BruteForce(mr.Case):
         for got, want in zip(took, (0.5, 1.0, 2.0)):
             self.assertGreaterEqual(got, want * 0.9, took)
         self.assertTrue(r.eof(), "the session ends after the last failure")
-        log = pf.log_since(mark)
+        log = mr.log_since(mark)
         self.assertEqual(len(re.findall(r"AUTH failure \(PLAIN\): .*relay=\[127\.0\.0\.1\]", log)), 3, log)
 
         def once(user, password):

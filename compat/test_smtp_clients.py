@@ -104,7 +104,7 @@ class SmtpCase(mr.Case):
         self.config()
         self.ca = sf.install_certificate()
         sf.client_address()
-        self.mark = sf.log_mark()
+        self.mark = mr.log_mark()
         self.sink = None
         if netfix.available():
             self.net = netfix.Network()
@@ -121,7 +121,7 @@ class SmtpCase(mr.Case):
 
     def config(self, extra=""):
         """Delivery in the background (the default), as a server runs."""
-        mr.write_config(f"hostname = {HOST}\nlog = {sf.LOG}\n"
+        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
                         "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
                         # failed logins answered at once
                         "smtp_auth_fail_delay = 0\n" + extra)
@@ -144,7 +144,7 @@ class SmtpCase(mr.Case):
         return sf.client_tls_context(self.ca)
 
     def log(self):
-        return sf.log_since(self.mark)
+        return mr.log_since(self.mark)
 
     def need(self, *paths):
         absent = sf.missing(*paths)
