@@ -83,6 +83,14 @@ pub enum Refused {
     Reply(Reply),
 }
 
+/// `452 4.3.1`: the queue's file system is (nearly) full.
+fn insufficient_space() -> Refused {
+    Refused::Reply(Reply::new(
+        452,
+        "4.3.1 Insufficient disk space; try again later",
+    ))
+}
+
 /// Read DATA into a new queue entry and commit it.  Returns its id, or
 /// `None` when the transaction is discarded.
 pub fn queue_message(
@@ -93,13 +101,16 @@ pub fn queue_message(
 ) -> Result<Option<QueueId>, Refused> {
     let temp =
         |what: &str| Refused::Reply(Reply::new(451, format!("4.3.0 {what}; try again later")));
+    // A full disk is said as such (RFC 5321 452, RFC 3463 4.3.1), as
+    // sendmail 8 does; any other write failure is a local problem.
+    let failed = |what: &str, e: &std::io::Error| match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => insufficient_space(),
+        _ => temp(what),
+    };
     if let Err(f) = crate::submit::check_free_space(cfg) {
         data.drain();
         log::warning(None, &f.to_string());
-        return Err(Refused::Reply(Reply::new(
-            452,
-            "4.3.1 Insufficient disk space; try again later",
-        )));
+        return Err(insufficient_space());
     }
     let queue = Queue::new(&cfg.queue_dir);
     let now = date::now();
@@ -108,7 +119,7 @@ pub fn queue_message(
         Err(e) => {
             data.drain();
             log::err(None, &crate::submit::queue_failure(cfg, &e).to_string());
-            return Err(temp("Cannot queue the message"));
+            return Err(failed("Cannot queue the message", &e));
         }
     };
     let qid = draft.id.clone();
@@ -144,7 +155,7 @@ pub fn queue_message(
                         Some(qid.as_str()),
                         &crate::submit::queue_failure(cfg, &e).to_string(),
                     );
-                    temp("Cannot write the message")
+                    failed("Cannot write the message", &e)
                 }
                 CollectError::Read(_) => temp("Cannot read the message"),
             });
@@ -263,7 +274,7 @@ pub fn queue_message(
         let f = crate::submit::queue_failure(cfg, &e);
         log::err(Some(qid.as_str()), &f.to_string());
         return Err(if f.code == ExitCode::TempFail {
-            temp("Cannot queue the message")
+            failed("Cannot queue the message", &e)
         } else {
             temp("Cannot queue the message (local problem)")
         });
