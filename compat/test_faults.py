@@ -1,6 +1,11 @@
-"""Fault injection on the installed suite (issue 9, item 2): a DNS server
-that never answers.  (Full and read-only file systems, a missing spool
-and a remote server stalling mid-DATA are in tests/faults.rs.)
+"""Fault injection on the installed suite (issue 9, item 2): a full queue
+disk and a full mail spool (small tmpfs mounts over /var/spool/mqueue and
+/var/mail), a read-only queue, a missing /var/mail, and a DNS server that
+never answers.  Each gives a temporary failure and loses nothing: the
+message is refused with 75 / 4xx before it was accepted, or it stays
+queued and arrives, once and whole, when the trouble is gone.  (EIO at
+every write, ENOSPC at every fill level and a remote server stalling
+mid-DATA are in tests/faults.rs.)
 
 A UDP and TCP socket on 127.0.0.1:53 takes every query and answers none;
 /etc/resolv.conf points at it (netfix.use_local_resolver).  A queue run
@@ -10,14 +15,220 @@ must deliver it once DNS answers again (dnsmasq, compat/netfix.py).
 Runs as root in the compat sandbox (lib/sandbox.sh).
 """
 
+import mailbox
 import os
 import socket
+import subprocess
 import threading
 import time
 import unittest
 
 import mr
 import netfix
+import smtpfix as sf
+
+QUEUE = mr.QUEUE
+SPOOL = "/var/mail"
+
+
+def mount_tmpfs(testcase, path, kib):
+    """A `kib` KiB tmpfs over `path`, with its owner and mode, until the
+    test ends."""
+    st = os.stat(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o",
+                    f"size={kib}k,mode={st.st_mode & 0o7777:o},uid={st.st_uid},gid={st.st_gid}",
+                    "tmpfs", path], check=True)
+    testcase.addCleanup(subprocess.run, ["umount", "-l", path], check=True)
+
+
+def fill(path, leave_kib):
+    """Fill the file system of `path` up to `leave_kib` KiB free (root's
+    reserve does not exist on tmpfs); returns the filler's name."""
+    filler = os.path.join(path, ".filler")
+    st = os.statvfs(path)
+    free = st.f_bavail * st.f_frsize
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave_kib * 1024))
+    return filler
+
+
+def message(tag, kib):
+    """A message of about `kib` KiB whose every body line names `tag`."""
+    lines = [f"{tag} line {i:06} ......................................." for i in range(kib * 16)]
+    return (f"From: web@example.org\nTo: alice@{mr.HOST}\nSubject: {tag}\n\n" + "\n".join(lines)
+            + "\n").encode()
+
+
+def mbox_subjects(user):
+    path = os.path.join(SPOOL, user)
+    if not os.path.exists(path):
+        return []
+    mb = mailbox.mbox(path, create=False)
+    try:
+        return [m["Subject"] for m in mb]
+    finally:
+        mb.close()
+
+
+def smtp_send(msg, rcpt=f"alice@{mr.HOST}"):
+    """One transaction on port 25: the replies to MAIL, RCPT, DATA and the
+    final dot, then whether RSET still works (the session goes on)."""
+    r = sf.Raw(sf.SMTP_PORT, source=None)
+    try:
+        replies = [r.cmd("EHLO client.example.org"), r.cmd("MAIL FROM:<web@example.org>"),
+                   r.cmd(f"RCPT TO:<{rcpt}>"), r.cmd("DATA")]
+        if replies[-1].startswith(b"354"):
+            body = msg.replace(b"\n", b"\r\n")
+            r.send(body + b".\r\n")
+            replies.append(r.reply())
+        replies.append(r.cmd("RSET"))
+        replies.append(r.quit())
+        return replies[1:]
+    finally:
+        r.close()
+
+
+def queue_files():
+    return sorted(f for f in os.listdir(QUEUE) if not f.startswith("."))
+
+
+class DiskTrouble(mr.Case):
+    """The queue disk fills, goes read-only, the mail spool fills or is
+    gone: refused before acceptance, or kept and delivered later."""
+
+    def setUp(self):
+        super().setUp()
+        mr.ensure_user("alice")
+        for p in (os.path.join(SPOOL, "alice"), os.path.join(SPOOL, ".alice.pop3-index")):
+            if os.path.lexists(p):
+                os.unlink(p)
+        self.mark = mr.log_mark()
+
+    def log(self):
+        return mr.log_since(self.mark)
+
+    def test_a_full_queue_disk_refuses_with_75_and_452_and_keeps_nothing_half_written(self):
+        if sf.missing(sf.INETD):
+            self.skipTest("needs openbsd-inetd")
+        mr.default_config("min_free_space = 0\n")
+        inetd = sf.Inetd().start()
+        self.addCleanup(inetd.stop)
+        mount_tmpfs(self, QUEUE, 512)
+        filler = fill(QUEUE, 96)
+        # A PHP site's 300 KB message: no room.  One line, 75, nothing left.
+        p = mr.sendmail(["-t", "-i"], message("big", 300), user="alice")
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, 75, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("No space left on device", err)
+        self.assertEqual(queue_files(), [], "a refused message leaves nothing")
+        # The same over SMTP: 452 4.3.1 at the end of DATA, and the session goes on.
+        replies = smtp_send(message("big-smtp", 300))
+        print(f"\nqueue disk full: sendmail exit {p.returncode} ({err.strip()}); "
+              f"SMTP end of DATA: {replies[3].strip().decode()}")
+        self.assertTrue(replies[3].startswith(b"452 4.3.1 Insufficient disk space"), replies)
+        self.assertTrue(replies[4].startswith(b"250"), replies)
+        self.assertEqual(queue_files(), [])
+        # Small mail still fits, and is delivered.
+        p = mr.sendmail(["-t", "-i"], message("small", 2), user="alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # Below the configured floor: refused before a byte is written.
+        mr.default_config("min_free_space = 1M\n")
+        p = mr.sendmail(["-t", "-i"], message("floor", 2), user="alice")
+        self.assertEqual(p.returncode, 75, p.stderr)
+        replies = smtp_send(message("floor-smtp", 2))
+        self.assertTrue(replies[3].startswith(b"452 4.3.1"), replies)
+        self.assertEqual(len(queue_files()), 2, "only the small message is queued")
+        os.unlink(filler)
+        mr.default_config("min_free_space = 0\n")
+        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(mbox_subjects("alice"), ["small"])
+        self.assertEqual(queue_files(), [])
+
+    def test_a_full_mail_spool_defers_keeps_the_mbox_intact_and_delivers_later(self):
+        old = b"From x@example.org  Sat Nov 21 05:00:00 2026\nSubject: old\n\nold\n\n"
+        mount_tmpfs(self, SPOOL, 256)
+        pw = mr.ensure_user("alice")
+        box = os.path.join(SPOOL, "alice")
+        with open(box, "wb") as f:
+            f.write(old)
+        os.chown(box, pw.pw_uid, os.stat(SPOOL).st_gid)
+        os.chmod(box, 0o660)
+        filler = fill(SPOOL, 32)
+        p = mr.sendmail(["-i", "alice"], message("roomless", 100), user="alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        qid = mr.only_id(self)
+        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(box, "rb") as f:
+            self.assertEqual(f.read(), old, "the mbox must be as it was")
+        self.assertEqual(mr.queue_ids(), [qid], "the message must wait")
+        log = self.log()
+        self.assertRegex(log, rf"{qid}: to=<?alice.*dsn=4\.\d\.\d+, stat=Deferred", log)
+        self.assertNotIn("DSN:", log, "no bounce for a full disk")
+        line = next(l for l in log.splitlines() if "stat=Deferred" in l)
+        print(f"\nmail spool full: {line[line.index('dsn='):]}")
+        os.unlink(filler)
+        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(mbox_subjects("alice"), ["old", "roomless"])
+        with open(box, "rb") as f:
+            self.assertEqual(f.read().count(b"roomless line 001599"), 1, "whole, once")
+        self.assertEqual(mr.queue_ids(), [])
+
+    def test_a_read_only_queue_refuses_with_75_and_4xx(self):
+        if sf.missing(sf.INETD):
+            self.skipTest("needs openbsd-inetd")
+        inetd = sf.Inetd().start()
+        self.addCleanup(inetd.stop)
+        subprocess.run(["mount", "--bind", QUEUE, QUEUE], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", QUEUE], check=True)
+        subprocess.run(["mount", "-o", "remount,ro,bind", QUEUE], check=True)
+        p = mr.sendmail(["-i", "alice"], b"Subject: ro\n\nx\n", user="alice")
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, 75, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("Read-only file system", err)
+        replies = smtp_send(b"Subject: ro smtp\n\nx\n")
+        print(f"\nread-only queue: sendmail exit 75 ({err.strip()}); SMTP: {replies[3].strip().decode()}")
+        self.assertTrue(replies[3].startswith(b"451 4.3.0"), replies)
+        self.assertTrue(replies[4].startswith(b"250"), replies)
+
+    def test_a_missing_mail_spool_defers_and_the_message_waits(self):
+        # /var/mail goes (its files kept aside; a directory cannot be
+        # renamed across the sandbox's overlay), and comes back as it was.
+        st = os.stat(SPOOL)
+        away = SPOOL + ".away"
+        os.mkdir(away)
+        for f in os.listdir(SPOOL):
+            os.rename(os.path.join(SPOOL, f), os.path.join(away, f))
+        os.rmdir(SPOOL)
+
+        def restore():
+            if not os.path.isdir(SPOOL):
+                os.mkdir(SPOOL)
+                os.chown(SPOOL, st.st_uid, st.st_gid)
+                os.chmod(SPOOL, st.st_mode & 0o7777)
+            if os.path.isdir(away):
+                for f in os.listdir(away):
+                    os.rename(os.path.join(away, f), os.path.join(SPOOL, f))
+                os.rmdir(away)
+        self.addCleanup(restore)
+        p = mr.sendmail(["-i", "alice"], b"Subject: nospool\n\nwaiting\n", user="alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        qid = mr.only_id(self)
+        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(mr.queue_ids(), [qid])
+        log = self.log()
+        self.assertRegex(log, rf"{qid}: to=<?alice.*dsn=4\.\d\.\d+, stat=Deferred", log)
+        self.assertNotIn("DSN:", log)
+        restore()
+        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(mbox_subjects("alice"), ["nospool"])
+        self.assertEqual(mr.queue_ids(), [])
 
 
 class BlackHoleDNS:
