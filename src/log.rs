@@ -30,6 +30,26 @@ pub enum Level {
 }
 
 impl Level {
+    /// One letter for it, to pass a line through a pipe.
+    pub fn letter(self) -> char {
+        match self {
+            Level::Err => 'E',
+            Level::Warning => 'W',
+            Level::Notice => 'N',
+            Level::Info => 'I',
+        }
+    }
+
+    pub fn from_letter(c: &str) -> Option<Level> {
+        Some(match c {
+            "E" => Level::Err,
+            "W" => Level::Warning,
+            "N" => Level::Notice,
+            "I" => Level::Info,
+            _ => return None,
+        })
+    }
+
     fn syslog(self) -> libc::c_int {
         match self {
             Level::Err => libc::LOG_ERR,
@@ -130,8 +150,11 @@ pub fn log(level: Level, qid: Option<&str>, text: &str) {
         return;
     };
     // A child forked from a threaded process must not call syslog(3),
-    // whose lock another thread may have held at the fork.
+    // whose lock another thread may have held at the fork (and, switched
+    // to a mailbox owner, could not open the log file): it holds its
+    // lines for its parent to write (see [`take_held`]).
     if crate::privs::in_forked_child() {
+        HELD.with(|h| h.borrow_mut().push((level, msg)));
         return;
     }
     match &l.target {
@@ -170,6 +193,17 @@ pub fn log(level: Level, qid: Option<&str>, text: &str) {
             }
         }
     }
+}
+
+thread_local! {
+    /// Lines a forked child logged (its only thread is the one that forked).
+    static HELD: std::cell::RefCell<Vec<(Level, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// In a forked child: the lines it logged so far, to hand to its parent,
+/// which writes them with [`log`].
+pub fn take_held() -> Vec<(Level, String)> {
+    HELD.with(|h| std::mem::take(&mut *h.borrow_mut()))
 }
 
 pub fn info(qid: Option<&str>, text: &str) {

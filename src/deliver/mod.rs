@@ -581,8 +581,9 @@ fn as_user(
             drop(rd);
             // A copy of the runner's threads' descriptors would keep their
             // queue-file locks and pipe ends alive for as long as this
-            // child lives; keep only the result pipe.  Nothing here may
-            // log: another thread may have held syslog's lock at the fork.
+            // child lives; keep only the result pipe.  What it logs is
+            // held and sent back with the result (another thread may have
+            // held syslog's lock at the fork); the parent writes it.
             crate::privs::mark_forked_child();
             crate::privs::close_other_descriptors(&[wr.as_raw_fd(), msg.as_raw_fd()]);
             let mut out = std::fs::File::from(wr);
@@ -591,6 +592,11 @@ fn as_user(
                     .unwrap_or_else(|_| Err(Failure::temp("4.3.0", "delivery process failed"))),
                 Err(e) => Err(Failure::temp("4.3.0", format!("cannot become {name}: {e}"))),
             };
+            // What it logged first, one `L` line each, then the result.
+            let mut report = String::new();
+            for (level, text) in crate::log::take_held() {
+                report.push_str(&format!("L\t{}\t{text}\n", level.letter()));
+            }
             let line = match result {
                 Ok(()) => "OK\n".to_string(),
                 Err(f) => format!(
@@ -601,7 +607,8 @@ fn as_user(
                     f.text.replace(['\n', '\t'], " ")
                 ),
             };
-            let _ = out.write_all(line.as_bytes());
+            report.push_str(&line);
+            let _ = out.write_all(report.as_bytes());
             drop(out);
             // SAFETY: leave the child without unwinding into the parent's state.
             unsafe { libc::_exit(0) }
@@ -611,7 +618,16 @@ fn as_user(
             let mut s = String::new();
             let _ = std::fs::File::from(rd).read_to_string(&mut s);
             let _ = nix::sys::wait::waitpid(child, None);
-            let line = s.trim_end();
+            let mut line = "";
+            for l in s.lines() {
+                match l.strip_prefix("L\t").and_then(|l| l.split_once('\t')) {
+                    Some((level, text)) => {
+                        let level = crate::log::Level::from_letter(level);
+                        crate::log::log(level.unwrap_or(crate::log::Level::Notice), None, text);
+                    }
+                    None => line = l,
+                }
+            }
             if line == "OK" {
                 return Ok(());
             }
