@@ -88,6 +88,13 @@ def smtp_send(msg, rcpt=f"alice@{mr.HOST}"):
         r.close()
 
 
+def dead_pid():
+    """The pid of a process that has exited."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
 def queue_files():
     return sorted(f for f in os.listdir(QUEUE) if not f.startswith("."))
 
@@ -194,6 +201,29 @@ class DiskTrouble(mr.Case):
         print(f"\nread-only queue: sendmail exit 75 ({err.strip()}); SMTP: {replies[3].strip().decode()}")
         self.assertTrue(replies[3].startswith(b"451 4.3.0"), replies)
         self.assertTrue(replies[4].startswith(b"250"), replies)
+
+    def test_a_dotlock_left_by_a_dead_process_is_broken_and_the_mail_delivered(self):
+        pw = mr.ensure_user("alice")
+        lock = os.path.join(SPOOL, "alice.lock")
+        for content, age in ((f"{dead_pid()}\n", 0), ("", 600)):
+            with self.subTest(content=content, age=age):
+                with open(lock, "w") as f:
+                    f.write(content)
+                os.chown(lock, pw.pw_uid, os.stat(SPOOL).st_gid)
+                if age:
+                    t = time.time() - age
+                    os.utime(lock, (t, t))
+                tag = f"after a dead lock {age}"
+                p = mr.sendmail(["-i", "alice"], f"Subject: {tag}\n\nx\n".encode(), user="alice")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                t0 = time.monotonic()
+                p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertLess(time.monotonic() - t0, 30, "waited out a dead lock")
+                self.assertIn(tag, mbox_subjects("alice"))
+                self.assertFalse(os.path.exists(lock), "the stale lock must go")
+                self.assertEqual(mr.queue_ids(), [])
+        self.assertIn("removed stale lock /var/mail/alice.lock", self.log())
 
     def test_a_missing_mail_spool_defers_and_the_message_waits(self):
         # /var/mail goes (its files kept aside; a directory cannot be

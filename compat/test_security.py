@@ -467,6 +467,22 @@ class UnsafeFiles(mr.Case):
         self.assert_kept_or_bounced("through the link")
         os.unlink(own)
 
+    def test_an_mbox_hard_linked_to_another_users_mbox_is_refused(self):
+        pf.submit("victim", "Subject: victim's own\n\nprivate\n")
+        before = self.mbox(self.victim)
+        own = os.path.join(pf.SPOOL, "mallory")
+        if os.path.lexists(own):
+            os.unlink(own)
+        # Made by root here: fs.protected_hardlinks stops mallory on this
+        # kernel, not on every system.
+        os.link(os.path.join(pf.SPOOL, "victim"), own)
+        p = self.deliver(f"mallory@{HOST}", "through the hard link")
+        self.assertIn(p.returncode, SYSEXITS)
+        self.assertEqual(self.mbox(self.victim), before, "victim's mbox changed")
+        self.assertEqual(os.stat(own).st_nlink, 2)
+        self.assert_kept_or_bounced("through the hard link")
+        os.unlink(own)
+
     def test_a_maildir_new_that_is_a_symlink_is_not_followed(self):
         for u in (self.mallory, self.victim):
             md = os.path.join(u.pw_dir, "Maildir")
