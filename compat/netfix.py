@@ -405,6 +405,10 @@ class _Handler:
             # The client has sent the final dot; it never hears back.
             server.transport.close()
             return "421 4.4.2 connection dropped"
+        if s.stall_after_data:
+            # The final dot is in; the answer takes this long (a stalled
+            # server: the client gives up first).
+            await asyncio.sleep(s.stall_after_data)
         return reply
 
     async def handle_exception(self, error):
@@ -422,6 +426,7 @@ class SMTPServer:
     mail:   the same for MAIL FROM (by sender address).
     data_reply: the reply to the final dot (default 250).
     drop_after_data: close the connection after the final dot, unanswered.
+    stall_after_data: seconds to wait before answering the final dot.
     starttls: offer STARTTLS with a self-signed certificate for `name`.
     auth:   (user, password): offer AUTH PLAIN and LOGIN (after STARTTLS
             when starttls is on); require_auth: refuse MAIL until then.
@@ -429,7 +434,7 @@ class SMTPServer:
     """
 
     def __init__(self, host, port=25, *, name=None, rcpt=None, mail=None, data_reply=None,
-                 drop_after_data=False, starttls=False, auth=None, require_auth=False,
+                 drop_after_data=False, stall_after_data=0, starttls=False, auth=None, require_auth=False,
                  eight_bit_mime=True, pipelining=False):
         self.host = host
         self.port = port
@@ -438,6 +443,7 @@ class SMTPServer:
         self.mail_rule = mail
         self.data_reply = data_reply
         self.drop_after_data = drop_after_data
+        self.stall_after_data = stall_after_data
         self.starttls = starttls
         self.auth = auth
         self.require_auth = require_auth

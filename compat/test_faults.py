@@ -3,9 +3,10 @@ disk and a full mail spool (small tmpfs mounts over /var/spool/mqueue and
 /var/mail), a read-only queue, a missing /var/mail, and a DNS server that
 never answers.  Each gives a temporary failure and loses nothing: the
 message is refused with 75 / 4xx before it was accepted, or it stays
-queued and arrives, once and whole, when the trouble is gone.  (EIO at
-every write, ENOSPC at every fill level and a remote server stalling
-mid-DATA are in tests/faults.rs.)
+queued and arrives, once and whole, when the trouble is gone.  A remote MX
+(aiosmtpd) that takes the message and never answers the final dot is
+given up on after the capped timeout, and the message goes later, once.
+(EIO at every write and ENOSPC at every fill level are in tests/faults.rs.)
 
 A UDP and TCP socket on 127.0.0.1:53 takes every query and answers none;
 /etc/resolv.conf points at it (netfix.use_local_resolver).  A queue run
@@ -353,6 +354,50 @@ class DnsNeverAnswers(mr.Case):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         got = mx.wait_for(1, timeout=15)
         self.assertEqual([m.rcpt_tos for m in got], [["customer@silent.example"]])
+        self.assertEqual(mr.queue_ids(), [])
+
+
+
+@unittest.skipUnless(netfix.available(), "needs dnsmasq, python3-aiosmtpd and openssl")
+class RemoteServerStalls(mr.Case):
+    def setUp(self):
+        super().setUp()
+        mr.ensure_user("alice")
+        if os.path.lexists(os.path.join(SPOOL, "alice")):
+            os.unlink(os.path.join(SPOOL, "alice"))
+        self.net = netfix.Network()
+        self.addCleanup(self.net.stop_all)
+        mr.default_config("smtp_timeout_cap = 3s\nsmtp_connect_timeout = 3s\n")
+        self.net.dns(mx={"slow.example": [(10, "mx.slow.example")]},
+                     hosts={"mx.slow.example": "127.0.0.3"})
+        self.mark = mr.log_mark()
+
+    def test_a_server_silent_after_the_final_dot_defers_and_the_message_goes_later(self):
+        stalled = self.net.smtp("127.0.0.3", stall_after_data=120)
+        p = mr.sendmail(["-i", "customer@slow.example"], b"Subject: stalled\n\nthe body\n", user="alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        (qid,) = mr.queue_ids()
+        t = time.monotonic()
+        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+        took = time.monotonic() - t
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(len(stalled.wait_for(1)), 1, "the server got the data")
+        self.assertLess(took, 60, "the runner hung on a silent server")
+        self.assertEqual(mr.queue_ids(), [qid], "the job must be kept")
+        log = mr.log_since(self.mark)
+        self.assertRegex(log, rf"{qid}: to=<?customer@slow\.example>?, .*dsn=4\.\d\.\d+, stat=Deferred", log)
+        self.assertNotIn("DSN:", log, "no bounce for a timeout")
+        self.assertFalse(os.path.exists(os.path.join(SPOOL, "alice")), "no bounce for a timeout")
+        line = next(l for l in log.splitlines() if "stat=Deferred" in l)
+        print(f"\nMX silent after DATA: gave up after {took:.1f} s: {line[line.index('dsn='):]}")
+        # The remote end is fixed: the next run delivers it, once.
+        stalled.stop()
+        good = self.net.smtp("127.0.0.3")
+        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        got = good.wait_for(1, timeout=15)
+        self.assertEqual([m.rcpt_tos for m in got], [["customer@slow.example"]])
+        self.assertIn(b"the body", got[0].data)
         self.assertEqual(mr.queue_ids(), [])
 
 
