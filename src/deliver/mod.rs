@@ -557,6 +557,12 @@ pub fn switches_users(cfg: &Config) -> bool {
 /// process that switches to them when `switch` (and the user is not who we
 /// already are), directly otherwise.  `msg` is the one open file the child
 /// keeps.
+///
+/// The child is forked from a threaded runner: another thread may have
+/// held a libc lock at the fork (the time zone's, the user database's,
+/// syslog's), which the child would wait on forever.  So `work` calls no
+/// such function: the `From ` line's local time and the user's groups are
+/// worked out before the fork.
 fn as_user(
     msg: &Message,
     switch: bool,
@@ -684,6 +690,8 @@ fn to_mailbox(
             };
             // A forked child cannot take the in-process turn; hold it here.
             let _turn = if switch { mbox::turn(&path) } else { None };
+            // localtime(3) before the fork (see as_user).
+            let from = mbox::from_line(sender, crate::date::now());
             as_user(
                 msg,
                 switch,
@@ -708,7 +716,6 @@ fn to_mailbox(
                             Failure::from_io(&format!("cannot create {}", dir.display()), &e)
                         })?;
                     }
-                    let from = mbox::from_line(sender, crate::date::now());
                     mbox::append(
                         &path,
                         &mbox::Append {
@@ -767,6 +774,8 @@ fn to_file(
     } else {
         None
     };
+    // localtime(3) before the fork (see as_user).
+    let from = mbox::from_line(sender, crate::date::now());
     as_user(
         msg,
         switches_users(cfg),
@@ -775,7 +784,6 @@ fn to_file(
         owner.gid,
         &[],
         || {
-            let from = mbox::from_line(sender, crate::date::now());
             mbox::append(
                 &path,
                 &mbox::Append {
