@@ -161,6 +161,16 @@ impl Drop for Journal {
     }
 }
 
+/// The ids in a journal's worker slots.  Read slot by slot, not line by
+/// line: a slot no worker wrote yet is a hole of NUL bytes without a
+/// newline, which would glue itself to the next slot's id.
+fn journal_ids(journal: &[u8]) -> impl Iterator<Item = QueueId> + '_ {
+    journal.chunks(SLOT).skip(1).filter_map(|slot| {
+        let text = std::str::from_utf8(slot).ok()?;
+        QueueId::parse(text.trim_matches(|c: char| c == '\0' || c.is_ascii_whitespace()))
+    })
+}
+
 /// What `xfID` says: crashes counted, and whether an attempt was cut short
 /// (the runner died during it).
 pub fn state(queue: &Queue, id: &QueueId) -> (u32, bool) {
@@ -231,10 +241,10 @@ pub fn sweep<'a>(queue: &Queue, names: impl Iterator<Item = &'a str>) -> Vec<Que
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             continue; // its runner is alive
         }
-        let mut text = String::new();
-        let _ = f.read_to_string(&mut text);
-        let crashed = text.starts_with("crashed");
-        for id in text.lines().filter_map(|l| QueueId::parse(l.trim())) {
+        let mut journal = Vec::new();
+        let _ = f.read_to_end(&mut journal);
+        let crashed = journal.starts_with(b"crashed");
+        for id in journal_ids(&journal) {
             if crashed {
                 crate::log::warning(
                     Some(id.as_str()),
@@ -272,6 +282,9 @@ mod tests {
         j.begin(0, &a);
         j.begin(3, &b);
         j.end(3);
+        // A worker whose slot lies past slots never written (NUL holes).
+        let c = QueueId::parse("6AL5Krcl005172").unwrap();
+        j.begin(5, &c);
         let name = j.path.file_name().unwrap().to_str().unwrap().to_string();
         // Alive: nothing counted.
         sweep(&q, std::iter::once(name.as_str()));
@@ -280,7 +293,9 @@ mod tests {
         fs::copy(&j.path, dir.join(".running.1.0")).unwrap();
         sweep(&q, std::iter::once(".running.1.0"));
         assert_eq!((crashes(&q, &a), crashes(&q, &b)), (0, 0));
-        assert!(state(&q, &a).1 && !state(&q, &b).1);
+        assert!(state(&q, &a).1 && !state(&q, &b).1 && state(&q, &c).1);
+        // The status slot is not an id.
+        assert!(!dir.join("xfrunning").exists());
         assert!(!dir.join(".running.1.0").exists());
         // Crashed: the status slot says so (what the signal handler writes).
         j.file.write_all_at(CRASHED, 0).unwrap();
