@@ -47,7 +47,7 @@
 //! goes to the list's owner.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,6 +107,7 @@ pub struct Rcpt {
 }
 
 /// The message and its envelope.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub sender: &'a str,
     /// When the message was submitted (seconds since the epoch).
@@ -117,6 +118,21 @@ pub struct Request<'a> {
     /// An earlier attempt at this message died midway: look for the copy
     /// it may already have put in each mailbox before writing another.
     pub redelivery: bool,
+    /// The queue job's locked control file, when a queue runner delivers:
+    /// a delivery child keeps it open, so the job's `flock` outlives a
+    /// runner killed while the child writes, and no other runner retries
+    /// the job (and writes a second copy) until the child is done.
+    pub job_lock: Option<RawFd>,
+}
+
+impl Request<'_> {
+    /// The open files a delivery child keeps: the message, and the job's
+    /// lock.
+    fn child_keeps(&self) -> Vec<RawFd> {
+        let mut keep = vec![self.message.as_raw_fd()];
+        keep.extend(self.job_lock);
+        keep
+    }
 }
 
 /// Deliver to every recipient; one report per final target.
@@ -373,7 +389,7 @@ fn deliver_final(
                 owner,
                 &sender,
                 prepend.as_bytes(),
-                req.message,
+                req,
             );
             (format!("file {path}"), outcome(cfg, req, r))
         }
@@ -423,6 +439,12 @@ fn to_account(
             ),
         }
     }
+    // From here on the message is the scanned one.
+    let scanned_req = Request {
+        message: msg,
+        ..*req
+    };
+    let req = &scanned_req;
     let header = crate::message::Header::parse(&msg.header_bytes().unwrap_or_default());
     let decision = match filter::files::load(cfg, account, qid) {
         Loaded::Broken(e) => {
@@ -496,7 +518,7 @@ fn to_account(
         }
         Place::Inbox => (
             inbox,
-            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), msg, already),
+            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), req, already),
         ),
         Place::Folder(name) => {
             crate::log::info(
@@ -511,7 +533,7 @@ fn to_account(
                     Some(name),
                     sender,
                     prepend.as_bytes(),
-                    msg,
+                    req,
                     already,
                 ),
             )
@@ -555,8 +577,8 @@ pub fn switches_users(cfg: &Config) -> bool {
 
 /// Run `work` as `owner` (uid, gid, name) with `extra` groups: in a child
 /// process that switches to them when `switch` (and the user is not who we
-/// already are), directly otherwise.  `msg` is the one open file the child
-/// keeps.
+/// already are), directly otherwise.  `keep` are the only open files the
+/// child keeps (see [`Request::child_keeps`]).
 ///
 /// The child is forked from a threaded runner: another thread may have
 /// held a libc lock at the fork (the time zone's, the user database's,
@@ -564,7 +586,7 @@ pub fn switches_users(cfg: &Config) -> bool {
 /// such function: the `From ` line's local time and the user's groups are
 /// worked out before the fork.
 fn as_user(
-    msg: &Message,
+    keep: &[RawFd],
     switch: bool,
     name: &str,
     uid: u32,
@@ -591,7 +613,9 @@ fn as_user(
             // held and sent back with the result (another thread may have
             // held syslog's lock at the fork); the parent writes it.
             crate::privs::mark_forked_child();
-            crate::privs::close_other_descriptors(&[wr.as_raw_fd(), msg.as_raw_fd()]);
+            let mut kept = keep.to_vec();
+            kept.push(wr.as_raw_fd());
+            crate::privs::close_other_descriptors(&kept);
             let mut out = std::fs::File::from(wr);
             let result = match crate::privs::set_ids(uid, gid, &groups) {
                 Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
@@ -666,9 +690,11 @@ fn to_mailbox(
     folder: Option<&str>,
     sender: &str,
     prepend: &[u8],
-    msg: &Message,
+    req: &Request<'_>,
     already: Option<(mailbox::Already<'_>, i64)>,
 ) -> Result<(), Failure> {
+    let msg = req.message;
+    let keep = req.child_keeps();
     let owner = &account.owner;
     let switch = switches_users(cfg);
     let expect_uid = if switch { Some(owner.uid) } else { None };
@@ -693,7 +719,7 @@ fn to_mailbox(
             // localtime(3) before the fork (see as_user).
             let from = mbox::from_line(sender, crate::date::now());
             as_user(
-                msg,
+                &keep,
                 switch,
                 &owner.name,
                 owner.uid,
@@ -736,20 +762,28 @@ fn to_mailbox(
         }
         MailboxPath::Maildir(dir) => {
             let dir = dir.clone();
-            as_user(msg, switch, &owner.name, owner.uid, owner.gid, &[], || {
-                let d = maildir::Deliver {
-                    prepend,
-                    message: msg,
-                    quota,
-                    host: &host,
-                    already,
-                };
-                match folder {
-                    None => maildir::deliver(&dir, &d),
-                    Some(name) => maildir::deliver_folder(&dir, name, &d),
-                }
-                .map(|_| ())
-            })
+            as_user(
+                &keep,
+                switch,
+                &owner.name,
+                owner.uid,
+                owner.gid,
+                &[],
+                || {
+                    let d = maildir::Deliver {
+                        prepend,
+                        message: msg,
+                        quota,
+                        host: &host,
+                        already,
+                    };
+                    match folder {
+                        None => maildir::deliver(&dir, &d),
+                        Some(name) => maildir::deliver_folder(&dir, name, &d),
+                    }
+                    .map(|_| ())
+                },
+            )
         }
     }
 }
@@ -761,8 +795,9 @@ fn to_file(
     owner: &Owner,
     sender: &str,
     prepend: &[u8],
-    msg: &Message,
+    req: &Request<'_>,
 ) -> Result<(), Failure> {
+    let msg = req.message;
     // "/dev/null" discards, as in sendmail and Postfix.
     if path == Path::new("/dev/null") {
         return Ok(());
@@ -777,7 +812,7 @@ fn to_file(
     // localtime(3) before the fork (see as_user).
     let from = mbox::from_line(sender, crate::date::now());
     as_user(
-        msg,
+        &req.child_keeps(),
         switches_users(cfg),
         &owner.name,
         owner.uid,
@@ -1125,6 +1160,7 @@ pub fn main(args: Vec<String>) -> i32 {
         message: &message,
         queue_id: qid.as_deref(),
         redelivery: false,
+        job_lock: None,
     };
     let start = Instant::now();
     let reports = deliver(&resolver, &req, &rcpts);

@@ -48,7 +48,9 @@
 //! sendmail does), taken non-blocking: a locked job is skipped, and shown
 //! with `*` by `mailq`.  After locking, the holder checks that the path
 //! still names the inode it locked, so a job rewritten meanwhile is never
-//! processed from its old version.
+//! processed from its old version.  A delivery child the runner forks
+//! keeps the locked descriptor open ([`Job::lock_fd`]): the lock lasts
+//! until the child is done, even when the runner is killed first.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -547,6 +549,13 @@ impl Job {
             .map_err(ReadError::Io)?;
         self.file.read_to_end(&mut bytes).map_err(ReadError::Io)?;
         Envelope::parse(&bytes).map_err(ReadError::Format)
+    }
+
+    /// The descriptor holding the job's lock, for a child process that
+    /// must keep the job locked while it works on it (the lock lasts while
+    /// any process holds it open).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
     }
 
     /// The path of the data file.

@@ -41,6 +41,7 @@ pub mod settings;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -462,7 +463,7 @@ impl Runner {
                 return Vec::new();
             }
         };
-        let mut attempt = Attempt::new(self, id, &env, &body, now);
+        let mut attempt = Attempt::new(self, id, &env, &body, now, job.lock_fd());
         attempt.interrupted = interrupted;
         attempt.run();
         let mut more = Vec::new();
@@ -974,6 +975,8 @@ struct Attempt<'a> {
     replies: Vec<QueueId>,
     /// The last attempt died midway: mailboxes may hold its copies.
     interrupted: bool,
+    /// The job's locked control file (see [`deliver::Request::job_lock`]).
+    job_lock: RawFd,
 }
 
 impl<'a> Attempt<'a> {
@@ -983,6 +986,7 @@ impl<'a> Attempt<'a> {
         env: &'a Envelope,
         body: &'a [u8],
         now: i64,
+        job_lock: RawFd,
     ) -> Attempt<'a> {
         Attempt {
             r,
@@ -999,6 +1003,7 @@ impl<'a> Attempt<'a> {
             last_status: None,
             replies: Vec::new(),
             interrupted: false,
+            job_lock,
         }
     }
 
@@ -1125,6 +1130,7 @@ impl<'a> Attempt<'a> {
             message: &message,
             queue_id: Some(self.id.as_str()),
             redelivery: self.interrupted,
+            job_lock: Some(self.job_lock),
         };
         let reports = deliver::deliver(&self.r.resolver, &req, &rcpts);
         let mut forwards = Vec::new();
