@@ -84,8 +84,10 @@ fuzz:
 # delivered / bounced / lost / duplicated and mailboxes checked / corrupt;
 # then every fuzz target for FUZZ_RUNS inputs (executions / crashes);
 # then, as root, the security checks with the relay battery ("relay: N
-# attempts, 0 relayed").
+# attempts, 0 relayed") and the kill torture on the installed suite
+# (compat/test_killed_at_random.py, COMPAT_KILL_POINTS of them).
 TORTURE_KILL_POINTS  ?= 10000
+COMPAT_KILL_POINTS   ?= 5000
 TORTURE_SOAK_SECONDS ?= 300
 FUZZ_RUNS            ?= 1000000
 torture:
@@ -93,9 +95,9 @@ torture:
 	  $(CARGO) test --release --locked --test torture -- --nocapture --test-threads=1
 	fuzz/run.sh -n $(FUZZ_RUNS)
 ifeq ($(IS_ROOT),yes)
-	compat/run-all.sh -k test_security
+	COMPAT_KILL_POINTS=$(COMPAT_KILL_POINTS) compat/run-all.sh -k test_security -k KilledAtRandom
 else
-	@echo "relay: SKIPPED (the relay battery, compat/test_security.py, needs root; run 'sudo make torture')"
+	@echo "relay: SKIPPED (the relay battery and the installed-suite kill torture need root; run 'sudo make torture')"
 endif
 
 install: build
