@@ -62,8 +62,12 @@ fn from_libc(tm: &libc::tm) -> Tm {
     }
 }
 
-/// `t` in the system's local time zone.
+/// `t` in the system's local time zone.  In a child forked from a
+/// threaded process, UTC instead (see [`utc_by_arithmetic`]).
 pub fn local(t: i64) -> Tm {
+    if crate::privs::in_forked_child() {
+        return utc_by_arithmetic(t);
+    }
     let tt = t as libc::time_t;
     // SAFETY: an all-zero tm is a valid value; localtime_r fills it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -74,12 +78,51 @@ pub fn local(t: i64) -> Tm {
 
 /// `t` in UTC.
 pub fn utc(t: i64) -> Tm {
+    if crate::privs::in_forked_child() {
+        return utc_by_arithmetic(t);
+    }
     let tt = t as libc::time_t;
     // SAFETY: as in `local`.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the duration of the call.
     unsafe { libc::gmtime_r(&tt, &mut tm) };
     from_libc(&tm)
+}
+
+/// `t` in UTC without the C library.  glibc's `localtime_r` and
+/// `gmtime_r` take the time-zone lock; in a child forked from a threaded
+/// process another thread may have held it at the fork, and the child
+/// would wait forever.  Such children should not need the time (the
+/// delivery child gets its `From ` line made before the fork); if one
+/// does, it gets UTC rather than a hang.  Civil date from a day count,
+/// proleptic Gregorian calendar.
+fn utc_by_arithmetic(t: i64) -> Tm {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Days since 0000-03-01, in 400-year eras of 146,097 days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March, so that February's leap day comes last.
+    let m = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * m + 2) / 5 + 1;
+    let month = if m < 10 { m + 2 } else { m - 10 };
+    let year = year_of_era + era * 400 + i64::from(month <= 1);
+    Tm {
+        year: year as i32,
+        month: month as u32,
+        day: day as u32,
+        hour: (secs / 3600) as u32,
+        min: (secs % 3600 / 60) as u32,
+        sec: (secs % 60) as u32,
+        // 1970-01-01 was a Thursday.
+        weekday: (days + 4).rem_euclid(7) as u32,
+        gmtoff: 0,
+        zone: "GMT".to_string(),
+    }
 }
 
 /// An RFC 5322 date the way sendmail's `arpadate()` writes it:
@@ -191,6 +234,22 @@ pub fn parse_ctime(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_by_arithmetic_agrees_with_the_c_library() {
+        // Every day boundary from 1900 to 2200 around leap years and
+        // centuries, plus odd seconds.
+        let mut t = -2_208_988_800i64; // 1900-01-01
+        while t < 7_258_118_400 {
+            for s in [t, t + 1, t + 86_399, t + 43_210] {
+                assert_eq!(utc_by_arithmetic(s), utc(s), "t = {s}");
+            }
+            t += 86_400 * 7 + 3_600 * 5 + 17;
+        }
+        for s in [0, 951_782_400, 951_868_800, 4_107_542_400, 1_795_292_684] {
+            assert_eq!(utc_by_arithmetic(s), utc(s), "t = {s}");
+        }
+    }
 
     #[test]
     fn utc_fields() {
