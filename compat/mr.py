@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,6 +185,15 @@ class Case(unittest.TestCase):
 
     def tearDown(self):
         restore_etc_mail(self._etc_mail)
+
+    def run_queue(self, *extra, timeout=120):
+        """A queue run as root (`sendmail -qf`, plus `extra` options) that
+        must succeed; the result carries the seconds it took as `.seconds`."""
+        t = time.monotonic()
+        p = run(["/usr/sbin/sendmail", "-qf"] + list(extra), timeout=timeout)
+        p.seconds = time.monotonic() - t
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p
 
 
 def log_mark():

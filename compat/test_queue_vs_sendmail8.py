@@ -112,11 +112,6 @@ class QueueDifferential(mr.Case):
         self.clear_oracle_queue()
         return moved
 
-    def run_our_queue(self):
-        p = mr.run(["/usr/sbin/sendmail", "-qf"], timeout=60)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        return p
-
     def submit_sendmail8_mail(self):
         """Three jobs queued by real sendmail 8: local and remote
         recipients, an 8-bit body, NOTIFY=SUCCESS."""
@@ -160,7 +155,7 @@ class QueueDifferential(mr.Case):
         # before delivery both programs list the moved queue alike
         self.assertEqual(our_mailq(), self.oracle_mailq())
         mark = mr.log_mark()
-        p = self.run_our_queue()
+        p = self.run_queue(timeout=60)
         self.assertEqual(mr.queue_ids(), [], queue_and_log(p, mark))
         self.check_sendmail8_mail_delivered(mx)
 
@@ -168,7 +163,7 @@ class QueueDifferential(mr.Case):
         mx = self.net.smtp("127.0.0.2")
         self.submit_sendmail8_mail()
         mr.default_config(f"smtp_timeout_cap = 3s\nqueue_directory = {self.oq}\n")
-        p = self.run_our_queue()
+        p = self.run_queue(timeout=60)
         left = [f for f in os.listdir(self.oq) if f[:2] in ("qf", "df")]
         self.assertEqual(left, [], p.stdout.decode(errors="replace") + "".join(
             open(os.path.join(self.oq, f), encoding="latin-1").read() for f in left if f.startswith("qf")))
@@ -190,7 +185,7 @@ class QueueDifferential(mr.Case):
             p = mr.sendmail(args, msg)
             self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(mr.queue_ids()), 3)
-        self.run_our_queue()
+        self.run_queue(timeout=60)
         self.assertEqual(len(mr.queue_ids()), 3)
         self.assertIn("Subject: mixed", mbox_text("dave"))
 

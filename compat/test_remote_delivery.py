@@ -129,10 +129,8 @@ class RemoteDelivery(mr.Case):
         return mr.only_id(self)
 
     def run_queue(self, *extra):
-        t = time.monotonic()
-        p = mr.run(["/usr/sbin/sendmail", "-qf"] + list(extra), timeout=60)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertLess(time.monotonic() - t, 20, "a queue run must not hang")
+        p = super().run_queue(*extra, timeout=60)
+        self.assertLess(p.seconds, 20, "a queue run must not hang")
         return p
 
     def assert_no_bounce(self, user="alice"):
