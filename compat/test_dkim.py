@@ -230,7 +230,8 @@ class DkimSigning(mr.Case):
         self.assertIn(bad, p.stdout.decode())
         p = mr.sendmail(["-t", "-i"], f"From: orders@{SHOP}\nTo: customer@{REMOTE}\nSubject: held\n\nx\n".encode())
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertTrue(sf.wait_until(lambda: "DKIM key" in sf.mailq(), 15), sf.mailq())
+        self.assertTrue(sf.wait_until(lambda: "DKIM key" in sf.mailq(), 15),
+                        f"{sf.mailq()}\nlog:\n{mr.log_since(self.mark)}")
         self.assertEqual(self.sink.messages, [])
         # Removed, the next run sends it, signed with the good keys.
         os.unlink(bad)

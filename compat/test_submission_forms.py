@@ -1,11 +1,15 @@
 """The command lines real programs use, run by an ordinary user through the
 installed set-group-id sendmail."""
 
+import fcntl
 import os
 import shutil
+import threading
+import time
 import unittest
 
 import mr
+import smtpfix as sf
 
 
 class SubmissionForms(mr.Case):
@@ -80,6 +84,50 @@ class SubmissionForms(mr.Case):
         qid = self.submit(["-i", "-f", "alice", "a@example.org"], b"Subject: s\n\nx\n")
         fields = [h for _, h in mr.qf_headers(qid)]
         self.assertFalse(any(f.startswith("X-Authentication-Warning") for f in fields), fields)
+
+    def test_a_site_sends_while_the_admin_watches_mailq(self):
+        # `watch mailq` (or a monitoring probe) reads every job while the
+        # run sendmail starts for a fresh message tries to take it: a look
+        # must not make that run skip the message until the next queue run.
+        mr.default_config("delivery_mode = background\n")
+        mr.ensure_user("bob")
+        if os.path.exists("/var/mail/bob"):
+            os.unlink("/var/mail/bob")
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                mr.run(["mailq"])
+
+        def read_slowly():
+            # A reader preempted mid-read, as on a busy box: the shared
+            # lock mailq (ours and sendmail 8's) takes on each control
+            # file, held for milliseconds.
+            while not stop.is_set():
+                for qid in mr.queue_ids():
+                    try:
+                        with open(os.path.join(mr.QUEUE, "qf" + qid), "rb") as f:
+                            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                            f.read()
+                            time.sleep(0.003)
+                    except OSError:
+                        pass
+
+        watchers = [threading.Thread(target=watch) for _ in range(3)]
+        watchers.append(threading.Thread(target=read_slowly))
+        for w in watchers:
+            w.start()
+        try:
+            for i in range(30):
+                p = mr.sendmail(["-t", "-i"], f"To: bob\nSubject: order {i}\n\nx\n", user="alice")
+                self.assertEqual(p.returncode, 0, p.stderr)
+            delivered = sf.wait_until(lambda: mr.queue_ids() == [], 30, step=0.1)
+        finally:
+            stop.set()
+            for w in watchers:
+                w.join()
+        self.assertTrue(delivered, f"still queued, with no queue run to come:\n{sf.mailq()}")
+        self.assertEqual(len(sf.messages("bob")), 30)
 
 
 class PrivilegedRedirects(mr.Case):

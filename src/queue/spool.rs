@@ -654,22 +654,44 @@ fn create_excl(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Non-blocking exclusive `flock`; false when someone else holds it.
+/// Non-blocking exclusive `flock`; false when someone else works on the
+/// file.  `mailq` and `mailroom queue` hold a shared lock for the instant
+/// they read a control file (see [`Queue::peek`]); a job only looked at is
+/// free, so those readers are waited out (up to [`PEEK_WAIT`]) instead of
+/// the job being skipped: the one run `sendmail` starts for a fresh
+/// message would otherwise leave it to the next periodic queue run.
 fn try_flock(f: &File) -> io::Result<bool> {
+    let fd = f.as_raw_fd();
+    let until = std::time::Instant::now() + PEEK_WAIT;
     loop {
         // SAFETY: plain flock on a valid descriptor.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(true);
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EWOULDBLOCK) => {}
             Some(libc::EINTR) => continue,
             _ => return Err(e),
         }
+        // Held.  A shared lock we can join means readers only; one we
+        // cannot means an exclusive holder: someone works on the job.
+        // SAFETY: as above; the probe lock is dropped at once.
+        let readers_only = unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) } == 0;
+        if readers_only {
+            // SAFETY: as above.
+            unsafe { libc::flock(fd, libc::LOCK_UN) };
+        }
+        if !readers_only || std::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// How long [`try_flock`] waits for readers of a control file to finish.
+/// A read takes microseconds; this is for a reader descheduled mid-read.
+const PEEK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `rename(from, to)` that fails with `EEXIST` instead of replacing `to`
 /// (renameat2 `RENAME_NOREPLACE`; where the file system lacks it, a hard
@@ -768,6 +790,38 @@ mod tests {
         assert_eq!(q.read(&id).unwrap().attempts, 1);
         job.finish().unwrap();
         assert!(names(&d).is_empty());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_reader_is_waited_out_but_a_worker_is_not() {
+        let d = tmpdir("peek");
+        let q = Queue::new(&d);
+        let mut ids = IdGenerator::new();
+        let mut draft = q.create(&mut ids, 1).unwrap();
+        draft.data().write_all(b"x").unwrap();
+        let id = draft
+            .commit(&mut Envelope {
+                sender: "a".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        // mailq reading the job (its shared lock, held a moment longer
+        // than usual): the run still gets the job.
+        let reader = File::open(q.path("qf", &id)).unwrap();
+        // SAFETY: plain flock on a valid descriptor.
+        assert_eq!(unsafe { libc::flock(reader.as_raw_fd(), libc::LOCK_SH) }, 0);
+        let done = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(reader);
+        });
+        let job = q.lock(&id).unwrap().expect("taken once the reader is done");
+        done.join().unwrap();
+        // A runner working on it: skipped at once, without the wait.
+        let t = std::time::Instant::now();
+        assert!(q.lock(&id).unwrap().is_none());
+        assert!(t.elapsed() < PEEK_WAIT);
+        drop(job);
         fs::remove_dir_all(&d).unwrap();
     }
 
