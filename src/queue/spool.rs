@@ -46,7 +46,9 @@
 //!
 //! Whoever works on a job holds an exclusive `flock` on its `qf` (as
 //! sendmail does), taken non-blocking: a locked job is skipped, and shown
-//! with `*` by `mailq`.  After locking, the holder checks that the path
+//! with `*` by `mailq`.  Readers (`mailq`, `mailroom queue`) hold a shared
+//! `flock` only while they read; a would-be worker waits those out rather
+//! than skip a job nobody works on.  After locking, the holder checks that the path
 //! still names the inode it locked, so a job rewritten meanwhile is never
 //! processed from its old version.  A delivery child the runner forks
 //! keeps the locked descriptor open ([`Job::lock_fd`]): the lock lasts
