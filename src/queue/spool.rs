@@ -769,19 +769,23 @@ mod tests {
         fs::remove_dir_all(&d).unwrap();
     }
 
-    #[test]
-    fn a_locked_job_is_not_locked_twice_and_rewrites_keep_the_lock() {
-        let d = tmpdir("lock");
-        let q = Queue::new(&d);
-        let mut ids = IdGenerator::new();
-        let mut draft = q.create(&mut ids, 1).unwrap();
+    /// A job with a one-byte message, committed to `q`.
+    fn queued(q: &Queue) -> QueueId {
+        let mut draft = q.create(&mut IdGenerator::new(), 1).unwrap();
         draft.data().write_all(b"x").unwrap();
-        let id = draft
+        draft
             .commit(&mut Envelope {
                 sender: "a".into(),
                 ..Default::default()
             })
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_locked_job_is_not_locked_twice_and_rewrites_keep_the_lock() {
+        let d = tmpdir("lock");
+        let q = Queue::new(&d);
+        let id = queued(&q);
         let mut job = q.lock(&id).unwrap().expect("lock");
         assert!(q.lock(&id).unwrap().is_none());
         assert!(q.is_locked(&id));
@@ -799,15 +803,7 @@ mod tests {
     fn a_reader_is_waited_out_but_a_worker_is_not() {
         let d = tmpdir("peek");
         let q = Queue::new(&d);
-        let mut ids = IdGenerator::new();
-        let mut draft = q.create(&mut ids, 1).unwrap();
-        draft.data().write_all(b"x").unwrap();
-        let id = draft
-            .commit(&mut Envelope {
-                sender: "a".into(),
-                ..Default::default()
-            })
-            .unwrap();
+        let id = queued(&q);
         // mailq reading the job (its shared lock, held a moment longer
         // than usual): the run still gets the job.
         let reader = File::open(q.path("qf", &id)).unwrap();
