@@ -404,9 +404,28 @@ pub fn dedup_key(addr: &str) -> String {
     }
 }
 
+/// A display name for `From:`, quoted when it holds characters that are
+/// special in addresses (as sendmail's MustQuoteChars).
+pub fn quote_display_name(name: &str) -> String {
+    let special = |c: char| "()<>@,;:\\\".[]'".contains(c);
+    if name.chars().any(special) {
+        let escaped: String = name.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{escaped}\"")
+    } else {
+        name.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_quoted_like_sendmail() {
+        assert_eq!(quote_display_name("Dave Q. User"), "\"Dave Q. User\"");
+        assert_eq!(quote_display_name("root"), "root");
+        assert_eq!(quote_display_name("CronDaemon"), "CronDaemon");
+    }
 
     fn addrs(s: &str) -> Vec<String> {
         parse_list(s).unwrap().into_iter().map(|m| m.addr).collect()

@@ -53,6 +53,16 @@ impl Paths {
         Paths { root: root.into() }
     }
 
+    /// Under the root named by `MAILROOM_ROOT` when it is set and
+    /// `honour` is true, else the system's.  A set-id program started by
+    /// someone else passes false: its caller must not move its files.
+    pub fn from_env(honour: bool) -> Paths {
+        match std::env::var_os(ROOT_ENV) {
+            Some(r) if honour && !r.is_empty() => Paths::under(PathBuf::from(r)),
+            _ => Paths::system(),
+        }
+    }
+
     /// The root prefix (`/` in production).
     pub fn root(&self) -> &Path {
         &self.root

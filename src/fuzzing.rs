@@ -26,6 +26,7 @@ use crate::access::{self, Access};
 use crate::address;
 use crate::aliases;
 use crate::cli::sendmail_args;
+use crate::cli::submit;
 use crate::config::{Config, Paths};
 use crate::message::collect::{CollectError, CollectOptions, collect};
 use crate::message::header::Header;
@@ -33,7 +34,6 @@ use crate::pop3::maildrop::{Maildrop, mbox::Mbox};
 use crate::queue::qf::Envelope;
 use crate::resolve::Resolver;
 use crate::route::{self, Router};
-use crate::submit;
 use crate::table::{self, Syntax, Table};
 use crate::wire::Wire;
 
@@ -208,7 +208,7 @@ pub fn header(data: &[u8]) {
                 .and_then(|(_, d)| crate::date::parse_ctime(d));
         }
         if let Some(f) = header.get("From") {
-            let _ = submit::quote_display_name(&f.value());
+            let _ = crate::address::quote_display_name(&f.value());
         }
         let _ =
             crate::queue::precedence_class(header.get("Precedence").map(|f| f.value()).as_deref());

@@ -96,6 +96,9 @@
 //! Testing: [`fuzzing`] — the fuzz targets' bodies, shared by `fuzz/` and
 //! the regression test.
 
+/// Program version, shown in `Received:` headers and the SMTP greeting.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod access;
 pub mod accounts;
 pub mod address;
@@ -126,7 +129,6 @@ pub mod route;
 pub mod runner;
 pub mod smtp;
 pub mod srs;
-pub mod submit;
 pub mod table;
 pub mod tls;
 pub mod users;

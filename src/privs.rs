@@ -65,6 +65,19 @@ pub fn drop_privileges_permanently() -> Result<(), String> {
     Ok(())
 }
 
+/// A set-uid-root program started by someone else: make every id root
+/// (real, effective, saved), so that programs it starts and the files it
+/// writes are root's, not its caller's.  Nothing happens unless the
+/// effective uid is root.
+pub fn become_fully_root() {
+    if nix::unistd::geteuid().is_root() {
+        let root_u = nix::unistd::Uid::from_raw(0);
+        let root_g = nix::unistd::Gid::from_raw(0);
+        let _ = nix::unistd::setresgid(root_g, root_g, root_g);
+        let _ = nix::unistd::setresuid(root_u, root_u, root_u);
+    }
+}
+
 /// Replace the environment with a minimal, fixed one.  A set-id program
 /// must not let `PATH`, `LD_*`, `TZ` tricks, `MAILROOM_*` or locale
 /// variables from its caller steer it or its children.

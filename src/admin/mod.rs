@@ -316,7 +316,7 @@ fn queue_command(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
             for id in ids(&v).unwrap_or_default() {
                 match runner.make_due(&id) {
                     Ok(true) => {
-                        crate::cli::sendmail::start_delivery(
+                        crate::runner::start::start_delivery(
                             &id,
                             crate::config::DeliveryMode::Background,
                         );
@@ -350,7 +350,7 @@ fn queue_command(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
             for id in ids(&v).unwrap_or_default() {
                 match q.release(&id) {
                     Ok(true) => {
-                        crate::cli::sendmail::start_delivery(
+                        crate::runner::start::start_delivery(
                             &id,
                             crate::config::DeliveryMode::Background,
                         );

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::sendmail_args::{self, Invocation, Mode};
-use crate::config::{Config, DeliveryMode, Paths, ROOT_ENV};
+use super::submit;
+use crate::config::{Config, Paths, ROOT_ENV};
 use crate::exit::{ExitCode, Failure, io_reason};
-use crate::queue::{Queue, QueueId, mailq};
-use crate::{aliases, log, privs, submit};
+use crate::queue::{Queue, mailq};
+use crate::runner::start;
+use crate::{aliases, log, privs};
 
 /// Run `sendmail` with `argv` (including `argv[0]`); returns the exit code.
 pub fn run(argv: Vec<String>) -> i32 {
@@ -144,7 +146,7 @@ fn deliver_mode(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     let accepted = submit::submit(cfg, inv, caller.as_ref(), stdin.lock())?;
     let mode = inv.delivery_mode.unwrap_or(cfg.delivery_mode);
     for id in accepted.id.iter().chain(&accepted.bounces) {
-        start_delivery(id, mode);
+        start::start_delivery(id, mode);
     }
     // -oee: errors are reported but the exit is 0 (sendmail's "BerkNet").
     if inv.error_mode == Some('e') {
@@ -153,80 +155,16 @@ fn deliver_mode(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     Ok(accepted.exit_code())
 }
 
-/// The directory of the helper programs: `PREFIX/libexec/mailroom` next to
-/// `PREFIX/sbin/sendmail`, or — for an uninstalled build, where all
-/// programs sit in one directory — the directory of this program.
-pub fn libexec_dir() -> Option<PathBuf> {
-    let exe = std::fs::read_link("/proc/self/exe").ok()?;
-    let dir = exe.parent()?;
-    let installed = dir.parent()?.join("libexec/mailroom");
-    if installed.is_dir() {
-        Some(installed)
-    } else {
-        Some(dir.to_path_buf())
-    }
-}
-
-/// Hand a freshly queued message to the queue runner: detached
-/// (background), waited for (interactive), or not at all (queue only).  If
-/// no runner is installed the message simply waits for the next queue run.
-pub fn start_delivery(id: &QueueId, mode: DeliveryMode) {
-    if mode == DeliveryMode::QueueOnly {
-        return;
-    }
-    let Some(qrun) = libexec_dir().map(|d| d.join("qrun")) else {
-        return;
-    };
-    if !qrun.exists() {
-        return;
-    }
-    let mut cmd = Command::new(&qrun);
-    cmd.arg(format!("-qI{id}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    match mode {
-        DeliveryMode::Interactive => {
-            let _ = cmd.status();
-        }
-        _ => {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setsid is async-signal-safe; the child then no longer
-            // belongs to the caller's session (a cron job or PHP request
-            // finishing does not kill the delivery).
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::setsid();
-                    Ok(())
-                });
-            }
-            if let Err(e) = cmd.spawn() {
-                log::warning(
-                    Some(id.as_str()),
-                    &format!(
-                        "cannot start {}: {}; the next queue run delivers it",
-                        qrun.display(),
-                        io_reason(&e)
-                    ),
-                );
-            }
-        }
-    }
-}
-
 /// `-q...`: hand over to the queue runner — in the foreground for `-qf`,
 /// detached otherwise (sendmail's behaviour: `sendmail -q` returns at once).
 fn run_queue(inv: &Invocation, args: &[String]) -> Result<ExitCode, Failure> {
-    let qrun = libexec_dir()
-        .map(|d| d.join("qrun"))
-        .filter(|p| p.exists())
-        .ok_or_else(|| {
-            Failure::new(
-                ExitCode::Unavailable,
-                "the queue runner (qrun) is not installed",
-            )
-            .hint("run 'make install'")
-        })?;
+    let qrun = start::qrun_program().ok_or_else(|| {
+        Failure::new(
+            ExitCode::Unavailable,
+            "the queue runner (qrun) is not installed",
+        )
+        .hint("run 'make install'")
+    })?;
     // Only the queue-run options go on; the runner reads its own
     // configuration.
     let pass: Vec<&String> = args
@@ -247,14 +185,8 @@ fn run_queue(inv: &Invocation, args: &[String]) -> Result<ExitCode, Failure> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid only; the runner outlives this command.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    // The runner outlives this command.
+    start::detach(&mut cmd);
     cmd.spawn().map_err(|e| {
         Failure::new(
             ExitCode::OsErr,

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use crate::config::{DeliveryMode, parse_duration};
 use crate::exit::Failure;
+use crate::queue::{Notify, Ret};
 
 /// What the invocation asks for (`-b?`, or implied by the program name or
 /// `-q`).
@@ -53,63 +54,6 @@ pub enum Mode {
     Arpanet,
     /// `-q...`: run the queue.
     RunQueue,
-}
-
-/// `-N`: when to send delivery status notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Notify {
-    pub never: bool,
-    pub success: bool,
-    pub failure: bool,
-    pub delay: bool,
-}
-
-impl Notify {
-    /// Parse `never` or a comma list of `success`, `failure`, `delay`.
-    pub fn parse(s: &str) -> Option<Notify> {
-        let mut n = Notify::default();
-        for w in s.split(',') {
-            match w.trim().to_ascii_lowercase().as_str() {
-                "never" => n.never = true,
-                "success" => n.success = true,
-                "failure" => n.failure = true,
-                "delay" => n.delay = true,
-                _ => return None,
-            }
-        }
-        if n.never && (n.success || n.failure || n.delay) {
-            return None;
-        }
-        Some(n)
-    }
-
-    /// The `R` record flags this adds (`N` plus `S`/`F`/`D`); sendmail's
-    /// default without `-N` is failure and delay.
-    pub fn rcpt_flags(notify: Option<Notify>) -> String {
-        match notify {
-            None => "FD".to_string(),
-            Some(n) => {
-                let mut s = String::from("N");
-                if n.success {
-                    s.push('S');
-                }
-                if n.failure {
-                    s.push('F');
-                }
-                if n.delay {
-                    s.push('D');
-                }
-                s
-            }
-        }
-    }
-}
-
-/// `-R`: what a bounce returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ret {
-    Full,
-    Headers,
 }
 
 /// A queue run as asked for with `-q` (used by the queue runner).

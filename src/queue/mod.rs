@@ -1,6 +1,8 @@
 //! The mail queue, `/var/spool/mqueue`, in sendmail 8's own format, so that
 //! sendmail's `mailq` reads ours and our runner delivers what sendmail left.
 //!
+//! * [`enqueue`] — the one door into the queue: every new job is made
+//!   there.
 //! * [`id`] — queue ids (`6AL5Krcl005170`).
 //! * [`qf`] — the control file format, record by record.
 //! * [`spool`] — files on disk, locking and the crash-ordering that makes
@@ -11,13 +13,14 @@
 //! the `mqueue` group): only root and the set-group-id `sendmail` can enter
 //! it.  Files are mode `0640`.
 
+pub mod enqueue;
 pub mod id;
 pub mod mailq;
 pub mod qf;
 pub mod spool;
 
 pub use id::{IdGenerator, QueueId};
-pub use qf::{Envelope, QHeader, Recipient};
+pub use qf::{Envelope, Notify, QHeader, Recipient, Ret};
 pub use spool::{Draft, Job, Queue};
 
 /// sendmail's priority factors (`RecipientFactor`, `ClassFactor`,

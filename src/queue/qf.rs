@@ -113,6 +113,65 @@ impl Recipient {
     }
 }
 
+/// When to send delivery status notifications (`-N`, SMTP `NOTIFY=`):
+/// recorded as flags of the recipient's `R` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notify {
+    pub never: bool,
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    /// Parse `never` or a comma list of `success`, `failure`, `delay`.
+    pub fn parse(s: &str) -> Option<Notify> {
+        let mut n = Notify::default();
+        for w in s.split(',') {
+            match w.trim().to_ascii_lowercase().as_str() {
+                "never" => n.never = true,
+                "success" => n.success = true,
+                "failure" => n.failure = true,
+                "delay" => n.delay = true,
+                _ => return None,
+            }
+        }
+        if n.never && (n.success || n.failure || n.delay) {
+            return None;
+        }
+        Some(n)
+    }
+
+    /// The `R` record flags this adds (`N` plus `S`/`F`/`D`); sendmail's
+    /// default without `-N` is failure and delay.
+    pub fn rcpt_flags(notify: Option<Notify>) -> String {
+        match notify {
+            None => "FD".to_string(),
+            Some(n) => {
+                let mut s = String::from("N");
+                if n.success {
+                    s.push('S');
+                }
+                if n.failure {
+                    s.push('F');
+                }
+                if n.delay {
+                    s.push('D');
+                }
+                s
+            }
+        }
+    }
+}
+
+/// What a bounce returns (`-R`, SMTP `RET=`): recorded as the
+/// envelope flags `d` (given) and `n` (headers only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ret {
+    Full,
+    Headers,
+}
+
 /// Everything a control file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {

@@ -38,6 +38,7 @@ pub mod crashguard;
 pub mod remote;
 pub mod render;
 pub mod settings;
+pub mod start;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
@@ -51,11 +52,11 @@ use crate::date;
 use crate::deliver::{self, Outcome};
 use crate::dns::Dns;
 use crate::dsn;
-use crate::exit::{ExitCode, Failure};
+use crate::exit::Failure;
 use crate::log;
 use crate::mailbox::Message;
 use crate::queue::spool::ReadError;
-use crate::queue::{Envelope, Queue, QueueId, RETRY_FACTOR, Recipient};
+use crate::queue::{Envelope, Queue, QueueId, RETRY_FACTOR, Recipient, enqueue};
 use crate::resolve::Resolver;
 use crate::route::{Route, Router};
 use crate::smtp::client;
@@ -601,19 +602,12 @@ impl Runner {
         list: Option<&str>,
         rcpts: Vec<Recipient>,
     ) -> Result<QueueId, String> {
-        let mut ids = crate::queue::IdGenerator::new();
-        let mut draft = self
-            .queue
-            .create(&mut ids, date::now())
-            .map_err(|e| e.to_string())?;
-        draft.data().write_all(body).map_err(|e| e.to_string())?;
         let mut e2 = env.clone();
         e2.sender = sender.to_string();
         e2.recipients = rcpts;
         e2.attempts = 0;
         e2.last_attempt = 0;
         e2.message = None;
-        e2.df_inode = None;
         if let Some(name) = list {
             match crate::lists::List::load(&self.cfg, name) {
                 Ok(Some(l)) => {
@@ -629,12 +623,7 @@ impl Runner {
                 Err(e) => return Err(e),
             }
         }
-        let nid = draft.commit(&mut e2).map_err(|e| e.to_string())?;
-        log::info(
-            Some(nid.as_str()),
-            &format!("split from {}: sender {sender}", env.recipients.len()),
-        );
-        Ok(nid)
+        crate::queue::enqueue::copy(&self.cfg, e2, body, env.recipients.len())
     }
 
     /// Send a failure or delay notification for `entries`; returns the id
@@ -727,13 +716,8 @@ impl Runner {
         };
         let reason = wanted.first().map(|f| f.text.clone()).unwrap_or_default();
         match dsn::build(&report, &mut &original[..]) {
-            Ok(msg) => match crate::submit::inject(
-                &self.cfg,
-                "<>",
-                std::slice::from_ref(&to),
-                &msg,
-                "MAILER-DAEMON@localhost",
-            ) {
+            Ok(msg) => match enqueue::notification(&self.cfg, &to, &msg, "MAILER-DAEMON@localhost")
+            {
                 Ok(bid) => {
                     let what = match kind {
                         dsn::Kind::Failure => reason,
@@ -787,7 +771,7 @@ impl Runner {
                 })
                 .collect();
             for bid in self.bounce(id, &env, &body, dsn::Kind::Failure, &failed) {
-                crate::cli::sendmail::start_delivery(&bid, crate::config::DeliveryMode::Background);
+                start::start_delivery(&bid, crate::config::DeliveryMode::Background);
             }
         }
         job.finish().map_err(|e| crate::exit::io_reason(&e))?;
@@ -852,15 +836,9 @@ impl Runner {
             entries: &entries,
         };
         match dsn::build(&report, &mut &original[..]) {
-            Ok(msg) => crate::submit::inject(
-                &self.cfg,
-                "<>",
-                std::slice::from_ref(&to),
-                &msg,
-                "MAILER-DAEMON@localhost",
-            )
-            .map(|b| vec![b])
-            .unwrap_or_default(),
+            Ok(msg) => enqueue::notification(&self.cfg, &to, &msg, "MAILER-DAEMON@localhost")
+                .map(|b| vec![b])
+                .unwrap_or_default(),
             Err(_) => Vec::new(),
         }
     }
@@ -1293,7 +1271,7 @@ impl<'a> Attempt<'a> {
                 return false;
             }
             let msg = crate::autoreply::build_reply(&rule, &key, &to, &header, host, id, now);
-            match crate::submit::inject(cfg, "<>", std::slice::from_ref(&to), &msg, "localhost") {
+            match enqueue::notification(cfg, &to, &msg, "localhost") {
                 Ok(bid) => {
                     log::info(Some(id), &format!("{bid}: autoreply from {key} to {to}"));
                     queued = Some(bid);
@@ -1543,13 +1521,11 @@ fn notify_param(r: &Recipient) -> Option<String> {
 /// sendmail's MaxHopCount: more `Received:` headers than this is a loop.
 pub const MAX_HOPS: usize = 25;
 
-/// `qrun`'s main: parse the arguments, become fully root when started
-/// set-uid, run once or every interval.
 /// Limit the runner's data size (`runner_memory_limit`): a message that
 /// makes it allocate without end then ends in an allocation failure
 /// (SIGABRT, which the crash guard counts) rather than the OOM killer's
 /// SIGKILL (which it cannot tell from an admin's `kill -9`).
-fn limit_memory(cfg: &Config) {
+pub fn limit_memory(cfg: &Config) {
     let limit = match Settings::from_config(cfg) {
         Ok(s) if s.memory_limit > 0 => s.memory_limit,
         _ => return,
@@ -1569,100 +1545,5 @@ fn limit_memory(cfg: &Config) {
     if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &rl) } != 0 {
         let e = std::io::Error::last_os_error();
         log::warning(None, &format!("cannot limit the runner's memory: {e}"));
-    }
-}
-
-pub fn main(args: Vec<String>) -> i32 {
-    let mut periodic = false;
-    let rest: Vec<String> = args
-        .iter()
-        .skip(1)
-        .filter(|a| {
-            if *a == "--periodic" {
-                periodic = true;
-                false
-            } else {
-                true
-            }
-        })
-        .cloned()
-        .collect();
-    let inv = match crate::cli::sendmail_args::parse("qrun", &rest) {
-        Ok(i) => i,
-        Err(f) => {
-            eprintln!("qrun: {f}");
-            return f.code.code();
-        }
-    };
-    // Started set-uid by someone else: only the system's configuration, a
-    // clean environment, and fully root from here on.
-    let elevated = crate::privs::is_elevated();
-    crate::privs::ensure_std_fds();
-    if elevated {
-        crate::privs::clean_environment();
-        let root_u = nix::unistd::Uid::from_raw(0);
-        let root_g = nix::unistd::Gid::from_raw(0);
-        if nix::unistd::geteuid().is_root() {
-            let _ = nix::unistd::setresgid(root_g, root_g, root_g);
-            let _ = nix::unistd::setresuid(root_u, root_u, root_u);
-        }
-    }
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(0o027) };
-    let paths = match std::env::var_os(crate::config::ROOT_ENV) {
-        Some(r) if !r.is_empty() && !elevated => {
-            crate::config::Paths::under(std::path::PathBuf::from(r))
-        }
-        _ => crate::config::Paths::system(),
-    };
-    let cfg_file = if elevated {
-        None
-    } else {
-        inv.config_file.clone()
-    };
-    let cfg = match Config::load(paths, cfg_file.as_deref()) {
-        Ok(c) => c,
-        Err(f) => {
-            eprintln!("qrun: {f}");
-            return f.code.code();
-        }
-    };
-    log::init("sendmail", &cfg.log, &cfg.hostname);
-    limit_memory(&cfg);
-    let spec = inv.queue_run.clone().unwrap_or_default();
-    let sel = Selection {
-        ids: spec.ids.clone(),
-        recipients: spec.recipients.clone(),
-        senders: spec.senders.clone(),
-        // A scheduled run respects retry times; one asked for by hand
-        // (sendmail -q, -qI...) tries everything now.
-        force: !periodic && spec.interval.is_none(),
-    };
-    let verbose = spec.foreground || inv.verbose;
-    loop {
-        let runner = match Runner::new(&cfg, verbose) {
-            Ok(r) => r,
-            Err(f) => {
-                eprintln!("qrun: {f}");
-                return f.code.code();
-            }
-        };
-        let stats = runner.run_pass(&sel);
-        if verbose {
-            println!(
-                "queue run: {} attempted, {} finished, {} deferred, {} bounce notices, {} locked, {} not yet due, {} set aside",
-                stats.attempted,
-                stats.finished,
-                stats.deferred,
-                stats.bounces,
-                stats.locked,
-                stats.not_due,
-                stats.set_aside
-            );
-        }
-        match spec.interval {
-            Some(secs) => std::thread::sleep(std::time::Duration::from_secs(secs)),
-            None => return ExitCode::Ok.code(),
-        }
     }
 }

@@ -399,5 +399,5 @@ fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &Ip
 /// local program: delivered before the next reply; a network client never
 /// waits for delivery).
 pub fn start_delivery(mode: DeliveryMode, id: &crate::queue::QueueId) {
-    crate::cli::sendmail::start_delivery(id, mode);
+    crate::runner::start::start_delivery(id, mode);
 }

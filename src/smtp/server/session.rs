@@ -6,16 +6,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::accept::{self, Origin, Rcpt, Refused, Transaction};
+use super::accept::{self, Rcpt, Refused, Transaction};
 use super::command::{self, PathArg};
 use super::incoming::{DataReader, Fault};
 use super::policy::{Policy, RelayRight};
 use super::settings::Settings;
 use super::{Authenticator, Verdict};
 use crate::b64;
-use crate::cli::sendmail_args::{Notify, Ret};
 use crate::config::{Config, DeliveryMode};
 use crate::log;
+use crate::queue::{Notify, Ret};
 use crate::smtp::Reply;
 use crate::wire::{Line, Wire, WireError};
 
@@ -208,7 +208,7 @@ impl<'a> Session<'a> {
         let greeting = format!(
             "{} ESMTP mailroom {}; {}",
             self.host(),
-            crate::submit::VERSION,
+            crate::VERSION,
             crate::date::rfc5322(crate::date::now())
         );
         self.reply(220, &greeting);
@@ -588,7 +588,7 @@ impl<'a> Session<'a> {
         if self.wire.flush(self.deadline()).is_err() {
             return Some(End::Closed);
         }
-        let origin = Origin {
+        let origin = crate::queue::enqueue::SmtpClient {
             helo: self.helo.clone().unwrap_or_default(),
             client: self.relay_name(),
             proto: self.protocol(),
