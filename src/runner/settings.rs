@@ -160,6 +160,12 @@ impl Settings {
             .min(self.retry_max)
     }
 
+    /// Is a job with `attempts` made, the last at `last`, due at `now`?
+    /// A new job always is.
+    pub fn due(&self, attempts: u32, last: i64, now: i64) -> bool {
+        attempts == 0 || now >= last + self.backoff(attempts)
+    }
+
     /// SMTP timeouts, capped when configured.
     pub fn timeouts(&self) -> crate::smtp::client::Timeouts {
         let mut t = match self.timeout_cap {
@@ -183,5 +189,16 @@ mod tests {
         assert_eq!(s.backoff(2), 600);
         assert_eq!(s.backoff(3), 1200);
         assert_eq!(s.backoff(20), 4 * 3600);
+    }
+
+    #[test]
+    fn a_job_is_due_when_its_backoff_has_passed() {
+        let cfg = Config::defaults(crate::config::Paths::under("/nonexistent"));
+        let s = Settings::from_config(&cfg).unwrap();
+        assert!(s.due(0, 0, 0), "a new job is due at once");
+        assert!(!s.due(1, 1000, 1299));
+        assert!(s.due(1, 1000, 1300));
+        assert!(!s.due(3, 1000, 2199));
+        assert!(s.due(3, 1000, 2200));
     }
 }
