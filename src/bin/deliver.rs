@@ -23,5 +23,5 @@ fn main() {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    std::process::exit(mailroom::deliver::main(args));
+    std::process::exit(mailroom::cli::deliver::main(args));
 }

@@ -1,11 +1,13 @@
 //! Command-line front ends that are more than argument parsing.
 //!
+//! * [`deliver`] — the local delivery agent's front end.
 //! * [`qrun`] — the queue runner's front end.
 //! * [`sendmail_args`] — sendmail's argv, parsed getopt-style.
 //! * [`sendmail`] — the `sendmail`/`mailq`/`newaliases` command.
 //! * [`submit`] — `sendmail -t`/`-bm`: argv and standard input into a
 //!   request at the queue's door.
 
+pub mod deliver;
 pub mod qrun;
 pub mod sendmail;
 pub mod sendmail_args;

@@ -1,0 +1,273 @@
+//! A mailbox copy: spamc when configured, then the filter rules, which
+//! pick the inbox, a folder, nowhere (logged) or a 5.7.1 refusal, and may
+//! add forwards (reported only once the local copy is safe); then the
+//! append to the mbox or the Maildir, as the mailbox's owner.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::as_user::{as_user, mail_gid, switches_users};
+use super::{Outcome, Request, mailbox_address, outcome};
+use crate::accounts::{Account, MailboxPath};
+use crate::config::Config;
+use crate::mailbox::{self, Failure, maildir, mbox};
+
+/// A mailbox copy: spamc, the filters, then the inbox, a folder, nowhere
+/// or a bounce.
+pub(super) fn to_account(
+    cfg: &Config,
+    req: &Request<'_>,
+    rcpt: &str,
+    account: &Account,
+    sender: &str,
+    delivered_to: &[String],
+) -> (String, Outcome, Vec<String>) {
+    use crate::filter::{self, Place, files::Loaded};
+    let qid = req.queue_id;
+    let addr = mailbox_address(account, &cfg.hostname);
+    let inbox = match &account.mailbox {
+        MailboxPath::Mbox(p) => format!("mailbox {}", p.display()),
+        MailboxPath::Maildir(p) => format!("maildir {}", p.display()),
+    };
+    if delivered_to.iter().any(|d| *d == addr.to_ascii_lowercase()) {
+        let fail = Failure::perm("5.4.6", format!("mail forwarding loop for {addr}"));
+        return (inbox, Outcome::Failed(fail), Vec::new());
+    }
+    let scanned;
+    let mut msg = req.message;
+    if let Some(spamc) = &cfg.spamc {
+        match filter::spamc::scan(
+            spamc,
+            Duration::from_secs(cfg.spamc_timeout),
+            switches_users(cfg),
+            &account.owner,
+            &account.login,
+            req.message,
+        ) {
+            Ok(m) => {
+                scanned = m;
+                msg = &scanned;
+            }
+            Err(why) => crate::log::warning(
+                qid,
+                &format!("spamc: {why}; delivering to {addr} unscanned"),
+            ),
+        }
+    }
+    // From here on the message is the scanned one.
+    let scanned_req = Request {
+        message: msg,
+        ..*req
+    };
+    let req = &scanned_req;
+    let header = crate::message::Header::parse(&msg.header_bytes().unwrap_or_default());
+    let decision = match filter::files::load(cfg, account, qid) {
+        Loaded::Broken(e) => {
+            crate::log::warning(
+                qid,
+                &format!("filter: {e}; rules not applied, delivered to the inbox of {addr}"),
+            );
+            filter::Decision {
+                place: Place::Inbox,
+                by: None,
+                forwards: Vec::new(),
+            }
+        }
+        Loaded::Rules(sets) => {
+            let recipients = [
+                rcpt.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string(),
+                addr.clone(),
+            ];
+            let refs: Vec<&filter::Rules> = sets.iter().collect();
+            filter::evaluate(
+                &refs,
+                &filter::Facts {
+                    header: &header,
+                    sender,
+                    recipients: &recipients,
+                    size: msg.len(),
+                },
+            )
+        }
+    };
+    let by = decision.by.as_deref().unwrap_or("");
+    let score = filter::spam_score(&header)
+        .map(|s| format!(", spam score {s}"))
+        .unwrap_or_default();
+    let prepend = format!("Return-Path: <{sender}>\nDelivered-To: {addr}\n");
+    let trace_id = req
+        .redelivery
+        .then(|| msg.header_bytes().ok())
+        .flatten()
+        .and_then(|h| mailbox::first_received_id(&h));
+    let already = trace_id.as_deref().map(|id| {
+        (
+            mailbox::Already {
+                id,
+                delivered_to: &addr,
+            },
+            req.arrival,
+        )
+    });
+    let (what, r) = match &decision.place {
+        Place::Reject(text) => {
+            crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{score}"));
+            let fail = Failure::perm("5.7.1", text.clone());
+            return (
+                format!("rejected by {by}"),
+                Outcome::Failed(fail),
+                Vec::new(),
+            );
+        }
+        Place::Nowhere => {
+            let what = if decision.forwards.is_empty() {
+                format!("discarded by {by}")
+            } else {
+                format!("not kept, forwarded by {by}")
+            };
+            crate::log::info(qid, &format!("filter: {addr}: {what}{score}"));
+            (what, Ok(()))
+        }
+        Place::Inbox => (
+            inbox,
+            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), req, already),
+        ),
+        Place::Folder(name) => {
+            crate::log::info(
+                qid,
+                &format!("filter: {addr}: into folder {name} by {by}{score}"),
+            );
+            (
+                format!("folder {name} of {inbox}"),
+                to_mailbox(
+                    cfg,
+                    account,
+                    Some(name),
+                    sender,
+                    prepend.as_bytes(),
+                    req,
+                    already,
+                ),
+            )
+        }
+    };
+    let outcome = outcome(cfg, req, r);
+    let forwards = if outcome == Outcome::Delivered {
+        decision.forwards
+    } else {
+        Vec::new()
+    };
+    (what, outcome, forwards)
+}
+
+/// Append to an account's mbox, or deliver into its Maildir; into
+/// `folder` instead of the inbox when given.  Folders have the inbox's
+/// locking and fsync rules; a Maildir's quota counts its folders, an
+/// mbox's quota only the inbox file (folders live under the user's home
+/// and its file-system quota).
+fn to_mailbox(
+    cfg: &Config,
+    account: &Account,
+    folder: Option<&str>,
+    sender: &str,
+    prepend: &[u8],
+    req: &Request<'_>,
+    already: Option<(mailbox::Already<'_>, i64)>,
+) -> Result<(), Failure> {
+    let msg = req.message;
+    let keep = req.child_keeps();
+    let owner = &account.owner;
+    let switch = switches_users(cfg);
+    let expect_uid = if switch { Some(owner.uid) } else { None };
+    let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
+    let quota = account.quota;
+    let host = cfg.hostname.clone();
+    match &account.mailbox {
+        MailboxPath::Mbox(inbox) => {
+            let (path, folders, quota, create_mode) = match folder {
+                None => (inbox.clone(), None, quota, 0o660),
+                Some(name) => {
+                    let Some(dir) = account.mbox_folders(&cfg.paths) else {
+                        return Err(Failure::temp("4.3.0", "no folder directory"));
+                    };
+                    let path = dir.join(name);
+                    let parent = path.parent().map(Path::to_path_buf);
+                    (path, parent, 0, 0o600)
+                }
+            };
+            // A forked child cannot take the in-process turn; hold it here.
+            let _turn = if switch { mbox::turn(&path) } else { None };
+            // localtime(3) before the fork (see as_user).
+            let from = mbox::from_line(sender, crate::date::now());
+            as_user(
+                &keep,
+                switch,
+                &owner.name,
+                owner.uid,
+                owner.gid,
+                // Group mail (for the spool's dotlocks) matters only to a
+                // process that switches users: skip the lookup otherwise.
+                &if switch { mail_gid() } else { Vec::new() },
+                || {
+                    if folders.is_none()
+                        && account.is_virtual
+                        && let Some(parent) = path.parent()
+                        && !parent.exists()
+                    {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            Failure::from_io(&format!("cannot create {}", parent.display()), &e)
+                        })?;
+                    }
+                    if let Some(dir) = &folders {
+                        mailbox::ensure_dir(dir, 0o700).map_err(|e| {
+                            Failure::from_io(&format!("cannot create {}", dir.display()), &e)
+                        })?;
+                    }
+                    mbox::append(
+                        &path,
+                        &mbox::Append {
+                            from_line: &from,
+                            prepend,
+                            message: msg,
+                            quota,
+                            lock_timeout,
+                            owner: expect_uid,
+                            create_mode,
+                            in_process_turn: !switch,
+                            already: already.map(|(a, _)| a),
+                        },
+                    )
+                    .map(|_| ())
+                },
+            )
+        }
+        MailboxPath::Maildir(dir) => {
+            let dir = dir.clone();
+            as_user(
+                &keep,
+                switch,
+                &owner.name,
+                owner.uid,
+                owner.gid,
+                &[],
+                || {
+                    let d = maildir::Deliver {
+                        prepend,
+                        message: msg,
+                        quota,
+                        host: &host,
+                        already,
+                    };
+                    match folder {
+                        None => maildir::deliver(&dir, &d),
+                        Some(name) => maildir::deliver_folder(&dir, name, &d),
+                    }
+                    .map(|_| ())
+                },
+            )
+        }
+    }
+}
