@@ -4,9 +4,9 @@
 //!
 //! ## Modules
 //!
-//! [`account`] a mailbox copy (spamc, the filters, then the inbox or a
-//! folder); [`program`] `|program` targets; [`file`] `/file` targets;
-//! [`as_user`] the switch to the target's owner in a child.
+//! `account.rs`: a mailbox copy (spamc, the filters, then the inbox or a
+//! folder); `program.rs`: `|program` targets; `file.rs`: `/file` targets;
+//! `as_user.rs`: the switch to the target's owner in a child.
 //!
 //! ## Privileges
 //!

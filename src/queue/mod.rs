@@ -12,6 +12,23 @@
 //! The directory is `root:mqueue`, mode `2770` (setgid, so every file gets
 //! the `mqueue` group): only root and the set-group-id `sendmail` can enter
 //! it.  Files are mode `0640`.
+//!
+//! ## Everything in the queue directory
+//!
+//! | name | what | owned by |
+//! |------|------|----------|
+//! | `qfID` | a job's control file; its existence *is* the job | [`spool`], format in [`qf`] |
+//! | `dfID` | the job's message body | [`spool`] |
+//! | `tfID` | a control file being written (a new job, or a rewrite) | [`spool`] |
+//! | `hfID` | a job the admin held (`mailroom queue hold`) | [`spool`] |
+//! | `QfID` | a job set aside as unprocessable ("lost") | [`spool`], [`crate::runner::crashguard`] |
+//! | `xfID` | crashes counted against a job, or its last attempt interrupted | [`crate::runner::crashguard`] |
+//! | `.running.PID.N` | a live queue run's journal of what each worker is on | [`crate::runner::crashguard`] |
+//! | `.dsn-rate` | notices sent this hour, per address | `crate::runner` (notices) |
+//! | `qf/`, `df/` | sendmail's optional split layout: control and data files there | [`spool`] |
+//!
+//! Every job file is made through the one door, [`enqueue`]; nothing else
+//! creates a `qf`.
 
 pub mod enqueue;
 pub mod id;
