@@ -142,30 +142,6 @@ fn check_password(
     }
 }
 
-/// The network client on standard input: its address and our local port;
-/// `None` when standard input is not an Internet socket.
-fn network_peer() -> Option<(IpAddr, u16)> {
-    use nix::sys::socket::{SockaddrStorage, getpeername, getsockname};
-    let peer = getpeername::<SockaddrStorage>(0).ok()?;
-    let ip = if let Some(a) = peer.as_sockaddr_in() {
-        IpAddr::V4(a.ip())
-    } else if let Some(a) = peer.as_sockaddr_in6() {
-        match a.ip().to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(a.ip()),
-        }
-    } else {
-        return None;
-    };
-    let local = getsockname::<SockaddrStorage>(0).ok()?;
-    let port = local
-        .as_sockaddr_in()
-        .map(|a| a.port())
-        .or_else(|| local.as_sockaddr_in6().map(|a| a.port()))
-        .unwrap_or(0);
-    Some((ip, port))
-}
-
 /// Write one reply and give up (before a session exists).
 fn refuse_now(line: &str) {
     let _ = wire::write_all_fd(
@@ -192,7 +168,7 @@ pub fn main(
             return Err(f);
         }
     };
-    match network_peer() {
+    match wire::peer(0) {
         None => {
             let login = caller.unwrap_or("unknown").to_string();
             let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
@@ -211,7 +187,7 @@ pub fn main(
             s.run();
             Ok(ExitCode::Ok)
         }
-        Some((ip, port)) => network(cfg, &settings, ip, port),
+        Some(peer) => network(cfg, &settings, peer.ip, peer.local_port),
     }
 }
 
@@ -228,18 +204,19 @@ fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
 /// The network role.
 fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<ExitCode, Failure> {
     // Diagnostics must never reach the client: stderr may be the socket.
+    let shown = format!("[{}]", crate::access::client_addr(&ip));
     let submission = settings.require_auth || settings.submission_ports.contains(&port);
     let slot = match slots::acquire(cfg, &ip, settings.max_connections_per_ip) {
         slots::Slot::Full => {
             log::notice(
                 None,
                 &format!(
-                    "rejecting connection from [{ip}]: {} connections already",
+                    "rejecting connection from {shown}: {} connections already",
                     settings.max_connections_per_ip
                 ),
             );
             refuse_now(&format!(
-                "421 4.7.0 {} Too many connections from [{ip}]; try again later",
+                "421 4.7.0 {} Too many connections from {shown}; try again later",
                 cfg.hostname
             ));
             return Ok(ExitCode::TempFail);
@@ -265,7 +242,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
         log::notice(
             None,
             &format!(
-                "ruleset=check_relay, arg1=[{ip}], relay=[{ip}], reject={} (access {} line {})",
+                "ruleset=check_relay, arg1={shown}, relay={shown}, reject={} (access {} line {})",
                 r.one_line(),
                 f.key,
                 f.line
@@ -333,7 +310,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
                 libc::close(1);
             }
             crate::privs::ensure_std_fds();
-            authority(cfg, settings, authority_end, &ip);
+            authority(cfg, settings, authority_end, &shown);
             let _ = nix::sys::wait::waitpid(child, None);
             Ok(ExitCode::Ok)
         }
@@ -355,7 +332,7 @@ fn become_network_user(settings: &Settings, queue_gid: u32) -> Result<(), String
 }
 
 /// The authority: answer AUTH requests until the network process ends.
-fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &IpAddr) {
+fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, shown: &str) {
     let mut failures = 0u32;
     // The network process enforces the client's timeouts; this only
     // bounds a wedged one.
@@ -372,7 +349,7 @@ fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &Ip
         };
         let answer: Vec<&[u8]> = match &verdict {
             Verdict::Ok(login) => {
-                log::info(None, &format!("AUTH: {login} from [{ip}]"));
+                log::info(None, &format!("AUTH: {login} from {shown}"));
                 vec![b"OK", login.as_bytes()]
             }
             _ => {

@@ -88,7 +88,7 @@ impl Policy {
 
     /// What `access` says about the client's address.
     pub fn connect(&self, ip: &IpAddr) -> Option<Found> {
-        self.access.connect(&ip.to_string())
+        self.access.connect(ip)
     }
 
     /// Whether the client at `ip` may relay without logging in.

@@ -126,11 +126,12 @@ impl<'a> Session<'a> {
         matches!(self.client, Client::Network { .. })
     }
 
-    /// `[192.0.2.7]` or `USER@localhost`, for logs.
+    /// `[192.0.2.7]`, `[IPv6:2001:db8:0:0:0:0:0:1]` or `USER@localhost`,
+    /// as sendmail names clients (logs, `Hello`, `Received:`).
     fn relay_name(&self) -> String {
         match &self.client {
             Client::Program(u) => format!("{u}@localhost"),
-            Client::Network { ip, .. } => format!("[{ip}]"),
+            Client::Network { ip, .. } => format!("[{}]", crate::access::client_addr(ip)),
         }
     }
 
@@ -192,14 +193,15 @@ impl<'a> Session<'a> {
 
     /// The whole session: greeting, commands, until QUIT or the end.
     pub fn run(&mut self) -> End {
-        if let Client::Network { ip, .. } = self.client
+        if self.is_network()
             && !self.settings.greet_pause.is_zero()
             && self.wire.client_talks_within(self.settings.greet_pause)
         {
             log::notice(
                 None,
                 &format!(
-                    "rejecting commands from [{ip}] due to pre-greeting traffic after {} seconds",
+                    "rejecting commands from {} due to pre-greeting traffic after {} seconds",
+                    self.relay_name(),
                     self.settings.greet_pause.as_secs_f32()
                 ),
             );
