@@ -235,7 +235,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
     } else {
         None
     };
-    let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
+    let mut policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
     if let Some(f) = policy.connect(&ip)
         && let crate::access::Verdict::Reject(r) = &f.verdict
     {
@@ -251,6 +251,8 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
         refuse_now(&format!("{} {}", r.code, r.lines.join(" ")));
         return Ok(ExitCode::Ok);
     }
+    // While still root: the stamps are root's.
+    policy.look_up_pop_login(&ip);
     let client = Client::Network { ip, submission };
     // The privilege split needs root and the system's layout (a private
     // root, as in tests, keeps one process).
