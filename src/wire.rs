@@ -336,11 +336,15 @@ impl Wire {
         &mut self.inbuf
     }
 
-    /// Whether the client has sent anything within `wait` (plaintext
-    /// only): an SMTP client that talks before the greeting.
+    /// Whether the client has sent anything within `wait`: an SMTP
+    /// client that talks before the greeting.  (In TLS, only data counts,
+    /// not the records that finish a handshake.)
     pub fn client_talks_within(&mut self, wait: std::time::Duration) -> bool {
         if !self.inbuf.is_empty() {
             return true;
+        }
+        if self.tls.is_some() {
+            return self.fill(Instant::now() + wait, MAX_LINE).is_ok() && !self.inbuf.is_empty();
         }
         let mut pfd = libc::pollfd {
             fd: self.rfd,

@@ -45,7 +45,6 @@ pub mod session;
 pub mod settings;
 pub mod slots;
 
-use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -53,6 +52,7 @@ use crate::config::{Config, DeliveryMode};
 use crate::exit::{ExitCode, Failure};
 use crate::log;
 use crate::pop3::{ctl, login};
+use crate::smtp::Reply;
 use crate::wire::{self, Wire};
 use policy::Policy;
 use session::{Client, Session};
@@ -142,8 +142,12 @@ fn check_password(
     }
 }
 
-/// Write one reply and give up (before a session exists).
-fn refuse_now(line: &str) {
+/// Write one reply and give up (before a session exists).  Never on an
+/// implicit-TLS connection: nothing is said there in plain text.
+fn refuse_now(line: &str, implicit_tls: bool) {
+    if implicit_tls {
+        return;
+    }
     let _ = wire::write_all_fd(
         1,
         format!("{line}\r\n").as_bytes(),
@@ -152,23 +156,32 @@ fn refuse_now(line: &str) {
 }
 
 /// `sendmail -bs`.  `caller`: the calling user's login (local role).
+/// `implicit_tls`: `--tls`, submission with TLS from the first byte (the
+/// same as a connection to [`SUBMISSIONS_PORT`]).
 pub fn main(
     cfg: &Config,
     caller: Option<&str>,
     delivery: DeliveryMode,
+    implicit_tls: bool,
 ) -> Result<ExitCode, Failure> {
+    let peer = wire::peer(0);
+    let implicit_tls = implicit_tls || peer.is_some_and(|p| p.local_port == SUBMISSIONS_PORT);
     let settings = match Settings::from_config(cfg) {
         Ok(s) => s,
         Err(f) => {
             log::err(None, &f.to_string());
-            refuse_now(&format!(
-                "421 4.3.0 {} Server configuration error",
-                cfg.hostname
-            ));
+            refuse_now(
+                &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+                implicit_tls,
+            );
             return Err(f);
         }
     };
-    match wire::peer(0) {
+    match peer {
+        None if implicit_tls => Err(Failure::usage(
+            "-bs --tls: standard input is not a TCP connection",
+        )
+        .hint("--tls is for port 465: inetd or a systemd socket starts 'sendmail -bs --tls' for each connection")),
         None => {
             let login = caller.unwrap_or("unknown").to_string();
             let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
@@ -187,9 +200,13 @@ pub fn main(
             s.run();
             Ok(ExitCode::Ok)
         }
-        Some(peer) => network(cfg, &settings, peer.ip, peer.local_port),
+        Some(peer) => network(cfg, &settings, peer, implicit_tls),
     }
 }
+
+/// RFC 8314's port for submission with implicit TLS ("submissions"): a
+/// connection to it is served as `--tls` is.
+pub const SUBMISSIONS_PORT: u16 = 465;
 
 fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
     Authenticator::InProcess {
@@ -201,11 +218,49 @@ fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
     }
 }
 
-/// The network role.
-fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<ExitCode, Failure> {
-    // Diagnostics must never reach the client: stderr may be the socket.
+/// The network role.  Diagnostics must never reach the client: stderr
+/// may be the socket.
+fn network(
+    cfg: &Config,
+    settings: &Settings,
+    peer: wire::Peer,
+    implicit_tls: bool,
+) -> Result<ExitCode, Failure> {
+    let ip = peer.ip;
     let shown = format!("[{}]", crate::access::client_addr(&ip));
-    let submission = settings.require_auth || settings.submission_ports.contains(&port);
+    // Implicit TLS is submission (RFC 8314 §3.3): AUTH before MAIL, as on 587.
+    let submission = implicit_tls
+        || settings.require_auth
+        || settings.submission_ports.contains(&peer.local_port);
+    let (cert, key) = (&settings.pop3.tls_cert, &settings.pop3.tls_key);
+    let tls = if cert.exists() && key.exists() {
+        match crate::tls::server_config(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::err(None, &format!("TLS is off: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if implicit_tls && tls.is_none() {
+        // Never plain text where the client expects TLS: close unanswered.
+        log::err(
+            None,
+            &format!(
+                "implicit TLS (port {}) needs {} and {}: connection from {shown} closed",
+                peer.local_port,
+                cert.display(),
+                key.display()
+            ),
+        );
+        return Ok(ExitCode::Config);
+    }
+    // Refused before the dialogue: said at once in plain text, or, on an
+    // implicit-TLS connection, inside TLS by the unprivileged network
+    // process (root never parses a TLS handshake).
+    let mut refusal: Option<Reply> = None;
     let slot = match slots::acquire(cfg, &ip, settings.max_connections_per_ip) {
         slots::Slot::Full => {
             log::notice(
@@ -215,28 +270,20 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
                     settings.max_connections_per_ip
                 ),
             );
-            refuse_now(&format!(
-                "421 4.7.0 {} Too many connections from {shown}; try again later",
-                cfg.hostname
+            refusal = Some(Reply::new(
+                421,
+                format!(
+                    "4.7.0 {} Too many connections from {shown}; try again later",
+                    cfg.hostname
+                ),
             ));
-            return Ok(ExitCode::TempFail);
+            slots::Slot::Unguarded
         }
         s => s,
     };
-    let (cert, key) = (&settings.pop3.tls_cert, &settings.pop3.tls_key);
-    let tls = if cert.exists() && key.exists() {
-        match crate::tls::server_config(cert, key) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                log::err(None, &format!("STARTTLS is off: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
     let mut policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
-    if let Some(f) = policy.connect(&ip)
+    if refusal.is_none()
+        && let Some(f) = policy.connect(&ip)
         && let crate::access::Verdict::Reject(r) = &f.verdict
     {
         log::notice(
@@ -248,18 +295,32 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
                 f.line
             ),
         );
-        refuse_now(&format!("{} {}", r.code, r.lines.join(" ")));
-        return Ok(ExitCode::Ok);
+        refusal = Some(r.clone());
+    }
+    if let Some(r) = &refusal
+        && !implicit_tls
+    {
+        refuse_now(&format!("{} {}", r.code, r.lines.join(" ")), false);
+        return Ok(if r.is_temporary() {
+            ExitCode::TempFail
+        } else {
+            ExitCode::Ok
+        });
     }
     // While still root: the stamps are root's.
     policy.look_up_pop_login(&ip);
     let client = Client::Network { ip, submission };
+    let start = |s: &mut Session| {
+        s.implicit_tls = implicit_tls;
+        s.refusal = refusal.clone();
+    };
     // The privilege split needs root and the system's layout (a private
     // root, as in tests, keeps one process).
     if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
         let auth = in_process_auth(cfg, settings);
         let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
         s.slot = slot.into_file();
+        start(&mut s);
         s.run();
         return Ok(ExitCode::Ok);
     }
@@ -278,10 +339,10 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
             drop(authority_end);
             if let Err(e) = become_network_user(settings, queue_gid) {
                 log::err(None, &format!("cannot drop privileges: {e}"));
-                refuse_now(&format!(
-                    "421 4.3.0 {} Server configuration error",
-                    cfg.hostname
-                ));
+                refuse_now(
+                    &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+                    implicit_tls,
+                );
                 // SAFETY: leave the child at once.
                 unsafe { libc::_exit(ExitCode::OsErr.code()) };
             }
@@ -295,6 +356,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
                 Authenticator::Authority(network_end),
             );
             s.slot = slot.into_file();
+            start(&mut s);
             s.run();
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }

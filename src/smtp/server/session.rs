@@ -58,6 +58,13 @@ pub struct Session<'a> {
     /// What happens after a message is accepted (`-od?` for a local
     /// program; network clients never wait: background).
     pub delivery: DeliveryMode,
+    /// TLS from the first byte (`--tls`, port 465): the handshake comes
+    /// before the greeting, and STARTTLS is not offered.
+    pub implicit_tls: bool,
+    /// Said instead of the greeting, then the connection is closed (too
+    /// many connections, an access `Connect:` rejection) — for an
+    /// implicit-TLS client, which hears nothing outside TLS.
+    pub refusal: Option<Reply>,
     helo: Option<String>,
     esmtp: bool,
     authenticated: Option<String>,
@@ -105,6 +112,8 @@ impl<'a> Session<'a> {
                 DeliveryMode::QueueOnly => DeliveryMode::QueueOnly,
                 _ => DeliveryMode::Background,
             },
+            implicit_tls: false,
+            refusal: None,
             helo: None,
             esmtp: false,
             authenticated: None,
@@ -193,6 +202,30 @@ impl<'a> Session<'a> {
 
     /// The whole session: greeting, commands, until QUIT or the end.
     pub fn run(&mut self) -> End {
+        if self.implicit_tls {
+            let Some(cfg) = self.tls.clone() else {
+                return End::Broken;
+            };
+            // A minute is plenty for a handshake; a client that waits for
+            // a greeting in plain text hears nothing and is dropped.
+            let deadline = Instant::now() + self.settings.timeout.min(Duration::from_secs(60));
+            if let Err(e) = self.wire.start_tls(cfg, deadline) {
+                log::info(
+                    None,
+                    &format!(
+                        "TLS handshake with {} failed: {}",
+                        self.relay_name(),
+                        describe(&e)
+                    ),
+                );
+                return End::Broken;
+            }
+        }
+        if let Some(r) = self.refusal.take() {
+            self.send(&r);
+            self.close();
+            return End::Closed;
+        }
         if self.is_network()
             && !self.settings.greet_pause.is_zero()
             && self.wire.client_talks_within(self.settings.greet_pause)
@@ -824,5 +857,15 @@ impl<'a> Session<'a> {
             return Some(None);
         }
         Some(Some(String::from_utf8_lossy(&line).trim().to_string()))
+    }
+}
+
+/// A failed TLS handshake, for the log.
+fn describe(e: &WireError) -> String {
+    match e {
+        WireError::Eof => "the client closed the connection".to_string(),
+        WireError::Timeout => "no TLS handshake in time".to_string(),
+        WireError::Io(e) => e.to_string(),
+        WireError::Tls(t) => t.clone(),
     }
 }
