@@ -7,27 +7,32 @@
 //!   line end.  Runs as the caller (set-group-id `mqueue`), in one process.
 //! * **A TCP socket** (inetd or a systemd socket, one process per
 //!   connection): a network client, whose address comes from
-//!   `getpeername`.  On a submission port (`smtp_submission_ports`,
+//!   `getpeername` ([`crate::wire::peer`]: an IPv4-mapped address is its
+//!   IPv4 address).  On a submission port (`smtp_submission_ports`,
 //!   default 587) or with `smtp_require_auth`, `MAIL` needs AUTH first;
 //!   otherwise mail is accepted for the box's own domains, and relayed only
-//!   as [`policy`] allows.
+//!   as [`policy`] allows.  With `--tls`, or on port 465
+//!   ([`SUBMISSIONS_PORT`]), it is submission with implicit TLS (RFC
+//!   8314): the handshake first, then the dialogue inside TLS; never a
+//!   byte in plain text.
 //!
 //! ## Processes (network role, started as root)
 //!
 //! ```text
-//!  inetd ──▶ sendmail -bs (root): loads the tables, TLS key and the
-//!              │ connection slot, then forks          ┌──────────────────────┐
-//!              │                                      │ network process      │
-//!              ├── socketpair ───────────────────────▶│ (smtp_user, group    │
-//!              ▼                                      │  mqueue): the whole  │
-//!            authority (root): answers AUTH           │  dialogue, writes    │
-//!            requests only (pop3d's account check,    │  the queue, starts   │
-//!            in a short-lived child)                  │  qrun                │
-//!                                                     └──────────────────────┘
+//!  inetd ──▶ sendmail -bs (root): loads the tables, TLS key, the
+//!              │ connection slot and the client's     ┌──────────────────────┐
+//!              │ POP-before-SMTP stamp, then forks    │ network process      │
+//!              │                                      │ (smtp_user, group    │
+//!              ├── socketpair ───────────────────────▶│  mqueue): TLS, the   │
+//!              ▼                                      │  whole dialogue,     │
+//!            authority (root): answers AUTH           │  writes the queue,   │
+//!            requests only (pop3d's account check,    │  starts qrun         │
+//!            in a short-lived child)                  └──────────────────────┘
 //! ```
 //!
-//! Nothing the client sends is parsed with root privileges: the authority
-//! reads only framed requests ([`crate::pop3::ctl`]).  Virtual accounts'
+//! Nothing the client sends is parsed with root privileges (not even a TLS
+//! handshake): the authority reads only framed requests
+//! ([`crate::pop3::ctl`]).  Virtual accounts'
 //! password hashes are dropped from the network process's memory.
 //!
 //! ## Modules
