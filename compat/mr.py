@@ -123,19 +123,24 @@ def oracle_available():
     return os.access(os.path.join(SM_ORACLE, "bin", "sendmail.real"), os.X_OK)
 
 
-def oracle_instance(name, aliases="", virtusertable="", domains="", users=""):
-    """A private sendmail 8 instance directory (compat/oracle/mkinst.sh)."""
+def oracle_instance(name, aliases="", virtusertable="", domains="", users="", access=None):
+    """A private sendmail 8 instance directory (compat/oracle/mkinst.sh);
+    `access`: the text of its access map (makemap source)."""
     d = os.path.join(SM_ORACLE, "run", name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d, exist_ok=True)
     files = {}
-    for key, text in (("a", aliases), ("v", virtusertable), ("d", domains), ("u", users)):
+    for key, text in (("a", aliases), ("v", virtusertable), ("d", domains), ("u", users),
+                      ("access", access or "")):
         p = os.path.join(d + ".src-" + key)
         with open(p, "w") as f:
             f.write(text)
         files[key] = p
+    env = {"SM_ORACLE": SM_ORACLE}
+    if access is not None:
+        env["ACCESS"] = files["access"]
     run([os.path.join(ORACLE, "mkinst.sh"), d, files["a"], files["v"], files["d"], files["u"]],
-        env={"SM_ORACLE": SM_ORACLE}, check=True)
+        env=env, check=True)
     return d
 
 

@@ -21,6 +21,10 @@ module puts "the internet" on it:
   whether the session was under TLS, the authenticated user, the raw
   message.  Every transaction, accepted or not, is in `server.transactions`.
 * `Network`: starts these and stops them all (`stop_all`, for addCleanup).
+* `OutsideHost`: another machine on the network -- a second network
+  namespace joined to the sandbox's by a veth pair, with an IPv4 and an
+  IPv6 address of its own (neither loopback nor ours), where a test runs
+  real clients (curl, python3's smtplib) with `run`.
 
 Usage in a test:
 
@@ -553,3 +557,95 @@ class Network:
             f.stop()
         self.fixtures.clear()
         restore_resolver()
+
+
+# ---------------------------------------------------------------------------
+# Another machine: a second network namespace
+
+
+class OutsideHost:
+    """A client machine outside the box: a network namespace of its own
+    (held open by a sleeping `unshare --net` process), joined to the
+    sandbox's namespace by the veth pair `mr-out0` (here) / `mr-out1`
+    (there).  Addresses from the documentation ranges:
+
+        here (the server)   SERVER4 198.51.100.1/24   SERVER6 2001:db8:51::1/64
+        there (the client)  CLIENT4 198.51.100.7/24   CLIENT6 2001:db8:51::7/64
+
+    `run(argv)` runs a program there (nsenter --net), as root; the file
+    system is the sandbox's.  Only ever inside the compat sandbox."""
+
+    SERVER4, CLIENT4 = "198.51.100.1", "198.51.100.7"
+    SERVER6, CLIENT6 = "2001:db8:51::1", "2001:db8:51::7"
+    HERE, THERE = "mr-out0", "mr-out1"
+
+    def __init__(self):
+        if not os.environ.get("COMPAT_WORK"):
+            raise RuntimeError("netfix.OutsideHost runs only inside the compat sandbox")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"],
+                                     stdin=subprocess.DEVNULL)
+        ns = f"/proc/{self.proc.pid}/ns/net"
+        deadline = time.monotonic() + 10
+        while os.readlink(ns) == os.readlink("/proc/self/ns/net"):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("unshare --net did not start")
+            time.sleep(0.02)
+        here = [["ip", "link", "add", self.HERE, "type", "veth", "peer", "name", self.THERE,
+                 "netns", str(self.proc.pid)],
+                ["ip", "addr", "add", f"{self.SERVER4}/24", "dev", self.HERE],
+                ["ip", "-6", "addr", "add", f"{self.SERVER6}/64", "dev", self.HERE, "nodad"],
+                ["ip", "link", "set", self.HERE, "up"]]
+        there = [["ip", "link", "set", "lo", "up"],
+                 ["ip", "addr", "add", f"{self.CLIENT4}/24", "dev", self.THERE],
+                 ["ip", "-6", "addr", "add", f"{self.CLIENT6}/64", "dev", self.THERE, "nodad"],
+                 ["ip", "link", "set", self.THERE, "up"]]
+        for argv in here:
+            self._check(subprocess.run(argv, capture_output=True), argv)
+        for argv in there:
+            self._check(self.run(argv), argv)
+        # Both ends carry traffic (LOWER_UP) and no address is still
+        # tentative before a test connects.
+        def ready(run, dev):
+            link = run(["ip", "-o", "link", "show", "dev", dev]).stdout.decode()
+            addrs = run(["ip", "-o", "addr", "show", "dev", dev]).stdout.decode()
+            return "LOWER_UP" in link and "tentative" not in addrs
+
+        def here(argv):
+            return subprocess.run(argv, capture_output=True)
+
+        deadline = time.monotonic() + 10
+        while not (ready(here, self.HERE) and ready(self.run, self.THERE)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the veth pair to the outside host did not come up")
+            time.sleep(0.05)
+        return self
+
+    @staticmethod
+    def _check(p, argv):
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: {p.stderr.decode(errors='replace')}")
+
+    def run(self, argv, input=None, timeout=60):
+        """Run `argv` on the outside host; a CompletedProcess (bytes)."""
+        return subprocess.run(["nsenter", f"--net=/proc/{self.proc.pid}/ns/net", "--"] + list(argv),
+                              input=input, capture_output=True, timeout=timeout)
+
+    def python(self, code, timeout=60):
+        """Run a python3 script there; its standard output as text (it
+        must exit 0)."""
+        p = self.run(["python3", "-c", code], timeout=timeout)
+        if p.returncode != 0:
+            raise AssertionError(f"python3 on the outside host exited {p.returncode}: "
+                                 f"{(p.stdout + p.stderr).decode(errors='replace')}")
+        return p.stdout.decode()
+
+    def stop(self):
+        subprocess.run(["ip", "link", "del", self.HERE], capture_output=True)
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+

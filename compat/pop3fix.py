@@ -139,15 +139,32 @@ def wait_until(pred, timeout=10.0, step=0.02):
 
 
 def listening(port, addr=ADDR):
-    """Whether something listens on addr:port (from /proc/net/tcp)."""
-    a = "".join(f"{int(x):02X}" for x in reversed(addr.split(".")))
-    want = f"{a}:{port:04X}"
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            parts = line.split()
-            if parts[1] == want and parts[3] == "0A":
-                return True
+    """Whether something listens on addr:port (from /proc/net/tcp); addr
+    "*" is any address of either family (/proc/net/tcp6 too)."""
+    if addr == "*":
+        wants = {("/proc/net/tcp", f"{'0' * 8}:{port:04X}"),
+                 ("/proc/net/tcp6", f"{'0' * 32}:{port:04X}")}
+    else:
+        a = "".join(f"{int(x):02X}" for x in reversed(addr.split(".")))
+        wants = {("/proc/net/tcp", f"{a}:{port:04X}")}
+    for table, want in wants:
+        try:
+            with open(table) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if parts[1] == want and parts[3] == "0A":
+                        return True
+        except FileNotFoundError:
+            pass
     return False
+
+
+def listen_spec(line):
+    """(address, port) of an inetd.conf line: `127.0.0.1:11110`, or a bare
+    service name or port (every address: "*")."""
+    host, _, service = line.split()[0].rpartition(":")
+    port = int(service) if service.isdigit() else socket.getservbyname(service, "tcp")
+    return (host or "*"), port
 
 
 class Inetd:
@@ -172,9 +189,9 @@ class Inetd:
         self.proc = subprocess.Popen([INETD, "-d", "-i", self.conf], stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         log.close()
-        ports = [int(l.split()[0].rsplit(":", 1)[1]) for l in self.lines]
-        if not wait_until(lambda: self.proc.poll() is not None or all(listening(p) for p in ports),
-                          timeout):
+        ports = [listen_spec(l) for l in self.lines]
+        if not wait_until(lambda: self.proc.poll() is not None
+                          or all(listening(p, a) for a, p in ports), timeout):
             self.stop()
             raise RuntimeError(f"inetd did not listen within {timeout}s: {self.log()}")
         if self.proc.poll() is not None:

@@ -4,8 +4,9 @@ real SMTP clients.
 * `Inetd`: Debian's openbsd-inetd in the foreground with a private
   configuration holding the smtp and submission lines of etc/inetd/
   (`/usr/sbin/sendmail sendmail -bs`), bound to 127.0.0.1:25 and
-  127.0.0.1:587 -- pop3fix.Inetd, which also finds the sessions inetd
-  started.
+  127.0.0.1:587 (or other services: `submissions`, 127.0.0.1:465,
+  `sendmail -bs --tls`) -- pop3fix.Inetd, which also finds the sessions
+  inetd started.
 * `client_address()`: 192.0.2.10 (TEST-NET-1) on the sandbox's loopback
   interface.  Clients bind their sockets to it (smtplib's source_address,
   swaks --local-interface, curl --interface), so the server sees a peer
@@ -50,12 +51,14 @@ CLIENT_ADDR = "192.0.2.10"
 SPOOL = pf.SPOOL
 INETD_CONF = os.path.join(mr.REPO, "etc", "inetd", "inetd.conf")
 
+SUBMISSIONS_PORT = 465  # submission with implicit TLS (RFC 8314)
 # The spec's lines, for a tree whose etc/inetd/inetd.conf has none.
 DEFAULT_LINES = {
     "smtp": "smtp\tstream\ttcp\tnowait\troot\t/usr/sbin/sendmail\tsendmail -bs",
     "submission": "submission\tstream\ttcp\tnowait\troot\t/usr/sbin/sendmail\tsendmail -bs",
+    "submissions": "submissions\tstream\ttcp\tnowait\troot\t/usr/sbin/sendmail\tsendmail -bs --tls",
 }
-PORTS = {"smtp": SMTP_PORT, "submission": SUBMISSION_PORT}
+PORTS = {"smtp": SMTP_PORT, "submission": SUBMISSION_PORT, "submissions": SUBMISSIONS_PORT}
 
 PHP_LIBS = {
     "symfony": "/usr/share/php/Symfony/Component/Mailer/autoload.php",
@@ -75,10 +78,10 @@ def missing(*paths):
 # inetd
 
 
-def inetd_lines():
-    """The smtp and submission lines of etc/inetd/inetd.conf (or the
-    spec's, where it has none), with the service field made
-    `127.0.0.1:25` / `127.0.0.1:587`: the same program, user and
+def inetd_lines(services=("smtp", "submission")):
+    """The lines of etc/inetd/inetd.conf for `services` (or the spec's,
+    where it has none), with the service field made `127.0.0.1:25` /
+    `127.0.0.1:587` / `127.0.0.1:465`: the same program, user and
     arguments, on loopback only."""
     found = {}
     try:
@@ -90,7 +93,7 @@ def inetd_lines():
     except FileNotFoundError:
         pass
     out = []
-    for service in ("smtp", "submission"):
+    for service in services:
         fields = found.get(service, DEFAULT_LINES[service]).split()
         fields[0] = f"{ADDR}:{PORTS[service]}"
         # inetd.conf: service socktype proto wait user program argv...
@@ -101,8 +104,8 @@ def inetd_lines():
 class Inetd(pf.Inetd):
     """openbsd-inetd starting `sendmail -bs` for each connection."""
 
-    def __init__(self):
-        super().__init__(inetd_lines())
+    def __init__(self, services=("smtp", "submission"), extra_lines=()):
+        super().__init__(inetd_lines(services) + list(extra_lines))
 
     def pop3d_processes(self):
         """[(pid, parent)] of the live sendmail processes inetd started
@@ -218,13 +221,13 @@ class Raw:
     """An SMTP connection on a plain socket, from CLIENT_ADDR unless told:
     every reply as raw bytes (all its lines, CRLF kept)."""
 
-    def __init__(self, port=SMTP_PORT, source=CLIENT_ADDR, timeout=10, read_greeting=True):
+    def __init__(self, port=SMTP_PORT, source=CLIENT_ADDR, timeout=10, read_greeting=True, host=ADDR):
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         if source:
             self.sock.bind((source, 0))
-        self.sock.connect((ADDR, port))
+        self.sock.connect((host, port))
         self.buf = b""
         self.closed = False
         self.greeting = self.reply() if read_greeting else None
@@ -382,8 +385,9 @@ def php_string(s):
 def have_swaks_tls():
     if not os.access(SWAKS, os.X_OK):
         return False
-    p = mr.run([SWAKS, "--support", "tls"])
-    return p.returncode == 0 and "TLS supported" in (p.stdout + p.stderr).decode()
+    # `swaks --support` takes no argument: it lists every feature.
+    p = mr.run([SWAKS, "--support"])
+    return "=== TLS supported" in (p.stdout + p.stderr).decode()
 
 
 def tempdir(prefix):

@@ -6,7 +6,17 @@
 //! form, which matches connections, senders and recipients alike):
 //!
 //! * `Connect:` the client address — `192.0.2.7`, then `192.0.2`, `192.0`,
-//!   `192`; IPv6 as `IPv6:2001:db8::1` and its shorter `:`-prefixes.
+//!   `192`.  An IPv6 client is written as sendmail 8 (since 8.15) writes
+//!   its `${client_addr}`: `IPv6:` and all eight groups in lower-case hex
+//!   without leading zeros or `::` (`IPv6:2001:db8:0:0:0:0:0:1`), then
+//!   each shorter prefix of whole groups (`IPv6:2001:db8:0:0:0:0:0`, ...,
+//!   `IPv6:2001:db8`, `IPv6:2001`, `IPv6`).  So `Connect:IPv6:2001:db8
+//!   RELAY` covers 2001:db8::/32.  One addition: the whole address in its
+//!   compressed form (`IPv6:2001:db8::1`, what cf/README's examples and
+//!   sendmail before 8.15 use) is tried right after the full form — sendmail
+//!   8.17 silently never matches it, though the admin's intent is plain.
+//!   A prefix written with `::` or with leading zeros matches nothing, in
+//!   sendmail 8 as here.
 //! * `From:` the envelope sender — `user@example.com`, `example.com` and its
 //!   parent domains, `user@`.
 //! * `To:` a recipient — the same forms as `From:`.
@@ -16,6 +26,8 @@
 //! relayed), `REJECT` (`550 5.7.1 Access denied`), `DISCARD` (accept and
 //! throw away), `SKIP` (stop looking, no decision), and `ERROR:[D.S.N:]CODE
 //! TEXT` (that reply).
+
+use std::net::IpAddr;
 
 use crate::config::Config;
 use crate::resolve::virtuser::parse_error;
@@ -54,7 +66,7 @@ impl Access {
     }
 
     /// What the table says about a client address.
-    pub fn connect(&self, ip: &str) -> Option<Found> {
+    pub fn connect(&self, ip: &IpAddr) -> Option<Found> {
         self.first("Connect:", &ip_keys(ip))
     }
 
@@ -118,24 +130,41 @@ pub fn parse_value(value: &str) -> Verdict {
     Verdict::Skip
 }
 
-/// `192.0.2.7` → `192.0.2.7`, `192.0.2`, `192.0`, `192`; IPv6 likewise
-/// with `IPv6:` and `:` as the separator.
-pub fn ip_keys(ip: &str) -> Vec<String> {
-    let (prefix, sep, body) = if ip.contains(':') {
-        ("IPv6:", ':', ip.to_ascii_lowercase())
-    } else {
-        ("", '.', ip.to_string())
-    };
-    let mut out = Vec::new();
-    let mut cur = body.as_str();
-    loop {
-        if !cur.is_empty() {
-            out.push(format!("{prefix}{cur}"));
+/// A client's address as sendmail 8 writes its `${client_addr}` — in
+/// access keys, in logs (`relay=[IPv6:2001:db8:0:0:0:0:0:1]`), in its
+/// `Hello` reply and in `Received:` (an RFC 5321 address literal between
+/// brackets): `192.0.2.7`, or `IPv6:` and the eight groups uncompressed
+/// (sendmail 8.15 and later, without `UseCompressedIPv6Addresses`).
+/// Writing it the same way everywhere lets an admin copy an address from
+/// the log into `/etc/mail/access`.
+pub fn client_addr(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let groups: Vec<String> = v6.segments().iter().map(|g| format!("{g:x}")).collect();
+            format!("IPv6:{}", groups.join(":"))
         }
-        match cur.rfind(sep) {
-            Some(i) => cur = cur[..i].trim_end_matches(sep),
-            None => break,
+    }
+}
+
+/// The `Connect:` keys for a client, most specific first: `192.0.2.7`,
+/// `192.0.2`, `192.0`, `192`; for IPv6 the [`client_addr`] form and its
+/// shorter prefixes of whole groups, down to `IPv6` (sendmail's
+/// LookUpAddress), with the compressed form of the whole address second.
+pub fn ip_keys(ip: &IpAddr) -> Vec<String> {
+    let full = client_addr(ip);
+    let sep = if ip.is_ipv4() { '.' } else { ':' };
+    let mut out = vec![full.clone()];
+    if let IpAddr::V6(v6) = ip {
+        let compressed = format!("IPv6:{v6}");
+        if compressed != full {
+            out.push(compressed);
         }
+    }
+    let mut cur = full.as_str();
+    while let Some(i) = cur.rfind(sep) {
+        cur = &cur[..i];
+        out.push(cur.to_string());
     }
     out
 }
@@ -170,14 +199,37 @@ mod tests {
 
     #[test]
     fn address_and_ip_keys() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
-            ip_keys("192.0.2.7"),
+            ip_keys(&ip("192.0.2.7")),
             ["192.0.2.7", "192.0.2", "192.0", "192"]
         );
         assert_eq!(
-            ip_keys("2001:DB8::1"),
-            ["IPv6:2001:db8::1", "IPv6:2001:db8", "IPv6:2001"]
+            ip_keys(&ip("2001:DB8::1")),
+            [
+                "IPv6:2001:db8:0:0:0:0:0:1",
+                "IPv6:2001:db8::1",
+                "IPv6:2001:db8:0:0:0:0:0",
+                "IPv6:2001:db8:0:0:0:0",
+                "IPv6:2001:db8:0:0:0",
+                "IPv6:2001:db8:0:0",
+                "IPv6:2001:db8:0",
+                "IPv6:2001:db8",
+                "IPv6:2001",
+                "IPv6"
+            ]
         );
+        // Nothing to compress: one form only.
+        assert_eq!(
+            ip_keys(&ip("2001:db8:1:2:3:4:5:6"))[..2],
+            ["IPv6:2001:db8:1:2:3:4:5:6", "IPv6:2001:db8:1:2:3:4:5"]
+        );
+        assert_eq!(client_addr(&ip("::1")), "IPv6:0:0:0:0:0:0:0:1");
+        assert_eq!(
+            client_addr(&ip("2001:0DB8:00a0::0bc")),
+            "IPv6:2001:db8:a0:0:0:0:0:bc"
+        );
+        assert_eq!(client_addr(&ip("192.0.2.7")), "192.0.2.7");
         assert_eq!(
             address_keys("<Bob@Mail.Example.COM>"),
             [

@@ -308,7 +308,9 @@ pub fn tables(data: &[u8]) {
             let key = e.key.as_str();
             let _ = router.route(key);
             let _ = router.route(key.rsplit('@').next().unwrap_or(key));
-            let _ = acc.connect(key);
+            if let Ok(ip) = key.parse::<std::net::IpAddr>() {
+                let _ = acc.connect(&ip);
+            }
             let _ = acc.from(key);
             let _ = acc.to(key);
             let _ = resolver.resolve(key);

@@ -37,8 +37,8 @@
 //! | `newaliases` | root | `/etc/mail/aliases` | its compiled index |
 //! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections |
 //! | `deliver` | started as root, becomes the mailbox owner | the queue's `df`, `~/.forward` and `~/.mailroom-filter` (as the user), `/etc/mail/filter` | mailboxes and their folders, as their owner |
-//! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` (loaded before dropping root) | `qf`/`df` in `/var/spool/mqueue` |
-//! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions) |
+//! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` and pop3d's POP-before-SMTP stamps (read before dropping root) | `qf`/`df` in `/var/spool/mqueue` |
+//! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions); as root, the POP-before-SMTP stamps in `/var/spool/mailroom` |
 //! | `mailroom` (admin) | root | everything in `/etc/mail` | tables, mailbox accounts |
 //!
 //! ## Invariants

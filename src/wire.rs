@@ -8,6 +8,7 @@
 //! buffer: an over-long line is reported as such and skipped to its end.
 
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -335,11 +336,15 @@ impl Wire {
         &mut self.inbuf
     }
 
-    /// Whether the client has sent anything within `wait` (plaintext
-    /// only): an SMTP client that talks before the greeting.
+    /// Whether the client has sent anything within `wait`: an SMTP
+    /// client that talks before the greeting.  (In TLS, only data counts,
+    /// not the records that finish a handshake.)
     pub fn client_talks_within(&mut self, wait: std::time::Duration) -> bool {
         if !self.inbuf.is_empty() {
             return true;
+        }
+        if self.tls.is_some() {
+            return self.fill(Instant::now() + wait, MAX_LINE).is_ok() && !self.inbuf.is_empty();
         }
         let mut pfd = libc::pollfd {
             fd: self.rfd,
@@ -489,6 +494,52 @@ impl Wire {
     }
 }
 
+/// The other end of a server's TCP connection, as inetd or a systemd
+/// socket hands it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address.  An IPv4 client on a dual-stack `[::]`
+    /// socket (xinetd's default, inetutils-inetd's `tcp6`, openbsd-inetd's
+    /// `tcp46`, systemd's `ListenStream=25`) arrives as `::ffff:192.0.2.7`
+    /// and is its IPv4 address here, so that the relay check, the
+    /// connection slots, POP-before-SMTP stamps, logs and `Received:`
+    /// judge and name it as one client, whichever socket it came through.
+    pub ip: IpAddr,
+    /// Our port (25, 465, 587, 110, 995, ...).
+    pub local_port: u16,
+}
+
+/// The peer of the Internet socket on `fd`; `None` when `fd` is not one
+/// (a pipe, a terminal, a Unix socket).
+pub fn peer(fd: RawFd) -> Option<Peer> {
+    use nix::sys::socket::{SockaddrStorage, getpeername, getsockname};
+    let remote = getpeername::<SockaddrStorage>(fd).ok()?;
+    let ip = if let Some(a) = remote.as_sockaddr_in() {
+        IpAddr::V4(a.ip())
+    } else {
+        IpAddr::V6(remote.as_sockaddr_in6()?.ip())
+    };
+    let local = getsockname::<SockaddrStorage>(fd).ok()?;
+    let local_port = local
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| local.as_sockaddr_in6().map(|a| a.port()))
+        .unwrap_or(0);
+    Some(Peer {
+        ip: unmapped(ip),
+        local_port,
+    })
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:192.0.2.7`) as the IPv4 address
+/// it is; any other address as it is.
+pub fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// Write all of `bytes` to a non-blocking descriptor before `deadline`.
 pub fn write_all_fd(fd: RawFd, bytes: &[u8], deadline: Instant) -> Result<(), WireError> {
     let mut done = 0;
@@ -532,5 +583,50 @@ mod tests {
         ));
         drop(b);
         assert!(matches!(w.read_line(soon()), Err(WireError::Eof)));
+    }
+
+    #[test]
+    fn an_ipv4_client_on_a_dual_stack_socket_is_its_ipv4_address() {
+        use nix::sys::socket::{self as ns, sockopt};
+        use std::net::{TcpListener, TcpStream};
+        // A [::] socket without IPV6_V6ONLY, as xinetd and systemd listen.
+        let fd = ns::socket(
+            ns::AddressFamily::Inet6,
+            ns::SockType::Stream,
+            ns::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        ns::setsockopt(&fd, sockopt::Ipv6V6Only, &false).unwrap();
+        let any = ns::SockaddrIn6::from(std::net::SocketAddrV6::new(
+            std::net::Ipv6Addr::UNSPECIFIED,
+            0,
+            0,
+            0,
+        ));
+        ns::bind(fd.as_raw_fd(), &any).unwrap();
+        ns::listen(&fd, ns::Backlog::new(1).unwrap()).unwrap();
+        let l = TcpListener::from(fd);
+        let port = l.local_addr().unwrap().port();
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (s, raw) = l.accept().unwrap();
+        assert_eq!(raw.ip().to_string(), "::ffff:127.0.0.1");
+        let p = peer(s.as_raw_fd()).unwrap();
+        assert_eq!(p.ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(p.ip.is_loopback());
+        assert_eq!(p.local_port, port);
+        drop(c);
+        assert_eq!(
+            unmapped("2001:db8::1".parse().unwrap()),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            unmapped("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        // Not mapped: the deprecated IPv4-compatible form stays IPv6.
+        assert!(unmapped("::192.0.2.7".parse().unwrap()).is_ipv6());
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert_eq!(peer(a.as_raw_fd()), None);
     }
 }

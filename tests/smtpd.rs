@@ -74,7 +74,11 @@ struct Tcp {
 impl Tcp {
     /// Start a server; `conf` may name the listener's port (`{port}`).
     fn start(r: &Root, conf: &str) -> Tcp {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        Tcp::start_on(r, conf, TcpListener::bind("127.0.0.1:0").unwrap(), &[])
+    }
+
+    /// Start `sendmail -bs ARGS` on a connection to `l` from 127.0.0.1.
+    fn start_on(r: &Root, conf: &str, l: TcpListener, args: &[&str]) -> Tcp {
         let port = l.local_addr().unwrap().port();
         if !conf.is_empty() {
             let mut f = std::fs::OpenOptions::new()
@@ -90,6 +94,7 @@ impl Tcp {
         let child = r
             .cmd("sendmail")
             .arg("-bs")
+            .args(args)
             .stdin(Stdio::from(fd))
             .stdout(Stdio::from(fd2))
             .stderr(Stdio::null())
@@ -539,4 +544,291 @@ fn the_relay_battery_relays_nothing() {
         e.one_line(),
         "550 5.7.1 <user@remote.test>... Relaying denied"
     );
+}
+
+/// A `[::]` socket that also takes IPv4 clients (IPV6_V6ONLY off), as
+/// xinetd, inetutils-inetd's `tcp6` and systemd's `ListenStream=` listen:
+/// an IPv4 client arrives as `::ffff:127.0.0.1`.
+fn dual_stack_listener() -> TcpListener {
+    use nix::sys::socket::{self as ns, sockopt};
+    use std::os::fd::AsRawFd;
+    let fd = ns::socket(
+        ns::AddressFamily::Inet6,
+        ns::SockType::Stream,
+        ns::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    ns::setsockopt(&fd, sockopt::Ipv6V6Only, &false).unwrap();
+    let any = ns::SockaddrIn6::from(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        0,
+        0,
+        0,
+    ));
+    ns::bind(fd.as_raw_fd(), &any).unwrap();
+    ns::listen(&fd, ns::Backlog::new(4).unwrap()).unwrap();
+    TcpListener::from(fd)
+}
+
+#[test]
+fn an_ipv4_client_on_a_dual_stack_socket_is_judged_and_named_as_ipv4() {
+    let r = smtp_root("smtpd-mapped", "smtp_max_connections_per_ip = 1");
+    std::fs::create_dir_all(r.path("var/spool/mailroom")).unwrap();
+    let mut t = Tcp::start_on(&r, "", dual_stack_listener(), &[]);
+    t.reply();
+    let ehlo = t.cmd("EHLO laptop");
+    // ::ffff:127.0.0.1 is the loopback client 127.0.0.1: named so, and
+    // trusted so (AUTH offered without TLS, relaying allowed).
+    assert!(
+        ehlo.starts_with("250-test.example Hello [127.0.0.1], pleased to meet you\r\n"),
+        "{ehlo}"
+    );
+    assert!(ehlo.contains("250-AUTH PLAIN LOGIN\r\n"), "{ehlo}");
+    // Its one connection slot is the one an IPv4 socket would take.
+    let mut second = Tcp::start(&r, "");
+    assert!(
+        second
+            .reply()
+            .starts_with("421 4.7.0 test.example Too many connections from [127.0.0.1]"),
+    );
+    second.finish();
+    t.cmd("MAIL FROM:<bob@example.com>");
+    assert_eq!(
+        t.cmd("RCPT TO:<friend@far.example>"),
+        "250 2.1.5 <friend@far.example>... Recipient ok\r\n"
+    );
+    t.cmd("DATA");
+    t.send(b"Subject: mapped\r\n\r\nhi\r\n.\r\n");
+    assert!(t.reply().starts_with("250 2.0.0"));
+    t.cmd("QUIT");
+    t.finish();
+    let qf = r.qf(&r.only_id());
+    assert!(qf.contains("Received: from laptop ([127.0.0.1])"), "{qf}");
+    let log = r.log();
+    assert!(
+        log.contains(
+            "relay=[127.0.0.1]: relaying to <friend@far.example> allowed: loopback client"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("ffff"), "{log}");
+}
+
+/// A self-signed certificate in the root's `/etc/mail/tls` (made with
+/// openssl, which CI installs).
+fn install_certificate(r: &Root) {
+    let dir = r.path("etc/mail/tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=test.example", "-keyout"])
+        .arg(dir.join("mail.key"))
+        .arg("-out")
+        .arg(dir.join("mail.crt"))
+        .output()
+        .expect("openssl (needed to make a test certificate)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An SMTP client in TLS from the first byte (port 465).
+struct TlsClient {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl TlsClient {
+    fn connect(sock: TcpStream) -> TlsClient {
+        let name = rustls::pki_types::ServerName::try_from("test.example").unwrap();
+        let conn =
+            rustls::ClientConnection::new(mailroom::tls::client_opportunistic(), name).unwrap();
+        TlsClient {
+            tls: rustls::StreamOwned::new(conn, sock),
+            buf: Vec::new(),
+        }
+    }
+
+    fn reply(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            while !self.buf.contains(&b'\n') {
+                let mut chunk = [0u8; 4096];
+                match self.tls.read(&mut chunk) {
+                    Ok(0) | Err(_) => return out,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let i = self.buf.iter().position(|&b| b == b'\n').unwrap() + 1;
+            let line: Vec<u8> = self.buf.drain(..i).collect();
+            let line = String::from_utf8_lossy(&line).into_owned();
+            out.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return out;
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.tls
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+        self.reply()
+    }
+}
+
+/// `sendmail -bs --tls` on a loopback connection: the server and the
+/// client's socket.
+fn start_implicit_tls(r: &Root) -> (Child, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    let fd: OwnedFd = server.into();
+    let fd2 = fd.try_clone().unwrap();
+    let child = r
+        .cmd("sendmail")
+        .args(["-bs", "--tls"])
+        .stdin(Stdio::from(fd))
+        .stdout(Stdio::from(fd2))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    (child, sock)
+}
+
+#[test]
+fn implicit_tls_is_submission_inside_tls_from_the_first_byte() {
+    let r = smtp_root("smtpd-465", "");
+    install_certificate(&r);
+    let (mut child, sock) = start_implicit_tls(&r);
+    let mut c = TlsClient::connect(sock);
+    assert!(
+        c.reply().starts_with("220 test.example ESMTP mailroom "),
+        "greeting inside TLS"
+    );
+    let ehlo = c.cmd("EHLO laptop");
+    assert!(ehlo.contains("250-AUTH PLAIN LOGIN\r\n"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "already in TLS: {ehlo}");
+    // Submission: even a loopback client logs in first (RFC 8314 §3.3).
+    assert_eq!(
+        c.cmd("MAIL FROM:<bob@example.com>"),
+        "530 5.7.0 Authentication required\r\n"
+    );
+    assert_eq!(c.cmd("STARTTLS"), "503 5.5.0 TLS already active\r\n");
+    // "\0bob\0secret"
+    assert_eq!(
+        c.cmd("AUTH PLAIN AGJvYgBzZWNyZXQ="),
+        "235 2.0.0 OK Authenticated\r\n"
+    );
+    c.cmd("MAIL FROM:<bob@example.com>");
+    assert_eq!(
+        c.cmd("RCPT TO:<friend@far.example>"),
+        "250 2.1.5 <friend@far.example>... Recipient ok\r\n"
+    );
+    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    c.tls
+        .write_all(b"Subject: over 465\r\n\r\nhi\r\n.\r\n")
+        .unwrap();
+    assert!(c.reply().starts_with("250 2.0.0 "));
+    assert_eq!(
+        c.cmd("QUIT"),
+        "221 2.0.0 test.example closing connection\r\n"
+    );
+    drop(c);
+    assert!(child.wait().unwrap().success());
+    let qf = r.qf(&r.only_id());
+    assert!(qf.contains("with ESMTPSA id"), "{qf}");
+    assert!(qf.contains("(authenticated as bob)"), "{qf}");
+}
+
+#[test]
+fn implicit_tls_never_answers_in_plain_text() {
+    // A plain-text client waits for a greeting that never comes; what it
+    // sends ends the handshake, and the connection, unanswered.
+    let r = smtp_root("smtpd-465-plain", "");
+    install_certificate(&r);
+    let (mut child, mut sock) = start_implicit_tls(&r);
+    sock.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    assert!(
+        sock.read(&mut buf).is_err(),
+        "nothing may be said before the client's TLS hello"
+    );
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    sock.write_all(b"EHLO plain.example\r\n").unwrap();
+    while let Ok(n) = sock.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(!text.contains("220") && !text.contains("ESMTP"), "{text:?}");
+    // At most a TLS alert record (content type 21).
+    assert!(got.is_empty() || got[0] == 21, "{got:?}");
+    child.wait().unwrap();
+    assert!(
+        r.log().contains("TLS handshake with [127.0.0.1] failed"),
+        "{}",
+        r.log()
+    );
+
+    // Without a certificate: closed at once, unanswered, and logged.
+    let r = smtp_root("smtpd-465-nocert", "");
+    let (mut child, mut sock) = start_implicit_tls(&r);
+    let mut rest = Vec::new();
+    sock.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"", "nothing in plain text");
+    assert_eq!(child.wait().unwrap().code(), Some(78));
+    let needs = format!(
+        "needs {} and {}: connection from [127.0.0.1] closed",
+        r.path("etc/mail/tls/mail.crt").display(),
+        r.path("etc/mail/tls/mail.key").display()
+    );
+    assert!(
+        r.log().contains("implicit TLS (port ") && r.log().contains(&needs),
+        "{}",
+        r.log()
+    );
+}
+
+#[test]
+fn implicit_tls_refusals_are_said_inside_tls() {
+    let r = smtp_root("smtpd-465-reject", "");
+    install_certificate(&r);
+    r.write("etc/mail/access", "Connect:127.0.0.1 REJECT\n");
+    let (mut child, sock) = start_implicit_tls(&r);
+    let mut c = TlsClient::connect(sock);
+    assert_eq!(c.reply(), "550 5.7.1 Access denied\r\n");
+    assert_eq!(c.reply(), "", "closed");
+    drop(c);
+    child.wait().unwrap();
+}
+
+#[test]
+fn tls_is_only_for_a_network_connection_and_only_with_bs() {
+    let r = smtp_root("smtpd-tls-args", "");
+    let out = r.sendmail(&["-bs", "--tls"], b"QUIT\r\n");
+    assert_eq!(code(&out), 64);
+    assert_eq!(
+        stderr(&out),
+        "sendmail: -bs --tls: standard input is not a TCP connection; --tls is for port 465: inetd or a systemd socket starts 'sendmail -bs --tls' for each connection\n"
+    );
+    assert_eq!(stdout(&out), "", "nothing served on a pipe");
+    let out = r.sendmail(&["-t", "--tls"], b"To: bob\n\nhi\n");
+    assert_eq!(code(&out), 64);
+    assert_eq!(
+        stderr(&out),
+        "sendmail: --tls is only for -bs (SMTP submission with implicit TLS); port 465 runs 'sendmail -bs --tls' from inetd or a systemd socket\n"
+    );
+    assert!(r.queue_files().is_empty());
 }

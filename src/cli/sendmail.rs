@@ -83,7 +83,12 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
         Mode::Smtp => {
             let caller = submit::Caller::current(&cfg);
             let delivery = inv.delivery_mode.unwrap_or(cfg.delivery_mode);
-            crate::smtp::server::main(&cfg, caller.as_ref().map(|c| c.login.as_str()), delivery)
+            crate::smtp::server::main(
+                &cfg,
+                caller.as_ref().map(|c| c.login.as_str()),
+                delivery,
+                inv.implicit_tls,
+            )
         }
         Mode::Verify => verify(&cfg, &inv),
         Mode::RunQueue => run_queue(&inv, args),

@@ -15,6 +15,10 @@
 //!   begin with `-` after it;
 //! * an unknown letter is `illegal option -- X` (exit 64).
 //!
+//! One mailroom extension: `--tls`, only with `-bs` — SMTP submission with
+//! implicit TLS (RFC 8314, port 465), what inetd or a systemd socket runs
+//! for the `submissions` port.  Anywhere else it is a usage error.
+//!
 //! The program name chooses the default mode: `mailq` = `-bp`,
 //! `newaliases` = `-bi`, `hoststat` = `-bh`, `purgestat` = `-bH`,
 //! `smtpd` = `-bd`, `runq` = `-q`.
@@ -105,6 +109,8 @@ pub struct Invocation {
     pub recipients: Vec<String>,
     /// Flags accepted and ignored, as written (for the log).
     pub ignored: Vec<String>,
+    /// `--tls` (with `-bs`): implicit TLS from the first byte.
+    pub implicit_tls: bool,
 }
 
 impl Invocation {
@@ -132,6 +138,7 @@ impl Invocation {
             protocol: None,
             recipients: Vec::new(),
             ignored: Vec::new(),
+            implicit_tls: false,
         }
     }
 }
@@ -194,6 +201,10 @@ pub fn parse(argv0: &str, args: &[String]) -> Result<Invocation, Failure> {
             only_operands = true;
             continue;
         }
+        if arg == "--tls" {
+            inv.implicit_tls = true;
+            continue;
+        }
         let chars: Vec<char> = arg.chars().collect();
         let mut j = 1;
         while j < chars.len() {
@@ -229,6 +240,12 @@ pub fn parse(argv0: &str, args: &[String]) -> Result<Invocation, Failure> {
                     .hint("see sendmail(8) for its flags"));
             }
         }
+    }
+    if inv.implicit_tls && inv.mode != Mode::Smtp {
+        return Err(
+            Failure::usage("--tls is only for -bs (SMTP submission with implicit TLS)")
+                .hint("port 465 runs 'sendmail -bs --tls' from inetd or a systemd socket"),
+        );
     }
     Ok(inv)
 }
@@ -573,6 +590,29 @@ mod tests {
         );
         assert_eq!(err(&["-\r"]).message, "illegal option -- \\r");
         assert_eq!(err(&["-q\n"]).message, "Invalid queue run option -q\\n");
+    }
+
+    #[test]
+    fn tls_goes_with_bs_only() {
+        assert!(p(&["-bs", "--tls"]).implicit_tls);
+        assert!(p(&["--tls", "-bs"]).implicit_tls);
+        assert!(!p(&["-bs"]).implicit_tls);
+        for args in [
+            &["--tls"][..],
+            &["-t", "--tls"],
+            &["-bp", "--tls"],
+            &["-q", "--tls"],
+        ] {
+            let e = err(args);
+            assert_eq!(e.code, crate::exit::ExitCode::Usage, "{args:?}");
+            assert_eq!(
+                e.to_string(),
+                "--tls is only for -bs (SMTP submission with implicit TLS); port 465 runs 'sendmail -bs --tls' from inetd or a systemd socket"
+            );
+        }
+        // After "--" it is a recipient; other long options stay illegal.
+        assert_eq!(p(&["-t", "--", "--tls"]).recipients, ["--tls"]);
+        assert_eq!(err(&["-bs", "--tlsx"]).message, "illegal option -- -");
     }
 
     #[test]

@@ -64,25 +64,19 @@ use settings::Settings;
 pub const EMPTY_DIR: &str = "/var/lib/mailroom/empty";
 
 /// The client's address: from the socket, else what tcpserver or socat
-/// put in the environment.
+/// put in the environment; an IPv4-mapped address as its IPv4 address
+/// (the SMTP server names clients the same way, which POP-before-SMTP
+/// relies on).
 fn peer_address() -> String {
-    if let Ok(addr) = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(0) {
-        if let Some(a) = addr.as_sockaddr_in() {
-            return a.ip().to_string();
-        }
-        if let Some(a) = addr.as_sockaddr_in6() {
-            let ip = a.ip();
-            return match ip.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => ip.to_string(),
-            };
-        }
+    if let Some(p) = wire::peer(0) {
+        return p.ip.to_string();
     }
     for var in ["TCPREMOTEIP", "SOCAT_PEERADDR"] {
-        if let Ok(v) = std::env::var(var)
-            && v.parse::<std::net::IpAddr>().is_ok()
+        if let Some(ip) = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse::<std::net::IpAddr>().ok())
         {
-            return v;
+            return wire::unmapped(ip).to_string();
         }
     }
     "unknown".to_string()

@@ -7,27 +7,32 @@
 //!   line end.  Runs as the caller (set-group-id `mqueue`), in one process.
 //! * **A TCP socket** (inetd or a systemd socket, one process per
 //!   connection): a network client, whose address comes from
-//!   `getpeername`.  On a submission port (`smtp_submission_ports`,
+//!   `getpeername` ([`crate::wire::peer`]: an IPv4-mapped address is its
+//!   IPv4 address).  On a submission port (`smtp_submission_ports`,
 //!   default 587) or with `smtp_require_auth`, `MAIL` needs AUTH first;
 //!   otherwise mail is accepted for the box's own domains, and relayed only
-//!   as [`policy`] allows.
+//!   as [`policy`] allows.  With `--tls`, or on port 465
+//!   ([`SUBMISSIONS_PORT`]), it is submission with implicit TLS (RFC
+//!   8314): the handshake first, then the dialogue inside TLS; never a
+//!   byte in plain text.
 //!
 //! ## Processes (network role, started as root)
 //!
 //! ```text
-//!  inetd ──▶ sendmail -bs (root): loads the tables, TLS key and the
-//!              │ connection slot, then forks          ┌──────────────────────┐
-//!              │                                      │ network process      │
-//!              ├── socketpair ───────────────────────▶│ (smtp_user, group    │
-//!              ▼                                      │  mqueue): the whole  │
-//!            authority (root): answers AUTH           │  dialogue, writes    │
-//!            requests only (pop3d's account check,    │  the queue, starts   │
-//!            in a short-lived child)                  │  qrun                │
-//!                                                     └──────────────────────┘
+//!  inetd ──▶ sendmail -bs (root): loads the tables, TLS key, the
+//!              │ connection slot and the client's     ┌──────────────────────┐
+//!              │ POP-before-SMTP stamp, then forks    │ network process      │
+//!              │                                      │ (smtp_user, group    │
+//!              ├── socketpair ───────────────────────▶│  mqueue): TLS, the   │
+//!              ▼                                      │  whole dialogue,     │
+//!            authority (root): answers AUTH           │  writes the queue,   │
+//!            requests only (pop3d's account check,    │  starts qrun         │
+//!            in a short-lived child)                  └──────────────────────┘
 //! ```
 //!
-//! Nothing the client sends is parsed with root privileges: the authority
-//! reads only framed requests ([`crate::pop3::ctl`]).  Virtual accounts'
+//! Nothing the client sends is parsed with root privileges (not even a TLS
+//! handshake): the authority reads only framed requests
+//! ([`crate::pop3::ctl`]).  Virtual accounts'
 //! password hashes are dropped from the network process's memory.
 //!
 //! ## Modules
@@ -45,7 +50,6 @@ pub mod session;
 pub mod settings;
 pub mod slots;
 
-use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -53,6 +57,7 @@ use crate::config::{Config, DeliveryMode};
 use crate::exit::{ExitCode, Failure};
 use crate::log;
 use crate::pop3::{ctl, login};
+use crate::smtp::Reply;
 use crate::wire::{self, Wire};
 use policy::Policy;
 use session::{Client, Session};
@@ -142,32 +147,12 @@ fn check_password(
     }
 }
 
-/// The network client on standard input: its address and our local port;
-/// `None` when standard input is not an Internet socket.
-fn network_peer() -> Option<(IpAddr, u16)> {
-    use nix::sys::socket::{SockaddrStorage, getpeername, getsockname};
-    let peer = getpeername::<SockaddrStorage>(0).ok()?;
-    let ip = if let Some(a) = peer.as_sockaddr_in() {
-        IpAddr::V4(a.ip())
-    } else if let Some(a) = peer.as_sockaddr_in6() {
-        match a.ip().to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(a.ip()),
-        }
-    } else {
-        return None;
-    };
-    let local = getsockname::<SockaddrStorage>(0).ok()?;
-    let port = local
-        .as_sockaddr_in()
-        .map(|a| a.port())
-        .or_else(|| local.as_sockaddr_in6().map(|a| a.port()))
-        .unwrap_or(0);
-    Some((ip, port))
-}
-
-/// Write one reply and give up (before a session exists).
-fn refuse_now(line: &str) {
+/// Write one reply and give up (before a session exists).  Never on an
+/// implicit-TLS connection: nothing is said there in plain text.
+fn refuse_now(line: &str, implicit_tls: bool) {
+    if implicit_tls {
+        return;
+    }
     let _ = wire::write_all_fd(
         1,
         format!("{line}\r\n").as_bytes(),
@@ -176,23 +161,32 @@ fn refuse_now(line: &str) {
 }
 
 /// `sendmail -bs`.  `caller`: the calling user's login (local role).
+/// `implicit_tls`: `--tls`, submission with TLS from the first byte (the
+/// same as a connection to [`SUBMISSIONS_PORT`]).
 pub fn main(
     cfg: &Config,
     caller: Option<&str>,
     delivery: DeliveryMode,
+    implicit_tls: bool,
 ) -> Result<ExitCode, Failure> {
+    let peer = wire::peer(0);
+    let implicit_tls = implicit_tls || peer.is_some_and(|p| p.local_port == SUBMISSIONS_PORT);
     let settings = match Settings::from_config(cfg) {
         Ok(s) => s,
         Err(f) => {
             log::err(None, &f.to_string());
-            refuse_now(&format!(
-                "421 4.3.0 {} Server configuration error",
-                cfg.hostname
-            ));
+            refuse_now(
+                &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+                implicit_tls,
+            );
             return Err(f);
         }
     };
-    match network_peer() {
+    match peer {
+        None if implicit_tls => Err(Failure::usage(
+            "-bs --tls: standard input is not a TCP connection",
+        )
+        .hint("--tls is for port 465: inetd or a systemd socket starts 'sendmail -bs --tls' for each connection")),
         None => {
             let login = caller.unwrap_or("unknown").to_string();
             let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
@@ -211,9 +205,13 @@ pub fn main(
             s.run();
             Ok(ExitCode::Ok)
         }
-        Some((ip, port)) => network(cfg, &settings, ip, port),
+        Some(peer) => network(cfg, &settings, peer, implicit_tls),
     }
 }
+
+/// RFC 8314's port for submission with implicit TLS ("submissions"): a
+/// connection to it is served as `--tls` is.
+pub const SUBMISSIONS_PORT: u16 = 465;
 
 fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
     Authenticator::InProcess {
@@ -225,62 +223,109 @@ fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
     }
 }
 
-/// The network role.
-fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<ExitCode, Failure> {
-    // Diagnostics must never reach the client: stderr may be the socket.
-    let submission = settings.require_auth || settings.submission_ports.contains(&port);
-    let slot = match slots::acquire(cfg, &ip, settings.max_connections_per_ip) {
-        slots::Slot::Full => {
-            log::notice(
-                None,
-                &format!(
-                    "rejecting connection from [{ip}]: {} connections already",
-                    settings.max_connections_per_ip
-                ),
-            );
-            refuse_now(&format!(
-                "421 4.7.0 {} Too many connections from [{ip}]; try again later",
-                cfg.hostname
-            ));
-            return Ok(ExitCode::TempFail);
-        }
-        s => s,
-    };
+/// The network role.  Diagnostics must never reach the client: stderr
+/// may be the socket.
+fn network(
+    cfg: &Config,
+    settings: &Settings,
+    peer: wire::Peer,
+    implicit_tls: bool,
+) -> Result<ExitCode, Failure> {
+    let ip = peer.ip;
+    let shown = format!("[{}]", crate::access::client_addr(&ip));
+    // Implicit TLS is submission (RFC 8314 §3.3): AUTH before MAIL, as on 587.
+    let submission = implicit_tls
+        || settings.require_auth
+        || settings.submission_ports.contains(&peer.local_port);
     let (cert, key) = (&settings.pop3.tls_cert, &settings.pop3.tls_key);
     let tls = if cert.exists() && key.exists() {
         match crate::tls::server_config(cert, key) {
             Ok(c) => Some(c),
             Err(e) => {
-                log::err(None, &format!("STARTTLS is off: {e}"));
+                log::err(None, &format!("TLS is off: {e}"));
                 None
             }
         }
     } else {
         None
     };
-    let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
-    if let Some(f) = policy.connect(&ip)
+    if implicit_tls && tls.is_none() {
+        // Never plain text where the client expects TLS: close unanswered.
+        log::err(
+            None,
+            &format!(
+                "implicit TLS (port {}) needs {} and {}: connection from {shown} closed",
+                peer.local_port,
+                cert.display(),
+                key.display()
+            ),
+        );
+        return Ok(ExitCode::Config);
+    }
+    // Refused before the dialogue: said at once in plain text, or, on an
+    // implicit-TLS connection, inside TLS by the unprivileged network
+    // process (root never parses a TLS handshake).
+    let mut refusal: Option<Reply> = None;
+    let slot = match slots::acquire(cfg, &ip, settings.max_connections_per_ip) {
+        slots::Slot::Full => {
+            log::notice(
+                None,
+                &format!(
+                    "rejecting connection from {shown}: {} connections already",
+                    settings.max_connections_per_ip
+                ),
+            );
+            refusal = Some(Reply::new(
+                421,
+                format!(
+                    "4.7.0 {} Too many connections from {shown}; try again later",
+                    cfg.hostname
+                ),
+            ));
+            slots::Slot::Unguarded
+        }
+        s => s,
+    };
+    let mut policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
+    if refusal.is_none()
+        && let Some(f) = policy.connect(&ip)
         && let crate::access::Verdict::Reject(r) = &f.verdict
     {
         log::notice(
             None,
             &format!(
-                "ruleset=check_relay, arg1=[{ip}], relay=[{ip}], reject={} (access {} line {})",
+                "ruleset=check_relay, arg1={shown}, relay={shown}, reject={} (access {} line {})",
                 r.one_line(),
                 f.key,
                 f.line
             ),
         );
-        refuse_now(&format!("{} {}", r.code, r.lines.join(" ")));
-        return Ok(ExitCode::Ok);
+        refusal = Some(r.clone());
     }
+    if let Some(r) = &refusal
+        && !implicit_tls
+    {
+        refuse_now(&format!("{} {}", r.code, r.lines.join(" ")), false);
+        return Ok(if r.is_temporary() {
+            ExitCode::TempFail
+        } else {
+            ExitCode::Ok
+        });
+    }
+    // While still root: the stamps are root's.
+    policy.look_up_pop_login(&ip);
     let client = Client::Network { ip, submission };
+    let start = |s: &mut Session| {
+        s.implicit_tls = implicit_tls;
+        s.refusal = refusal.clone();
+    };
     // The privilege split needs root and the system's layout (a private
     // root, as in tests, keeps one process).
     if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
         let auth = in_process_auth(cfg, settings);
         let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
         s.slot = slot.into_file();
+        start(&mut s);
         s.run();
         return Ok(ExitCode::Ok);
     }
@@ -299,10 +344,10 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
             drop(authority_end);
             if let Err(e) = become_network_user(settings, queue_gid) {
                 log::err(None, &format!("cannot drop privileges: {e}"));
-                refuse_now(&format!(
-                    "421 4.3.0 {} Server configuration error",
-                    cfg.hostname
-                ));
+                refuse_now(
+                    &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+                    implicit_tls,
+                );
                 // SAFETY: leave the child at once.
                 unsafe { libc::_exit(ExitCode::OsErr.code()) };
             }
@@ -316,6 +361,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
                 Authenticator::Authority(network_end),
             );
             s.slot = slot.into_file();
+            start(&mut s);
             s.run();
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }
@@ -333,7 +379,7 @@ fn network(cfg: &Config, settings: &Settings, ip: IpAddr, port: u16) -> Result<E
                 libc::close(1);
             }
             crate::privs::ensure_std_fds();
-            authority(cfg, settings, authority_end, &ip);
+            authority(cfg, settings, authority_end, &shown);
             let _ = nix::sys::wait::waitpid(child, None);
             Ok(ExitCode::Ok)
         }
@@ -355,7 +401,7 @@ fn become_network_user(settings: &Settings, queue_gid: u32) -> Result<(), String
 }
 
 /// The authority: answer AUTH requests until the network process ends.
-fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &IpAddr) {
+fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, shown: &str) {
     let mut failures = 0u32;
     // The network process enforces the client's timeouts; this only
     // bounds a wedged one.
@@ -372,7 +418,7 @@ fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, ip: &Ip
         };
         let answer: Vec<&[u8]> = match &verdict {
             Verdict::Ok(login) => {
-                log::info(None, &format!("AUTH: {login} from [{ip}]"));
+                log::info(None, &format!("AUTH: {login} from {shown}"));
                 vec![b"OK", login.as_bytes()]
             }
             _ => {

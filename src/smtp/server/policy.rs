@@ -68,6 +68,8 @@ pub struct Policy {
     pub resolver: Resolver,
     access: Access,
     pop_before_smtp_window: u64,
+    /// The client found in pop3d's stamps by [`Policy::look_up_pop_login`].
+    pop_login: Option<IpAddr>,
 }
 
 impl Policy {
@@ -83,12 +85,32 @@ impl Policy {
             resolver,
             access: Access::load(cfg),
             pop_before_smtp_window,
+            pop_login: None,
+        }
+    }
+
+    /// Whether `ip` logged in by POP3 within `pop_before_smtp_window`,
+    /// remembered for [`Policy::relay_right`].  The stamps are root's
+    /// alone ([`stamps`]): the SMTP server asks while it still is root,
+    /// before the dialogue starts, so a client must log in by POP3 before
+    /// it connects (which is how mail programs and the hosting guides do
+    /// it).
+    pub fn look_up_pop_login(&mut self, ip: &IpAddr) {
+        if self.pop_before_smtp_window == 0 {
+            return;
+        }
+        let now = crate::date::now();
+        let window = self.pop_before_smtp_window.min(i64::MAX as u64) as i64;
+        if stamps::read(&self.cfg, stamps::POP_BEFORE_SMTP, now, window)
+            .contains_key(&ip.to_string())
+        {
+            self.pop_login = Some(*ip);
         }
     }
 
     /// What `access` says about the client's address.
     pub fn connect(&self, ip: &IpAddr) -> Option<Found> {
-        self.access.connect(&ip.to_string())
+        self.access.connect(ip)
     }
 
     /// Whether the client at `ip` may relay without logging in.
@@ -101,14 +123,8 @@ impl Policy {
         {
             return Some(RelayRight::Access(f.key));
         }
-        if self.pop_before_smtp_window > 0 {
-            let path = stamps::dir(&self.cfg).join(stamps::POP_BEFORE_SMTP);
-            let now = crate::date::now();
-            if stamps::read(&path, now, self.pop_before_smtp_window as i64)
-                .contains_key(&ip.to_string())
-            {
-                return Some(RelayRight::PopBeforeSmtp);
-            }
+        if self.pop_login == Some(*ip) {
+            return Some(RelayRight::PopBeforeSmtp);
         }
         None
     }

@@ -58,6 +58,13 @@ pub struct Session<'a> {
     /// What happens after a message is accepted (`-od?` for a local
     /// program; network clients never wait: background).
     pub delivery: DeliveryMode,
+    /// TLS from the first byte (`--tls`, port 465): the handshake comes
+    /// before the greeting, and STARTTLS is not offered.
+    pub implicit_tls: bool,
+    /// Said instead of the greeting, then the connection is closed (too
+    /// many connections, an access `Connect:` rejection) — for an
+    /// implicit-TLS client, which hears nothing outside TLS.
+    pub refusal: Option<Reply>,
     helo: Option<String>,
     esmtp: bool,
     authenticated: Option<String>,
@@ -105,6 +112,8 @@ impl<'a> Session<'a> {
                 DeliveryMode::QueueOnly => DeliveryMode::QueueOnly,
                 _ => DeliveryMode::Background,
             },
+            implicit_tls: false,
+            refusal: None,
             helo: None,
             esmtp: false,
             authenticated: None,
@@ -126,11 +135,12 @@ impl<'a> Session<'a> {
         matches!(self.client, Client::Network { .. })
     }
 
-    /// `[192.0.2.7]` or `USER@localhost`, for logs.
+    /// `[192.0.2.7]`, `[IPv6:2001:db8:0:0:0:0:0:1]` or `USER@localhost`,
+    /// as sendmail names clients (logs, `Hello`, `Received:`).
     fn relay_name(&self) -> String {
         match &self.client {
             Client::Program(u) => format!("{u}@localhost"),
-            Client::Network { ip, .. } => format!("[{ip}]"),
+            Client::Network { ip, .. } => format!("[{}]", crate::access::client_addr(ip)),
         }
     }
 
@@ -192,14 +202,39 @@ impl<'a> Session<'a> {
 
     /// The whole session: greeting, commands, until QUIT or the end.
     pub fn run(&mut self) -> End {
-        if let Client::Network { ip, .. } = self.client
+        if self.implicit_tls {
+            let Some(cfg) = self.tls.clone() else {
+                return End::Broken;
+            };
+            // A minute is plenty for a handshake; a client that waits for
+            // a greeting in plain text hears nothing and is dropped.
+            let deadline = Instant::now() + self.settings.timeout.min(Duration::from_secs(60));
+            if let Err(e) = self.wire.start_tls(cfg, deadline) {
+                log::info(
+                    None,
+                    &format!(
+                        "TLS handshake with {} failed: {}",
+                        self.relay_name(),
+                        describe(&e)
+                    ),
+                );
+                return End::Broken;
+            }
+        }
+        if let Some(r) = self.refusal.take() {
+            self.send(&r);
+            self.close();
+            return End::Closed;
+        }
+        if self.is_network()
             && !self.settings.greet_pause.is_zero()
             && self.wire.client_talks_within(self.settings.greet_pause)
         {
             log::notice(
                 None,
                 &format!(
-                    "rejecting commands from [{ip}] due to pre-greeting traffic after {} seconds",
+                    "rejecting commands from {} due to pre-greeting traffic after {} seconds",
+                    self.relay_name(),
                     self.settings.greet_pause.as_secs_f32()
                 ),
             );
@@ -822,5 +857,15 @@ impl<'a> Session<'a> {
             return Some(None);
         }
         Some(Some(String::from_utf8_lossy(&line).trim().to_string()))
+    }
+}
+
+/// A failed TLS handshake, for the log.
+fn describe(e: &WireError) -> String {
+    match e {
+        WireError::Eof => "the client closed the connection".to_string(),
+        WireError::Timeout => "no TLS handshake in time".to_string(),
+        WireError::Io(e) => e.to_string(),
+        WireError::Tls(t) => t.clone(),
     }
 }
