@@ -337,6 +337,54 @@ fn a_runner_killed_from_outside_sets_nothing_aside() {
 }
 
 #[test]
+fn a_run_for_one_message_learns_that_its_last_attempt_was_cut_short() {
+    // A runner killed mid-attempt, whose delivery had already put the copy
+    // in the mailbox (its delivery child keeps the job locked until the
+    // copy is written, so the next runner comes after it): the next run
+    // -- even `sendmail`'s run for this one message, which lists no queue --
+    // must find the dead runner's journal and not deliver a second copy.
+    let r = root("qrun-cut-short", "");
+    let o = r.sendmail(&["-i", "bob"], b"Subject: once\n\nbody\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = r.only_id();
+    let keep = |f: &str| std::fs::read(r.queue().join(format!("{f}{id}"))).unwrap();
+    let (qf, df) = (keep("qf"), keep("df"));
+    // The attempt that delivered, as far as the copy.
+    let o = qrun(&r, &[&format!("-qI{id}")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(mbox(&r, "bob").matches("Subject: once").count(), 1);
+    // ... whose runner died before it removed the job: the job is back,
+    // and the dead runner's journal names it.
+    std::fs::write(r.queue().join(format!("df{id}")), df).unwrap();
+    std::fs::write(r.queue().join(format!("qf{id}")), qf).unwrap();
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let journals = r.queue().join(".running");
+    std::fs::create_dir_all(&journals).unwrap();
+    let mut journal = format!("{:<31}\n", "running").into_bytes();
+    journal.extend(format!("{id:<31}\n").bytes());
+    std::fs::write(journals.join(format!("{dead}.0")), journal).unwrap();
+    let o = qrun(&r, &[&format!("-qI{id}")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        mbox(&r, "bob").matches("Subject: once").count(),
+        1,
+        "delivered twice\n{}",
+        r.log()
+    );
+    assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
+    assert!(
+        r.log().contains("was killed while delivering this message"),
+        "{}",
+        r.log()
+    );
+}
+
+#[test]
 fn a_message_that_crashes_the_runner_three_times_is_set_aside() {
     // The "crash": the runner gets SIGSEGV while it delivers to a program
     // that never finishes (what a parser bug's bad pointer would raise).
@@ -360,9 +408,10 @@ fn a_message_that_crashes_the_runner_three_times_is_set_aside() {
         r.queue_files()
     );
     assert!(
-        !r.queue_files().iter().any(|f| f.starts_with(".running")),
-        "dead journals are removed: {:?}",
-        r.queue_files()
+        journals(&r).is_empty() && !r.queue_files().iter().any(|f| f.starts_with(".running.")),
+        "dead journals are removed: {:?} {:?}",
+        r.queue_files(),
+        journals(&r)
     );
     assert!(r.log().contains("set aside for the admin"), "{}", r.log());
     // And the admin can see it and put it back.
@@ -374,13 +423,15 @@ fn a_message_that_crashes_the_runner_three_times_is_set_aside() {
     );
 }
 
+/// The runners' journals (`QUEUE/.running/`, see runner::crashguard).
 fn journals(r: &Root) -> Vec<String> {
-    std::fs::read_dir(r.queue())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".running"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .collect()
+    match std::fs::read_dir(r.queue().join(".running")) {
+        Ok(d) => d
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@
 //! | `hfID` | a job the admin held (`mailroom queue hold`) | [`spool`] |
 //! | `QfID` | a job set aside as unprocessable ("lost") | [`spool`], [`crate::runner::crashguard`] |
 //! | `xfID` | crashes counted against a job, or its last attempt interrupted | [`crate::runner::crashguard`] |
-//! | `.running.PID.N` | a live queue run's journal of what each worker is on | [`crate::runner::crashguard`] |
+//! | `.running/PID.N` | a live queue run's journal of what each worker is on (the directory goes with the last run) | [`crate::runner::crashguard`] |
 //! | `.dsn-rate` | notices sent this hour, per address | `crate::runner` (notices) |
 //! | `qf/`, `df/` | sendmail's optional split layout: control and data files there | [`spool`] |
 //!

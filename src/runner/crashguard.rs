@@ -17,24 +17,37 @@
 //!
 //! | file | written by | content |
 //! |------|------------|---------|
-//! | `.running.PID.N` | one runner process, for its lifetime, `flock`ed | a 32-byte status slot (`running` or `crashed`), then one 32-byte slot per worker: the id it is working on, or blanks |
+//! | `.running/PID.N` | one runner process, for its lifetime, `flock`ed | a 32-byte status slot (`running` or `crashed`), then one 32-byte slot per worker: the id it is working on, or blanks |
 //! | `xfID` | the sweep, for a job a dead runner was working on | `crashes N\n` (crashes counted), then `interrupted\n` |
 //!
 //! A worker writes the job's id into its slot before an attempt and blanks
 //! it afterwards: one `pwrite` each, no file created per job.  The fatal
 //! signal handlers ([`arm`]) write `crashed` into the status slot (one
 //! `pwrite`, async-signal-safe) and let the signal take its course.  A
-//! journal whose lock nobody holds belongs to a runner that died; the next
-//! full queue pass ([`sweep`]) marks every id still in it `interrupted`
-//! (its next attempt first looks for copies the dead one may already have
-//! put in mailboxes, so the retry delivers no duplicate), counts a crash
-//! for each when its status says `crashed`, and removes it.  A panic inside one
+//! journal whose lock nobody holds belongs to a runner that died; a sweep
+//! ([`sweep`]) marks every id still in it `interrupted` (its next attempt
+//! first looks for copies the dead one may already have put in mailboxes,
+//! so the retry delivers no duplicate), counts a crash for each when its
+//! status says `crashed`, and removes it.
+//!
+//! ## When the sweep runs
+//!
+//! Every runner sweeps right after it has locked a job, before it decides
+//! how to attempt it.  The order of events makes that enough: a runner
+//! killed mid-attempt loses its journal lock at once, while its delivery
+//! child (if any) keeps the job's lock until it has written its copy; so
+//! whoever locks the job next finds the dead journal still there.  The
+//! journals live in a directory of their own, `.running/`, so that this
+//! sweep reads a handful of names, not a queue of 100,000 jobs.  A sweep
+//! that finds a journal locked although its runner's process is gone
+//! waits for that lock: another runner is sweeping it this instant, and
+//! its marks must be on disk before we read them.  A panic inside one
 //! attempt is counted at once ([`count_crash`]).  Neither is `fsync`ed:
 //! they count process deaths, not power failures.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -43,8 +56,12 @@ use crate::queue::{Queue, QueueId};
 /// Bytes per worker slot (an id is 14–18 characters).
 const SLOT: usize = 32;
 
-/// Prefix of journal names.
-const PREFIX: &str = ".running.";
+/// The directory of the journals, in the queue's control directory.
+pub const JOURNAL_DIR: &str = ".running";
+
+/// Prefix of the journal names an older version kept in the queue
+/// directory itself (still swept, so none is left behind).
+const LEGACY_PREFIX: &str = ".running.";
 
 /// An attempt count after which a job is set aside.
 pub const MAX_CRASHES: u32 = 3;
@@ -111,19 +128,35 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Create and lock a journal in `queue_dir`.
+    /// Create and lock a journal in `queue_dir`'s journal directory.
     pub fn create(queue_dir: &Path) -> io::Result<Journal> {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = queue_dir.join(format!("{PREFIX}{}.{n}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)?;
+        let dir = queue_dir.join(JOURNAL_DIR);
+        let path = dir.join(format!("{}.{n}", std::process::id()));
+        // The directory goes when its last runner ends (see Drop); one
+        // that ends between our mkdir and our open makes us try again.
+        let mut tries = 0;
+        let file = loop {
+            match fs::DirBuilder::new().mode(0o750).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(f) => break f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 10 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        };
         // SAFETY: plain flock on a valid descriptor; held until we close.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(io::Error::last_os_error());
@@ -158,6 +191,11 @@ impl Drop for Journal {
             std::sync::atomic::Ordering::SeqCst,
         );
         let _ = fs::remove_file(&self.path);
+        // The last runner leaves no empty directory behind (fails while
+        // other journals are there).
+        if let Some(dir) = self.path.parent() {
+            let _ = fs::remove_dir(dir);
+        }
     }
 }
 
@@ -222,48 +260,90 @@ pub fn clear(queue: &Queue, id: &QueueId) {
     let _ = fs::remove_file(queue.path("xf", id));
 }
 
-/// Count a crash for every job named in the journals of runners that
-/// crashed; remove the journals of every runner that died (crashed or
-/// killed).  `names` are the queue directory's file names.  Returns the
-/// jobs marked (crashed or interrupted).
-pub fn sweep<'a>(queue: &Queue, names: impl Iterator<Item = &'a str>) -> Vec<QueueId> {
-    let mut counted = Vec::new();
-    for name in names.filter(|n| n.starts_with(PREFIX)) {
-        let path = queue.control_dir().join(name);
-        let Ok(mut f) = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        else {
-            continue;
-        };
-        // SAFETY: plain flock on a valid descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            continue; // its runner is alive
+/// Sweep the journals of runners that died: count a crash for every job
+/// named in the journal of a runner that crashed, mark those of a runner
+/// killed from outside interrupted, and remove the journals.  Reads the
+/// journal directory, and among `legacy_names` (the queue directory's
+/// names, when the caller has listed it) the journals an older version
+/// kept there.  Returns the jobs marked.
+pub fn sweep<'a>(queue: &Queue, legacy_names: impl Iterator<Item = &'a str>) -> Vec<QueueId> {
+    let mut marked = Vec::new();
+    let dir = queue.control_dir().join(JOURNAL_DIR);
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let pid = name.split('.').next().and_then(|p| p.parse().ok());
+            sweep_one(queue, &dir.join(name), pid, &mut marked);
         }
-        let mut journal = Vec::new();
-        let _ = f.read_to_end(&mut journal);
-        let crashed = journal.starts_with(b"crashed");
-        for id in journal_ids(&journal) {
-            if crashed {
-                crate::log::warning(
-                    Some(id.as_str()),
-                    "the queue runner crashed while delivering this message",
-                );
-                count_crash(queue, &id);
-                counted.push(id);
-            } else {
-                crate::log::notice(
-                    Some(id.as_str()),
-                    "a queue runner was killed while delivering this message; retrying",
-                );
-                mark_interrupted(queue, &id);
-                counted.push(id);
-            }
-        }
-        let _ = fs::remove_file(&path);
     }
-    counted
+    for name in legacy_names.filter(|n| n.starts_with(LEGACY_PREFIX)) {
+        let pid = name[LEGACY_PREFIX.len()..]
+            .split('.')
+            .next()
+            .and_then(|p| p.parse().ok());
+        sweep_one(queue, &queue.control_dir().join(name), pid, &mut marked);
+    }
+    marked
+}
+
+/// Is process `pid` gone?
+fn process_gone(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) != 0 && *libc::__errno_location() == libc::ESRCH }
+}
+
+/// Sweep one journal if its runner is dead (see [`sweep`]).
+fn sweep_one(queue: &Queue, path: &Path, pid: Option<i32>, marked: &mut Vec<QueueId>) {
+    let Ok(mut f) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    else {
+        return;
+    };
+    // SAFETY: plain flock on a valid descriptor.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // Its runner is alive -- or gone, and another runner is sweeping
+        // this journal right now: wait for that sweep's marks.
+        match pid {
+            Some(pid) if pid > 0 && process_gone(pid) => {
+                // SAFETY: as above, blocking; the sweeper holds it briefly.
+                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+            }
+            _ => return,
+        }
+    }
+    let mut journal = Vec::new();
+    let _ = f.read_to_end(&mut journal);
+    let crashed = journal.starts_with(b"crashed");
+    // A journal another sweep already handled (and removed) is marked
+    // again: the same marks, unless it counted crashes, which must count
+    // once.
+    let already_swept = !path.exists();
+    for id in journal_ids(&journal) {
+        if already_swept {
+            if !crashed {
+                mark_interrupted(queue, &id);
+            }
+            marked.push(id);
+        } else if crashed {
+            crate::log::warning(
+                Some(id.as_str()),
+                "the queue runner crashed while delivering this message",
+            );
+            count_crash(queue, &id);
+            marked.push(id);
+        } else {
+            crate::log::notice(
+                Some(id.as_str()),
+                "a queue runner was killed while delivering this message; retrying",
+            );
+            mark_interrupted(queue, &id);
+            marked.push(id);
+        }
+    }
+    let _ = fs::remove_file(path);
 }
 
 #[cfg(test)]
@@ -308,6 +388,55 @@ mod tests {
         assert_eq!(crashes(&q, &a), 2);
         clear(&q, &a);
         assert_eq!(crashes(&q, &a), 0);
+        drop(j);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A process id that belonged to a process now gone.
+    fn dead_pid() -> i32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_killed_runners_journal_is_found_by_the_next_sweep_even_while_another_sweeps_it() {
+        let dir = std::env::temp_dir().join(format!("mr-crashguard-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let q = Queue::new(&dir);
+        let a = QueueId::parse("6AL5Krcl005170").unwrap();
+        let j = Journal::create(&dir).unwrap();
+        j.begin(0, &a);
+        // A live runner's journal: nothing to do.
+        assert!(sweep(&q, std::iter::empty()).is_empty());
+        // A runner killed: its journal, unlocked, under a dead pid.
+        let journals = dir.join(JOURNAL_DIR);
+        let dead = journals.join(format!("{}.0", dead_pid()));
+        fs::copy(&j.path, &dead).unwrap();
+        assert_eq!(sweep(&q, std::iter::empty()), vec![a.clone()]);
+        assert!(state(&q, &a).1, "marked interrupted");
+        assert!(!dead.exists());
+        clear(&q, &a);
+        // Another runner is sweeping it this instant (holds its lock, then
+        // marks and removes it): the sweep waits and sees the mark.
+        fs::copy(&j.path, &dead).unwrap();
+        let held = File::open(&dead).unwrap();
+        // SAFETY: plain flock on a valid descriptor.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let (q2, a2, dead2) = (q.clone(), a.clone(), dead.clone());
+        let other = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            mark_interrupted(&q2, &a2);
+            fs::remove_file(&dead2).unwrap();
+            drop(held);
+        });
+        let t = std::time::Instant::now();
+        assert_eq!(sweep(&q, std::iter::empty()), vec![a.clone()]);
+        assert!(t.elapsed() >= std::time::Duration::from_millis(90));
+        assert!(state(&q, &a).1);
+        other.join().unwrap();
         drop(j);
         let _ = fs::remove_dir_all(&dir);
     }

@@ -147,8 +147,12 @@ impl Runner {
             self.bump(stats, |s| s.not_due += 1);
             return None;
         }
+        // A runner killed while on this job may have died after this pass
+        // began (its delivery child then held the job's lock until now):
+        // sweep its journal before deciding how to attempt the job.
+        let swept = crashguard::sweep(&self.queue, std::iter::empty());
         let (crashes, interrupted) = match &pass.crashed {
-            Some(known) if !known.contains(id) => (0, false),
+            Some(known) if !known.contains(id) && !swept.contains(id) => (0, false),
             _ => crashguard::state(&self.queue, id),
         };
         if crashes >= crashguard::MAX_CRASHES {
