@@ -18,10 +18,10 @@
 //!    from the setgid spool); refuse anything but a regular file with one
 //!    link owned by the mailbox owner.
 //! 2. Lock ([`super::lock`]); check the path still names the file opened.
-//! 3. Note the size, in the dotlock too (`append SIZE DEV INODE` after the
-//!    pid line): should this writer be killed mid-append, whoever finds
-//!    its dotlock stale cuts the file back to SIZE before writing
-//!    ([`super::lock`]).  If the file does not end with an empty line (a
+//! 3. Finish or undo what a killed writer left ([`recover`]), then note
+//!    the size in the dotlock ([`Note::Append`]): should this writer be
+//!    killed mid-append, whoever finds its dotlock stale cuts the file
+//!    back to that size.  If the file does not end with an empty line (a
 //!    foreign MUA), add the missing newlines first.
 //! 4. Write.  On any failure, truncate back to the noted size, so the
 //!    mailbox is exactly as it was.
@@ -40,7 +40,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use super::lock::{self, Kind, LockError};
+use super::lock::{self, Kind, LockError, Note};
 use super::{Failure, Format, Message, write_message};
 
 /// The mbox `From ` line for a sender at time `t`.
@@ -392,7 +392,11 @@ fn lock_for_append(
         Ok(None) => opened.len(),
         Err(e) => return Err(Failure::from_io(&format!("{what}: cannot repair"), &e)),
     };
-    held.note(&format!("append {len} {} {}", opened.dev(), opened.ino()));
+    held.note(Note::Append {
+        start: len,
+        dev: opened.dev(),
+        ino: opened.ino(),
+    });
     Ok((held, len))
 }
 
@@ -405,38 +409,19 @@ pub fn compact_side_file(mbox: &Path) -> std::path::PathBuf {
     mbox.with_file_name(name)
 }
 
-/// Finish or undo what a killed writer of `file` left, as its stale dotlock
-/// (replaced by `held`) tells:
-///
-/// * `append START DEV INO` — an appender died mid-append: everything from
-///   START on is a message nobody was told was delivered (it will be
-///   delivered again); cut it off.
-/// * `compact START LEN DEV INO` — a compaction died while copying its side
-///   file (complete and synced before the note was written) back over
-///   START: copy it again, cut the file at START+LEN.  No side file: the
-///   copy had finished.
-///
-/// Returns what was done.  The caller holds the write lock.
+/// Finish or undo what a killed writer of `file` left, as the [`Note`] in
+/// its stale dotlock (replaced by `held`) tells.  Returns what was done.
+/// The caller holds the write lock.
 pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option<String>> {
-    let Some(note) = held.broken() else {
+    let Some(note) = held.broken_note() else {
         return Ok(None);
     };
     let opened = file.metadata()?;
-    let words: Vec<u64> = note
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .map_while(|w| w.parse().ok())
-        .collect();
-    let ours = |dev: u64, ino: u64| dev == opened.dev() && ino == opened.ino();
-    let kind = note
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next());
-    match (kind, words.as_slice()) {
-        (Some("append"), &[start, dev, ino]) if ours(dev, ino) && start < opened.len() => {
+    if !note.is_about(&opened) {
+        return Ok(None);
+    }
+    match note {
+        Note::Append { start, .. } if start < opened.len() => {
             file.set_len(start)?;
             file.sync_data()?;
             Ok(Some(format!(
@@ -444,7 +429,8 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
                 opened.len() - start
             )))
         }
-        (Some("compact"), &[start, len, dev, ino]) if ours(dev, ino) => {
+        Note::Append { .. } => Ok(None),
+        Note::Compact { start, len, .. } => {
             let side_path = compact_side_file(path);
             let side = match OpenOptions::new()
                 .read(true)
@@ -464,8 +450,7 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(path)?;
-            let t = target.metadata()?;
-            if !ours(t.dev(), t.ino()) {
+            if !note.is_about(&target.metadata()?) {
                 return Ok(None);
             }
             copy_range(&side, 0, &target, start, len)?;
@@ -476,7 +461,6 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
                 "finished the compaction a killed POP3 session left half-done".to_string(),
             ))
         }
-        _ => Ok(None),
     }
 }
 
@@ -739,7 +723,7 @@ mod tests {
 
     /// A dotlock as a writer killed while holding it leaves it: a pid that
     /// no longer exists, then its note.
-    fn dead_writers_dotlock(mbox: &Path, note: &str) {
+    fn dead_writers_dotlock(mbox: &Path, note: Note) {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
@@ -812,7 +796,14 @@ mod tests {
         f.write_all(b"From x@y  Sat Nov 21 05:00:00 2026\nSubject: torn\n\nhal")
             .unwrap();
         let (dev, ino) = dev_ino(&p);
-        dead_writers_dotlock(&p, &format!("append {} {dev} {ino}", whole.len()));
+        dead_writers_dotlock(
+            &p,
+            Note::Append {
+                start: whole.len() as u64,
+                dev,
+                ino,
+            },
+        );
         append_to(&p, b"Subject: two\n\nsecond\n", 0).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(!text.contains("torn"), "{text}");
@@ -821,7 +812,14 @@ mod tests {
         assert!(!lock::dotlock_path(&p).exists());
         // A note about another file (the mbox was replaced) is ignored.
         let before = std::fs::read(&p).unwrap();
-        dead_writers_dotlock(&p, &format!("append 0 {dev} {}", ino + 1));
+        dead_writers_dotlock(
+            &p,
+            Note::Append {
+                start: 0,
+                dev,
+                ino: ino + 1,
+            },
+        );
         append_to(&p, b"Subject: three\n\nthird\n", 0).unwrap();
         assert!(std::fs::read(&p).unwrap().starts_with(&before));
         std::fs::remove_dir_all(&d).unwrap();
@@ -843,7 +841,12 @@ mod tests {
         let (dev, ino) = dev_ino(&p);
         dead_writers_dotlock(
             &p,
-            &format!("compact {} {} {dev} {ino}", head.len(), tail.len()),
+            Note::Compact {
+                start: head.len() as u64,
+                len: tail.len() as u64,
+                dev,
+                ino,
+            },
         );
         append_to(&p, b"Subject: new\n\nnew mail\n", 0).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();

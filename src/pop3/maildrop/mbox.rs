@@ -36,12 +36,12 @@
 //! alone), then the file is compacted in place: from the first deleted
 //! message on, the kept messages and whatever was appended during the
 //! session are written to a side file `.NAME.compact` (synced), the
-//! dotlock notes `compact START LEN DEV INO`, the side file is copied over
-//! the mbox at START, the mbox is cut at START+LEN and `fsync`ed before
-//! `+OK`.  A session killed before the note changed nothing; one killed
-//! after it left a note that whoever takes the mailbox next finishes
-//! ([`crate::mailbox::mbox::recover`]).  The file is never replaced by
-//! another (other programs hold it open).
+//! dotlock notes it ([`Note::Compact`]), the side file is copied over the
+//! mbox from the first deleted message on, the mbox is cut at the end of
+//! the copy and `fsync`ed before `+OK`.  A session killed before the note
+//! changed nothing; one killed after it left a note that whoever takes
+//! the mailbox next finishes ([`crate::mailbox::mbox::recover`]).  The
+//! file is never replaced by another (other programs hold it open).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -55,7 +55,7 @@ use md5::{Digest, Md5};
 use super::{
     Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, Region, Uidl, send_region,
 };
-use crate::mailbox::lock::{self, Kind, LockError};
+use crate::mailbox::lock::{self, Kind, LockError, Note};
 use crate::wire::Wire;
 
 /// Bytes of a `From ` line that its checksum covers.
@@ -326,9 +326,9 @@ impl Mbox {
     /// file, in order, `tail_len` bytes in all), under the write lock.
     ///
     /// Crash-safe when the spool lets us write next to the mbox: the tail
-    /// goes to a side file first (synced), the dotlock notes
-    /// `compact START LEN DEV INO`, and only then is the side file copied
-    /// over the mbox; whoever finds the dotlock stale finishes the copy
+    /// goes to a side file first (synced), the dotlock notes it
+    /// ([`Note::Compact`]), and only then is the side file copied over the
+    /// mbox; whoever finds the dotlock stale finishes the copy
     /// ([`crate::mailbox::mbox::recover`]).  Otherwise (no dotlock, no
     /// side file) the segments are copied down in place: a crash midway
     /// then leaves a damaged tail.
@@ -380,11 +380,12 @@ impl Mbox {
         }
         let m = file.metadata()?;
         held.touch();
-        held.note(&format!(
-            "compact {start} {tail_len} {} {}",
-            m.dev(),
-            m.ino()
-        ));
+        held.note(Note::Compact {
+            start,
+            len: tail_len,
+            dev: m.dev(),
+            ino: m.ino(),
+        });
         crate::mailbox::mbox::copy_range(&side, 0, file, start, tail_len)?;
         file.set_len(start + tail_len)?;
         file.sync_all()?;
