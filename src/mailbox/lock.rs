@@ -61,7 +61,7 @@ pub enum Kind {
 /// of its dotlock, so that whoever finds the dotlock stale (the writer was
 /// killed) can finish or undo it before touching the mailbox.  DEV and INO
 /// name the mbox the note is about: a note about another file (the mbox
-/// was replaced meanwhile) is ignored.  [`super::mbox::recover`] acts on
+/// was replaced meanwhile) is ignored.  [`super::mbox::recovery`] acts on
 /// the notes; every program that takes an mbox's write lock calls it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note {

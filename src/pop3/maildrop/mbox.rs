@@ -40,7 +40,7 @@
 //! mbox from the first deleted message on, the mbox is cut at the end of
 //! the copy and `fsync`ed before `+OK`.  A session killed before the note
 //! changed nothing; one killed after it left a note that whoever takes
-//! the mailbox next finishes ([`crate::mailbox::mbox::recover`]).  The
+//! the mailbox next finishes ([`crate::mailbox::mbox::recovery`]).  The
 //! file is never replaced by another (other programs hold it open).
 
 use std::fs::{File, OpenOptions};
@@ -147,7 +147,7 @@ impl Mbox {
         };
         // A writer killed holding the locks may have left a half-written
         // append or compaction: settle it before listing anything.
-        match crate::mailbox::mbox::recover(&file, path, &held) {
+        match crate::mailbox::mbox::recovery::recover(&file, path, &held) {
             Ok(Some(done)) => crate::log::notice(None, &format!("{what}: {done}")),
             Ok(None) => {}
             Err(e) => return Err(OpenError::Temp(format!("{what}: cannot repair: {e}"))),
@@ -261,7 +261,7 @@ impl Mbox {
             Err(LockError::Busy) => return Err(format!("{what} is locked by another program")),
             Err(LockError::Io(e)) => return Err(format!("{what}: {e}")),
         };
-        match crate::mailbox::mbox::recover(file, &self.path, &held) {
+        match crate::mailbox::mbox::recovery::recover(file, &self.path, &held) {
             Ok(Some(done)) => crate::log::notice(None, &format!("{what}: {done}")),
             Ok(None) => {}
             Err(e) => return Err(format!("{what}: cannot repair: {e}")),
@@ -329,7 +329,7 @@ impl Mbox {
     /// goes to a side file first (synced), the dotlock notes it
     /// ([`Note::Compact`]), and only then is the side file copied over the
     /// mbox; whoever finds the dotlock stale finishes the copy
-    /// ([`crate::mailbox::mbox::recover`]).  Otherwise (no dotlock, no
+    /// ([`crate::mailbox::mbox::recovery`]).  Otherwise (no dotlock, no
     /// side file) the segments are copied down in place: a crash midway
     /// then leaves a damaged tail.
     fn rewrite_tail(
@@ -341,7 +341,7 @@ impl Mbox {
         tail_len: u64,
     ) -> io::Result<()> {
         let mut buf = vec![0u8; READ_BUF];
-        let side_path = crate::mailbox::mbox::compact_side_file(&self.path);
+        let side_path = crate::mailbox::mbox::recovery::compact_side_file(&self.path);
         let side = if held.has_dotlock() {
             // A leftover is a side file whose writer died before its note:
             // never used; ours now.
@@ -369,7 +369,7 @@ impl Mbox {
         let written: io::Result<()> = (|| {
             let mut w = 0u64;
             for &(from, to) in segments {
-                crate::mailbox::mbox::copy_range(file, from, &side, w, to - from)?;
+                crate::mailbox::mbox::recovery::copy_range(file, from, &side, w, to - from)?;
                 w += to - from;
             }
             side.sync_all()
@@ -386,7 +386,7 @@ impl Mbox {
             dev: m.dev(),
             ino: m.ino(),
         });
-        crate::mailbox::mbox::copy_range(&side, 0, file, start, tail_len)?;
+        crate::mailbox::mbox::recovery::copy_range(&side, 0, file, start, tail_len)?;
         file.set_len(start + tail_len)?;
         file.sync_all()?;
         std::fs::remove_file(&side_path)
