@@ -24,7 +24,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Committed, Format, Listed, OpenError, Region, send_region};
+use super::{Committed, Listed, OpenError, Region, Storage, send_region};
 use crate::mailbox::lock::{self, Kind, LockError};
 use crate::wire::Wire;
 use index::{index_path, read_index, write_index};
@@ -182,7 +182,7 @@ impl Mbox {
                 file,
                 from: m.start,
                 to: m.end,
-                fmt: Format { mbox: true },
+                storage: Storage::Mbox,
             },
             body_lines,
             wire,

@@ -24,7 +24,7 @@ use std::os::unix::fs::FileExt;
 
 use md5::{Digest, Md5};
 
-use super::super::{Encoder, Format, Listed, Piece, Pieces, READ_BUF, Uidl};
+use super::super::{Encoder, Listed, Piece, Pieces, READ_BUF, Storage, Uidl};
 
 /// Bytes of a `From ` line that its checksum covers.
 const FROM_SUM_LEN: usize = 256;
@@ -144,7 +144,7 @@ impl Building {
             from,
             start: 0,
             in_from_line: true,
-            enc: Encoder::new(Format { mbox: true }, None),
+            enc: Encoder::new(Storage::Mbox, None),
             md5,
             sum: from_sum(first_piece),
             in_header: true,
