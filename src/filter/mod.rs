@@ -50,7 +50,8 @@
 //! (no later rule, in this file or a later one, is looked at).  Where the
 //! message goes is decided by the last matching rule that says so; forwards
 //! add up.  Folder names are printable ASCII without `.`, `&`, `\`, `*`,
-//! `%` (they are Maildir++ names and IMAP mailbox names).
+//! `%` (they are Maildir++ names and IMAP mailbox names; the rule is
+//! [`crate::mailbox::folder`]'s).
 
 pub mod files;
 pub mod spamc;
@@ -385,7 +386,7 @@ fn parse_action(c: &mut Cursor<'_>) -> Result<Action, String> {
     Ok(match w.as_str() {
         "folder" => {
             let name = c.text("a folder name")?;
-            folder_name(&name)?;
+            crate::mailbox::folder::check_name(&name)?;
             if name.eq_ignore_ascii_case("inbox") {
                 Action::Keep
             } else {
@@ -423,30 +424,6 @@ fn parse_action(c: &mut Cursor<'_>) -> Result<Action, String> {
             ));
         }
     })
-}
-
-/// Check a folder name: `/`-separated parts of printable ASCII without
-/// the characters Maildir++ and IMAP give a meaning to.
-pub fn folder_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 200 {
-        return Err(format!(
-            "'{name}' is not a folder name (1 to 200 characters)"
-        ));
-    }
-    for part in name.split('/') {
-        if part.is_empty() || part.starts_with('~') {
-            return Err(format!("'{name}' is not a folder name (empty part or '~')"));
-        }
-        if let Some(bad) = part
-            .chars()
-            .find(|&ch| !(ch.is_ascii_graphic() || ch == ' ') || ".&\\*%\"".contains(ch))
-        {
-            return Err(format!(
-                "'{name}' is not a folder name ('{bad}' is not allowed; use / for subfolders)"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The built-in spam rule: a score at or above `folder_at` goes to
