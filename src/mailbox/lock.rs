@@ -62,7 +62,8 @@ pub enum Kind {
 /// killed) can finish or undo it before touching the mailbox.  DEV and INO
 /// name the mbox the note is about: a note about another file (the mbox
 /// was replaced meanwhile) is ignored.  [`super::mbox::recovery`] acts on
-/// the notes; every program that takes an mbox's write lock calls it.
+/// the notes; every appender, and pop3d at login and at `QUIT`, call it
+/// as soon as they hold the locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note {
     /// `append START DEV INO`: written by every mbox appender
