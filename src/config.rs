@@ -491,7 +491,7 @@ impl Config {
                     }
                 }
                 "spam_folder" => {
-                    crate::filter::folder_name(&s.value).map_err(|e| bad(key, s, &e))?;
+                    crate::mailbox::folder::check_name(&s.value).map_err(|e| bad(key, s, &e))?;
                     self.spam_folder = s.value.clone();
                 }
                 "spamc" => {

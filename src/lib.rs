@@ -93,8 +93,9 @@
 //! * [`pop3`] — the POP3 server.
 //! * [`admin`] — the `mailroom` command.
 //!
-//! Testing: [`fuzzing`] — the fuzz targets' bodies, shared by `fuzz/` and
-//! the regression test.
+//! Testing: `fuzzing` — the fuzz targets' bodies, shared by `fuzz/` and
+//! the regression test; compiled only with the `fuzzing` feature, which
+//! `fuzz/` and `cargo test` turn on (never a release build).
 
 /// Program version, shown in `Received:` headers and the SMTP greeting.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -116,6 +117,7 @@ pub mod dsn;
 pub mod exit;
 pub mod fasthash;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod lists;
 pub mod log;

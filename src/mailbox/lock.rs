@@ -5,16 +5,9 @@
 //! Both are taken non-blocking, `fcntl` first; if either is busy,
 //! whatever was obtained is released, and the attempt is repeated after a
 //! short random pause until the timeout (then the caller defers: 4.2.0
-//! "mailbox busy").  A dotlock is stale, and removed, when the process
-//! whose pid it holds is gone (liblockfile's rule; ours hold `PID\n`, as
-//! liblockfile's do) or when its file has not changed for five minutes
-//! (sendmail's rule, for lockers that write no pid).  Whoever removes a
-//! stale dotlock creates its own at once, still under its `fcntl` lock, and
-//! learns what the dead holder had noted in it ([`Held::broken`]): an mbox
-//! appender notes where its append began ([`Held::note`]), so the next
-//! appender can cut off what a killed one left half-written.  Where the dotlock cannot be created for lack of permission
-//! (a reader without group `mail`), the fcntl lock alone is used, as
-//! popa3d and Dovecot's `dotlock_try` do.
+//! "mailbox busy").  Where the dotlock cannot be created for lack of
+//! permission (a reader without group `mail`), the fcntl lock alone is
+//! used, as popa3d and Dovecot's `dotlock_try` do.
 //!
 //! The `fcntl` lock is an open-file-description lock (`F_OFD_SETLK`):
 //! it conflicts with other programs' classic `fcntl` locks exactly as
@@ -23,11 +16,30 @@
 //! each other too, and one thread unlocking never drops another's lock.
 //! Threads of one process also take turns at an mbox in memory
 //! ([`super::mbox::turn`]) rather than by polling the file locks.
+//! The kernel releases the `fcntl` lock when the file is closed or the
+//! process dies; a dotlock left by a dead process is cleared by the stale
+//! rule below.
 //!
-//! The `fcntl` lock is released by the kernel when the file is closed or
-//! the process dies; a dotlock left by a dead process is cleared by the
-//! stale rule.
+//! ## The dotlock file
+//!
+//! `NAME.lock` beside the mailbox, mode 0644, never empty:
+//!
+//! ```text
+//! PID\n     the holder's process id in decimal (liblockfile's format)
+//! NOTE\n    optional, ours only: what the holder is in the middle of
+//! ```
+//!
+//! Other programs' dotlocks hold the pid line alone, or nothing; only the
+//! first line is read to tell whether the holder lives.  A dotlock is
+//! stale, and removed, when the process whose pid it holds is gone
+//! (liblockfile's rule) or when its file has not changed for five minutes
+//! (sendmail's rule, for lockers that write no pid; a live holder of ours
+//! refreshes it during long work, [`Held::touch`]).  Whoever removes a
+//! stale dotlock creates its own at once, still under its `fcntl` lock,
+//! and learns what the dead holder had noted ([`Held::broken_note`]): the
+//! [`Note`]s say who writes which, and what the finder does with it.
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -45,6 +57,74 @@ pub enum Kind {
     Write,
 }
 
+/// What one of our mbox writers is in the middle of, on the second line
+/// of its dotlock, so that whoever finds the dotlock stale (the writer was
+/// killed) can finish or undo it before touching the mailbox.  DEV and INO
+/// name the mbox the note is about: a note about another file (the mbox
+/// was replaced meanwhile) is ignored.  [`super::mbox::recovery`] acts on
+/// the notes; every appender, and pop3d at login and at `QUIT`, call it
+/// as soon as they hold the locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// `append START DEV INO`: written by every mbox appender
+    /// ([`super::mbox::append`]) once it holds the locks and before its
+    /// first byte; START is the file's size then.  A finder cuts the file
+    /// back to START: what follows is a message nobody was told was
+    /// delivered (its retry delivers it again).
+    Append { start: u64, dev: u64, ino: u64 },
+    /// `compact START LEN DEV INO`: written by POP3's `QUIT` compaction
+    /// after its side file `.NAME.compact` (LEN bytes, the kept tail) is
+    /// complete and synced, before copying it over the mbox at START.  A
+    /// finder copies the side file again, cuts the file at START+LEN and
+    /// removes the side file; no side file means the copy had finished.
+    Compact {
+        start: u64,
+        len: u64,
+        dev: u64,
+        ino: u64,
+    },
+}
+
+impl Note {
+    /// The note in a dotlock's content (its second line), if it holds one
+    /// of ours.
+    pub fn from_dotlock(content: &str) -> Option<Note> {
+        let mut words = content.lines().nth(1)?.split_whitespace();
+        let kind = words.next()?;
+        let numbers: Vec<u64> = words.map_while(|w| w.parse().ok()).collect();
+        match (kind, numbers.as_slice()) {
+            ("append", &[start, dev, ino]) => Some(Note::Append { start, dev, ino }),
+            ("compact", &[start, len, dev, ino]) => Some(Note::Compact {
+                start,
+                len,
+                dev,
+                ino,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether the note is about the file `m` describes.
+    pub fn is_about(&self, m: &fs::Metadata) -> bool {
+        let (Note::Append { dev, ino, .. } | Note::Compact { dev, ino, .. }) = *self;
+        dev == m.dev() && ino == m.ino()
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Note::Append { start, dev, ino } => write!(f, "append {start} {dev} {ino}"),
+            Note::Compact {
+                start,
+                len,
+                dev,
+                ino,
+            } => write!(f, "compact {start} {len} {dev} {ino}"),
+        }
+    }
+}
+
 /// Held locks; released on drop (dotlock removed, fcntl lock dropped).
 #[derive(Debug)]
 pub struct Held {
@@ -58,7 +138,7 @@ pub struct Held {
 impl Held {
     /// Write `note` into the dotlock after the pid line, for whoever finds
     /// it stale should this process die holding it.
-    pub fn note(&self, note: &str) {
+    pub fn note(&self, note: Note) {
         if let Some((_, f)) = &self.dotlock {
             use std::os::unix::fs::FileExt;
             let _ = f.write_all_at(format!("{}\n{note}\n", std::process::id()).as_bytes(), 0);
@@ -68,6 +148,11 @@ impl Held {
     /// The content of the stale dotlock this lock replaced, if any.
     pub fn broken(&self) -> Option<&str> {
         self.broken.as_deref()
+    }
+
+    /// The note the stale dotlock this lock replaced held, if any.
+    pub fn broken_note(&self) -> Option<Note> {
+        self.broken().and_then(Note::from_dotlock)
     }
 
     /// Refresh the dotlock's mtime so long operations (compacting a big
@@ -402,10 +487,14 @@ mod tests {
         let held = lock(&f, &mbox, Kind::Write, Duration::from_secs(5)).unwrap();
         assert!(t.elapsed() < Duration::from_secs(1));
         assert_eq!(held.broken(), Some(format!("{dead}\nappend 0\n").as_str()));
-        held.note("append 7");
+        held.note(Note::Append {
+            start: 7,
+            dev: 1,
+            ino: 2,
+        });
         assert_eq!(
             fs::read_to_string(&dot).unwrap(),
-            format!("{}\nappend 7\n", std::process::id())
+            format!("{}\nappend 7 1 2\n", std::process::id())
         );
         drop(held);
         // Our own pid (alive): busy until the timeout.
@@ -415,5 +504,43 @@ mod tests {
             Err(LockError::Busy)
         ));
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn notes_read_back_as_written_and_nothing_else_is_a_note() {
+        let notes = [
+            Note::Append {
+                start: 4096,
+                dev: 2049,
+                ino: 131_075,
+            },
+            Note::Compact {
+                start: 10,
+                len: 20,
+                dev: 2049,
+                ino: 131_075,
+            },
+        ];
+        assert_eq!(notes[0].to_string(), "append 4096 2049 131075");
+        assert_eq!(notes[1].to_string(), "compact 10 20 2049 131075");
+        for n in notes {
+            assert_eq!(Note::from_dotlock(&format!("4242\n{n}\n")), Some(n));
+        }
+        for foreign in [
+            "",
+            "4242\n",
+            "0",
+            "4242\nappend 0\n",
+            "4242\ncompact 1 2 3\n",
+            "4242\nappend x 1 2\n",
+            "4242\nrewrite 1 2 3\n",
+            "append 1 2 3\n",
+        ] {
+            assert_eq!(Note::from_dotlock(foreign), None, "{foreign:?}");
+        }
+        let m = fs::metadata("/").unwrap();
+        let about = |dev, ino| Note::Append { start: 0, dev, ino }.is_about(&m);
+        assert!(about(m.dev(), m.ino()));
+        assert!(!about(m.dev(), m.ino() + 1));
     }
 }

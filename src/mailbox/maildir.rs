@@ -80,7 +80,7 @@ pub fn unique_name(host: &str) -> String {
 }
 
 /// The directory of folder `name` (`a/b` for a subfolder) of the Maildir
-/// `root`.  The caller has checked the name ([`crate::filter::folder_name`]).
+/// `root`.  The caller has checked the name ([`super::folder`]).
 pub fn folder_dir(root: &Path, name: &str) -> PathBuf {
     root.join(format!(".{}", name.replace('/', ".")))
 }

@@ -1,12 +1,13 @@
 //! Mailboxes, shared by `deliver` (which appends) and `pop3d` (which reads
-//! and deletes): the locking protocol ([`lock`]), mbox files ([`mbox`]) and
-//! Maildirs ([`maildir`]).
+//! and deletes): the locking protocol ([`lock`]), mbox files ([`mbox`]),
+//! Maildirs ([`maildir`]) and the names of folders ([`folder`]).
 //!
 //! [`Message`] is one message to deliver, held in an anonymous memory file
 //! (or a file it already was in) and read with positional reads, so any
 //! number of deliveries — in child processes that have switched to
 //! different users — can read it without sharing a file offset.
 
+pub mod folder;
 pub mod lock;
 pub mod maildir;
 pub mod mbox;

@@ -26,7 +26,7 @@ use std::time::Instant;
 use md5::{Digest, Md5};
 
 use super::{
-    Committed, Encoder, Format, Listed, OpenError, Pieces, READ_BUF, Region, Uidl, send_region,
+    Committed, Encoder, Listed, OpenError, Pieces, READ_BUF, Region, Storage, Uidl, send_region,
 };
 use crate::wire::Wire;
 
@@ -170,7 +170,7 @@ impl Maildir {
                 file: &f,
                 from: 0,
                 to: len,
-                fmt: Format { mbox: false },
+                storage: Storage::Maildir,
             },
             body_lines,
             wire,
@@ -231,7 +231,7 @@ fn virtual_size(name: &str) -> Option<u64> {
 fn count_size(p: &Path) -> io::Result<u64> {
     let f = File::open(p)?;
     let len = f.metadata()?.len();
-    let mut enc = Encoder::new(Format { mbox: false }, None);
+    let mut enc = Encoder::new(Storage::Maildir, None);
     let mut pieces = Pieces::new(&f, 0, len, vec![0u8; READ_BUF.min(len as usize + 1)]);
     while let Some(piece) = pieces.next_piece()? {
         enc.piece(&piece, None);

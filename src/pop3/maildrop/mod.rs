@@ -342,18 +342,23 @@ pub fn is_private_field(line: &[u8]) -> bool {
         .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
 }
 
-/// How stored lines become POP3 lines.
-#[derive(Debug, Clone, Copy)]
-pub struct Format {
-    /// Undo mboxrd `>From ` quoting and hide reader-private headers (mbox).
-    pub mbox: bool,
+/// How the maildrop stores a message, which decides how its lines become
+/// POP3 lines.  (Not [`crate::mailbox::Format`], which says how a message
+/// is written into a mailbox.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In an mbox: undo mboxrd `>From ` quoting and hide reader-private
+    /// headers.
+    Mbox,
+    /// One file per message: sent as stored.
+    Maildir,
 }
 
 /// Turns stored lines into what the client receives, and counts them.
 /// Used both to size a message when the maildrop is opened and to send
 /// it, so the two always agree.
 pub struct Encoder {
-    fmt: Format,
+    storage: Storage,
     in_header: bool,
     /// The current header field is private (skip its continuation lines).
     hiding: bool,
@@ -368,9 +373,9 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    pub fn new(fmt: Format, body_lines: Option<u64>) -> Encoder {
+    pub fn new(storage: Storage, body_lines: Option<u64>) -> Encoder {
         Encoder {
-            fmt,
+            storage,
             in_header: true,
             hiding: false,
             skip_line: false,
@@ -395,7 +400,7 @@ impl Encoder {
                 } else if matches!(bytes[0], b' ' | b'\t') {
                     self.skip_line = self.hiding;
                 } else {
-                    self.hiding = self.fmt.mbox && is_private_field(bytes);
+                    self.hiding = self.storage == Storage::Mbox && is_private_field(bytes);
                     self.skip_line = self.hiding;
                 }
             } else if let Some(left) = self.body_left.as_mut() {
@@ -408,7 +413,10 @@ impl Encoder {
             if self.skip_line {
                 return;
             }
-            if self.fmt.mbox && bytes.first() == Some(&b'>') && is_quoted_from(bytes) {
+            if self.storage == Storage::Mbox
+                && bytes.first() == Some(&b'>')
+                && is_quoted_from(bytes)
+            {
                 bytes = &bytes[1..];
             }
             if bytes.first() == Some(&b'.')
@@ -440,12 +448,12 @@ impl Encoder {
 
 /// Send a file region through an encoder to the wire, flushing as the
 /// output grows.
-/// Bytes `from..to` of a file, stored in format `fmt`.
+/// Bytes `from..to` of a file, stored as `storage` says.
 pub struct Region<'a> {
     pub file: &'a File,
     pub from: u64,
     pub to: u64,
-    pub fmt: Format,
+    pub storage: Storage,
 }
 
 pub fn send_region(
@@ -453,7 +461,7 @@ pub fn send_region(
         file,
         from,
         to,
-        fmt,
+        storage,
     }: Region<'_>,
     body_lines: Option<u64>,
     wire: &mut Wire,
@@ -465,7 +473,7 @@ pub fn send_region(
     if scratch.len() < want {
         scratch.resize(want, 0);
     }
-    let mut enc = Encoder::new(fmt, body_lines);
+    let mut enc = Encoder::new(storage, body_lines);
     let mut pieces = Pieces::new(file, from, to, std::mem::take(scratch));
     let result = (|| {
         while let Some(p) = pieces.next_piece()? {
@@ -492,11 +500,11 @@ pub fn wire_io(e: crate::wire::WireError) -> io::Error {
 mod tests {
     use super::*;
 
-    fn encode(text: &[u8], fmt: Format, top: Option<u64>, bufsize: usize) -> (Vec<u8>, u64) {
+    fn encode(text: &[u8], storage: Storage, top: Option<u64>, bufsize: usize) -> (Vec<u8>, u64) {
         let dir = std::env::temp_dir().join(format!("mr-enc-{}-{bufsize}", std::process::id()));
         std::fs::write(&dir, text).unwrap();
         let f = File::open(&dir).unwrap();
-        let mut enc = Encoder::new(fmt, top);
+        let mut enc = Encoder::new(storage, top);
         let mut pieces = Pieces::new(&f, 0, text.len() as u64, vec![0; bufsize]);
         let mut out = Vec::new();
         while let Some(p) = pieces.next_piece().unwrap() {
@@ -510,7 +518,7 @@ mod tests {
     fn crlf_stuffing_unquoting_and_private_headers() {
         let msg = b"Subject: hi\nStatus: RO\nX-UID: 5\n  continued\nContent-Length: 3\nTo: a\n\n.dot\n>From me\n>>From you\nFrom x\r\nend";
         for bufsize in [4096, 64] {
-            let (out, size) = encode(msg, Format { mbox: true }, None, bufsize);
+            let (out, size) = encode(msg, Storage::Mbox, None, bufsize);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 "Subject: hi\r\nTo: a\r\n\r\n..dot\r\nFrom me\r\n>From you\r\nFrom x\r\nend\r\n",
@@ -521,14 +529,14 @@ mod tests {
         }
         // Lines longer than the buffer come in pieces: same bytes out.
         let plain = b"Subject: a long subject line\n\n.dot dot dot\nFrom me to you\r\nlast";
-        let (whole, size) = encode(plain, Format { mbox: true }, None, 4096);
+        let (whole, size) = encode(plain, Storage::Mbox, None, 4096);
         for bufsize in [7, 3, 2] {
             assert_eq!(
-                encode(plain, Format { mbox: true }, None, bufsize),
+                encode(plain, Storage::Mbox, None, bufsize),
                 (whole.clone(), size)
             );
         }
-        let (out, _) = encode(msg, Format { mbox: false }, None, 4096);
+        let (out, _) = encode(msg, Storage::Maildir, None, 4096);
         assert!(out.starts_with(b"Subject: hi\r\nStatus: RO\r\nX-UID: 5\r\n  continued\r\n"));
         assert!(String::from_utf8_lossy(&out).contains("\r\n>From me\r\n"));
     }
@@ -536,11 +544,11 @@ mod tests {
     #[test]
     fn top_sends_the_header_and_n_body_lines() {
         let msg = b"A: 1\nB: 2\n\nl1\nl2\nl3\n";
-        let (out, _) = encode(msg, Format { mbox: true }, Some(2), 4096);
+        let (out, _) = encode(msg, Storage::Mbox, Some(2), 4096);
         assert_eq!(out, b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
-        let (out, _) = encode(msg, Format { mbox: true }, Some(0), 4096);
+        let (out, _) = encode(msg, Storage::Mbox, Some(0), 4096);
         assert_eq!(out, b"A: 1\r\nB: 2\r\n\r\n");
-        let (out, _) = encode(msg, Format { mbox: true }, Some(99), 4096);
+        let (out, _) = encode(msg, Storage::Mbox, Some(99), 4096);
         assert_eq!(out, b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n");
     }
 
