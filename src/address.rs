@@ -383,6 +383,62 @@ pub fn unquote_local(local: &str) -> String {
     out
 }
 
+/// A local part as sendmail 8 hands it on for this host (its standard
+/// configuration's `dequote` map, in ruleset Parse0, for unqualified names
+/// and names in this host's own domains): a local part that is exactly one
+/// quoted string loses its quotes, unless the string holds white space,
+/// which only quotes can carry.  Backslash escapes stay as written.
+///
+/// `"sales.team"` → `sales.team`, `"esc\"q"` → `esc\"q`,
+/// `"john smith"` → `"john smith"` (unchanged), `"john".smith` →
+/// unchanged (not one quoted string).  The result is how the name is
+/// looked up in the aliases, and how the aliases file's own names are
+/// keyed ([`crate::aliases`]): so `"John.Smith"`, `"john.smith"` and
+/// `john.smith` are one name, and `"John Smith"` is `"john smith"` (case
+/// folds, spacing counts).
+pub fn dequote_local(local: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let Some(inner) = local.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return Cow::Borrowed(local);
+    };
+    // One quoted string: no unescaped quote inside, no dangling backslash;
+    // and nothing only quotes may carry (white space).
+    let mut escaped = false;
+    for c in inner.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' | ' ' | '\t' => return Cow::Borrowed(local),
+            _ => {}
+        }
+    }
+    if escaped {
+        return Cow::Borrowed(local);
+    }
+    Cow::Borrowed(inner)
+}
+
+/// Does `local` hold `c` outside quoted strings and escapes?
+pub fn has_unquoted(local: &str, c: char) -> bool {
+    unquoted_find(local, c).is_some()
+}
+
+/// The byte index of the first `c` outside quoted strings and escapes.
+pub fn unquoted_find(s: &str, c: char) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, x) in s.char_indices() {
+        match x {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            _ if x == c && !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// `addr` with `@domain` appended when it is unqualified.
 pub fn qualify(addr: &str, domain: &str) -> String {
     if addr.is_empty() {
@@ -462,6 +518,39 @@ mod tests {
         );
         assert_eq!(split_addr("\"a@b\"@c.d"), ("\"a@b\"", Some("c.d")));
         assert_eq!(unquote_local("\"john smith\""), "john smith");
+    }
+
+    // What sendmail 8.17's Parse0 made of each (the oracle's `-bt /parse`
+    // and the keys its newaliases wrote).
+    #[test]
+    fn dequoting_as_sendmail_does() {
+        for (written, dequoted) in [
+            ("\"sales.team\"", "sales.team"),
+            ("\"John.Smith\"", "John.Smith"),
+            ("\"esc\\\"q\"", "esc\\\"q"),
+            ("\"Q\\ uote\"", "Q\\ uote"),
+            ("\"x:y\"", "x:y"),
+            ("\"a@b\"", "a@b"),
+            ("\"\"", ""),
+            ("\"john smith\"", "\"john smith\""),
+            ("\"  pad  \"", "\"  pad  \""),
+            ("\"tab\tx\"", "\"tab\tx\""),
+            ("\"john\".smith", "\"john\".smith"),
+            ("\"dq\".\"x\"", "\"dq\".\"x\""),
+            ("john.smith", "john.smith"),
+            ("\\bob", "\\bob"),
+            ("\"open\\\"", "\"open\\\""),
+        ] {
+            assert_eq!(dequote_local(written), dequoted, "{written}");
+        }
+    }
+
+    #[test]
+    fn characters_outside_quotes() {
+        assert!(has_unquoted("a%b", '%'));
+        assert!(!has_unquoted("\"a%b\"", '%'));
+        assert!(!has_unquoted("a\\%b", '%'));
+        assert_eq!(unquoted_find("\"a+b\"+c", '+'), Some(5));
     }
 
     #[test]
