@@ -229,6 +229,12 @@ fn strip_comments(s: &str) -> String {
             '\\' if depth > 0 => {
                 chars.next();
             }
+            '\\' => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
             '"' if depth == 0 => {
                 quoted = true;
                 out.push(c);
@@ -285,10 +291,10 @@ fn angle_content(text: &str) -> Result<Option<String>, AddrError> {
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
-        if quoted {
-            if c == '\\' {
-                i += 1;
-            } else if c == '"' {
+        if c == '\\' {
+            i += 1; // the next character is escaped, in quotes or not
+        } else if quoted {
+            if c == '"' {
                 quoted = false;
             }
         } else if c == '"' {
@@ -333,6 +339,11 @@ fn squeeze_outside_quotes(s: &str) -> String {
         } else if c == '"' {
             quoted = true;
             out.push(c);
+        } else if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
         } else if !c.is_whitespace() {
             out.push(c);
         }
@@ -418,25 +429,41 @@ pub fn dequote_local(local: &str) -> std::borrow::Cow<'_, str> {
     Cow::Borrowed(inner)
 }
 
-/// Does `local` hold `c` outside quoted strings and escapes?
-pub fn has_unquoted(local: &str, c: char) -> bool {
-    unquoted_find(local, c).is_some()
+/// The characters of `s` outside quoted strings and backslash escapes,
+/// with their byte indexes.
+fn unquoted_chars(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut quoted = false;
+    let mut escaped = false;
+    s.char_indices().filter(move |&(_, c)| {
+        if escaped {
+            escaped = false;
+            return false;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            _ => return !quoted,
+        }
+        false
+    })
+}
+
+/// Does `s` hold `c` outside quoted strings and escapes?
+pub fn has_unquoted(s: &str, c: char) -> bool {
+    unquoted_find(s, c).is_some()
 }
 
 /// The byte index of the first `c` outside quoted strings and escapes.
 pub fn unquoted_find(s: &str, c: char) -> Option<usize> {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, x) in s.char_indices() {
-        match x {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            _ if x == c && !quoted => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    unquoted_chars(s).find(|&(_, x)| x == c).map(|(i, _)| i)
+}
+
+/// The byte index of the last `c` outside quoted strings and escapes.
+pub fn unquoted_rfind(s: &str, c: char) -> Option<usize> {
+    unquoted_chars(s)
+        .filter(|&(_, x)| x == c)
+        .last()
+        .map(|(i, _)| i)
 }
 
 /// `addr` with `@domain` appended when it is unqualified.
@@ -517,6 +544,9 @@ mod tests {
             ["\"john smith\"@example.com"]
         );
         assert_eq!(split_addr("\"a@b\"@c.d"), ("\"a@b\"", Some("c.d")));
+        // An escaped quote outside quotes opens nothing.
+        assert_eq!(addrs("esc\\\"q, eve"), ["esc\\\"q", "eve"]);
+        assert_eq!(addrs("<esc\\\"q@x.y>"), ["esc\\\"q@x.y"]);
         assert_eq!(unquote_local("\"john smith\""), "john smith");
     }
 
@@ -551,6 +581,8 @@ mod tests {
         assert!(!has_unquoted("\"a%b\"", '%'));
         assert!(!has_unquoted("a\\%b", '%'));
         assert_eq!(unquoted_find("\"a+b\"+c", '+'), Some(5));
+        assert_eq!(unquoted_rfind("a%b\"%\"%c", '%'), Some(6));
+        assert_eq!(unquoted_find("\"a:b\":c", ':'), Some(5));
     }
 
     #[test]
