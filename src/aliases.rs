@@ -39,6 +39,14 @@ pub struct Entry {
     pub last_line: usize,
 }
 
+impl Entry {
+    /// The value for messages to people: white space runs (where
+    /// continuation lines were joined) shown as one space.
+    pub fn shown_value(&self) -> String {
+        self.value.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
 /// A problem found while reading the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -123,6 +131,12 @@ pub fn duplicate_warning(name: &str, line: usize) -> Problem {
         text: format!("{name}... Warning: duplicate alias name {name}"),
         warning: true,
     }
+}
+
+/// Every entry of the text in file order, duplicates included: what the
+/// admin commands read and edit (an entry's lines are `line..=last_line`).
+pub fn entries(text: &str) -> Vec<Entry> {
+    parse_entries(text.as_bytes()).entries
 }
 
 /// Parse entries and syntax problems, without looking for duplicates

@@ -258,6 +258,34 @@ fn a_taken_address_is_refused_naming_its_owner() {
     );
 }
 
+/// The admin commands read the aliases file with the reader newaliases and
+/// delivery use: a backslash continues an entry onto the next line, and
+/// every definition of a name counts (sendmail uses the last).
+#[test]
+fn the_admin_reads_aliases_as_newaliases_does() {
+    let r = site("one-reader");
+    let before = read(&r, "etc/mail/aliases");
+    r.write(
+        "etc/mail/aliases",
+        &format!("{before}long: bob, \\\ncarol\ndup: bob\ndup: carol\n"),
+    );
+    let o = r.sendmail(&["-bi"], b"");
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // "carol" on its own line is part of long.
+    ok(&r, &["alias", "remove", "long"]);
+    assert_eq!(
+        read(&r, "etc/mail/aliases"),
+        format!("{before}dup: bob\ndup: carol\n")
+    );
+    let o = r.sendmail(&["-bi"], b"");
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // Both definitions go: the first would take over from the last.
+    ok(&r, &["alias", "remove", "dup"]);
+    assert_eq!(read(&r, "etc/mail/aliases"), before);
+    let (c, text) = explain(&r, "dup@example.com");
+    assert_ne!(c, 0, "{text}");
+}
+
 #[test]
 fn targets_and_addresses_are_validated() {
     let r = site("validate");

@@ -227,6 +227,15 @@ impl fmt::Display for Source {
     }
 }
 
+/// Where an aliases entry is, for messages.
+fn alias_source(path: &Path, e: &crate::aliases::Entry) -> Source {
+    Source {
+        path: path.to_path_buf(),
+        line: Some(e.line),
+        text: format!("{}: {}", e.name, e.shown_value()),
+    }
+}
+
 /// A domain of this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainKind {
@@ -271,8 +280,8 @@ pub struct View {
     /// (key as written, value, line).
     pub vut: Vec<(String, String, usize)>,
     pub aliases_path: PathBuf,
-    /// (lower-cased name, value, first line, last line).
-    pub aliases: Vec<(String, String, usize, usize)>,
+    /// Every entry, duplicates included, read as newaliases reads them.
+    pub aliases: Vec<crate::aliases::Entry>,
     pub passwd_path: PathBuf,
     pub users: Vec<PasswdUser>,
     /// Also ask the system's user database (NSS) about names the passwd
@@ -328,7 +337,7 @@ impl View {
         }
         Ok(View {
             vut: edit::makemap_entries(&read(&vut_path)?),
-            aliases: edit::aliases_entries(&read(&aliases_path)?),
+            aliases: crate::aliases::entries(&read(&aliases_path)?),
             users: passwd_users(&passwd_text),
             nss,
             virtuals: crate::accounts::parse_virtual(&read(&vpasswd_path)?),
@@ -371,19 +380,16 @@ impl View {
         })
     }
 
-    /// The aliases entry `name`: the last definition wins, as in sendmail.
-    pub fn alias_get(&self, name: &str) -> Option<&(String, String, usize, usize)> {
-        let name = name.to_ascii_lowercase();
-        self.aliases.iter().rev().find(|e| e.0 == name)
+    /// The aliases entry `name` (as written or as keyed: `"Sales.Team"`
+    /// is `sales.team`): the last definition wins, as in sendmail.
+    pub fn alias_get(&self, name: &str) -> Option<&crate::aliases::Entry> {
+        let key = crate::aliases::name_key(name.trim()).ok()?;
+        self.aliases.iter().rev().find(|e| e.name == key)
     }
 
     fn alias_source(&self, name: &str) -> Option<Source> {
-        let (n, v, first, _) = self.alias_get(name)?;
-        Some(Source {
-            path: self.aliases_path.clone(),
-            line: Some(*first),
-            text: format!("{n}: {v}"),
-        })
+        let e = self.alias_get(name)?;
+        Some(alias_source(&self.aliases_path, e))
     }
 
     /// The system user `name` (sendmail lower-cases local names).
@@ -543,20 +549,16 @@ impl View {
                 });
             }
         }
-        for (n, v, first, _) in &self.aliases {
-            if *n == name {
+        for e in &self.aliases {
+            if e.name == name {
                 continue;
             }
-            let hit = crate::resolve::split_list(v).iter().any(|e| {
-                let e = e.trim().trim_matches('"').trim_start_matches('\\');
-                e.eq_ignore_ascii_case(&name)
+            let hit = crate::resolve::split_list(&e.value).iter().any(|t| {
+                let t = crate::address::dequote_local(t.trim());
+                t.trim_start_matches('\\').eq_ignore_ascii_case(&name)
             });
             if hit {
-                out.push(Source {
-                    path: self.aliases_path.clone(),
-                    line: Some(*first),
-                    text: format!("{n}: {v}"),
-                });
+                out.push(alias_source(&self.aliases_path, e));
             }
         }
         out
@@ -1077,7 +1079,7 @@ impl Texts {
             Err(_) => return false,
         };
         view.vut = edit::makemap_entries(&self.vut);
-        view.aliases = edit::aliases_entries(&self.aliases);
+        view.aliases = crate::aliases::entries(&self.aliases);
         if view.user(name).is_some() || !view.references(name).is_empty() {
             return false;
         }
@@ -1196,7 +1198,7 @@ fn alias_remove(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<
             notes.push(format!("{value}: aliases entry removed"));
         }
     } else {
-        let Some((_, value, first, _)) = view.alias_get(&key).cloned() else {
+        let Some((value, first)) = view.alias_get(&key).map(|e| (e.shown_value(), e.line)) else {
             let mut f = Failure::new(ExitCode::NoUser, format!("{key}: no such alias"));
             f = if view.user(&key).is_some() {
                 f.hint(format!("{key} is a system user, not an alias"))
@@ -1292,10 +1294,12 @@ fn forward_set(
     }
     let mut texts = Texts::read(change, cfg)?;
     let mut notes = Vec::new();
-    if let Some((_, old, first, _)) = view.alias_get(&user) {
+    if let Some(e) = view.alias_get(&user) {
         notes.push(format!(
-            "{user}: replacing the forward at {}:{first} (was {old})",
-            view.aliases_path.display()
+            "{user}: replacing the forward at {}:{} (was {})",
+            view.aliases_path.display(),
+            e.line,
+            e.shown_value()
         ));
     }
     texts.aliases = edit::aliases_set(&texts.aliases, &user, &value);
@@ -1516,9 +1520,9 @@ pub fn rows(view: &View) -> Vec<Row> {
             continue; // a mailbox
         }
         let (targets, via) = match view.alias_get(&lv) {
-            Some((name, av, _, _)) if !value.contains('@') && view.user(&lv).is_none() => {
-                shown_via.push(name.clone());
-                (split(av), Some(name.clone()))
+            Some(e) if !value.contains('@') && view.user(&lv).is_none() => {
+                shown_via.push(e.name.clone());
+                (split(&e.value), Some(e.name.clone()))
             }
             _ => (vec![value.to_string()], None),
         };
@@ -1531,25 +1535,25 @@ pub fn rows(view: &View) -> Vec<Row> {
             line: *l,
         });
     }
-    for (name, v, first, _) in &view.aliases {
-        if view.alias_get(name).map(|e| e.2) != Some(*first) {
+    for e in &view.aliases {
+        if view.alias_get(&e.name).map(|last| last.line) != Some(e.line) {
             continue; // an earlier duplicate: the last definition wins
         }
-        if shown_via.contains(name) {
+        if shown_via.contains(&e.name) {
             continue;
         }
-        let kind = if view.user(name).is_some() {
+        let kind = if view.user(&e.name).is_some() {
             "forward"
         } else {
             "alias"
         };
         out.push(Row {
             kind,
-            address: name.clone(),
-            targets: split(v),
+            address: e.name.clone(),
+            targets: split(&e.value),
             via: None,
             path: view.aliases_path.clone(),
-            line: *first,
+            line: e.line,
         });
     }
     out
