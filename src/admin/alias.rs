@@ -757,10 +757,9 @@ impl View {
             }
             return Ok(Target::simple(text));
         }
-        let name = plain.to_ascii_lowercase();
-        if !valid_local(&name) {
+        let Some(name) = parse_local_name(t) else {
             return Err(bad("not an address or a local name"));
-        }
+        };
         if name == owner.to_ascii_lowercase() {
             return Err(Failure::new(
                 ExitCode::DataErr,
@@ -881,6 +880,28 @@ pub fn valid_local(s: &str) -> bool {
         && !s.ends_with('.')
 }
 
+/// A local name as mailroom writes it into the tables, or `None`: a
+/// [`valid_local`] name, or a quoted name whose words ([`valid_local`]
+/// characters) are separated by single spaces (`"john smith"`).  Returned
+/// as newaliases keys it ([`crate::address::dequote_local`], lower-cased):
+/// quotes only where the name has spaces, so `"Sales.Team"` is
+/// `sales.team`.  Quotes that would need escapes inside, or that hide an
+/// address (`"a@b"`), are not names.
+pub fn parse_local_name(s: &str) -> Option<String> {
+    let key = crate::address::dequote_local(s.trim()).to_ascii_lowercase();
+    if valid_local(&key) {
+        return Some(key);
+    }
+    let inner = key.strip_prefix('"')?.strip_suffix('"')?;
+    let words_ok = inner.len() <= 64
+        && inner.split(' ').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._+-=".contains(c))
+        });
+    words_ok.then_some(key)
+}
+
 /// A domain name: `example.com` (lower-cased, no trailing dot), labels of
 /// letters, digits and `-`, at least two of them.
 pub fn parse_domain(s: &str) -> Result<String, Failure> {
@@ -925,23 +946,33 @@ pub fn parse_address(s: &str) -> Result<Addr, Failure> {
             )),
         );
     }
-    let (local, domain) = match t.split_once('@') {
-        Some((l, d)) => (l, Some(d)),
+    let (local, domain) = match crate::address::unquoted_find(t, '@') {
+        Some(at) => (&t[..at], Some(&t[at + 1..])),
         None => (t, None),
     };
-    let local = local.to_ascii_lowercase();
-    if !valid_local(&local) {
+    let Some(local) = parse_local_name(local) else {
         return Err(Failure::usage(format!(
             "{s:?} is not an address mailroom can create"
         ))
         .hint(
-            "use letters, digits and . _ + - = (starting with a letter or digit), like sales@example.com",
+            "use letters, digits and . _ + - = (starting with a letter or digit), like sales@example.com; \
+             a name with spaces goes in double quotes: '\"john smith\"'",
         ));
-    }
+    };
     let domain = match domain {
         Some(d) => Some(parse_domain(d)?),
         None => None,
     };
+    if domain.is_some() && local.starts_with('"') {
+        return Err(Failure::usage(format!(
+            "{s:?}: a local part with spaces cannot be written into the virtusertable \
+             (its keys end at the first space)"
+        ))
+        .hint(format!(
+            "for this host's local domains use the bare name, which serves them all: \
+             'mailroom alias add {local} TARGET...'"
+        )));
+    }
     Ok(Addr { local, domain })
 }
 
@@ -1646,6 +1677,39 @@ mod tests {
         assert!(!is_derived("info@shop.example", "info-shop-1"));
         assert!(!is_derived("info@shop.example", "info-example"));
         assert!(!is_derived("info@shop.example", "bob"));
+    }
+
+    #[test]
+    fn quoted_names_are_keyed_as_newaliases_keys_them() {
+        assert_eq!(
+            parse_local_name("\"Sales.Team\"").as_deref(),
+            Some("sales.team")
+        );
+        assert_eq!(
+            parse_local_name("\"John Smith\"").as_deref(),
+            Some("\"john smith\"")
+        );
+        assert_eq!(parse_local_name("Bob").as_deref(), Some("bob"));
+        for bad in [
+            "\"a@b\"",
+            "\"x\\\"y\"",
+            "\"two  words\"",
+            "\" x\"",
+            "\"\"",
+            "a b",
+            "\"open",
+        ] {
+            assert_eq!(parse_local_name(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_address("\"Sales.Team\"@Example.COM").unwrap().key(),
+            "sales.team@example.com"
+        );
+        assert_eq!(
+            parse_address("\"John Smith\"").unwrap().key(),
+            "\"john smith\""
+        );
+        assert!(parse_address("\"john smith\"@example.com").is_err());
     }
 
     #[test]
