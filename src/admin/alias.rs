@@ -47,6 +47,8 @@ Examples:
       virtusertable: sales@shop.example  sales-shop
   mailroom alias add webmaster root
       aliases: webmaster: root (webmaster@ every local domain)
+  mailroom alias add '\"john smith\"' john
+      aliases: \"john smith\": john (a name with spaces goes in quotes)
 
 The domain must be one of this host's (mailroom domain add).  Targets on
 this host must exist; other hosts' addresses are taken as given.  An
