@@ -7,7 +7,7 @@ While inetd already serves SMTP (`sendmail -bs` on 127.0.0.1:25) and POP3
 * adds example.com and shop.example (local domains) and third.example (a
   virtual domain);
 * imports 40 mailboxes from a hosting panel's export (`ADDRESS PASSWORD`
-  lines, a password with spaces among them, comments, and one `alias`
+  lines, a quoted password with spaces among them, comments, and one `alias`
   record: billing@example.com goes to accounts@example.com);
 * gives sales@example.com two aliases (sales@shop.example and
   vertrieb@example.com);
@@ -89,11 +89,19 @@ QUOTA_TEST = "2K"
 CATCHALL_TARGET = "orders@shop.example"
 
 
+def import_password(pw):
+    """A password as an import line holds it: one word, or in double quotes
+    (with \\" and \\\\) when it has spaces."""
+    if any(c.isspace() for c in pw) or pw.startswith('"'):
+        return '"' + pw.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return pw
+
+
 def import_file_text():
     lines = ["# exported from the old host's control panel", "# address password", ""]
     for d in DOMAINS:
         lines.append(f"# {d}")
-        lines += [f"{a} {PASSWORDS[a]}" for a in MAILBOXES if a.endswith("@" + d)]
+        lines += [f"{a} {import_password(PASSWORDS[a])}" for a in MAILBOXES if a.endswith("@" + d)]
         lines.append("")
     lines.append("alias billing@example.com accounts@example.com")
     return "\n".join(lines) + "\n"

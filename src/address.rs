@@ -229,6 +229,12 @@ fn strip_comments(s: &str) -> String {
             '\\' if depth > 0 => {
                 chars.next();
             }
+            '\\' => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
             '"' if depth == 0 => {
                 quoted = true;
                 out.push(c);
@@ -285,10 +291,10 @@ fn angle_content(text: &str) -> Result<Option<String>, AddrError> {
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
-        if quoted {
-            if c == '\\' {
-                i += 1;
-            } else if c == '"' {
+        if c == '\\' {
+            i += 1; // the next character is escaped, in quotes or not
+        } else if quoted {
+            if c == '"' {
                 quoted = false;
             }
         } else if c == '"' {
@@ -333,6 +339,11 @@ fn squeeze_outside_quotes(s: &str) -> String {
         } else if c == '"' {
             quoted = true;
             out.push(c);
+        } else if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
         } else if !c.is_whitespace() {
             out.push(c);
         }
@@ -381,6 +392,78 @@ pub fn unquote_local(local: &str) -> String {
         }
     }
     out
+}
+
+/// A local part as sendmail 8 hands it on for this host (its standard
+/// configuration's `dequote` map, in ruleset Parse0, for unqualified names
+/// and names in this host's own domains): a local part that is exactly one
+/// quoted string loses its quotes, unless the string holds white space,
+/// which only quotes can carry.  Backslash escapes stay as written.
+///
+/// `"sales.team"` → `sales.team`, `"esc\"q"` → `esc\"q`,
+/// `"john smith"` → `"john smith"` (unchanged), `"john".smith` →
+/// unchanged (not one quoted string).  The result is how the name is
+/// looked up in the aliases, and how the aliases file's own names are
+/// keyed ([`crate::aliases`]): so `"John.Smith"`, `"john.smith"` and
+/// `john.smith` are one name, and `"John Smith"` is `"john smith"` (case
+/// folds, spacing counts).
+pub fn dequote_local(local: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let Some(inner) = local.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return Cow::Borrowed(local);
+    };
+    // One quoted string: no unescaped quote inside, no dangling backslash;
+    // and nothing only quotes may carry (white space).
+    let mut escaped = false;
+    for c in inner.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' | ' ' | '\t' => return Cow::Borrowed(local),
+            _ => {}
+        }
+    }
+    if escaped {
+        return Cow::Borrowed(local);
+    }
+    Cow::Borrowed(inner)
+}
+
+/// The characters of `s` outside quoted strings and backslash escapes,
+/// with their byte indexes.
+fn unquoted_chars(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut quoted = false;
+    let mut escaped = false;
+    s.char_indices().filter(move |&(_, c)| {
+        if escaped {
+            escaped = false;
+            return false;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            _ => return !quoted,
+        }
+        false
+    })
+}
+
+/// Does `s` hold `c` outside quoted strings and escapes?
+pub fn has_unquoted(s: &str, c: char) -> bool {
+    unquoted_find(s, c).is_some()
+}
+
+/// The byte index of the first `c` outside quoted strings and escapes.
+pub fn unquoted_find(s: &str, c: char) -> Option<usize> {
+    unquoted_chars(s).find(|&(_, x)| x == c).map(|(i, _)| i)
+}
+
+/// The byte index of the last `c` outside quoted strings and escapes.
+pub fn unquoted_rfind(s: &str, c: char) -> Option<usize> {
+    unquoted_chars(s)
+        .filter(|&(_, x)| x == c)
+        .last()
+        .map(|(i, _)| i)
 }
 
 /// `addr` with `@domain` appended when it is unqualified.
@@ -480,7 +563,45 @@ mod tests {
             ["\"john smith\"@example.com"]
         );
         assert_eq!(split_addr("\"a@b\"@c.d"), ("\"a@b\"", Some("c.d")));
+        // An escaped quote outside quotes opens nothing.
+        assert_eq!(addrs("esc\\\"q, eve"), ["esc\\\"q", "eve"]);
+        assert_eq!(addrs("<esc\\\"q@x.y>"), ["esc\\\"q@x.y"]);
         assert_eq!(unquote_local("\"john smith\""), "john smith");
+    }
+
+    // What sendmail 8.17's Parse0 made of each (the oracle's `-bt /parse`
+    // and the keys its newaliases wrote).
+    #[test]
+    fn dequoting_as_sendmail_does() {
+        for (written, dequoted) in [
+            ("\"sales.team\"", "sales.team"),
+            ("\"John.Smith\"", "John.Smith"),
+            ("\"esc\\\"q\"", "esc\\\"q"),
+            ("\"Q\\ uote\"", "Q\\ uote"),
+            ("\"x:y\"", "x:y"),
+            ("\"a@b\"", "a@b"),
+            ("\"\"", ""),
+            ("\"john smith\"", "\"john smith\""),
+            ("\"  pad  \"", "\"  pad  \""),
+            ("\"tab\tx\"", "\"tab\tx\""),
+            ("\"john\".smith", "\"john\".smith"),
+            ("\"dq\".\"x\"", "\"dq\".\"x\""),
+            ("john.smith", "john.smith"),
+            ("\\bob", "\\bob"),
+            ("\"open\\\"", "\"open\\\""),
+        ] {
+            assert_eq!(dequote_local(written), dequoted, "{written}");
+        }
+    }
+
+    #[test]
+    fn characters_outside_quotes() {
+        assert!(has_unquoted("a%b", '%'));
+        assert!(!has_unquoted("\"a%b\"", '%'));
+        assert!(!has_unquoted("a\\%b", '%'));
+        assert_eq!(unquoted_find("\"a+b\"+c", '+'), Some(5));
+        assert_eq!(unquoted_rfind("a%b\"%\"%c", '%'), Some(6));
+        assert_eq!(unquoted_find("\"a:b\":c", ':'), Some(5));
     }
 
     #[test]

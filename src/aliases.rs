@@ -1,9 +1,16 @@
 //! The aliases file, `/etc/mail/aliases`, read exactly as sendmail 8's
 //! `newaliases` reads it (aliases(5)):
 //!
-//! * `name: value`; white space around the colon is ignored; the name is
-//!   case-insensitive (stored lower-cased); a quoted name (`"a b": x`)
-//!   keeps its quotes.
+//! * `name: value`; white space around the colon is ignored.  The name is
+//!   read as sendmail reads a local address: case-insensitive (stored
+//!   lower-cased), and a quoted name loses its quotes unless it holds white
+//!   space ([`crate::address::dequote_local`]): `"Sales.Team"` is the name
+//!   `sales.team`, `"John Smith"` the name `"john smith"`.  A quoted name
+//!   that turns out to be an address elsewhere (`"a@b"`, `"a%b"`) is an
+//!   error, `cannot alias non-local names`.
+//! * The name ends at the first colon outside quotes, but the value starts
+//!   after the line's first colon, as in sendmail: `"x:y": z` is the name
+//!   `x:y` with the value `y": z` (which no address parses).
 //! * A line whose first character is `#` is a comment; blank lines are
 //!   ignored.  A `#` later in a line is *not* a comment.
 //! * A line beginning with a space or tab continues the previous entry (the
@@ -28,6 +35,16 @@ pub struct Entry {
     pub value: String,
     /// The line the entry starts on.
     pub line: usize,
+    /// The last line it takes (continuation lines included).
+    pub last_line: usize,
+}
+
+impl Entry {
+    /// The value for messages to people: white space runs (where
+    /// continuation lines were joined) shown as one space.
+    pub fn shown_value(&self) -> String {
+        self.value.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// A problem found while reading the file.
@@ -116,20 +133,27 @@ pub fn duplicate_warning(name: &str, line: usize) -> Problem {
     }
 }
 
+/// Every entry of the text in file order, duplicates included: what the
+/// admin commands read and edit (an entry's lines are `line..=last_line`).
+pub fn entries(text: &str) -> Vec<Entry> {
+    parse_entries(text.as_bytes()).entries
+}
+
 /// Parse entries and syntax problems, without looking for duplicates
 /// (the index builder finds those as it goes, for speed).
 pub fn parse_entries(text: &[u8]) -> Parsed {
     let text = String::from_utf8_lossy(text);
     let mut out = Parsed::default();
-    // The logical line being assembled: (first line number, text).
-    let mut cur: Option<(usize, std::borrow::Cow<'_, str>)> = None;
+    // The logical line being assembled: (first line, last line, text).
+    let mut cur: Option<(usize, usize, std::borrow::Cow<'_, str>)> = None;
     let mut open = false; // can the current logical line be continued?
     let mut backslash = false;
     for (i, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let continues = backslash || (open && (line.starts_with(' ') || line.starts_with('\t')));
         if continues {
-            if let Some((_, t)) = cur.as_mut() {
+            if let Some((_, last, t)) = cur.as_mut() {
+                *last = i + 1;
                 t.to_mut().push_str(line);
                 backslash = t.ends_with('\\');
                 if backslash {
@@ -149,75 +173,91 @@ pub fn parse_entries(text: &[u8]) -> Parsed {
         if line.starts_with(' ') || line.starts_with('\t') {
             continue; // indented, but nothing to continue
         }
-        if let Some((n, t)) = cur.take() {
-            entry(&mut out, n, &t);
+        if let Some((n, last, t)) = cur.take() {
+            entry(&mut out, n, last, &t);
         }
         let mut t = std::borrow::Cow::Borrowed(line);
         backslash = line.ends_with('\\');
         if backslash {
             t.to_mut().pop();
         }
-        cur = Some((i + 1, t));
+        cur = Some((i + 1, i + 1, t));
         open = true;
     }
-    if let Some((n, t)) = cur.take() {
-        entry(&mut out, n, &t);
+    if let Some((n, last, t)) = cur.take() {
+        entry(&mut out, n, last, &t);
     }
     out
 }
 
 /// One logical line: `name: value`.
-fn entry(out: &mut Parsed, lineno: usize, l: &str) {
-    let Some(colon) = find_colon(l) else {
+fn entry(out: &mut Parsed, lineno: usize, last_line: usize, l: &str) {
+    let mut problem = |text: String| {
         out.problems.push(Problem {
             line: lineno,
-            text: "missing colon".to_string(),
+            text,
             warning: false,
-        });
-        return;
+        })
     };
-    let name = l[..colon].trim();
+    let Some(colon) = l.find(':') else {
+        return problem("missing colon".to_string());
+    };
+    let Some(name_end) = crate::address::unquoted_find(l, ':') else {
+        // The only colons are inside quotes: an unclosed one (sendmail
+        // reads to the end of the line looking for it).
+        return problem(if l.matches('"').count() % 2 == 1 {
+            format!("{}... Unbalanced '\"'", l.trim())
+        } else {
+            "missing colon".to_string()
+        });
+    };
+    let name = match name_key(l[..name_end].trim()) {
+        Ok(name) => name,
+        Err(texts) => {
+            let texts = texts.unwrap_or_else(|| vec![format!("{:.40}... illegal alias name", l)]);
+            return texts.into_iter().for_each(problem);
+        }
+    };
     let value = l[colon + 1..].trim_start_matches([' ', '\t']).trim_end();
-    if name.is_empty() {
-        out.problems.push(Problem {
-            line: lineno,
-            text: "missing name for alias".to_string(),
-            warning: false,
-        });
-        return;
-    }
     if value.is_empty() {
-        out.problems.push(Problem {
-            line: lineno,
-            text: format!("{name}:... missing value for alias"),
-            warning: false,
-        });
-        return;
+        return problem(format!(
+            "{}:... missing value for alias",
+            l[..name_end].trim()
+        ));
     }
     out.entries.push(Entry {
-        name: name.to_ascii_lowercase(),
+        name,
         value: value.to_string(),
         line: lineno,
+        last_line,
     });
 }
 
-/// The colon ending the name: the first one outside a quoted string.
-fn find_colon(l: &str) -> Option<usize> {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in l.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
+/// The key of an aliases name as written (`"Sales.Team"` → `sales.team`),
+/// or sendmail's complaints about it (`None`: no name at all).
+pub fn name_key(written: &str) -> Result<String, Option<Vec<String>>> {
+    if written.is_empty() {
+        return Err(None);
+    }
+    let key = crate::address::dequote_local(written);
+    if key.len() != written.len() {
+        // A quoted name: what is inside must still be a local name.
+        if key.is_empty() {
+            return Err(Some(vec![
+                format!("{written}... User address required"),
+                format!("{written}... cannot alias non-local names"),
+            ]));
         }
-        match c {
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            ':' if !quoted => return Some(i),
-            _ => {}
+        if ['@', '%', '!']
+            .iter()
+            .any(|&c| crate::address::has_unquoted(&key, c))
+        {
+            return Err(Some(vec![format!(
+                "{written}... cannot alias non-local names"
+            )]));
         }
     }
-    None
+    Ok(key.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -260,6 +300,84 @@ mod tests {
         assert_eq!(get("x").unwrap(), "eve # note");
         assert_eq!(get("\"quoted lhs\"").unwrap(), "george");
         assert!(p.has_errors());
+    }
+
+    // Keys and complaints of real sendmail 8.17's newaliases for the same
+    // lines (praliases showed the keys).
+    #[test]
+    fn quoted_names_are_keyed_as_sendmail_keys_them() {
+        let file = concat!(
+            "\"john smith\": john\n",
+            "\"sales.team\": anna\n",
+            "\"John.Smith\": carol\n",
+            "\"Mixed Case\": dave\n",
+            "\"esc\\\"q\": eve\n",
+            "\"Q\\ uote\": frank\n",
+            "\"tab\tx\": george\n",
+            "\"x:y\": george\n",
+            "\"a%b\": henry\n",
+            "\"\": ivan\n",
+            "\"  pad  \": henry\n",
+            "\"a!b\": eve\n",
+            "\"a@b\": eve\n",
+            "\"dq\".\"x\": eve\n",
+            ": eve\n",
+            "\"unbal: eve\n",
+            "\"POSTMASTER\": eve\n",
+        );
+        let p = parse(file.as_bytes());
+        let keys: Vec<(&str, &str, usize)> = p
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str(), e.line))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("\"john smith\"", "john", 1),
+                ("sales.team", "anna", 2),
+                ("john.smith", "carol", 3),
+                ("\"mixed case\"", "dave", 4),
+                ("esc\\\"q", "eve", 5),
+                ("q\\ uote", "frank", 6),
+                ("\"tab\tx\"", "george", 7),
+                ("x:y", "y\": george", 8),
+                ("\"  pad  \"", "henry", 11),
+                ("\"dq\".\"x\"", "eve", 14),
+                ("postmaster", "eve", 17),
+            ]
+        );
+        let problems: Vec<(usize, &str)> = p
+            .problems
+            .iter()
+            .map(|x| (x.line, x.text.as_str()))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                (9, "\"a%b\"... cannot alias non-local names"),
+                (10, "\"\"... User address required"),
+                (10, "\"\"... cannot alias non-local names"),
+                (12, "\"a!b\"... cannot alias non-local names"),
+                (13, "\"a@b\"... cannot alias non-local names"),
+                (15, ": eve... illegal alias name"),
+                (16, "\"unbal: eve... Unbalanced '\"'"),
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_know_the_lines_they_take() {
+        let p = parse(b"# top\nsales: bob,\n\tcarol\ncont: a, \\\n b\npostmaster: root\n");
+        let spans: Vec<(&str, usize, usize)> = p
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.line, e.last_line))
+            .collect();
+        assert_eq!(
+            spans,
+            [("sales", 2, 3), ("cont", 4, 5), ("postmaster", 6, 6)]
+        );
     }
 
     #[test]

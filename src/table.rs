@@ -18,7 +18,7 @@
 //!
 //! | offset | size | field |
 //! |--------|------|-------|
-//! | 0  | 8 | magic `MRDB0001` |
+//! | 0  | 8 | magic `MRDB0002` (`0001`: aliases names kept their quotes) |
 //! | 8  | 8 | size of the text file it was built from |
 //! | 16 | 8 | its mtime, seconds |
 //! | 24 | 4 | its mtime, nanoseconds |
@@ -46,7 +46,9 @@ use memmap2::Mmap;
 
 use crate::log;
 
-const MAGIC: &[u8; 8] = b"MRDB0001";
+/// The format and the keying rules: an index built under other rules (an
+/// older mailroom) is rebuilt as a stale one is, never trusted.
+const MAGIC: &[u8; 8] = b"MRDB0002";
 const HEADER: usize = 64;
 
 /// How a table's text is written.
@@ -645,6 +647,27 @@ mod tests {
             );
         }
         assert!(t.get("user5000").is_none());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_index_of_older_keying_rules_is_not_trusted() {
+        let d = tmp("magic");
+        let text = d.join("aliases");
+        fs::write(&text, "\"sales.team\": anna\n").unwrap();
+        let t = Table::open(&text, Syntax::Aliases, true);
+        assert_eq!(t.get("sales.team").unwrap().value, "anna");
+        drop(t);
+        // As mailroom before quoted names were keyed as sendmail keys them
+        // wrote it: same layout, older magic, the quotes kept in the key.
+        let index = index_path(&text);
+        let mut old = fs::read(&index).unwrap();
+        old[0..8].copy_from_slice(b"MRDB0001");
+        fs::write(&index, old).unwrap();
+        let t = Table::open(&text, Syntax::Aliases, false);
+        assert!(!t.is_indexed());
+        assert_eq!(t.get("sales.team").unwrap().value, "anna");
+        assert!(Table::open(&text, Syntax::Aliases, true).is_indexed());
         fs::remove_dir_all(&d).unwrap();
     }
 

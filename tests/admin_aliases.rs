@@ -258,6 +258,122 @@ fn a_taken_address_is_refused_naming_its_owner() {
     );
 }
 
+/// Quoted names mean to the admin commands what they mean to newaliases
+/// and delivery: a hand-written "Sales.Team" owns sales.team; "john smith"
+/// can be made, found by explain, named as a target, listed and removed;
+/// with a domain it cannot (no virtusertable key holds a space).
+#[test]
+fn quoted_alias_names_are_the_names_delivery_sees() {
+    let r = site("quoted");
+    let aliases = read(&r, "etc/mail/aliases") + "\"Sales.Team\": bob\n";
+    r.write("etc/mail/aliases", &aliases);
+    for addr in ["sales.team", "Sales.Team@example.com", "\"sales.team\""] {
+        let o = mailroom(&r, &["alias", "add", addr, "carol"]);
+        assert_eq!(code(&o), 65, "{addr}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("aliases:7: sales.team: bob"),
+            "{addr}: {}",
+            stderr(&o)
+        );
+    }
+    let (c, text) = explain(&r, "\"Sales.Team\"@example.com");
+    assert_eq!(c, 0, "{text}");
+    assert!(text.contains("(quotes removed)"), "{text}");
+    assert!(text.contains("aliases:7"), "{text}");
+    assert!(
+        results(&text)[0].contains("var/mail/bob (user bob)"),
+        "{text}"
+    );
+
+    ok(&r, &["alias", "add", "\"John Smith\"", "carol"]);
+    assert!(
+        read(&r, "etc/mail/aliases").ends_with("\"Sales.Team\": bob\n\"john smith\": carol\n"),
+        "{}",
+        read(&r, "etc/mail/aliases")
+    );
+    let (c, text) = explain(&r, "\"JOHN SMITH\"@example.com");
+    assert_eq!(c, 0, "{text}");
+    assert!(text.contains("aliases:8"), "{text}");
+    assert!(
+        results(&text)[0].contains("var/mail/carol (user carol)"),
+        "{text}"
+    );
+    // The spacing is part of the name.
+    let (c, text) = explain(&r, "\"john  smith\"@example.com");
+    assert_ne!(c, 0, "{text}");
+    let o = mailroom(&r, &["alias", "add", "\"john smith\"", "bob"]);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    let list = ok(&r, &["alias", "list"]);
+    assert!(list.contains("\"john smith\""), "{list}");
+    // A target may name it; then it is in use.
+    ok(&r, &["alias", "add", "js@shop.example", "\"John Smith\""]);
+    assert!(
+        read(&r, "etc/mail/virtusertable").contains("js@shop.example\t\"john smith\"\n"),
+        "{}",
+        read(&r, "etc/mail/virtusertable")
+    );
+    let (c, text) = explain(&r, "js@shop.example");
+    assert_eq!(c, 0, "{text}");
+    assert!(
+        results(&text)[0].contains("var/mail/carol (user carol)"),
+        "{text}"
+    );
+    let o = mailroom(&r, &["alias", "remove", "\"john smith\""]);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    assert!(stderr(&o).contains("still used"), "{}", stderr(&o));
+    ok(&r, &["alias", "remove", "js@shop.example"]);
+    ok(&r, &["alias", "remove", "\"John Smith\""]);
+    assert!(read(&r, "etc/mail/aliases").ends_with("\"Sales.Team\": bob\n"));
+
+    // With a domain the name would be a virtusertable key: refused, with
+    // the way that works.
+    let o = mailroom(&r, &["alias", "add", "\"john smith\"@example.com", "carol"]);
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("mailroom alias add \"john smith\" TARGET"),
+        "{}",
+        stderr(&o)
+    );
+    // Quotes around an address, escapes, or odd spacing are no names.
+    for bad in ["\"a@b\"", "\"x\\\"y\"", "\"two  spaces\"", "\" lead\""] {
+        let o = mailroom(&r, &["alias", "add", bad, "carol"]);
+        assert_eq!(code(&o), 64, "{bad}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("double quotes"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// The admin commands read the aliases file with the reader newaliases and
+/// delivery use: a backslash continues an entry onto the next line, and
+/// every definition of a name counts (sendmail uses the last).
+#[test]
+fn the_admin_reads_aliases_as_newaliases_does() {
+    let r = site("one-reader");
+    let before = read(&r, "etc/mail/aliases");
+    r.write(
+        "etc/mail/aliases",
+        &format!("{before}long: bob, \\\ncarol\ndup: bob\ndup: carol\n"),
+    );
+    let o = r.sendmail(&["-bi"], b"");
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // "carol" on its own line is part of long.
+    ok(&r, &["alias", "remove", "long"]);
+    assert_eq!(
+        read(&r, "etc/mail/aliases"),
+        format!("{before}dup: bob\ndup: carol\n")
+    );
+    let o = r.sendmail(&["-bi"], b"");
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // Both definitions go: the first would take over from the last.
+    ok(&r, &["alias", "remove", "dup"]);
+    assert_eq!(read(&r, "etc/mail/aliases"), before);
+    let (c, text) = explain(&r, "dup@example.com");
+    assert_ne!(c, 0, "{text}");
+}
+
 #[test]
 fn targets_and_addresses_are_validated() {
     let r = site("validate");

@@ -396,7 +396,7 @@ fn import_all_or_nothing() {
     ));
     let good = "# moved from the old host\n\
                 domain new.example\n\
-                a@new.example   pass a\n\
+                a@new.example   \"pass a\"\n\
                 b@new.example   pass-b\n\
                 c@shop.example  {CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n\
                 alias all@new.example team@new.example\n\
@@ -452,6 +452,34 @@ fn import_all_or_nothing() {
             format!("{good}alias\tz@new.example\n"),
             11,
             "expected: alias",
+        ),
+        // Lines that are no mailbox: free text (it once made the system
+        // user "this" with the password "line is broken"), a bare name,
+        // a password with spaces but no quotes, an unclosed quote.
+        (
+            format!("{good}this line is broken\n"),
+            11,
+            "\"this\" is not an address",
+        ),
+        (
+            format!("{good}zed secret\n"),
+            11,
+            "\"zed\" is not an address",
+        ),
+        (
+            format!("{good}z@new.example pass word\n"),
+            11,
+            "found 3 fields",
+        ),
+        (
+            format!("{good}z@new.example \"pass word\n"),
+            11,
+            "no closing '\"'",
+        ),
+        (
+            format!("this line is broken\n{good}"),
+            1,
+            "\"this\" is not an address",
         ),
     ];
     for (text, line, why) in &cases {
@@ -600,7 +628,7 @@ fn batch(path: &Path, tag: &str, n: usize) {
     let mut s = String::from("# a big import\n");
     for i in 0..n {
         if i % 40 == 0 {
-            s.push_str(&format!("imp{tag}u{i}@example.com secret {i}\n"));
+            s.push_str(&format!("imp{tag}u{i}@example.com \"secret {i}\"\n"));
         } else {
             s.push_str(&format!(
                 "imp{tag}u{i}@example.com {{CRYPT}}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n"

@@ -57,6 +57,56 @@ fn a_queued_message_is_delivered_to_local_mailboxes() {
     assert!(r.log().contains("stat=Sent"), "{}", r.log());
 }
 
+/// Quoted aliases names, as sendmail 8 reads them: "john smith" keeps its
+/// quotes (any case, exact spacing), "sales.team" is sales.team.  Mail to
+/// them arrives whether submitted on the command line or over SMTP.
+#[test]
+fn mail_to_a_quoted_alias_name_is_delivered_from_sendmail_and_smtp() {
+    let r = root("qrun-quoted", "");
+    r.write(
+        "etc/mail/aliases",
+        "postmaster: root\n\"john smith\": eve\n\"sales.team\": alice\n",
+    );
+    let o = r.sendmail(
+        &["-i", "\"John Smith\"", "Sales.Team@test.example"],
+        b"Subject: by argv\n\nbody\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = String::from_utf8_lossy(
+        &r.sendmail(
+            &["-bs"],
+            b"HELO web.example\r\nMAIL FROM:<site@test.example>\r\n\
+              RCPT TO:<\"john smith\"@test.example>\r\nRCPT TO:<\"sales.team\"@test.example>\r\n\
+              RCPT TO:<\"john  smith\"@test.example>\r\n\
+              DATA\r\nSubject: by smtp\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(
+        out.contains("250 2.1.5 <\"john smith\"@test.example>... Recipient ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("250 2.1.5 <\"sales.team\"@test.example>... Recipient ok"),
+        "{out}"
+    );
+    // Spacing counts: two spaces are another name.
+    assert!(
+        out.contains("550 5.1.1 <\"john  smith\"@test.example>... User unknown"),
+        "{out}"
+    );
+    assert!(out.contains("Message accepted for delivery"), "{out}");
+    let o = qrun(&r, &["-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
+    for user in ["eve", "alice"] {
+        let m = mbox(&r, user);
+        assert_eq!(m.matches("Subject: by argv").count(), 1, "{user}: {m}");
+        assert_eq!(m.matches("Subject: by smtp").count(), 1, "{user}: {m}");
+    }
+}
+
 #[test]
 fn background_delivery_after_sendmail_returns() {
     let r = root("qrun-bg", "");

@@ -47,6 +47,8 @@ Examples:
       virtusertable: sales@shop.example  sales-shop
   mailroom alias add webmaster root
       aliases: webmaster: root (webmaster@ every local domain)
+  mailroom alias add '\"john smith\"' john
+      aliases: \"john smith\": john (a name with spaces goes in quotes)
 
 The domain must be one of this host's (mailroom domain add).  Targets on
 this host must exist; other hosts' addresses are taken as given.  An
@@ -227,6 +229,15 @@ impl fmt::Display for Source {
     }
 }
 
+/// Where an aliases entry is, for messages.
+fn alias_source(path: &Path, e: &crate::aliases::Entry) -> Source {
+    Source {
+        path: path.to_path_buf(),
+        line: Some(e.line),
+        text: format!("{}: {}", e.name, e.shown_value()),
+    }
+}
+
 /// A domain of this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainKind {
@@ -271,8 +282,8 @@ pub struct View {
     /// (key as written, value, line).
     pub vut: Vec<(String, String, usize)>,
     pub aliases_path: PathBuf,
-    /// (lower-cased name, value, first line, last line).
-    pub aliases: Vec<(String, String, usize, usize)>,
+    /// Every entry, duplicates included, read as newaliases reads them.
+    pub aliases: Vec<crate::aliases::Entry>,
     pub passwd_path: PathBuf,
     pub users: Vec<PasswdUser>,
     /// Also ask the system's user database (NSS) about names the passwd
@@ -328,7 +339,7 @@ impl View {
         }
         Ok(View {
             vut: edit::makemap_entries(&read(&vut_path)?),
-            aliases: edit::aliases_entries(&read(&aliases_path)?),
+            aliases: crate::aliases::entries(&read(&aliases_path)?),
             users: passwd_users(&passwd_text),
             nss,
             virtuals: crate::accounts::parse_virtual(&read(&vpasswd_path)?),
@@ -371,19 +382,16 @@ impl View {
         })
     }
 
-    /// The aliases entry `name`: the last definition wins, as in sendmail.
-    pub fn alias_get(&self, name: &str) -> Option<&(String, String, usize, usize)> {
-        let name = name.to_ascii_lowercase();
-        self.aliases.iter().rev().find(|e| e.0 == name)
+    /// The aliases entry `name` (as written or as keyed: `"Sales.Team"`
+    /// is `sales.team`): the last definition wins, as in sendmail.
+    pub fn alias_get(&self, name: &str) -> Option<&crate::aliases::Entry> {
+        let key = crate::aliases::name_key(name.trim()).ok()?;
+        self.aliases.iter().rev().find(|e| e.name == key)
     }
 
     fn alias_source(&self, name: &str) -> Option<Source> {
-        let (n, v, first, _) = self.alias_get(name)?;
-        Some(Source {
-            path: self.aliases_path.clone(),
-            line: Some(*first),
-            text: format!("{n}: {v}"),
-        })
+        let e = self.alias_get(name)?;
+        Some(alias_source(&self.aliases_path, e))
     }
 
     /// The system user `name` (sendmail lower-cases local names).
@@ -543,20 +551,16 @@ impl View {
                 });
             }
         }
-        for (n, v, first, _) in &self.aliases {
-            if *n == name {
+        for e in &self.aliases {
+            if e.name == name {
                 continue;
             }
-            let hit = crate::resolve::split_list(v).iter().any(|e| {
-                let e = e.trim().trim_matches('"').trim_start_matches('\\');
-                e.eq_ignore_ascii_case(&name)
+            let hit = crate::resolve::split_list(&e.value).iter().any(|t| {
+                let t = crate::address::dequote_local(t.trim());
+                t.trim_start_matches('\\').eq_ignore_ascii_case(&name)
             });
             if hit {
-                out.push(Source {
-                    path: self.aliases_path.clone(),
-                    line: Some(*first),
-                    text: format!("{n}: {v}"),
-                });
+                out.push(alias_source(&self.aliases_path, e));
             }
         }
         out
@@ -755,10 +759,9 @@ impl View {
             }
             return Ok(Target::simple(text));
         }
-        let name = plain.to_ascii_lowercase();
-        if !valid_local(&name) {
+        let Some(name) = parse_local_name(t) else {
             return Err(bad("not an address or a local name"));
-        }
+        };
         if name == owner.to_ascii_lowercase() {
             return Err(Failure::new(
                 ExitCode::DataErr,
@@ -879,6 +882,28 @@ pub fn valid_local(s: &str) -> bool {
         && !s.ends_with('.')
 }
 
+/// A local name as mailroom writes it into the tables, or `None`: a
+/// [`valid_local`] name, or a quoted name whose words ([`valid_local`]
+/// characters) are separated by single spaces (`"john smith"`).  Returned
+/// as newaliases keys it ([`crate::address::dequote_local`], lower-cased):
+/// quotes only where the name has spaces, so `"Sales.Team"` is
+/// `sales.team`.  Quotes that would need escapes inside, or that hide an
+/// address (`"a@b"`), are not names.
+pub fn parse_local_name(s: &str) -> Option<String> {
+    let key = crate::address::dequote_local(s.trim()).to_ascii_lowercase();
+    if valid_local(&key) {
+        return Some(key);
+    }
+    let inner = key.strip_prefix('"')?.strip_suffix('"')?;
+    let words_ok = inner.len() <= 64
+        && inner.split(' ').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._+-=".contains(c))
+        });
+    words_ok.then_some(key)
+}
+
 /// A domain name: `example.com` (lower-cased, no trailing dot), labels of
 /// letters, digits and `-`, at least two of them.
 pub fn parse_domain(s: &str) -> Result<String, Failure> {
@@ -923,23 +948,33 @@ pub fn parse_address(s: &str) -> Result<Addr, Failure> {
             )),
         );
     }
-    let (local, domain) = match t.split_once('@') {
-        Some((l, d)) => (l, Some(d)),
+    let (local, domain) = match crate::address::unquoted_find(t, '@') {
+        Some(at) => (&t[..at], Some(&t[at + 1..])),
         None => (t, None),
     };
-    let local = local.to_ascii_lowercase();
-    if !valid_local(&local) {
+    let Some(local) = parse_local_name(local) else {
         return Err(Failure::usage(format!(
             "{s:?} is not an address mailroom can create"
         ))
         .hint(
-            "use letters, digits and . _ + - = (starting with a letter or digit), like sales@example.com",
+            "use letters, digits and . _ + - = (starting with a letter or digit), like sales@example.com; \
+             a name with spaces goes in double quotes: '\"john smith\"'",
         ));
-    }
+    };
     let domain = match domain {
         Some(d) => Some(parse_domain(d)?),
         None => None,
     };
+    if domain.is_some() && local.starts_with('"') {
+        return Err(Failure::usage(format!(
+            "{s:?}: a local part with spaces cannot be written into the virtusertable \
+             (its keys end at the first space)"
+        ))
+        .hint(format!(
+            "for this host's local domains use the bare name, which serves them all: \
+             'mailroom alias add {local} TARGET...'"
+        )));
+    }
     Ok(Addr { local, domain })
 }
 
@@ -1077,7 +1112,7 @@ impl Texts {
             Err(_) => return false,
         };
         view.vut = edit::makemap_entries(&self.vut);
-        view.aliases = edit::aliases_entries(&self.aliases);
+        view.aliases = crate::aliases::entries(&self.aliases);
         if view.user(name).is_some() || !view.references(name).is_empty() {
             return false;
         }
@@ -1196,7 +1231,7 @@ fn alias_remove(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<
             notes.push(format!("{value}: aliases entry removed"));
         }
     } else {
-        let Some((_, value, first, _)) = view.alias_get(&key).cloned() else {
+        let Some((value, first)) = view.alias_get(&key).map(|e| (e.shown_value(), e.line)) else {
             let mut f = Failure::new(ExitCode::NoUser, format!("{key}: no such alias"));
             f = if view.user(&key).is_some() {
                 f.hint(format!("{key} is a system user, not an alias"))
@@ -1292,10 +1327,12 @@ fn forward_set(
     }
     let mut texts = Texts::read(change, cfg)?;
     let mut notes = Vec::new();
-    if let Some((_, old, first, _)) = view.alias_get(&user) {
+    if let Some(e) = view.alias_get(&user) {
         notes.push(format!(
-            "{user}: replacing the forward at {}:{first} (was {old})",
-            view.aliases_path.display()
+            "{user}: replacing the forward at {}:{} (was {})",
+            view.aliases_path.display(),
+            e.line,
+            e.shown_value()
         ));
     }
     texts.aliases = edit::aliases_set(&texts.aliases, &user, &value);
@@ -1516,9 +1553,9 @@ pub fn rows(view: &View) -> Vec<Row> {
             continue; // a mailbox
         }
         let (targets, via) = match view.alias_get(&lv) {
-            Some((name, av, _, _)) if !value.contains('@') && view.user(&lv).is_none() => {
-                shown_via.push(name.clone());
-                (split(av), Some(name.clone()))
+            Some(e) if !value.contains('@') && view.user(&lv).is_none() => {
+                shown_via.push(e.name.clone());
+                (split(&e.value), Some(e.name.clone()))
             }
             _ => (vec![value.to_string()], None),
         };
@@ -1531,25 +1568,25 @@ pub fn rows(view: &View) -> Vec<Row> {
             line: *l,
         });
     }
-    for (name, v, first, _) in &view.aliases {
-        if view.alias_get(name).map(|e| e.2) != Some(*first) {
+    for e in &view.aliases {
+        if view.alias_get(&e.name).map(|last| last.line) != Some(e.line) {
             continue; // an earlier duplicate: the last definition wins
         }
-        if shown_via.contains(name) {
+        if shown_via.contains(&e.name) {
             continue;
         }
-        let kind = if view.user(name).is_some() {
+        let kind = if view.user(&e.name).is_some() {
             "forward"
         } else {
             "alias"
         };
         out.push(Row {
             kind,
-            address: name.clone(),
-            targets: split(v),
+            address: e.name.clone(),
+            targets: split(&e.value),
             via: None,
             path: view.aliases_path.clone(),
-            line: *first,
+            line: e.line,
         });
     }
     out
@@ -1642,6 +1679,39 @@ mod tests {
         assert!(!is_derived("info@shop.example", "info-shop-1"));
         assert!(!is_derived("info@shop.example", "info-example"));
         assert!(!is_derived("info@shop.example", "bob"));
+    }
+
+    #[test]
+    fn quoted_names_are_keyed_as_newaliases_keys_them() {
+        assert_eq!(
+            parse_local_name("\"Sales.Team\"").as_deref(),
+            Some("sales.team")
+        );
+        assert_eq!(
+            parse_local_name("\"John Smith\"").as_deref(),
+            Some("\"john smith\"")
+        );
+        assert_eq!(parse_local_name("Bob").as_deref(), Some("bob"));
+        for bad in [
+            "\"a@b\"",
+            "\"x\\\"y\"",
+            "\"two  words\"",
+            "\" x\"",
+            "\"\"",
+            "a b",
+            "\"open",
+        ] {
+            assert_eq!(parse_local_name(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_address("\"Sales.Team\"@Example.COM").unwrap().key(),
+            "sales.team@example.com"
+        );
+        assert_eq!(
+            parse_address("\"John Smith\"").unwrap().key(),
+            "\"john smith\""
+        );
+        assert!(parse_address("\"john smith\"@example.com").is_err());
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn check_lists(cfg: &Config, view: &View, f: &mut Findings) {
             };
             let include = format!(":include:{file}");
             match view.alias_get(&alias) {
-                Some((_, v, _, _)) if v.trim() == include => {}
+                Some(e) if e.value.trim() == include => {}
                 _ => f.error(
                     &view.aliases_path,
                     None,

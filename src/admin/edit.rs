@@ -410,67 +410,56 @@ pub fn makemap_remove(text: &str, key: &str) -> Option<String> {
     (out.len() != before).then(|| join_lines(out))
 }
 
-/// The aliases file's entries: (name, value with continuations joined,
-/// first line, last line).
-pub fn aliases_entries(text: &str) -> Vec<(String, String, usize, usize)> {
-    let mut out: Vec<(String, String, usize, usize)> = Vec::new();
+/// The line spans (first, last; 1-based) of every definition of the
+/// aliases name `name` (as written or as keyed: `"Sales.Team"` is
+/// `sales.team`), read by the one aliases reader, [`crate::aliases`].
+fn alias_spans(text: &str, name: &str) -> Vec<(usize, usize)> {
+    let Ok(key) = crate::aliases::name_key(name.trim()) else {
+        return Vec::new();
+    };
+    crate::aliases::entries(text)
+        .into_iter()
+        .filter(|e| e.name == key)
+        .map(|e| (e.line, e.last_line))
+        .collect()
+}
+
+/// `text` without the lines of `spans`, and `insert` in place of the
+/// first one.
+fn replace_spans(text: &str, spans: &[(usize, usize)], insert: Option<String>) -> String {
+    let mut insert = insert;
+    let mut out: Vec<String> = Vec::new();
     for (i, l) in text.lines().enumerate() {
         let n = i + 1;
-        if l.starts_with([' ', '\t']) {
-            if let Some(last) = out.last_mut()
-                && last.3 == n - 1
-            {
-                last.1.push(' ');
-                last.1.push_str(l.trim());
-                last.3 = n;
-            }
-            continue;
-        }
-        let t = l.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        if let Some((name, value)) = t.split_once(':') {
-            out.push((
-                name.trim().to_ascii_lowercase(),
-                value.trim().to_string(),
-                n,
-                n,
-            ));
+        match spans
+            .iter()
+            .find(|(first, last)| (*first..=*last).contains(&n))
+        {
+            Some((first, _)) if n == *first => out.extend(insert.take()),
+            Some(_) => {}
+            None => out.push(l.to_string()),
         }
     }
-    out
+    out.extend(insert);
+    join_lines(out)
 }
 
-/// Set alias `name` to `value`, in place (continuation lines included) or
-/// appended.
+/// Set alias `name` to `value`: its entry is replaced where it stands
+/// (continuation lines included; a later duplicate, which would win, goes),
+/// or the entry is appended.
 pub fn aliases_set(text: &str, name: &str, value: &str) -> String {
-    let entries = aliases_entries(text);
-    let new_line = format!("{name}: {value}");
-    let lines: Vec<&str> = text.lines().collect();
-    match entries.iter().find(|e| e.0.eq_ignore_ascii_case(name)) {
-        Some(&(_, _, first, last)) => {
-            let mut out: Vec<String> = lines[..first - 1].iter().map(|s| s.to_string()).collect();
-            out.push(new_line);
-            out.extend(lines[last..].iter().map(|s| s.to_string()));
-            join_lines(out)
-        }
-        None => {
-            let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-            out.push(new_line);
-            join_lines(out)
-        }
-    }
+    replace_spans(
+        text,
+        &alias_spans(text, name),
+        Some(format!("{name}: {value}")),
+    )
 }
 
-/// Remove alias `name`; `None` when there was none.
+/// Remove alias `name` (every definition of it); `None` when there was
+/// none.
 pub fn aliases_remove(text: &str, name: &str) -> Option<String> {
-    let entries = aliases_entries(text);
-    let &(_, _, first, last) = entries.iter().find(|e| e.0.eq_ignore_ascii_case(name))?;
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out: Vec<String> = lines[..first - 1].iter().map(|s| s.to_string()).collect();
-    out.extend(lines[last..].iter().map(|s| s.to_string()));
-    Some(join_lines(out))
+    let spans = alias_spans(text, name);
+    (!spans.is_empty()).then(|| replace_spans(text, &spans, None))
 }
 
 pub use crate::resolve::class_words;
@@ -546,8 +535,9 @@ mod tests {
     #[test]
     fn aliases_edits_handle_continuations() {
         let t = "# top\nsales: bob,\n\tcarol\npostmaster: root\n";
+        let e = &crate::aliases::entries(t)[0];
         assert_eq!(
-            aliases_entries(t)[0],
+            (e.name.clone(), e.shown_value(), e.line, e.last_line),
             ("sales".into(), "bob, carol".into(), 2, 3)
         );
         assert_eq!(
@@ -559,6 +549,35 @@ mod tests {
             "# top\npostmaster: root\n"
         );
         assert!(aliases_set(t, "new", "x").ends_with("postmaster: root\nnew: x\n"));
+    }
+
+    // The admin finds entries as newaliases and delivery do: a quoted name
+    // by its key, a colon inside quotes, a backslash continuation.
+    #[test]
+    fn aliases_edits_find_entries_as_delivery_does() {
+        let t = "\"Sales.Team\": bob\n\"a:b\" x: y\nlong: a, \\\n  b\n\"john smith\": carol\n";
+        assert_eq!(
+            aliases_set(t, "sales.team", "dave"),
+            "sales.team: dave\n\"a:b\" x: y\nlong: a, \\\n  b\n\"john smith\": carol\n"
+        );
+        assert_eq!(
+            aliases_remove(t, "LONG").unwrap(),
+            "\"Sales.Team\": bob\n\"a:b\" x: y\n\"john smith\": carol\n"
+        );
+        assert_eq!(
+            aliases_remove(t, "\"John Smith\"").unwrap(),
+            "\"Sales.Team\": bob\n\"a:b\" x: y\nlong: a, \\\n  b\n"
+        );
+        assert!(aliases_remove(t, "a").is_none());
+    }
+
+    // sendmail uses the last definition: setting or removing a name must
+    // not leave another definition of it behind to take over.
+    #[test]
+    fn aliases_edits_take_every_definition() {
+        let t = "dup: a\nother: b\ndup: c\n";
+        assert_eq!(aliases_set(t, "dup", "d"), "dup: d\nother: b\n");
+        assert_eq!(aliases_remove(t, "dup").unwrap(), "other: b\n");
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub fn explain(resolver: &Resolver, addr: &str, out: &mut dyn Write) -> std::io:
     }
     for f in &res.finals {
         let what = match &f.target {
-            Target::Mailbox { account, detail } => {
+            Target::Mailbox {
+                account, detail, ..
+            } => {
                 let place = match &account.mailbox {
                     crate::accounts::MailboxPath::Mbox(p) => format!("mbox {}", p.display()),
                     crate::accounts::MailboxPath::Maildir(p) => format!("Maildir {}", p.display()),

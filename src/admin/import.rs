@@ -9,8 +9,8 @@
 //! ```text
 //! # what hosting panels export: ADDRESS PASSWORD
 //! info@shop.example   s3cret
-//! info@example.com    An0ther one
-//! bob                 {CRYPT}$6$salt$hash...
+//! info@example.com    "An0ther one"
+//! bob@example.com     {CRYPT}$6$salt$hash...
 //! domain shop.example
 //! domain virtual.example virtual
 //! alias sales@shop.example bob carol@example.com
@@ -20,10 +20,13 @@
 //! ```
 //!
 //! * `ADDRESS PASSWORD` — a mailbox, as `mailbox add` makes it (a system
-//!   user; with `--virtual` a virtual account).  The password is the rest
-//!   of the line (inner spaces kept, leading and trailing ones not);
-//!   `{CRYPT}HASH` takes a crypt(3) hash as it is (moving from another
-//!   host without knowing the passwords).
+//!   user; with `--virtual` a virtual account).  ADDRESS is `local@domain`
+//!   with one of this host's domains (or one this import adds); PASSWORD is
+//!   one word, or a double-quoted string for a password with spaces
+//!   (`"correct horse"`; `\"` and `\\` inside stand for `"` and `\`).
+//!   Anything else on a line is an error, so that a stray line of text
+//!   never becomes a mailbox.  `{CRYPT}HASH` takes a crypt(3) hash as it
+//!   is (moving from another host without knowing the passwords).
 //! * `domain D [virtual]`, `alias ADDRESS TARGET...`,
 //!   `forward ADDRESS TARGET... [keep-copy]`, `catchall DOMAIN TARGET...`,
 //!   `quota ADDRESS SIZE|unlimited|none` — as the commands of those names.
@@ -58,7 +61,8 @@ pub const IMPORT_HELP: &str = "\
 The file, one record a line ('#' comments and blank lines are skipped):
 
   info@shop.example  s3cret              a mailbox: ADDRESS PASSWORD
-  bob                {CRYPT}$6$...       a mailbox with a crypt(3) hash
+  info@example.com   \"two words\"         a password with spaces, quoted
+  bob@example.com    {CRYPT}$6$...       a mailbox with a crypt(3) hash
   domain shop.example                    a local domain
   domain virt.example virtual            a virtual domain
   alias sales@shop.example bob carol@example.com
@@ -66,8 +70,10 @@ The file, one record a line ('#' comments and blank lines are skipped):
   catchall shop.example orders@shop.example
   quota intern@example.com 200M
 
-The password is the rest of the line.  Records apply in this order:
-domains, mailboxes, quotas, aliases and forwards, catch-alls.
+ADDRESS has one of this host's domains (or one the file adds); PASSWORD
+is one word, or in double quotes when it holds spaces (\\\" and \\\\ inside
+stand for \" and \\).  Any other line is an error.  Records apply in this
+order: domains, mailboxes, quotas, aliases and forwards, catch-alls.
 
 All or nothing: every line is checked first; a bad one is reported as
 FILE:LINE: why (exit 65) and nothing is changed.  Then everything is one
@@ -251,8 +257,15 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Vec<Line>, Failure> {
                          (or a record: domain, alias, forward, catchall, quota)"
                     )));
                 }
+                if !address.contains('@') {
+                    return Err(bad(format!(
+                        "{address:?} is not an address: a mailbox line is ADDRESS PASSWORD, \
+                         the address with one of this host's domains (info@example.com s3cret)"
+                    )));
+                }
                 mailbox::parse_name(address).map_err(|f| bad(f.message))?;
-                let password = match rest.strip_prefix("{CRYPT}") {
+                let (rest, quoted) = password_field(rest).map_err(bad)?;
+                let password = match rest.strip_prefix("{CRYPT}").filter(|_| !quoted) {
                     Some(h) => {
                         if !looks_like_hash(h) {
                             return Err(bad(
@@ -263,7 +276,7 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Vec<Line>, Failure> {
                     }
                     None => {
                         check_password(rest.as_bytes()).map_err(bad)?;
-                        Password::Plain(rest.as_bytes().to_vec())
+                        Password::Plain(rest.into_bytes())
                     }
                 };
                 Record::Mailbox {
@@ -275,6 +288,45 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Vec<Line>, Failure> {
         out.push(Line { number: n, record });
     }
     Ok(out)
+}
+
+/// The password of a mailbox line (the text after the address): one word,
+/// or one double-quoted string that may hold spaces (`\"` and `\\` inside
+/// stand for `"` and `\`).  Anything more is an error, so that a line of
+/// free text never becomes a mailbox.  Returns the password and whether it
+/// was quoted.
+fn password_field(rest: &str) -> Result<(String, bool), String> {
+    let Some(quoted) = rest.strip_prefix('"') else {
+        let n = rest.split_whitespace().count();
+        if n > 1 {
+            return Err(format!(
+                "expected ADDRESS PASSWORD, found {} fields; \
+                 a password with spaces goes in double quotes (\"my secret words\")",
+                n + 1
+            ));
+        }
+        return Ok((rest.to_string(), false));
+    };
+    let mut out = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, n)) => out.push(n),
+                None => break,
+            },
+            '"' => {
+                if !quoted[i + 1..].trim().is_empty() {
+                    return Err(
+                        "expected ADDRESS PASSWORD, found more after the quoted password".into(),
+                    );
+                }
+                return Ok((out, true));
+            }
+            _ => out.push(c),
+        }
+    }
+    Err("the quoted password has no closing '\"'".into())
 }
 
 /// Run `mailroom import`; the exit code.
@@ -518,7 +570,7 @@ mod tests {
 
     #[test]
     fn records() {
-        let text = b"# export\n\ninfo@shop.example  s3cret with spaces  \r\nbob {CRYPT}$6$salt$abcdefghijklmnop\n\
+        let text = b"# export\n\ninfo@shop.example  \"s3cret with spaces\"  \r\nbob@x.example {CRYPT}$6$salt$abcdefghijklmnop\n\
 domain shop.example\nDOMAIN v.example virtual\nalias sales@shop.example bob carol@x.example\n\
 forward ceo@example.com a@b.example keep-copy\ncatchall shop.example orders\nquota bob 200M\n";
         let lines = parse(text, "f").unwrap();
@@ -552,6 +604,26 @@ forward ceo@example.com a@b.example keep-copy\ncatchall shop.example orders\nquo
     }
 
     #[test]
+    fn a_quoted_password_may_hold_spaces_quotes_and_backslashes() {
+        let lines = parse(
+            b"a@x.example \"my \\\"good\\\" pass\\\\word\"\nb@x.example \"{CRYPT}x\"\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(
+            lines[0].record,
+            Record::Mailbox {
+                address: "a@x.example".into(),
+                password: Password::Plain(b"my \"good\" pass\\word".to_vec())
+            }
+        );
+        // Quoted, {CRYPT} is just text.
+        assert!(
+            matches!(&lines[1].record, Record::Mailbox { password: Password::Plain(p), .. } if p == b"{CRYPT}x")
+        );
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         for (text, line, why) in [
             (
@@ -564,9 +636,22 @@ forward ceo@example.com a@b.example keep-copy\ncatchall shop.example orders\nquo
             (b"alias x@y.example\n", 1, "expected: alias"),
             (b"forward x@y.example keep-copy\n", 1, "expected: forward"),
             (b"quota bob lots\n", 1, "not a size"),
-            (b"bob {CRYPT}plain\n", 1, "crypt(3) hash"),
+            (b"bob@x.example {CRYPT}plain\n", 1, "crypt(3) hash"),
             (b"ok@x.example pw\n\xff\xfe pw\n", 2, "UTF-8"),
             (b"a+b@x.example pw\n", 1, "'+'"),
+            // What once became the system user "this", password "line is
+            // broken"; and its relatives.
+            (b"this line is broken\n", 1, "\"this\" is not an address"),
+            (b"ok@x.example pw\nword\n", 2, "found only \"word\""),
+            (b"bob secret\n", 1, "\"bob\" is not an address"),
+            (b"a@x.example pass word\n", 1, "found 3 fields"),
+            (b"a@x.example \"pass word\n", 1, "no closing '\"'"),
+            (
+                b"a@x.example \"pass\" word\n",
+                1,
+                "more after the quoted password",
+            ),
+            (b"a@x.example \"\"\n", 1, "the password is empty"),
         ] {
             let e = parse(text, "users.txt").unwrap_err();
             assert_eq!(e.code, ExitCode::DataErr);

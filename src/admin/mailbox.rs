@@ -791,9 +791,13 @@ impl Tables {
             vlogins.entry(e.login).or_insert((e.line, w));
         }
         let mut alias_names = HashMap::new();
-        for (name, value, first, _) in edit::aliases_entries(&aliases.text) {
-            let w = at(&aliases.path, first, &format!("{name}: {value}"));
-            alias_names.entry(name).or_insert(w);
+        for e in crate::aliases::entries(&aliases.text) {
+            let w = at(
+                &aliases.path,
+                e.line,
+                &format!("{}: {}", e.name, e.shown_value()),
+            );
+            alias_names.entry(e.name).or_insert(w);
         }
         let mut local_domains: HashSet<String> = edit::class_words(&lhn)
             .into_iter()
@@ -1237,15 +1241,16 @@ impl Tables {
                 out.push(at(&self.vt.path, line, &format!("{k} {v}")));
             }
         }
-        for (name, value, first, _) in edit::aliases_entries(&self.aliases.text) {
-            if name == target {
+        for e in crate::aliases::entries(&self.aliases.text) {
+            if e.name == target {
                 continue; // its own forward, removed with it
             }
-            if crate::resolve::split_list(&value)
+            if crate::resolve::split_list(&e.value)
                 .iter()
                 .any(|t| self.names_target(t, target))
             {
-                out.push(at(&self.aliases.path, first, &format!("{name}: {value}")));
+                let text = format!("{}: {}", e.name, e.shown_value());
+                out.push(at(&self.aliases.path, e.line, &text));
             }
         }
         out

@@ -17,7 +17,16 @@
 //!    domain is relayed.  mailroom's virtual accounts (`/etc/mail/passwd`,
 //!    see [`crate::accounts`]) are found between the user-specific keys
 //!    and the domain-wide catch-alls, so an account always gets its mail.
-//! 3. **aliases** ([`crate::aliases`]): `user+detail`, `user+*`, `user`;
+//!    On this host's own domains and for unqualified names the local part
+//!    is first read as sendmail's parse rules read it: a lone quoted string
+//!    without white space loses its quotes (`"Sales.Team"` is
+//!    `sales.team`, [`address::dequote_local`]), and routing left in it
+//!    (`"a@b"`, the % hack `user%host`) is followed.  Virtual domains keep
+//!    the local part as written; their table keys are looked up without
+//!    quotes.
+//! 3. **aliases** ([`crate::aliases`]): `user+detail`, `user+*`, `user`,
+//!    lower-cased (`"John Smith"` is the name `"john smith"`); a backslash
+//!    anywhere in the name (`\bob`, `"e\ve"`) skips them;
 //!    values are lists of local names, addresses, `\user` (no further
 //!    aliasing), `"|program"`, `/file` and `:include:/path`; `owner-LIST`
 //!    becomes the envelope sender of LIST's mail; an alias naming itself
@@ -110,6 +119,10 @@ pub enum Target {
     Mailbox {
         account: Account,
         detail: Option<String>,
+        /// The user as sendmail's local mailer is given it (what `-bv`
+        /// shows): the login, or, when a backslash kept the name from the
+        /// aliases, the name as written, lower-cased (`\bob`, `e\ve`).
+        user: String,
     },
     /// `|command`, run by `/bin/sh -c` as `owner`.
     Program { command: String, owner: Owner },
@@ -212,17 +225,10 @@ impl Resolution {
             }
         }
         for f in &self.finals {
-            let user_of = |login: &str| {
-                if f.printable.starts_with('\\') {
-                    format!("\\{login}")
-                } else {
-                    login.to_string()
-                }
-            };
             let what = match &f.target {
-                Target::Mailbox { account, detail } => match detail {
-                    Some(d) => format!("mailer local, host {d}, user {}", user_of(&account.login)),
-                    None => format!("mailer local, user {}", user_of(&account.login)),
+                Target::Mailbox { detail, user, .. } => match detail {
+                    Some(d) => format!("mailer local, host {d}, user {user}"),
+                    None => format!("mailer local, user {user}"),
                 },
                 Target::Program { .. } => format!("mailer prog, user {}", f.printable),
                 Target::File { path, .. } => format!("mailer *file*, user {path}"),
@@ -513,6 +519,17 @@ impl Resolver {
     }
 }
 
+/// Routing left in a local part of this host, which sendmail parses again
+/// as an address: `a@b` itself, and the % hack, `user%host` → `user@host`
+/// (at the last `%`).  Quoted characters route nowhere.
+fn route_in(local: &str) -> Option<String> {
+    if address::has_unquoted(local, '@') {
+        return Some(local.to_string());
+    }
+    let p = address::unquoted_rfind(local, '%')?;
+    Some(format!("{}@{}", &local[..p], &local[p + 1..]))
+}
+
 fn normalize_domain(d: &str) -> String {
     d.trim_end_matches('.').to_ascii_lowercase()
 }
@@ -667,9 +684,9 @@ impl Run<'_> {
             let path = plain[":include:".len()..].trim().to_string();
             return self.include(printable, &path, origin, chain, sender, depth);
         }
-        if let Some(name) = plain.strip_prefix('\\') {
+        if plain.starts_with('\\') {
             // \user: this user's mailbox, no aliases, no .forward
-            return self.user(printable, name, false, origin, chain, sender, depth);
+            return self.user(printable, &plain, false, origin, chain, sender, depth);
         }
         self.address(printable, printable, origin, chain, sender, depth, 0);
     }
@@ -893,11 +910,7 @@ impl Run<'_> {
             );
         }
         let (local_raw, domain) = address::split_addr(&mb.addr);
-        let local = address::unquote_local(local_raw);
-        let Some(domain) = domain else {
-            return self.local_name(printable, &local, origin, chain, sender, depth);
-        };
-        if local.contains('@') {
+        if address::has_unquoted(local_raw, '@') {
             return self.refuse(
                 printable,
                 Refusal::new(553, "5.1.3", "Invalid route address", ExitCode::Usage),
@@ -905,8 +918,30 @@ impl Run<'_> {
             );
         }
         let r = self.r;
-        let d = normalize_domain(domain);
-        let is_local = r.domains.is_local(&d);
+        let d = domain.map(normalize_domain);
+        let is_local = d.as_deref().is_none_or(|d| r.domains.is_local(d));
+        // On this host a local part is read as sendmail's Parse0 reads it:
+        // a lone quoted string loses its quotes, and routing left in it
+        // (`"a@b"`, `a%b`) is followed.  Other domains keep it as written.
+        let local = if is_local {
+            address::dequote_local(local_raw)
+        } else {
+            std::borrow::Cow::Borrowed(local_raw)
+        };
+        if local != local_raw {
+            self.step(
+                format!("{local_raw} is the local name {local} (quotes removed)"),
+                None,
+                false,
+            );
+        }
+        let Some((d, domain)) = d.zip(domain) else {
+            if let Some(next) = route_in(&local) {
+                self.step(format!("{} is {next} (routed)", mb.addr), None, false);
+                return self.address(printable, &next, origin, chain, sender, depth, rewrites + 1);
+            }
+            return self.local_name(printable, &local, origin, chain, sender, depth);
+        };
         let is_virtual = r.domains.is_virtual(&d);
         if !is_local && !is_virtual {
             self.step(format!("domain {d} is not local: relay to it"), None, false);
@@ -959,10 +994,8 @@ impl Run<'_> {
                 }
             };
         }
-        // The % hack: user%host@localdomain is user@host.
-        if let Some(p) = local.rfind('%') {
-            let next = format!("{}@{}", &local[..p], &local[p + 1..]);
-            self.step(format!("{} is {next} (the % hack)", mb.addr), None, false);
+        if is_local && let Some(next) = route_in(&local) {
+            self.step(format!("{} is {next} (routed)", mb.addr), None, false);
             return self.address(printable, &next, origin, chain, sender, depth, rewrites + 1);
         }
         if rewrites > MAX_REWRITES {
@@ -987,7 +1020,8 @@ impl Run<'_> {
             );
         }
         // mailroom's virtual accounts beat the domain's catch-all.
-        let base_local = local.split('+').next().unwrap_or(&local);
+        let plain_local = address::unquote_local(&local);
+        let base_local = plain_local.split('+').next().unwrap_or(&plain_local);
         let vlogin = format!("{base_local}@{d}");
         if let Some(acct) = r.accounts.virtual_account(&vlogin) {
             self.step(
@@ -995,10 +1029,11 @@ impl Run<'_> {
                 None,
                 false,
             );
-            let detail = local.split_once('+').map(|(_, x)| x.to_string());
+            let detail = plain_local.split_once('+').map(|(_, x)| x.to_string());
             return self.push(
                 printable,
                 Target::Mailbox {
+                    user: acct.login.clone(),
                     account: acct,
                     detail,
                 },
@@ -1066,13 +1101,22 @@ impl Run<'_> {
                 origin,
             );
         }
-        if value.contains('@') {
-            return self.address(printable, value, origin, chain, sender, depth, rewrites + 1);
-        }
-        self.local_name(printable, value.trim(), origin, chain, sender, depth);
+        // Parsed again from the start, as sendmail does (ruleset Recurse).
+        self.address(
+            printable,
+            value.trim(),
+            origin,
+            chain,
+            sender,
+            depth,
+            rewrites + 1,
+        );
     }
 
-    /// A local name: aliases, then users.
+    /// A local name, as sendmail's parse rules leave it (quotes removed
+    /// where [`address::dequote_local`] removes them): aliases, then users.
+    /// A backslash anywhere in it (`\\bob`, `"e\\ve"`) skips the aliases,
+    /// as in sendmail.
     fn local_name(
         &mut self,
         printable: &str,
@@ -1082,16 +1126,22 @@ impl Run<'_> {
         sender: &Option<String>,
         depth: usize,
     ) {
-        let plain = unquote_whole(name);
-        if let Some(n) = plain.strip_prefix('\\') {
-            return self.user(printable, n, false, origin, chain, sender, depth);
+        if name.is_empty() {
+            return self.refuse(
+                printable,
+                Refusal::new(553, "5.1.3", "User address required", ExitCode::Usage),
+                origin,
+            );
         }
-        let lname = plain.to_ascii_lowercase();
+        if name.contains('\\') {
+            return self.user(printable, name, false, origin, chain, sender, depth);
+        }
+        let lname = name.to_ascii_lowercase();
         let r = self.r;
         let mut keys = vec![lname.clone()];
-        if let Some((user, _)) = lname.split_once('+') {
-            keys.push(format!("{user}+*"));
-            keys.push(user.to_string());
+        if let Some(p) = address::unquoted_find(&lname, '+') {
+            keys.push(format!("{}+*", &lname[..p]));
+            keys.push(lname[..p].to_string());
         }
         for key in keys {
             let Some(hit) = r.aliases.get(&key) else {
@@ -1139,10 +1189,19 @@ impl Run<'_> {
             let elements = split_list(hit.value);
             chain.push(key.clone());
             for e in elements {
-                let e_plain = unquote_whole(e.trim_end());
-                // An alias naming itself delivers to the user of that name.
-                if e_plain.eq_ignore_ascii_case(&key) {
-                    self.user(&e, &e_plain, true, &child, chain, &list_sender, depth + 1);
+                let e_name = address::dequote_local(e.trim_end());
+                // An alias naming itself delivers to the user of that name
+                // (sendmail keeps the alias's own address for it).
+                if e_name.eq_ignore_ascii_case(&key) {
+                    self.user(
+                        printable,
+                        &e_name,
+                        true,
+                        &child,
+                        chain,
+                        &list_sender,
+                        depth + 1,
+                    );
                 } else {
                     self.element(&e, &child, chain, &list_sender, depth + 1);
                 }
@@ -1150,10 +1209,12 @@ impl Run<'_> {
             chain.pop();
             return;
         }
-        self.user(printable, &plain, true, origin, chain, sender, depth);
+        self.user(printable, name, true, origin, chain, sender, depth);
     }
 
     /// A user's mailbox, after `.forward` when `forward` allows it.
+    /// `name` is the local name as written, quotes and backslashes and all
+    /// (`\\bob`): looked up without them, shown with them.
     #[allow(clippy::too_many_arguments)]
     fn user(
         &mut self,
@@ -1165,7 +1226,9 @@ impl Run<'_> {
         sender: &Option<String>,
         depth: usize,
     ) {
-        let lname = name.to_ascii_lowercase();
+        let escaped = name.contains('\\');
+        let forward = forward && !escaped;
+        let lname = address::unquote_local(name).to_ascii_lowercase();
         let (user, detail) = match lname.split_once('+') {
             Some((u, d)) => (u.to_string(), Some(d.to_string()).filter(|d| !d.is_empty())),
             None => (lname.clone(), None),
@@ -1216,7 +1279,7 @@ impl Run<'_> {
                 // "bob" in bob's own .forward means bob's mailbox.
                 let bare = e_plain.trim_start_matches('\\');
                 if bare.eq_ignore_ascii_case(&user) {
-                    self.user(&e, bare, false, &child, chain, sender, depth + 1);
+                    self.user(&e, &e_plain, false, &child, chain, sender, depth + 1);
                 } else {
                     self.element(&e, &child, chain, sender, depth + 1);
                 }
@@ -1224,9 +1287,24 @@ impl Run<'_> {
             chain.pop();
             return;
         }
+        // sendmail's local mailer gets the name as written when a backslash
+        // kept it from the aliases (`\\bob`), else the login.
+        let user = if escaped {
+            let shown = name.to_ascii_lowercase();
+            match address::unquoted_find(&shown, '+') {
+                Some(p) => shown[..p].to_string(),
+                None => shown,
+            }
+        } else {
+            account.login.clone()
+        };
         self.push(
             printable,
-            Target::Mailbox { account, detail },
+            Target::Mailbox {
+                account,
+                detail,
+                user,
+            },
             sender,
             origin,
         );

@@ -41,23 +41,28 @@ pub enum Steps {
     Domain,
 }
 
-/// Look `local@domain` up, trying only the given steps.
+/// Look `local@domain` up, trying only the given steps.  `local` is the
+/// local part as sendmail's rules leave it (quotes and all): keys are
+/// looked up without quotes and escapes (sendmail's map lookups strip
+/// them), `%1`, `%2`, `%3` keep them; a `+` inside quotes splits nothing.
 pub fn lookup<'a>(table: &'a Table, local: &str, domain: &str, steps: Steps) -> Option<Match<'a>> {
     let domain = domain.to_ascii_lowercase();
-    let (user, detail, plussed) = match local.find('+') {
+    let (user, detail, plussed) = match crate::address::unquoted_find(local, '+') {
         Some(i) => (&local[..i], &local[i + 1..], true),
         None => (local, "", false),
     };
+    let key_local = crate::address::unquote_local(local);
+    let key_user = crate::address::unquote_local(user);
     let mut keys: Vec<(String, bool)> = Vec::new();
     match steps {
         Steps::User => {
-            keys.push((format!("{local}@{domain}"), false));
+            keys.push((format!("{key_local}@{domain}"), false));
             if plussed {
                 if !detail.is_empty() {
-                    keys.push((format!("{user}++@{domain}"), true));
+                    keys.push((format!("{key_user}++@{domain}"), true));
                 }
-                keys.push((format!("{user}+*@{domain}"), true));
-                keys.push((format!("{user}@{domain}"), true));
+                keys.push((format!("{key_user}+*@{domain}"), true));
+                keys.push((format!("{key_user}@{domain}"), true));
             }
         }
         Steps::Domain => {

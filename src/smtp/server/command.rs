@@ -82,8 +82,9 @@ pub fn path_arg(arg: &str, keyword: &str) -> Result<PathArg, Refusal> {
         }
         (&inner[..end], &rest[..end + 2], params)
     } else {
-        // No brackets: the path ends at the first space.
-        let (p, params) = match rest.find(' ') {
+        // No brackets: the path ends at the first space outside quotes
+        // (`RCPT TO:"john smith"@host` is one path, as sendmail reads it).
+        let (p, params) = match crate::address::unquoted_find(rest, ' ') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
@@ -178,6 +179,14 @@ mod tests {
         assert_eq!(path_arg("from: <>", "FROM").unwrap().path, "");
         assert_eq!(path_arg("TO:bob", "TO").unwrap().path, "bob");
         assert_eq!(path_arg("TO:<\"a>b\"@c>", "TO").unwrap().path, "\"a>b\"@c");
+        // A quoted local part holds its space without brackets too.
+        let p = path_arg("TO: \"john smith\"@c NOTIFY=NEVER", "TO").unwrap();
+        assert_eq!(p.path, "\"john smith\"@c");
+        assert_eq!(p.shown, "\"john smith\"@c");
+        assert_eq!(
+            p.params,
+            [("NOTIFY".to_string(), Some("NEVER".to_string()))]
+        );
         assert_eq!(
             path_arg("TO:<a@b", "TO").unwrap_err(),
             (553, "5.0.0 <a@b... Unbalanced '<'".to_string())
