@@ -380,10 +380,14 @@ def php_string(s):
 
 
 def have_swaks_tls():
-    if not os.access(SWAKS, os.X_OK):
+    """swaks with TLS (libnet-ssleay-perl); else mr.lacking() and False."""
+    if not mr.have(SWAKS, "swaks"):
         return False
     p = mr.run([SWAKS, "--support", "tls"])
-    return p.returncode == 0 and "TLS supported" in (p.stdout + p.stderr).decode()
+    if p.returncode == 0 and "TLS supported" in (p.stdout + p.stderr).decode():
+        return True
+    mr.lacking("swaks's TLS (package libnet-ssleay-perl)")
+    return False
 
 
 def tempdir(prefix):
