@@ -16,7 +16,8 @@
 //!
 //! Nothing on this path touches DNS or the network.
 //!
-//! Log lines (one `from=` per message, one `to=` per recipient):
+//! Log lines (one `from=` per message, one `to=` per recipient; every line
+//! with its meaning is in [`crate::log::catalog`]):
 //!
 //! ```text
 //! QID: from=SENDER, size=N, class=N, nrcpts=N, msgid=<ID>[, bodytype=8BITMIME], relay=USER@localhost
