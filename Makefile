@@ -15,6 +15,7 @@ BINDIR      := $(PREFIX)/bin
 LIBDIR      := $(PREFIX)/lib
 LIBEXECDIR  := $(PREFIX)/libexec/mailroom
 DATADIR     := $(PREFIX)/share
+MAN5DIR     := $(DATADIR)/man/man5
 MAN8DIR     := $(DATADIR)/man/man8
 BASHCOMPDIR := $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR  := $(DATADIR)/zsh/site-functions
@@ -34,8 +35,13 @@ QUEUEGROUP  := mqueue
 CARGO       ?= cargo
 RELEASE     := target/release
 # Shell completions and manual pages, written by `mailroom generate` from
-# the same definition as its --help.
+# their sources (mailroom's --help, the programs' headers in src/bin, the
+# configuration keys, the filter docs, the log catalogue).
 GENERATED   := target/generated
+# Pages of our own beside mailroom's (mailq.8 and newaliases.8 are links
+# to sendmail.8).
+MAN8PAGES   := sendmail.8 qrun.8 deliver.8 pop3d.8
+MAN5PAGES   := mailroom.conf.5 mailroom-filter.5 mailroom-log.5
 # Helper programs installed in $(LIBEXECDIR) (those built so far).
 HELPERS     := qrun deliver pop3d
 
@@ -130,8 +136,11 @@ endif
 	done
 	if [ -f $(RELEASE)/qrun ]; then chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi
 	if [ -f $(RELEASE)/mailroom ]; then install -m 0755 $(RELEASE)/mailroom $(DESTDIR)$(SBINDIR)/mailroom; fi
-	install -d -m 0755 $(DESTDIR)$(MAN8DIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
-	install -m 0644 $(GENERATED)/man/mailroom*.8 $(DESTDIR)$(MAN8DIR)/
+	install -d -m 0755 $(DESTDIR)$(MAN5DIR) $(DESTDIR)$(MAN8DIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 $(GENERATED)/man/mailroom*.8 $(addprefix $(GENERATED)/man/,$(MAN8PAGES)) $(DESTDIR)$(MAN8DIR)/
+	install -m 0644 $(addprefix $(GENERATED)/man/,$(MAN5PAGES)) $(DESTDIR)$(MAN5DIR)/
+	ln -sf sendmail.8 $(DESTDIR)$(MAN8DIR)/mailq.8
+	ln -sf sendmail.8 $(DESTDIR)$(MAN8DIR)/newaliases.8
 	install -m 0644 $(GENERATED)/completions/mailroom.bash $(DESTDIR)$(BASHCOMPDIR)/mailroom
 	install -m 0644 $(GENERATED)/completions/_mailroom $(DESTDIR)$(ZSHCOMPDIR)/_mailroom
 	install -m 0644 $(GENERATED)/completions/mailroom.fish $(DESTDIR)$(FISHCOMPDIR)/mailroom.fish
@@ -151,6 +160,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(BINDIR)/mailq $(DESTDIR)$(BINDIR)/newaliases \
 	      $(DESTDIR)$(LIBDIR)/sendmail $(DESTDIR)$(SBINDIR)/mailroom
 	rm -f $(DESTDIR)$(MAN8DIR)/mailroom.8 $(DESTDIR)$(MAN8DIR)/mailroom-*.8 \
+	      $(addprefix $(DESTDIR)$(MAN8DIR)/,$(MAN8PAGES) mailq.8 newaliases.8) \
+	      $(addprefix $(DESTDIR)$(MAN5DIR)/,$(MAN5PAGES)) \
 	      $(DESTDIR)$(BASHCOMPDIR)/mailroom $(DESTDIR)$(ZSHCOMPDIR)/_mailroom $(DESTDIR)$(FISHCOMPDIR)/mailroom.fish
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
 	@echo "kept: $(MAILCONFDIR), $(QUEUEDIR), $(MAILSPOOL), $(STATEDIR), $(EMPTYDIR) and the group $(QUEUEGROUP)"
