@@ -6,7 +6,10 @@
 #   make bench      print the performance figures
 #   make fuzz       run each fuzz target FUZZ_SECONDS seconds (fuzz/run.sh)
 #   make torture    the long crash torture and soak (issue 9)
-#   make install    install under $(PREFIX) (default /usr), honouring $(DESTDIR)
+#   make install    install under $(PREFIX) (default /usr), honouring $(DESTDIR),
+#                   with the periodic queue run (cron.d file, systemd timer)
+#   make install-services   turn on SMTP (25, 587, 465) and POP3 (110, 995):
+#                   systemd socket units or inetd lines (mailroom setup services)
 
 PREFIX      ?= /usr
 DESTDIR     ?=
@@ -25,6 +28,9 @@ FISHCOMPDIR := $(DATADIR)/fish/vendor_completions.d
 MAILCONFDIR := /etc/mail
 QUEUEDIR    := /var/spool/mqueue
 MAILSPOOL   := /var/mail
+CRONDIR     := /etc/cron.d
+# systemd reads units from /usr/lib and /usr/local/lib alike.
+SYSTEMDUNITDIR ?= $(LIBDIR)/systemd/system
 # pop3d: the empty directory its network process is shut in, and the
 # spool of its small state files (POP-before-SMTP).
 EMPTYDIR    := /var/lib/mailroom/empty
@@ -46,6 +52,8 @@ MAN5PAGES   := mailroom.conf.5 mailroom-filter.5 mailroom-log.5
 HELPERS     := qrun deliver pop3d
 
 IS_ROOT     := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+# The files in etc/ name the default paths; this gives them the installed ones.
+SUBST_PATHS := sed -e 's\#/usr/sbin/\#$(SBINDIR)/\#g' -e 's\#/usr/libexec/mailroom/\#$(LIBEXECDIR)/\#g'
 
 # A test that cannot run for want of a prerequisite (a program, root, a
 # tmpfs) says SKIPPED and adds a line here ("cargo TEST: what is missing",
@@ -54,7 +62,7 @@ IS_ROOT     := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 SKIP_LOG    := $(CURDIR)/target/skipped-tests
 export MAILROOM_SKIP_LOG := $(SKIP_LOG)
 
-.PHONY: all build test lint unit compat demo bench fuzz torture install uninstall clean
+.PHONY: all build test lint unit compat demo bench fuzz torture install install-services uninstall uninstall-services clean
 
 all: build
 
@@ -147,6 +155,15 @@ endif
 	# Never overwrite an admin's configuration.
 	[ -e $(DESTDIR)$(MAILCONFDIR)/mailroom.conf ] || install -m 0644 etc/mailroom.conf $(DESTDIR)$(MAILCONFDIR)/mailroom.conf
 	[ -e $(DESTDIR)$(MAILCONFDIR)/aliases ] || install -m 0644 etc/aliases $(DESTDIR)$(MAILCONFDIR)/aliases
+	# The periodic queue run: the cron line (an admin's edits kept), and the
+	# systemd units -- the timer, and the sockets "mailroom setup services"
+	# enables -- with this installation's paths.
+	install -d -m 0755 $(DESTDIR)$(CRONDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
+	[ -e $(DESTDIR)$(CRONDIR)/mailroom ] || { $(SUBST_PATHS) etc/cron.d/mailroom > $(DESTDIR)$(CRONDIR)/mailroom && \
+	  chmod 0644 $(DESTDIR)$(CRONDIR)/mailroom; }
+	for u in etc/systemd/*; do \
+	  $(SUBST_PATHS) $$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/} && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/} || exit 1; \
+	done
 ifeq ($(IS_ROOT),yes)
 	if getent group $(QUEUEGROUP) >/dev/null; then \
 	  chown root:$(QUEUEGROUP) $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(QUEUEDIR) && \
@@ -154,9 +171,29 @@ ifeq ($(IS_ROOT),yes)
 	  if [ -f $(DESTDIR)$(LIBEXECDIR)/qrun ]; then chown root:$(QUEUEGROUP) $(DESTDIR)$(LIBEXECDIR)/qrun && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi; \
 	else echo "warning: group $(QUEUEGROUP) does not exist: create it and chgrp sendmail and $(QUEUEDIR)"; fi
 	if getent group mail >/dev/null; then chown root:mail $(DESTDIR)$(MAILSPOOL); chmod 2775 $(DESTDIR)$(MAILSPOOL); fi
+ifeq ($(DESTDIR),)
+	# Where systemd is PID 1 the timer runs the queue (the cron line stands back).
+	if [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl enable --now mailroom-qrun.timer; fi
+endif
 endif
 
+# The network services: mailroom setup services decides between systemd
+# socket units and inetd lines, says what it did, and is safe to repeat.
+install-services:
+	$(SBINDIR)/mailroom setup services
+
+uninstall-services:
+	$(SBINDIR)/mailroom setup services --remove
+
 uninstall:
+ifeq ($(IS_ROOT),yes)
+ifeq ($(DESTDIR),)
+	# Nothing left that starts programs about to go.
+	if [ -x $(SBINDIR)/mailroom ]; then $(SBINDIR)/mailroom setup services --remove || true; fi
+	if [ -d /run/systemd/system ]; then systemctl disable --now mailroom-qrun.timer || true; fi
+endif
+endif
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(wildcard etc/systemd/*))) $(DESTDIR)$(CRONDIR)/mailroom
 	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(BINDIR)/mailq $(DESTDIR)$(BINDIR)/newaliases \
 	      $(DESTDIR)$(LIBDIR)/sendmail $(DESTDIR)$(SBINDIR)/mailroom
 	rm -f $(DESTDIR)$(MAN8DIR)/mailroom.8 $(DESTDIR)$(MAN8DIR)/mailroom-*.8 \

@@ -8,7 +8,8 @@
 //!     Serves one POP3 session (RFC 1939) on descriptors 0 and 1, the socket
 //!     inetd or a systemd socket unit with Accept=yes passes.  Port 110 offers
 //!     STLS when the certificate exists (tls_cert and tls_key in
-//!     mailroom.conf(5)); port 995 runs `pop3d --tls`, implicit TLS.  CAPA,
+//!     mailroom.conf(5)); port 995 runs `pop3d --tls`, implicit TLS
+//!     (`mailroom setup services` turns both on).  CAPA,
 //!     TOP, UIDL, USER/PASS, AUTH PLAIN and LOGIN, APOP for virtual accounts
 //!     with a clear-text secret, and the RFC 2449 response codes are
 //!     supported.

@@ -73,8 +73,9 @@
 //!         the local port: 25 takes mail for this host's domains and refuses
 //!         to relay, 587 (smtp_submission_ports) requires AUTH first;
 //!         `--tls` (port 465) speaks implicit TLS in the submission role
-//!         (RFC 8314).  The server starts as root, loads what it needs and
-//!         talks to the network as smtp_user.
+//!         (RFC 8314); `mailroom setup services` turns the three ports on.
+//!         The server starts as root, loads what it needs and talks to the
+//!         network as smtp_user.
 //!     -q[time]
 //!         Run the queue now (every message, ignoring retry times), in the
 //!         background; with a time such as -q30m, keep running one pass every

@@ -815,6 +815,13 @@ pub const LINES: &[Line] = &[
         programs: &["mailroom"],
         qid: Never,
         level: Info,
+        shape: "mailroom: setup services: {SERVICE} port {PORT}: {WHAT}",
+        meaning: "mailroom setup services turned a service on or off: an inetd line added or removed, a socket unit enabled or disabled.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
         shape: "mailroom: imported {FILE}: {COUNTS}",
         meaning: "mailroom import applied a file: how many domains, mailboxes, aliases... it added.",
     },
