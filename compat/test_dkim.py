@@ -50,7 +50,7 @@ REMOTE = "remote.example"
 REMOTE_MX = "127.0.0.2"
 KEYS = f"/etc/mail/dkim/{SHOP}"
 PASSWORD = "Dk1m-submit-pw"
-TESTMSG = shutil.which("opendkim-testmsg", path="/usr/sbin:/usr/bin")
+TESTMSG = shutil.which("opendkim-testmsg", path="/usr/sbin:/usr/bin") or "opendkim-testmsg"
 BODY = "Grüße aus dem Laden.\n.a line that starts with a dot\nTrailing spaces   \n\n"
 
 
@@ -136,7 +136,7 @@ class DkimSigning(mr.Case):
         self.assertEqual(sorted(signatures(data)), [("ed25519-sha256", SHOP), ("rsa-sha256", SHOP)],
                          data.decode(errors="replace"))
         self.assertEqual(dkimpy_results(data), [True, True], data.decode(errors="replace"))
-        if TESTMSG:
+        if mr.have(TESTMSG, "opendkim-tools"):
             code, err = testmsg(data)
             self.assertEqual(code, 0, err)
         # One byte of the body changed: every verifier says no.
@@ -144,7 +144,7 @@ class DkimSigning(mr.Case):
         i = body.index(b"Laden") if b"Laden" in body else body.index(b"submission")
         tampered = head + sep + body[:i] + b"l" + body[i + 1:]
         self.assertEqual(dkimpy_results(tampered), [False, False])
-        if TESTMSG:
+        if mr.have(TESTMSG, "opendkim-tools"):
             self.assertNotEqual(testmsg(tampered)[0], 0)
 
     # -- scenarios ---------------------------------------------------------
@@ -166,7 +166,7 @@ class DkimSigning(mr.Case):
         # A key made by OpenDKIM's opendkim-genkey is copied in as it is;
         # the record we derive from it is the one opendkim-genkey printed.
         genkey = shutil.which("opendkim-genkey", path="/usr/sbin:/usr/bin")
-        if genkey:
+        if mr.have("opendkim-genkey", "opendkim-tools"):
             tmp = sf.tempdir("dkim-genkey")
             p = mr.run([genkey, "-b", "2048", "-D", tmp, "-d", SHOP, "-s", "legacy"])
             self.assertEqual(p.returncode, 0, p.stderr)

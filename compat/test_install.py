@@ -82,6 +82,31 @@ class InstallLayout(mr.Case):
         self.assertEqual(owner(mr.QUEUE), (0, "mqueue"))
 
 
+class CheckoutAnywhere(mr.Case):
+    """A newcomer clones wherever they like.  The sandbox lays fresh tmpfs
+    over /tmp, /home and /run (lib/sandbox.sh); a checkout there must stay
+    visible to its `make install` and to the scenarios.  Here the real
+    checkout is bound under /tmp and under /home, and compat/run-all.sh is
+    run from there for a scenario that installs from the checkout."""
+
+    def test_run_all_works_from_a_checkout_under_tmp_and_under_home(self):
+        for where in ("/tmp/newcomer/mailroom", "/home/newcomer/src/mailroom"):
+            with self.subTest(where=where):
+                os.makedirs(where, exist_ok=True)
+                mr.run(["mount", "--bind", mr.REPO, where], check=True)
+                try:
+                    p = mr.run(["compat/run-all.sh", "-k", "test_reinstall_keeps_the_admins_configuration"],
+                               cwd=where, timeout=900,
+                               env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+                                    "SM_ORACLE": mr.SM_ORACLE})
+                finally:
+                    mr.run(["umount", where], check=True)
+                out = (p.stdout + p.stderr).decode(errors="replace")
+                self.assertEqual(p.returncode, 0, out[-3000:])
+                self.assertNotIn("could not find Cargo.toml", out)
+                self.assertRegex(out, r"Ran 1 test in .*\n\nOK\n", out[-3000:])
+
+
 class FirstMail(mr.Case):
     def test_echo_hi_pipe_sendmail_root(self):
         p = subprocess.run("echo hi | sendmail root", shell=True, capture_output=True,

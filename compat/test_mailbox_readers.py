@@ -202,11 +202,6 @@ class Readers:
         return result
 
 
-def skip_note(what, instead=""):
-    """Say on the test's line that part of it did not run."""
-    print(f"\n    SKIPPED part: {what} is not installed{instead}", end="", flush=True)
-
-
 class Base(mr.Case):
     def setUp(self):
         if not os.access(DELIVER, os.X_OK):
@@ -277,7 +272,7 @@ class MailForAUserIsReadByTheirMailReaders(Base):
         # Dovecot, on a copy (it rewrites mboxes it reads).
         got = self.readers.dovecot_mbox(path, "hdr.subject body")
         if got is None:
-            skip_note("doveadm")
+            mr.lacking("doveadm (package dovecot-core)")
         else:
             self.assertEqual([g["hdr.subject"] for g in got], [e[1] for e in expected])
             for g, (_, subject, body) in zip(got, expected):
@@ -286,7 +281,7 @@ class MailForAUserIsReadByTheirMailReaders(Base):
         # mutt, read-only, on a copy.
         got = self.readers.mutt(path)
         if got is None:
-            skip_note("mutt or tmux")
+            mr.lacking("mutt and tmux (packages mutt, tmux)")
         else:
             self.assertEqual(len(got), len(expected))
             for (from_line, msg), (sender, subject, body) in zip(got, expected):
@@ -341,7 +336,7 @@ class LockedReader:
     def __init__(self, path):
         self.path = path
         self.lock = path + ".lock"
-        self.dotlockfile = shutil.which("dotlockfile")
+        self.dotlockfile = shutil.which("dotlockfile") if mr.have("dotlockfile", "liblockfile-bin") else None
         self.turn = 0
 
     def _dotlock(self):
@@ -511,7 +506,7 @@ class MaildirUsers(Base):
         # Dovecot checks ,S= against the file (a wrong one is an error).
         got = self.readers.dovecot_maildir(md, "hdr.subject size.physical size.virtual body")
         if got is None:
-            skip_note("doveadm")
+            mr.lacking("doveadm (package dovecot-core)")
             return
         self.assertEqual(sorted(g["hdr.subject"] for g in got), sorted(expected))
         for g in got:
@@ -556,12 +551,13 @@ class LockedMailboxes(Base):
         path = self.prepare(user)
         lock = path + ".lock"
         dotlockfile = shutil.which("dotlockfile")
-        if dotlockfile:
+        if mr.have("dotlockfile", "liblockfile-bin"):
             # As liblockfile's maillock() does for mutt, procmail, ...
             mr.run([dotlockfile, "-l", "-r", "0", lock], check=True)
             release = lambda: mr.run([dotlockfile, "-u", lock], check=True)  # noqa: E731
         else:
-            skip_note("dotlockfile", "; an O_EXCL dotlock is held instead")
+            # (The part with liblockfile's own locker is skipped: an
+            # O_EXCL dotlock is held instead.)
             os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             release = lambda: os.unlink(lock)  # noqa: E731
         self.assertTrue(os.path.exists(lock))

@@ -127,7 +127,7 @@ class Hostile(mr.Case):
             f.write(f"queue_directory = {self.trap}\nlog = {self.trap}/log\n"
                     f"delivery_mode = interactive\n")
         self.preload = None
-        if shutil.which("gcc"):
+        if mr.have("gcc", "gcc"):
             src = "/tmp/evil.c"
             with open(src, "w") as f:
                 f.write('#include <fcntl.h>\n#include <unistd.h>\n'

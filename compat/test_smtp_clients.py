@@ -154,7 +154,7 @@ class SmtpCase(mr.Case):
     def need_swaks_tls(self):
         self.need(sf.SWAKS)
         if not sf.have_swaks_tls():
-            self.skipTest("swaks has no TLS (libnet-ssleay-perl is not installed)")
+            self.skipTest("swaks's TLS (package libnet-ssleay-perl)")
 
     def need_sink(self):
         if self.sink is None:
@@ -446,7 +446,7 @@ class InboundPort25(SmtpCase):
         self.assertEqual(e.exception.recipients, {bad: (550, f"5.1.1 <{bad}>... User unknown".encode())})
         s.quit()
         # swaks: fails, and shows the reply.
-        if os.access(sf.SWAKS, os.X_OK):
+        if mr.have(sf.SWAKS, "swaks"):
             p = sf.swaks(["--from", "alice@example.org", "--to", bad])
             self.assertNotEqual(p.returncode, 0, p.trace)
             self.assertIn(f"550 5.1.1 <{bad}>... User unknown", sf.swaks_replies(p.trace))
@@ -650,7 +650,7 @@ class Submission587(SmtpCase):
         s.ehlo()
         self.assertEqual(s.mail("smnoauth@mx.example.test"), (530, b"5.7.0 Authentication required"))
         s.quit()
-        if os.access(sf.SWAKS, os.X_OK):
+        if mr.have(sf.SWAKS, "swaks"):
             p = sf.swaks(["--from", f"smnoauth@{HOST}", "--to", f"smnoauth@{HOST}"],
                          port=sf.SUBMISSION_PORT)
             self.assertNotEqual(p.returncode, 0, p.trace)
@@ -764,7 +764,7 @@ class Misbehaving(SmtpCase):
                 self.assertTrue(r.eof(), "the connection stayed open")
                 self.assert_nothing_queued(["smbare"])
         # curl uploading an LF file without --crlf fails the same way.
-        if os.access(sf.CURL, os.X_OK):
+        if mr.have(sf.CURL, "curl"):
             path = os.path.join(sf.tempdir("curllf."), "lf.eml")
             with open(path, "wb") as f:
                 f.write(b"Subject: lf file\n\nline one\nline two\n")

@@ -199,9 +199,8 @@ pub enum MailboxFormat {
     Maildir,
 }
 
-/// Every key this version understands, with its default and meaning.  The
-/// same text appears in `etc/mailroom.conf`; `mailroom check` uses this
-/// table to report unknown keys.
+/// The keys read here, with their defaults and meanings (one part of
+/// [`crate::conf_keys`], which gathers every module's keys).
 pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     (
         "hostname",
@@ -576,26 +575,6 @@ impl Config {
         )
         .hint("fix the line in mailroom.conf")
     }
-
-    /// The keys in the file this version does not know, with their lines.
-    pub fn unknown_keys(&self) -> Vec<(&str, usize)> {
-        self.settings
-            .iter()
-            .filter(|(k, _)| {
-                !KNOWN_KEYS.iter().any(|(known, _, _)| known == k)
-                    && !crate::runner::settings::KEYS
-                        .iter()
-                        .any(|(known, _, _)| known == k)
-                    && !crate::pop3::settings::KEYS
-                        .iter()
-                        .any(|(known, _, _)| known == k)
-                    && !crate::smtp::server::settings::KEYS
-                        .iter()
-                        .any(|(known, _, _)| known == k)
-            })
-            .map(|(k, s)| (k.as_str(), s.line))
-            .collect()
-    }
 }
 
 /// Parse `key = value` lines.  Later duplicates win, as in most Unix
@@ -782,21 +761,5 @@ mod tests {
             Paths::system().resolve("/etc/mail/aliases"),
             PathBuf::from("/etc/mail/aliases")
         );
-    }
-
-    #[test]
-    fn every_key_documented_in_the_sample_file_is_known() {
-        let sample = include_str!("../etc/mailroom.conf");
-        let text: String = sample
-            .lines()
-            .filter_map(|l| l.strip_prefix('#'))
-            .filter(|l| l.contains(" = ") && !l.starts_with(' '))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let settings = parse_settings(Path::new("sample"), text.as_bytes()).unwrap();
-        assert!(settings.len() > 40, "{}", settings.len());
-        let mut cfg = Config::defaults(Paths::under("/nonexistent"));
-        cfg.settings = settings;
-        assert_eq!(cfg.unknown_keys(), Vec::<(&str, usize)>::new());
     }
 }

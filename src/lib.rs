@@ -56,7 +56,9 @@
 //!
 //! Foundations:
 //! * [`exit`] — sysexits codes and the error type every front end returns.
-//! * [`config`] — `/etc/mail/mailroom.conf` and the root prefix for paths.
+//! * [`config`] — `/etc/mail/mailroom.conf` and the root prefix for paths;
+//!   [`conf_keys`] — every key of it, gathered from the modules that own
+//!   them.
 //! * [`privs`] — set-id start-up hygiene and switching to a user.
 //! * [`log`] — sendmail-format log lines.
 //! * [`date`] — time stamps in mail's spellings.
@@ -108,6 +110,7 @@ pub mod aliases;
 pub mod autoreply;
 pub mod b64;
 pub mod cli;
+pub mod conf_keys;
 pub mod config;
 pub mod date;
 pub mod deliver;

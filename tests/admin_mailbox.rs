@@ -742,14 +742,7 @@ fn help_teaches() {
 /// table's, then the index's) and `fsync`, every step of the commit.
 #[test]
 fn kill_9_at_every_step_of_the_commit() {
-    let strace_ok = Command::new("strace")
-        .args(["-o", "/dev/null", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !strace_ok {
-        eprintln!("skipped: strace is missing or may not trace here");
+    if !need_program("strace", &["-o", "/dev/null", "true"], "strace") {
         return;
     }
     let r = admin_root("import-kill-steps");

@@ -292,9 +292,7 @@ fn md5_of(b: &[u8]) -> u128 {
 
 #[test]
 fn after_login_the_session_runs_as_the_mailbox_owner() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (pop3d only changes users when started as root)");
+    if !need_root("pop3d only changes users when started as root") {
         return;
     }
     let r = pop_root("pop-uid", MBOX, "");

@@ -67,11 +67,11 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
     if let Some(e) = config_error {
         f.error(&conf_path, None, e.to_string());
     }
-    for (key, line) in cfg.unknown_keys() {
+    for (key, line) in crate::conf_keys::unknown(cfg) {
         f.warn(
             &conf_path,
             Some(line),
-            format!("unknown key {key:?}, ignored (a typing mistake? see the documented keys in mailroom.conf)"),
+            format!("unknown key {key:?}, ignored (a typing mistake? see mailroom.conf(5))"),
         );
     }
     let view = View::on_disk(cfg);

@@ -15,6 +15,7 @@ pub mod import;
 pub mod list;
 pub mod mailbox;
 pub mod queue;
+pub mod services;
 
 use clap::{Parser, Subcommand};
 
@@ -138,6 +139,13 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+    /// Turn the network services on or off: SMTP (25, 587, 465) and POP3
+    /// (110, 995), as systemd socket units or inetd lines.
+    #[command(after_help = services::SETUP_HELP)]
+    Setup {
+        #[command(subcommand)]
+        action: services::SetupAction,
+    },
     /// Write shell completions and manual pages into DIR (for the build).
     #[command(hide = true)]
     Generate { dir: std::path::PathBuf },
@@ -249,6 +257,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Check { json } => check::run(&cfg, None, json),
         Command::Mailbox { action } => mailbox::run(&cfg, action),
         Command::Import(args) => import::run(&cfg, args),
+        Command::Setup { action } => services::run(&cfg, action),
         Command::Generate { .. } => unreachable!("handled before the configuration is read"),
     }
 }

@@ -1,7 +1,6 @@
 //! Where a mailbox's rules come from, in the order they run:
 //!
-//! 1. the built-in spam rule ([`super::spam_rules`]; thresholds and folder
-//!    in mailroom.conf);
+//! 1. the built-in spam rule (thresholds and folder in mailroom.conf);
 //! 2. `/etc/mail/filter` — the administrator's rules for every mailbox;
 //! 3. `/etc/mail/filters/LOGIN` — the administrator's rules for one
 //!    mailbox (LOGIN as in `/etc/mail/passwd` or the system user name): the

@@ -27,6 +27,8 @@
 //!
 //! ## Logs (sendmail's format)
 //!
+//! For example (every line with its meaning: [`crate::log::catalog`]):
+//!
 //! ```text
 //! QID: to=<a@x>,<b@x>, delay=00:00:05, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.x. [192.0.2.1], dsn=2.0.0, stat=Sent (ok 123)
 //! QID: to=bob, delay=00:00:00, xdelay=00:00:00, mailer=local, pri=30000, dsn=2.0.0, stat=Sent

@@ -179,6 +179,102 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// True when running under CI: the variable `CI` set to anything but
+/// empty, `0`, `false` or `no` (CI systems set `CI=true`; `.ci/run` sets it
+/// itself).
+pub fn under_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false" | "no"))
+        .unwrap_or(false)
+}
+
+/// The running test cannot run here: `missing` (a program and its Debian
+/// package, root, a tmpfs...) is not available.  Under CI, which installs
+/// every prerequisite (`.ci/run`), that is a broken install step: this
+/// panics naming it.  Elsewhere the test says SKIPPED on stderr, the skip
+/// is listed for `make test`'s summary (the file `MAILROOM_SKIP_LOG`
+/// names), and the caller returns.
+pub fn skip(missing: &str) {
+    let test = format!(
+        "{}::{}",
+        env!("CARGO_CRATE_NAME"),
+        std::thread::current().name().unwrap_or("?")
+    );
+    assert!(
+        !under_ci(),
+        "{test}: prerequisite missing under CI: {missing} [.ci/run installs every one; \
+         a skip would pass without testing]"
+    );
+    eprintln!("SKIPPED {test}: {missing}");
+    if let Some(log) = std::env::var_os("MAILROOM_SKIP_LOG")
+        && let Ok(mut f) = fs::OpenOptions::new().append(true).create(true).open(log)
+    {
+        // One write: lines of parallel tests stay whole.
+        let _ = f.write_all(format!("cargo {test}: {missing}\n").as_bytes());
+    }
+}
+
+/// Root, or [`skip`] (false) naming `why` root is needed.
+pub fn need_root(why: &str) -> bool {
+    if !is_root() {
+        skip(&format!("root ({why})"));
+    }
+    is_root()
+}
+
+/// Whether `program` runs here (`program ARGS` exits 0), else [`skip`]
+/// (false) naming it and its Debian `package`.
+pub fn need_program(program: &str, args: &[&str], package: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip(&format!(
+            "{program} (package {package}) is missing or does not work here"
+        ));
+    }
+    ok
+}
+
+/// Run `script` with sh in a private mount namespace (`unshare --mount`,
+/// in a user namespace mapped to root when not root), with
+/// `MAILROOM_ROOT` set to `r`.  The script exits 99 when it cannot make
+/// its mounts (a tmpfs over part of `r`, a read-only bind); then, or when
+/// the namespace cannot be made at all, the test is skipped ([`skip`])
+/// and None returned.  Otherwise the output, whatever the exit status.
+pub fn in_mount_namespace(r: &Root, script: &str) -> Option<Output> {
+    let started = r.path(".namespace-entered");
+    let _ = fs::remove_file(&started);
+    let script = format!("touch '{}' || exit 97; {script}", started.display());
+    let mut cmd = Command::new("unshare");
+    if is_root() {
+        cmd.args(["--mount", "sh", "-c", &script]);
+    } else {
+        cmd.args(["--mount", "--map-root-user", "sh", "-c", &script]);
+    }
+    cmd.env("MAILROOM_ROOT", &r.dir);
+    let o = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => {
+            skip(&format!("unshare (package util-linux): {e}"));
+            return None;
+        }
+    };
+    if !started.exists() || code(&o) == 99 {
+        skip(&format!(
+            "a private mount namespace with a tmpfs (unshare --mount{}; util-linux): {}",
+            if is_root() { "" } else { " --map-root-user" },
+            stderr(&o).trim()
+        ));
+        return None;
+    }
+    Some(o)
+}
+
 pub fn exists(p: &Path) -> bool {
     p.symlink_metadata().is_ok()
 }

@@ -32,7 +32,7 @@
 //! | SMTP | `from HELO (CLIENT) [(authenticated as LOGIN)] by HOST (mailroom/V) with PROTO id QID [(TLS)] [for <RCPT>]; DATE` | `Date:`, `From:` (the envelope sender), `Message-Id:` |
 //! | mailroom | `from localhost (localhost) by HOST (mailroom/V) id QID; DATE` | nothing: the message is built complete |
 //!
-//! ## Log lines (sendmail's format)
+//! ## Log lines (sendmail's format; every line with its meaning is in [`crate::log::catalog`])
 //!
 //! ```text
 //! QID: from=SENDER, size=N, class=N, nrcpts=N, msgid=<ID>[, bodytype=8BITMIME], relay=USER@localhost

@@ -1,13 +1,19 @@
 //! `mailroom generate DIR` (hidden): shell completions and manual pages,
-//! made from the same clap definition as `--help`, so they never drift
-//! from the program.  `make build` runs it into `target/generated`;
+//! each made from the source that defines what it describes, so they never
+//! drift from the programs.  `make build` runs it into `target/generated`;
 //! `make install` installs the results.
 //!
 //! Writes:
 //! * `DIR/completions/mailroom.bash`, `DIR/completions/_mailroom` (zsh),
-//!   `DIR/completions/mailroom.fish`;
+//!   `DIR/completions/mailroom.fish`, from the clap definition of `--help`;
 //! * `DIR/man/mailroom.8` and one page per subcommand
-//!   (`mailroom-alias.8`, `mailroom-alias-add.8`, ...).
+//!   (`mailroom-alias.8`, `mailroom-alias-add.8`, ...), likewise
+//!   (clap_mangen);
+//! * `DIR/man/sendmail.8`, `qrun.8`, `deliver.8`, `pop3d.8`,
+//!   `mailroom.conf.5`, `mailroom-filter.5`, `mailroom-log.5` ([`pages`]).
+
+pub mod pages;
+pub mod roff;
 
 use std::io;
 use std::path::Path;
@@ -33,7 +39,8 @@ pub fn generate(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     }
     let mut cmd = super::Cli::command().disable_help_subcommand(true);
     cmd.build();
-    pages(cmd, &man, &mut written)?;
+    clap_pages(cmd, &man, &mut written)?;
+    pages::write_all(&man, &mut written)?;
     Ok(written)
 }
 
@@ -51,9 +58,13 @@ fn visible(cmd: clap::Command) -> clap::Command {
 }
 
 /// One section-8 page for `cmd` and each visible subcommand, recursively.
-fn pages(cmd: clap::Command, dir: &Path, written: &mut Vec<std::path::PathBuf>) -> io::Result<()> {
+fn clap_pages(
+    cmd: clap::Command,
+    dir: &Path,
+    written: &mut Vec<std::path::PathBuf>,
+) -> io::Result<()> {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
-        pages(sub, dir, written)?;
+        clap_pages(sub, dir, written)?;
     }
     let page = clap_mangen::Man::new(cmd)
         .section("8")
@@ -76,7 +87,19 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        for n in ["mailroom.bash", "_mailroom", "mailroom.fish", "mailroom.8"] {
+        for n in [
+            "mailroom.bash",
+            "_mailroom",
+            "mailroom.fish",
+            "mailroom.8",
+            "sendmail.8",
+            "qrun.8",
+            "deliver.8",
+            "pop3d.8",
+            "mailroom.conf.5",
+            "mailroom-filter.5",
+            "mailroom-log.5",
+        ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
         assert!(

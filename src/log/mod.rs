@@ -9,10 +9,13 @@
 //! sendmail[28434]: 6AL5Q6p0028434: to=<eve@example.com>, delay=00:00:00, mailer=local, pri=90068, stat=queued
 //! ```
 //!
-//! The lines each program writes are listed in the module that writes them
-//! (submission: [`crate::submit`]).  By default lines go to syslog(3); with
+//! Every line each program writes, with what it means, is listed in
+//! [`catalog`] (`mailroom-log(5)` is made from it, and a test keeps it
+//! and the code equal).  By default lines go to syslog(3); with
 //! `log = /path` in `mailroom.conf` they are appended to a file in the
 //! layout syslogd would give them (tests and `make demo` use this).
+
+pub mod catalog;
 
 use std::ffi::CString;
 use std::io::Write;

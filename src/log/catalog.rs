@@ -1,0 +1,903 @@
+//! Every line mailroom's programs write to the mail log, with what it
+//! means: the one list (module documentation shows examples and points
+//! here).  `mailroom-log(5)` is generated from it, and a test scans the
+//! source for log calls: a line written with a literal or `format!` text
+//! that is not listed here fails it, and so does an entry no code writes.
+//!
+//! A shape is the line's text after the tag (`sendmail[PID]: `) and the
+//! queue id: literal text, `{NAME}` for a variable part, `{?TEXT}` for a
+//! part that is there only sometimes.  Lines whose whole text is made
+//! elsewhere (an error's own wording) are listed as `{ERROR}`.
+
+use super::Level;
+
+/// Whether a line starts with the message's queue id (`QID: `).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qid {
+    Never,
+    Always,
+    /// When the line concerns a queued message (the `deliver` command run
+    /// without `-Q` has none).
+    IfAny,
+}
+
+/// One kind of log line.
+pub struct Line {
+    /// Who writes it: `sendmail` (submission, `mailq`, `newaliases`),
+    /// `sendmail -bs` (the SMTP server), `qrun` (the queue runner),
+    /// `deliver` (local delivery, in the queue runner or the `deliver`
+    /// command), `pop3d`, `mailroom` (the admin command).
+    pub programs: &'static [&'static str],
+    pub qid: Qid,
+    pub level: Level,
+    pub shape: &'static str,
+    pub meaning: &'static str,
+}
+
+use Level::{Err, Info, Notice, Warning};
+use Qid::{Always, IfAny, Never};
+
+/// Lines every program that reads the sendmail tables may write.
+const TABLE_READERS: &[&str] = &[
+    "sendmail",
+    "sendmail -bs",
+    "qrun",
+    "deliver",
+    "pop3d",
+    "mailroom",
+];
+
+/// The catalogue, grouped by the first program of each line.
+pub const LINES: &[Line] = &[
+    // -- sendmail: submission, mailq, newaliases ------------------------
+    Line {
+        programs: &["sendmail"],
+        qid: Always,
+        level: Info,
+        shape: "from={SENDER}, size={N}, class={N}, nrcpts={N}, msgid={MSGID}{?, bodytype=8BITMIME}, relay={USER}@localhost",
+        meaning: "A message from a local program (sendmail -t, PHP's mail(), cron) is safely in the queue: its envelope sender, size in bytes, precedence class, number of recipients, Message-Id, and the submitting user.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Always,
+        level: Info,
+        shape: "to={RCPT}, delay=00:00:00, mailer={MAILER}, pri={N}, stat=queued",
+        meaning: "One line per recipient of a queued message; MAILER is local or esmtp.  The queue runner's to= lines tell what became of it.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Always,
+        level: Info,
+        shape: "to={RCPT}, delay=00:00:00, mailer=local, pri=0, dsn={X.Y.Z}, reply={CODE} {X.Y.Z} {TEXT}, stat={TEXT}",
+        meaning: "A recipient refused at submission (a virtusertable or aliases error: entry); the sender gets a bounce saying TEXT.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Always,
+        level: Notice,
+        shape: "Authentication-Warning: {WARNING}",
+        meaning: "A user who is not trusted (root, daemon, uucp, /etc/mail/trusted-users, trusted_users) set the envelope sender with -f; WARNING is the X-Authentication-Warning: field added to the message, HOST: USER set sender to ADDRESS using -f.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Always,
+        level: Err,
+        shape: "cannot queue the bounce: {ERROR}",
+        meaning: "The bounce for recipients refused at submission could not be queued; the sender is not told.  Look at the queue's file system.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Always,
+        level: Err,
+        shape: "cannot build the bounce: {ERROR}",
+        meaning: "The bounce for recipients refused at submission could not be composed; the sender is not told.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Always,
+        level: Warning,
+        shape: "cannot start {PROGRAM}: {ERROR}; the next queue run delivers it",
+        meaning: "The message is queued, but the queue runner could not be started for it; the periodic queue run (timer or cron) delivers it.  Check that qrun is installed set-user-id root, group mqueue, mode 4750.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Never,
+        level: Notice,
+        shape: "uid {UID}: {WHAT}",
+        meaning: "A user who is not root tried to redirect the set-group-id sendmail (-C, -oQ, -O QueueDirectory=, MAILROOM_ROOT); WHAT says which, `... ignored: only root may redirect the set-group-id sendmail`.  The message still went to the real queue.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Never,
+        level: Info,
+        shape: "alias database {FILE} rebuilt by {USER}",
+        meaning: "newaliases (sendmail -bi) compiled the aliases file into its index.",
+    },
+    Line {
+        programs: &["sendmail"],
+        qid: Never,
+        level: Info,
+        shape: "{FILE}: {N} aliases, longest {N} bytes, {N} bytes total",
+        meaning: "newaliases' summary, as sendmail 8 prints it.",
+    },
+    // -- sendmail -bs: the SMTP server -------------------------------
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Always,
+        level: Info,
+        shape: "from={SENDER}, size={N}, class={N}, nrcpts={N}, msgid={MSGID}{?, bodytype=8BITMIME}, proto={PROTO}, relay={RELAY}{?, auth={LOGIN}}",
+        meaning: "A message received over SMTP is safely in the queue (the 250 after DATA went out after this).  PROTO is SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA (RFC 3848); RELAY the client's HELO name and [address], or USER@localhost on a pipe; LOGIN the AUTH login.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Always,
+        level: Info,
+        shape: "to=<{RCPT}>, delay=00:00:00, mailer={MAILER}, pri={N}, stat=queued",
+        meaning: "One line per recipient of a message received over SMTP; MAILER is local or esmtp.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Always,
+        level: Info,
+        shape: "from=<{SENDER}>, size={N}, nrcpts={N}: discarded (access DISCARD)",
+        meaning: "An access DISCARD entry matched: the client was told the message was accepted, and it was dropped.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "ruleset=check_relay, arg1=[{IP}], relay=[{IP}], reject={REPLY} (access {KEY} line {N})",
+        meaning: "A client refused at connection by a Connect: entry of /etc/mail/access (the key and line named).",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "ruleset=check_mail, arg1=<{SENDER}>, relay={RELAY}, reject={REPLY}",
+        meaning: "MAIL FROM refused (an access From: entry, a malformed address): the reply sent, as sendmail 8 logs it.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "ruleset=check_rcpt, arg1=<{RCPT}>, relay={RELAY}, reject={REPLY}",
+        meaning: "RCPT TO refused: an unknown user (550 5.1.1), relaying denied (550 5.7.1), a full mailbox (452 4.2.2), a list that only members may post to, an access To: entry.  REPLY is what the client was told.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Info,
+        shape: "relay={RELAY}: relaying to <{RCPT}> allowed: {WHY}",
+        meaning: "Mail for another domain accepted from this client, and why: authenticated as LOGIN, loopback client, access Connect:... RELAY, POP before SMTP, or access To: RELAY.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "from=<{SENDER}>, relay={RELAY}: message refused: {REPLY}",
+        meaning: "The message was refused after DATA (too big, or refused by policy); nothing was queued.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "relay={RELAY}: {REPLY}; nothing queued",
+        meaning: "The connection was closed during DATA with the 421 REPLY (a bare LF or CR, a timeout); nothing was queued.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Info,
+        shape: "collect: premature EOM: unexpected close from {RELAY}",
+        meaning: "The client went away in the middle of DATA; nothing was queued (sendmail 8's wording).",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Info,
+        shape: "timeout waiting for input from {RELAY}",
+        meaning: "The client said nothing for smtp_timeout; it got 421 and the connection was closed.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "{RELAY}: too many errors, closing",
+        meaning: "smtp_max_errors commands failed in one connection; it got 421 and was closed.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "rejecting commands from [{IP}] due to pre-greeting traffic after {SECONDS} seconds",
+        meaning: "The client talked before the greeting (smtp_greet_pause), as spam software does; every command is refused (554, then 550).",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "rejecting connection from [{IP}]: {N} connections already",
+        meaning: "The address already holds smtp_max_connections_per_ip connections; this one got 421.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Info,
+        shape: "AUTH=server, relay={RELAY}, authid={LOGIN}, mech={MECH}, bits=0",
+        meaning: "A client logged in with SMTP AUTH (as sendmail 8 logs it); its mail may go anywhere.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "AUTH failure ({MECH}): authentication failure, relay={RELAY}",
+        meaning: "A wrong login or password in SMTP AUTH (the login is not logged); after smtp_max_auth_failures the connection is closed.  fail2ban's sendmail-auth filter reads this line.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Info,
+        shape: "AUTH: {LOGIN} from [{IP}]",
+        meaning: "The server's root side checked an AUTH password and found it right.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Info,
+        shape: "STARTTLS from {RELAY}: handshake failed: {ERROR}",
+        meaning: "A client asked for STARTTLS and the TLS handshake failed (a client that does not accept the certificate, a scanner); the connection is closed.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Err,
+        shape: "STARTTLS is off: {ERROR}",
+        meaning: "tls_cert and tls_key exist but cannot be used: STARTTLS (and AUTH from the network) is not offered until they are fixed.",
+    },
+    Line {
+        programs: &["sendmail -bs", "pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "cannot drop privileges: {ERROR}",
+        meaning: "The server could not become its unprivileged user (smtp_user, pop3_user) or shut itself in; the connection is refused.  Check that the user exists.",
+    },
+    Line {
+        programs: &["sendmail -bs", "pop3d", "qrun"],
+        qid: Never,
+        level: Err,
+        shape: "{ERROR}",
+        meaning: "A failure stated in full, worded as the program's error messages (what failed: why; what to do): a bad mailroom.conf value (file and line named), a queue that cannot be written, no resolver.  Servers log it instead of writing to the client's socket.",
+    },
+    Line {
+        programs: &["sendmail -bs", "qrun"],
+        qid: Always,
+        level: Err,
+        shape: "{ERROR}",
+        meaning: "A failure concerning message QID stated in full: the SMTP server could not queue it (the client got 451 or 452), or the queue runner cannot sign it (a DKIM key it cannot read: the remote recipients stay queued).",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Warning,
+        shape: "{ERROR}",
+        meaning: "The queue's file system has less free space than min_free_space: messages get 452 4.3.1 until there is room.",
+    },
+    // -- qrun: the queue runner -------------------------------------------
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "to={RCPTS}, delay={DELAY}, xdelay={XDELAY}, mailer=esmtp, pri={N}{?, relay={HOST} [{IP}]}, dsn={X.Y.Z}, stat={STATUS}",
+        meaning: "One delivery attempt to a remote server for the recipients listed (one line per outcome): DELAY since submission, XDELAY this attempt, dsn 2.x.x stat=Sent (the server's reply), 4.x.x stat=Deferred: why (retried later), 5.x.x the refusal (bounced).",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "to={RCPT}, delay={DELAY}, xdelay={XDELAY}, mailer=local, pri={N}, dsn={X.Y.Z}, stat={STATUS}",
+        meaning: "One local delivery (mailbox, folder, program, file): stat=Sent, Deferred (4.x.x: retried), or the reason it bounced.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "to={RCPT}, delay={DELAY}, pri={N}, dsn=4.4.7, stat=Timeout: could not deliver for {PERIOD}",
+        meaning: "The recipient was still undelivered after queue_return: it is bounced.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "done",
+        meaning: "Every recipient is delivered or bounced; the job is removed from the queue.",
+    },
+    Line {
+        programs: &["qrun", "sendmail"],
+        qid: Always,
+        level: Info,
+        shape: "{NEWQID}: DSN: {REASON}",
+        meaning: "A delivery status notification about message QID was queued as NEWQID: a bounce (the reason), a delay warning (Warning: could not send message for past ...) or a return receipt.",
+    },
+    Line {
+        programs: &["qrun", "sendmail"],
+        qid: Always,
+        level: Info,
+        shape: "from={SENDER}, size={N}, class=0, nrcpts={N}, relay={RELAY}",
+        meaning: "A message made by mailroom itself (a bounce, a warning, an autoreply) was queued.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Warning,
+        shape: "DSN to {ADDRESS} suppressed: rate limit reached",
+        meaning: "dsn_rate_per_sender or dsn_rate_total was reached: this bounce or warning is not sent (a storm is never sent).",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Notice,
+        shape: "double bounce: notification to the postmaster undeliverable; dropped",
+        meaning: "A bounce that could not be delivered went to double_bounce_address, and that failed too: dropped.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot queue the DSN: {ERROR}",
+        meaning: "A bounce or warning could not be queued (disk full?); it is tried again at the next attempt.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot build the DSN: {ERROR}",
+        meaning: "A bounce or warning could not be composed.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "split from {N}: sender {SENDER}",
+        meaning: "Recipients whose mail must go out with another envelope sender (a list's owner-NAME) were moved to this new job, from a message with N recipients.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot split the envelope: {ERROR}",
+        meaning: "The recipients needing another envelope sender could not be moved to a job of their own; the message is retried.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot lock: {ERROR}",
+        meaning: "The job could not be locked; it is left for the next run.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "data file unreadable: {ERROR}",
+        meaning: "The message's df file cannot be read; when it is missing the job is set aside (QfID).",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "Losing {QFILE}: {WHY}",
+        meaning: "The control file is not in a format the runner can read: it is set aside as QfID (sendmail 8 does the same) for the admin to look at; `mailroom queue release ID` puts it back.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "Losing {QFILE}: delivery attempts died {N} times; set aside for the admin",
+        meaning: "Delivering this message crashed the runner three times: it is set aside (QfID) instead of crashing every run; `mailroom queue release ID` puts it back.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot set aside: {ERROR}",
+        meaning: "A job that should be set aside could not be renamed; it stays where it is.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Warning,
+        shape: "the queue runner crashed while delivering this message",
+        meaning: "A runner died of a fatal signal or a panic with this message in hand; it counts toward setting the message aside.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Notice,
+        shape: "a queue runner was killed while delivering this message; retrying",
+        meaning: "A runner was killed from outside (kill -9, the OOM killer) with this message in hand: the retry first looks for a copy it may have delivered, so nothing arrives twice.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "the queue runner failed on this message; it will be retried",
+        meaning: "An unexpected failure while delivering; the message stays queued.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot rewrite the control file: {ERROR}",
+        meaning: "The outcome of an attempt could not be recorded (disk full, read-only); the recipients will be tried again.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot remove the finished job: {ERROR}",
+        meaning: "Everything was delivered but the job's files could not be removed.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Err,
+        shape: "queue {DIR} is on a read-only file system: no delivery attempted, none could be recorded",
+        meaning: "Nothing is delivered while the queue cannot be written, so that nothing is delivered twice.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Err,
+        shape: "cannot read the queue {DIR}: {ERROR}",
+        meaning: "The queue directory cannot be listed; nothing was delivered.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Warning,
+        shape: "no crash journal ({ERROR}): a message that kills the runner will be retried",
+        meaning: "The runner's crash journal cannot be opened: a message that crashes it is not set aside after three crashes.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Notice,
+        shape: "removed stale queue file {FILE}",
+        meaning: "A file left by a killed submission (a locked tf older than two seconds, a lone df older than a day) was removed.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Err,
+        shape: "stale file sweep: {ERROR}",
+        meaning: "The sweep for files left by killed programs failed.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Warning,
+        shape: "cannot limit the runner's memory: {ERROR}",
+        meaning: "runner_memory_limit could not be applied.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Notice,
+        shape: "STARTTLS with {HOST} failed ({ERROR}); delivering without TLS",
+        meaning: "With smtp_tls = may, a server whose TLS handshake fails gets the message in plain text, as other MTAs do.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Warning,
+        shape: "no smarthost credentials configured; sending to {HOST} without AUTH",
+        meaning: "The smarthost offers AUTH but smarthost_auth names no readable login file.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Warning,
+        shape: "{FILE}:{LINE}: {VALUE} is not an IP address; ignored",
+        meaning: "A line of /etc/mail/source-addresses does not give an address: mail from that domain leaves from the default address.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "{NEWQID}: autoreply from {ADDRESS} to {SENDER}",
+        meaning: "An autoreply (mailroom autoreply) was queued as NEWQID.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "autoreply from {ADDRESS}: none ({WHY})",
+        meaning: "No autoreply, for one of RFC 3834's reasons: a list, bulk or automatic message, the null sender, mail not addressed to the address...",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Info,
+        shape: "autoreply from {ADDRESS}: none ({SENDER} answered within the interval)",
+        meaning: "This sender already got an autoreply within the rule's interval.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Warning,
+        shape: "autoreply to {SENDER} suppressed: rate limit reached",
+        meaning: "The DSN rate limits also cap autoreplies; this one is not sent.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Warning,
+        shape: "autoreply: {ERROR}",
+        meaning: "An autoreply rule in /etc/mail/autoreply cannot be read; no reply is sent (the message is delivered).",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "autoreply from {ADDRESS}: {ERROR}",
+        meaning: "The record of who was answered (/var/spool/mailroom/autoreply) cannot be used; no reply is sent.",
+    },
+    Line {
+        programs: &["qrun"],
+        qid: Always,
+        level: Err,
+        shape: "cannot queue the autoreply: {ERROR}",
+        meaning: "An autoreply could not be queued.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Always,
+        level: Notice,
+        shape: "removed from the queue: {WHY}",
+        meaning: "mailroom queue delete removed the message (with --bounce, after bouncing it to its sender).",
+    },
+    // -- deliver: local delivery -------------------------------------------
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Info,
+        shape: "to={RCPT}, delay={DELAY}, xdelay={XDELAY}, mailer=local, dsn={X.Y.Z}, stat={STATUS}",
+        meaning: "The deliver command's outcome for one recipient (the queue runner logs its own to= line instead).",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Info,
+        shape: "filter: {ADDRESS}: into folder {FOLDER} by {RULE}{?, spam score {SCORE}}",
+        meaning: "A filter rule (FILE:LINE, or the built-in spam rule) filed the message into a folder.",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Info,
+        shape: "filter: {ADDRESS}: rejected by {RULE}{?, spam score {SCORE}}",
+        meaning: "A reject rule bounced the message (5.7.1) with its text.",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Info,
+        shape: "filter: {ADDRESS}: {WHAT}{?, spam score {SCORE}}",
+        meaning: "A rule kept no copy here: WHAT is `discarded by RULE` (a discard rule, or the spam rule over spam_discard_score) or `not kept, forwarded by RULE`.",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Warning,
+        shape: "filter: {ERROR}; rules not applied, delivered to the inbox of {ADDRESS}",
+        meaning: "A rule file does not parse (FILE:LINE: what is wrong): no rule is applied and the message goes to the inbox; fix the file (mailroom check finds it).",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Warning,
+        shape: "filter: {FILE}: ignored ({WHY})",
+        meaning: "A rule file is not owned by its user (or root), is writable by others, or cannot be read: it is not used.",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Warning,
+        shape: "spamc: {ERROR}; delivering to {ADDRESS} unscanned",
+        meaning: "spamc failed or took longer than spamc_timeout: the message is delivered without a spam score.",
+    },
+    Line {
+        programs: &["deliver", "sendmail", "mailroom"],
+        qid: Never,
+        level: Warning,
+        shape: "forward: {FILE}: unsafe, ignored",
+        meaning: "A ~/.forward not owned by its user, or writable by others, is not followed: mail stays in the user's mailbox.",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: Never,
+        level: Notice,
+        shape: "{MAILBOX}: already holds {ID} from an interrupted attempt",
+        meaning: "A retry after a killed delivery found the copy the dead attempt had written: it is not written again.",
+    },
+    Line {
+        programs: &["deliver", "pop3d"],
+        qid: Never,
+        level: Notice,
+        shape: "{MAILBOX}: {REPAIR}",
+        meaning: "Whoever took the mbox next finished what a killed program left half done: a half-written message cut off, or a POP3 compaction completed.",
+    },
+    Line {
+        programs: &["deliver", "pop3d"],
+        qid: Never,
+        level: Notice,
+        shape: "removed stale lock {FILE}",
+        meaning: "A dotlock left by a dead process (its pid is gone, or it is old and empty) was broken.",
+    },
+    // -- pop3d ------------------------------------------------------------
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Info,
+        shape: "connect from {ADDRESS}",
+        meaning: "A POP3 connection (ADDRESS is unknown when stdin is not a socket).",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Info,
+        shape: "login: {LOGIN} from {ADDRESS}",
+        meaning: "A successful login; with pop_before_smtp_window, ADDRESS may relay mail for that long.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Notice,
+        shape: "login failed: {LOGIN} from {ADDRESS}",
+        meaning: "A wrong password; LOGIN is `unknown user` when no such account exists (the name tried is not logged).  The client waits pop3_auth_fail_delay, doubling; after pop3_max_auth_failures the connection is closed.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Notice,
+        shape: "login refused: {LOGIN} from {ADDRESS}: LOGIN-DELAY",
+        meaning: "The account logged in less than pop3_login_delay ago.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Info,
+        shape: "logout: {LOGIN} retr={N}/{BYTES} top={N} del={N}/{BYTES} left={N}/{BYTES} ({HOW})",
+        meaning: "The session's end: messages retrieved, headers read, deleted and left (count/bytes); HOW is quit (deletions done), or why the session ended without QUIT (nothing deleted).",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Info,
+        shape: "{LOGIN}: mailbox in use by another session",
+        meaning: "A second session for the same mailbox got [IN-USE].",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Warning,
+        shape: "{LOGIN}: {ERROR}",
+        meaning: "The mailbox could not be opened for now ([SYS/TEMP]); the client may try again.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "{LOGIN}: {ERROR}",
+        meaning: "The mailbox cannot be opened ([SYS/PERM]): its owner, mode or format is wrong.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Warning,
+        shape: "pop3 session ended: {ERROR}",
+        meaning: "Another program rewrote the mailbox during the session; the client is asked to reconnect and nothing is deleted.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Warning,
+        shape: "pop3 QUIT: {ERROR}",
+        meaning: "The deletions could not be applied at QUIT ([SYS/TEMP]); the messages are still there.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Warning,
+        shape: "cannot record the login for POP-before-SMTP: {ERROR}",
+        meaning: "/var/spool/mailroom/pop-before-smtp cannot be written: this login does not open relaying.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Info,
+        shape: "TLS handshake failed: {ERROR}",
+        meaning: "A client on port 995 (pop3d --tls) failed the TLS handshake.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Info,
+        shape: "STLS handshake failed: {ERROR}",
+        meaning: "A client's STLS handshake failed; the connection is closed.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "TLS is off: {ERROR}",
+        meaning: "tls_cert and tls_key exist but cannot be used: STLS is not offered and port 995 refuses connections.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "--tls needs {CERT} and {KEY}",
+        meaning: "pop3d --tls (port 995) was started without a certificate: install tls_cert and tls_key.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "unknown argument {ARG}; usage: pop3d [--tls] [-C config]",
+        meaning: "The inetd line or socket unit passes a wrong argument.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "cannot become {USER}: {ERROR}",
+        meaning: "After login the session could not switch to the mailbox's owner; the client gets [SYS/TEMP].",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "socketpair: {ERROR}",
+        meaning: "pop3d could not set up its privilege separation; the connection is dropped.",
+    },
+    Line {
+        programs: &["pop3d"],
+        qid: Never,
+        level: Err,
+        shape: "fork: {ERROR}",
+        meaning: "pop3d could not fork its network process; the connection is dropped.",
+    },
+    Line {
+        programs: &["pop3d", "sendmail -bs"],
+        qid: Never,
+        level: Err,
+        shape: "cannot load libcrypt: no password can be checked",
+        meaning: "The system's crypt() library is missing: every login fails until it is installed (libcrypt1).",
+    },
+    // -- mailroom: the admin command --------------------------------------
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
+        shape: "mailroom: mailbox {ADDRESS} added: user {USER}, uid {UID}",
+        meaning: "mailroom mailbox add (or import) made a system user for the mailbox.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
+        shape: "mailroom: virtual mailbox {ADDRESS} added",
+        meaning: "mailroom mailbox add --virtual made an account in /etc/mail/passwd.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
+        shape: "mailroom: mailbox {ADDRESS} removed ({WHAT})",
+        meaning: "mailroom mailbox remove; WHAT says what was removed.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
+        shape: "mailroom: password of {ADDRESS} changed ({WHERE})",
+        meaning: "mailroom mailbox passwd; it applies from the next login.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
+        shape: "mailroom: quota of {ADDRESS} set to {SIZE} ({KEY})",
+        meaning: "mailroom mailbox quota.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
+        shape: "mailroom: setup services: {SERVICE} port {PORT}: {WHAT}",
+        meaning: "mailroom setup services turned a service on or off: an inetd line added or removed, a socket unit enabled or disabled.",
+    },
+    Line {
+        programs: &["mailroom"],
+        qid: Never,
+        level: Info,
+        shape: "mailroom: imported {FILE}: {COUNTS}",
+        meaning: "mailroom import applied a file: how many domains, mailboxes, aliases... it added.",
+    },
+    // -- every program that reads the sendmail tables ----------------------
+    Line {
+        programs: TABLE_READERS,
+        qid: Never,
+        level: Info,
+        shape: "{FILE}: index rebuilt ({N} entries)",
+        meaning: "A table (aliases, virtusertable, mailertable, access...) newer than its .mrdb index was compiled again by a program allowed to write it.",
+    },
+    Line {
+        programs: TABLE_READERS,
+        qid: Never,
+        level: Warning,
+        shape: "{FILE}: cannot rebuild the index: {ERROR}",
+        meaning: "The index could not be written; the text file is read instead (slower, never stale).",
+    },
+    Line {
+        programs: TABLE_READERS,
+        qid: Never,
+        level: Notice,
+        shape: "{FILE}: index {INDEX} is missing or older than the text; reading the text file",
+        meaning: "The table was edited since its index was built: run newaliases (which compiles every table) to make lookups fast again.",
+    },
+];
+
+/// The pieces of a shape: literal text, a `{NAME}`, or a `{?...}` part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Var(String),
+    Optional(Vec<Piece>),
+}
+
+/// Split a catalogue shape into its pieces.
+pub fn pieces(shape: &str) -> Vec<Piece> {
+    fn parse(chars: &[char], i: &mut usize, nested: bool) -> Vec<Piece> {
+        let mut out = Vec::new();
+        let mut text = String::new();
+        while *i < chars.len() {
+            let c = chars[*i];
+            if c == '}' && nested {
+                *i += 1;
+                break;
+            }
+            if c == '{' {
+                if !text.is_empty() {
+                    out.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                *i += 1;
+                if chars.get(*i) == Some(&'?') {
+                    *i += 1;
+                    out.push(Piece::Optional(parse(chars, i, true)));
+                } else {
+                    let mut name = String::new();
+                    while *i < chars.len() && chars[*i] != '}' {
+                        name.push(chars[*i]);
+                        *i += 1;
+                    }
+                    *i += 1;
+                    out.push(Piece::Var(name));
+                }
+                continue;
+            }
+            text.push(c);
+            *i += 1;
+        }
+        if !text.is_empty() {
+            out.push(Piece::Text(text));
+        }
+        out
+    }
+    let chars: Vec<char> = shape.chars().collect();
+    parse(&chars, &mut 0, false)
+}
+
+#[cfg(test)]
+mod tests;
