@@ -589,6 +589,7 @@ impl Config {
                     && !crate::pop3::settings::KEYS
                         .iter()
                         .any(|(known, _, _)| known == k)
+                    && !crate::login::KEYS.iter().any(|(known, _, _)| known == k)
                     && !crate::smtp::server::settings::KEYS
                         .iter()
                         .any(|(known, _, _)| known == k)

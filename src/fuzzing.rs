@@ -608,13 +608,7 @@ thread_local! {
 /// every reply is a reply, every message acknowledged is in the queue.
 pub fn smtp(data: &[u8]) {
     let fx = SMTP.with(|s| *s);
-    let auth = crate::smtp::server::Authenticator::InProcess {
-        cfg: Box::new(fx.cfg.clone()),
-        settings: Box::new(fx.settings.pop3.clone()),
-        delay: Duration::ZERO,
-        max_failures: fx.settings.max_auth_failures,
-        failures: 0,
-    };
+    let auth = crate::smtp::server::Authenticator::in_process(&fx.cfg, &fx.settings);
     let (mut conn, wire) = Conn::new(data);
     let mut s = crate::smtp::server::session::Session::new(
         &fx.cfg,

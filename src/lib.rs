@@ -119,6 +119,7 @@ pub mod filter;
 pub mod fuzzing;
 pub mod lists;
 pub mod log;
+pub mod login;
 pub mod mailbox;
 pub mod message;
 pub mod pop3;

@@ -22,7 +22,7 @@
 //!   without privileges ([`front`]).
 //! * The authority never parses the client's words; it answers framed
 //!   requests ([`ctl`]).  The password check runs in a short-lived child
-//!   ([`login::authenticate`]), so hashes never live in a process that
+//!   ([`crate::login::check`]), so hashes never live in a process that
 //!   later serves a mailbox.
 //! * After a successful login the authority records it (POP-before-SMTP,
 //!   [`stamps`]), gives up root for the mailbox's owner, opens the
@@ -40,7 +40,6 @@
 pub mod command;
 pub mod ctl;
 pub mod front;
-pub mod login;
 pub mod maildrop;
 pub mod session;
 pub mod settings;
@@ -55,8 +54,8 @@ use crate::accounts::MailboxPath;
 use crate::config::{Config, Paths};
 use crate::exit::ExitCode;
 use crate::log;
+use crate::login::{self, Attempt, Identity, Outcome, Refused};
 use crate::wire::{self, Wire};
-use login::{Identity, Proof};
 use maildrop::{Maildrop, OpenError};
 use settings::Settings;
 
@@ -251,57 +250,34 @@ fn authority(
     apop: Option<&str>,
     peer: &str,
 ) -> i32 {
-    let mut failures = 0u32;
+    let mut door = login::Door::new(cfg, &settings.login, settings.pace());
     let wait = settings.login_timeout * 3 + Duration::from_secs(60);
     loop {
         let Ok(req) = ctl::receive(&mut ctl_end, wait) else {
             return 0; // the client left
         };
         let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
-        let attempt: Option<(Vec<u8>, Proof)> = match field(0) {
-            b"PASS" if req.len() == 3 => {
-                Some((field(1).to_vec(), Proof::Password(field(2).to_vec())))
-            }
-            b"PLAIN" if req.len() == 4 => {
-                // authzid must be empty or the same as authcid (no proxy logins).
-                let (authz, authc) = (field(1), field(2));
-                (authz.is_empty() || authz == authc)
-                    .then(|| (authc.to_vec(), Proof::Password(field(3).to_vec())))
-            }
-            b"APOP" if req.len() == 3 => apop.map(|ts| {
-                (
-                    field(1).to_vec(),
-                    Proof::Apop {
-                        timestamp: ts.to_string(),
-                        digest: String::from_utf8_lossy(field(2)).into_owned(),
-                    },
-                )
-            }),
+        let attempt: Option<Attempt> = match field(0) {
+            b"PASS" if req.len() == 3 => Some(Attempt::password(field(1), field(2))),
+            b"PLAIN" if req.len() == 4 => Some(Attempt::sasl(field(1), field(2), field(3))),
+            b"APOP" if req.len() == 3 => apop.map(|ts| Attempt::apop(field(1), ts, field(2))),
             _ => None,
         };
-        let identity = match &attempt {
-            Some((name, proof)) => login::authenticate(cfg, settings, name, proof),
-            None => Err(login::Refused::Unknown),
+        let log_failure =
+            |why: &Refused| log::notice(None, &format!("login failed: {} from {peer}", why.who()));
+        let outcome = match &attempt {
+            Some(a) => door.attempt(a, log_failure),
+            None => door.refuse(Refused::Unknown, log_failure),
         };
-        let id = match identity {
-            Ok(id) => id,
-            Err(why) => {
-                failures += 1;
-                let who = match why {
-                    login::Refused::Account(login) => login,
-                    login::Refused::Unknown => "unknown user".to_string(),
-                };
-                log::notice(None, &format!("login failed: {who} from {peer}"));
-                let delay = settings
-                    .auth_fail_delay
-                    .saturating_mul(1 << (failures - 1).min(5));
-                std::thread::sleep(delay);
-                let last = failures >= settings.max_auth_failures;
-                let _ = ctl::send(&mut ctl_end, &[if last { b"BYE" } else { b"FAIL" }]);
-                if last {
-                    return 0;
-                }
+        let id = match outcome {
+            Outcome::LoggedIn(id) => id,
+            Outcome::Failed => {
+                let _ = ctl::send(&mut ctl_end, &[b"FAIL"]);
                 continue;
+            }
+            Outcome::TooManyFailures => {
+                let _ = ctl::send(&mut ctl_end, &[b"BYE"]);
+                return 0;
             }
         };
         return serve(cfg, settings, ctl_end, &id, peer);

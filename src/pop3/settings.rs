@@ -25,11 +25,6 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "refuse USER/PASS and AUTH until the session is encrypted",
     ),
     (
-        "pop3_first_uid",
-        "1000",
-        "system accounts below this uid (and root) cannot log in",
-    ),
-    (
         "pop3_user",
         "nobody",
         "the unprivileged user that talks to the network before login",
@@ -72,7 +67,6 @@ pub struct Settings {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub require_tls: bool,
-    pub first_uid: u32,
     pub unprivileged_user: String,
     pub login_timeout: Duration,
     pub idle_timeout: Duration,
@@ -80,6 +74,8 @@ pub struct Settings {
     pub max_auth_failures: u32,
     pub login_delay: u64,
     pub pop_before_smtp_window: u64,
+    /// The login check's own settings.
+    pub login: crate::login::Settings,
 }
 
 impl Settings {
@@ -98,7 +94,6 @@ impl Settings {
                 Some(v) => parse_bool(v)
                     .ok_or_else(|| cfg.bad_value("pop3_require_tls", "expected yes or no"))?,
             },
-            first_uid: num("pop3_first_uid", 1000)?.min(u32::MAX as u64) as u32,
             unprivileged_user: cfg.get("pop3_user").unwrap_or("nobody").to_string(),
             login_timeout: Duration::from_secs(dur("pop3_login_timeout", "60s")?.max(1)),
             // RFC 1939 §3: an autologout timer MUST be at least 10 minutes
@@ -108,6 +103,18 @@ impl Settings {
             max_auth_failures: num("pop3_max_auth_failures", 3)?.clamp(1, 100) as u32,
             login_delay: dur("pop3_login_delay", "0")?,
             pop_before_smtp_window: dur("pop_before_smtp_window", "30m")?,
+            login: crate::login::Settings::from_config(cfg)?,
         })
+    }
+}
+
+impl Settings {
+    /// How failed logins are slowed (`pop3_auth_fail_delay`,
+    /// `pop3_max_auth_failures`).
+    pub fn pace(&self) -> crate::login::Pace {
+        crate::login::Pace {
+            delay: self.auth_fail_delay,
+            max_failures: self.max_auth_failures,
+        }
     }
 }

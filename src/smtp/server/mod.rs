@@ -56,7 +56,8 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, DeliveryMode};
 use crate::exit::{ExitCode, Failure};
 use crate::log;
-use crate::pop3::{ctl, login};
+use crate::login;
+use crate::pop3::ctl;
 use crate::smtp::Reply;
 use crate::wire::{self, Wire};
 use policy::Policy;
@@ -73,21 +74,22 @@ pub enum Verdict {
     Bye,
 }
 
-/// Who checks passwords.
-pub enum Authenticator {
+/// Who checks passwords: the login door ([`crate::login`]), in the root
+/// authority or in this process.
+pub enum Authenticator<'a> {
     /// The root authority, over a socketpair.
     Authority(UnixStream),
     /// This process (not started as root: only what it can read).
-    InProcess {
-        cfg: Box<Config>,
-        settings: Box<crate::pop3::settings::Settings>,
-        delay: Duration,
-        max_failures: u32,
-        failures: u32,
-    },
+    InProcess(login::Door<'a>),
 }
 
-impl Authenticator {
+impl<'a> Authenticator<'a> {
+    /// The door in this process, paced by `smtp_auth_fail_delay` and
+    /// `smtp_max_auth_failures`.
+    pub fn in_process(cfg: &'a Config, settings: &'a Settings) -> Authenticator<'a> {
+        Authenticator::InProcess(login::Door::new(cfg, &settings.login, settings.pace()))
+    }
+
     /// Check `authc`'s password (`authz` must be empty or the same: no
     /// logging in as someone else).
     pub fn check(&mut self, authz: &[u8], authc: &[u8], password: &[u8]) -> Verdict {
@@ -104,46 +106,14 @@ impl Authenticator {
                     _ => Verdict::Bye,
                 }
             }
-            Authenticator::InProcess {
-                cfg,
-                settings,
-                delay,
-                max_failures,
-                failures,
-            } => {
-                let v = check_password(cfg, settings, authz, authc, password);
-                if v == Verdict::Fail {
-                    *failures += 1;
-                    std::thread::sleep(delay.saturating_mul(1 << (*failures - 1).min(5)));
-                    if *failures >= *max_failures {
-                        return Verdict::Bye;
-                    }
+            Authenticator::InProcess(door) => {
+                match door.attempt(&login::Attempt::sasl(authz, authc, password), |_| {}) {
+                    login::Outcome::LoggedIn(id) => Verdict::Ok(id.login),
+                    login::Outcome::Failed => Verdict::Fail,
+                    login::Outcome::TooManyFailures => Verdict::Bye,
                 }
-                v
             }
         }
-    }
-}
-
-/// The account check pop3d makes, with the same login names.
-fn check_password(
-    cfg: &Config,
-    settings: &crate::pop3::settings::Settings,
-    authz: &[u8],
-    authc: &[u8],
-    password: &[u8],
-) -> Verdict {
-    if !(authz.is_empty() || authz == authc) {
-        return Verdict::Fail;
-    }
-    match login::authenticate(
-        cfg,
-        settings,
-        authc,
-        &login::Proof::Password(password.to_vec()),
-    ) {
-        Ok(id) => Verdict::Ok(id.login),
-        Err(_) => Verdict::Fail,
     }
 }
 
@@ -190,7 +160,7 @@ pub fn main(
         None => {
             let login = caller.unwrap_or("unknown").to_string();
             let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
-            let auth = in_process_auth(cfg, &settings);
+            let auth = Authenticator::in_process(cfg, &settings);
             let wire = Wire::new(0, 1);
             let mut s = Session::new(
                 cfg,
@@ -212,16 +182,6 @@ pub fn main(
 /// RFC 8314's port for submission with implicit TLS ("submissions"): a
 /// connection to it is served as `--tls` is.
 pub const SUBMISSIONS_PORT: u16 = 465;
-
-fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
-    Authenticator::InProcess {
-        cfg: Box::new(cfg.clone()),
-        settings: Box::new(settings.pop3.clone()),
-        delay: settings.auth_fail_delay,
-        max_failures: settings.max_auth_failures,
-        failures: 0,
-    }
-}
 
 /// The network role.  Diagnostics must never reach the client: stderr
 /// may be the socket.
@@ -322,7 +282,7 @@ fn network(
     // The privilege split needs root and the system's layout (a private
     // root, as in tests, keeps one process).
     if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
-        let auth = in_process_auth(cfg, settings);
+        let auth = Authenticator::in_process(cfg, settings);
         let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
         s.slot = slot.into_file();
         start(&mut s);
@@ -402,7 +362,7 @@ fn become_network_user(settings: &Settings, queue_gid: u32) -> Result<(), String
 
 /// The authority: answer AUTH requests until the network process ends.
 fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, shown: &str) {
-    let mut failures = 0u32;
+    let mut door = login::Door::new(cfg, &settings.login, settings.pace());
     // The network process enforces the client's timeouts; this only
     // bounds a wedged one.
     let wait = settings.timeout * 12;
@@ -411,29 +371,18 @@ fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, shown: 
             return;
         };
         let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
-        let verdict = if field(0) == b"AUTH" && req.len() == 4 {
-            check_password(cfg, &settings.pop3, field(1), field(2), field(3))
+        let outcome = if field(0) == b"AUTH" && req.len() == 4 {
+            door.attempt(&login::Attempt::sasl(field(1), field(2), field(3)), |_| {})
         } else {
-            Verdict::Fail
+            door.refuse(login::Refused::Unknown, |_| {})
         };
-        let answer: Vec<&[u8]> = match &verdict {
-            Verdict::Ok(login) => {
-                log::info(None, &format!("AUTH: {login} from {shown}"));
-                vec![b"OK", login.as_bytes()]
+        let answer: Vec<&[u8]> = match &outcome {
+            login::Outcome::LoggedIn(id) => {
+                log::info(None, &format!("AUTH: {} from {shown}", id.login));
+                vec![b"OK", id.login.as_bytes()]
             }
-            _ => {
-                failures += 1;
-                std::thread::sleep(
-                    settings
-                        .auth_fail_delay
-                        .saturating_mul(1 << (failures - 1).min(5)),
-                );
-                if failures >= settings.max_auth_failures {
-                    vec![b"BYE"]
-                } else {
-                    vec![b"FAIL"]
-                }
-            }
+            login::Outcome::Failed => vec![b"FAIL"],
+            login::Outcome::TooManyFailures => vec![b"BYE"],
         };
         if ctl::send(&mut ctl_end, &answer).is_err() {
             return;

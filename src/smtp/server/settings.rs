@@ -74,9 +74,10 @@ pub struct Settings {
     pub greet_pause: Duration,
     pub auth_fail_delay: Duration,
     pub max_auth_failures: u32,
-    /// pop3d's settings: the shared TLS files, the POP-before-SMTP window,
-    /// and what the account check (the same for AUTH) needs.
+    /// pop3d's settings: the shared TLS files, the POP-before-SMTP window.
     pub pop3: crate::pop3::settings::Settings,
+    /// The login check's settings (AUTH checks as pop3d does).
+    pub login: crate::login::Settings,
 }
 
 impl Settings {
@@ -118,6 +119,16 @@ impl Settings {
             auth_fail_delay: millis("smtp_auth_fail_delay", "1s")?,
             max_auth_failures: num("smtp_max_auth_failures", 3)?.clamp(1, 100) as u32,
             pop3: crate::pop3::settings::Settings::from_config(cfg)?,
+            login: crate::login::Settings::from_config(cfg)?,
         })
+    }
+
+    /// How failed AUTH attempts are slowed (`smtp_auth_fail_delay`,
+    /// `smtp_max_auth_failures`).
+    pub fn pace(&self) -> crate::login::Pace {
+        crate::login::Pace {
+            delay: self.auth_fail_delay,
+            max_failures: self.max_auth_failures,
+        }
     }
 }
