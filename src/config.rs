@@ -590,6 +590,7 @@ impl Config {
                         .iter()
                         .any(|(known, _, _)| known == k)
                     && !crate::login::KEYS.iter().any(|(known, _, _)| known == k)
+                    && !crate::tls::KEYS.iter().any(|(known, _, _)| known == k)
                     && !crate::smtp::server::settings::KEYS
                         .iter()
                         .any(|(known, _, _)| known == k)

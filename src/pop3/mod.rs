@@ -134,24 +134,14 @@ pub fn main(args: Vec<String>) -> i32 {
     unsafe { libc::umask(0o077) };
     let peer = peer_address();
     log::info(None, &format!("connect from {peer}"));
-    let tls = if settings.tls_cert.exists() && settings.tls_key.exists() {
-        match crate::tls::server_config(&settings.tls_cert, &settings.tls_key) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                log::err(None, &format!("TLS is off: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let tls = settings.tls.load();
     if implicit_tls && tls.is_none() {
         log::err(
             None,
             &format!(
                 "--tls needs {} and {}",
-                settings.tls_cert.display(),
-                settings.tls_key.display()
+                settings.tls.cert.display(),
+                settings.tls.key.display()
             ),
         );
         return ExitCode::Config.code();

@@ -1,6 +1,5 @@
 //! pop3d's settings in mailroom.conf (all optional).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, parse_bool, parse_duration};
@@ -9,16 +8,6 @@ use crate::exit::Failure;
 /// Keys read here, with defaults, for `mailroom check` and
 /// `etc/mailroom.conf`.
 pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "tls_cert",
-        "/etc/mail/tls/mail.crt",
-        "certificate chain (PEM) for STLS and port 995, shared with the SMTP server",
-    ),
-    (
-        "tls_key",
-        "/etc/mail/tls/mail.key",
-        "its private key (PEM, root-only)",
-    ),
     (
         "pop3_require_tls",
         "no",
@@ -64,8 +53,6 @@ pub const KEYS: &[(&str, &str, &str)] = &[
 /// pop3d's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub tls_cert: PathBuf,
-    pub tls_key: PathBuf,
     pub require_tls: bool,
     pub unprivileged_user: String,
     pub login_timeout: Duration,
@@ -76,6 +63,8 @@ pub struct Settings {
     pub pop_before_smtp_window: u64,
     /// The login check's own settings.
     pub login: crate::login::Settings,
+    /// The certificate for STLS and port 995.
+    pub tls: crate::tls::ServerCert,
 }
 
 impl Settings {
@@ -85,10 +74,7 @@ impl Settings {
                 .ok_or_else(|| cfg.bad_value(key, "not a duration (e.g. 30s, 10m)"))
         };
         let num = |key: &str, default: u64| cfg.number(key, default);
-        let path = |key: &str, default: &str| cfg.paths.resolve(cfg.get(key).unwrap_or(default));
         Ok(Settings {
-            tls_cert: path("tls_cert", "/etc/mail/tls/mail.crt"),
-            tls_key: path("tls_key", "/etc/mail/tls/mail.key"),
             require_tls: match cfg.get("pop3_require_tls") {
                 None => false,
                 Some(v) => parse_bool(v)
@@ -104,6 +90,7 @@ impl Settings {
             login_delay: dur("pop3_login_delay", "0")?,
             pop_before_smtp_window: dur("pop_before_smtp_window", "30m")?,
             login: crate::login::Settings::from_config(cfg)?,
+            tls: crate::tls::ServerCert::from_config(cfg),
         })
     }
 }

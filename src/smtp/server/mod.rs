@@ -197,18 +197,7 @@ fn network(
     let submission = implicit_tls
         || settings.require_auth
         || settings.submission_ports.contains(&peer.local_port);
-    let (cert, key) = (&settings.pop3.tls_cert, &settings.pop3.tls_key);
-    let tls = if cert.exists() && key.exists() {
-        match crate::tls::server_config(cert, key) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                log::err(None, &format!("TLS is off: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let tls = settings.tls.load();
     if implicit_tls && tls.is_none() {
         // Never plain text where the client expects TLS: close unanswered.
         log::err(
@@ -216,8 +205,8 @@ fn network(
             &format!(
                 "implicit TLS (port {}) needs {} and {}: connection from {shown} closed",
                 peer.local_port,
-                cert.display(),
-                key.display()
+                settings.tls.cert.display(),
+                settings.tls.key.display()
             ),
         );
         return Ok(ExitCode::Config);

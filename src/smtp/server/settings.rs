@@ -1,5 +1,7 @@
-//! The SMTP server's settings in mailroom.conf (all optional).  TLS files
-//! and the POP-before-SMTP window are shared with pop3d.
+//! The SMTP server's settings in mailroom.conf (all optional).  The TLS
+//! files ([`crate::tls::ServerCert`]), the login check's settings
+//! ([`crate::login::Settings`]) and the POP-before-SMTP window are shared
+//! with pop3d.
 
 use std::time::Duration;
 
@@ -74,8 +76,10 @@ pub struct Settings {
     pub greet_pause: Duration,
     pub auth_fail_delay: Duration,
     pub max_auth_failures: u32,
-    /// pop3d's settings: the shared TLS files, the POP-before-SMTP window.
+    /// pop3d's settings: the POP-before-SMTP window.
     pub pop3: crate::pop3::settings::Settings,
+    /// The certificate for STARTTLS and port 465 (pop3d's too).
+    pub tls: crate::tls::ServerCert,
     /// The login check's settings (AUTH checks as pop3d does).
     pub login: crate::login::Settings,
 }
@@ -120,6 +124,7 @@ impl Settings {
             max_auth_failures: num("smtp_max_auth_failures", 3)?.clamp(1, 100) as u32,
             pop3: crate::pop3::settings::Settings::from_config(cfg)?,
             login: crate::login::Settings::from_config(cfg)?,
+            tls: crate::tls::ServerCert::from_config(cfg),
         })
     }
 
