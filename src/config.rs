@@ -591,6 +591,9 @@ impl Config {
                         .any(|(known, _, _)| known == k)
                     && !crate::login::KEYS.iter().any(|(known, _, _)| known == k)
                     && !crate::tls::KEYS.iter().any(|(known, _, _)| known == k)
+                    && !crate::state::stamps::KEYS
+                        .iter()
+                        .any(|(known, _, _)| known == k)
                     && !crate::smtp::server::settings::KEYS
                         .iter()
                         .any(|(known, _, _)| known == k)

@@ -130,6 +130,7 @@ pub mod route;
 pub mod runner;
 pub mod smtp;
 pub mod srs;
+pub mod state;
 pub mod table;
 pub mod tls;
 pub mod users;

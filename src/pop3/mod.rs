@@ -25,7 +25,7 @@
 //!   ([`crate::login::check`]), so hashes never live in a process that
 //!   later serves a mailbox.
 //! * After a successful login the authority records it (POP-before-SMTP,
-//!   [`stamps`]), gives up root for the mailbox's owner, opens the
+//!   [`crate::state::stamps`]), gives up root for the mailbox's owner, opens the
 //!   maildrop ([`maildrop`]) and serves the session ([`session`]): on the
 //!   socket itself, or — when the network process holds a TLS session —
 //!   through it.
@@ -43,7 +43,6 @@ pub mod front;
 pub mod maildrop;
 pub mod session;
 pub mod settings;
-pub mod stamps;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -55,6 +54,7 @@ use crate::config::{Config, Paths};
 use crate::exit::ExitCode;
 use crate::log;
 use crate::login::{self, Attempt, Identity, Outcome, Refused};
+use crate::state::stamps;
 use crate::wire::{self, Wire};
 use maildrop::{Maildrop, OpenError};
 use settings::Settings;

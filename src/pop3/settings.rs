@@ -43,11 +43,6 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "0",
         "least time between two logins of one account (0 = no limit; LOGIN-DELAY)",
     ),
-    (
-        "pop_before_smtp_window",
-        "30m",
-        "how long a POP3 login lets its IP address relay (0 = record nothing)",
-    ),
 ];
 
 /// pop3d's settings.
@@ -88,7 +83,7 @@ impl Settings {
             auth_fail_delay: Duration::from_secs(dur("pop3_auth_fail_delay", "1s")?),
             max_auth_failures: num("pop3_max_auth_failures", 3)?.clamp(1, 100) as u32,
             login_delay: dur("pop3_login_delay", "0")?,
-            pop_before_smtp_window: dur("pop_before_smtp_window", "30m")?,
+            pop_before_smtp_window: crate::state::stamps::pop_before_smtp_window(cfg)?,
             login: crate::login::Settings::from_config(cfg)?,
             tls: crate::tls::ServerCert::from_config(cfg),
         })

@@ -159,7 +159,7 @@ pub fn main(
         .hint("--tls is for port 465: inetd or a systemd socket starts 'sendmail -bs --tls' for each connection")),
         None => {
             let login = caller.unwrap_or("unknown").to_string();
-            let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
+            let policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
             let auth = Authenticator::in_process(cfg, &settings);
             let wire = Wire::new(0, 1);
             let mut s = Session::new(
@@ -235,7 +235,7 @@ fn network(
         }
         s => s,
     };
-    let mut policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
+    let mut policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
     if refusal.is_none()
         && let Some(f) = policy.connect(&ip)
         && let crate::access::Verdict::Reject(r) = &f.verdict
