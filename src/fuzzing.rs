@@ -521,8 +521,8 @@ pub fn pop3(data: &[u8]) {
         let settings = crate::pop3::settings::Settings::from_config(cfg).expect("pop3 settings");
 
         let (ctl, mut authority) = std::os::unix::net::UnixStream::pair().expect("a socketpair");
-        crate::pop3::ctl::send(&mut authority, &[b"FAIL"]).expect("queue an answer");
-        crate::pop3::ctl::send(&mut authority, &[b"OK"]).expect("queue an answer");
+        crate::privsep::frame::send(&mut authority, &[b"FAIL"]).expect("queue an answer");
+        crate::privsep::frame::send(&mut authority, &[b"OK"]).expect("queue an answer");
         // Further questions find the authority gone.
         authority
             .shutdown(std::net::Shutdown::Write)

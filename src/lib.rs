@@ -124,6 +124,7 @@ pub mod mailbox;
 pub mod message;
 pub mod pop3;
 pub mod privs;
+pub mod privsep;
 pub mod queue;
 pub mod resolve;
 pub mod route;

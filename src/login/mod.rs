@@ -265,17 +265,20 @@ impl<'a> Door<'a> {
     }
 }
 
+/// A private root with one system account, for the tests of the door
+/// and of those who use it.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use crate::config::Config;
     use std::path::PathBuf;
 
     /// "secret", hashed by the system's crypt (SHA-512, salt "saltsalt").
     const SECRET_HASH: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
 
-    /// A private root with system user bob (password "secret", uid 4242)
-    /// and a virtual account with a plain secret.
-    fn root(name: &str) -> (PathBuf, Config) {
+    /// A private root with system user bob (password "secret", uid 4242).
+    pub(crate) fn root(name: &str) -> (PathBuf, Config) {
+        // libcrypt is loaded here, before any check forks.
+        assert!(super::system_crypt().is_some(), "libcrypt");
         let root = std::env::temp_dir().join(format!("mr-login-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("etc/mail")).unwrap();
@@ -293,11 +296,15 @@ mod tests {
         let cfg = Config::defaults(crate::config::Paths::under(&root));
         (root, cfg)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::root;
+    use super::*;
 
     #[test]
     fn an_unknown_name_fails_exactly_as_a_wrong_password() {
-        // Loaded here, before any fork.
-        assert!(system_crypt().is_some(), "libcrypt");
         let (root, cfg) = root("same");
         let settings = Settings { first_uid: 100 };
         let pace = Pace {

@@ -5,30 +5,23 @@
 //! for port 995).  Descriptor 2 may be the socket too, so nothing is ever
 //! written to it: diagnostics go to syslog.
 //!
-//! ## Processes (popa3d's model)
+//! ## Processes
 //!
-//! ```text
-//!  inetd ──▶ pop3d (root): the authority ── socketpair ── network process
-//!              │ forks per login attempt                 (pop3_user, chrooted
-//!              ▼                                          to an empty directory)
-//!            checker (root): reads /etc/shadow or         speaks AUTHORIZATION,
-//!            /etc/mail/passwd, runs crypt(), answers      TLS, USER/PASS/AUTH
-//!              │ yes: the authority records the login,
-//!              ▼ becomes the mailbox owner, opens the maildrop
-//!            session (the owner, + group mail for dotlocks): TRANSACTION
-//! ```
+//! Privilege separation as [`crate::privsep`] draws it (popa3d's model):
 //!
-//! * The network process parses everything the client sends before login,
-//!   without privileges ([`front`]).
-//! * The authority never parses the client's words; it answers framed
-//!   requests ([`ctl`]).  The password check runs in a short-lived child
-//!   ([`crate::login::check`]), so hashes never live in a process that
-//!   later serves a mailbox.
-//! * After a successful login the authority records it (POP-before-SMTP,
-//!   [`crate::state::stamps`]), gives up root for the mailbox's owner, opens the
-//!   maildrop ([`maildrop`]) and serves the session ([`session`]): on the
-//!   socket itself, or — when the network process holds a TLS session —
-//!   through it.
+//! * The network process — `pop3_user`, no groups, shut in
+//!   [`EMPTY_DIR`] — speaks the AUTHORIZATION state, TLS included
+//!   ([`front`]), and sends the credentials as requests.
+//! * The authority (root) never parses the client's words.  It answers
+//!   each login through the login door ([`crate::login`]: the check in a
+//!   short-lived child, so hashes never live in a process that later
+//!   serves a mailbox; `login failed` and the pause after a failure).
+//! * After a successful login the authority records it (POP-before-SMTP
+//!   and LOGIN-DELAY, [`crate::state::stamps`]), gives up root for the
+//!   mailbox's owner (with group `mail` for the spool's dotlocks when the
+//!   mailbox is an mbox there), opens the maildrop ([`maildrop`]) and
+//!   serves the TRANSACTION state ([`session`]): on the socket itself, or
+//!   — when the network process holds a TLS session — through it.
 //!
 //! ## Logs (syslog, facility mail, tag `pop3d`)
 //!
@@ -38,12 +31,12 @@
 //! (how)`.
 
 pub mod command;
-pub mod ctl;
 pub mod front;
 pub mod maildrop;
 pub mod session;
 pub mod settings;
 
+use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -53,7 +46,9 @@ use crate::accounts::MailboxPath;
 use crate::config::{Config, Paths};
 use crate::exit::ExitCode;
 use crate::log;
-use crate::login::{self, Attempt, Identity, Outcome, Refused};
+use crate::login::{self, Identity};
+use crate::privsep::protocol::{Answer, Request};
+use crate::privsep::{self, Group, Logins, NetworkUser};
 use crate::state::stamps;
 use crate::wire::{self, Wire};
 use maildrop::{Maildrop, OpenError};
@@ -158,45 +153,31 @@ pub fn main(args: Vec<String>) -> i32 {
             cfg.hostname
         )
     });
-    let (authority_end, network_end) = match UnixStream::pair() {
-        Ok(p) => p,
-        Err(e) => {
-            log::err(None, &format!("socketpair: {e}"));
-            return ExitCode::OsErr.code();
-        }
+    let user = NetworkUser {
+        key: "pop3_user",
+        name: settings.unprivileged_user.clone(),
+        group: Group::Own,
+        shut_in: Some(cfg.paths.resolve(EMPTY_DIR)),
     };
-    // SAFETY: single-threaded here; the child runs the network process
-    // and exits.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => {
-            log::err(None, &format!("fork: {}", e.desc()));
-            ExitCode::OsErr.code()
-        }
-        Ok(nix::unistd::ForkResult::Child) => {
-            drop(authority_end);
-            if let Err(e) = shut_in(&cfg, &settings) {
-                log::err(None, &format!("cannot drop privileges: {e}"));
-                // SAFETY: leave the child at once.
-                unsafe { libc::_exit(ExitCode::OsErr.code()) };
-            }
+    let split = privsep::split(
+        &user,
+        |chan| {
             let mut front = front::Front {
                 wire: Wire::new(0, 1),
                 tls,
-                apop,
+                apop: apop.clone(),
                 settings: &settings,
-                ctl: network_end,
+                ctl: chan,
             };
             front.run(implicit_tls);
-            // SAFETY: leave without running destructors twice.
-            unsafe { libc::_exit(0) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(network_end);
-            let code = authority(&cfg, &settings, authority_end, apop.as_deref(), &peer);
-            let _ = nix::sys::wait::waitpid(child, None);
-            code
-        }
-    }
+        },
+        || {},
+        |chan| authority(&cfg, &settings, chan, apop.as_deref(), &peer),
+    );
+    split.unwrap_or_else(|e: String| {
+        log::err(None, &e);
+        ExitCode::OsErr.code()
+    })
 }
 
 /// Whether any virtual account has a `{PLAIN}` secret (so APOP can work).
@@ -210,68 +191,28 @@ fn has_plain_secrets(cfg: &Config) -> bool {
         .unwrap_or(false)
 }
 
-/// The network process gives up root: into the empty directory, as
-/// `pop3_user`, with no groups.  (Not root: nothing to give up.)
-fn shut_in(cfg: &Config, settings: &Settings) -> Result<(), String> {
-    log::prepare_for_chroot();
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
-    let user = crate::users::by_name(&settings.unprivileged_user)
-        .ok_or_else(|| format!("no user {}", settings.unprivileged_user))?;
-    if user.uid == 0 {
-        return Err("pop3_user must not be root".into());
-    }
-    let empty = cfg.paths.resolve(EMPTY_DIR);
-    if empty.is_dir() {
-        nix::unistd::chroot(&empty)
-            .map_err(|e| format!("chroot {}: {}", empty.display(), e.desc()))?;
-        nix::unistd::chdir("/").map_err(|e| format!("chdir: {}", e.desc()))?;
-    }
-    crate::privs::set_ids(user.uid, user.gid, &[user.gid])
-}
-
 /// The authority: answer login attempts; after one succeeds, become the
 /// mailbox's owner and serve the session.  Returns the exit code.
 fn authority(
     cfg: &Config,
     settings: &Settings,
-    mut ctl_end: UnixStream,
+    mut chan: UnixStream,
     apop: Option<&str>,
     peer: &str,
 ) -> i32 {
     let mut door = login::Door::new(cfg, &settings.login, settings.pace());
-    let wait = settings.login_timeout * 3 + Duration::from_secs(60);
-    loop {
-        let Ok(req) = ctl::receive(&mut ctl_end, wait) else {
-            return 0; // the client left
-        };
-        let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
-        let attempt: Option<Attempt> = match field(0) {
-            b"PASS" if req.len() == 3 => Some(Attempt::password(field(1), field(2))),
-            b"PLAIN" if req.len() == 4 => Some(Attempt::sasl(field(1), field(2), field(3))),
-            b"APOP" if req.len() == 3 => apop.map(|ts| Attempt::apop(field(1), ts, field(2))),
-            _ => None,
-        };
-        let log_failure =
-            |why: &Refused| log::notice(None, &format!("login failed: {} from {peer}", why.who()));
-        let outcome = match &attempt {
-            Some(a) => door.attempt(a, log_failure),
-            None => door.refuse(Refused::Unknown, log_failure),
-        };
-        let id = match outcome {
-            Outcome::LoggedIn(id) => id,
-            Outcome::Failed => {
-                let _ = ctl::send(&mut ctl_end, &[b"FAIL"]);
-                continue;
-            }
-            Outcome::TooManyFailures => {
-                let _ = ctl::send(&mut ctl_end, &[b"BYE"]);
-                return 0;
-            }
-        };
-        return serve(cfg, settings, ctl_end, &id, peer);
-    }
+    let logins = Logins {
+        door: &mut door,
+        wait: settings.login_timeout * 3 + Duration::from_secs(60),
+        apop,
+    };
+    privsep::answer_logins(
+        &mut chan,
+        logins,
+        |why| log::notice(None, &format!("login failed: {} from {peer}", why.who())),
+        |chan, id| ControlFlow::Break(serve(cfg, settings, chan, &id, peer)),
+    )
+    .unwrap_or(0) // the client left, or failed too often
 }
 
 /// After a successful login: record it, become the owner, open the
@@ -279,7 +220,7 @@ fn authority(
 fn serve(
     cfg: &Config,
     settings: &Settings,
-    mut ctl_end: UnixStream,
+    chan: &mut UnixStream,
     id: &Identity,
     peer: &str,
 ) -> i32 {
@@ -298,7 +239,7 @@ fn serve(
             None,
             &format!("login refused: {} from {peer}: LOGIN-DELAY", id.login),
         );
-        let _ = ctl::send(&mut ctl_end, &[b"DELAY"]);
+        let _ = Answer::LoginDelay.send(chan);
         return 0;
     }
     if settings.pop_before_smtp_window > 0
@@ -328,12 +269,12 @@ fn serve(
             groups.push(mail);
         }
         if id.uid == 0 {
-            let _ = ctl::send(&mut ctl_end, &[b"PERM", b"Logins as root are not allowed."]);
+            let _ = Answer::Permanent("Logins as root are not allowed.".into()).send(chan);
             return 0;
         }
         if let Err(e) = crate::privs::set_ids(id.uid, id.gid, &groups) {
             log::err(None, &format!("cannot become {}: {e}", id.owner));
-            let _ = ctl::send(&mut ctl_end, &[b"TEMP", b"Internal error."]);
+            let _ = Answer::Temporary("Internal error.".into()).send(chan);
             return ExitCode::OsErr.code();
         }
     }
@@ -355,41 +296,31 @@ fn serve(
                 None,
                 &format!("{}: mailbox in use by another session", id.login),
             );
-            let _ = ctl::send(&mut ctl_end, &[b"INUSE"]);
+            let _ = Answer::InUse.send(chan);
             return 0;
         }
         Err(OpenError::Temp(e)) => {
             log::warning(None, &format!("{}: {e}", id.login));
-            let _ = ctl::send(
-                &mut ctl_end,
-                &[b"TEMP", b"Cannot open the mailbox; try again later."],
-            );
+            let _ =
+                Answer::Temporary("Cannot open the mailbox; try again later.".into()).send(chan);
             return 0;
         }
         Err(OpenError::Perm(e)) => {
             log::err(None, &format!("{}: {e}", id.login));
-            let _ = ctl::send(
-                &mut ctl_end,
-                &[
-                    b"PERM",
-                    b"The mailbox cannot be opened; contact the administrator.",
-                ],
-            );
+            let text = "The mailbox cannot be opened; contact the administrator.";
+            let _ = Answer::Permanent(text.into()).send(chan);
             return 0;
         }
     };
-    if ctl::send(&mut ctl_end, &[b"OK"]).is_err() {
+    if Answer::LoggedIn(id.login.clone()).send(chan).is_err() {
         return 0;
     }
-    let Ok(handoff) = ctl::receive(&mut ctl_end, settings.idle_timeout) else {
+    let Ok(Some(Request::Handoff { relay, early })) = Request::receive(chan, settings.idle_timeout)
+    else {
         return 0;
     };
-    if handoff.first().map(Vec::as_slice) != Some(b"HANDOFF") || handoff.len() < 3 {
-        return 0;
-    }
-    let early = handoff[2..].join(&0u8);
-    let wire = if handoff[1] == b"relay" {
-        let fd = ctl_end.as_raw_fd();
+    let wire = if relay {
+        let fd = chan.as_raw_fd();
         Wire::new(fd, fd).with_input(&early)
     } else {
         Wire::new(0, 1).with_input(&early)
@@ -406,11 +337,7 @@ fn serve(
             id.login, c.retrieved, c.retrieved_bytes, c.top, c.deleted, c.deleted_bytes
         ),
     );
-    drop_ctl(ctl_end);
+    // Close the channel: the relay, if any, then ends.
+    let _ = chan.shutdown(std::net::Shutdown::Both);
     0
-}
-
-/// Close the channel (the relay, if any, then ends).
-fn drop_ctl(s: UnixStream) {
-    let _ = s.shutdown(std::net::Shutdown::Both);
 }

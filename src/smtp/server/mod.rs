@@ -18,22 +18,21 @@
 //!
 //! ## Processes (network role, started as root)
 //!
-//! ```text
-//!  inetd ──▶ sendmail -bs (root): loads the tables, TLS key, the
-//!              │ connection slot and the client's     ┌──────────────────────┐
-//!              │ POP-before-SMTP stamp, then forks    │ network process      │
-//!              │                                      │ (smtp_user, group    │
-//!              ├── socketpair ───────────────────────▶│  mqueue): TLS, the   │
-//!              ▼                                      │  whole dialogue,     │
-//!            authority (root): answers AUTH           │  writes the queue,   │
-//!            requests only (pop3d's account check,    │  starts qrun         │
-//!            in a short-lived child)                  └──────────────────────┘
-//! ```
+//! Privilege separation as [`crate::privsep`] draws it.  The root process
+//! loads the tables and the TLS key, takes the connection slot
+//! ([`slots`]), applies `Connect:` access rules and looks the client up in
+//! pop3d's POP-before-SMTP stamps (root's alone), then splits:
+//!
+//! * the network process — `smtp_user` with group `mqueue`, nothing else
+//!   — holds the slot and the tables and runs the whole dialogue, TLS
+//!   included; it writes the queue and starts qrun as `sendmail` does;
+//! * the authority (root) only answers AUTH requests, through the login
+//!   door ([`crate::login`]: the same names, checks and slowing as
+//!   pop3d), and logs `AUTH: LOGIN from [ADDR]`.
 //!
 //! Nothing the client sends is parsed with root privileges (not even a TLS
-//! handshake): the authority reads only framed requests
-//! ([`crate::pop3::ctl`]).  Virtual accounts'
-//! password hashes are dropped from the network process's memory.
+//! handshake).  Started without root, or under a private root (tests), it
+//! stays one process and checks AUTH itself ([`Authenticator::InProcess`]).
 //!
 //! ## Modules
 //!
@@ -50,6 +49,7 @@ pub mod session;
 pub mod settings;
 pub mod slots;
 
+use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,8 @@ use crate::config::{Config, DeliveryMode};
 use crate::exit::{ExitCode, Failure};
 use crate::log;
 use crate::login;
-use crate::pop3::ctl;
+use crate::privsep::protocol::{Answer, Request};
+use crate::privsep::{self, Group, Logins, NetworkUser};
 use crate::smtp::Reply;
 use crate::wire::{self, Wire};
 use policy::Policy;
@@ -95,14 +96,17 @@ impl<'a> Authenticator<'a> {
     pub fn check(&mut self, authz: &[u8], authc: &[u8], password: &[u8]) -> Verdict {
         match self {
             Authenticator::Authority(s) => {
-                if ctl::send(s, &[b"AUTH", authz, authc, password]).is_err() {
+                let request = Request::Password {
+                    authzid: authz.to_vec(),
+                    name: authc.to_vec(),
+                    password: password.to_vec(),
+                };
+                if request.send(s).is_err() {
                     return Verdict::Bye;
                 }
-                match ctl::receive(s, Duration::from_secs(300)) {
-                    Ok(r) if r.first().map(Vec::as_slice) == Some(b"OK") && r.len() == 2 => {
-                        Verdict::Ok(String::from_utf8_lossy(&r[1]).into_owned())
-                    }
-                    Ok(r) if r.first().map(Vec::as_slice) == Some(b"FAIL") => Verdict::Fail,
+                match Answer::receive(s, Duration::from_secs(300)) {
+                    Ok(Some(Answer::LoggedIn(login))) if !login.is_empty() => Verdict::Ok(login),
+                    Ok(Some(Answer::Failed)) => Verdict::Fail,
                     _ => Verdict::Bye,
                 }
             }
@@ -264,119 +268,66 @@ fn network(
     // While still root: the stamps are root's.
     policy.look_up_pop_login(&ip);
     let client = Client::Network { ip, submission };
-    let start = |s: &mut Session| {
+    let serve = move |auth| {
+        let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
+        s.slot = slot.into_file();
         s.implicit_tls = implicit_tls;
-        s.refusal = refusal.clone();
+        s.refusal = refusal;
+        s.run();
     };
     // The privilege split needs root and the system's layout (a private
     // root, as in tests, keeps one process).
     if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
-        let auth = Authenticator::in_process(cfg, settings);
-        let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
-        s.slot = slot.into_file();
-        start(&mut s);
-        s.run();
+        serve(Authenticator::in_process(cfg, settings));
         return Ok(ExitCode::Ok);
     }
-    let (authority_end, network_end) = UnixStream::pair()
-        .map_err(|e| Failure::new(ExitCode::OsErr, format!("socketpair: {e}")))?;
-    let queue_gid = match nix::unistd::getegid().as_raw() {
-        0 => crate::users::group_id("mqueue").unwrap_or(0),
-        g => g,
+    let user = NetworkUser {
+        key: "smtp_user",
+        name: settings.unprivileged_user.clone(),
+        group: Group::Queue,
+        shut_in: None,
     };
-    log::prepare_for_chroot();
-    // SAFETY: single-threaded here; the child runs the network process
-    // and leaves with _exit.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => Err(Failure::new(ExitCode::OsErr, format!("fork: {}", e.desc()))),
-        Ok(nix::unistd::ForkResult::Child) => {
-            drop(authority_end);
-            if let Err(e) = become_network_user(settings, queue_gid) {
-                log::err(None, &format!("cannot drop privileges: {e}"));
-                refuse_now(
-                    &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
-                    implicit_tls,
-                );
-                // SAFETY: leave the child at once.
-                unsafe { libc::_exit(ExitCode::OsErr.code()) };
-            }
-            let mut s = Session::new(
-                cfg,
-                settings,
-                &policy,
-                Wire::new(0, 1),
-                client,
-                tls,
-                Authenticator::Authority(network_end),
-            );
-            s.slot = slot.into_file();
-            start(&mut s);
-            s.run();
-            // SAFETY: leave without running the parent's destructors.
-            unsafe { libc::_exit(0) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(network_end);
-            // The network process alone holds the connection slot, and
-            // gives it up as its session ends.
-            drop(slot);
-            // The authority needs neither the client's socket nor the tables.
-            drop(policy);
-            // SAFETY: closing our copies of the socket; the child has its own.
-            unsafe {
-                libc::close(0);
-                libc::close(1);
-            }
-            crate::privs::ensure_std_fds();
-            authority(cfg, settings, authority_end, &shown);
-            let _ = nix::sys::wait::waitpid(child, None);
-            Ok(ExitCode::Ok)
-        }
-    }
-}
-
-/// The network process: `smtp_user`, group `mqueue` (to write the queue
-/// and start qrun), nothing else.
-fn become_network_user(settings: &Settings, queue_gid: u32) -> Result<(), String> {
-    let user = crate::users::by_name(&settings.unprivileged_user)
-        .ok_or_else(|| format!("no user {}", settings.unprivileged_user))?;
-    if user.uid == 0 {
-        return Err("smtp_user must not be root".into());
-    }
-    if queue_gid == 0 {
-        return Err("no group mqueue (run 'make install')".into());
-    }
-    crate::privs::set_ids(user.uid, queue_gid, &[queue_gid])
+    // The network process alone holds the connection slot (and gives it
+    // up as its session ends) and the tables: `serve` owns them, and the
+    // authority drops it unrun.
+    privsep::split(
+        &user,
+        |chan| serve(Authenticator::Authority(chan)),
+        || {
+            refuse_now(
+                &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+                implicit_tls,
+            )
+        },
+        |chan| {
+            privsep::let_go_of_client();
+            authority(cfg, settings, chan, &shown)
+        },
+    )
+    .map_err(|e| Failure::new(ExitCode::OsErr, e))?;
+    Ok(ExitCode::Ok)
 }
 
 /// The authority: answer AUTH requests until the network process ends.
-fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, shown: &str) {
+fn authority(cfg: &Config, settings: &Settings, mut chan: UnixStream, shown: &str) {
     let mut door = login::Door::new(cfg, &settings.login, settings.pace());
-    // The network process enforces the client's timeouts; this only
-    // bounds a wedged one.
-    let wait = settings.timeout * 12;
-    loop {
-        let Ok(req) = ctl::receive(&mut ctl_end, wait) else {
-            return;
-        };
-        let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
-        let outcome = if field(0) == b"AUTH" && req.len() == 4 {
-            door.attempt(&login::Attempt::sasl(field(1), field(2), field(3)), |_| {})
-        } else {
-            door.refuse(login::Refused::Unknown, |_| {})
-        };
-        let answer: Vec<&[u8]> = match &outcome {
-            login::Outcome::LoggedIn(id) => {
-                log::info(None, &format!("AUTH: {} from {shown}", id.login));
-                vec![b"OK", id.login.as_bytes()]
+    let logins = Logins {
+        door: &mut door,
+        wait: settings.timeout * 12,
+        apop: None,
+    };
+    privsep::answer_logins(
+        &mut chan,
+        logins,
+        |_| {},
+        |chan, id| {
+            log::info(None, &format!("AUTH: {} from {shown}", id.login));
+            match Answer::LoggedIn(id.login).send(chan) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
             }
-            login::Outcome::Failed => vec![b"FAIL"],
-            login::Outcome::TooManyFailures => vec![b"BYE"],
-        };
-        if ctl::send(&mut ctl_end, &answer).is_err() {
-            return;
-        }
-    }
+        },
+    );
 }
 
 /// Start delivery of an accepted message, as `mode` says (`-odi` from a
