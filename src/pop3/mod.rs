@@ -3,7 +3,8 @@
 //! inetd (or a systemd socket with `Accept=yes`) starts `pop3d` as root for
 //! each connection, with the socket on descriptors 0 and 1 (`pop3d --tls`
 //! for port 995).  Descriptor 2 may be the socket too, so nothing is ever
-//! written to it: diagnostics go to syslog.
+//! written to it: diagnostics go to syslog.  The program's argv and
+//! configuration are [`crate::cli::pop3d`]; [`run`] serves one connection.
 //!
 //! ## Processes
 //!
@@ -39,11 +40,10 @@ pub mod settings;
 use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::accounts::MailboxPath;
-use crate::config::{Config, Paths};
+use crate::config::Config;
 use crate::exit::ExitCode;
 use crate::log;
 use crate::login::{self, Identity};
@@ -76,57 +76,10 @@ fn peer_address() -> String {
     "unknown".to_string()
 }
 
-/// `pop3d [--tls] [-C config]`.
-pub fn main(args: Vec<String>) -> i32 {
-    let mut implicit_tls = false;
-    let mut config_file: Option<PathBuf> = None;
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--tls" | "-s" => implicit_tls = true,
-            "-C" if i + 1 < args.len() => {
-                i += 1;
-                config_file = Some(PathBuf::from(&args[i]));
-            }
-            other => {
-                // stderr may be the client's socket: log only.
-                log::init("pop3d", &crate::config::LogTarget::Syslog, "localhost");
-                log::err(
-                    None,
-                    &format!("unknown argument {other:?}; usage: pop3d [--tls] [-C config]"),
-                );
-                return ExitCode::Usage.code();
-            }
-        }
-        i += 1;
-    }
-    let paths = match std::env::var_os(crate::config::ROOT_ENV) {
-        Some(r) if !r.is_empty() && !crate::privs::is_elevated() => Paths::under(PathBuf::from(r)),
-        _ => Paths::system(),
-    };
-    let cfg = match Config::load(paths, config_file.as_deref()) {
-        Ok(c) => c,
-        Err(f) => {
-            log::init("pop3d", &crate::config::LogTarget::Syslog, "localhost");
-            log::err(None, &f.to_string());
-            let _ = wire::write_all_fd(
-                1,
-                b"-ERR [SYS/PERM] The server is misconfigured.\r\n",
-                std::time::Instant::now() + Duration::from_secs(5),
-            );
-            return f.code.code();
-        }
-    };
-    log::init("pop3d", &cfg.log, &cfg.hostname);
-    let settings = match Settings::from_config(&cfg) {
-        Ok(s) => s,
-        Err(f) => {
-            log::err(None, &f.to_string());
-            return f.code.code();
-        }
-    };
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(0o077) };
+/// Serve the connection on descriptors 0 and 1 (`implicit_tls`: `--tls`,
+/// port 995), with a loaded configuration; returns the exit code.  The
+/// program's front end is [`crate::cli::pop3d`].
+pub fn run(cfg: &Config, settings: &Settings, implicit_tls: bool) -> i32 {
     let peer = peer_address();
     log::info(None, &format!("connect from {peer}"));
     let tls = settings.tls.load();
@@ -142,7 +95,7 @@ pub fn main(args: Vec<String>) -> i32 {
         return ExitCode::Config.code();
     }
     // APOP only where it can succeed: some account has a plain secret.
-    let apop = has_plain_secrets(&cfg).then(|| {
+    let apop = has_plain_secrets(cfg).then(|| {
         format!(
             "<{}.{}@{}>",
             std::process::id(),
@@ -166,13 +119,13 @@ pub fn main(args: Vec<String>) -> i32 {
                 wire: Wire::new(0, 1),
                 tls,
                 apop: apop.clone(),
-                settings: &settings,
+                settings,
                 ctl: chan,
             };
             front.run(implicit_tls);
         },
         || {},
-        |chan| authority(&cfg, &settings, chan, apop.as_deref(), &peer),
+        |chan| authority(cfg, settings, chan, apop.as_deref(), &peer),
     );
     split.unwrap_or_else(|e: String| {
         log::err(None, &e);
