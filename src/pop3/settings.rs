@@ -1,4 +1,7 @@
-//! pop3d's settings in mailroom.conf (all optional).
+//! pop3d's settings in mailroom.conf (all optional).  Those it shares
+//! with the SMTP server belong to their owners: the login check's
+//! ([`crate::login::Settings`]), the certificate ([`crate::tls::ServerCert`])
+//! and the POP-before-SMTP window ([`crate::state::stamps`]).
 
 use std::time::Duration;
 
@@ -55,6 +58,7 @@ pub struct Settings {
     pub auth_fail_delay: Duration,
     pub max_auth_failures: u32,
     pub login_delay: u64,
+    /// How long a login's address may relay (0: no stamp is written).
     pub pop_before_smtp_window: u64,
     /// The login check's own settings.
     pub login: crate::login::Settings,
@@ -88,9 +92,7 @@ impl Settings {
             tls: crate::tls::ServerCert::from_config(cfg),
         })
     }
-}
 
-impl Settings {
     /// How failed logins are slowed (`pop3_auth_fail_delay`,
     /// `pop3_max_auth_failures`).
     pub fn pace(&self) -> crate::login::Pace {
