@@ -48,7 +48,7 @@ use crate::exit::ExitCode;
 use crate::log;
 use crate::login::{self, Identity};
 use crate::privsep::protocol::{Answer, Request};
-use crate::privsep::{self, Group, Logins, NetworkUser};
+use crate::privsep::{self, Group, Logins, NetworkUser, SplitError};
 use crate::state::stamps;
 use crate::wire::{self, Wire};
 use maildrop::{Maildrop, OpenError};
@@ -127,10 +127,17 @@ pub fn run(cfg: &Config, settings: &Settings, implicit_tls: bool) -> i32 {
         || {},
         |chan| authority(cfg, settings, chan, apop.as_deref(), &peer),
     );
-    split.unwrap_or_else(|e: String| {
-        log::err(None, &e);
-        ExitCode::OsErr.code()
-    })
+    match split {
+        Ok(code) => code,
+        Err(SplitError::Socketpair(e)) => {
+            log::err(None, &format!("socketpair: {e}"));
+            ExitCode::OsErr.code()
+        }
+        Err(SplitError::Fork(e)) => {
+            log::err(None, &format!("fork: {}", e.desc()));
+            ExitCode::OsErr.code()
+        }
+    }
 }
 
 /// Whether any virtual account has a `{PLAIN}` secret (so APOP can work).

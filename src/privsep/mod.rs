@@ -137,6 +137,22 @@ pub fn verify_dropped(uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Why [`split`] could not split.
+#[derive(Debug)]
+pub enum SplitError {
+    Socketpair(std::io::Error),
+    Fork(nix::errno::Errno),
+}
+
+impl std::fmt::Display for SplitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SplitError::Socketpair(e) => write!(f, "socketpair: {e}"),
+            SplitError::Fork(e) => write!(f, "fork: {}", e.desc()),
+        }
+    }
+}
+
 /// Fork into the network process and the authority, joined by a socket
 /// pair.  The child becomes `user` (when that fails: logged as `cannot
 /// drop privileges: ...`, then `cannot_drop` — a server may tell its
@@ -149,14 +165,13 @@ pub fn split<T>(
     network: impl FnOnce(UnixStream),
     cannot_drop: impl FnOnce(),
     authority: impl FnOnce(UnixStream) -> T,
-) -> Result<T, String> {
-    let (authority_end, network_end) =
-        UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+) -> Result<T, SplitError> {
+    let (authority_end, network_end) = UnixStream::pair().map_err(SplitError::Socketpair)?;
     // SAFETY: single-threaded (the caller's promise); the child runs the
     // network side and leaves with _exit, never returning into the
     // caller's code.
     match unsafe { nix::unistd::fork() } {
-        Err(e) => Err(format!("fork: {}", e.desc())),
+        Err(e) => Err(SplitError::Fork(e)),
         Ok(nix::unistd::ForkResult::Child) => {
             drop(authority_end);
             drop(authority);

@@ -304,7 +304,7 @@ fn network(
             authority(cfg, settings, chan, &shown)
         },
     )
-    .map_err(|e| Failure::new(ExitCode::OsErr, e))?;
+    .map_err(|e| Failure::new(ExitCode::OsErr, e.to_string()))?;
     Ok(ExitCode::Ok)
 }
 
