@@ -7,7 +7,7 @@
 //! ```text
 //!  inetd ──▶ pop3d or sendmail -bs (root): configuration, TLS key; the SMTP
 //!              │ server also the connection slot, the access table and the
-//!              │ client's POP-before-SMTP stamp ([`crate::state`])
+//!              │ client's POP-before-SMTP stamp (state::stamps)
 //!              │
 //!              │ split(): socket pair, fork
 //!              ├─────────────────────────────────▶ network process
@@ -18,7 +18,7 @@
 //!              │ (protocol), never the client's      starts qrun)
 //!              │ words                             TLS, the whole dialogue,
 //!              ▼                                   USER/PASS/APOP/AUTH
-//!            checker (root, one per attempt): [`crate::login::check`] reads
+//!            checker (root, one per attempt): login::check reads
 //!              /etc/shadow or /etc/mail/passwd, runs crypt(), answers, exits
 //!
 //!  then:  pop3d: after a login the authority records the stamps, becomes
@@ -39,9 +39,9 @@
 //!   one door ([`crate::login::Door`]: the check, the failure's log line,
 //!   the pause).
 //!
-//! A server started without root (a private root in tests) has nothing to
-//! separate: pop3d still splits but stays who it is; the SMTP server
-//! checks AUTH in its one process.
+//! A server not started as root has nothing to separate: pop3d still
+//! splits but stays who it is; the SMTP server (also under a private
+//! root, as in tests) keeps one process and checks AUTH in it.
 
 pub mod authority;
 pub mod frame;
