@@ -140,9 +140,9 @@ pub fn rules_dir(cfg: &Config) -> PathBuf {
     cfg.paths.etc_mail("autoreply")
 }
 
-/// The directory of per-sender memories.
+/// The directory of per-sender memories (see [`crate::state`]).
 pub fn db_dir(cfg: &Config) -> PathBuf {
-    cfg.paths.resolve("/var/spool/mailroom/autoreply")
+    crate::state::dir(cfg).join(crate::state::AUTOREPLY)
 }
 
 /// The key an address is stored under: lower case, qualified with the

@@ -1,7 +1,10 @@
 //! Every `mailroom.conf` key, gathered from the modules that own them: the
 //! settings most programs share ([`crate::config::KNOWN_KEYS`]), the queue
 //! runner's ([`crate::runner::settings::KEYS`]), pop3d's
-//! ([`crate::pop3::settings::KEYS`]) and the SMTP server's
+//! ([`crate::pop3::settings::KEYS`]), the login check's
+//! ([`crate::login::KEYS`]), the servers' certificates
+//! ([`crate::tls::KEYS`]), POP-before-SMTP's
+//! ([`crate::state::stamps::KEYS`]) and the SMTP server's
 //! ([`crate::smtp::server::settings::KEYS`]).  Each entry is `(key,
 //! default, meaning)`.
 //!
@@ -34,6 +37,18 @@ pub const SECTIONS: &[Section] = &[
     Section {
         title: "The POP3 server (pop3d)",
         keys: crate::pop3::settings::KEYS,
+    },
+    Section {
+        title: "Logins (pop3d and SMTP AUTH)",
+        keys: crate::login::KEYS,
+    },
+    Section {
+        title: "TLS certificates (pop3d and the SMTP server)",
+        keys: crate::tls::KEYS,
+    },
+    Section {
+        title: "POP-before-SMTP",
+        keys: crate::state::stamps::KEYS,
     },
     Section {
         title: "The SMTP server (sendmail -bs)",

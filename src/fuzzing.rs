@@ -521,8 +521,8 @@ pub fn pop3(data: &[u8]) {
         let settings = crate::pop3::settings::Settings::from_config(cfg).expect("pop3 settings");
 
         let (ctl, mut authority) = std::os::unix::net::UnixStream::pair().expect("a socketpair");
-        crate::pop3::ctl::send(&mut authority, &[b"FAIL"]).expect("queue an answer");
-        crate::pop3::ctl::send(&mut authority, &[b"OK"]).expect("queue an answer");
+        crate::privsep::frame::send(&mut authority, &[b"FAIL"]).expect("queue an answer");
+        crate::privsep::frame::send(&mut authority, &[b"OK"]).expect("queue an answer");
         // Further questions find the authority gone.
         authority
             .shutdown(std::net::Shutdown::Write)
@@ -608,13 +608,7 @@ thread_local! {
 /// every reply is a reply, every message acknowledged is in the queue.
 pub fn smtp(data: &[u8]) {
     let fx = SMTP.with(|s| *s);
-    let auth = crate::smtp::server::Authenticator::InProcess {
-        cfg: Box::new(fx.cfg.clone()),
-        settings: Box::new(fx.settings.pop3.clone()),
-        delay: Duration::ZERO,
-        max_failures: fx.settings.max_auth_failures,
-        failures: 0,
-    };
+    let auth = crate::smtp::server::Authenticator::in_process(&fx.cfg, &fx.settings);
     let (mut conn, wire) = Conn::new(data);
     let mut s = crate::smtp::server::session::Session::new(
         &fx.cfg,

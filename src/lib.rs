@@ -35,7 +35,7 @@
 //! |---------|---------|-------|--------|
 //! | `sendmail` (submission, `mailq`) | the caller, setgid `mqueue` | `/etc/mail/*`, stdin | `qf`/`df` in `/var/spool/mqueue` |
 //! | `newaliases` | root | `/etc/mail/aliases` | its compiled index |
-//! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections |
+//! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections, the autoresponder's memory in `/var/spool/mailroom/autoreply` |
 //! | `deliver` | started as root, becomes the mailbox owner | the queue's `df`, `~/.forward` and `~/.mailroom-filter` (as the user), `/etc/mail/filter` | mailboxes and their folders, as their owner |
 //! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` and pop3d's POP-before-SMTP stamps (read before dropping root) | `qf`/`df` in `/var/spool/mqueue` |
 //! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions); as root, the POP-before-SMTP stamps in `/var/spool/mailroom` |
@@ -93,6 +93,12 @@
 //!   rules; [`wire`] — the line-based connection (TLS, deadlines) both
 //!   servers speak over.
 //! * [`pop3`] — the POP3 server.
+//! * [`privsep`] — both servers' privilege separation: the unprivileged
+//!   network process, the root authority, the requests between them.
+//! * [`login`] — the one login check (names, passwords, APOP, the pause
+//!   after failures) behind pop3d and SMTP AUTH.
+//! * [`state`] — `/var/spool/mailroom`: the servers' and the autoresponder's
+//!   small state files, with their inventory.
 //! * [`admin`] — the `mailroom` command.
 //!
 //! Testing: `fuzzing` — the fuzz targets' bodies, shared by `fuzz/` and
@@ -124,16 +130,19 @@ pub mod filter;
 pub mod fuzzing;
 pub mod lists;
 pub mod log;
+pub mod login;
 pub mod mailbox;
 pub mod message;
 pub mod pop3;
 pub mod privs;
+pub mod privsep;
 pub mod queue;
 pub mod resolve;
 pub mod route;
 pub mod runner;
 pub mod smtp;
 pub mod srs;
+pub mod state;
 pub mod table;
 pub mod tls;
 pub mod users;

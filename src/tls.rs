@@ -6,14 +6,66 @@
 //! * Client, verified (`encrypt`/`verify`, and smarthosts by default): the
 //!   system's CA certificates (`/etc/ssl/certs`) and the host name.
 //! * Server: the certificate chain and key in PEM files,
-//!   `/etc/mail/tls/mail.crt` and `/etc/mail/tls/mail.key` by default.
+//!   `/etc/mail/tls/mail.crt` and `/etc/mail/tls/mail.key` by default
+//!   ([`ServerCert`]: one pair for pop3d's STLS and port 995 and the SMTP
+//!   server's STARTTLS and port 465).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+
+use crate::config::Config;
+
+/// Keys read here, with defaults, for `mailroom check` and
+/// `etc/mailroom.conf`.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    (
+        "tls_cert",
+        "/etc/mail/tls/mail.crt",
+        "certificate chain (PEM) for STLS and port 995, shared with the SMTP server",
+    ),
+    (
+        "tls_key",
+        "/etc/mail/tls/mail.key",
+        "its private key (PEM, root-only)",
+    ),
+];
+
+/// The servers' certificate and key files (`tls_cert`, `tls_key`).
+#[derive(Debug, Clone)]
+pub struct ServerCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl ServerCert {
+    pub fn from_config(cfg: &Config) -> ServerCert {
+        let path = |key: &str, default: &str| cfg.paths.resolve(cfg.get(key).unwrap_or(default));
+        ServerCert {
+            cert: path("tls_cert", "/etc/mail/tls/mail.crt"),
+            key: path("tls_key", "/etc/mail/tls/mail.key"),
+        }
+    }
+
+    /// The server configuration, when both files exist: without them TLS
+    /// is simply not offered; files that exist but cannot be used are
+    /// logged (`TLS is off: ...`) and TLS is not offered either.
+    pub fn load(&self) -> Option<Arc<ServerConfig>> {
+        if !(self.cert.exists() && self.key.exists()) {
+            return None;
+        }
+        match server_config(&self.cert, &self.key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                crate::log::err(None, &format!("TLS is off: {e}"));
+                None
+            }
+        }
+    }
+}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

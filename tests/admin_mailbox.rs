@@ -15,8 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mailroom::config::{Config, Paths};
-use mailroom::pop3::login::{Proof, authenticate};
-use mailroom::pop3::settings::Settings;
+use mailroom::login::{Attempt, Settings, check};
 
 /// A root with two local domains, one virtual domain, root, bob and the
 /// virtual mailbox owner vmail.
@@ -72,11 +71,10 @@ fn read(r: &Root, rel: &str) -> String {
 fn pop3_accepts(r: &Root, login: &str, pw: &str) -> Option<String> {
     let cfg = Config::load(Paths::under(r.dir.clone()), None).unwrap();
     let settings = Settings::from_config(&cfg).unwrap();
-    authenticate(
+    check(
         &cfg,
         &settings,
-        login.as_bytes(),
-        &Proof::Password(pw.as_bytes().to_vec()),
+        &Attempt::password(login.as_bytes(), pw.as_bytes()),
     )
     .ok()
     .map(|id| id.owner)

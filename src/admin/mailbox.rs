@@ -338,7 +338,7 @@ pub fn hash_password(pw: &[u8]) -> Result<String, Failure> {
 fn crypt(pw: &[u8], setting: &str) -> Option<String> {
     let key = std::ffi::CString::new(pw).ok()?;
     let setting = std::ffi::CString::new(setting).ok()?;
-    let f = crate::pop3::login::system_crypt()?;
+    let f = crate::login::system_crypt()?;
     // SAFETY: two valid C strings; crypt returns a static buffer or NULL
     // (this process is single-threaded here).
     let out = unsafe { f(key.as_ptr(), setting.as_ptr()) };
@@ -2294,8 +2294,8 @@ mod tests {
         let h = hash_password(b"s3cret pass").unwrap();
         assert!(h.starts_with("$6$"));
         assert_eq!(h.split('$').nth(2).unwrap().len(), 16);
-        assert!(crate::pop3::login::crypt_matches(b"s3cret pass", &h));
-        assert!(!crate::pop3::login::crypt_matches(b"s3cret", &h));
+        assert!(crate::login::crypt_matches(b"s3cret pass", &h));
+        assert!(!crate::login::crypt_matches(b"s3cret", &h));
         assert_ne!(hash_password(b"s3cret pass").unwrap(), h, "salt is random");
         assert!(check_password(b"").is_err());
         assert!(check_password(b"a\nb").is_err());

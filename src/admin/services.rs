@@ -504,8 +504,7 @@ fn services(cfg: &Config, args: &ServicesArgs) -> Result<ExitCode, Failure> {
                 if use_systemd { "systemd" } else { "inetd" }
             );
         }
-        let tls = crate::pop3::settings::Settings::from_config(cfg)?;
-        let (cert, key) = (tls.tls_cert, tls.tls_key);
+        let crate::tls::ServerCert { cert, key } = crate::tls::ServerCert::from_config(cfg);
         if !(cert.exists() && key.exists()) {
             println!(
                 "note: ports 465 and 995 speak TLS from the first byte and refuse connections until {} and {} exist",

@@ -60,5 +60,5 @@ fn main() {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    std::process::exit(mailroom::pop3::main(args));
+    std::process::exit(mailroom::cli::pop3d::main(args));
 }

@@ -1,6 +1,7 @@
 //! Command-line front ends that are more than argument parsing.
 //!
 //! * [`deliver`] — the local delivery agent's front end.
+//! * [`pop3d`] — the POP3 server's front end.
 //! * [`qrun`] — the queue runner's front end.
 //! * [`sendmail_args`] — sendmail's argv, parsed getopt-style.
 //! * [`sendmail`] — the `sendmail`/`mailq`/`newaliases` command.
@@ -8,6 +9,7 @@
 //!   request at the queue's door.
 
 pub mod deliver;
+pub mod pop3d;
 pub mod qrun;
 pub mod sendmail;
 pub mod sendmail_args;

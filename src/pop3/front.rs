@@ -1,8 +1,9 @@
 //! The AUTHORIZATION state (RFC 1939 §4, RFC 2449, RFC 2595, RFC 5034),
 //! spoken by pop3d's unprivileged network process: greeting, `CAPA`,
 //! `STLS`, `USER`/`PASS`, `APOP`, `AUTH PLAIN`/`AUTH LOGIN`, `QUIT`.
-//! Credentials go to the authority over [`super::ctl`]; the client hears
-//! the same `-ERR [AUTH] Authentication failed.` for every failure.
+//! Credentials go to the authority as [`crate::privsep::protocol`]
+//! requests; the client hears the same `-ERR [AUTH] Authentication
+//! failed.` for every failure.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -10,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::command;
-use super::ctl;
 use super::settings::Settings;
 use crate::b64;
 use crate::log;
+use crate::privsep::protocol::{Answer, Request};
 use crate::wire::{Line, Wire, WireError};
 
 /// What the network process works with.
@@ -167,7 +168,11 @@ impl Front<'_> {
                     Verdict::Again
                 }
                 ("PASS", pw) => match user.take() {
-                    Some(name) if self.plaintext_ok() => self.ask(&[b"PASS", &name, pw.as_bytes()]),
+                    Some(name) if self.plaintext_ok() => self.ask(Request::Password {
+                        authzid: Vec::new(),
+                        name,
+                        password: pw.as_bytes().to_vec(),
+                    }),
                     Some(_) => {
                         self.refuse_plaintext();
                         Verdict::Again
@@ -179,9 +184,10 @@ impl Front<'_> {
                     }
                 },
                 ("APOP", args) if self.apop.is_some() => match args.split_once(' ') {
-                    Some((name, digest)) if !digest.contains(' ') => {
-                        self.ask(&[b"APOP", name.as_bytes(), digest.as_bytes()])
-                    }
+                    Some((name, digest)) if !digest.contains(' ') => self.ask(Request::Apop {
+                        name: name.as_bytes().to_vec(),
+                        digest: digest.as_bytes().to_vec(),
+                    }),
                     _ => {
                         self.reply("-ERR Usage: APOP name digest");
                         good = false;
@@ -274,7 +280,11 @@ impl Front<'_> {
                     self.reply("-ERR [AUTH] Authentication failed.");
                     return Verdict::Again;
                 };
-                self.ask(&[b"PLAIN", authzid, authcid, password])
+                self.ask(Request::Password {
+                    authzid: authzid.to_vec(),
+                    name: authcid.to_vec(),
+                    password: password.to_vec(),
+                })
             }
             "LOGIN" => {
                 let name = match initial {
@@ -299,7 +309,11 @@ impl Front<'_> {
                     self.reply("-ERR [AUTH] Authentication failed.");
                     return Verdict::Again;
                 }
-                self.ask(&[b"PASS", &name, &password])
+                self.ask(Request::Password {
+                    authzid: Vec::new(),
+                    name,
+                    password,
+                })
             }
             _ => {
                 self.reply("-ERR Unsupported authentication mechanism.");
@@ -309,47 +323,42 @@ impl Front<'_> {
     }
 
     /// Ask the authority and tell the client what it said.
-    fn ask(&mut self, fields: &[&[u8]]) -> Verdict {
+    fn ask(&mut self, request: Request) -> Verdict {
         // The reply may take a while (a failure is answered slowly).
         let wait = self.settings.auth_fail_delay * 64 + Duration::from_secs(120);
-        let answer =
-            ctl::send(&mut self.ctl, fields).and_then(|()| ctl::receive(&mut self.ctl, wait));
+        let answer = request
+            .send(&mut self.ctl)
+            .and_then(|()| Answer::receive(&mut self.ctl, wait));
         let Ok(answer) = answer else {
             self.reply("-ERR [SYS/TEMP] Authentication is not available.");
             return Verdict::Close;
         };
-        let text = |i: usize| {
-            answer
-                .get(i)
-                .map(|t| String::from_utf8_lossy(t).into_owned())
-                .unwrap_or_default()
-        };
-        match answer.first().map(Vec::as_slice) {
-            Some(b"OK") => {
+        match answer {
+            Some(Answer::LoggedIn(_)) => {
                 self.reply("+OK Logged in.");
                 Verdict::In
             }
-            Some(b"FAIL") => {
+            Some(Answer::Failed) => {
                 self.reply("-ERR [AUTH] Authentication failed.");
                 Verdict::Again
             }
-            Some(b"INUSE") => {
+            Some(Answer::InUse) => {
                 self.reply("-ERR [IN-USE] Mailbox is locked by another POP3 session.");
                 Verdict::Close
             }
-            Some(b"DELAY") => {
+            Some(Answer::LoginDelay) => {
                 self.reply("-ERR [LOGIN-DELAY] Logged in too recently.");
                 Verdict::Close
             }
-            Some(b"TEMP") => {
-                self.reply(&format!("-ERR [SYS/TEMP] {}", text(1)));
+            Some(Answer::Temporary(text)) => {
+                self.reply(&format!("-ERR [SYS/TEMP] {text}"));
                 Verdict::Close
             }
-            Some(b"PERM") => {
-                self.reply(&format!("-ERR [SYS/PERM] {}", text(1)));
+            Some(Answer::Permanent(text)) => {
+                self.reply(&format!("-ERR [SYS/PERM] {text}"));
                 Verdict::Close
             }
-            _ => {
+            Some(Answer::TooManyFailures) | None => {
                 self.reply("-ERR [AUTH] Authentication failed.");
                 Verdict::Close
             }
@@ -364,13 +373,11 @@ impl Front<'_> {
         if self.wire.flush(deadline).is_err() {
             return;
         }
-        let early = self.wire.take_buffered();
-        let mode: &[u8] = if self.wire.is_tls() {
-            b"relay"
-        } else {
-            b"direct"
+        let handoff = Request::Handoff {
+            relay: self.wire.is_tls(),
+            early: self.wire.take_buffered(),
         };
-        if ctl::send(&mut self.ctl, &[b"HANDOFF", mode, &early]).is_err() {
+        if handoff.send(&mut self.ctl).is_err() {
             return;
         }
         if self.wire.is_tls() {

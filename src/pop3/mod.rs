@@ -3,32 +3,26 @@
 //! inetd (or a systemd socket with `Accept=yes`) starts `pop3d` as root for
 //! each connection, with the socket on descriptors 0 and 1 (`pop3d --tls`
 //! for port 995).  Descriptor 2 may be the socket too, so nothing is ever
-//! written to it: diagnostics go to syslog.
+//! written to it: diagnostics go to syslog.  The program's argv and
+//! configuration are [`crate::cli::pop3d`]; [`run`] serves one connection.
 //!
-//! ## Processes (popa3d's model)
+//! ## Processes
 //!
-//! ```text
-//!  inetd ──▶ pop3d (root): the authority ── socketpair ── network process
-//!              │ forks per login attempt                 (pop3_user, chrooted
-//!              ▼                                          to an empty directory)
-//!            checker (root): reads /etc/shadow or         speaks AUTHORIZATION,
-//!            /etc/mail/passwd, runs crypt(), answers      TLS, USER/PASS/AUTH
-//!              │ yes: the authority records the login,
-//!              ▼ becomes the mailbox owner, opens the maildrop
-//!            session (the owner, + group mail for dotlocks): TRANSACTION
-//! ```
+//! Privilege separation as [`crate::privsep`] draws it (popa3d's model):
 //!
-//! * The network process parses everything the client sends before login,
-//!   without privileges ([`front`]).
-//! * The authority never parses the client's words; it answers framed
-//!   requests ([`ctl`]).  The password check runs in a short-lived child
-//!   ([`login::authenticate`]), so hashes never live in a process that
-//!   later serves a mailbox.
-//! * After a successful login the authority records it (POP-before-SMTP,
-//!   [`stamps`]), gives up root for the mailbox's owner, opens the
-//!   maildrop ([`maildrop`]) and serves the session ([`session`]): on the
-//!   socket itself, or — when the network process holds a TLS session —
-//!   through it.
+//! * The network process — `pop3_user`, no groups, shut in
+//!   [`EMPTY_DIR`] — speaks the AUTHORIZATION state, TLS included
+//!   ([`front`]), and sends the credentials as requests.
+//! * The authority (root) never parses the client's words.  It answers
+//!   each login through the login door ([`crate::login`]: the check in a
+//!   short-lived child, so hashes never live in a process that later
+//!   serves a mailbox; `login failed` and the pause after a failure).
+//! * After a successful login the authority records it (POP-before-SMTP
+//!   and LOGIN-DELAY, [`crate::state::stamps`]), gives up root for the
+//!   mailbox's owner (with group `mail` for the spool's dotlocks when the
+//!   mailbox is an mbox there), opens the maildrop ([`maildrop`]) and
+//!   serves the TRANSACTION state ([`session`]): on the socket itself, or
+//!   — when the network process holds a TLS session — through it.
 //!
 //! ## Logs (syslog, facility mail, tag `pop3d`)
 //!
@@ -38,25 +32,25 @@
 //! (how)`.
 
 pub mod command;
-pub mod ctl;
 pub mod front;
-pub mod login;
 pub mod maildrop;
 pub mod session;
 pub mod settings;
-pub mod stamps;
 
+use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::accounts::MailboxPath;
-use crate::config::{Config, Paths};
+use crate::config::Config;
 use crate::exit::ExitCode;
 use crate::log;
+use crate::login::{self, Identity};
+use crate::privsep::protocol::{Answer, Request};
+use crate::privsep::{self, Group, Logins, NetworkUser, SplitError};
+use crate::state::stamps;
 use crate::wire::{self, Wire};
-use login::{Identity, Proof};
 use maildrop::{Maildrop, OpenError};
 use settings::Settings;
 
@@ -82,83 +76,26 @@ fn peer_address() -> String {
     "unknown".to_string()
 }
 
-/// `pop3d [--tls] [-C config]`.
-pub fn main(args: Vec<String>) -> i32 {
-    let mut implicit_tls = false;
-    let mut config_file: Option<PathBuf> = None;
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--tls" | "-s" => implicit_tls = true,
-            "-C" if i + 1 < args.len() => {
-                i += 1;
-                config_file = Some(PathBuf::from(&args[i]));
-            }
-            other => {
-                // stderr may be the client's socket: log only.
-                log::init("pop3d", &crate::config::LogTarget::Syslog, "localhost");
-                log::err(
-                    None,
-                    &format!("unknown argument {other:?}; usage: pop3d [--tls] [-C config]"),
-                );
-                return ExitCode::Usage.code();
-            }
-        }
-        i += 1;
-    }
-    let paths = match std::env::var_os(crate::config::ROOT_ENV) {
-        Some(r) if !r.is_empty() && !crate::privs::is_elevated() => Paths::under(PathBuf::from(r)),
-        _ => Paths::system(),
-    };
-    let cfg = match Config::load(paths, config_file.as_deref()) {
-        Ok(c) => c,
-        Err(f) => {
-            log::init("pop3d", &crate::config::LogTarget::Syslog, "localhost");
-            log::err(None, &f.to_string());
-            let _ = wire::write_all_fd(
-                1,
-                b"-ERR [SYS/PERM] The server is misconfigured.\r\n",
-                std::time::Instant::now() + Duration::from_secs(5),
-            );
-            return f.code.code();
-        }
-    };
-    log::init("pop3d", &cfg.log, &cfg.hostname);
-    let settings = match Settings::from_config(&cfg) {
-        Ok(s) => s,
-        Err(f) => {
-            log::err(None, &f.to_string());
-            return f.code.code();
-        }
-    };
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(0o077) };
+/// Serve the connection on descriptors 0 and 1 (`implicit_tls`: `--tls`,
+/// port 995), with a loaded configuration; returns the exit code.  The
+/// program's front end is [`crate::cli::pop3d`].
+pub fn run(cfg: &Config, settings: &Settings, implicit_tls: bool) -> i32 {
     let peer = peer_address();
     log::info(None, &format!("connect from {peer}"));
-    let tls = if settings.tls_cert.exists() && settings.tls_key.exists() {
-        match crate::tls::server_config(&settings.tls_cert, &settings.tls_key) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                log::err(None, &format!("TLS is off: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let tls = settings.tls.load();
     if implicit_tls && tls.is_none() {
         log::err(
             None,
             &format!(
                 "--tls needs {} and {}",
-                settings.tls_cert.display(),
-                settings.tls_key.display()
+                settings.tls.cert.display(),
+                settings.tls.key.display()
             ),
         );
         return ExitCode::Config.code();
     }
     // APOP only where it can succeed: some account has a plain secret.
-    let apop = has_plain_secrets(&cfg).then(|| {
+    let apop = has_plain_secrets(cfg).then(|| {
         format!(
             "<{}.{}@{}>",
             std::process::id(),
@@ -169,43 +106,36 @@ pub fn main(args: Vec<String>) -> i32 {
             cfg.hostname
         )
     });
-    let (authority_end, network_end) = match UnixStream::pair() {
-        Ok(p) => p,
-        Err(e) => {
-            log::err(None, &format!("socketpair: {e}"));
-            return ExitCode::OsErr.code();
-        }
+    let user = NetworkUser {
+        key: "pop3_user",
+        name: settings.unprivileged_user.clone(),
+        group: Group::Own,
+        shut_in: Some(cfg.paths.resolve(EMPTY_DIR)),
     };
-    // SAFETY: single-threaded here; the child runs the network process
-    // and exits.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => {
-            log::err(None, &format!("fork: {}", e.desc()));
-            ExitCode::OsErr.code()
-        }
-        Ok(nix::unistd::ForkResult::Child) => {
-            drop(authority_end);
-            if let Err(e) = shut_in(&cfg, &settings) {
-                log::err(None, &format!("cannot drop privileges: {e}"));
-                // SAFETY: leave the child at once.
-                unsafe { libc::_exit(ExitCode::OsErr.code()) };
-            }
+    let split = privsep::split(
+        &user,
+        |chan| {
             let mut front = front::Front {
                 wire: Wire::new(0, 1),
                 tls,
-                apop,
-                settings: &settings,
-                ctl: network_end,
+                apop: apop.clone(),
+                settings,
+                ctl: chan,
             };
             front.run(implicit_tls);
-            // SAFETY: leave without running destructors twice.
-            unsafe { libc::_exit(0) }
+        },
+        || {},
+        |chan| authority(cfg, settings, chan, apop.as_deref(), &peer),
+    );
+    match split {
+        Ok(code) => code,
+        Err(SplitError::Socketpair(e)) => {
+            log::err(None, &format!("socketpair: {e}"));
+            ExitCode::OsErr.code()
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(network_end);
-            let code = authority(&cfg, &settings, authority_end, apop.as_deref(), &peer);
-            let _ = nix::sys::wait::waitpid(child, None);
-            code
+        Err(SplitError::Fork(e)) => {
+            log::err(None, &format!("fork: {}", e.desc()));
+            ExitCode::OsErr.code()
         }
     }
 }
@@ -221,91 +151,28 @@ fn has_plain_secrets(cfg: &Config) -> bool {
         .unwrap_or(false)
 }
 
-/// The network process gives up root: into the empty directory, as
-/// `pop3_user`, with no groups.  (Not root: nothing to give up.)
-fn shut_in(cfg: &Config, settings: &Settings) -> Result<(), String> {
-    log::prepare_for_chroot();
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
-    let user = crate::users::by_name(&settings.unprivileged_user)
-        .ok_or_else(|| format!("no user {}", settings.unprivileged_user))?;
-    if user.uid == 0 {
-        return Err("pop3_user must not be root".into());
-    }
-    let empty = cfg.paths.resolve(EMPTY_DIR);
-    if empty.is_dir() {
-        nix::unistd::chroot(&empty)
-            .map_err(|e| format!("chroot {}: {}", empty.display(), e.desc()))?;
-        nix::unistd::chdir("/").map_err(|e| format!("chdir: {}", e.desc()))?;
-    }
-    crate::privs::set_ids(user.uid, user.gid, &[user.gid])
-}
-
 /// The authority: answer login attempts; after one succeeds, become the
 /// mailbox's owner and serve the session.  Returns the exit code.
 fn authority(
     cfg: &Config,
     settings: &Settings,
-    mut ctl_end: UnixStream,
+    mut chan: UnixStream,
     apop: Option<&str>,
     peer: &str,
 ) -> i32 {
-    let mut failures = 0u32;
-    let wait = settings.login_timeout * 3 + Duration::from_secs(60);
-    loop {
-        let Ok(req) = ctl::receive(&mut ctl_end, wait) else {
-            return 0; // the client left
-        };
-        let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
-        let attempt: Option<(Vec<u8>, Proof)> = match field(0) {
-            b"PASS" if req.len() == 3 => {
-                Some((field(1).to_vec(), Proof::Password(field(2).to_vec())))
-            }
-            b"PLAIN" if req.len() == 4 => {
-                // authzid must be empty or the same as authcid (no proxy logins).
-                let (authz, authc) = (field(1), field(2));
-                (authz.is_empty() || authz == authc)
-                    .then(|| (authc.to_vec(), Proof::Password(field(3).to_vec())))
-            }
-            b"APOP" if req.len() == 3 => apop.map(|ts| {
-                (
-                    field(1).to_vec(),
-                    Proof::Apop {
-                        timestamp: ts.to_string(),
-                        digest: String::from_utf8_lossy(field(2)).into_owned(),
-                    },
-                )
-            }),
-            _ => None,
-        };
-        let identity = match &attempt {
-            Some((name, proof)) => login::authenticate(cfg, settings, name, proof),
-            None => Err(login::Refused::Unknown),
-        };
-        let id = match identity {
-            Ok(id) => id,
-            Err(why) => {
-                failures += 1;
-                let who = match why {
-                    login::Refused::Account(login) => login,
-                    login::Refused::Unknown => "unknown user".to_string(),
-                };
-                log::notice(None, &format!("login failed: {who} from {peer}"));
-                let delay = settings
-                    .auth_fail_delay
-                    .saturating_mul(1 << (failures - 1).min(5));
-                std::thread::sleep(delay);
-                let last = failures >= settings.max_auth_failures;
-                let _ = ctl::send(&mut ctl_end, &[if last { b"BYE" } else { b"FAIL" }]);
-                if last {
-                    return 0;
-                }
-                continue;
-            }
-        };
-        return serve(cfg, settings, ctl_end, &id, peer);
-    }
+    let mut door = login::Door::new(cfg, &settings.login, settings.pace());
+    let logins = Logins {
+        door: &mut door,
+        wait: settings.login_timeout * 3 + Duration::from_secs(60),
+        apop,
+    };
+    privsep::answer_logins(
+        &mut chan,
+        logins,
+        |why| log::notice(None, &format!("login failed: {} from {peer}", why.who())),
+        |chan, id| ControlFlow::Break(serve(cfg, settings, chan, &id, peer)),
+    )
+    .unwrap_or(0) // the client left, or failed too often
 }
 
 /// After a successful login: record it, become the owner, open the
@@ -313,7 +180,7 @@ fn authority(
 fn serve(
     cfg: &Config,
     settings: &Settings,
-    mut ctl_end: UnixStream,
+    chan: &mut UnixStream,
     id: &Identity,
     peer: &str,
 ) -> i32 {
@@ -332,7 +199,7 @@ fn serve(
             None,
             &format!("login refused: {} from {peer}: LOGIN-DELAY", id.login),
         );
-        let _ = ctl::send(&mut ctl_end, &[b"DELAY"]);
+        let _ = Answer::LoginDelay.send(chan);
         return 0;
     }
     if settings.pop_before_smtp_window > 0
@@ -362,12 +229,12 @@ fn serve(
             groups.push(mail);
         }
         if id.uid == 0 {
-            let _ = ctl::send(&mut ctl_end, &[b"PERM", b"Logins as root are not allowed."]);
+            let _ = Answer::Permanent("Logins as root are not allowed.".into()).send(chan);
             return 0;
         }
         if let Err(e) = crate::privs::set_ids(id.uid, id.gid, &groups) {
             log::err(None, &format!("cannot become {}: {e}", id.owner));
-            let _ = ctl::send(&mut ctl_end, &[b"TEMP", b"Internal error."]);
+            let _ = Answer::Temporary("Internal error.".into()).send(chan);
             return ExitCode::OsErr.code();
         }
     }
@@ -389,41 +256,31 @@ fn serve(
                 None,
                 &format!("{}: mailbox in use by another session", id.login),
             );
-            let _ = ctl::send(&mut ctl_end, &[b"INUSE"]);
+            let _ = Answer::InUse.send(chan);
             return 0;
         }
         Err(OpenError::Temp(e)) => {
             log::warning(None, &format!("{}: {e}", id.login));
-            let _ = ctl::send(
-                &mut ctl_end,
-                &[b"TEMP", b"Cannot open the mailbox; try again later."],
-            );
+            let _ =
+                Answer::Temporary("Cannot open the mailbox; try again later.".into()).send(chan);
             return 0;
         }
         Err(OpenError::Perm(e)) => {
             log::err(None, &format!("{}: {e}", id.login));
-            let _ = ctl::send(
-                &mut ctl_end,
-                &[
-                    b"PERM",
-                    b"The mailbox cannot be opened; contact the administrator.",
-                ],
-            );
+            let text = "The mailbox cannot be opened; contact the administrator.";
+            let _ = Answer::Permanent(text.into()).send(chan);
             return 0;
         }
     };
-    if ctl::send(&mut ctl_end, &[b"OK"]).is_err() {
+    if Answer::LoggedIn(id.login.clone()).send(chan).is_err() {
         return 0;
     }
-    let Ok(handoff) = ctl::receive(&mut ctl_end, settings.idle_timeout) else {
+    let Ok(Some(Request::Handoff { relay, early })) = Request::receive(chan, settings.idle_timeout)
+    else {
         return 0;
     };
-    if handoff.first().map(Vec::as_slice) != Some(b"HANDOFF") || handoff.len() < 3 {
-        return 0;
-    }
-    let early = handoff[2..].join(&0u8);
-    let wire = if handoff[1] == b"relay" {
-        let fd = ctl_end.as_raw_fd();
+    let wire = if relay {
+        let fd = chan.as_raw_fd();
         Wire::new(fd, fd).with_input(&early)
     } else {
         Wire::new(0, 1).with_input(&early)
@@ -440,11 +297,7 @@ fn serve(
             id.login, c.retrieved, c.retrieved_bytes, c.top, c.deleted, c.deleted_bytes
         ),
     );
-    drop_ctl(ctl_end);
+    // Close the channel: the relay, if any, then ends.
+    let _ = chan.shutdown(std::net::Shutdown::Both);
     0
-}
-
-/// Close the channel (the relay, if any, then ends).
-fn drop_ctl(s: UnixStream) {
-    let _ = s.shutdown(std::net::Shutdown::Both);
 }

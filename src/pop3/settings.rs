@@ -1,6 +1,8 @@
-//! pop3d's settings in mailroom.conf (all optional).
+//! pop3d's settings in mailroom.conf (all optional).  Those it shares
+//! with the SMTP server belong to their owners: the login check's
+//! ([`crate::login::Settings`]), the certificate ([`crate::tls::ServerCert`])
+//! and the POP-before-SMTP window ([`crate::state::stamps`]).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, parse_bool, parse_duration};
@@ -10,24 +12,9 @@ use crate::exit::Failure;
 /// `etc/mailroom.conf`.
 pub const KEYS: &[(&str, &str, &str)] = &[
     (
-        "tls_cert",
-        "/etc/mail/tls/mail.crt",
-        "certificate chain (PEM) for STLS and port 995, shared with the SMTP server",
-    ),
-    (
-        "tls_key",
-        "/etc/mail/tls/mail.key",
-        "its private key (PEM, root-only)",
-    ),
-    (
         "pop3_require_tls",
         "no",
         "refuse USER/PASS and AUTH until the session is encrypted",
-    ),
-    (
-        "pop3_first_uid",
-        "1000",
-        "system accounts below this uid (and root) cannot log in",
     ),
     (
         "pop3_user",
@@ -59,27 +46,24 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "0",
         "least time between two logins of one account (0 = no limit; LOGIN-DELAY)",
     ),
-    (
-        "pop_before_smtp_window",
-        "30m",
-        "how long a POP3 login lets its IP address relay (0 = record nothing)",
-    ),
 ];
 
 /// pop3d's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub tls_cert: PathBuf,
-    pub tls_key: PathBuf,
     pub require_tls: bool,
-    pub first_uid: u32,
     pub unprivileged_user: String,
     pub login_timeout: Duration,
     pub idle_timeout: Duration,
     pub auth_fail_delay: Duration,
     pub max_auth_failures: u32,
     pub login_delay: u64,
+    /// How long a login's address may relay (0: no stamp is written).
     pub pop_before_smtp_window: u64,
+    /// The login check's own settings.
+    pub login: crate::login::Settings,
+    /// The certificate for STLS and port 995.
+    pub tls: crate::tls::ServerCert,
 }
 
 impl Settings {
@@ -89,16 +73,12 @@ impl Settings {
                 .ok_or_else(|| cfg.bad_value(key, "not a duration (e.g. 30s, 10m)"))
         };
         let num = |key: &str, default: u64| cfg.number(key, default);
-        let path = |key: &str, default: &str| cfg.paths.resolve(cfg.get(key).unwrap_or(default));
         Ok(Settings {
-            tls_cert: path("tls_cert", "/etc/mail/tls/mail.crt"),
-            tls_key: path("tls_key", "/etc/mail/tls/mail.key"),
             require_tls: match cfg.get("pop3_require_tls") {
                 None => false,
                 Some(v) => parse_bool(v)
                     .ok_or_else(|| cfg.bad_value("pop3_require_tls", "expected yes or no"))?,
             },
-            first_uid: num("pop3_first_uid", 1000)?.min(u32::MAX as u64) as u32,
             unprivileged_user: cfg.get("pop3_user").unwrap_or("nobody").to_string(),
             login_timeout: Duration::from_secs(dur("pop3_login_timeout", "60s")?.max(1)),
             // RFC 1939 §3: an autologout timer MUST be at least 10 minutes
@@ -107,7 +87,18 @@ impl Settings {
             auth_fail_delay: Duration::from_secs(dur("pop3_auth_fail_delay", "1s")?),
             max_auth_failures: num("pop3_max_auth_failures", 3)?.clamp(1, 100) as u32,
             login_delay: dur("pop3_login_delay", "0")?,
-            pop_before_smtp_window: dur("pop_before_smtp_window", "30m")?,
+            pop_before_smtp_window: crate::state::stamps::pop_before_smtp_window(cfg)?,
+            login: crate::login::Settings::from_config(cfg)?,
+            tls: crate::tls::ServerCert::from_config(cfg),
         })
+    }
+
+    /// How failed logins are slowed (`pop3_auth_fail_delay`,
+    /// `pop3_max_auth_failures`).
+    pub fn pace(&self) -> crate::login::Pace {
+        crate::login::Pace {
+            delay: self.auth_fail_delay,
+            max_failures: self.max_auth_failures,
+        }
     }
 }

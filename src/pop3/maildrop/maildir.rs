@@ -247,7 +247,7 @@ fn uidl_of(unique: &str) -> Uidl {
     Uidl::Name(if ok {
         unique.into()
     } else {
-        crate::pop3::login::hex(&Md5::digest(unique.as_bytes())).into()
+        crate::login::hex(&Md5::digest(unique.as_bytes())).into()
     })
 }
 

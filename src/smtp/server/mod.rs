@@ -18,22 +18,21 @@
 //!
 //! ## Processes (network role, started as root)
 //!
-//! ```text
-//!  inetd ──▶ sendmail -bs (root): loads the tables, TLS key, the
-//!              │ connection slot and the client's     ┌──────────────────────┐
-//!              │ POP-before-SMTP stamp, then forks    │ network process      │
-//!              │                                      │ (smtp_user, group    │
-//!              ├── socketpair ───────────────────────▶│  mqueue): TLS, the   │
-//!              ▼                                      │  whole dialogue,     │
-//!            authority (root): answers AUTH           │  writes the queue,   │
-//!            requests only (pop3d's account check,    │  starts qrun         │
-//!            in a short-lived child)                  └──────────────────────┘
-//! ```
+//! Privilege separation as [`crate::privsep`] draws it.  The root process
+//! loads the tables and the TLS key, takes the connection slot
+//! ([`slots`]), applies `Connect:` access rules and looks the client up in
+//! pop3d's POP-before-SMTP stamps (root's alone), then splits:
+//!
+//! * the network process — `smtp_user` with group `mqueue`, nothing else
+//!   — holds the slot and the tables and runs the whole dialogue, TLS
+//!   included; it writes the queue and starts qrun as `sendmail` does;
+//! * the authority (root) only answers AUTH requests, through the login
+//!   door ([`crate::login`]: the same names, checks and slowing as
+//!   pop3d), and logs `AUTH: LOGIN from [ADDR]`.
 //!
 //! Nothing the client sends is parsed with root privileges (not even a TLS
-//! handshake): the authority reads only framed requests
-//! ([`crate::pop3::ctl`]).  Virtual accounts'
-//! password hashes are dropped from the network process's memory.
+//! handshake).  Started without root, or under a private root (tests), it
+//! stays one process and checks AUTH itself ([`Authenticator::InProcess`]).
 //!
 //! ## Modules
 //!
@@ -50,13 +49,16 @@ pub mod session;
 pub mod settings;
 pub mod slots;
 
+use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, DeliveryMode};
 use crate::exit::{ExitCode, Failure};
 use crate::log;
-use crate::pop3::{ctl, login};
+use crate::login;
+use crate::privsep::protocol::{Answer, Request};
+use crate::privsep::{self, Group, Logins, NetworkUser};
 use crate::smtp::Reply;
 use crate::wire::{self, Wire};
 use policy::Policy;
@@ -73,77 +75,49 @@ pub enum Verdict {
     Bye,
 }
 
-/// Who checks passwords.
-pub enum Authenticator {
+/// Who checks passwords: the login door ([`crate::login`]), in the root
+/// authority or in this process.
+pub enum Authenticator<'a> {
     /// The root authority, over a socketpair.
     Authority(UnixStream),
     /// This process (not started as root: only what it can read).
-    InProcess {
-        cfg: Box<Config>,
-        settings: Box<crate::pop3::settings::Settings>,
-        delay: Duration,
-        max_failures: u32,
-        failures: u32,
-    },
+    InProcess(login::Door<'a>),
 }
 
-impl Authenticator {
+impl<'a> Authenticator<'a> {
+    /// The door in this process, paced by `smtp_auth_fail_delay` and
+    /// `smtp_max_auth_failures`.
+    pub fn in_process(cfg: &'a Config, settings: &'a Settings) -> Authenticator<'a> {
+        Authenticator::InProcess(login::Door::new(cfg, &settings.login, settings.pace()))
+    }
+
     /// Check `authc`'s password (`authz` must be empty or the same: no
     /// logging in as someone else).
     pub fn check(&mut self, authz: &[u8], authc: &[u8], password: &[u8]) -> Verdict {
         match self {
             Authenticator::Authority(s) => {
-                if ctl::send(s, &[b"AUTH", authz, authc, password]).is_err() {
+                let request = Request::Password {
+                    authzid: authz.to_vec(),
+                    name: authc.to_vec(),
+                    password: password.to_vec(),
+                };
+                if request.send(s).is_err() {
                     return Verdict::Bye;
                 }
-                match ctl::receive(s, Duration::from_secs(300)) {
-                    Ok(r) if r.first().map(Vec::as_slice) == Some(b"OK") && r.len() == 2 => {
-                        Verdict::Ok(String::from_utf8_lossy(&r[1]).into_owned())
-                    }
-                    Ok(r) if r.first().map(Vec::as_slice) == Some(b"FAIL") => Verdict::Fail,
+                match Answer::receive(s, Duration::from_secs(300)) {
+                    Ok(Some(Answer::LoggedIn(login))) if !login.is_empty() => Verdict::Ok(login),
+                    Ok(Some(Answer::Failed)) => Verdict::Fail,
                     _ => Verdict::Bye,
                 }
             }
-            Authenticator::InProcess {
-                cfg,
-                settings,
-                delay,
-                max_failures,
-                failures,
-            } => {
-                let v = check_password(cfg, settings, authz, authc, password);
-                if v == Verdict::Fail {
-                    *failures += 1;
-                    std::thread::sleep(delay.saturating_mul(1 << (*failures - 1).min(5)));
-                    if *failures >= *max_failures {
-                        return Verdict::Bye;
-                    }
+            Authenticator::InProcess(door) => {
+                match door.attempt(&login::Attempt::sasl(authz, authc, password), |_| {}) {
+                    login::Outcome::LoggedIn(id) => Verdict::Ok(id.login),
+                    login::Outcome::Failed => Verdict::Fail,
+                    login::Outcome::TooManyFailures => Verdict::Bye,
                 }
-                v
             }
         }
-    }
-}
-
-/// The account check pop3d makes, with the same login names.
-fn check_password(
-    cfg: &Config,
-    settings: &crate::pop3::settings::Settings,
-    authz: &[u8],
-    authc: &[u8],
-    password: &[u8],
-) -> Verdict {
-    if !(authz.is_empty() || authz == authc) {
-        return Verdict::Fail;
-    }
-    match login::authenticate(
-        cfg,
-        settings,
-        authc,
-        &login::Proof::Password(password.to_vec()),
-    ) {
-        Ok(id) => Verdict::Ok(id.login),
-        Err(_) => Verdict::Fail,
     }
 }
 
@@ -189,8 +163,8 @@ pub fn main(
         .hint("--tls is for port 465: inetd or a systemd socket starts 'sendmail -bs --tls' for each connection")),
         None => {
             let login = caller.unwrap_or("unknown").to_string();
-            let policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
-            let auth = in_process_auth(cfg, &settings);
+            let policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
+            let auth = Authenticator::in_process(cfg, &settings);
             let wire = Wire::new(0, 1);
             let mut s = Session::new(
                 cfg,
@@ -213,16 +187,6 @@ pub fn main(
 /// connection to it is served as `--tls` is.
 pub const SUBMISSIONS_PORT: u16 = 465;
 
-fn in_process_auth(cfg: &Config, settings: &Settings) -> Authenticator {
-    Authenticator::InProcess {
-        cfg: Box::new(cfg.clone()),
-        settings: Box::new(settings.pop3.clone()),
-        delay: settings.auth_fail_delay,
-        max_failures: settings.max_auth_failures,
-        failures: 0,
-    }
-}
-
 /// The network role.  Diagnostics must never reach the client: stderr
 /// may be the socket.
 fn network(
@@ -237,18 +201,7 @@ fn network(
     let submission = implicit_tls
         || settings.require_auth
         || settings.submission_ports.contains(&peer.local_port);
-    let (cert, key) = (&settings.pop3.tls_cert, &settings.pop3.tls_key);
-    let tls = if cert.exists() && key.exists() {
-        match crate::tls::server_config(cert, key) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                log::err(None, &format!("TLS is off: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let tls = settings.tls.load();
     if implicit_tls && tls.is_none() {
         // Never plain text where the client expects TLS: close unanswered.
         log::err(
@@ -256,8 +209,8 @@ fn network(
             &format!(
                 "implicit TLS (port {}) needs {} and {}: connection from {shown} closed",
                 peer.local_port,
-                cert.display(),
-                key.display()
+                settings.tls.cert.display(),
+                settings.tls.key.display()
             ),
         );
         return Ok(ExitCode::Config);
@@ -286,7 +239,7 @@ fn network(
         }
         s => s,
     };
-    let mut policy = Policy::load(cfg, settings.pop3.pop_before_smtp_window, false);
+    let mut policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
     if refusal.is_none()
         && let Some(f) = policy.connect(&ip)
         && let crate::access::Verdict::Reject(r) = &f.verdict
@@ -315,130 +268,66 @@ fn network(
     // While still root: the stamps are root's.
     policy.look_up_pop_login(&ip);
     let client = Client::Network { ip, submission };
-    let start = |s: &mut Session| {
+    let serve = move |auth| {
+        let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
+        s.slot = slot.into_file();
         s.implicit_tls = implicit_tls;
-        s.refusal = refusal.clone();
+        s.refusal = refusal;
+        s.run();
     };
     // The privilege split needs root and the system's layout (a private
     // root, as in tests, keeps one process).
     if !nix::unistd::geteuid().is_root() || !cfg.paths.is_system() {
-        let auth = in_process_auth(cfg, settings);
-        let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
-        s.slot = slot.into_file();
-        start(&mut s);
-        s.run();
+        serve(Authenticator::in_process(cfg, settings));
         return Ok(ExitCode::Ok);
     }
-    let (authority_end, network_end) = UnixStream::pair()
-        .map_err(|e| Failure::new(ExitCode::OsErr, format!("socketpair: {e}")))?;
-    let queue_gid = match nix::unistd::getegid().as_raw() {
-        0 => crate::users::group_id("mqueue").unwrap_or(0),
-        g => g,
+    let user = NetworkUser {
+        key: "smtp_user",
+        name: settings.unprivileged_user.clone(),
+        group: Group::Queue,
+        shut_in: None,
     };
-    log::prepare_for_chroot();
-    // SAFETY: single-threaded here; the child runs the network process
-    // and leaves with _exit.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => Err(Failure::new(ExitCode::OsErr, format!("fork: {}", e.desc()))),
-        Ok(nix::unistd::ForkResult::Child) => {
-            drop(authority_end);
-            if let Err(e) = become_network_user(settings, queue_gid) {
-                log::err(None, &format!("cannot drop privileges: {e}"));
-                refuse_now(
-                    &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
-                    implicit_tls,
-                );
-                // SAFETY: leave the child at once.
-                unsafe { libc::_exit(ExitCode::OsErr.code()) };
-            }
-            let mut s = Session::new(
-                cfg,
-                settings,
-                &policy,
-                Wire::new(0, 1),
-                client,
-                tls,
-                Authenticator::Authority(network_end),
-            );
-            s.slot = slot.into_file();
-            start(&mut s);
-            s.run();
-            // SAFETY: leave without running the parent's destructors.
-            unsafe { libc::_exit(0) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(network_end);
-            // The network process alone holds the connection slot, and
-            // gives it up as its session ends.
-            drop(slot);
-            // The authority needs neither the client's socket nor the tables.
-            drop(policy);
-            // SAFETY: closing our copies of the socket; the child has its own.
-            unsafe {
-                libc::close(0);
-                libc::close(1);
-            }
-            crate::privs::ensure_std_fds();
-            authority(cfg, settings, authority_end, &shown);
-            let _ = nix::sys::wait::waitpid(child, None);
-            Ok(ExitCode::Ok)
-        }
-    }
-}
-
-/// The network process: `smtp_user`, group `mqueue` (to write the queue
-/// and start qrun), nothing else.
-fn become_network_user(settings: &Settings, queue_gid: u32) -> Result<(), String> {
-    let user = crate::users::by_name(&settings.unprivileged_user)
-        .ok_or_else(|| format!("no user {}", settings.unprivileged_user))?;
-    if user.uid == 0 {
-        return Err("smtp_user must not be root".into());
-    }
-    if queue_gid == 0 {
-        return Err("no group mqueue (run 'make install')".into());
-    }
-    crate::privs::set_ids(user.uid, queue_gid, &[queue_gid])
+    // The network process alone holds the connection slot (and gives it
+    // up as its session ends) and the tables: `serve` owns them, and the
+    // authority drops it unrun.
+    privsep::split(
+        &user,
+        |chan| serve(Authenticator::Authority(chan)),
+        || {
+            refuse_now(
+                &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+                implicit_tls,
+            )
+        },
+        |chan| {
+            privsep::let_go_of_client();
+            authority(cfg, settings, chan, &shown)
+        },
+    )
+    .map_err(|e| Failure::new(ExitCode::OsErr, e.to_string()))?;
+    Ok(ExitCode::Ok)
 }
 
 /// The authority: answer AUTH requests until the network process ends.
-fn authority(cfg: &Config, settings: &Settings, mut ctl_end: UnixStream, shown: &str) {
-    let mut failures = 0u32;
-    // The network process enforces the client's timeouts; this only
-    // bounds a wedged one.
-    let wait = settings.timeout * 12;
-    loop {
-        let Ok(req) = ctl::receive(&mut ctl_end, wait) else {
-            return;
-        };
-        let field = |i: usize| req.get(i).map(Vec::as_slice).unwrap_or(b"");
-        let verdict = if field(0) == b"AUTH" && req.len() == 4 {
-            check_password(cfg, &settings.pop3, field(1), field(2), field(3))
-        } else {
-            Verdict::Fail
-        };
-        let answer: Vec<&[u8]> = match &verdict {
-            Verdict::Ok(login) => {
-                log::info(None, &format!("AUTH: {login} from {shown}"));
-                vec![b"OK", login.as_bytes()]
+fn authority(cfg: &Config, settings: &Settings, mut chan: UnixStream, shown: &str) {
+    let mut door = login::Door::new(cfg, &settings.login, settings.pace());
+    let logins = Logins {
+        door: &mut door,
+        wait: settings.timeout * 12,
+        apop: None,
+    };
+    privsep::answer_logins(
+        &mut chan,
+        logins,
+        |_| {},
+        |chan, id| {
+            log::info(None, &format!("AUTH: {} from {shown}", id.login));
+            match Answer::LoggedIn(id.login).send(chan) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
             }
-            _ => {
-                failures += 1;
-                std::thread::sleep(
-                    settings
-                        .auth_fail_delay
-                        .saturating_mul(1 << (failures - 1).min(5)),
-                );
-                if failures >= settings.max_auth_failures {
-                    vec![b"BYE"]
-                } else {
-                    vec![b"FAIL"]
-                }
-            }
-        };
-        if ctl::send(&mut ctl_end, &answer).is_err() {
-            return;
-        }
-    }
+        },
+    );
 }
 
 /// Start delivery of an accepted message, as `mode` says (`-odi` from a

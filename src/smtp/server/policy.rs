@@ -25,9 +25,9 @@ use crate::access::{Access, Found, Verdict};
 use crate::accounts::MailboxPath;
 use crate::address;
 use crate::config::Config;
-use crate::pop3::stamps;
 use crate::resolve::{Resolver, Target};
 use crate::smtp::Reply;
+use crate::state::stamps;
 
 /// Why a client may relay (for the log).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,7 +50,7 @@ pub struct Session<'a> {
     pub wire: Wire,
     pub client: Client,
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub auth: Authenticator,
+    pub auth: Authenticator<'a>,
     /// The per-address connection slot ([`super::slots`]), given up as the
     /// session ends — before its last reply, so that a client that
     /// reconnects at once finds it free.
@@ -93,7 +93,7 @@ impl<'a> Session<'a> {
         wire: Wire,
         client: Client,
         tls: Option<Arc<rustls::ServerConfig>>,
-        auth: Authenticator,
+        auth: Authenticator<'a>,
     ) -> Session<'a> {
         let relay_right = match &client {
             Client::Program(_) => Some(RelayRight::LocalProgram),

@@ -1,5 +1,7 @@
-//! The SMTP server's settings in mailroom.conf (all optional).  TLS files
-//! and the POP-before-SMTP window are shared with pop3d.
+//! The SMTP server's settings in mailroom.conf (all optional).  The TLS
+//! files ([`crate::tls::ServerCert`]), the login check's settings
+//! ([`crate::login::Settings`]) and the POP-before-SMTP window are shared
+//! with pop3d.
 
 use std::time::Duration;
 
@@ -74,9 +76,13 @@ pub struct Settings {
     pub greet_pause: Duration,
     pub auth_fail_delay: Duration,
     pub max_auth_failures: u32,
-    /// pop3d's settings: the shared TLS files, the POP-before-SMTP window,
-    /// and what the account check (the same for AUTH) needs.
-    pub pop3: crate::pop3::settings::Settings,
+    /// How long a POP3 login lets its address relay
+    /// ([`crate::state::stamps::pop_before_smtp_window`]).
+    pub pop_before_smtp_window: u64,
+    /// The certificate for STARTTLS and port 465 (pop3d's too).
+    pub tls: crate::tls::ServerCert,
+    /// The login check's settings (AUTH checks as pop3d does).
+    pub login: crate::login::Settings,
 }
 
 impl Settings {
@@ -117,7 +123,18 @@ impl Settings {
             greet_pause: millis("smtp_greet_pause", "300ms")?,
             auth_fail_delay: millis("smtp_auth_fail_delay", "1s")?,
             max_auth_failures: num("smtp_max_auth_failures", 3)?.clamp(1, 100) as u32,
-            pop3: crate::pop3::settings::Settings::from_config(cfg)?,
+            pop_before_smtp_window: crate::state::stamps::pop_before_smtp_window(cfg)?,
+            login: crate::login::Settings::from_config(cfg)?,
+            tls: crate::tls::ServerCert::from_config(cfg),
         })
+    }
+
+    /// How failed AUTH attempts are slowed (`smtp_auth_fail_delay`,
+    /// `smtp_max_auth_failures`).
+    pub fn pace(&self) -> crate::login::Pace {
+        crate::login::Pace {
+            delay: self.auth_fail_delay,
+            max_failures: self.max_auth_failures,
+        }
     }
 }

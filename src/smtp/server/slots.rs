@@ -20,9 +20,6 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use crate::config::Config;
 
-/// The file's name in [`crate::pop3::stamps::dir`].
-pub const FILE: &str = "smtp-connections";
-
 /// Highest limit (keeps offsets apart).
 const MAX_LIMIT: u64 = 10_000;
 
@@ -51,7 +48,7 @@ pub fn acquire(cfg: &Config, ip: &IpAddr, limit: u32) -> Slot {
     if limit == 0 {
         return Slot::Unguarded;
     }
-    let path = crate::pop3::stamps::dir(cfg).join(FILE);
+    let path = crate::state::dir(cfg).join(crate::state::SMTP_CONNECTIONS);
     let file = match OpenOptions::new()
         .read(true)
         .write(true)

@@ -1,25 +1,8 @@
-//! The channel between pop3d's two processes before login: the network
-//! process (unprivileged) asks, the authority (root until login) answers.
-//!
-//! Frames on a socket pair: a 4-byte big-endian length, then fields
-//! separated by NUL.  The authority trusts nothing in them beyond their
-//! syntax (popa3d's rule: not even its own less-privileged child).
-//!
-//! | network → authority | meaning |
-//! |---|---|
-//! | `PASS` name password | USER/PASS, AUTH LOGIN |
-//! | `PLAIN` authzid authcid password | AUTH PLAIN |
-//! | `APOP` name digest | APOP (against the greeting's timestamp, which the authority made) |
-//! | `HANDOFF` mode bytes | after `OK`: `direct` (the authority serves fd 0/1 itself) or `relay` (through this channel, the network process keeping TLS), with the client's pipelined input |
-//!
-//! | authority → network | reply to the client |
-//! |---|---|
-//! | `OK` | `+OK Logged in.` |
-//! | `FAIL` | `-ERR [AUTH] Authentication failed.` |
-//! | `BYE` | the same, then close (too many failures) |
-//! | `INUSE` | `-ERR [IN-USE] ...`, close |
-//! | `DELAY` | `-ERR [LOGIN-DELAY] ...`, close |
-//! | `TEMP` text, `PERM` text | `-ERR [SYS/TEMP]` / `[SYS/PERM]`, close |
+//! The frames on the socket pair between a server's network process and
+//! its authority: a 4-byte big-endian length, then fields separated by
+//! NUL, at most 16 KiB.  The authority trusts nothing in them beyond their
+//! syntax (popa3d's rule: not even its own less-privileged child).  What
+//! the fields say is [`super::protocol`].
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -28,6 +11,7 @@ use std::time::Duration;
 /// Largest frame accepted.
 const MAX_FRAME: usize = 16 * 1024;
 
+/// Send one frame of `fields`.
 pub fn send(s: &mut UnixStream, fields: &[&[u8]]) -> io::Result<()> {
     let body = fields.join(&0u8);
     if body.len() > MAX_FRAME {

@@ -1,12 +1,13 @@
-//! Small time-stamp files pop3d keeps under `/var/spool/mailroom`:
+//! The login stamps in [`super::DIR`]: small time-stamp files pop3d's
+//! root side writes and the SMTP server's root side reads.
 //!
 //! * `pop-before-smtp` — for POP-before-SMTP relaying: one line per client
 //!   address that logged in, `ADDRESS UNIX-TIME`, the time of its latest
 //!   login.  ADDRESS is the client as [`crate::wire::peer`] gives it
 //!   (`192.0.2.7`, `2001:db8::1`; an IPv4-mapped client as its IPv4
 //!   address), the same spelling the SMTP server looks up.  Lines older
-//!   than `pop_before_smtp_window` are dropped at every write; readers
-//!   must also ignore them.
+//!   than `pop_before_smtp_window` ([`pop_before_smtp_window`]) are
+//!   dropped at every write; readers must also ignore them.
 //! * `pop3-logins` — for `LOGIN-DELAY`, when configured: `LOGIN UNIX-TIME`.
 //!
 //! Each update reads the file, replaces one line, and renames a new file
@@ -44,17 +45,29 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::config::Config;
+use super::dir;
+use crate::config::{Config, parse_duration};
+use crate::exit::Failure;
 
-/// The directory of the stamp files.
-pub fn dir(cfg: &Config) -> PathBuf {
-    cfg.paths.resolve("/var/spool/mailroom")
+pub use super::{POP_BEFORE_SMTP, POP3_LOGINS};
+
+/// Keys read here, with defaults, for `mailroom check` and
+/// `etc/mailroom.conf`.
+pub const KEYS: &[(&str, &str, &str)] = &[(
+    "pop_before_smtp_window",
+    "30m",
+    "how long a POP3 login lets its IP address relay (0 = record nothing)",
+)];
+
+/// `pop_before_smtp_window` in seconds: how long a login's stamp is a
+/// relay permit (pop3d records nothing when it is 0).
+pub fn pop_before_smtp_window(cfg: &Config) -> Result<u64, Failure> {
+    let key = "pop_before_smtp_window";
+    parse_duration(cfg.get(key).unwrap_or("30m"), 1)
+        .ok_or_else(|| cfg.bad_value(key, "not a duration (e.g. 30s, 10m)"))
 }
-
-pub const POP_BEFORE_SMTP: &str = "pop-before-smtp";
-pub const POP3_LOGINS: &str = "pop3-logins";
 
 /// Users whose files may be trusted: root, and this process's own user
 /// (a private root in tests is owned by whoever runs them).
@@ -150,7 +163,7 @@ pub fn update(
         .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(d.join(".lock"))?;
+        .open(d.join(super::LOCK))?;
     // SAFETY: flock on a valid descriptor; released when `lock` closes.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(io::Error::last_os_error());
@@ -187,6 +200,7 @@ pub fn update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn root(name: &str) -> (PathBuf, Config) {
         let root = std::env::temp_dir().join(format!("mr-stamps-{name}-{}", std::process::id()));
