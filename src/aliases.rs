@@ -17,6 +17,10 @@
 //!   newline is dropped, the leading white space kept); so does a backslash
 //!   right before the newline.  A comment line ends an entry: an indented
 //!   line after it is lost, as in sendmail.
+//! * The value is a list of addresses, local names, `\user`, `"|program"`,
+//!   `/file` and `:include:/path` ([`split_list`]: commas outside quotes and
+//!   angle brackets separate them); `:include:` and `.forward` files hold
+//!   the same lists, a line at a time.
 //! * A duplicate name warns and the **last** definition wins.
 //! * Errors are reported per line (`line 9: missing colon`, `line 10:
 //!   empty:... missing value for alias`) and make `newaliases` exit 70, but
@@ -260,9 +264,69 @@ pub fn name_key(written: &str) -> Result<String, Option<Vec<String>>> {
     Ok(key.to_ascii_lowercase())
 }
 
+/// A value's elements, as sendmail splits an aliases value (and a line
+/// of an `:include:` or `.forward` file): separated by commas (and line
+/// breaks) outside quotes and angle brackets; leading white space
+/// trimmed from each.
+pub fn split_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut angle = 0i32;
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            '<' if !quoted => {
+                angle += 1;
+                cur.push(c);
+            }
+            '>' if !quoted => {
+                angle -= 1;
+                cur.push(c);
+            }
+            ',' if !quoted && angle <= 0 => {
+                out.push(std::mem::take(&mut cur));
+            }
+            '\n' | '\r' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    // Leading white space goes; trailing white space stays part of the
+    // element, as sendmail prints it ("eve  ... deliverable").
+    out.into_iter()
+        .map(|s| s.trim_start().to_string())
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_split_like_sendmail() {
+        assert_eq!(
+            split_list("\\bob, bob@gmail.example"),
+            ["\\bob", "bob@gmail.example"]
+        );
+        assert_eq!(
+            split_list("\"|/usr/bin/x --a, b\", eve,,  frank"),
+            ["\"|/usr/bin/x --a, b\"", "eve", "frank"]
+        );
+        assert_eq!(split_list("eve  ,   frank"), ["eve  ", "frank"]);
+        assert_eq!(split_list("Frank Q <f@x>, a"), ["Frank Q <f@x>", "a"]);
+    }
 
     // The same file the oracle (real sendmail 8.17) was given; its
     // newaliases reported errors on lines 9, 10 and a duplicate on 12, and

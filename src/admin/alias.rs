@@ -555,7 +555,7 @@ impl View {
             if e.name == name {
                 continue;
             }
-            let hit = crate::resolve::split_list(&e.value).iter().any(|t| {
+            let hit = crate::aliases::split_list(&e.value).iter().any(|t| {
                 let t = crate::address::dequote_local(t.trim());
                 t.trim_start_matches('\\').eq_ignore_ascii_case(&name)
             });
@@ -805,7 +805,7 @@ impl View {
         let mut out: Vec<Target> = Vec::new();
         for r in raw {
             // "a, b" in one argument is two targets.
-            for piece in crate::resolve::split_list(r) {
+            for piece in crate::aliases::split_list(r) {
                 let t = self.check_target(cfg, &piece, owner, skip_catchall)?;
                 if !out.iter().any(|o| o.text.eq_ignore_ascii_case(&t.text)) {
                     out.push(t);
@@ -1536,7 +1536,7 @@ pub fn rows(view: &View) -> Vec<Row> {
     let mut out = Vec::new();
     let mut shown_via: Vec<String> = Vec::new();
     let split = |v: &str| -> Vec<String> {
-        crate::resolve::split_list(v)
+        crate::aliases::split_list(v)
             .into_iter()
             .map(|s| s.trim().to_string())
             .collect()

@@ -284,7 +284,7 @@ fn check_aliases(cfg: &Config, view: &View, f: &mut Findings) {
         }
     }
     for e in parsed.effective() {
-        for elem in crate::resolve::split_list(&e.value) {
+        for elem in crate::aliases::split_list(&e.value) {
             let plain = elem.trim().trim_matches('"');
             if plain.starts_with('|') {
                 let also = if cfg.allow_programs {
@@ -368,7 +368,7 @@ fn check_virtusertable(cfg: &Config, view: &View, f: &mut Findings) {
         if is_refusal(value) {
             continue;
         }
-        if crate::resolve::split_list(value).len() > 1 {
+        if crate::aliases::split_list(value).len() > 1 {
             f.error(
                 path,
                 Some(e.line),

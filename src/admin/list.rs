@@ -276,7 +276,7 @@ fn add(
     let shown = &found.settings.address;
     let mut notes = Vec::new();
     for r in raw {
-        for piece in crate::resolve::split_list(r) {
+        for piece in crate::aliases::split_list(r) {
             let t = view.check_target(cfg, &piece, shown, None)?;
             let own = [found.name.clone(), format!("owner-{}", found.name)];
             if !t.simple
@@ -323,7 +323,7 @@ fn remove(
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut notes = Vec::new();
     for r in raw {
-        for piece in crate::resolve::split_list(r) {
+        for piece in crate::aliases::split_list(r) {
             let c = lists::comparable(&piece, host);
             let mut hit = false;
             for line in lines.iter_mut() {
@@ -331,7 +331,7 @@ fn remove(
                 if l.is_empty() || l.starts_with('#') {
                     continue;
                 }
-                let elems = crate::resolve::split_list(l);
+                let elems = crate::aliases::split_list(l);
                 let kept: Vec<&String> = elems
                     .iter()
                     .filter(|e| lists::comparable(e, host) != c)

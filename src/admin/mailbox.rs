@@ -1245,7 +1245,7 @@ impl Tables {
             if e.name == target {
                 continue; // its own forward, removed with it
             }
-            if crate::resolve::split_list(&e.value)
+            if crate::aliases::split_list(&e.value)
                 .iter()
                 .any(|t| self.names_target(t, target))
             {

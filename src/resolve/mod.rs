@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 
 use crate::accounts::{Account, Accounts};
 use crate::address;
+use crate::aliases::split_list;
 use crate::config::Config;
 use crate::exit::ExitCode;
 use crate::table::{Syntax, Table};
@@ -532,50 +533,6 @@ fn route_in(local: &str) -> Option<String> {
 
 fn normalize_domain(d: &str) -> String {
     d.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// A value's elements: a list separated by commas outside quotes and
-/// angle brackets; white space around each trimmed.
-pub fn split_list(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut angle = 0i32;
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                cur.push(c);
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            '<' if !quoted => {
-                angle += 1;
-                cur.push(c);
-            }
-            '>' if !quoted => {
-                angle -= 1;
-                cur.push(c);
-            }
-            ',' if !quoted && angle <= 0 => {
-                out.push(std::mem::take(&mut cur));
-            }
-            '\n' | '\r' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    // Leading white space goes; trailing white space stays part of the
-    // element, as sendmail prints it ("eve  ... deliverable").
-    out.into_iter()
-        .map(|s| s.trim_start().to_string())
-        .filter(|s| !s.trim().is_empty())
-        .collect()
 }
 
 /// `"text"` wholly quoted → `text` (escapes undone); anything else as is.
@@ -1345,24 +1302,5 @@ impl Run<'_> {
             .flat_map(split_list)
             .collect();
         if list.is_empty() { None } else { Some(list) }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lists_split_like_sendmail() {
-        assert_eq!(
-            split_list("\\bob, bob@gmail.example"),
-            ["\\bob", "bob@gmail.example"]
-        );
-        assert_eq!(
-            split_list("\"|/usr/bin/x --a, b\", eve,,  frank"),
-            ["\"|/usr/bin/x --a, b\"", "eve", "frank"]
-        );
-        assert_eq!(split_list("eve  ,   frank"), ["eve  ", "frank"]);
-        assert_eq!(split_list("Frank Q <f@x>, a"), ["Frank Q <f@x>", "a"]);
     }
 }
