@@ -107,6 +107,7 @@ pub mod admin;
 pub mod aliases;
 pub mod autoreply;
 pub mod b64;
+pub mod change;
 pub mod cli;
 pub mod config;
 pub mod date;

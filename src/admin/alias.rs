@@ -27,10 +27,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use super::edit::{self, Change};
 use crate::accounts::VirtualEntry;
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
+use crate::table::{class, makemap};
 
 // ---------------------------------------------------------------------
 // The command line.
@@ -338,13 +339,16 @@ impl View {
             host_names.push(h.to_ascii_lowercase());
         }
         Ok(View {
-            vut: edit::makemap_entries(&read(&vut_path)?),
+            vut: makemap::entries(&read(&vut_path)?)
+                .into_iter()
+                .map(|l| (l.written, l.value, l.line))
+                .collect(),
             aliases: crate::aliases::entries(&read(&aliases_path)?),
             users: passwd_users(&passwd_text),
             nss,
             virtuals: crate::accounts::parse_virtual(&read(&vpasswd_path)?),
-            local_words: edit::class_words(&read(&lhn_path)?),
-            virtual_words: edit::class_words(&read(&vd_path)?),
+            local_words: class::words(&read(&lhn_path)?),
+            virtual_words: class::words(&read(&vd_path)?),
             host_names,
             vut_path,
             aliases_path,
@@ -1111,12 +1115,15 @@ impl Texts {
             Ok(v) => v,
             Err(_) => return false,
         };
-        view.vut = edit::makemap_entries(&self.vut);
+        view.vut = makemap::entries(&self.vut)
+            .into_iter()
+            .map(|l| (l.written, l.value, l.line))
+            .collect();
         view.aliases = crate::aliases::entries(&self.aliases);
         if view.user(name).is_some() || !view.references(name).is_empty() {
             return false;
         }
-        match edit::aliases_remove(&self.aliases, name) {
+        match crate::aliases::remove_entry(&self.aliases, name) {
             Some(t) => {
                 self.aliases = t;
                 true
@@ -1163,7 +1170,7 @@ fn alias_add(
     let mut texts = Texts::read(change, cfg)?;
     let note = match &addr.domain {
         Some(_) if ts.len() == 1 && ts[0].simple => {
-            texts.vut = edit::makemap_set(&texts.vut, &key, &ts[0].text);
+            texts.vut = makemap::set_entry(&texts.vut, &key, &ts[0].text);
             format!(
                 "{key}: alias to {} (virtusertable {})",
                 ts[0].text,
@@ -1172,15 +1179,15 @@ fn alias_add(
         }
         Some(_) => {
             let name = view.free_name(&derive_name(&key));
-            texts.aliases = edit::aliases_set(&texts.aliases, &name, &join_targets(&ts));
-            texts.vut = edit::makemap_set(&texts.vut, &key, &name);
+            texts.aliases = crate::aliases::set_entry(&texts.aliases, &name, &join_targets(&ts));
+            texts.vut = makemap::set_entry(&texts.vut, &key, &name);
             format!(
                 "{key}: alias to {} (aliases entry {name}, virtusertable {key} {name})",
                 join_targets(&ts)
             )
         }
         None => {
-            texts.aliases = edit::aliases_set(&texts.aliases, &key, &join_targets(&ts));
+            texts.aliases = crate::aliases::set_entry(&texts.aliases, &key, &join_targets(&ts));
             format!(
                 "{key}: alias to {} (aliases {})",
                 join_targets(&ts),
@@ -1225,7 +1232,7 @@ fn alias_remove(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<
             )
             .hint(format!("use 'mailroom mailbox remove {key}'")));
         }
-        texts.vut = edit::makemap_remove(&texts.vut, &key).unwrap_or(texts.vut);
+        texts.vut = makemap::remove_entry(&texts.vut, &key).unwrap_or(texts.vut);
         notes.push(format!("{key}: removed (was {value})"));
         if texts.drop_generated(change, cfg, &key, &value.to_ascii_lowercase()) {
             notes.push(format!("{value}: aliases entry removed"));
@@ -1254,7 +1261,7 @@ fn alias_remove(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<
         if !refs.is_empty() {
             return Err(still_used(&key, &refs));
         }
-        texts.aliases = edit::aliases_remove(&texts.aliases, &key).unwrap_or(texts.aliases);
+        texts.aliases = crate::aliases::remove_entry(&texts.aliases, &key).unwrap_or(texts.aliases);
         notes.push(format!("{key}: removed (was {value})"));
     }
     texts.stage(change);
@@ -1335,7 +1342,7 @@ fn forward_set(
             e.shown_value()
         ));
     }
-    texts.aliases = edit::aliases_set(&texts.aliases, &user, &value);
+    texts.aliases = crate::aliases::set_entry(&texts.aliases, &user, &value);
     let others: Vec<String> = view
         .vut
         .iter()
@@ -1378,7 +1385,7 @@ fn forward_clear(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec
     let addr = parse_address(address)?;
     let user = view.mailbox_user(&addr)?;
     let mut texts = Texts::read(change, cfg)?;
-    let Some(new) = edit::aliases_remove(&texts.aliases, &user) else {
+    let Some(new) = crate::aliases::remove_entry(&texts.aliases, &user) else {
         return Err(Failure::new(
             ExitCode::NoUser,
             format!("{}: no forward set (no aliases entry {user})", addr.key()),
@@ -1430,10 +1437,10 @@ fn catchall_set(
             Some((v, _)) if is_derived(&owner, v) && view.user(v).is_none() => v.clone(),
             _ => view.free_name(&derive_name(&owner)),
         };
-        texts.aliases = edit::aliases_set(&texts.aliases, &name, &join_targets(&ts));
+        texts.aliases = crate::aliases::set_entry(&texts.aliases, &name, &join_targets(&ts));
         name
     };
-    texts.vut = edit::makemap_set(&texts.vut, &key, &value);
+    texts.vut = makemap::set_entry(&texts.vut, &key, &value);
     if let Some((v, l)) = refusal {
         notes.push(format!(
             "{d}: replacing {}:{l} ({key} {}): unknown addresses were refused",
@@ -1489,9 +1496,9 @@ fn catchall_clear(change: &mut Change, cfg: &Config, domain: &str) -> Result<Vec
     };
     let mut texts = Texts::read(change, cfg)?;
     texts.vut = if is_virtual {
-        edit::makemap_set(&texts.vut, &key, REFUSAL)
+        makemap::set_entry(&texts.vut, &key, REFUSAL)
     } else {
-        edit::makemap_remove(&texts.vut, &key).unwrap_or(texts.vut)
+        makemap::remove_entry(&texts.vut, &key).unwrap_or(texts.vut)
     };
     let refused = if is_virtual {
         format!(" ({key} {REFUSAL})")

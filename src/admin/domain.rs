@@ -16,9 +16,10 @@ use std::io::Write;
 use clap::Subcommand;
 
 use super::alias::{DomainKind, REFUSAL, Source, View, apply, is_refusal, parse_domain};
-use super::edit::{self, Change};
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
+use crate::table::{class, makemap};
 
 #[derive(Subcommand, Debug)]
 pub enum DomainAction {
@@ -154,7 +155,7 @@ fn domain_add(
         (&view.lhn_path, "local")
     };
     let text = change.text(path)?;
-    change.set(path, edit::class_add(&text, &d));
+    change.set(path, class::add_word(&text, &d));
     let what = if virtual_domain {
         format!(
             "create its addresses with 'mailroom mailbox add USER@{d}' or 'mailroom alias add ADDRESS@{d} TARGET'"
@@ -182,7 +183,7 @@ fn refuse_unknown(change: &mut Change, view: &View, d: &str) -> Result<Option<St
         return Ok(None);
     }
     let text = change.text(&view.vut_path)?;
-    change.set(&view.vut_path, edit::makemap_set(&text, &key, REFUSAL));
+    change.set(&view.vut_path, makemap::set_entry(&text, &key, REFUSAL));
     Ok(Some(format!(
         "{d}: unknown addresses are refused ({}: {key} {REFUSAL})",
         view.vut_path.display()
@@ -280,7 +281,7 @@ fn domain_remove(
     let mut notes = Vec::new();
     for path in [&view.lhn_path, &view.vd_path] {
         let text = change.text(path)?;
-        if let Some(new) = edit::class_remove(&text, &d) {
+        if let Some(new) = class::remove_word(&text, &d) {
             change.set(path, new);
             notes.push(format!(
                 "{d}: removed ({} domain, {})",
@@ -293,7 +294,7 @@ fn domain_remove(
     let key = format!("@{d}");
     if let Some((v, l)) = view.vut_get(&key).filter(|(v, _)| is_refusal(v)) {
         let text = change.text(&view.vut_path)?;
-        if let Some(new) = edit::makemap_remove(&text, &key) {
+        if let Some(new) = makemap::remove_entry(&text, &key) {
             change.set(&view.vut_path, new);
             notes.push(format!(
                 "{d}: removed {}:{l}: {key} {}",

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::alias::apply;
-use super::edit::Change;
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
 use crate::resolve::{Resolver, Target};

@@ -12,10 +12,11 @@ use std::path::Path;
 use clap::Subcommand;
 
 use super::alias::{View, apply, derive_name, parse_address, with_suffix};
-use super::edit::{self, Change};
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
 use crate::lists::{self, Settings};
+use crate::table::makemap;
 
 #[derive(Subcommand, Debug)]
 pub enum ListAction {
@@ -152,7 +153,7 @@ fn create(
     };
     let unused = |n: &str| {
         lists::valid_name(n)
-            && edit::syntax_of(Path::new(n)).is_none()
+            && crate::table::syntax_of(Path::new(n)).is_none()
             && !n.starts_with("owner-")
             && view.name_free(n)
             && view.name_free(&format!("owner-{n}"))
@@ -223,12 +224,12 @@ fn create(
     );
     let aliases_path = cfg.paths.etc_mail("aliases");
     let mut aliases = change.text(&aliases_path)?;
-    aliases = edit::aliases_set(
+    aliases = crate::aliases::set_entry(
         &aliases,
         &name,
         &format!(":include:{}", lists::members_path(&name)),
     );
-    aliases = edit::aliases_set(
+    aliases = crate::aliases::set_entry(
         &aliases,
         &format!("owner-{name}"),
         &format!(":include:{}", lists::owner_path(&name)),
@@ -237,7 +238,7 @@ fn create(
     let mut where_ = format!("aliases {name} and owner-{name}");
     if addr.domain.is_some() {
         let vut_path = cfg.paths.etc_mail("virtusertable");
-        let vut = edit::makemap_set(&change.text(&vut_path)?, &key, &name);
+        let vut = makemap::set_entry(&change.text(&vut_path)?, &key, &name);
         change.set(&vut_path, vut);
         where_.push_str(&format!(", virtusertable {key} {name}"));
     }
@@ -392,14 +393,17 @@ fn delete(change: &mut Change, cfg: &Config, list: &str) -> Result<Vec<String>, 
     let aliases_path = cfg.paths.etc_mail("aliases");
     let mut aliases = change.text(&aliases_path)?;
     for n in [name.clone(), format!("owner-{name}")] {
-        aliases = edit::aliases_remove(&aliases, &n).unwrap_or(aliases);
+        aliases = crate::aliases::remove_entry(&aliases, &n).unwrap_or(aliases);
     }
     change.set(&aliases_path, aliases);
     let vut_path = cfg.paths.etc_mail("virtusertable");
     let mut vut = change.text(&vut_path)?;
-    for (k, v, _) in edit::makemap_entries(&vut.clone()) {
+    for (k, v, _) in makemap::entries(&vut.clone())
+        .into_iter()
+        .map(|l| (l.written, l.value, l.line))
+    {
         if v.trim().eq_ignore_ascii_case(name) {
-            vut = edit::makemap_remove(&vut, &k).unwrap_or(vut);
+            vut = makemap::remove_entry(&vut, &k).unwrap_or(vut);
         }
     }
     change.set(&vut_path, vut);

@@ -38,10 +38,11 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::alias::{derive_name, with_suffix};
-use super::edit::{self, Change};
 use crate::accounts::{Accounts, MailboxPath, parse_virtual};
+use crate::change::Change;
 use crate::config::{Config, parse_size};
 use crate::exit::{ExitCode, Failure, io_reason};
+use crate::table::{class, makemap};
 use crate::users::UserDb;
 
 /// The range mailbox uids are taken from.
@@ -777,7 +778,10 @@ impl Tables {
             .max()
             .unwrap_or(FIRST_UID - 1);
         let mut vt_keys = HashMap::new();
-        for (k, v, line) in edit::makemap_entries(&vt.text) {
+        for (k, v, line) in makemap::entries(&vt.text)
+            .into_iter()
+            .map(|l| (l.written, l.value, l.line))
+        {
             let w = at(&vt.path, line, &format!("{k} {v}"));
             vt_keys.entry(k.to_ascii_lowercase()).or_insert((v, w));
         }
@@ -799,10 +803,8 @@ impl Tables {
             );
             alias_names.entry(e.name).or_insert(w);
         }
-        let mut local_domains: HashSet<String> = edit::class_words(&lhn)
-            .into_iter()
-            .map(|(w, _)| w)
-            .collect();
+        let mut local_domains: HashSet<String> =
+            class::words(&lhn).into_iter().map(|(w, _)| w).collect();
         let host = cfg.hostname.to_ascii_lowercase();
         if let Some(short) = host.split('.').next() {
             local_domains.insert(short.to_string());
@@ -814,10 +816,7 @@ impl Tables {
         {
             local_domains.insert(h.to_ascii_lowercase());
         }
-        let virtual_domains = edit::class_words(&vdom)
-            .into_iter()
-            .map(|(w, _)| w)
-            .collect();
+        let virtual_domains = class::words(&vdom).into_iter().map(|(w, _)| w).collect();
         let mail_gid = mail_gid(cfg);
         let virtual_owner = users
             .get(&cfg.virtual_user)
@@ -1141,8 +1140,8 @@ impl Tables {
         }
         if let Some(q) = &plan.quota {
             let key = plan.login().to_string();
-            if edit::makemap_get(&self.quotas.text, &key).is_some() {
-                let t = edit::makemap_set(&self.quotas.text, &key, q);
+            if makemap::get(&self.quotas.text, &key).is_some() {
+                let t = makemap::set_entry(&self.quotas.text, &key, q);
                 self.quotas.replace(t);
             } else {
                 self.quotas.append(&format!("{key}\t{q}"));
@@ -1165,12 +1164,12 @@ impl Tables {
         };
         match setting {
             QuotaSetting::Default => {
-                if let Some(n) = edit::makemap_remove(&self.quotas.text, &key) {
+                if let Some(n) = makemap::remove_entry(&self.quotas.text, &key) {
                     self.quotas.replace(n);
                 }
             }
             QuotaSetting::Limit(v) => {
-                let n = edit::makemap_set(&self.quotas.text, &key, v);
+                let n = makemap::set_entry(&self.quotas.text, &key, v);
                 self.quotas.replace(n);
             }
         }
@@ -1233,7 +1232,10 @@ impl Tables {
     /// (a user name or virtual login): `FILE:LINE: entry` each.
     fn references(&self, target: &str, own_keys: &[String]) -> Vec<String> {
         let mut out = Vec::new();
-        for (k, v, line) in edit::makemap_entries(&self.vt.text) {
+        for (k, v, line) in makemap::entries(&self.vt.text)
+            .into_iter()
+            .map(|l| (l.written, l.value, l.line))
+        {
             if own_keys.contains(&k.to_ascii_lowercase()) {
                 continue;
             }
@@ -1704,11 +1706,11 @@ fn remove(cfg: &Config, address: &str, keep_mail: bool, force: bool) -> Result<(
         ));
     }
     for k in &own_keys {
-        if let Some(n) = edit::makemap_remove(&t.vt.text, k) {
+        if let Some(n) = makemap::remove_entry(&t.vt.text, k) {
             t.vt.replace(n);
         }
     }
-    if let Some(n) = edit::makemap_remove(&t.quotas.text, &target) {
+    if let Some(n) = makemap::remove_entry(&t.quotas.text, &target) {
         t.quotas.replace(n);
     }
     match &found {
@@ -1725,7 +1727,7 @@ fn remove(cfg: &Config, address: &str, keep_mail: bool, force: bool) -> Result<(
                 t.shadow.replace(n);
             }
             // Its forward (`user: target, \user`) goes with it.
-            if let Some(n) = edit::aliases_remove(&t.aliases.text, &user.name) {
+            if let Some(n) = crate::aliases::remove_entry(&t.aliases.text, &user.name) {
                 t.aliases.replace(n);
             }
         }
@@ -1865,7 +1867,7 @@ pub fn rows(cfg: &Config, domain: Option<&str>) -> Result<Vec<Row>, Failure> {
         if let Some(q) = parse_size(field).filter(|_| !field.trim().is_empty()) {
             return (q, "passwd");
         }
-        match edit::makemap_get(&t.quotas.text, login).and_then(|(v, _)| parse_size(&v)) {
+        match makemap::get(&t.quotas.text, login).and_then(|(v, _)| parse_size(&v)) {
             Some(q) => (q, "quotas"),
             None => (cfg.mailbox_size_limit, "default"),
         }
@@ -1876,7 +1878,10 @@ pub fn rows(cfg: &Config, domain: Option<&str>) -> Result<Vec<Row>, Failure> {
     };
     let mut out = Vec::new();
     let mut seen_users = HashSet::new();
-    for (k, v, _) in edit::makemap_entries(&t.vt.text) {
+    for (k, v, _) in makemap::entries(&t.vt.text)
+        .into_iter()
+        .map(|l| (l.written, l.value, l.line))
+    {
         let key = k.to_ascii_lowercase();
         let v = v.trim();
         if key.starts_with('@') || !valid_user(v) {
@@ -1952,7 +1957,7 @@ pub fn rows(cfg: &Config, domain: Option<&str>) -> Result<Vec<Row>, Failure> {
 }
 
 fn list(cfg: &Config, domain: Option<&str>, json: bool) -> Result<(), Failure> {
-    edit::recover_if_idle(cfg);
+    crate::change::recover_if_idle(cfg);
     let rows = rows(cfg, domain)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();

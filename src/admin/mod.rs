@@ -7,7 +7,6 @@ pub mod autoreply;
 pub mod check;
 pub mod dkim;
 pub mod domain;
-pub mod edit;
 pub mod explain;
 pub mod filter;
 pub mod generate;

@@ -299,7 +299,7 @@ impl Domains {
         let lhn = cfg.paths.etc_mail("local-host-names");
         let mut local = HashSet::new();
         let mut sources = Vec::new();
-        for (w, line) in read_class_file(&lhn) {
+        for (w, line) in crate::table::class::read_words(&lhn) {
             local.insert(w.clone());
             sources.push((w, lhn.clone(), line));
         }
@@ -314,10 +314,11 @@ impl Domains {
             local.insert(h.to_ascii_lowercase());
         }
         local.insert("localhost".to_string());
-        let virtual_domains = read_class_file(&cfg.paths.etc_mail("virtuser-domains"))
-            .into_iter()
-            .map(|(w, _)| w)
-            .collect();
+        let virtual_domains =
+            crate::table::class::read_words(&cfg.paths.etc_mail("virtuser-domains"))
+                .into_iter()
+                .map(|(w, _)| w)
+                .collect();
         Domains {
             local,
             virtual_domains,
@@ -380,27 +381,6 @@ pub struct Resolver {
     srs: std::sync::OnceLock<Option<crate::srs::Secret>>,
 }
 
-/// Read a class file (`local-host-names`, `virtuser-domains`): every word,
-/// `#` comment lines skipped.  Returns (word, line).
-pub fn read_class_file(path: &Path) -> Vec<(String, usize)> {
-    class_words(&std::fs::read_to_string(path).unwrap_or_default())
-}
-
-/// The words of a class file's text, lower-cased without a trailing dot,
-/// with their lines.
-pub fn class_words(text: &str) -> Vec<(String, usize)> {
-    let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim_start().starts_with('#') {
-            continue;
-        }
-        for w in l.split_whitespace() {
-            out.push((w.trim_end_matches('.').to_ascii_lowercase(), i + 1));
-        }
-    }
-    out
-}
-
 /// The host's own interface addresses as address literals.
 fn interface_literals() -> Vec<String> {
     let mut out = vec!["[127.0.0.1]".to_string(), "[ipv6:::1]".to_string()];
@@ -422,7 +402,7 @@ impl Resolver {
     /// rebuild stale table indexes (it can write `/etc/mail`).
     pub fn new(cfg: &Config, may_rebuild: bool) -> Resolver {
         if may_rebuild {
-            crate::admin::edit::recover_if_idle(cfg);
+            crate::change::recover_if_idle(cfg);
         }
         let users = UserDb::for_root(&cfg.paths);
         Resolver::with_users(cfg, users, may_rebuild)
