@@ -256,21 +256,14 @@ pub struct PasswdUser {
     pub line: usize,
 }
 
-/// Parse passwd(5) text with line numbers.
+/// The users of passwd(5) text, with their lines.
 pub fn passwd_users(text: &str) -> Vec<PasswdUser> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|(i, l)| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 7 || f[0].is_empty() {
-                return None;
-            }
-            Some(PasswdUser {
-                name: f[0].to_string(),
-                uid: f[2].parse().ok()?,
-                line: i + 1,
-            })
+    crate::users::parse_passwd(text)
+        .into_iter()
+        .map(|e| PasswdUser {
+            name: e.user.name,
+            uid: e.user.uid,
+            line: e.line,
         })
         .collect()
 }

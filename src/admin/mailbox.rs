@@ -753,13 +753,8 @@ impl Tables {
 
         let mut users = HashMap::new();
         let mut used_uids = HashSet::new();
-        for (i, l) in passwd.text.lines().enumerate() {
-            if l.starts_with(['+', '-']) {
-                continue;
-            }
-            let Some(u) = crate::users::parse_passwd_line(l) else {
-                continue;
-            };
+        for e in crate::users::parse_passwd(&passwd.text) {
+            let u = e.user;
             used_uids.insert(u.uid);
             users.entry(u.name.clone()).or_insert(SysUser {
                 name: u.name,
@@ -768,7 +763,7 @@ impl Tables {
                 gecos: u.gecos,
                 home: u.home,
                 shell: u.shell,
-                line: i + 1,
+                line: e.line,
             });
         }
         let max_uid = used_uids
