@@ -380,4 +380,29 @@ mod tests {
         assert!(!root.join("etc/mail").join(JOURNAL).exists());
         let _ = fs::remove_dir_all(&root);
     }
+
+    // While staged, a change is what readers of its source see; the disk
+    // is untouched until the commit.
+    #[test]
+    fn readers_see_what_a_change_stages() {
+        use crate::table::{Source, Syntax};
+        let root = std::env::temp_dir().join(format!("mailroom-change-src-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("etc/mail")).unwrap();
+        let cfg = Config::defaults(crate::config::Paths::under(&root));
+        let vut = cfg.paths.etc_mail("virtusertable");
+        fs::write(&vut, "a@x.example old\n").unwrap();
+        let gone = cfg.paths.etc_mail("access");
+        fs::write(&gone, "x REJECT\n").unwrap();
+        let mut c = Change::begin(&cfg).unwrap();
+        c.set(&vut, "a@x.example new\n".into());
+        c.remove(&gone);
+        let s = Source::Text(&c);
+        let t = s.table(&vut, Syntax::Makemap, false);
+        assert_eq!(t.get("a@x.example").unwrap().value, "new");
+        assert!(s.read(&gone).unwrap().is_none());
+        assert_eq!(fs::read_to_string(&vut).unwrap(), "a@x.example old\n");
+        drop(c);
+        let _ = fs::remove_dir_all(&root);
+    }
 }
