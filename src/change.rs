@@ -61,7 +61,9 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn fail(what: &str, path: &Path, e: &io::Error) -> Failure {
+/// What a change reports when it cannot `what` (read, write, ...) the
+/// file `path`.
+pub fn failure(what: &str, path: &Path, e: &io::Error) -> Failure {
     let code = match e.kind() {
         io::ErrorKind::PermissionDenied => ExitCode::NoPerm,
         _ => ExitCode::CantCreat,
@@ -167,15 +169,15 @@ impl Change {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_path)
-            .map_err(|e| fail("open", &lock_path, &e))?;
+            .map_err(|e| failure("open", &lock_path, &e))?;
         // SAFETY: flock on a valid descriptor; released when `lock` closes.
         while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                return Err(fail("lock", &lock_path, &e));
+                return Err(failure("lock", &lock_path, &e));
             }
         }
-        recover(cfg).map_err(|e| fail("finish the interrupted change in", &dir, &e))?;
+        recover(cfg).map_err(|e| failure("finish the interrupted change in", &dir, &e))?;
         // Leftovers of a change that never got decided.
         if let Ok(rd) = fs::read_dir(&dir) {
             for e in rd.flatten() {
@@ -207,7 +209,7 @@ impl Change {
         match fs::read(path) {
             Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(fail("read", path, &e)),
+            Err(e) => Err(failure("read", path, &e)),
         }
     }
 
@@ -255,7 +257,7 @@ impl Change {
                 .mode(mode)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)
-                .map_err(|e| fail("write", &tmp, &e))?;
+                .map_err(|e| failure("write", &tmp, &e))?;
             if let Some(m) = &old {
                 let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
                 // fchown may clear set-id bits; the mode is set again.
@@ -263,7 +265,7 @@ impl Change {
             }
             f.write_all(content)
                 .and_then(|()| f.sync_all())
-                .map_err(|e| fail("write", &tmp, &e))?;
+                .map_err(|e| failure("write", &tmp, &e))?;
         }
         let journal = self.dir.join(JOURNAL);
         let mut list: String = self
@@ -276,21 +278,21 @@ impl Change {
         }
         {
             let tmp = self.dir.join(format!("{JOURNAL}.tmp"));
-            let mut f = File::create(&tmp).map_err(|e| fail("write", &tmp, &e))?;
+            let mut f = File::create(&tmp).map_err(|e| failure("write", &tmp, &e))?;
             f.write_all(list.as_bytes())
                 .and_then(|()| f.sync_all())
-                .map_err(|e| fail("write", &tmp, &e))?;
-            fs::rename(&tmp, &journal).map_err(|e| fail("write", &journal, &e))?;
-            fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))?;
+                .map_err(|e| failure("write", &tmp, &e))?;
+            fs::rename(&tmp, &journal).map_err(|e| failure("write", &journal, &e))?;
+            fsync_dir(&self.dir).map_err(|e| failure("sync", &self.dir, &e))?;
         }
         // Decided: from here a crash is rolled forward.
         for (path, _) in &self.files {
-            fs::rename(staged(path), path).map_err(|e| fail("replace", path, &e))?;
+            fs::rename(staged(path), path).map_err(|e| failure("replace", path, &e))?;
         }
         for path in &self.removed {
             match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(fail("remove", path, &e));
+                    return Err(failure("remove", path, &e));
                 }
                 _ => {}
             }
@@ -304,15 +306,15 @@ impl Change {
             .chain(self.removed.iter().cloned())
             .collect();
         for d in parent_dirs(&self.dir, &targets) {
-            fsync_dir(&d).map_err(|e| fail("sync", &d, &e))?;
+            fsync_dir(&d).map_err(|e| failure("sync", &d, &e))?;
         }
         for (path, _) in &self.files {
             if let Some(syntax) = syntax_of(path) {
-                crate::table::build(path, syntax).map_err(|e| fail("index", path, &e))?;
+                crate::table::build(path, syntax).map_err(|e| failure("index", path, &e))?;
             }
         }
-        fs::remove_file(&journal).map_err(|e| fail("remove", &journal, &e))?;
-        fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))
+        fs::remove_file(&journal).map_err(|e| failure("remove", &journal, &e))?;
+        fsync_dir(&self.dir).map_err(|e| failure("sync", &self.dir, &e))
     }
 }
 

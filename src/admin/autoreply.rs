@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::alias::apply;
+use super::apply;
 use crate::autoreply::{self, Rule};
 use crate::change::Change;
 use crate::config::Config;

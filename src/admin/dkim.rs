@@ -7,7 +7,7 @@ use std::path::Path;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::alias::apply;
+use super::apply;
 use crate::change::Change;
 use crate::config::Config;
 use crate::dkim::{self, Algorithm};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::alias::apply;
+use super::apply;
 use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};

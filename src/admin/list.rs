@@ -11,7 +11,10 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use super::alias::{View, apply, derive_name, parse_address, with_suffix};
+use super::alias::target::check_target;
+use super::apply;
+use super::directory::{Directory, require_domain, taken};
+use super::names::{derive_name, parse_address, with_suffix};
 use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
@@ -86,7 +89,7 @@ struct Found {
 /// a list's name.  `read`: a file as the change leaves it, or on disk.
 fn find(
     cfg: &Config,
-    view: &View,
+    view: &Directory,
     read: &dyn Fn(&Path) -> Result<String, Failure>,
     arg: &str,
 ) -> Result<Found, Failure> {
@@ -138,13 +141,13 @@ fn create(
     owner: &str,
     anyone: bool,
 ) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let addr = parse_address(address)?;
     if let Some(d) = &addr.domain {
-        super::alias::require_domain(&view, d)?;
+        require_domain(&view, d)?;
     }
     if let Some(o) = view.owner(&addr) {
-        return Err(super::alias::taken(&addr, &o, &view));
+        return Err(taken(&addr, &o, &view));
     }
     let key = addr.key();
     let list_address = match &addr.domain {
@@ -193,7 +196,7 @@ fn create(
                 })?
         }
     };
-    let owner_t = view.check_target(cfg, owner, &key, None)?;
+    let owner_t = check_target(&view, cfg, owner, &key)?;
     if !owner_t.simple {
         return Err(Failure::usage(format!(
             "--owner {owner:?}: the owner must be an address or a local name"
@@ -270,7 +273,7 @@ fn add(
     list: &str,
     raw: &[String],
 ) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let found = find(cfg, &view, &|p| change.text(p), list)?;
     let (mut text, mut members) = members_of(&|p| change.text(p), cfg, &found.name)?;
     let host = &cfg.hostname;
@@ -278,7 +281,7 @@ fn add(
     let mut notes = Vec::new();
     for r in raw {
         for piece in crate::aliases::split_list(r) {
-            let t = view.check_target(cfg, &piece, shown, None)?;
+            let t = check_target(&view, cfg, &piece, shown)?;
             let own = [found.name.clone(), format!("owner-{}", found.name)];
             if !t.simple
                 || own
@@ -316,7 +319,7 @@ fn remove(
     list: &str,
     raw: &[String],
 ) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let found = find(cfg, &view, &|p| change.text(p), list)?;
     let (text, _) = members_of(&|p| change.text(p), cfg, &found.name)?;
     let host = &cfg.hostname;
@@ -367,7 +370,7 @@ fn remove(
 }
 
 fn delete(change: &mut Change, cfg: &Config, list: &str) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let found = find(cfg, &view, &|p| change.text(p), list)?;
     let name = &found.name;
     let refs: Vec<String> = view
@@ -398,12 +401,9 @@ fn delete(change: &mut Change, cfg: &Config, list: &str) -> Result<Vec<String>, 
     change.set(&aliases_path, aliases);
     let vut_path = cfg.paths.etc_mail("virtusertable");
     let mut vut = change.text(&vut_path)?;
-    for (k, v, _) in makemap::entries(&vut.clone())
-        .into_iter()
-        .map(|l| (l.written, l.value, l.line))
-    {
-        if v.trim().eq_ignore_ascii_case(name) {
-            vut = makemap::remove_entry(&vut, &k).unwrap_or(vut);
+    for l in makemap::entries(&vut.clone()) {
+        if l.value.eq_ignore_ascii_case(name) {
+            vut = makemap::remove_entry(&vut, &l.key).unwrap_or(vut);
         }
     }
     change.set(&vut_path, vut);
@@ -517,7 +517,7 @@ fn print_members(cfg: &Config, list: &str, json: bool) -> i32 {
             ),
         )),
     };
-    let view = View::on_disk(cfg);
+    let view = Directory::on_disk(cfg);
     let result = find(cfg, &view, &read, list)
         .and_then(|found| members_of(&read, cfg, &found.name).map(|(_, m)| m));
     let members = match result {

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use super::alias::{derive_name, with_suffix};
+use super::names::{derive_name, with_suffix};
 use crate::accounts::{Accounts, MailboxPath, parse_virtual};
 use crate::change::Change;
 use crate::config::{Config, parse_size};
@@ -237,7 +237,7 @@ impl Name {
 pub fn parse_name(s: &str) -> Result<Name, Failure> {
     let t = s.trim().to_ascii_lowercase();
     if t.contains('@') {
-        let a = super::alias::parse_address(&t)?;
+        let a = super::names::parse_address(&t)?;
         if a.local.contains('+') {
             return Err(Failure::usage(format!(
                 "{t}: a mailbox address cannot contain '+'"
