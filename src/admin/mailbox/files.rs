@@ -6,7 +6,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::tables::{Plan, PlanKind};
+use super::plan::{Plan, PlanKind};
 use crate::accounts::MailboxPath;
 use crate::config::Config;
 use crate::exit::io_reason;

@@ -32,12 +32,14 @@
 //! The parts: [`name`] (addresses and user names), [`password`] (reading
 //! and hashing), [`pwlock`] (`lckpwdf`), [`tables`] (the files a change
 //! edits and what they hold, asked of the resolver), [`text`] (line
-//! edits), [`quota`], [`files`] (the mbox files), [`list`].
+//! edits), [`plan`] (new mailboxes), [`quota`], [`files`] (the mbox
+//! files), [`list`].
 
 pub mod files;
 pub mod list;
 pub mod name;
 pub mod password;
+pub mod plan;
 pub mod pwlock;
 pub mod quota;
 pub mod tables;
@@ -54,10 +56,11 @@ use files::remove_mailbox;
 pub use files::{create_mailbox, create_mbox};
 pub use name::{MAX_USER, Name, parse_name, valid_user};
 pub use password::{Secret, check_password, hash_password, read_password};
+use plan::shadow_line;
+pub use plan::{Plan, PlanKind};
 pub use pwlock::PwLock;
 pub use quota::{QuotaSetting, human, parse_quota};
-use tables::shadow_line;
-pub use tables::{Found, Plan, PlanKind, SysUser, Tables};
+pub use tables::{Found, SysUser, Tables};
 use text::{
     remove_colon_line, remove_passwd_entry, remove_virtual_line, set_colon_fields,
     set_passwd_fields, set_virtual_fields,
