@@ -1,6 +1,7 @@
 //! `mailroom forward set|clear`: a mailbox's mail to other addresses,
-//! instead of or as well as the mailbox: aliases `USER: TARGET, ...,
-//! \\USER`, USER being the system user behind the mailbox.
+//! instead of or as well as the mailbox: the aliases entry
+//! `USER: TARGET, ..., \USER`, USER being the system user behind the
+//! mailbox (`\USER`: its stored copy).
 
 use super::target::check_targets;
 use super::{Texts, join_targets};

@@ -12,8 +12,10 @@
 //!   `USER: TARGET, ..., \USER` where USER is the system user behind the
 //!   mailbox (`\USER` = the mailbox itself: the stored copy).
 //! * `catchall set DOMAIN TARGET...` → virtusertable `@DOMAIN TARGET`;
-//!   `catchall clear` of a virtual domain puts back `@DOMAIN` [`REFUSAL`]
-//!   (see [`is_refusal`]: such an entry is no catch-all).
+//!   `catchall clear` of a virtual domain puts back `@DOMAIN`
+//!   [`REFUSAL`](super::directory::REFUSAL)
+//!   (see [`is_refusal`](super::directory::is_refusal): such an entry is
+//!   no catch-all).
 //!
 //! An address already in use anywhere (a virtusertable key, a mailbox, an
 //! alias name, a system user) is refused naming the entry that owns it;

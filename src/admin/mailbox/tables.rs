@@ -2,7 +2,7 @@
 //! virtusertable, `/etc/mail/quotas`, `/etc/mail/passwd` and the aliases —
 //! as the change will leave them, and what they already hold.
 //!
-//! The texts are edited line by line ([`Text`]); the questions (is this
+//! The texts are edited line by line ([`super::text`]); the questions (is this
 //! address taken, which mailbox does it name, is this user name free) are
 //! asked of the resolver delivery uses, reading the same texts
 //! ([`crate::table::Source::Text`]).  An import plans thousands of
