@@ -210,4 +210,23 @@ mod tests {
         drop(c);
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    // A local domain's catch-all comes before its local names: a target
+    // there that only a local name takes would come back to the
+    // catch-all (sendmail 8: "excessive recursion").  The bare name is
+    // the way to say it.
+    #[test]
+    fn a_catch_all_target_only_the_catch_all_would_take_is_refused() {
+        let (dir, cfg) = test_site();
+        let mut c = Change::begin(&cfg).unwrap();
+        let e =
+            plan_catchall(&mut c, &cfg, "example.com", &["bob@example.com".into()]).unwrap_err();
+        assert_eq!(e.code, ExitCode::NoUser, "{e}");
+        assert!(c.is_empty());
+        plan_catchall(&mut c, &cfg, "example.com", &["bob".into()]).unwrap();
+        let v = Directory::of_change(&c, &cfg).unwrap();
+        assert!(v.address_resolves("anyone", "example.com"));
+        drop(c);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

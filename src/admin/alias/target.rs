@@ -250,4 +250,24 @@ mod tests {
         assert!(check_target(&v, &cfg, "x", "x").is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    // A target is followed as delivery follows it: an entry that exists
+    // but leads nowhere (a user since removed, a loop) is no target.
+    #[test]
+    fn a_target_must_lead_somewhere_as_delivery_resolves_it() {
+        let (dir, cfg) = test_site();
+        std::fs::write(
+            cfg.paths.etc_mail("virtusertable"),
+            "info@shop.example\tinfo-shop\ngone@shop.example\tnosuchuser\nping@shop.example\tpong@shop.example\npong@shop.example\tping@shop.example\nfar@shop.example\tsomeone@far.example\n",
+        )
+        .unwrap();
+        let v = Directory::on_disk(&cfg);
+        for dead in ["gone@shop.example", "ping@shop.example"] {
+            let e = check_target(&v, &cfg, dead, "x").unwrap_err();
+            assert_eq!(e.code, ExitCode::NoUser, "{dead}: {e}");
+        }
+        assert!(check_target(&v, &cfg, "far@shop.example", "x").is_ok());
+        assert!(check_target(&v, &cfg, "info@shop.example", "x").is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
