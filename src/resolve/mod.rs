@@ -52,11 +52,13 @@
 //! (`tests/resolution/`).
 //!
 //! The code: `domains` (step 1), [`virtuser`] (step 2's lookup), `walk`
-//! (steps 2–4, one element after another), `include` (`:include:` and
-//! `.forward` files, programs and files), `outcome` (what comes out).
+//! (one element after another; steps 1 and 2), `local` (steps 3 and 4),
+//! `include` (`:include:` and `.forward` files, programs and files),
+//! `outcome` (what comes out).
 
 mod domains;
 mod include;
+mod local;
 mod outcome;
 pub mod virtuser;
 mod walk;
