@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::config::{Config, MailboxFormat, parse_size};
-use crate::table::{Syntax, Table};
+use crate::table::{Source, Syntax, Table};
 use crate::users::{User, UserDb};
 
 /// Where a mailbox lives.
@@ -111,7 +111,13 @@ pub struct Accounts {
 
 impl Accounts {
     pub fn load(cfg: &Config, users: UserDb) -> Accounts {
-        let text = std::fs::read_to_string(cfg.paths.etc_mail("passwd")).unwrap_or_default();
+        Accounts::load_from(cfg, users, &Source::Disk)
+    }
+
+    /// The accounts as `source` has them (see [`Source`]).  A login given
+    /// twice in `/etc/mail/passwd` is the last line's.
+    pub fn load_from(cfg: &Config, users: UserDb, source: &Source) -> Accounts {
+        let text = source.read_lossy(&cfg.paths.etc_mail("passwd"));
         let virtuals = parse_virtual(&text)
             .into_iter()
             .map(|e| (e.login.clone(), e))
@@ -119,7 +125,7 @@ impl Accounts {
         Accounts {
             users,
             virtuals,
-            quotas: Table::open(&cfg.paths.etc_mail("quotas"), Syntax::Makemap, false),
+            quotas: source.table(&cfg.paths.etc_mail("quotas"), Syntax::Makemap, false),
             default_quota: cfg.mailbox_size_limit,
             format: cfg.mailbox_format,
             mail_spool: cfg.mail_spool.clone(),
@@ -131,6 +137,21 @@ impl Accounts {
 
     pub fn users(&self) -> &UserDb {
         &self.users
+    }
+
+    /// The user database, to stage a user an admin change plans.
+    pub fn users_mut(&mut self) -> &mut UserDb {
+        &mut self.users
+    }
+
+    /// The line of `/etc/mail/passwd` that makes `login` a virtual account.
+    pub fn virtual_entry(&self, login: &str) -> Option<&VirtualEntry> {
+        self.virtuals.get(&login.to_ascii_lowercase())
+    }
+
+    /// Add a virtual account an admin change plans.
+    pub fn stage_virtual(&mut self, e: VirtualEntry) {
+        self.virtuals.insert(e.login.clone(), e);
     }
 
     fn quota_for(&self, login: &str) -> u64 {

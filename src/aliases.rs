@@ -17,7 +17,14 @@
 //!   newline is dropped, the leading white space kept); so does a backslash
 //!   right before the newline.  A comment line ends an entry: an indented
 //!   line after it is lost, as in sendmail.
+//! * The value is a list of addresses, local names, `\user`, `"|program"`,
+//!   `/file` and `:include:/path` ([`split_list`]: commas outside quotes and
+//!   angle brackets separate them); `:include:` and `.forward` files hold
+//!   the same lists, a line at a time.
 //! * A duplicate name warns and the **last** definition wins.
+//! * The editors ([`set_entry`], [`remove_entry`]) find an entry with this
+//!   same reader (continuation lines, quoted names and all) and keep every
+//!   other line as the admin wrote it.
 //! * Errors are reported per line (`line 9: missing colon`, `line 10:
 //!   empty:... missing value for alias`) and make `newaliases` exit 70, but
 //!   the good entries are still used.
@@ -260,9 +267,128 @@ pub fn name_key(written: &str) -> Result<String, Option<Vec<String>>> {
     Ok(key.to_ascii_lowercase())
 }
 
+/// The line spans (first, last; 1-based) of every definition of the
+/// name `name` (as written or as keyed: `"Sales.Team"` is `sales.team`).
+fn spans(text: &str, name: &str) -> Vec<(usize, usize)> {
+    let Ok(key) = name_key(name.trim()) else {
+        return Vec::new();
+    };
+    entries(text)
+        .into_iter()
+        .filter(|e| e.name == key)
+        .map(|e| (e.line, e.last_line))
+        .collect()
+}
+
+/// `text` without the lines of `spans`, and `insert` in place of the
+/// first one (appended when there is none).
+fn replace_spans(text: &str, spans: &[(usize, usize)], insert: Option<String>) -> String {
+    let mut insert = insert;
+    let mut out = String::with_capacity(text.len() + 64);
+    for (i, l) in text.lines().enumerate() {
+        let n = i + 1;
+        match spans
+            .iter()
+            .find(|(first, last)| (*first..=*last).contains(&n))
+        {
+            Some((first, _)) if n == *first => {
+                if let Some(new) = insert.take() {
+                    out.push_str(&new);
+                    out.push('\n');
+                }
+            }
+            Some(_) => {}
+            None => {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    if let Some(new) = insert {
+        out.push_str(&new);
+        out.push('\n');
+    }
+    out
+}
+
+/// Set alias `name` to `value` in the text of an aliases file: its entry
+/// is replaced where it stands (continuation lines included; a later
+/// duplicate, which would win, goes), or the entry is appended.  Every
+/// other line stays as the admin wrote it.
+pub fn set_entry(text: &str, name: &str, value: &str) -> String {
+    replace_spans(text, &spans(text, name), Some(format!("{name}: {value}")))
+}
+
+/// Remove alias `name` (every definition of it); `None` when there was
+/// none.
+pub fn remove_entry(text: &str, name: &str) -> Option<String> {
+    let spans = spans(text, name);
+    (!spans.is_empty()).then(|| replace_spans(text, &spans, None))
+}
+
+/// A value's elements, as sendmail splits an aliases value (and a line
+/// of an `:include:` or `.forward` file): separated by commas (and line
+/// breaks) outside quotes and angle brackets; leading white space
+/// trimmed from each.
+pub fn split_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut angle = 0i32;
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            '<' if !quoted => {
+                angle += 1;
+                cur.push(c);
+            }
+            '>' if !quoted => {
+                angle -= 1;
+                cur.push(c);
+            }
+            ',' if !quoted && angle <= 0 => {
+                out.push(std::mem::take(&mut cur));
+            }
+            '\n' | '\r' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    // Leading white space goes; trailing white space stays part of the
+    // element, as sendmail prints it ("eve  ... deliverable").
+    out.into_iter()
+        .map(|s| s.trim_start().to_string())
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_split_like_sendmail() {
+        assert_eq!(
+            split_list("\\bob, bob@gmail.example"),
+            ["\\bob", "bob@gmail.example"]
+        );
+        assert_eq!(
+            split_list("\"|/usr/bin/x --a, b\", eve,,  frank"),
+            ["\"|/usr/bin/x --a, b\"", "eve", "frank"]
+        );
+        assert_eq!(split_list("eve  ,   frank"), ["eve  ", "frank"]);
+        assert_eq!(split_list("Frank Q <f@x>, a"), ["Frank Q <f@x>", "a"]);
+    }
 
     // The same file the oracle (real sendmail 8.17) was given; its
     // newaliases reported errors on lines 9, 10 and a duplicate on 12, and
@@ -384,5 +510,53 @@ mod tests {
     fn comment_ends_an_entry() {
         let p = parse(b"a: b,\n# c\n\tlost\n");
         assert_eq!(p.effective()[0].value, "b,");
+    }
+
+    #[test]
+    fn aliases_edits_handle_continuations() {
+        let t = "# top\nsales: bob,\n\tcarol\npostmaster: root\n";
+        let e = &entries(t)[0];
+        assert_eq!(
+            (e.name.clone(), e.shown_value(), e.line, e.last_line),
+            ("sales".into(), "bob, carol".into(), 2, 3)
+        );
+        assert_eq!(
+            set_entry(t, "sales", "dave"),
+            "# top\nsales: dave\npostmaster: root\n"
+        );
+        assert_eq!(
+            remove_entry(t, "SALES").unwrap(),
+            "# top\npostmaster: root\n"
+        );
+        assert!(set_entry(t, "new", "x").ends_with("postmaster: root\nnew: x\n"));
+    }
+
+    // The admin finds entries as newaliases and delivery do: a quoted name
+    // by its key, a colon inside quotes, a backslash continuation.
+    #[test]
+    fn aliases_edits_find_entries_as_delivery_does() {
+        let t = "\"Sales.Team\": bob\n\"a:b\" x: y\nlong: a, \\\n  b\n\"john smith\": carol\n";
+        assert_eq!(
+            set_entry(t, "sales.team", "dave"),
+            "sales.team: dave\n\"a:b\" x: y\nlong: a, \\\n  b\n\"john smith\": carol\n"
+        );
+        assert_eq!(
+            remove_entry(t, "LONG").unwrap(),
+            "\"Sales.Team\": bob\n\"a:b\" x: y\n\"john smith\": carol\n"
+        );
+        assert_eq!(
+            remove_entry(t, "\"John Smith\"").unwrap(),
+            "\"Sales.Team\": bob\n\"a:b\" x: y\nlong: a, \\\n  b\n"
+        );
+        assert!(remove_entry(t, "a").is_none());
+    }
+
+    // sendmail uses the last definition: setting or removing a name must
+    // not leave another definition of it behind to take over.
+    #[test]
+    fn aliases_edits_take_every_definition() {
+        let t = "dup: a\nother: b\ndup: c\n";
+        assert_eq!(set_entry(t, "dup", "d"), "dup: d\nother: b\n");
+        assert_eq!(remove_entry(t, "dup").unwrap(), "other: b\n");
     }
 }

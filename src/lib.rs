@@ -74,9 +74,11 @@
 //!   command and its argument parser.
 //!
 //! Where mail goes:
-//! * [`table`] — compiled (mmapped) indexes of the sendmail tables;
-//!   [`aliases`] — the aliases file.
-//! * [`resolve`] — virtusertable, aliases, users: sendmail 8's resolution.
+//! * [`table`] — the sendmail tables: text formats and their editors,
+//!   compiled (mmapped) indexes, and where a reader takes them from (the
+//!   disk, or a change being staged); [`aliases`] — the aliases file.
+//! * [`resolve`] — virtusertable, aliases, users: sendmail 8's resolution,
+//!   for delivery and for the admin commands alike.
 //! * [`mailbox`] — mbox and Maildir, and their locks.
 //! * [`deliver`] — the local delivery agent.
 //! * [`filter`] — filter rules, the spam rule and spamc, run before a mailbox copy is stored.
@@ -99,6 +101,8 @@
 //!   after failures) behind pop3d and SMTP AUTH.
 //! * [`state`] — `/var/spool/mailroom`: the servers' and the autoresponder's
 //!   small state files, with their inventory.
+//! * [`change`] — a journaled change to the configuration files (all or
+//!   nothing, even under `kill -9`), and finishing one a crash cut short.
 //! * [`admin`] — the `mailroom` command.
 //!
 //! Testing: `fuzzing` — the fuzz targets' bodies, shared by `fuzz/` and
@@ -115,6 +119,7 @@ pub mod admin;
 pub mod aliases;
 pub mod autoreply;
 pub mod b64;
+pub mod change;
 pub mod cli;
 pub mod conf_keys;
 pub mod config;

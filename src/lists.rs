@@ -158,7 +158,7 @@ pub fn parse_members(text: &str) -> Vec<(String, usize)> {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        for e in crate::resolve::split_list(l) {
+        for e in crate::aliases::split_list(l) {
             let e = e.trim();
             if !e.is_empty() {
                 out.push((e.to_string(), i + 1));

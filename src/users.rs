@@ -4,10 +4,15 @@
 //! [`UserDb`] is what resolution and delivery use: NSS in production; in a
 //! private root (`MAILROOM_ROOT`, tests and `make demo`) with its own
 //! `etc/passwd`, that file instead, so tests can have users without root.
+//! An admin command reads `/etc/passwd` itself ahead of NSS
+//! ([`UserDb::from_source`]), through the one parser here, which keeps
+//! each entry's line ([`parse_passwd`]).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::table::Source;
 
 /// One passwd entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,29 +126,91 @@ pub fn group_id(name: &str) -> Option<u32> {
     }
 }
 
-/// Where user accounts come from.
+/// One passwd(5) entry and its line in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub user: User,
+    /// 1-based.
+    pub line: usize,
+}
+
+/// A passwd(5) file, parsed: its entries in file order.  A name given
+/// twice is the first one's, as the C library's `files` database reads
+/// it.
 #[derive(Debug, Clone, Default)]
+pub struct PasswdFile {
+    pub path: PathBuf,
+    entries: Vec<PasswdEntry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl PasswdFile {
+    pub fn parse(path: &Path, text: &str) -> PasswdFile {
+        let mut f = PasswdFile {
+            path: path.to_path_buf(),
+            ..PasswdFile::default()
+        };
+        for e in parse_passwd(text) {
+            f.push(e);
+        }
+        f
+    }
+
+    /// Add an entry (an admin change planning a new user: the line it
+    /// will have).
+    pub fn push(&mut self, e: PasswdEntry) {
+        self.by_name
+            .entry(e.user.name.clone())
+            .or_insert(self.entries.len());
+        self.entries.push(e);
+    }
+
+    /// The entry of `name`, exactly as spelled.
+    pub fn get(&self, name: &str) -> Option<&PasswdEntry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// The first entry with `uid`.
+    pub fn by_uid(&self, uid: u32) -> Option<&PasswdEntry> {
+        self.entries.iter().find(|e| e.user.uid == uid)
+    }
+
+    /// Every entry, in file order.
+    pub fn entries(&self) -> &[PasswdEntry] {
+        &self.entries
+    }
+}
+
+/// Where user accounts come from: a passwd file's entries, the system's
+/// user database (NSS), or the file first and then the system.
+#[derive(Debug, Clone)]
 pub struct UserDb {
-    /// `None`: the system (NSS).  `Some`: a private passwd file's entries.
-    file: Option<HashMap<String, User>>,
+    file: Option<PasswdFile>,
+    /// Ask the system (NSS) for names and uids the file does not have.
+    nss: bool,
+}
+
+impl Default for UserDb {
+    fn default() -> UserDb {
+        UserDb::system()
+    }
 }
 
 impl UserDb {
     /// The system's accounts.
     pub fn system() -> UserDb {
-        UserDb { file: None }
+        UserDb {
+            file: None,
+            nss: true,
+        }
     }
 
-    /// Accounts from a passwd(5) file.
+    /// Accounts from a passwd(5) file only.
     pub fn from_file(path: &Path) -> std::io::Result<UserDb> {
         let text = std::fs::read_to_string(path)?;
         Ok(UserDb {
-            file: Some(
-                parse_passwd(&text)
-                    .into_iter()
-                    .map(|u| (u.name.clone(), u))
-                    .collect(),
-            ),
+            file: Some(PasswdFile::parse(path, &text)),
+            nss: false,
         })
     }
 
@@ -159,34 +226,89 @@ impl UserDb {
         UserDb::system()
     }
 
-    pub fn by_name(&self, name: &str) -> Option<User> {
-        match &self.file {
-            None => by_name(name),
-            Some(m) => m.get(name).cloned(),
+    /// As [`UserDb::for_root`], from `source`: read as text
+    /// ([`Source::Text`]), the real system's `/etc/passwd` (as a change
+    /// leaves it) comes before NSS, so that its entries have lines and a
+    /// user the change adds is known.
+    pub fn from_source(paths: &crate::config::Paths, source: &Source) -> UserDb {
+        if !source.is_text() {
+            return UserDb::for_root(paths);
         }
+        let p = paths.resolve("/etc/passwd");
+        match source.read(&p) {
+            Ok(Some(text)) => UserDb {
+                file: Some(PasswdFile::parse(&p, &String::from_utf8_lossy(&text))),
+                nss: paths.is_system(),
+            },
+            _ => UserDb::system(),
+        }
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<User> {
+        self.find(name).map(|(u, _)| u)
+    }
+
+    /// The account `name` and its passwd line (`None`: from NSS).
+    pub fn find(&self, name: &str) -> Option<(User, Option<usize>)> {
+        if let Some(e) = self.file.as_ref().and_then(|f| f.get(name)) {
+            return Some((e.user.clone(), Some(e.line)));
+        }
+        if self.nss {
+            return by_name(name).map(|u| (u, None));
+        }
+        None
     }
 
     pub fn by_uid(&self, uid: u32) -> Option<User> {
-        match &self.file {
-            None => by_uid(uid),
-            Some(m) => m.values().find(|u| u.uid == uid).cloned(),
+        if let Some(e) = self.file.as_ref().and_then(|f| f.by_uid(uid)) {
+            return Some(e.user.clone());
         }
+        if self.nss { by_uid(uid) } else { None }
+    }
+
+    /// The passwd file read, if any.
+    pub fn file(&self) -> Option<&PasswdFile> {
+        self.file.as_ref()
+    }
+
+    /// Does it ask the system's user database too?
+    pub fn asks_system(&self) -> bool {
+        self.nss
+    }
+
+    /// Add a user an admin change is planning, at `line` of `path`.
+    pub fn stage(&mut self, path: &Path, user: User, line: usize) {
+        self.file
+            .get_or_insert_with(|| PasswdFile {
+                path: path.to_path_buf(),
+                ..PasswdFile::default()
+            })
+            .push(PasswdEntry { user, line });
     }
 }
 
-/// Parse passwd(5) lines.
-pub fn parse_passwd(text: &str) -> Vec<User> {
-    text.lines().filter_map(parse_passwd_line).collect()
+/// Parse passwd(5) text: the entries with their lines.  Comments, blank
+/// lines, NIS `+`/`-` lines and lines without a name or numeric ids are
+/// no entries.
+pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            Some(PasswdEntry {
+                user: parse_passwd_line(l)?,
+                line: i + 1,
+            })
+        })
+        .collect()
 }
 
-/// One passwd(5) line; `None` for comments, blank lines, NIS `+`/`-`
-/// entries and lines without numeric ids.
-pub fn parse_passwd_line(l: &str) -> Option<User> {
-    if l.trim().is_empty() || l.starts_with('#') {
+/// One passwd(5) line (see [`parse_passwd`]).
+fn parse_passwd_line(l: &str) -> Option<User> {
+    if l.trim().is_empty() || l.starts_with(['#', '+', '-']) {
         return None;
     }
     let f: Vec<&str> = l.split(':').collect();
-    if f.len() < 7 {
+    if f.len() < 7 || f[0].is_empty() {
         return None;
     }
     Some(User {
@@ -213,8 +335,9 @@ bad line
 ",
         );
         assert_eq!(users.len(), 2);
-        assert_eq!(users[1].full_name(), "Bob B");
-        assert_eq!(users[1].home, "/home/bob");
+        assert_eq!(users[1].user.full_name(), "Bob B");
+        assert_eq!(users[1].user.home, "/home/bob");
+        assert_eq!(users[1].line, 3);
     }
 
     #[test]

@@ -86,30 +86,21 @@ fn parse_expected(text: &str) -> BTreeMap<String, (Vec<String>, i32)> {
     out
 }
 
-/// A private root holding the case's files, with the oracle's settings:
-/// host name oracle.test, no interface probing, no .forward files.
-fn root_for(case: &Case, name: &str) -> Root {
-    let r = Root::new(name);
-    let lists = r.path("etc/mail/lists");
-    std::fs::create_dir_all(&lists).unwrap();
-    // The files name paths as the system sees them; the root prefixes them.
-    let dir = "/etc/mail/lists";
-    r.write(
-        "etc/mail/mailroom.conf",
-        "hostname = oracle.test\nlog = /var/log/mail.log\nprobe_interfaces = no\nforward_files = no\nmin_free_space = 0\n",
-    );
-    for key in [
+/// The case's tables and passwd file: (path under the root, text).
+fn table_files(case: &Case) -> Vec<(String, String)> {
+    let dir = LISTS;
+    let mut out: Vec<(String, String)> = [
         "aliases",
         "virtusertable",
         "local-host-names",
         "virtuser-domains",
-    ] {
-        let text = case.sections.get(key).cloned().unwrap_or_default();
-        r.write(&format!("etc/mail/{key}"), &text.replace("@DIR@", dir));
-    }
-    for (name, text) in &case.includes {
-        std::fs::write(lists.join(name), text.replace("@DIR@", dir)).unwrap();
-    }
+    ]
+    .iter()
+    .map(|key| {
+        let text = case.sections.get(*key).cloned().unwrap_or_default();
+        (format!("etc/mail/{key}"), text.replace("@DIR@", dir))
+    })
+    .collect();
     // The oracle's accounts: root, daemon, bin, mail, nobody, then the
     // case's users from uid 1000.
     let mut passwd = String::from(
@@ -121,7 +112,32 @@ fn root_for(case: &Case, name: &str) -> Root {
             1000 + i
         ));
     }
-    r.write("etc/passwd", &passwd);
+    out.push(("etc/passwd".to_string(), passwd));
+    out
+}
+
+/// A private root holding the case's files, with the oracle's settings:
+/// host name oracle.test, no interface probing, no .forward files.  With
+/// `tables` false the tables and the passwd file are left out (a staged
+/// change supplies them).
+fn root_for(case: &Case, name: &str, tables: bool) -> Root {
+    let r = Root::new(name);
+    let lists = r.path("etc/mail/lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    // The files name paths as the system sees them; the root prefixes them.
+    let dir = LISTS;
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = oracle.test\nlog = /var/log/mail.log\nprobe_interfaces = no\nforward_files = no\nmin_free_space = 0\n",
+    );
+    for (name, text) in &case.includes {
+        std::fs::write(lists.join(name), text.replace("@DIR@", dir)).unwrap();
+    }
+    if tables {
+        for (rel, text) in table_files(case) {
+            r.write(&rel, &text);
+        }
+    }
     r
 }
 
@@ -130,8 +146,14 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-#[test]
-fn every_address_resolves_as_sendmail_8_does() {
+/// Where the cases' include files are, as the tables name them.
+const LISTS: &str = "/etc/mail/lists";
+
+/// Every case's addresses, each answered by `verdict` (the case, the root,
+/// the address: `-bv`'s lines, exit code and anything said on stderr),
+/// against the recorded verdicts; `tables`: the root holds the tables
+/// (else `verdict` brings them).
+fn check_cases(tables: bool, verdict: impl Fn(&Case, &Root, &str) -> (Vec<String>, i32, String)) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resolution");
     let mut checked = 0;
     let mut failures = Vec::new();
@@ -144,29 +166,19 @@ fn every_address_resolves_as_sendmail_8_does() {
         let expected =
             parse_expected(&std::fs::read_to_string(path.with_extension("expected")).unwrap());
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let r = root_for(&case, &stem);
-        let lists = "/etc/mail/lists";
+        let r = root_for(&case, &stem, tables);
         for addr in &case.verify {
             let (want_lines, want_exit) = expected
                 .get(addr)
                 .unwrap_or_else(|| panic!("{stem}: no expected verdict for {addr}"));
-            let o = r
-                .cmd("sendmail")
-                .args(["-bv", "--", addr])
-                .output()
-                .unwrap();
-            let got: Vec<String> = stdout(&o)
-                .replace(lists, "@DIR@")
-                .lines()
-                .map(str::to_string)
-                .collect();
-            if sorted(got.clone()) != sorted(want_lines.clone()) || code(&o) != *want_exit {
+            let (got, got_exit, said) = verdict(&case, &r, addr);
+            let got: Vec<String> = got.iter().map(|l| l.replace(LISTS, "@DIR@")).collect();
+            if sorted(got.clone()) != sorted(want_lines.clone()) || got_exit != *want_exit {
                 failures.push(format!(
-                    "{stem}: {addr}\n  sendmail 8 (exit {want_exit}):\n    {}\n  mailroom (exit {}):\n    {}\n  stderr: {}",
+                    "{stem}: {addr}\n  sendmail 8 (exit {want_exit}):\n    {}\n  mailroom (exit {got_exit}):\n    {}\n  stderr: {}",
                     want_lines.join("\n    "),
-                    code(&o),
                     got.join("\n    "),
-                    stderr(&o).trim()
+                    said.trim()
                 ));
             }
             checked += 1;
@@ -179,4 +191,51 @@ fn every_address_resolves_as_sendmail_8_does() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn every_address_resolves_as_sendmail_8_does() {
+    check_cases(true, |_, r, addr| {
+        let o = r
+            .cmd("sendmail")
+            .args(["-bv", "--", addr])
+            .output()
+            .unwrap();
+        let lines = stdout(&o).lines().map(str::to_string).collect();
+        (lines, code(&o), stderr(&o))
+    });
+}
+
+/// The admin commands ask the resolver about the tables as a change they
+/// are staging leaves them: the same table, fed as staged texts over a
+/// root without them, gives the same answers.
+#[test]
+fn staged_tables_resolve_as_the_files_do() {
+    use mailroom::config::{Config, Paths};
+    use mailroom::resolve::Resolver;
+    use mailroom::table::source::{Overlay, Source, Unstaged};
+    check_cases(false, |case, r, addr| {
+        assert!(!r.path("etc/mail/aliases").exists());
+        let cfg = Config::load(Paths::under(&r.dir), None).unwrap();
+        let mut staged = Overlay::new(&Unstaged);
+        for (rel, text) in table_files(case) {
+            staged.set(&r.path(&rel), text);
+        }
+        let resolver = Resolver::with_source(&cfg, &Source::Text(&staged));
+        // As `sendmail -bv` reads its argument: a list of addresses.
+        let list: Vec<String> = match mailroom::address::parse_list(addr) {
+            Ok(l) if !l.is_empty() => l.into_iter().map(|m| m.display).collect(),
+            _ => vec![addr.to_string()],
+        };
+        let mut lines = Vec::new();
+        let mut exit = 0;
+        for a in list {
+            let (l, code) = resolver.resolve(&a).verify_lines(false);
+            lines.extend(l);
+            if code.code() != 0 {
+                exit = code.code();
+            }
+        }
+        (lines, exit, String::new())
+    });
 }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::alias::apply;
-use super::edit::Change;
+use super::apply;
 use crate::autoreply::{self, Rule};
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
 use crate::resolve::{Resolver, Target};

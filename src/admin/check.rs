@@ -11,7 +11,8 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::alias::{View, is_refusal, valid_local};
+use super::directory::{Directory, is_refusal};
+use super::names::valid_local;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
 use crate::table::{self, Syntax};
@@ -74,7 +75,7 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
             format!("unknown key {key:?}, ignored (a typing mistake? see mailroom.conf(5))"),
         );
     }
-    let view = View::on_disk(cfg);
+    let view = Directory::on_disk(cfg);
     check_class_files(cfg, &view, &mut f);
     check_aliases(cfg, &view, &mut f);
     check_virtusertable(cfg, &view, &mut f);
@@ -119,7 +120,7 @@ fn valid_domain_word(w: &str) -> bool {
             .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
 }
 
-fn check_class_files(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_class_files(cfg: &Config, view: &Directory, f: &mut Findings) {
     for (path, words, other) in [
         (&view.lhn_path, &view.local_words, &view.virtual_words),
         (&view.vd_path, &view.virtual_words, &view.local_words),
@@ -154,7 +155,7 @@ fn check_class_files(cfg: &Config, view: &View, f: &mut Findings) {
 
 /// Mailing lists ([`crate::lists`]): settings that parse, the members and
 /// owner files, the two aliases entries, members that exist.
-fn check_lists(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_lists(cfg: &Config, view: &Directory, f: &mut Findings) {
     let Ok(rd) = std::fs::read_dir(crate::lists::dir(cfg)) else {
         return;
     };
@@ -217,7 +218,7 @@ fn check_lists(cfg: &Config, view: &View, f: &mut Findings) {
 
 /// Warn when a local target (name or address of ours) leads nowhere.
 fn check_local_target(
-    view: &View,
+    view: &Directory,
     elem: &str,
     path: &Path,
     line: usize,
@@ -242,7 +243,7 @@ fn check_local_target(
     match e.rsplit_once('@') {
         Some((local, d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
-            if view.domain(&d).is_some() && !view.address_resolves(local, &d, None) {
+            if view.domain(&d).is_some() && !view.address_resolves(local, &d) {
                 f.warn(
                     path,
                     Some(line),
@@ -265,7 +266,7 @@ fn check_local_target(
     }
 }
 
-fn check_aliases(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_aliases(cfg: &Config, view: &Directory, f: &mut Findings) {
     let path = &view.aliases_path;
     let Some(text) = read(path, f) else {
         f.warn(
@@ -284,7 +285,7 @@ fn check_aliases(cfg: &Config, view: &View, f: &mut Findings) {
         }
     }
     for e in parsed.effective() {
-        for elem in crate::resolve::split_list(&e.value) {
+        for elem in crate::aliases::split_list(&e.value) {
             let plain = elem.trim().trim_matches('"');
             if plain.starts_with('|') {
                 let also = if cfg.allow_programs {
@@ -329,7 +330,7 @@ fn check_aliases(cfg: &Config, view: &View, f: &mut Findings) {
     }
 }
 
-fn check_virtusertable(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_virtusertable(cfg: &Config, view: &Directory, f: &mut Findings) {
     let path = &view.vut_path;
     let Some(text) = read(path, f) else { return };
     let parsed = table::parse(Syntax::Makemap, text.as_bytes());
@@ -368,7 +369,7 @@ fn check_virtusertable(cfg: &Config, view: &View, f: &mut Findings) {
         if is_refusal(value) {
             continue;
         }
-        if crate::resolve::split_list(value).len() > 1 {
+        if crate::aliases::split_list(value).len() > 1 {
             f.error(
                 path,
                 Some(e.line),
@@ -376,13 +377,9 @@ fn check_virtusertable(cfg: &Config, view: &View, f: &mut Findings) {
             );
             continue;
         }
-        let skip = if local.is_empty() { Some(d) } else { None };
         if let Some((vl, vd)) = value.rsplit_once('@') {
             let vd = vd.to_ascii_lowercase();
-            if !vl.contains('%')
-                && view.domain(&vd).is_some()
-                && !view.address_resolves(vl, &vd, skip)
-            {
+            if !vl.contains('%') && view.domain(&vd).is_some() && !view.address_resolves(vl, &vd) {
                 f.warn(
                     path,
                     Some(e.line),
@@ -482,7 +479,7 @@ fn check_access(cfg: &Config, f: &mut Findings) {
     }
 }
 
-fn check_mailertable(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_mailertable(cfg: &Config, view: &Directory, f: &mut Findings) {
     let path = cfg.paths.etc_mail("mailertable");
     let Some(text) = read(&path, f) else { return };
     let parsed = table::parse(Syntax::Makemap, text.as_bytes());
@@ -545,7 +542,7 @@ fn check_mailertable(cfg: &Config, view: &View, f: &mut Findings) {
     }
 }
 
-fn check_virtual_passwd(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_virtual_passwd(cfg: &Config, view: &Directory, f: &mut Findings) {
     let path = &view.vpasswd_path;
     let Some(text) = read(path, f) else { return };
     let mut logins: Vec<(String, usize)> = Vec::new();
@@ -657,7 +654,7 @@ fn check_virtual_passwd(cfg: &Config, view: &View, f: &mut Findings) {
     }
 }
 
-fn check_quotas(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_quotas(cfg: &Config, view: &Directory, f: &mut Findings) {
     let path = cfg.paths.etc_mail("quotas");
     let Some(text) = read(&path, f) else { return };
     let parsed = table::parse(Syntax::Makemap, text.as_bytes());
@@ -742,7 +739,7 @@ fn check_autoreplies(cfg: &Config, f: &mut Findings) {
 /// `/etc/mail/filter` and `/etc/mail/filters/LOGIN` parse, belong to
 /// root and are not group/world-writable (delivery ignores them
 /// otherwise), and each LOGIN is a mailbox.
-fn check_filters(cfg: &Config, view: &View, f: &mut Findings) {
+fn check_filters(cfg: &Config, view: &Directory, f: &mut Findings) {
     let global = cfg.paths.etc_mail("filter");
     let mut paths = vec![(global, None)];
     if let Ok(rd) = std::fs::read_dir(cfg.paths.etc_mail("filters")) {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::alias::apply;
-use super::edit::Change;
+use super::apply;
+use crate::change::Change;
 use crate::config::Config;
 use crate::dkim::{self, Algorithm};
 use crate::exit::{ExitCode, Failure};

@@ -15,10 +15,13 @@ use std::io::Write;
 
 use clap::Subcommand;
 
-use super::alias::{DomainKind, REFUSAL, Source, View, apply, is_refusal, parse_domain};
-use super::edit::{self, Change};
+use super::apply;
+use super::directory::{Directory, DomainKind, REFUSAL, Source, is_refusal};
+use super::names::parse_domain;
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
+use crate::table::{class, makemap};
 
 #[derive(Subcommand, Debug)]
 pub enum DomainAction {
@@ -103,7 +106,7 @@ fn domain_add(
     virtual_domain: bool,
 ) -> Result<Vec<String>, Failure> {
     let d = parse_domain(domain)?;
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let want = if virtual_domain {
         DomainKind::Virtual
     } else {
@@ -154,7 +157,7 @@ fn domain_add(
         (&view.lhn_path, "local")
     };
     let text = change.text(path)?;
-    change.set(path, edit::class_add(&text, &d));
+    change.set(path, class::add_word(&text, &d));
     let what = if virtual_domain {
         format!(
             "create its addresses with 'mailroom mailbox add USER@{d}' or 'mailroom alias add ADDRESS@{d} TARGET'"
@@ -176,13 +179,17 @@ fn domain_add(
 /// `@d` has an entry already (a catch-all, or such a line).  Without it
 /// sendmail 8 and mailroom take an unknown address of the virtual domain
 /// `d` as remote and relay it to d's MX.  The note, when it was added.
-fn refuse_unknown(change: &mut Change, view: &View, d: &str) -> Result<Option<String>, Failure> {
+fn refuse_unknown(
+    change: &mut Change,
+    view: &Directory,
+    d: &str,
+) -> Result<Option<String>, Failure> {
     let key = format!("@{d}");
     if view.vut_get(&key).is_some() {
         return Ok(None);
     }
     let text = change.text(&view.vut_path)?;
-    change.set(&view.vut_path, edit::makemap_set(&text, &key, REFUSAL));
+    change.set(&view.vut_path, makemap::set_entry(&text, &key, REFUSAL));
     Ok(Some(format!(
         "{d}: unknown addresses are refused ({}: {key} {REFUSAL})",
         view.vut_path.display()
@@ -199,16 +206,16 @@ fn is_refusal_of(d: &str, key: &str, value: &str) -> bool {
 
 /// The addresses of `d` that exist: virtusertable keys (the catch-all
 /// included, not the line refusing unknown addresses) and virtual accounts.
-pub fn addresses_of(view: &View, d: &str) -> Vec<Source> {
+pub fn addresses_of(view: &Directory, d: &str) -> Vec<Source> {
     let suffix = format!("@{d}");
     let mut out: Vec<Source> = view
         .vut
         .iter()
-        .filter(|(k, v, _)| k.to_ascii_lowercase().ends_with(&suffix) && !is_refusal_of(d, k, v))
-        .map(|(k, v, l)| Source {
+        .filter(|l| l.key.ends_with(&suffix) && !is_refusal_of(d, &l.key, &l.value))
+        .map(|l| Source {
             path: view.vut_path.clone(),
-            line: Some(*l),
-            text: format!("{k} {v}"),
+            line: Some(l.line),
+            text: format!("{} {}", l.written, l.value),
         })
         .collect();
     out.extend(
@@ -241,7 +248,7 @@ fn domain_remove(
     force: bool,
 ) -> Result<Vec<String>, Failure> {
     let d = parse_domain(domain)?;
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let kind = match view.domain(&d) {
         None => {
             return Err(Failure::new(
@@ -280,7 +287,7 @@ fn domain_remove(
     let mut notes = Vec::new();
     for path in [&view.lhn_path, &view.vd_path] {
         let text = change.text(path)?;
-        if let Some(new) = edit::class_remove(&text, &d) {
+        if let Some(new) = class::remove_word(&text, &d) {
             change.set(path, new);
             notes.push(format!(
                 "{d}: removed ({} domain, {})",
@@ -293,7 +300,7 @@ fn domain_remove(
     let key = format!("@{d}");
     if let Some((v, l)) = view.vut_get(&key).filter(|(v, _)| is_refusal(v)) {
         let text = change.text(&view.vut_path)?;
-        if let Some(new) = edit::makemap_remove(&text, &key) {
+        if let Some(new) = makemap::remove_entry(&text, &key) {
             change.set(&view.vut_path, new);
             notes.push(format!(
                 "{d}: removed {}:{l}: {key} {}",
@@ -324,7 +331,7 @@ pub struct DomainRow {
 
 /// The domains: the host's own name, then local-host-names, then
 /// virtuser-domains, in file order.
-pub fn domain_rows(view: &View, cfg: &Config) -> Vec<DomainRow> {
+pub fn domain_rows(view: &Directory, cfg: &Config) -> Vec<DomainRow> {
     let mut out: Vec<DomainRow> = Vec::new();
     let row =
         |d: &str, kind: &'static str, source: Option<(std::path::PathBuf, usize)>| DomainRow {
@@ -352,7 +359,7 @@ pub fn domain_rows(view: &View, cfg: &Config) -> Vec<DomainRow> {
 }
 
 fn list_command(cfg: &Config, json: bool) -> i32 {
-    let view = View::on_disk(cfg);
+    let view = Directory::on_disk(cfg);
     let rows = domain_rows(&view, cfg);
     super::print_listing(&rows, json, print_table, print_json)
 }
@@ -492,7 +499,7 @@ mod tests {
             c.text(&vut).unwrap(),
             format!("# by hand\n@old.example\tbob\n@shop.example\t{REFUSAL}\n")
         );
-        let view = View::of_change(&c, &cfg).unwrap();
+        let view = Directory::of_change(&c, &cfg).unwrap();
         assert!(addresses_of(&view, "shop.example").is_empty());
         assert_eq!(addresses_of(&view, "old.example").len(), 1);
         let rows = domain_rows(&view, &cfg);
@@ -524,7 +531,7 @@ mod tests {
             "a@shop.example bob\n@shop.example bob\n",
         )
         .unwrap();
-        let rows = domain_rows(&View::on_disk(&cfg), &cfg);
+        let rows = domain_rows(&Directory::on_disk(&cfg), &cfg);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].domain, "host.test.example");
         assert_eq!(rows[1].source.as_ref().unwrap().1, 2);

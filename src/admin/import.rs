@@ -50,10 +50,10 @@ use clap::Args;
 
 use super::alias::{plan_alias, plan_catchall, plan_forward};
 use super::domain::plan_domain_add;
-use super::edit::Change;
 use super::mailbox::{
     self, Plan, PlanKind, PwLock, Tables, check_password, hash_password, parse_quota,
 };
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure, io_reason};
 

@@ -11,11 +11,15 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use super::alias::{View, apply, derive_name, parse_address, with_suffix};
-use super::edit::{self, Change};
+use super::alias::target::check_target;
+use super::apply;
+use super::directory::{Directory, require_domain, taken};
+use super::names::{derive_name, parse_address, with_suffix};
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure};
 use crate::lists::{self, Settings};
+use crate::table::makemap;
 
 #[derive(Subcommand, Debug)]
 pub enum ListAction {
@@ -85,7 +89,7 @@ struct Found {
 /// a list's name.  `read`: a file as the change leaves it, or on disk.
 fn find(
     cfg: &Config,
-    view: &View,
+    view: &Directory,
     read: &dyn Fn(&Path) -> Result<String, Failure>,
     arg: &str,
 ) -> Result<Found, Failure> {
@@ -137,13 +141,13 @@ fn create(
     owner: &str,
     anyone: bool,
 ) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let addr = parse_address(address)?;
     if let Some(d) = &addr.domain {
-        super::alias::require_domain(&view, d)?;
+        require_domain(&view, d)?;
     }
     if let Some(o) = view.owner(&addr) {
-        return Err(super::alias::taken(&addr, &o, &view));
+        return Err(taken(&addr, &o, &view));
     }
     let key = addr.key();
     let list_address = match &addr.domain {
@@ -152,7 +156,7 @@ fn create(
     };
     let unused = |n: &str| {
         lists::valid_name(n)
-            && edit::syntax_of(Path::new(n)).is_none()
+            && crate::table::syntax_of(Path::new(n)).is_none()
             && !n.starts_with("owner-")
             && view.name_free(n)
             && view.name_free(&format!("owner-{n}"))
@@ -192,7 +196,7 @@ fn create(
                 })?
         }
     };
-    let owner_t = view.check_target(cfg, owner, &key, None)?;
+    let owner_t = check_target(&view, cfg, owner, &key)?;
     if !owner_t.simple {
         return Err(Failure::usage(format!(
             "--owner {owner:?}: the owner must be an address or a local name"
@@ -223,12 +227,12 @@ fn create(
     );
     let aliases_path = cfg.paths.etc_mail("aliases");
     let mut aliases = change.text(&aliases_path)?;
-    aliases = edit::aliases_set(
+    aliases = crate::aliases::set_entry(
         &aliases,
         &name,
         &format!(":include:{}", lists::members_path(&name)),
     );
-    aliases = edit::aliases_set(
+    aliases = crate::aliases::set_entry(
         &aliases,
         &format!("owner-{name}"),
         &format!(":include:{}", lists::owner_path(&name)),
@@ -237,7 +241,7 @@ fn create(
     let mut where_ = format!("aliases {name} and owner-{name}");
     if addr.domain.is_some() {
         let vut_path = cfg.paths.etc_mail("virtusertable");
-        let vut = edit::makemap_set(&change.text(&vut_path)?, &key, &name);
+        let vut = makemap::set_entry(&change.text(&vut_path)?, &key, &name);
         change.set(&vut_path, vut);
         where_.push_str(&format!(", virtusertable {key} {name}"));
     }
@@ -269,15 +273,15 @@ fn add(
     list: &str,
     raw: &[String],
 ) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let found = find(cfg, &view, &|p| change.text(p), list)?;
     let (mut text, mut members) = members_of(&|p| change.text(p), cfg, &found.name)?;
     let host = &cfg.hostname;
     let shown = &found.settings.address;
     let mut notes = Vec::new();
     for r in raw {
-        for piece in crate::resolve::split_list(r) {
-            let t = view.check_target(cfg, &piece, shown, None)?;
+        for piece in crate::aliases::split_list(r) {
+            let t = check_target(&view, cfg, &piece, shown)?;
             let own = [found.name.clone(), format!("owner-{}", found.name)];
             if !t.simple
                 || own
@@ -315,7 +319,7 @@ fn remove(
     list: &str,
     raw: &[String],
 ) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let found = find(cfg, &view, &|p| change.text(p), list)?;
     let (text, _) = members_of(&|p| change.text(p), cfg, &found.name)?;
     let host = &cfg.hostname;
@@ -323,7 +327,7 @@ fn remove(
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut notes = Vec::new();
     for r in raw {
-        for piece in crate::resolve::split_list(r) {
+        for piece in crate::aliases::split_list(r) {
             let c = lists::comparable(&piece, host);
             let mut hit = false;
             for line in lines.iter_mut() {
@@ -331,7 +335,7 @@ fn remove(
                 if l.is_empty() || l.starts_with('#') {
                     continue;
                 }
-                let elems = crate::resolve::split_list(l);
+                let elems = crate::aliases::split_list(l);
                 let kept: Vec<&String> = elems
                     .iter()
                     .filter(|e| lists::comparable(e, host) != c)
@@ -366,7 +370,7 @@ fn remove(
 }
 
 fn delete(change: &mut Change, cfg: &Config, list: &str) -> Result<Vec<String>, Failure> {
-    let view = View::of_change(change, cfg)?;
+    let view = Directory::of_change(change, cfg)?;
     let found = find(cfg, &view, &|p| change.text(p), list)?;
     let name = &found.name;
     let refs: Vec<String> = view
@@ -392,14 +396,14 @@ fn delete(change: &mut Change, cfg: &Config, list: &str) -> Result<Vec<String>, 
     let aliases_path = cfg.paths.etc_mail("aliases");
     let mut aliases = change.text(&aliases_path)?;
     for n in [name.clone(), format!("owner-{name}")] {
-        aliases = edit::aliases_remove(&aliases, &n).unwrap_or(aliases);
+        aliases = crate::aliases::remove_entry(&aliases, &n).unwrap_or(aliases);
     }
     change.set(&aliases_path, aliases);
     let vut_path = cfg.paths.etc_mail("virtusertable");
     let mut vut = change.text(&vut_path)?;
-    for (k, v, _) in edit::makemap_entries(&vut.clone()) {
-        if v.trim().eq_ignore_ascii_case(name) {
-            vut = edit::makemap_remove(&vut, &k).unwrap_or(vut);
+    for l in makemap::entries(&vut.clone()) {
+        if l.value.eq_ignore_ascii_case(name) {
+            vut = makemap::remove_entry(&vut, &l.key).unwrap_or(vut);
         }
     }
     change.set(&vut_path, vut);
@@ -513,7 +517,7 @@ fn print_members(cfg: &Config, list: &str, json: bool) -> i32 {
             ),
         )),
     };
-    let view = View::on_disk(cfg);
+    let view = Directory::on_disk(cfg);
     let result = find(cfg, &view, &read, list)
         .and_then(|found| members_of(&read, cfg, &found.name).map(|(_, m)| m));
     let members = match result {

@@ -5,15 +5,16 @@
 pub mod alias;
 pub mod autoreply;
 pub mod check;
+pub mod directory;
 pub mod dkim;
 pub mod domain;
-pub mod edit;
 pub mod explain;
 pub mod filter;
 pub mod generate;
 pub mod import;
 pub mod list;
 pub mod mailbox;
+pub mod names;
 pub mod queue;
 pub mod services;
 
@@ -400,6 +401,34 @@ fn queue_command(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
                 }
             }
             code
+        }
+    }
+}
+
+/// Run one change: take the lock, stage the edit, commit, print what was
+/// done; the exit code.
+pub(crate) fn apply(
+    cfg: &Config,
+    edit: impl FnOnce(&mut crate::change::Change) -> Result<Vec<String>, crate::exit::Failure>,
+) -> i32 {
+    use std::io::Write;
+    let result = crate::change::Change::begin(cfg).and_then(|mut change| {
+        let notes = edit(&mut change)?;
+        change.commit()?;
+        Ok(notes)
+    });
+    match result {
+        Ok(notes) => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for n in notes {
+                let _ = writeln!(out, "{n}");
+            }
+            0
+        }
+        Err(f) => {
+            eprintln!("mailroom: {f}");
+            f.code.code()
         }
     }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use super::edit::Change;
+use crate::change::Change;
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure, io_reason};
 

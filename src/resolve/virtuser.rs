@@ -32,6 +32,9 @@ pub struct Match<'a> {
     pub value: String,
     /// True for the domain-wide keys (steps 5–7: `++@D`, `+*@D`, `@D`).
     pub catch_all: bool,
+    /// True for the address's own key (step 1: `L@D`), not a `+detail`
+    /// form of it or a domain-wide key.
+    pub exact: bool,
 }
 
 /// The user-specific keys (steps 1–4), or the domain-wide ones (5–7).
@@ -87,6 +90,7 @@ pub fn lookup<'a>(table: &'a Table, local: &str, domain: &str, steps: Steps) -> 
             let value = substitute(hit.value, &p1, &p2, &p3);
             return Some(Match {
                 catch_all: steps == Steps::Domain,
+                exact: !split,
                 key,
                 hit,
                 value,

@@ -1,29 +1,38 @@
-//! Changing `/etc/mail` safely: every admin change is a [`Change`] — a
-//! set of whole new file contents committed together, so that an
-//! interrupted command (even `kill -9`) leaves either the old tables or the
-//! new ones, never a mix, and two admin commands at once never lose either
-//! change.
+//! Changing the configuration safely: every change an admin makes (the
+//! `mailroom` commands; a web panel the same way) is a [`Change`] — a set
+//! of whole new file contents committed together, so that an interrupted
+//! command (even `kill -9`) leaves either the old files or the new ones,
+//! never a mix, and two changes at once never lose either.
 //!
 //! ## How a change is committed
 //!
-//! 1. `flock` on `/etc/mail/.mailroom.lock` (held for the whole command:
-//!    admin commands run one at a time; readers never take it).
+//! 1. `flock` on `/etc/mail/.mailroom.lock` (held for the whole change:
+//!    changes are made one at a time; readers never take it).
 //! 2. Each new file is written beside its target as `.NAME.mailroom-new`,
 //!    with the target's owner and mode, and `fsync`ed.
-//! 3. The journal `/etc/mail/.mailroom-journal` (one target path per
-//!    line) is written, `fsync`ed, and the directory `fsync`ed: from this
-//!    instant the change is decided.
-//! 4. Each new file is renamed over its target; the directory is
-//!    `fsync`ed; compiled indexes (`NAME.mrdb`) are rebuilt the same way;
-//!    the journal is removed.
+//! 3. The journal `/etc/mail/.mailroom-journal` is written, `fsync`ed, and
+//!    the directory `fsync`ed: from this instant the change is decided.
+//!    One line a target, its absolute path; a line `-PATH` is a file the
+//!    change removes.
+//! 4. Each new file is renamed over its target (each removed file goes);
+//!    the directories are `fsync`ed; compiled indexes (`NAME.mrdb`,
+//!    [`crate::table::index`]) are rebuilt the same way; the journal is
+//!    removed.
 //!
 //! A crash before step 3 leaves the old files (the stray `.mailroom-new`
 //! files are removed by the next change); a crash after it is rolled
-//! forward by [`recover`], which every admin command and every process that
-//! may rebuild indexes (delivery, the queue runner) runs first.
+//! forward by [`recover`], which every change and every process that may
+//! rebuild indexes (delivery, the queue runner: [`recover_if_idle`]) runs
+//! first.
 //!
-//! Files are edited as text, line by line: comments, blank lines and the
-//! order of untouched lines stay as the admin wrote them.
+//! While a change is being staged, readers can see the files as it will
+//! leave them: a [`Change`] is a [`Staging`] for
+//! [`crate::table::Source::Text`].
+//!
+//! Files are edited as text, line by line, by the editors of their formats
+//! ([`crate::table::makemap`], [`crate::table::class`],
+//! [`crate::aliases`]): comments, blank lines and the order of untouched
+//! lines stay as the admin wrote them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -33,7 +42,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::exit::{ExitCode, Failure, io_reason};
-use crate::table::Syntax;
+use crate::table::source::Staging;
+use crate::table::syntax_of;
 
 const LOCK: &str = ".mailroom.lock";
 const JOURNAL: &str = ".mailroom-journal";
@@ -51,7 +61,9 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn fail(what: &str, path: &Path, e: &io::Error) -> Failure {
+/// What a change reports when it cannot `what` (read, write, ...) the
+/// file `path`.
+pub fn failure(what: &str, path: &Path, e: &io::Error) -> Failure {
     let code = match e.kind() {
         io::ErrorKind::PermissionDenied => ExitCode::NoPerm,
         _ => ExitCode::CantCreat,
@@ -65,16 +77,6 @@ fn fail(what: &str, path: &Path, e: &io::Error) -> Failure {
     } else {
         "nothing was changed; fix the problem and run the command again"
     })
-}
-
-/// The compiled index a text file has, if any.
-pub fn syntax_of(path: &Path) -> Option<Syntax> {
-    match path.file_name()?.to_str()? {
-        "aliases" => Some(Syntax::Aliases),
-        "virtusertable" | "mailertable" | "access" | "quotas" | "genericstable"
-        | "source-addresses" => Some(Syntax::Makemap),
-        _ => None,
-    }
 }
 
 /// Finish a change a crash interrupted after it was decided (see the
@@ -143,7 +145,7 @@ pub fn recover_if_idle(cfg: &Config) {
     }
 }
 
-/// One admin change in the making.
+/// One change in the making.
 pub struct Change {
     dir: PathBuf,
     _lock: File,
@@ -167,15 +169,15 @@ impl Change {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_path)
-            .map_err(|e| fail("open", &lock_path, &e))?;
+            .map_err(|e| failure("open", &lock_path, &e))?;
         // SAFETY: flock on a valid descriptor; released when `lock` closes.
         while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                return Err(fail("lock", &lock_path, &e));
+                return Err(failure("lock", &lock_path, &e));
             }
         }
-        recover(cfg).map_err(|e| fail("finish the interrupted change in", &dir, &e))?;
+        recover(cfg).map_err(|e| failure("finish the interrupted change in", &dir, &e))?;
         // Leftovers of a change that never got decided.
         if let Ok(rd) = fs::read_dir(&dir) {
             for e in rd.flatten() {
@@ -207,7 +209,7 @@ impl Change {
         match fs::read(path) {
             Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(fail("read", path, &e)),
+            Err(e) => Err(failure("read", path, &e)),
         }
     }
 
@@ -255,7 +257,7 @@ impl Change {
                 .mode(mode)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)
-                .map_err(|e| fail("write", &tmp, &e))?;
+                .map_err(|e| failure("write", &tmp, &e))?;
             if let Some(m) = &old {
                 let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
                 // fchown may clear set-id bits; the mode is set again.
@@ -263,7 +265,7 @@ impl Change {
             }
             f.write_all(content)
                 .and_then(|()| f.sync_all())
-                .map_err(|e| fail("write", &tmp, &e))?;
+                .map_err(|e| failure("write", &tmp, &e))?;
         }
         let journal = self.dir.join(JOURNAL);
         let mut list: String = self
@@ -276,21 +278,21 @@ impl Change {
         }
         {
             let tmp = self.dir.join(format!("{JOURNAL}.tmp"));
-            let mut f = File::create(&tmp).map_err(|e| fail("write", &tmp, &e))?;
+            let mut f = File::create(&tmp).map_err(|e| failure("write", &tmp, &e))?;
             f.write_all(list.as_bytes())
                 .and_then(|()| f.sync_all())
-                .map_err(|e| fail("write", &tmp, &e))?;
-            fs::rename(&tmp, &journal).map_err(|e| fail("write", &journal, &e))?;
-            fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))?;
+                .map_err(|e| failure("write", &tmp, &e))?;
+            fs::rename(&tmp, &journal).map_err(|e| failure("write", &journal, &e))?;
+            fsync_dir(&self.dir).map_err(|e| failure("sync", &self.dir, &e))?;
         }
         // Decided: from here a crash is rolled forward.
         for (path, _) in &self.files {
-            fs::rename(staged(path), path).map_err(|e| fail("replace", path, &e))?;
+            fs::rename(staged(path), path).map_err(|e| failure("replace", path, &e))?;
         }
         for path in &self.removed {
             match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(fail("remove", path, &e));
+                    return Err(failure("remove", path, &e));
                 }
                 _ => {}
             }
@@ -304,15 +306,15 @@ impl Change {
             .chain(self.removed.iter().cloned())
             .collect();
         for d in parent_dirs(&self.dir, &targets) {
-            fsync_dir(&d).map_err(|e| fail("sync", &d, &e))?;
+            fsync_dir(&d).map_err(|e| failure("sync", &d, &e))?;
         }
         for (path, _) in &self.files {
             if let Some(syntax) = syntax_of(path) {
-                crate::table::build(path, syntax).map_err(|e| fail("index", path, &e))?;
+                crate::table::build(path, syntax).map_err(|e| failure("index", path, &e))?;
             }
         }
-        fs::remove_file(&journal).map_err(|e| fail("remove", &journal, &e))?;
-        fsync_dir(&self.dir).map_err(|e| fail("sync", &self.dir, &e))
+        fs::remove_file(&journal).map_err(|e| failure("remove", &journal, &e))?;
+        fsync_dir(&self.dir).map_err(|e| failure("sync", &self.dir, &e))
     }
 }
 
@@ -338,247 +340,21 @@ fn default_mode(path: &Path) -> u32 {
     }
 }
 
-// ---------------------------------------------------------------------
-// Line-preserving edits of the sendmail text formats.
-
-/// The key of a `makemap` line (`KEY VALUE`), if it is an entry.
-fn makemap_key(line: &str) -> Option<&str> {
-    let t = line.trim_start();
-    if t.is_empty() || t.starts_with('#') || line.starts_with([' ', '\t']) {
-        return None;
-    }
-    t.split_whitespace().next()
-}
-
-/// A `makemap` table's entry for `key` (case-insensitive): its value and
-/// 1-based line.
-pub fn makemap_get(text: &str, key: &str) -> Option<(String, usize)> {
-    text.lines().enumerate().find_map(|(i, l)| {
-        let k = makemap_key(l)?;
-        k.eq_ignore_ascii_case(key).then(|| {
-            let v = l.trim_start()[k.len()..].trim().to_string();
-            (v, i + 1)
-        })
-    })
-}
-
-/// Every entry of a `makemap` table: (key, value, line).
-pub fn makemap_entries(text: &str) -> Vec<(String, String, usize)> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, l)| {
-            let k = makemap_key(l)?;
-            Some((
-                k.to_string(),
-                l.trim_start()[k.len()..].trim().to_string(),
-                i + 1,
-            ))
-        })
-        .collect()
-}
-
-/// Set `key`'s value: the line is replaced where it stands, or appended.
-pub fn makemap_set(text: &str, key: &str, value: &str) -> String {
-    let new_line = format!("{key}\t{value}");
-    let mut found = false;
-    let mut out: Vec<String> = Vec::new();
-    for l in text.lines() {
-        match makemap_key(l) {
-            Some(k) if k.eq_ignore_ascii_case(key) => {
-                if !found {
-                    out.push(new_line.clone());
-                    found = true;
-                }
-            }
-            _ => out.push(l.to_string()),
+impl Staging for Change {
+    fn staged(&self, path: &Path) -> Option<Option<&[u8]>> {
+        if self.removed.iter().any(|p| p == path) {
+            return Some(None);
         }
-    }
-    if !found {
-        out.push(new_line);
-    }
-    join_lines(out)
-}
-
-/// Remove `key`'s entry; `None` when there was none.
-pub fn makemap_remove(text: &str, key: &str) -> Option<String> {
-    let before = text.lines().count();
-    let out: Vec<String> = text
-        .lines()
-        .filter(|l| !matches!(makemap_key(l), Some(k) if k.eq_ignore_ascii_case(key)))
-        .map(str::to_string)
-        .collect();
-    (out.len() != before).then(|| join_lines(out))
-}
-
-/// The line spans (first, last; 1-based) of every definition of the
-/// aliases name `name` (as written or as keyed: `"Sales.Team"` is
-/// `sales.team`), read by the one aliases reader, [`crate::aliases`].
-fn alias_spans(text: &str, name: &str) -> Vec<(usize, usize)> {
-    let Ok(key) = crate::aliases::name_key(name.trim()) else {
-        return Vec::new();
-    };
-    crate::aliases::entries(text)
-        .into_iter()
-        .filter(|e| e.name == key)
-        .map(|e| (e.line, e.last_line))
-        .collect()
-}
-
-/// `text` without the lines of `spans`, and `insert` in place of the
-/// first one.
-fn replace_spans(text: &str, spans: &[(usize, usize)], insert: Option<String>) -> String {
-    let mut insert = insert;
-    let mut out: Vec<String> = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        let n = i + 1;
-        match spans
+        self.files
             .iter()
-            .find(|(first, last)| (*first..=*last).contains(&n))
-        {
-            Some((first, _)) if n == *first => out.extend(insert.take()),
-            Some(_) => {}
-            None => out.push(l.to_string()),
-        }
+            .find(|(p, _)| p == path)
+            .map(|(_, c)| Some(c.as_slice()))
     }
-    out.extend(insert);
-    join_lines(out)
-}
-
-/// Set alias `name` to `value`: its entry is replaced where it stands
-/// (continuation lines included; a later duplicate, which would win, goes),
-/// or the entry is appended.
-pub fn aliases_set(text: &str, name: &str, value: &str) -> String {
-    replace_spans(
-        text,
-        &alias_spans(text, name),
-        Some(format!("{name}: {value}")),
-    )
-}
-
-/// Remove alias `name` (every definition of it); `None` when there was
-/// none.
-pub fn aliases_remove(text: &str, name: &str) -> Option<String> {
-    let spans = alias_spans(text, name);
-    (!spans.is_empty()).then(|| replace_spans(text, &spans, None))
-}
-
-pub use crate::resolve::class_words;
-
-/// Add `word` on a line of its own unless present.
-pub fn class_add(text: &str, word: &str) -> String {
-    if class_words(text).iter().any(|(w, _)| w == word) {
-        return text.to_string();
-    }
-    let mut out: Vec<String> = text.lines().map(str::to_string).collect();
-    out.push(word.to_string());
-    join_lines(out)
-}
-
-/// Remove `word` wherever it is; `None` when absent.
-pub fn class_remove(text: &str, word: &str) -> Option<String> {
-    let mut hit = false;
-    let mut out = Vec::new();
-    for l in text.lines() {
-        if l.trim_start().starts_with('#') {
-            out.push(l.to_string());
-            continue;
-        }
-        let words: Vec<&str> = l.split_whitespace().collect();
-        let kept: Vec<&str> = words
-            .iter()
-            .copied()
-            .filter(|w| !w.trim_end_matches('.').eq_ignore_ascii_case(word))
-            .collect();
-        if kept.len() == words.len() {
-            out.push(l.to_string());
-        } else {
-            hit = true;
-            if !kept.is_empty() {
-                out.push(kept.join(" "));
-            }
-        }
-    }
-    hit.then(|| join_lines(out))
-}
-
-fn join_lines(lines: Vec<String>) -> String {
-    let mut s = lines.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn makemap_edits_keep_comments_and_order() {
-        let t = "# header\nb@x.com\tbob\n\n# a comment\nA@X.COM alice\n";
-        let t2 = makemap_set(t, "a@x.com", "carol");
-        assert_eq!(
-            t2,
-            "# header\nb@x.com\tbob\n\n# a comment\na@x.com\tcarol\n"
-        );
-        let t3 = makemap_set(&t2, "c@x.com", "dave");
-        assert!(t3.ends_with("a@x.com\tcarol\nc@x.com\tdave\n"));
-        assert_eq!(makemap_get(&t3, "C@x.com"), Some(("dave".into(), 6)));
-        let t4 = makemap_remove(&t3, "b@x.com").unwrap();
-        assert_eq!(
-            t4,
-            "# header\n\n# a comment\na@x.com\tcarol\nc@x.com\tdave\n"
-        );
-        assert!(makemap_remove(&t4, "zz").is_none());
-    }
-
-    #[test]
-    fn aliases_edits_handle_continuations() {
-        let t = "# top\nsales: bob,\n\tcarol\npostmaster: root\n";
-        let e = &crate::aliases::entries(t)[0];
-        assert_eq!(
-            (e.name.clone(), e.shown_value(), e.line, e.last_line),
-            ("sales".into(), "bob, carol".into(), 2, 3)
-        );
-        assert_eq!(
-            aliases_set(t, "sales", "dave"),
-            "# top\nsales: dave\npostmaster: root\n"
-        );
-        assert_eq!(
-            aliases_remove(t, "SALES").unwrap(),
-            "# top\npostmaster: root\n"
-        );
-        assert!(aliases_set(t, "new", "x").ends_with("postmaster: root\nnew: x\n"));
-    }
-
-    // The admin finds entries as newaliases and delivery do: a quoted name
-    // by its key, a colon inside quotes, a backslash continuation.
-    #[test]
-    fn aliases_edits_find_entries_as_delivery_does() {
-        let t = "\"Sales.Team\": bob\n\"a:b\" x: y\nlong: a, \\\n  b\n\"john smith\": carol\n";
-        assert_eq!(
-            aliases_set(t, "sales.team", "dave"),
-            "sales.team: dave\n\"a:b\" x: y\nlong: a, \\\n  b\n\"john smith\": carol\n"
-        );
-        assert_eq!(
-            aliases_remove(t, "LONG").unwrap(),
-            "\"Sales.Team\": bob\n\"a:b\" x: y\n\"john smith\": carol\n"
-        );
-        assert_eq!(
-            aliases_remove(t, "\"John Smith\"").unwrap(),
-            "\"Sales.Team\": bob\n\"a:b\" x: y\nlong: a, \\\n  b\n"
-        );
-        assert!(aliases_remove(t, "a").is_none());
-    }
-
-    // sendmail uses the last definition: setting or removing a name must
-    // not leave another definition of it behind to take over.
-    #[test]
-    fn aliases_edits_take_every_definition() {
-        let t = "dup: a\nother: b\ndup: c\n";
-        assert_eq!(aliases_set(t, "dup", "d"), "dup: d\nother: b\n");
-        assert_eq!(aliases_remove(t, "dup").unwrap(), "other: b\n");
-    }
 
     #[test]
     fn a_change_removes_files_and_recovery_finishes_a_removal() {
@@ -607,14 +383,28 @@ mod tests {
         let _ = fs::remove_dir_all(&root);
     }
 
+    // While staged, a change is what readers of its source see; the disk
+    // is untouched until the commit.
     #[test]
-    fn class_files() {
-        let t = "# domains\nexample.com shop.example\n";
-        assert_eq!(class_add(t, "example.com"), t);
-        assert_eq!(class_add(t, "new.example"), format!("{t}new.example\n"));
-        assert_eq!(
-            class_remove(t, "shop.example").unwrap(),
-            "# domains\nexample.com\n"
-        );
+    fn readers_see_what_a_change_stages() {
+        use crate::table::{Source, Syntax};
+        let root = std::env::temp_dir().join(format!("mailroom-change-src-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("etc/mail")).unwrap();
+        let cfg = Config::defaults(crate::config::Paths::under(&root));
+        let vut = cfg.paths.etc_mail("virtusertable");
+        fs::write(&vut, "a@x.example old\n").unwrap();
+        let gone = cfg.paths.etc_mail("access");
+        fs::write(&gone, "x REJECT\n").unwrap();
+        let mut c = Change::begin(&cfg).unwrap();
+        c.set(&vut, "a@x.example new\n".into());
+        c.remove(&gone);
+        let s = Source::Text(&c);
+        let t = s.table(&vut, Syntax::Makemap, false);
+        assert_eq!(t.get("a@x.example").unwrap().value, "new");
+        assert!(s.read(&gone).unwrap().is_none());
+        assert_eq!(fs::read_to_string(&vut).unwrap(), "a@x.example old\n");
+        drop(c);
+        let _ = fs::remove_dir_all(&root);
     }
 }
