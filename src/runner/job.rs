@@ -359,6 +359,8 @@ fn delay_warning_due(env: &Envelope, age: i64, queue_warn: i64) -> bool {
 /// last status for `mailq`.
 fn reschedule(env: &mut Envelope, kept: Vec<Kept>, now: i64, last_status: Option<String>) {
     env.recipients = kept.into_iter().map(|k| k.rcpt).collect();
+    // A queued job is not held (a released one may still carry a reason).
+    env.quarantine = None;
     env.attempts += 1;
     env.last_attempt = now;
     env.priority += RETRY_FACTOR;
