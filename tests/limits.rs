@@ -23,7 +23,10 @@ fn root(name: &str, per_hour: u32) -> Root {
 }
 
 fn held(r: &Root) -> usize {
-    r.queue_files().iter().filter(|f| f.starts_with("hf")).count()
+    r.queue_files()
+        .iter()
+        .filter(|f| f.starts_with("hf"))
+        .count()
 }
 
 fn submit(r: &Root, n: usize) -> std::process::Output {
@@ -52,12 +55,7 @@ fn sixteen_submitters_at_once_never_get_past_the_limit() {
     });
     assert_eq!(r.queued_ids().len(), 40, "{:?}", r.queue_files());
     assert_eq!(held(&r), 40);
-    assert_eq!(
-        r.log().matches("held: user ").count(),
-        40,
-        "{}",
-        r.log()
-    );
+    assert_eq!(r.log().matches("held: user ").count(), 40, "{}", r.log());
     // Mail to the box's own mailboxes is not counted.
     let o = r.sendmail(&["-i", "root"], b"Subject: local\n\nx\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -119,12 +117,18 @@ fn a_damaged_counters_file_is_made_anew_with_a_log_line() {
         assert_eq!(code(&submit(&r, n)), 0);
     }
     assert!(
-        r.log().contains("not a counters file of this version; counting starts anew"),
+        r.log()
+            .contains("not a counters file of this version; counting starts anew"),
         "{}",
         r.log()
     );
     // Counting went on from zero: two more sent, the third held.
-    assert_eq!((r.queued_ids().len(), held(&r)), (3, 1), "{:?}", r.queue_files());
+    assert_eq!(
+        (r.queued_ids().len(), held(&r)),
+        (3, 1),
+        "{:?}",
+        r.queue_files()
+    );
 }
 
 #[test]
@@ -135,10 +139,7 @@ fn mailq_lists_held_mail_with_its_reason() {
     let o = r.cmd("sendmail").arg("-bp").output().unwrap();
     let text = stdout(&o);
     assert!(text.contains("(1 request)"), "{text}");
-    assert!(
-        text.contains("     QUARANTINE: held: user "),
-        "{text}"
-    );
+    assert!(text.contains("     QUARANTINE: held: user "), "{text}");
     assert_eq!(text.matches("customer@far.example").count(), 2, "{text}");
     // mailq -qQ: the held ones alone, as sendmail 8 lists them.
     let o = r.cmd("sendmail").args(["-bp", "-qQ"]).output().unwrap();
@@ -203,4 +204,89 @@ fn killed_at_each_step_of_the_counter_update() {
         .map(|rec| rec.totals().0.messages)
         .sum();
     assert!(user >= 11, "{user} counted");
+}
+
+/// The most events of `times` within any `window`.
+fn busiest(times: &[Instant], window: Duration) -> usize {
+    let mut t: Vec<Instant> = times.to_vec();
+    t.sort();
+    (0..t.len())
+        .map(|i| t[i..].iter().take_while(|x| **x < t[i] + window).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn pacing_spreads_a_burst_to_one_domain_and_delays_no_other() {
+    let paced = common::fake_mx::FakeMx::start();
+    let other = common::fake_mx::FakeMx::start();
+    let r = Root::new("limits-pacing");
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\ndelivery_mode = queue\n\
+         limits = no\nqueue_workers = 8\ndestination_rate = 10000 messages, 10000 connections\n",
+    );
+    r.write(
+        "etc/mail/mailertable",
+        &format!(
+            "paced.test smtp:[127.0.0.1]:{}\nother.test smtp:[127.0.0.1]:{}\n",
+            paced.port, other.port
+        ),
+    );
+    // 50 messages a second at most, a second's worth at once.
+    r.write(
+        "etc/mail/limits",
+        "To:paced.test messages=50/1s connections=50/1s\n",
+    );
+    for i in 0..500 {
+        let o = r.sendmail(
+            &["-i", "-f", "news@test.example", &format!("c{i}@paced.test")],
+            format!("Subject: newsletter {i}\n\nhello\n").as_bytes(),
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    for i in 0..20 {
+        let o = r.sendmail(
+            &["-i", "-f", "shop@test.example", &format!("x{i}@other.test")],
+            format!("Subject: order {i}\n\nthanks\n").as_bytes(),
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let start = Instant::now();
+    let o = r.cmd("qrun").args(["-q"]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let took = start.elapsed();
+    assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
+    // Every message once.
+    let got = paced.transactions();
+    assert_eq!(got.len(), 500);
+    let mut rcpts: Vec<String> = got.iter().flat_map(|t| t.rcpts.clone()).collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!(rcpts.len(), 500);
+    // Spread at the rate: (500 - a burst of 50) at 50 a second is 9 s, and
+    // no second ever saw more than a burst and a second's refill.
+    let times: Vec<Instant> = got.iter().map(|t| t.at).collect();
+    assert!(took >= Duration::from_secs(8), "{took:?}");
+    let most = busiest(&times, Duration::from_secs(1));
+    assert!(most <= 100, "{most} messages in one second");
+    let conns = paced.connected.lock().unwrap().clone();
+    assert!(busiest(&conns, Duration::from_secs(1)) <= 100);
+    // The other domain was not made to wait behind the burst: its mail
+    // went out while most of the burst was still waiting for its pace.
+    let others = other.transactions();
+    assert_eq!(others.len(), 20);
+    let last_other = others.iter().map(|t| t.at).max().unwrap();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert!(
+        last_other < sorted[250],
+        "other.test waited {:?}",
+        last_other - start
+    );
+    eprintln!(
+        "pacing: 500 messages in {took:?}, at most {most} in one second; {} connections; other.test done after {:?}",
+        conns.len(),
+        last_other - start
+    );
 }

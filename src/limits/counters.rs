@@ -499,7 +499,9 @@ mod tests {
             0 => {
                 let c = Counters::lock(&d).unwrap();
                 let i = hash("user:a") % RECORDS;
-                let _ = c.file.write_all_at(&[0xff; 40], (HEADER + i * RECORD + 70) as u64);
+                let _ = c
+                    .file
+                    .write_all_at(&[0xff; 40], (HEADER + i * RECORD + 70) as u64);
                 unsafe { libc::_exit(0) };
             }
             pid => {
