@@ -324,7 +324,14 @@ impl Queue {
     /// Lock a job for work.  `Ok(None)` when another process holds it or
     /// it has just disappeared.
     pub fn lock(&self, id: &QueueId) -> io::Result<Option<Job>> {
-        let qf_path = self.path("qf", id);
+        self.lock_with("qf", id)
+    }
+
+    /// Lock a job whose control file has the given prefix: `hf` to remove a
+    /// held job without first releasing it (a release would let a runner
+    /// send it in between).
+    pub fn lock_with(&self, prefix: &str, id: &QueueId) -> io::Result<Option<Job>> {
+        let qf_path = self.path(prefix, id);
         for _ in 0..5 {
             let file = match OpenOptions::new()
                 .read(true)
@@ -798,6 +805,27 @@ mod tests {
         let draft = q.create(&mut ids, 1795238453).unwrap();
         drop(draft);
         assert_eq!(names(&d).len(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_job_committed_held_is_listed_held_and_released_without_its_reason() {
+        let d = tmpdir("held");
+        let q = Queue::new(&d);
+        let mut draft = q.create(&mut IdGenerator::new(), 1).unwrap();
+        draft.data().write_all(b"x").unwrap();
+        let mut env = Envelope {
+            sender: "a".into(),
+            quarantine: Some("held: user www-data over 200 messages/hour".into()),
+            ..Default::default()
+        };
+        let id = draft.commit_held(&mut env).unwrap();
+        assert_eq!(names(&d), [format!("df{id}"), format!("hf{id}")]);
+        assert!(q.ids().unwrap().is_empty(), "no runner takes it");
+        assert_eq!(q.ids_with("hf").unwrap(), std::slice::from_ref(&id));
+        assert!(q.release(&id).unwrap());
+        assert_eq!(names(&d), [format!("df{id}"), format!("qf{id}")]);
+        assert_eq!(q.read(&id).unwrap().quarantine, None);
         fs::remove_dir_all(&d).unwrap();
     }
 
