@@ -133,6 +133,7 @@ pub mod fasthash;
 pub mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod limits;
 pub mod lists;
 pub mod log;
 pub mod login;

@@ -17,6 +17,7 @@ pub mod mailbox;
 pub mod names;
 pub mod queue;
 pub mod services;
+pub mod summary;
 
 use clap::{Parser, Subcommand};
 
@@ -46,10 +47,12 @@ pub enum Command {
         address: Vec<String>,
     },
     /// The mail queue: list it (age, attempts, next retry, last error),
-    /// retry, hold, release or delete messages.
+    /// retry, hold, release or delete messages by id or by who sent them,
+    /// and see who is sending how much.
+    #[command(after_help = queue::QUEUE_HELP)]
     Queue {
         #[command(subcommand)]
-        action: Option<QueueAction>,
+        action: Option<queue::QueueAction>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -152,39 +155,6 @@ Examples:
     Generate { dir: std::path::PathBuf },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum QueueAction {
-    /// List the queue (the default).
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Try these messages again now.
-    Retry {
-        #[arg(required = true, value_name = "ID")]
-        ids: Vec<String>,
-    },
-    /// Keep these messages in the queue but do not try them.
-    Hold {
-        #[arg(required = true, value_name = "ID")]
-        ids: Vec<String>,
-    },
-    /// Let held (or set-aside) messages be tried again.
-    Release {
-        #[arg(required = true, value_name = "ID")]
-        ids: Vec<String>,
-    },
-    /// Remove messages from the queue.
-    Delete {
-        /// Tell each sender, with a bounce, that the message was deleted.
-        #[arg(long)]
-        bounce: bool,
-        #[arg(required = true, value_name = "ID")]
-        ids: Vec<String>,
-    },
-}
-
 /// Run the admin command; returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
     let cli = match Cli::try_parse_from(&args) {
@@ -246,7 +216,7 @@ pub fn main(args: Vec<String>) -> i32 {
             }
             if ok { 0 } else { ExitCode::NoUser.code() }
         }
-        Command::Queue { action, json } => queue_command(&cfg, action, json),
+        Command::Queue { action, json } => queue::run(&cfg, action, json),
         Command::Domain { action } => domain::run(&cfg, action),
         Command::Alias { action } => alias::run_alias(&cfg, action),
         Command::Forward { action } => alias::run_forward(&cfg, action),
@@ -260,148 +230,6 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Import(args) => import::run(&cfg, args),
         Command::Setup { action } => services::run(&cfg, action),
         Command::Generate { .. } => unreachable!("handled before the configuration is read"),
-    }
-}
-
-fn queue_command(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
-    let settings = match crate::runner::Settings::from_config(cfg) {
-        Ok(s) => s,
-        Err(f) => {
-            eprintln!("mailroom: {f}");
-            return f.code.code();
-        }
-    };
-    let q = crate::queue::Queue::new(&cfg.queue_dir);
-    let fail = |what: String| -> i32 {
-        eprintln!("mailroom: {what}");
-        ExitCode::TempFail.code()
-    };
-    let action = action.unwrap_or(QueueAction::List { json });
-    let ids = |v: &[String]| queue::parse_ids(v);
-    match action {
-        QueueAction::List { json: j } => {
-            let items = match queue::list(&q, &settings) {
-                Ok(i) => i,
-                Err(e) => {
-                    eprintln!(
-                        "mailroom: cannot read the queue {}: {}; run as root",
-                        cfg.queue_dir.display(),
-                        crate::exit::io_reason(&e)
-                    );
-                    return ExitCode::NoPerm.code();
-                }
-            };
-            let now = crate::date::now();
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            let r = if j || json {
-                queue::print_json(&items, now, &mut out)
-            } else {
-                queue::print_table(&items, now, &mut out)
-            };
-            if r.is_err() {
-                ExitCode::IoErr.code()
-            } else {
-                0
-            }
-        }
-        QueueAction::Retry { ids: v }
-        | QueueAction::Hold { ids: v }
-        | QueueAction::Release { ids: v }
-            if ids(&v).is_err() =>
-        {
-            eprintln!("mailroom: {}; see 'mailroom queue'", ids(&v).unwrap_err());
-            ExitCode::Usage.code()
-        }
-        QueueAction::Delete { ids: v, .. } if ids(&v).is_err() => {
-            eprintln!("mailroom: {}; see 'mailroom queue'", ids(&v).unwrap_err());
-            ExitCode::Usage.code()
-        }
-        QueueAction::Retry { ids: v } => {
-            let runner = match crate::runner::Runner::new(cfg, false) {
-                Ok(r) => r,
-                Err(f) => return fail(f.to_string()),
-            };
-            let mut code = 0;
-            for id in ids(&v).unwrap_or_default() {
-                match runner.make_due(&id) {
-                    Ok(true) => {
-                        crate::runner::start::start_delivery(
-                            &id,
-                            crate::config::DeliveryMode::Background,
-                        );
-                        println!("{id}: retrying now");
-                    }
-                    Ok(false) => {
-                        println!("{id}: not queued (being delivered right now, or gone)");
-                        code = ExitCode::TempFail.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {e}")),
-                }
-            }
-            code
-        }
-        QueueAction::Hold { ids: v } => {
-            let mut code = 0;
-            for id in ids(&v).unwrap_or_default() {
-                match q.hold(&id) {
-                    Ok(true) => println!("{id}: held"),
-                    Ok(false) => {
-                        println!("{id}: not queued (being delivered right now, or gone)");
-                        code = ExitCode::TempFail.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {}", crate::exit::io_reason(&e))),
-                }
-            }
-            code
-        }
-        QueueAction::Release { ids: v } => {
-            let mut code = 0;
-            for id in ids(&v).unwrap_or_default() {
-                match q.release(&id) {
-                    Ok(true) => {
-                        crate::runner::start::start_delivery(
-                            &id,
-                            crate::config::DeliveryMode::Background,
-                        );
-                        println!("{id}: released");
-                    }
-                    Ok(false) => {
-                        println!("{id}: not held");
-                        code = ExitCode::Usage.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {}", crate::exit::io_reason(&e))),
-                }
-            }
-            code
-        }
-        QueueAction::Delete { bounce, ids: v } => {
-            let runner = match crate::runner::Runner::new(cfg, false) {
-                Ok(r) => r,
-                Err(f) => return fail(f.to_string()),
-            };
-            let mut code = 0;
-            for id in ids(&v).unwrap_or_default() {
-                // A held job is released first so it can be locked.
-                let _ = q.release(&id);
-                match runner.abandon(
-                    &id,
-                    bounce,
-                    "Message deleted from the queue by the administrator",
-                ) {
-                    Ok(true) => println!(
-                        "{id}: deleted{}",
-                        if bounce { ", sender notified" } else { "" }
-                    ),
-                    Ok(false) => {
-                        println!("{id}: not queued (being delivered right now, or gone)");
-                        code = ExitCode::TempFail.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {e}")),
-                }
-            }
-            code
-        }
     }
 }
 

@@ -1,11 +1,140 @@
 //! `mailroom queue`: the queue as an admin needs it — age, attempts, next
-//! retry, last error — in a table or JSON, and the actions: retry, hold,
-//! release, delete (with or without a bounce to the sender).
+//! retry, last error — in a table or JSON; the actions (retry, hold,
+//! release, delete), on ids or on every job a selector chooses (who sent
+//! it, where it goes, its subject, its age); and the summary of who is
+//! sending how much right now (the outbound limits' counters, the queue).
 
 use std::io::{self, Write};
 
+use clap::{Args, Subcommand};
+
+use crate::config::{Config, parse_duration};
+use crate::exit::ExitCode;
+use crate::queue::select::Selector;
 use crate::queue::{Envelope, Queue, QueueId};
 use crate::runner::Settings;
+
+pub const QUEUE_HELP: &str = "\
+Examples:
+  mailroom queue
+  mailroom queue summary
+  mailroom queue release --held --user www-data
+  mailroom queue delete --held --user www-data
+  mailroom queue delete --from @spam.example --dry-run
+  mailroom queue hold --to-domain gmail.com --older-than 1h
+  mailroom queue retry 6B5C1a2b000123
+
+Selectors choose every job that matches all of them: --from ADDRESS or
+@DOMAIN (envelope sender), --user LOGIN (the local user who ran sendmail),
+--login ADDRESS (the SMTP AUTH login), --client IP, --to-domain DOMAIN,
+--subject GLOB (* and ?), --older-than AGE (30m, 2h, 1d), --held (only
+held jobs).  Each action prints how many match, then acts; --dry-run only
+counts.";
+
+#[derive(Subcommand, Debug)]
+pub enum QueueAction {
+    /// List the queue (the default).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try these messages again now.
+    Retry {
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Keep these messages in the queue but do not try them.
+    Hold {
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Let held (or set-aside) messages be tried again.
+    Release {
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Remove messages from the queue.
+    Delete {
+        /// Tell each sender, with a bounce, that the message was deleted.
+        #[arg(long)]
+        bounce: bool,
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Who is sending how much right now: senders over the last hour and
+    /// day (with their limits), held mail, destination domains.
+    Summary {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The selectors on the command line.
+#[derive(Args, Debug, Default, Clone)]
+pub struct SelectArgs {
+    /// The envelope sender, or @DOMAIN for every sender of a domain.
+    #[arg(long, value_name = "ADDRESS|@DOMAIN")]
+    from: Option<String>,
+    /// Submitted by this local user (PHP's www-data, a cron job's user).
+    #[arg(long, value_name = "LOGIN")]
+    user: Option<String>,
+    /// Sent by this SMTP AUTH login.
+    #[arg(long, value_name = "ADDRESS")]
+    login: Option<String>,
+    /// Sent by an SMTP client at this address.
+    #[arg(long, value_name = "IP")]
+    client: Option<String>,
+    /// At least one recipient in this domain.
+    #[arg(long, value_name = "DOMAIN")]
+    to_domain: Option<String>,
+    /// The Subject: matches this pattern (* and ?, case-insensitive).
+    #[arg(long, value_name = "GLOB")]
+    subject: Option<String>,
+    /// Queued at least this long ago (30m, 2h, 1d).
+    #[arg(long, value_name = "AGE")]
+    older_than: Option<String>,
+    /// Only held messages.
+    #[arg(long)]
+    held: bool,
+    /// Only count what matches; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl SelectArgs {
+    /// The selector, or `None` when no selector was given; a bad AGE is
+    /// an error.
+    fn selector(&self) -> Result<Option<Selector>, String> {
+        let older_than = match &self.older_than {
+            None => None,
+            Some(a) => Some(
+                parse_duration(a, 1)
+                    .ok_or_else(|| format!("--older-than {a:?}: not an age (30m, 2h, 1d)"))?
+                    as i64,
+            ),
+        };
+        let s = Selector {
+            from: self.from.clone(),
+            user: self.user.clone(),
+            login: self.login.clone(),
+            client: self.client.clone(),
+            to_domain: self.to_domain.clone(),
+            subject: self.subject.clone(),
+            older_than,
+        };
+        Ok((s != Selector::default() || self.held).then_some(s))
+    }
+}
 
 /// One job as listed.
 #[derive(Debug, Clone)]
@@ -200,6 +329,309 @@ pub fn parse_ids(ids: &[String]) -> Result<Vec<QueueId>, String> {
     ids.iter()
         .map(|s| QueueId::parse(s.trim()).ok_or_else(|| format!("not a queue id: {s:?}")))
         .collect()
+}
+
+/// One action's target: the jobs named or chosen.
+struct Targets {
+    /// Named on the command line.
+    ids: Vec<QueueId>,
+    /// Chosen by a selector (`None`: ids only).
+    chosen: Option<Vec<(QueueId, bool)>>,
+    dry_run: bool,
+}
+
+/// The jobs `select` chooses among those with prefix `qf` (queued) and,
+/// as asked, `hf` (held): (id, held).
+fn choose(
+    q: &Queue,
+    sel: &Selector,
+    queued: bool,
+    held: bool,
+    now: i64,
+) -> io::Result<Vec<(QueueId, bool)>> {
+    let mut out = Vec::new();
+    for (prefix, is_held, wanted) in [("qf", false, queued), ("hf", true, held)] {
+        if !wanted {
+            continue;
+        }
+        let mut ids = q.ids_with(prefix)?;
+        ids.sort();
+        for id in ids {
+            if let Ok(env) = q.read_with(prefix, &id)
+                && sel.matches(&env, now)
+            {
+                out.push((id, is_held));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Resolve an action's ids and selectors: which jobs, queued and/or held
+/// (`--held` narrows to held ones).  Prints how many match.
+fn targets(
+    q: &Queue,
+    ids: &[String],
+    select: &SelectArgs,
+    queued: bool,
+    held: bool,
+) -> Result<Targets, i32> {
+    let usage = |m: String| {
+        eprintln!("mailroom: {m}; see 'mailroom queue --help'");
+        ExitCode::Usage.code()
+    };
+    let ids = parse_ids(ids).map_err(usage)?;
+    let sel = select.selector().map_err(usage)?;
+    if ids.is_empty() && sel.is_none() {
+        return Err(usage(
+            "name the messages: queue ids, or selectors such as --user LOGIN or --held".into(),
+        ));
+    }
+    let chosen = match sel {
+        None => None,
+        Some(sel) => {
+            let (queued, held) = if select.held {
+                (false, true)
+            } else {
+                (queued, held)
+            };
+            let v = choose(q, &sel, queued, held, crate::date::now()).map_err(|e| {
+                eprintln!(
+                    "mailroom: cannot read the queue {}: {}; run as root",
+                    q.dir().display(),
+                    crate::exit::io_reason(&e)
+                );
+                ExitCode::NoPerm.code()
+            })?;
+            println!(
+                "{} message{} match",
+                v.len(),
+                if v.len() == 1 { "" } else { "s" }
+            );
+            Some(v)
+        }
+    };
+    Ok(Targets {
+        ids,
+        chosen,
+        dry_run: select.dry_run,
+    })
+}
+
+/// Run `mailroom queue ...`; the exit code.
+pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
+    let settings = match Settings::from_config(cfg) {
+        Ok(s) => s,
+        Err(f) => {
+            eprintln!("mailroom: {f}");
+            return f.code.code();
+        }
+    };
+    let q = Queue::new(&cfg.queue_dir);
+    let fail = |what: String| -> i32 {
+        eprintln!("mailroom: {what}");
+        ExitCode::TempFail.code()
+    };
+    let action = action.unwrap_or(QueueAction::List { json });
+    match action {
+        QueueAction::List { json: j } => {
+            let items = match list(&q, &settings) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!(
+                        "mailroom: cannot read the queue {}: {}; run as root",
+                        cfg.queue_dir.display(),
+                        crate::exit::io_reason(&e)
+                    );
+                    return ExitCode::NoPerm.code();
+                }
+            };
+            let now = crate::date::now();
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let r = if j || json {
+                print_json(&items, now, &mut out)
+            } else {
+                print_table(&items, now, &mut out)
+            };
+            if r.is_err() {
+                ExitCode::IoErr.code()
+            } else {
+                0
+            }
+        }
+        QueueAction::Summary { json: j } => super::summary::run(cfg, &q, j || json),
+        QueueAction::Retry { ids, select } => {
+            let t = match targets(&q, &ids, &select, true, false) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            if t.dry_run {
+                return 0;
+            }
+            let runner = match crate::runner::Runner::new(cfg, false) {
+                Ok(r) => r,
+                Err(f) => return fail(f.to_string()),
+            };
+            let mut code = 0;
+            let named = !t.ids.is_empty();
+            let mut done = 0;
+            for id in t
+                .ids
+                .iter()
+                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
+            {
+                match runner.make_due(id) {
+                    Ok(true) => {
+                        done += 1;
+                        if named {
+                            crate::runner::start::start_delivery(
+                                id,
+                                crate::config::DeliveryMode::Background,
+                            );
+                            println!("{id}: retrying now");
+                        }
+                    }
+                    Ok(false) => {
+                        println!("{id}: not queued (being delivered right now, or gone)");
+                        code = ExitCode::TempFail.code();
+                    }
+                    Err(e) => code = fail(format!("{id}: {e}")),
+                }
+            }
+            if t.chosen.is_some() {
+                crate::runner::start::start_run();
+                println!("retrying {done} now");
+            }
+            code
+        }
+        QueueAction::Hold { ids, select } => {
+            let t = match targets(&q, &ids, &select, true, false) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            if t.dry_run {
+                return 0;
+            }
+            let mut code = 0;
+            let mut done = 0;
+            for id in t
+                .ids
+                .iter()
+                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
+            {
+                match q.hold(id) {
+                    Ok(true) => {
+                        done += 1;
+                        if t.chosen.is_none() {
+                            println!("{id}: held");
+                        }
+                    }
+                    Ok(false) => {
+                        println!("{id}: not queued (being delivered right now, or gone)");
+                        code = ExitCode::TempFail.code();
+                    }
+                    Err(e) => code = fail(format!("{id}: {}", crate::exit::io_reason(&e))),
+                }
+            }
+            if t.chosen.is_some() {
+                println!("held {done}");
+            }
+            code
+        }
+        QueueAction::Release { ids, select } => {
+            let t = match targets(&q, &ids, &select, false, true) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            if t.dry_run {
+                return 0;
+            }
+            let mut code = 0;
+            let mut done = 0;
+            for id in t
+                .ids
+                .iter()
+                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
+            {
+                match q.release(id) {
+                    Ok(true) => {
+                        done += 1;
+                        if t.chosen.is_none() {
+                            crate::runner::start::start_delivery(
+                                id,
+                                crate::config::DeliveryMode::Background,
+                            );
+                            println!("{id}: released");
+                        }
+                    }
+                    Ok(false) => {
+                        println!("{id}: not held");
+                        code = ExitCode::Usage.code();
+                    }
+                    Err(e) => code = fail(format!("{id}: {}", crate::exit::io_reason(&e))),
+                }
+            }
+            if t.chosen.is_some() {
+                // One queue run takes them all (at each destination's pace).
+                crate::runner::start::start_run();
+                println!("released {done}");
+            }
+            code
+        }
+        QueueAction::Delete {
+            bounce,
+            ids,
+            select,
+        } => {
+            let t = match targets(&q, &ids, &select, true, true) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            if t.dry_run {
+                return 0;
+            }
+            let runner = match crate::runner::Runner::new(cfg, false) {
+                Ok(r) => r,
+                Err(f) => return fail(f.to_string()),
+            };
+            let mut code = 0;
+            let mut done = 0;
+            for id in t
+                .ids
+                .iter()
+                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
+            {
+                match runner.abandon(
+                    id,
+                    bounce,
+                    "Message deleted from the queue by the administrator",
+                ) {
+                    Ok(true) => {
+                        done += 1;
+                        if t.chosen.is_none() {
+                            println!(
+                                "{id}: deleted{}",
+                                if bounce { ", sender notified" } else { "" }
+                            );
+                        }
+                    }
+                    Ok(false) => {
+                        println!("{id}: not queued (being delivered right now, or gone)");
+                        code = ExitCode::TempFail.code();
+                    }
+                    Err(e) => code = fail(format!("{id}: {e}")),
+                }
+            }
+            if t.chosen.is_some() {
+                println!(
+                    "deleted {done}{}",
+                    if bounce { ", senders notified" } else { "" }
+                );
+            }
+            code
+        }
+    }
 }
 
 #[cfg(test)]

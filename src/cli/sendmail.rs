@@ -77,7 +77,7 @@ fn run_inner(argv0: &str, args: &[String]) -> Result<ExitCode, Failure> {
 
     match inv.mode {
         Mode::Deliver => deliver_mode(&cfg, &inv),
-        Mode::PrintQueue => print_queue(&cfg, inv.verbose),
+        Mode::PrintQueue => print_queue(&cfg, &inv),
         Mode::QueueCount => queue_count(&cfg),
         Mode::InitAliases => newaliases(&cfg, &inv),
         Mode::Smtp => {
@@ -150,7 +150,9 @@ fn deliver_mode(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     let stdin = io::stdin();
     let accepted = submit::submit(cfg, inv, caller.as_ref(), stdin.lock())?;
     let mode = inv.delivery_mode.unwrap_or(cfg.delivery_mode);
-    for id in accepted.id.iter().chain(&accepted.bounces) {
+    // A held message (over an outbound limit) waits for the admin.
+    let queued = accepted.id.iter().filter(|_| !accepted.held);
+    for id in queued.chain(&accepted.bounces) {
         start::start_delivery(id, mode);
     }
     // -oee: errors are reported but the exit is 0 (sendmail's "BerkNet").
@@ -236,11 +238,15 @@ fn verify(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
 }
 
 /// `-bp` / `mailq`.
-fn print_queue(cfg: &Config, verbose: bool) -> Result<ExitCode, Failure> {
+fn print_queue(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     let queue = Queue::new(&cfg.queue_dir);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    mailq::print(&queue, verbose, &mut out)
+    let part = match &inv.queue_run {
+        Some(q) if q.quarantined => mailq::Part::Held,
+        _ => mailq::Part::Queue,
+    };
+    mailq::print(&queue, part, inv.verbose, &mut out)
         .and_then(|_| out.flush())
         .map_err(|e| {
             Failure::new(

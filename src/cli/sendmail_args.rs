@@ -402,7 +402,11 @@ fn parse_bool(s: &str) -> Option<bool> {
 
 /// `-q`, `-q30m`, `-qf`, `-qI<id>`, `-q!R<site>`, `-qS<sender>`, `-qQ`, `-qL`.
 fn apply_queue_run(inv: &mut Invocation, v: &str) -> Result<(), Failure> {
-    inv.mode = Mode::RunQueue;
+    // As sendmail 8: -q makes a plain run a queue run, but with -bp
+    // (`mailq -qQ`) it only chooses which queue to list.
+    if inv.mode == Mode::Deliver {
+        inv.mode = Mode::RunQueue;
+    }
     let spec = inv.queue_run.get_or_insert_with(QueueRunSpec::default);
     let (negated, rest) = match v.strip_prefix('!') {
         Some(r) => (true, r),
@@ -547,6 +551,11 @@ mod tests {
     #[test]
     fn program_names() {
         assert_eq!(parse("/usr/bin/mailq", &[]).unwrap().mode, Mode::PrintQueue);
+        let held = parse("/usr/bin/mailq", &["-qQ".to_string()]).unwrap();
+        assert_eq!(held.mode, Mode::PrintQueue);
+        assert!(held.queue_run.is_some_and(|q| q.quarantined));
+        let held = parse("sendmail", &["-bp".to_string(), "-qQ".to_string()]).unwrap();
+        assert_eq!(held.mode, Mode::PrintQueue);
         assert_eq!(parse("newaliases", &[]).unwrap().mode, Mode::InitAliases);
         assert_eq!(parse("/usr/lib/sendmail", &[]).unwrap().mode, Mode::Deliver);
     }

@@ -86,8 +86,11 @@ pub struct Accepted {
     /// Recipients refused at once (unknown local users, `error:` entries),
     /// with why.  They have been reported on stderr and bounced.
     pub refused: Vec<(String, Refusal)>,
-    /// The bounces queued for them.
+    /// Mailroom's own messages queued meanwhile: bounces for the refused
+    /// recipients, an alert about a limit.
     pub bounces: Vec<QueueId>,
+    /// Over an outbound limit: queued held, not to be delivered now.
+    pub held: bool,
 }
 
 impl Accepted {
@@ -285,6 +288,9 @@ pub fn submit(
             _ => None,
         },
         extract: inv.extract_recipients,
+        cwd: std::env::current_dir()
+            .ok()
+            .map(|d| d.display().to_string()),
     });
     let request = Request {
         origin: &origin,
@@ -318,6 +324,7 @@ pub fn submit(
         .map_err(|e| e.failure(cfg))?;
     Ok(Accepted {
         recipients: if queued.id.is_some() { rcpts.len() } else { 0 },
+        held: queued.held,
         id: queued.id,
         refused,
         bounces: queued.bounces,

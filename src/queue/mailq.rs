@@ -24,6 +24,13 @@
 //!
 //! The control file is read as a stream of records, as sendmail does, so a
 //! half-written control file still lists what it has.
+//!
+//! Held jobs (`hfID`: the admin's `mailroom queue hold`, or mail over an
+//! outbound limit) are listed after the queue, as a second section in the
+//! layout of sendmail 8's `mailq -qQ`, each with its `QUARANTINE:` reason
+//! line.  sendmail 8 itself lists them only with `-qQ`; here a plain
+//! `mailq` shows them too, so that mail held is never out of sight.
+//! `mailq -qQ` lists the held jobs alone, as sendmail 8 does.
 
 use std::io::{self, Write};
 
@@ -39,12 +46,43 @@ struct Entry {
     open_error: Option<io::Error>,
 }
 
+/// Which jobs a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The queue (`qf`), then the held jobs when there are any.
+    Queue,
+    /// Only the held jobs (`hf`), as `mailq -qQ`.
+    Held,
+}
+
 /// Print the listing; returns the number of jobs.
-pub fn print(queue: &Queue, verbose: bool, out: &mut dyn Write) -> io::Result<usize> {
-    let ids = queue.ids()?;
+pub fn print(queue: &Queue, part: Part, verbose: bool, out: &mut dyn Write) -> io::Result<usize> {
+    match part {
+        Part::Held => print_section(queue, "hf", true, verbose, out),
+        Part::Queue => {
+            let n = print_section(queue, "qf", true, verbose, out)?;
+            let held = print_section(queue, "hf", false, verbose, out)?;
+            Ok(n + held)
+        }
+    }
+}
+
+/// One section: the jobs whose control file has `prefix`; `always`: also
+/// when there are none ("is empty").
+fn print_section(
+    queue: &Queue,
+    prefix: &str,
+    always: bool,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> io::Result<usize> {
+    let ids = queue.ids_with(prefix)?;
+    if ids.is_empty() && !always {
+        return Ok(0);
+    }
     let dir = queue.dir().display().to_string();
     let read = |id: QueueId| {
-        let (qf, locked, open_error) = match queue.peek(&id) {
+        let (qf, locked, open_error) = match queue.peek_with(prefix, &id) {
             Ok((b, locked)) => (Some(b), locked, None),
             Err(e) => (None, false, Some(e)),
         };

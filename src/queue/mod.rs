@@ -34,6 +34,7 @@ pub mod enqueue;
 pub mod id;
 pub mod mailq;
 pub mod qf;
+pub mod select;
 pub mod spool;
 
 pub use id::{IdGenerator, QueueId};

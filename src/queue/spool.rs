@@ -30,7 +30,10 @@
 //! | 5. `rename(tfID, qfID)` without replacing, `fsync` the directory | `qf`, `df` | a complete job |
 //!
 //! If that last `fsync` fails, the job is removed again before the error
-//! is reported: the caller will send the message again.
+//! is reported: the caller will send the message again.  A message over
+//! an outbound limit ([`crate::limits`]) takes the same steps, but step 5
+//! renames `tfID` to `hfID`: a held job, as durable as any, that no runner
+//! takes until the admin releases it.
 //!
 //! Only after step 5 does `sendmail` exit 0 (or the SMTP server answer
 //! `250`).  A rewrite after a delivery attempt writes `tfID`, `fsync`s it,
@@ -249,13 +252,22 @@ impl Queue {
         Ok(true)
     }
 
-    /// Release a held (or set-aside) job back into the queue.
+    /// Release a held (or set-aside) job back into the queue.  Its
+    /// quarantine reason goes (a queued job is not held); should a runner
+    /// take the job before that rewrite, the runner drops the reason when
+    /// it rewrites the job, or removes the job.
     pub fn release(&self, id: &QueueId) -> io::Result<bool> {
         for prefix in ["hf", "Qf"] {
             let p = self.path(prefix, id);
             if p.symlink_metadata().is_ok() {
                 rename_noreplace(&p, &self.path("qf", id))?;
                 self.sync_dir()?;
+                if let Ok(Some(mut job)) = self.lock(id)
+                    && let Ok(mut env) = job.envelope()
+                    && env.quarantine.take().is_some()
+                {
+                    job.rewrite(&env)?;
+                }
                 return Ok(true);
             }
         }
@@ -289,7 +301,13 @@ impl Queue {
     /// A job's control file as it is now, and whether someone holds its
     /// lock, from one open (what `mailq` needs of each job).
     pub fn peek(&self, id: &QueueId) -> io::Result<(Vec<u8>, bool)> {
-        let mut f = File::open(self.path("qf", id))?;
+        self.peek_with("qf", id)
+    }
+
+    /// [`Queue::peek`] of a job's `prefix` file (`qf`, or `hf` for a held
+    /// one).
+    pub fn peek_with(&self, prefix: &str, id: &QueueId) -> io::Result<(Vec<u8>, bool)> {
+        let mut f = File::open(self.path(prefix, id))?;
         // SAFETY: plain flock on a valid descriptor; a shared lock taken
         // here is released when `f` closes.
         let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0;
@@ -306,7 +324,14 @@ impl Queue {
     /// Lock a job for work.  `Ok(None)` when another process holds it or
     /// it has just disappeared.
     pub fn lock(&self, id: &QueueId) -> io::Result<Option<Job>> {
-        let qf_path = self.path("qf", id);
+        self.lock_with("qf", id)
+    }
+
+    /// Lock a job whose control file has the given prefix: `hf` to remove a
+    /// held job without first releasing it (a release would let a runner
+    /// send it in between).
+    pub fn lock_with(&self, prefix: &str, id: &QueueId) -> io::Result<Option<Job>> {
+        let qf_path = self.path(prefix, id);
         for _ in 0..5 {
             let file = match OpenOptions::new()
                 .read(true)
@@ -505,7 +530,21 @@ impl Draft {
     /// Make the job real (steps 3–5): `fsync` the data, write and `fsync`
     /// the control file, rename it into place without replacing anything,
     /// `fsync` the directory.  `env.df_inode` is filled in here.
-    pub fn commit(mut self, env: &mut Envelope) -> io::Result<QueueId> {
+    pub fn commit(self, env: &mut Envelope) -> io::Result<QueueId> {
+        let qf = self.qf_path.clone();
+        self.commit_as(env, qf)
+    }
+
+    /// Commit the job held (`hfID`, sendmail's quarantine, with the
+    /// reason in `env.quarantine`): durable like any job, listed by
+    /// `mailq`, taken by no runner until it is released.
+    pub fn commit_held(self, env: &mut Envelope) -> io::Result<QueueId> {
+        let hf = self.queue.path("hf", &self.id);
+        self.commit_as(env, hf)
+    }
+
+    /// Steps 4 and 5, with the control file renamed to `target`.
+    fn commit_as(mut self, env: &mut Envelope, target: PathBuf) -> io::Result<QueueId> {
         self.df.flush()?;
         self.df.sync_all()?;
         let m = self.df.metadata()?;
@@ -517,13 +556,13 @@ impl Draft {
         ));
         self.tf.write_all(&env.to_bytes())?;
         self.tf.sync_all()?;
-        rename_noreplace(&self.tf_path, &self.qf_path)?;
+        rename_noreplace(&self.tf_path, &target)?;
         if let Err(e) = self.queue.sync_dir() {
             // Not known to be on disk, and the caller hears of a failure
             // and will send again: take the job back (qf first; the drop
             // removes df), so that the retry is the only copy.  Its lock
             // is still ours, so no runner has started on it.
-            let _ = fs::remove_file(&self.qf_path);
+            let _ = fs::remove_file(&target);
             return Err(e);
         }
         self.committed = true;
@@ -766,6 +805,27 @@ mod tests {
         let draft = q.create(&mut ids, 1795238453).unwrap();
         drop(draft);
         assert_eq!(names(&d).len(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_job_committed_held_is_listed_held_and_released_without_its_reason() {
+        let d = tmpdir("held");
+        let q = Queue::new(&d);
+        let mut draft = q.create(&mut IdGenerator::new(), 1).unwrap();
+        draft.data().write_all(b"x").unwrap();
+        let mut env = Envelope {
+            sender: "a".into(),
+            quarantine: Some("held: user www-data over 200 messages/hour".into()),
+            ..Default::default()
+        };
+        let id = draft.commit_held(&mut env).unwrap();
+        assert_eq!(names(&d), [format!("df{id}"), format!("hf{id}")]);
+        assert!(q.ids().unwrap().is_empty(), "no runner takes it");
+        assert_eq!(q.ids_with("hf").unwrap(), std::slice::from_ref(&id));
+        assert!(q.release(&id).unwrap());
+        assert_eq!(names(&d), [format!("df{id}"), format!("qf{id}")]);
+        assert_eq!(q.read(&id).unwrap().quarantine, None);
         fs::remove_dir_all(&d).unwrap();
     }
 

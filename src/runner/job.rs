@@ -199,8 +199,11 @@ impl Runner {
             succeeded,
             last_status,
             replies,
+            paced_for,
         } = outcomes;
         let mut more = replies;
+        let all_paced = !kept.is_empty() && kept.iter().all(|k| k.paced);
+        let nothing_else = failed.is_empty() && succeeded.is_empty() && splits.is_empty();
         for ((sender, list), rcpts) in splits {
             match self.split(&env, body, &sender, list.as_deref(), rcpts) {
                 Ok(nid) => more.push(nid),
@@ -246,6 +249,24 @@ impl Runner {
             self.bump(stats, |s| s.finished += 1);
             return more;
         }
+        // Only paced recipients left, all of them still pending: the job is
+        // as it was; this pass comes back to it when their token is due.
+        let untouched = kept.len() == env.recipients.len();
+        if all_paced && nothing_else && untouched {
+            drop(job);
+            self.bump(stats, |s| s.paced += 1);
+            match paced_for {
+                Some(wait) if pass.comes_back => pass.later(id, wait),
+                _ => log::info(
+                    Some(id.as_str()),
+                    &format!(
+                        "{}; left for the next queue run",
+                        last_status.as_deref().unwrap_or("Deferred: pacing")
+                    ),
+                ),
+            }
+            return more;
+        }
         // Still work to do: a delay warning (once), then the rewrite.
         if delay_warning_due(&env, age, self.settings.queue_warn) {
             let warn: Vec<Failed> = kept
@@ -267,7 +288,10 @@ impl Runner {
             }
             env.set_flag('w', true);
         }
-        reschedule(&mut env, kept, now, last_status);
+        reschedule(&mut env, kept, now, last_status, !all_paced);
+        if all_paced && let Some(wait) = paced_for {
+            pass.later(id, wait);
+        }
         if let Err(e) = job.rewrite(&env) {
             log::err(
                 Some(id.as_str()),
@@ -356,12 +380,23 @@ fn delay_warning_due(env: &Envelope, age: i64, queue_warn: i64) -> bool {
 
 /// The envelope after an attempt that left `kept` pending: one more
 /// attempt, at `now`, a lower priority (sendmail's RetryFactor), and the
-/// last status for `mailq`.
-fn reschedule(env: &mut Envelope, kept: Vec<Kept>, now: i64, last_status: Option<String>) {
+/// last status for `mailq`.  When every recipient left was only paced
+/// (`counts` false) it was no attempt: the job stays due.
+fn reschedule(
+    env: &mut Envelope,
+    kept: Vec<Kept>,
+    now: i64,
+    last_status: Option<String>,
+    counts: bool,
+) {
     env.recipients = kept.into_iter().map(|k| k.rcpt).collect();
-    env.attempts += 1;
-    env.last_attempt = now;
-    env.priority += RETRY_FACTOR;
+    // A queued job is not held (a released one may still carry a reason).
+    env.quarantine = None;
+    if counts {
+        env.attempts += 1;
+        env.last_attempt = now;
+        env.priority += RETRY_FACTOR;
+    }
     env.message = last_status;
 }
 
@@ -378,6 +413,7 @@ mod tests {
                 ..Default::default()
             },
             status: "4.4.1".into(),
+            paced: false,
         }
     }
 
@@ -432,11 +468,29 @@ mod tests {
             vec![kept("b@x", Some("Deferred: x"))],
             777,
             Some("Deferred: x".into()),
+            true,
         );
         assert_eq!(env.recipients.len(), 1);
         assert_eq!(env.recipients[0].addr, "b@x");
         assert_eq!((env.attempts, env.last_attempt), (1, 777));
         assert_eq!(env.priority, 1000 + RETRY_FACTOR);
         assert_eq!(env.message.as_deref(), Some("Deferred: x"));
+        // Only paced: no attempt, the job stays due.
+        let mut paced = Envelope {
+            recipients: vec![Recipient::default()],
+            ..Default::default()
+        };
+        reschedule(
+            &mut paced,
+            vec![kept("c@x", None)],
+            888,
+            Some("Deferred: pacing".into()),
+            false,
+        );
+        assert_eq!(
+            (paced.attempts, paced.last_attempt, paced.priority),
+            (0, 0, 0)
+        );
+        assert_eq!(paced.message.as_deref(), Some("Deferred: pacing"));
     }
 }

@@ -41,6 +41,7 @@ pub mod crashguard;
 mod job;
 mod notices;
 mod ops;
+pub mod pacing;
 pub mod remote;
 pub mod render;
 pub mod settings;
@@ -104,6 +105,9 @@ pub struct Stats {
     pub locked: usize,
     pub not_due: usize,
     pub set_aside: usize,
+    /// Jobs left untried this time because their destination's pace said
+    /// wait ([`pacing`]).
+    pub paced: usize,
 }
 
 /// One pass's shared state: what to take, the work list its workers share
@@ -116,6 +120,41 @@ struct Pass<'a> {
     /// Jobs with crashes counted, when the directory was listed (None: ask
     /// the file system).
     crashed: Option<HashSet<QueueId>>,
+    /// Paced jobs come back later in this pass (a full pass; the run
+    /// `sendmail` starts for one message leaves them to the next pass).
+    comes_back: bool,
+}
+
+impl Pass<'_> {
+    /// Take `id` again once `wait` has passed.
+    fn later(&self, id: &QueueId, wait: std::time::Duration) {
+        if !self.comes_back {
+            return;
+        }
+        if let Ok(mut w) = self.work.lock() {
+            w.push_back(Work {
+                id: id.clone(),
+                ours: false,
+                not_before: Some(std::time::Instant::now() + wait),
+            });
+        }
+    }
+
+    /// The next job whose time has come; `Err(wait)` when every job left
+    /// must wait; `Ok(None)` when none is left.
+    fn next(&self) -> Result<Option<Work>, std::time::Duration> {
+        let Ok(mut w) = self.work.lock() else {
+            return Ok(None);
+        };
+        let now = std::time::Instant::now();
+        match w.iter().position(|j| j.not_before.is_none_or(|t| t <= now)) {
+            Some(i) => Ok(w.remove(i)),
+            None => match w.iter().filter_map(|j| j.not_before).min() {
+                Some(t) => Err(t.saturating_duration_since(now)),
+                None => Ok(None),
+            },
+        }
+    }
 }
 
 /// A job on a pass's work list.
@@ -123,6 +162,8 @@ struct Work {
     id: QueueId,
     /// Created by this pass (a bounce, a receipt, a split envelope).
     ours: bool,
+    /// Paced: not before this.
+    not_before: Option<std::time::Instant>,
 }
 
 /// How long a job this pass created may stay locked before the pass leaves
@@ -140,6 +181,7 @@ pub struct Runner {
     router: Router,
     sources: crate::route::SourceAddresses,
     pool: remote::Pool,
+    pacer: pacing::Pacer,
     auth: Option<(String, String)>,
     dkim: crate::dkim::Keyring,
     verbose: bool,
@@ -155,6 +197,7 @@ impl Runner {
             router: Router::new(cfg, may_rebuild),
             sources: crate::route::SourceAddresses::load(cfg, may_rebuild),
             pool: remote::Pool::new(settings.max_per_destination),
+            pacer: pacing::Pacer::new(cfg, may_rebuild)?,
             auth: read_auth(&settings.smarthost_auth),
             dkim: crate::dkim::Keyring::new(cfg),
             settings,
@@ -204,7 +247,11 @@ impl Runner {
         ids.sort();
         let work = Mutex::new(
             ids.into_iter()
-                .map(|id| Work { id, ours: false })
+                .map(|id| Work {
+                    id,
+                    ours: false,
+                    not_before: None,
+                })
                 .collect::<VecDeque<_>>(),
         );
         let workers = self
@@ -233,6 +280,7 @@ impl Runner {
             work,
             stats: Mutex::new(Stats::default()),
             journal,
+            comes_back: crashed.is_some(),
             crashed,
         };
         std::thread::scope(|s| {
@@ -305,9 +353,14 @@ impl Runner {
 
     fn worker(&self, pass: &Pass<'_>, slot: usize) {
         loop {
-            let Some(Work { id, ours }) = pass.work.lock().ok().and_then(|mut w| w.pop_front())
-            else {
-                return;
+            let Work { id, ours, .. } = match pass.next() {
+                Ok(Some(w)) => w,
+                Ok(None) => return,
+                Err(wait) => {
+                    // Only paced jobs left: wait for the first one's token.
+                    std::thread::sleep(wait.min(std::time::Duration::from_secs(1)));
+                    continue;
+                }
             };
             let more = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.process(&id, ours, pass, slot)
@@ -318,7 +371,11 @@ impl Runner {
             match more {
                 Ok(more) => {
                     if let Ok(mut w) = pass.work.lock() {
-                        w.extend(more.into_iter().map(|id| Work { id, ours: true }));
+                        w.extend(more.into_iter().map(|id| Work {
+                            id,
+                            ours: true,
+                            not_before: None,
+                        }));
                     }
                 }
                 Err(_) => {

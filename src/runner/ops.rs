@@ -15,11 +15,13 @@ impl Runner {
     /// administrator"); then the job is removed.  False when the job is
     /// being delivered right now.
     pub fn abandon(&self, id: &QueueId, bounce: bool, why: &str) -> Result<bool, String> {
-        let Some(mut job) = self
-            .queue
-            .lock(id)
-            .map_err(|e| crate::exit::io_reason(&e))?
-        else {
+        // A held job is locked where it lies: never released first, so no
+        // runner can send it between the release and the removal.
+        let locked = match self.queue.lock(id) {
+            Ok(None) => self.queue.lock_with("hf", id),
+            other => other,
+        };
+        let Some(mut job) = locked.map_err(|e| crate::exit::io_reason(&e))? else {
             return Ok(false);
         };
         let env = job.envelope().map_err(|e| e.to_string())?;

@@ -129,6 +129,7 @@ pub struct Context<'a> {
     pub router: &'a Router,
     pub dns: &'a Dns,
     pub pool: &'a Pool,
+    pub pacer: &'a super::pacing::Pacer,
     pub helo: &'a str,
     pub my_names: &'a dyn Fn(&str) -> bool,
     pub timeouts: client::Timeouts,
@@ -294,7 +295,9 @@ fn attempt(
     }
     let mut session = match session {
         Some(s) => s,
-        None => match open(ctx, hop, addr, tls, auth, bind) {
+        None => match pace_connection(ctx, job.domain)
+            .and_then(|()| open(ctx, hop, addr, tls, auth, bind))
+        {
             Ok(s) => s,
             Err(v) => return Attempt::TryNext(v),
         },
@@ -342,6 +345,28 @@ fn attempt(
         }
         Err(e) => Attempt::TryNext(temp(format!("Deferred: {e} with {host}"))),
     }
+}
+
+/// A new connection to `domain` takes a connection token: a short wait
+/// for it is waited, a long one defers (see [`super::pacing`]).
+fn pace_connection(ctx: &Context<'_>, domain: &str) -> Result<(), Verdict> {
+    use super::pacing::{Token, now};
+    const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    for _ in 0..3 {
+        match ctx.pacer.take(domain, Token::Connection, now()) {
+            Ok(()) => return Ok(()),
+            Err(wait) if wait <= LONGEST_WAIT => std::thread::sleep(wait),
+            Err(_) => break,
+        }
+    }
+    let rate = ctx.pacer.rates(domain).connections;
+    Err(Verdict::Deferred {
+        status: "4.4.5".into(),
+        text: format!(
+            "Deferred: pacing {domain} ({})",
+            rate.map_or(String::new(), |r| r.words("connections"))
+        ),
+    })
 }
 
 /// Connect, TLS and AUTH as the route asks.

@@ -69,6 +69,30 @@ pub fn start_delivery(id: &QueueId, mode: DeliveryMode) {
     }
 }
 
+/// Start one queue run over the whole queue, detached (what `sendmail -q`
+/// does): after the admin released many jobs at once.
+pub fn start_run() {
+    let Some(qrun) = qrun_program() else {
+        return;
+    };
+    let mut cmd = Command::new(&qrun);
+    cmd.arg("-q")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    detach(&mut cmd);
+    if let Err(e) = cmd.spawn() {
+        log::warning(
+            None,
+            &format!(
+                "cannot start {}: {}; the next queue run delivers the mail",
+                qrun.display(),
+                io_reason(&e)
+            ),
+        );
+    }
+}
+
 /// Make `cmd`'s child a session of its own: a cron job or PHP request
 /// finishing (and its session being killed) does not kill the delivery.
 pub fn detach(cmd: &mut Command) {

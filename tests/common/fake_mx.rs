@@ -17,6 +17,8 @@ pub struct Transaction {
     pub rcpts: Vec<String>,
     /// The message as it came after DATA (CRLF, dot-stuffed).
     pub data: String,
+    /// When its final dot came.
+    pub at: std::time::Instant,
 }
 
 pub struct FakeMx {
@@ -24,6 +26,8 @@ pub struct FakeMx {
     pub got: Arc<Mutex<Vec<Transaction>>>,
     /// The address each connection came from.
     pub peers: Arc<Mutex<Vec<String>>>,
+    /// When each connection came.
+    pub connected: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl FakeMx {
@@ -50,14 +54,16 @@ impl FakeMx {
             port,
             got: Arc::default(),
             peers: Arc::default(),
+            connected: Arc::default(),
         };
-        let (got, peers) = (mx.got.clone(), mx.peers.clone());
+        let (got, peers, connected) = (mx.got.clone(), mx.peers.clone(), mx.connected.clone());
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(s) = s else { continue };
                 if let Ok(a) = s.peer_addr() {
                     peers.lock().unwrap().push(a.ip().to_string());
                 }
+                connected.lock().unwrap().push(std::time::Instant::now());
                 let got = got.clone();
                 std::thread::spawn(move || session(s, stall, &got));
             }
@@ -74,6 +80,7 @@ fn session(s: TcpStream, stall: bool, got: &Mutex<Vec<Transaction>>) {
         from: String::new(),
         rcpts: Vec::new(),
         data: String::new(),
+        at: std::time::Instant::now(),
     };
     let mut in_data = false;
     loop {
@@ -87,6 +94,7 @@ fn session(s: TcpStream, stall: bool, got: &Mutex<Vec<Transaction>>) {
                 continue;
             }
             in_data = false;
+            t.at = std::time::Instant::now();
             got.lock().unwrap().push(t.clone());
             if stall {
                 std::thread::sleep(std::time::Duration::from_secs(60));

@@ -19,6 +19,9 @@ pub enum Error {
     TooBig(u64),
     /// A header block larger than the collector takes.
     HeaderTooBig(u64),
+    /// An SMTP client over an outbound limit (`login X over 200
+    /// messages/hour`): nothing queued; the alert queued about it, if one.
+    OverLimit(String, Option<crate::queue::QueueId>),
 }
 
 impl Error {
@@ -42,6 +45,11 @@ impl Error {
                 format!("message not queued: the header is larger than {limit} bytes"),
             )
             .hint("check the program that wrote the message"),
+            Error::OverLimit(what, _) => Failure::new(
+                ExitCode::TempFail,
+                format!("message not queued: sending limit reached: {what}"),
+            )
+            .hint("try again later, or ask the admin to raise the limit in /etc/mail/limits"),
         }
     }
 

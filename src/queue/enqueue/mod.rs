@@ -60,6 +60,7 @@ use crate::config::Config;
 use crate::date;
 use crate::dsn;
 use crate::exit::{ExitCode, Failure};
+use crate::limits;
 use crate::log;
 use crate::message::{CollectOptions, Collected, collect};
 
@@ -73,6 +74,48 @@ pub enum Origin {
     /// mailroom itself: a bounce, a delay warning, a receipt, an autoreply.
     /// `relay` names the submitter for `Received:` and the log.
     Mailroom { relay: String },
+}
+
+/// An alert to send about a key over its limit.
+struct Alerting {
+    to: String,
+    offending: limits::alert::Offending,
+}
+
+impl Origin {
+    /// Who the outbound limits count this message against, when
+    /// `remote` of its recipients leave the box; `None`: not counted
+    /// (mailroom's own messages, inbound mail, local mail).
+    fn counted_as(&self, remote: u32) -> Option<limits::Who> {
+        if remote == 0 {
+            return None;
+        }
+        match self {
+            Origin::Program(p) => Some(limits::Who::User(p.login.clone())),
+            Origin::Smtp(c) => Some(match (&c.auth, &c.local_user) {
+                (Some(login), _) => limits::Who::Login(login.clone()),
+                (None, Some(user)) => limits::Who::User(user.clone()),
+                (None, None) => limits::Who::Client(
+                    c.client
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .trim_start_matches("IPv6:")
+                        .to_string(),
+                ),
+            }),
+            Origin::Mailroom { .. } => None,
+        }
+    }
+
+    /// Over a limit, is the message held (a local program, which must not
+    /// see an error) rather than refused (an SMTP client, which retries)?
+    fn holds_over_limit(&self) -> bool {
+        match self {
+            Origin::Program(_) => true,
+            Origin::Smtp(c) => c.local_user.is_some() && c.auth.is_none(),
+            Origin::Mailroom { .. } => false,
+        }
+    }
 }
 
 /// A local program submitting with `sendmail`.
@@ -92,6 +135,9 @@ pub struct Program {
     pub only_argv_recipient: Option<String>,
     /// `-t`: recipients were read from the header (flag `b`).
     pub extract: bool,
+    /// The program's working directory (named in a limit alert when the
+    /// message does not say which script sent it).
+    pub cwd: Option<String>,
 }
 
 /// An SMTP client, for `Received:` and the log.
@@ -181,6 +227,8 @@ pub struct Request<'a> {
 pub struct Queued {
     /// The job; `None` when every recipient was refused.
     pub id: Option<QueueId>,
+    /// Over an outbound limit: committed held, not to be delivered.
+    pub held: bool,
     /// Bounces queued for refused recipients.
     pub bounces: Vec<QueueId>,
 }
@@ -309,8 +357,44 @@ impl Incoming<'_> {
             );
         }
         if req.recipients.is_empty() {
-            return Ok(Queued { id: None, bounces });
+            return Ok(Queued {
+                id: None,
+                held: false,
+                bounces,
+            });
         }
+        // The outbound limits (crate::limits): a local program's message
+        // over a limit is held, an SMTP client's refused.
+        let over = self.over_limit(&req, &header);
+        let (cfg, now) = (self.cfg, self.now);
+        let held = match over {
+            None => false,
+            Some((over, alert)) if req.origin.holds_over_limit() => {
+                env.quarantine = Some(format!("held: {}", over.text()));
+                self.draft.commit_held(&mut env).map_err(Error::Queue)?;
+                log::notice(Some(qid.as_str()), &format!("held: {}", over.text()));
+                let alert = alert.and_then(|a| send_alert(cfg, now, &over, a, &qid, true));
+                log_accepted(
+                    &qid,
+                    &req,
+                    &env,
+                    collected.size,
+                    class,
+                    fixed.msgid.as_deref(),
+                );
+                return Ok(Queued {
+                    id: Some(qid),
+                    held: true,
+                    bounces: bounces.into_iter().chain(alert).collect(),
+                });
+            }
+            Some((over, alert)) => {
+                log::notice(Some(qid.as_str()), &format!("refused: {}", over.text()));
+                let alert =
+                    alert.and_then(|a| send_alert(self.cfg, self.now, &over, a, &qid, false));
+                return Err(Error::OverLimit(over.text(), alert));
+            }
+        };
         self.draft.commit(&mut env).map_err(Error::Queue)?;
         log_accepted(
             &qid,
@@ -322,8 +406,54 @@ impl Incoming<'_> {
         );
         Ok(Queued {
             id: Some(qid),
+            held,
             bounces,
         })
+    }
+
+    /// Count the request against the outbound limits; the key over its
+    /// limit and, when an alert is due, who gets it.
+    fn over_limit(
+        &self,
+        req: &Request<'_>,
+        header: &crate::message::Header,
+    ) -> Option<(limits::Over, Option<Alerting>)> {
+        let remote = req.recipients.iter().filter(|r| !r.local).count() as u32;
+        let who = req.origin.counted_as(remote)?;
+        let sender_domain = address::split_addr(&req.sender.addr).1;
+        let sub = limits::Submission {
+            who,
+            sender_domain,
+            remote_recipients: remote,
+        };
+        let over = limits::check(self.cfg, &sub, self.now)?;
+        let alert = over
+            .alert_due
+            .then(|| limits::Settings::from_config(self.cfg).ok()?.alert)
+            .flatten()
+            .map(|to| Alerting {
+                to,
+                offending: limits::alert::Offending {
+                    qid: String::new(),
+                    held: false,
+                    subject: header.get("Subject").map(|f| f.value()),
+                    recipient_domains: req
+                        .recipients
+                        .iter()
+                        .filter(|r| !r.local)
+                        .filter_map(|r| address::split_addr(&r.addr).1)
+                        .map(str::to_ascii_lowercase)
+                        .collect(),
+                    script: header
+                        .get("X-PHP-Originating-Script")
+                        .map(|f| f.value())
+                        .or_else(|| match req.origin {
+                            Origin::Program(p) => p.cwd.clone().map(|d| format!("run in {d}")),
+                            _ => None,
+                        }),
+                },
+            });
+        Some((over, alert))
     }
 
     /// Bounce the refused recipients with a copy of the message as it
@@ -398,6 +528,36 @@ impl Incoming<'_> {
                 log::err(Some(qid.as_str()), &format!("cannot build the bounce: {e}"));
                 Vec::new()
             }
+        }
+    }
+}
+
+/// Queue the alert about `over` (see [`crate::limits::alert`]).
+fn send_alert(
+    cfg: &Config,
+    now: i64,
+    over: &limits::Over,
+    mut a: Alerting,
+    qid: &QueueId,
+    held: bool,
+) -> Option<QueueId> {
+    a.offending.qid = qid.to_string();
+    a.offending.held = held;
+    let msg = limits::alert::build(cfg, over, &a.offending, &a.to, now);
+    match notification(cfg, &a.to, &msg, "MAILER-DAEMON@localhost") {
+        Ok(id) => {
+            log::info(
+                Some(qid.as_str()),
+                &format!("{id}: limit alert to {}: {}", a.to, over.text()),
+            );
+            Some(id)
+        }
+        Err(f) => {
+            log::err(
+                Some(qid.as_str()),
+                &format!("cannot queue the limit alert: {f}"),
+            );
+            None
         }
     }
 }

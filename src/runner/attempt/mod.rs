@@ -21,6 +21,8 @@ pub(super) struct Kept {
     pub rcpt: Recipient,
     /// Its enhanced status code (`4.4.1`).
     pub status: String,
+    /// Not tried: its domain's pace ([`crate::runner::pacing`]) said wait.
+    pub paced: bool,
 }
 
 impl Kept {
@@ -81,6 +83,8 @@ pub(super) struct Attempt<'a> {
     pub interrupted: bool,
     /// The job's locked control file (see [`deliver::Request::job_lock`]).
     job_lock: RawFd,
+    /// The longest a paced recipient must wait for its domain's token.
+    paced_for: Option<std::time::Duration>,
 }
 
 /// What an attempt came to, for the job's finish.
@@ -97,6 +101,8 @@ pub(super) struct Outcomes {
     pub last_status: Option<String>,
     /// Autoreplies queued.
     pub replies: Vec<QueueId>,
+    /// Some recipients were paced: when their next token is due.
+    pub paced_for: Option<std::time::Duration>,
 }
 
 impl<'a> Attempt<'a> {
@@ -124,6 +130,7 @@ impl<'a> Attempt<'a> {
             replies: Vec::new(),
             interrupted: false,
             job_lock,
+            paced_for: None,
         }
     }
 
@@ -222,6 +229,7 @@ impl<'a> Attempt<'a> {
             splits: self.splits,
             last_status: self.last_status,
             replies: self.replies,
+            paced_for: self.paced_for,
         }
     }
 
@@ -231,7 +239,20 @@ impl<'a> Attempt<'a> {
         self.kept.push(Kept {
             rcpt: r,
             status: dsn.to_string(),
+            paced: false,
         });
+    }
+
+    /// Keep `r` untried: its domain's pace says wait `wait`.
+    fn pace(&mut self, mut r: Recipient, text: String, wait: std::time::Duration) {
+        r.status = Some(text.clone());
+        self.last_status = Some(text);
+        self.kept.push(Kept {
+            rcpt: r,
+            status: "4.4.5".to_string(),
+            paced: true,
+        });
+        self.paced_for = Some(self.paced_for.map_or(wait, |w| w.max(wait)));
     }
 }
 

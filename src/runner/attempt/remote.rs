@@ -11,7 +11,7 @@ use crate::date;
 use crate::dns::Dns;
 use crate::log;
 use crate::queue::Recipient;
-use crate::runner::{remote, render};
+use crate::runner::{pacing, remote, render};
 use crate::smtp::client;
 
 thread_local! {
@@ -28,6 +28,28 @@ impl Attempt<'_> {
                 Some((_, v)) => v.push(r),
                 None => by_domain.push((d, vec![r])),
             }
+        }
+        // One message token per transaction (crate::runner::pacing), taken
+        // before anything is rendered or signed: a paced domain costs
+        // nothing more.
+        by_domain.retain(|(domain, rs)| {
+            let now = pacing::now();
+            let Err(wait) = self.r.pacer.take(domain, pacing::Token::Message, now) else {
+                return true;
+            };
+            let rate = self.r.pacer.rates(domain).messages;
+            let text = format!(
+                "Deferred: pacing {domain} ({}); next in {}s",
+                rate.map_or(String::new(), |r| r.words("messages")),
+                wait.as_secs().max(1)
+            );
+            for r in rs {
+                self.pace(r.clone(), text.clone(), wait);
+            }
+            false
+        });
+        if by_domain.is_empty() {
+            return;
         }
         // Over SMTP every address is fully qualified (RFC 5321 §4.1.2); a
         // script's bare `-f root` leaves as root@$hostname, as in sendmail.
@@ -85,6 +107,7 @@ impl Attempt<'_> {
                 router: &self.r.router,
                 dns,
                 pool: &self.r.pool,
+                pacer: &self.r.pacer,
                 helo: &self.r.settings.helo,
                 my_names: &my_names,
                 timeouts: self.r.settings.timeouts(),

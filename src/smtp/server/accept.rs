@@ -39,6 +39,18 @@ pub struct Transaction {
     pub discard: bool,
 }
 
+/// A transaction the queue took.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// The job; `None` when the transaction was discarded.
+    pub id: Option<QueueId>,
+    /// Over an outbound limit (a local program's, held): not to be
+    /// delivered now.
+    pub held: bool,
+    /// mailroom's own messages queued meanwhile (a limit alert).
+    pub notices: Vec<QueueId>,
+}
+
 /// Why the message was not queued.
 #[derive(Debug)]
 pub enum Refused {
@@ -46,6 +58,8 @@ pub enum Refused {
     Broken(Fault),
     /// A reply, and the session goes on.
     Reply(Reply),
+    /// Over an outbound limit: `451 4.7.0`, and the alert queued about it.
+    OverLimit(Reply, Option<QueueId>),
 }
 
 /// `452 4.3.1`: the queue's file system is (nearly) full.
@@ -86,14 +100,13 @@ fn queue_trouble(
     }
 }
 
-/// Read DATA into a new queue entry and commit it.  Returns its id, or
-/// `None` when the transaction is discarded.
+/// Read DATA into a new queue entry and commit it.
 pub fn queue_message(
     cfg: &Config,
     client: &SmtpClient,
     txn: &Transaction,
     data: &mut DataReader<'_>,
-) -> Result<Option<QueueId>, Refused> {
+) -> Result<Accepted, Refused> {
     let mut incoming = match enqueue::open(cfg) {
         Ok(i) => i,
         Err(e) => {
@@ -135,7 +148,7 @@ pub fn queue_message(
     };
     if txn.discard {
         incoming.discard(&collected, &txn.sender, txn.rcpts.len());
-        return Ok(None);
+        return Ok(Accepted::default());
     }
     let qid = incoming.id().clone();
     let origin = Origin::Smtp(client.clone());
@@ -167,7 +180,18 @@ pub fn queue_message(
         quiet_errors: true,
     };
     match incoming.commit(collected, request) {
-        Ok(queued) => Ok(queued.id),
+        Ok(queued) => Ok(Accepted {
+            id: queued.id,
+            held: queued.held,
+            notices: queued.bounces,
+        }),
+        Err(enqueue::Error::OverLimit(what, alert)) => Err(Refused::OverLimit(
+            Reply::new(
+                451,
+                format!("4.7.0 Sending limit reached: {what}; try again later"),
+            ),
+            alert,
+        )),
         Err(e) => Err(queue_trouble(
             cfg,
             Some(&qid),

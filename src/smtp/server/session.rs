@@ -641,15 +641,29 @@ impl<'a> Session<'a> {
             accept::queue_message(cfg, &origin, &txn, &mut reader)
         };
         match result {
-            Ok(Some(id)) => {
+            Ok(accept::Accepted {
+                id: Some(id),
+                held,
+                notices,
+            }) => {
                 self.reply(250, &format!("2.0.0 {id} Message accepted for delivery"));
                 if self.delivery == DeliveryMode::Interactive {
                     // Delivered before the client hears anything more.
                     let _ = self.wire.flush(self.deadline());
                 }
-                super::start_delivery(self.delivery, &id);
+                // A held message (over an outbound limit) waits for the admin.
+                let job = Some(id).filter(|_| !held);
+                for id in job.iter().chain(&notices) {
+                    super::start_delivery(self.delivery, id);
+                }
             }
-            Ok(None) => self.reply(250, "2.0.0 Message accepted for delivery"),
+            Ok(_) => self.reply(250, "2.0.0 Message accepted for delivery"),
+            Err(Refused::OverLimit(r, alert)) => {
+                self.send(&r);
+                if let Some(id) = alert {
+                    super::start_delivery(DeliveryMode::Background, &id);
+                }
+            }
             Err(Refused::Reply(r)) => {
                 log::notice(
                     None,
