@@ -278,6 +278,7 @@ pub fn in_child(work: impl FnOnce() -> Vec<u8>) -> std::io::Result<Vec<u8>> {
     match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
         nix::unistd::ForkResult::Child => {
             drop(rd);
+            close_inherited(std::os::fd::AsRawFd::as_raw_fd(&wr));
             let answer =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_default();
             let mut out = std::fs::File::from(wr);
@@ -292,6 +293,20 @@ pub fn in_child(work: impl FnOnce() -> Vec<u8>) -> std::io::Result<Vec<u8>> {
             let _ = nix::sys::wait::waitpid(child, None);
             read.map(|_| answer)
         }
+    }
+}
+
+/// In a fresh child: close every descriptor but 0, 1, 2 and `keep`.  What
+/// the child runs (often as another user) never sees the parent's open
+/// files, and holds none of their locks: a parent that closes a locked
+/// file releases the lock at once, not when the child ends.
+fn close_inherited(keep: i32) {
+    // SAFETY: closing descriptors in a child that uses none but `keep`.
+    unsafe {
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
     }
 }
 

@@ -641,31 +641,48 @@ fn log_accepted(
     msgid: Option<&str>,
 ) {
     let n = req.recipients.len();
-    let mut line = format!(
-        "from={}, size={size}, class={class}, nrcpts={n}",
-        env.sender
-    );
-    if let Some(m) = msgid {
-        line.push_str(&format!(", msgid={m}"));
-    }
-    if env.body_type.as_deref() == Some("8BITMIME") {
-        line.push_str(", bodytype=8BITMIME");
-    }
+    let sender = &env.sender;
+    let msgid = msgid.map(|m| format!(", msgid={m}")).unwrap_or_default();
+    let body = if env.body_type.as_deref() == Some("8BITMIME") {
+        ", bodytype=8BITMIME"
+    } else {
+        ""
+    };
+    // One whole line per origin, so that each is found as written in the
+    // log catalogue.
     match req.origin {
-        Origin::Program(p) => line.push_str(&format!(", relay={}@localhost", p.login)),
+        Origin::Program(p) => log::info(
+            Some(qid.as_str()),
+            &format!(
+                "from={sender}, size={size}, class={class}, nrcpts={n}{msgid}{body}, relay={}@localhost",
+                p.login
+            ),
+        ),
         Origin::Smtp(c) => {
-            line.push_str(&format!(", proto={}, relay={}", c.proto, smtp_relay(c)));
-            if let Some(a) = &c.auth {
-                line.push_str(&format!(", auth={a}"));
-            }
+            let auth = c
+                .auth
+                .as_ref()
+                .map(|a| format!(", auth={a}"))
+                .unwrap_or_default();
+            log::info(
+                Some(qid.as_str()),
+                &format!(
+                    "from={sender}, size={size}, class={class}, nrcpts={n}{msgid}{body}, proto={}, relay={}{auth}",
+                    c.proto,
+                    smtp_relay(c)
+                ),
+            );
         }
         Origin::Mailroom { relay } => {
-            line.push_str(&format!(", relay={relay}"));
-            log::info(Some(qid.as_str()), &line);
+            log::info(
+                Some(qid.as_str()),
+                &format!(
+                    "from={sender}, size={size}, class={class}, nrcpts={n}{msgid}{body}, relay={relay}"
+                ),
+            );
             return;
         }
     }
-    log::info(Some(qid.as_str()), &line);
     for r in &req.recipients {
         log::info(
             Some(qid.as_str()),
