@@ -129,6 +129,7 @@ install: build
 	install -d -m 2770 $(DESTDIR)$(QUEUEDIR)
 	install -d -m 0555 $(DESTDIR)$(EMPTYDIR)
 	install -d -m 0755 $(DESTDIR)$(STATEDIR)
+	install -d -m 2770 $(DESTDIR)$(STATEDIR)/limits
 ifeq ($(IS_ROOT),yes)
 ifeq ($(DESTDIR),)
 	getent group $(QUEUEGROUP) >/dev/null || groupadd --system $(QUEUEGROUP)
@@ -171,6 +172,9 @@ ifeq ($(IS_ROOT),yes)
 	  if [ -f $(DESTDIR)$(LIBEXECDIR)/qrun ]; then chown root:$(QUEUEGROUP) $(DESTDIR)$(LIBEXECDIR)/qrun && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi; \
 	else echo "warning: group $(QUEUEGROUP) does not exist: create it and chgrp sendmail and $(QUEUEDIR)"; fi
 	if getent group mail >/dev/null; then chown root:mail $(DESTDIR)$(MAILSPOOL); chmod 2775 $(DESTDIR)$(MAILSPOOL); fi
+	# The outbound limits' counters: written by the set-group-id sendmail
+	# and the SMTP server's unprivileged side (group mqueue), by no one else.
+	if getent group $(QUEUEGROUP) >/dev/null; then chown root:$(QUEUEGROUP) $(DESTDIR)$(STATEDIR)/limits; chmod 2770 $(DESTDIR)$(STATEDIR)/limits; fi
 ifeq ($(DESTDIR),)
 	# Where systemd is PID 1 the timer runs the queue (the cron line stands back).
 	if [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl enable --now mailroom-qrun.timer; fi

@@ -1,7 +1,9 @@
 //! Every `mailroom.conf` key, gathered from the modules that own them: the
 //! settings most programs share ([`crate::config::KNOWN_KEYS`]), the queue
 //! runner's ([`crate::runner::settings::KEYS`]), pop3d's
-//! ([`crate::pop3::settings::KEYS`]), the login check's
+//! ([`crate::pop3::settings::KEYS`]), the outbound limits'
+//! ([`crate::limits::settings::KEYS`]) and pacing
+//! ([`crate::runner::pacing::KEYS`]), the login check's
 //! ([`crate::login::KEYS`]), the servers' certificates
 //! ([`crate::tls::KEYS`]), POP-before-SMTP's
 //! ([`crate::state::stamps::KEYS`]) and the SMTP server's
@@ -33,6 +35,14 @@ pub const SECTIONS: &[Section] = &[
     Section {
         title: "The queue runner (qrun)",
         keys: crate::runner::settings::KEYS,
+    },
+    Section {
+        title: "Outbound limits (sendmail, the SMTP server)",
+        keys: crate::limits::settings::KEYS,
+    },
+    Section {
+        title: "Pacing per destination (qrun)",
+        keys: crate::runner::pacing::KEYS,
     },
     Section {
         title: "The POP3 server (pop3d)",

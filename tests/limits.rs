@@ -387,3 +387,32 @@ fn held_mail_is_released_or_deleted_in_one_command() {
         .unwrap();
     assert_eq!(code(&o), 64, "{}", stderr(&o));
 }
+
+#[test]
+fn mailroom_check_reads_the_limits_table_as_the_door_does() {
+    let r = root("limits-check", 200);
+    r.write(
+        "etc/mail/limits",
+        "User:news unlimited\nLogin:ceo@test.example messages=5/hour\nDomain:test.example messages=lots/day\nTo:gmail.com messages=30/1m connections=5/1m\nTo:slow.example messages=1/fortnight\nSender:x unlimited\n",
+    );
+    let o = r.cmd("mailroom").args(["check"]).output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(code(&o), 78, "{out}");
+    assert!(out.contains("limits:3: error"), "{out}");
+    assert!(out.contains("limits:5: error"), "{out}");
+    assert!(
+        out.contains("limits:6: error")
+            && out.to_ascii_lowercase().contains("sender:x: never used"),
+        "{out}"
+    );
+    for good in [1, 2, 4] {
+        assert!(!out.contains(&format!("limits:{good}: ")), "{out}");
+    }
+    // A wrong setting in mailroom.conf is named too.
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlimit_per_hour = many\n",
+    );
+    let o = r.cmd("mailroom").args(["check"]).output().unwrap();
+    assert!(stdout(&o).contains("limit_per_hour"), "{}", stdout(&o));
+}

@@ -20,7 +20,7 @@
 //!
 //! | offset | size | field |
 //! |--------|------|-------|
-//! | 0 | 64 | the key (`user:www-data`, `login:info@shop.example`, `domain:shop.example`, `client:192.0.2.7`), NUL-padded; all NUL = a free record |
+//! | 0 | 64 | the key (`user:www-data`, `login:info@shop.example`, `domain:shop.example`, `connect:192.0.2.7`), NUL-padded; all NUL = a free record |
 //! | 64 | 8 | the five-minute slot (seconds / 300) of the newest minute bucket |
 //! | 72 | 96 | 12 five-minute buckets (messages u32, recipients u32), newest first |
 //! | 168 | 8 | the hour (seconds / 3600) of the newest hour bucket |

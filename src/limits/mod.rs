@@ -116,7 +116,7 @@ impl Over {
 
 /// The directory of the counters file.
 pub fn counters_dir(cfg: &Config) -> PathBuf {
-    cfg.paths.resolve("/var/spool/mailroom/limits")
+    crate::state::dir(cfg).join(crate::state::LIMITS)
 }
 
 /// Count `sub` against its keys; `Some` when a key is over its limit

@@ -149,38 +149,61 @@ impl Settings {
         key: &str,
         is_domain: bool,
     ) -> Result<Option<Limit>, String> {
-        let mut l = if is_domain { self.domain } else { self.sender };
-        let Some(hit) = table.get(key) else {
-            return Ok(Some(l));
-        };
-        let value = hit.value.trim();
-        if value.eq_ignore_ascii_case("unlimited") {
-            return Ok(None);
+        let base = if is_domain { self.domain } else { self.sender };
+        match table.get(key) {
+            None => Ok(Some(base)),
+            Some(hit) => entry(base, &hit.value),
         }
-        for term in value.split_whitespace() {
-            let bad =
-                || format!("{term:?}: expected messages=N/hour, recipients=N/day ... or unlimited");
-            let (what, rate) = term.split_once('=').ok_or_else(bad)?;
-            let (n, per) = rate.split_once('/').ok_or_else(bad)?;
-            let n = if n.eq_ignore_ascii_case("unlimited") {
-                None
-            } else {
-                Some(n.parse::<u64>().map_err(|_| bad())?)
-            };
-            let slot = match (
-                what.to_ascii_lowercase().as_str(),
-                per.to_ascii_lowercase().as_str(),
-            ) {
-                ("messages", "hour") => &mut l.messages_per_hour,
-                ("recipients", "hour") => &mut l.recipients_per_hour,
-                ("messages", "day") => &mut l.messages_per_day,
-                ("recipients", "day") => &mut l.recipients_per_day,
-                _ => return Err(bad()),
-            };
-            *slot = n;
-        }
-        Ok(Some(l))
     }
+
+    /// Check one `/etc/mail/limits` entry as the door and the queue runner
+    /// read it (`mailroom check`): `Err` says what is wrong.
+    pub fn check_entry(&self, key: &str, value: &str) -> Result<(), String> {
+        let kind = key.split_once(':').map(|(k, _)| k.to_ascii_lowercase());
+        let read = match kind.as_deref() {
+            Some("user" | "login" | "connect") => entry(self.sender, value).map(|_| ()),
+            Some("domain") => entry(self.domain, value).map(|_| ()),
+            Some("to") => crate::runner::pacing::check_entry(value),
+            _ => {
+                return Err(format!(
+                    "{key}: never used: a key is User:NAME, Login:NAME, Connect:ADDRESS, Domain:DOMAIN or To:DOMAIN"
+                ));
+            }
+        };
+        read.map_err(|why| format!("{why}; the default applies"))
+    }
+}
+
+/// A table entry's limit over `base`: `messages=N/hour recipients=N/day
+/// ...` (each term replaces one measure) or `unlimited` (`None`).
+fn entry(mut l: Limit, value: &str) -> Result<Option<Limit>, String> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    for term in value.split_whitespace() {
+        let bad =
+            || format!("{term:?}: expected messages=N/hour, recipients=N/day ... or unlimited");
+        let (what, rate) = term.split_once('=').ok_or_else(bad)?;
+        let (n, per) = rate.split_once('/').ok_or_else(bad)?;
+        let n = if n.eq_ignore_ascii_case("unlimited") {
+            None
+        } else {
+            Some(n.parse::<u64>().map_err(|_| bad())?)
+        };
+        let slot = match (
+            what.to_ascii_lowercase().as_str(),
+            per.to_ascii_lowercase().as_str(),
+        ) {
+            ("messages", "hour") => &mut l.messages_per_hour,
+            ("recipients", "hour") => &mut l.recipients_per_hour,
+            ("messages", "day") => &mut l.messages_per_day,
+            ("recipients", "day") => &mut l.recipients_per_day,
+            _ => return Err(bad()),
+        };
+        *slot = n;
+    }
+    Ok(Some(l))
 }
 
 #[cfg(test)]

@@ -111,6 +111,11 @@ fn parse_period(p: &str) -> Option<f64> {
 }
 
 /// `messages=30/1m connections=5/minute`, or `unlimited` (over `base`).
+/// Check a `To:DOMAIN` entry of `/etc/mail/limits` (`mailroom check`).
+pub fn check_entry(value: &str) -> Result<(), String> {
+    parse_entry(value, Rates::default()).map(|_| ())
+}
+
 fn parse_entry(value: &str, base: Rates) -> Result<Rates, String> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("unlimited") {
@@ -147,6 +152,14 @@ pub enum Token {
 }
 
 /// The pacing of one queue run: the rates, and the shared buckets.
+/// The key read here, with its default, for `mailroom check` and
+/// `etc/mailroom.conf`.
+pub const KEYS: &[(&str, &str, &str)] = &[(
+    "destination_rate",
+    "60 messages, 20 connections",
+    "per destination domain and minute, what the queue runner sends at most (To:DOMAIN in /etc/mail/limits for one domain; unlimited = no pacing)",
+)];
+
 pub struct Pacer {
     default: Rates,
     table: Table,
@@ -155,9 +168,7 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(cfg: &Config, may_rebuild: bool) -> Result<Pacer, Failure> {
-        let v = cfg
-            .get("destination_rate")
-            .unwrap_or("60 messages, 20 connections");
+        let v = cfg.get("destination_rate").unwrap_or(KEYS[0].1);
         let default = if v.trim().eq_ignore_ascii_case("unlimited") {
             Rates::default()
         } else {
@@ -171,7 +182,7 @@ impl Pacer {
         Ok(Pacer {
             default,
             table: Table::open(&cfg.paths.etc_mail("limits"), Syntax::Makemap, may_rebuild),
-            path: cfg.paths.resolve("/var/spool/mailroom/pacing"),
+            path: crate::state::dir(cfg).join(crate::state::PACING),
         })
     }
 

@@ -15,6 +15,8 @@
 //! | `pop3-logins` | last login per account, for `LOGIN-DELAY` ([`stamps`]; only with `pop3_login_delay`) | pop3d's root authority | the same | `LOGIN UNIX-TIME` lines | `root 0600` | as `pop-before-smtp` |
 //! | `.lock` | serializes the updates of the two stamp files | pop3d's root authority (`flock`) | — | empty | `root 0600` | nothing: an `flock` ends with its process |
 //! | `autoreply/` | per-sender memory of the autoresponder ([`crate::autoreply`]): `ADDRESS.db`, with `.ADDRESS.lock` and, during a rewrite, `.ADDRESS.db.tmp` | the queue runner (root), after a mailbox delivery that an autoreply rule answers | the same | `SENDER UNIX-TIME` lines, one file per rule address | directory `0750`, files `0640`, root's (qrun's umask) | the old `.db` or the new one (rename); a `.tmp` left is overwritten by the next rewrite |
+//! | `limits/` | the outbound sending counters per user, login, client and sender domain ([`crate::limits::counters`]): `counters` | `sendmail` (set-group-id `mqueue`) at the queue's door, and the SMTP server's unprivileged process (group `mqueue`) | the same; `mailroom queue summary` (root) | fixed-size records, see [`crate::limits::counters`] | directory `root:mqueue 2770` (made by `make install`), file `0660` | a kill holds no lock past its death; a torn record starts anew with a log line |
+//! | `pacing` | per-destination-domain token buckets of the queue runner ([`crate::runner::pacing`]) | the queue runner (root) | the same | see [`crate::runner::pacing`] | `root 0600` | a bucket lost or torn starts full: at worst one burst goes at the default pace |
 //!
 //! In a private root (`MAILROOM_ROOT`, as in tests) everything is the
 //! running user's.
@@ -38,6 +40,10 @@ pub const POP3_LOGINS: &str = "pop3-logins";
 pub const LOCK: &str = ".lock";
 /// The autoresponder's per-sender memory (a directory).
 pub const AUTOREPLY: &str = "autoreply";
+/// The outbound limits' counters (a directory, group `mqueue`).
+pub const LIMITS: &str = "limits";
+/// The queue runner's per-destination pacing.
+pub const PACING: &str = "pacing";
 
 /// Every name in the directory (the table above).
 pub const INVENTORY: &[&str] = &[
@@ -46,6 +52,8 @@ pub const INVENTORY: &[&str] = &[
     POP3_LOGINS,
     LOCK,
     AUTOREPLY,
+    LIMITS,
+    PACING,
 ];
 
 /// The directory of the state files.
@@ -74,7 +82,11 @@ mod tests {
             .collect();
         let named: Vec<&str> = INVENTORY
             .iter()
-            .map(|n| if *n == AUTOREPLY { "autoreply/" } else { n })
+            .map(|n| match *n {
+                AUTOREPLY => "autoreply/",
+                LIMITS => "limits/",
+                n => n,
+            })
             .collect();
         assert_eq!(table, named);
         let row = readme_row();

@@ -1,0 +1,131 @@
+//! The files around the tables: modes of `/etc/mail`, the DKIM keys, the
+//! outbound limits' settings and table.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::Findings;
+use crate::config::Config;
+
+pub(super) fn check_modes(cfg: &Config, f: &mut Findings) {
+    let dir = cfg.paths.etc_mail("");
+    let mut paths = vec![dir.clone()];
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        paths.extend(entries);
+    }
+    for p in paths {
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        let mode = m.mode() & 0o7777;
+        if mode & 0o002 != 0 {
+            f.warn(
+                &p,
+                None,
+                format!(
+                    "world-writable (mode {mode:04o}): anyone can change where mail goes; chmod o-w"
+                ),
+            );
+        } else if mode & 0o020 != 0 && !(m.is_dir() && mode & 0o1000 != 0) {
+            f.warn(
+                &p,
+                None,
+                format!("group-writable (mode {mode:04o}): every member of its group can change where mail goes; chmod g-w"),
+            );
+        }
+    }
+}
+
+/// DKIM keys: each must load (else its domain's mail waits in the queue)
+/// and be private.
+pub(super) fn check_dkim(cfg: &Config, f: &mut Findings) {
+    let top = crate::dkim::keys_dir(cfg);
+    let Ok(rd) = std::fs::read_dir(&top) else {
+        return;
+    };
+    let mut domains: Vec<(String, PathBuf)> = rd
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(n, _)| !n.starts_with('.'))
+        .collect();
+    domains.sort();
+    for (domain, dir) in domains {
+        if !crate::dkim::valid_domain(&domain) {
+            f.warn(&dir, None, "not a domain name: its keys are never used");
+            continue;
+        }
+        let files = match crate::dkim::key_files(cfg, &domain) {
+            Ok(files) => files,
+            Err(e) => {
+                f.error(
+                    &dir,
+                    None,
+                    format!(
+                        "cannot read it: {} (run as root)",
+                        crate::exit::io_reason(&e)
+                    ),
+                );
+                continue;
+            }
+        };
+        for (selector, path) in files {
+            if let Err(e) = crate::dkim::load_key(&selector, &path) {
+                let e = e
+                    .strip_prefix(&format!("{}: ", path.display()))
+                    .unwrap_or(&e)
+                    .to_string();
+                f.error(
+                    &path,
+                    None,
+                    format!("{e}: mail from {domain} stays queued until this is fixed"),
+                );
+            }
+            if let Ok(m) = std::fs::metadata(&path)
+                && m.mode() & 0o077 != 0
+            {
+                f.warn(
+                    &path,
+                    None,
+                    format!(
+                        "private key readable by others (mode {:04o}); chmod 600",
+                        m.mode() & 0o7777
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The outbound limits: their `mailroom.conf` settings and each entry of
+/// `/etc/mail/limits`, read as the queue's door and the queue runner read
+/// them (a wrong one is ignored there, with a log line per message).
+pub(super) fn check_limits(cfg: &Config, conf_path: &Path, f: &mut Findings) {
+    let settings = match crate::limits::Settings::from_config(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            f.error(conf_path, None, e.to_string());
+            return;
+        }
+    };
+    if let Err(e) = crate::runner::pacing::Pacer::new(cfg, false) {
+        f.error(conf_path, None, e.to_string());
+    }
+    let path = cfg.paths.etc_mail("limits");
+    let Some(text) = super::read(&path, f) else {
+        return;
+    };
+    let parsed = crate::table::parse(crate::table::Syntax::Makemap, text.as_bytes());
+    for p in &parsed.problems {
+        f.error(&path, Some(p.line), &p.text);
+    }
+    for e in &parsed.entries {
+        if let Err(why) = settings.check_entry(&e.key, &e.value) {
+            f.error(&path, Some(e.line), why);
+        }
+    }
+}
