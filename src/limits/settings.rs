@@ -152,7 +152,7 @@ impl Settings {
         let base = if is_domain { self.domain } else { self.sender };
         match table.get(key) {
             None => Ok(Some(base)),
-            Some(hit) => entry(base, &hit.value),
+            Some(hit) => entry(base, hit.value),
         }
     }
 

@@ -168,3 +168,19 @@ fn print_json(findings: &[Finding], out: &mut dyn Write) -> std::io::Result<()> 
     }
     writeln!(out, "]")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_print_file_line_and_level() {
+        let x = Finding {
+            path: PathBuf::from("/etc/mail/aliases"),
+            line: Some(3),
+            error: true,
+            text: "missing colon".into(),
+        };
+        assert_eq!(x.to_string(), "/etc/mail/aliases:3: error: missing colon");
+    }
+}

@@ -457,15 +457,4 @@ mod tests {
         assert!(wide_prefix("com").is_some());
         assert_eq!(wide_prefix("localhost"), None);
     }
-
-    #[test]
-    fn findings_print_file_line_and_level() {
-        let x = Finding {
-            path: PathBuf::from("/etc/mail/aliases"),
-            line: Some(3),
-            error: true,
-            text: "missing colon".into(),
-        };
-        assert_eq!(x.to_string(), "/etc/mail/aliases:3: error: missing colon");
-    }
 }
