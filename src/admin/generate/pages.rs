@@ -2,8 +2,8 @@
 //! cannot drift from the code:
 //!
 //! * `sendmail.8` (also read as mailq and newaliases), `qrun.8`,
-//!   `deliver.8`, `pop3d.8` — from the man-like `//!` header of each
-//!   program's `src/bin/*.rs`, the one place their text is kept;
+//!   `deliver.8`, `pop3d.8` — from the man-like text of each program in
+//!   `man/NAME.8.txt`, the one place their text is kept;
 //! * `mailroom.conf.5` — every key, its default and meaning, from
 //!   [`crate::conf_keys`], the table `mailroom check` uses;
 //! * `mailroom-filter.5` — the rule language, from the documentation of
@@ -20,10 +20,10 @@ use crate::log::catalog::{self, LINES, Piece, Qid};
 
 /// (page name, section, source with the man-like header).
 const PROGRAMS: &[(&str, &str, &str)] = &[
-    ("sendmail", "8", include_str!("../../bin/sendmail.rs")),
-    ("qrun", "8", include_str!("../../bin/qrun.rs")),
-    ("deliver", "8", include_str!("../../bin/deliver.rs")),
-    ("pop3d", "8", include_str!("../../bin/pop3d.rs")),
+    ("sendmail", "8", include_str!("../../../man/sendmail.8.txt")),
+    ("qrun", "8", include_str!("../../../man/qrun.8.txt")),
+    ("deliver", "8", include_str!("../../../man/deliver.8.txt")),
+    ("pop3d", "8", include_str!("../../../man/pop3d.8.txt")),
 ];
 
 /// Write every page into `dir`.
@@ -33,7 +33,7 @@ pub fn write_all(dir: &Path, written: &mut Vec<PathBuf>) -> io::Result<()> {
         .map(|(name, section, source)| {
             (
                 format!("{name}.{section}"),
-                roff::program_page(name, section, &roff::doc_header(source)),
+                roff::program_page(name, section, source),
             )
         })
         .collect();
@@ -314,11 +314,11 @@ mod tests {
     }
 
     #[test]
-    fn program_pages_come_from_the_binaries_headers() {
+    fn program_pages_come_from_their_manual_text() {
         let page = roff::program_page(
             "sendmail",
             "8",
-            &roff::doc_header(include_str!("../../bin/sendmail.rs")),
+            include_str!("../../../man/sendmail.8.txt"),
         );
         assert!(page.contains(".TH sendmail 8"), "{page}");
         assert!(
@@ -328,7 +328,7 @@ mod tests {
         assert!(page.contains(".TP\n\\fB\\-t\\fR\n"), "{page}");
         assert!(page.contains("\\fBqrun\\fR(8)"), "{page}");
         for (name, _, source) in PROGRAMS {
-            let header = roff::doc_header(source);
+            let header = source;
             for s in ["NAME", "SYNOPSIS", "DESCRIPTION", "EXIT STATUS", "SEE ALSO"] {
                 assert!(header.lines().any(|l| l == s), "{name}: no {s}");
             }
