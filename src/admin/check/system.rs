@@ -112,6 +112,28 @@ pub(super) fn check_limits(cfg: &Config, conf_path: &Path, f: &mut Findings) {
             return;
         }
     };
+    if settings.enabled && cfg.paths.is_system() {
+        // Without its directory no submitter can count (sendmail is not
+        // root and cannot make it): mail would go out unlimited.  (In a
+        // private root everything is the running user's: made on demand.)
+        let dir = crate::limits::counters_dir(cfg);
+        match std::fs::metadata(&dir) {
+            Err(_) => f.error(
+                &dir,
+                None,
+                "missing: outbound mail is not counted or limited; make install makes it (install -d -m 2770, root:mqueue)",
+            ),
+            Ok(m) if m.mode() & 0o070 != 0o070 => f.error(
+                &dir,
+                None,
+                format!(
+                    "mode {:04o}: group mqueue cannot write it, so outbound mail is not counted or limited; chmod 2770",
+                    m.mode() & 0o7777
+                ),
+            ),
+            Ok(_) => {}
+        }
+    }
     if let Err(e) = crate::runner::pacing::Pacer::new(cfg, false) {
         f.error(conf_path, None, e.to_string());
     }

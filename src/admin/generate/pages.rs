@@ -315,11 +315,7 @@ mod tests {
 
     #[test]
     fn program_pages_come_from_their_manual_text() {
-        let page = roff::program_page(
-            "sendmail",
-            "8",
-            include_str!("../../../man/sendmail.8.txt"),
-        );
+        let page = roff::program_page("sendmail", "8", include_str!("../../../man/sendmail.8.txt"));
         assert!(page.contains(".TH sendmail 8"), "{page}");
         assert!(
             page.contains("sendmail, mailq, newaliases \\- submit mail"),
