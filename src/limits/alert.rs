@@ -105,13 +105,14 @@ pub fn build(cfg: &Config, over: &Over, msg: &Offending, to: &str, now: i64) -> 
                 let a = address::parse_one(&r.addr).ok()?.addr;
                 Some(address::split_addr(&a).1?.to_ascii_lowercase())
             })
-            .chain(msg.recipient_domains.iter().cloned()),
+            // A held message is in the queue already; a refused one is not.
+            .chain(msg.recipient_domains.iter().filter(|_| !msg.held).cloned()),
         5,
     );
     let subjects = top(
         jobs.iter()
             .filter_map(|(_, e)| select::subject(e))
-            .chain(msg.subject.clone()),
+            .chain(msg.subject.clone().filter(|_| !msg.held)),
         5,
     );
     let who = over.text();
@@ -126,12 +127,13 @@ pub fn build(cfg: &Config, over: &Over, msg: &Offending, to: &str, now: i64) -> 
          Sender:        {key}\n\
          Last hour:     {} messages, {} recipients\n\
          Last day:      {} messages, {} recipients\n\
-         Held now:      {held_n} messages\n\
+         Held now:      {held_n} message{}\n\
          Message:       {qid}\n",
         over.hour.messages,
         over.hour.recipients,
         over.day.messages,
         over.day.recipients,
+        if held_n == 1 { "" } else { "s" },
         key = over.key,
         qid = msg.qid,
     );
@@ -220,7 +222,9 @@ mod tests {
         };
         let msg = Offending {
             qid: "6B5AAAAA000001".into(),
-            held: true,
+            // Refused over SMTP: not in the queue, so the alert counts it
+            // itself (a held one is counted from the queue).
+            held: false,
             subject: Some("Cheap pills".into()),
             recipient_domains: vec!["gmail.com".into()],
             script: Some("33:wp-content/plugins/evil.php".into()),
@@ -228,7 +232,7 @@ mod tests {
         let text =
             String::from_utf8(build(&cfg, &over, &msg, "postmaster", 1_800_000_000)).unwrap();
         for want in [
-            "Subject: user www-data over 200 messages/hour: mail held on mx.example",
+            "Subject: user www-data over 200 messages/hour: mail refused on mx.example",
             "To: postmaster",
             "Last hour:     201 messages, 402 recipients",
             "Script:        33:wp-content/plugins/evil.php",
