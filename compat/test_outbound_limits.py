@@ -114,10 +114,11 @@ class HackedSite(LimitsCase):
     def flood(self):
         self.hacked_plugin_sends(1000)
         queued, held = mr.queue_ids(), held_ids()
-        self.assertEqual(len(queued), self.LIMIT + 1, "the allowed mail and the alert")
+        self.assertEqual(len(queued), self.LIMIT + 1,
+                         f"the allowed mail and the alert; log: {self.log()[-3000:]}")
         self.assertEqual(len(held), 1000 - self.LIMIT)
-        log = self.log()
-        self.assertEqual(log.count(": held: user www-data over 200 messages/hour"), 1000 - self.LIMIT)
+        # (The held: log lines are www-data's sendmail's, which logs to
+        # syslog: no syslogd in the sandbox.  mailq shows the reasons.)
         # mailq lists the held ones, each with its reason.
         q = sf.mailq()
         self.assertEqual(q.count("held: user www-data over 200 messages/hour"), 1000 - self.LIMIT, q[-3000:])
@@ -207,13 +208,13 @@ class StolenPassword(LimitsCase):
         for n in range(3):
             self.assertEqual(self.submit("stolen", n), (250, b""))
         code, text = self.submit("stolen", 3)
-        self.assertEqual(code, 451, text)
+        self.assertEqual(code, 451, self.log()[-3000:])
         self.assertIn(b"4.7.0", text)
         self.assertIn(b"3 messages/hour", text)
         self.assertIn(": refused: login stolen over 3 messages/hour", self.log())
         # Nothing of it was queued (the client keeps it and retries).
         self.assertEqual(held_ids(), [])
-        self.assertEqual(len([q for q in mr.queue_ids() if b"stolen 3" in mr.df(q)]), 0)
+        self.assertEqual(len([q for q in mr.queue_ids() if b"Subject: stolen 3\n" in mr.df(q)]), 0)
         # Another login, and a local user, are not affected.
         self.assertEqual(self.submit("honest", 0), (250, b""))
         p = mr.sendmail(["-i", f"friend@{REMOTE}"], b"Subject: cron report\n\nok\n", user="www-data")
