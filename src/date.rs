@@ -63,7 +63,7 @@ fn from_libc(tm: &libc::tm) -> Tm {
 }
 
 /// `t` in the system's local time zone.  In a child forked from a
-/// threaded process, UTC instead (see [`utc_by_arithmetic`]).
+/// threaded process, UTC instead (see `utc_by_arithmetic`).
 pub fn local(t: i64) -> Tm {
     if crate::privs::in_forked_child() {
         return utc_by_arithmetic(t);

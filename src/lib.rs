@@ -6,40 +6,43 @@
 //! queue runner per message, and a timer retries.
 //!
 //! ```text
-//!   PHP mail(), cron, mutt                     the internet (port 25), Outlook (587)
+//!   PHP mail(), cron, mutt                     the internet (25), Outlook (587, 465)
 //!        │ /usr/sbin/sendmail -t -i                      │ inetd: sendmail -bs
 //!        ▼                                               ▼
-//!   ┌──────────┐  writes qf/df (group mqueue)  ┌─────────────────┐
-//!   │ sendmail │──────────────┐   ┌────────────│ sendmail -bs    │
-//!   │ (setgid  │              ▼   ▼            │ (SMTP server)   │
-//!   │  mqueue) │     /var/spool/mqueue         └─────────────────┘
-//!   └──────────┘   (root:mqueue 2770, qf/df)
-//!        │ starts                │ locks, reads, rewrites, removes
-//!        ▼                       ▼
-//!   ┌────────────────────────────────┐  SMTP   remote MX / smarthost
-//!   │ qrun (queue runner, root)      │────────▶
-//!   └────────────────────────────────┘
-//!        │ runs per local recipient
-//!        ▼
-//!   ┌────────────────────────────────┐  as the mailbox owner
-//!   │ deliver (root → user)          │────────▶ /var/mail/USER (mbox) or ~/Maildir
-//!   └────────────────────────────────┘
+//!   ┌──────────┐                               ┌─────────────────────────┐
+//!   │ sendmail │  cli::sendmail                │ sendmail -bs            │ smtp::server
+//!   │ (setgid  │                               │ root side ◀─privsep─▶   │ login (AUTH)
+//!   │  mqueue) │                               │ dialogue as smtp_user   │
+//!   └──────────┘                               └─────────────────────────┘
+//!        │   both through the one door: queue::enqueue        │
+//!        │   (limits counted, qf/df fsync'ed, then exit 0/250)│
+//!        └──────────────▶ /var/spool/mqueue ◀─────────────────┘
+//!        │ starts          (root:mqueue 2770, sendmail 8's qf/df format)
+//!        ▼                       │ locks, reads, rewrites, removes
+//!   ┌────────────────────────────────┐  SMTP (route, dns, smtp, dkim)
+//!   │ qrun: runner (root)            │────────▶ remote MX / smarthost, paced per domain
+//!   │  per mailbox: deliver, in a    │
+//!   │  child as the mailbox owner    │────────▶ /var/mail/USER (mbox) or ~/Maildir
+//!   └────────────────────────────────┘           (resolve: virtusertable, aliases, users)
 //!                                              ┌────────────────────────┐
 //!   Outlook, Thunderbird, fetchmail ──inetd──▶ │ pop3d (root → user)    │ reads the same mailboxes
+//!                                              │ pop3, privsep, login   │
 //!                                              └────────────────────────┘
+//!   mailroom (admin, root): admin → change (journaled edits) → the /etc/mail files,
+//!   answering "where does this address go" with the same resolve as delivery.
 //! ```
 //!
 //! ## Who writes what, as whom
 //!
 //! | program | runs as | reads | writes |
 //! |---------|---------|-------|--------|
-//! | `sendmail` (submission, `mailq`) | the caller, setgid `mqueue` | `/etc/mail/*`, stdin | `qf`/`df` in `/var/spool/mqueue` |
+//! | `sendmail` (submission, `mailq`) | the caller, setgid `mqueue` | `/etc/mail/*`, stdin | `qf`/`df` (or a held `hf`) in `/var/spool/mqueue`; the outbound counters in `/var/spool/mailroom/limits` |
 //! | `newaliases` | root | `/etc/mail/aliases` | its compiled index |
-//! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections, the autoresponder's memory in `/var/spool/mailroom/autoreply` |
-//! | `deliver` | started as root, becomes the mailbox owner | the queue's `df`, `~/.forward` and `~/.mailroom-filter` (as the user), `/etc/mail/filter` | mailboxes and their folders, as their owner |
-//! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` and pop3d's POP-before-SMTP stamps (read before dropping root) | `qf`/`df` in `/var/spool/mqueue` |
+//! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections, the autoresponder's memory and the per-destination pacing in `/var/spool/mailroom` |
+//! | `deliver` (in `qrun`, or the `deliver` command) | a child of root that becomes the mailbox owner | the queue's `df`, `~/.forward` and `~/.mailroom-filter` (as the user), `/etc/mail/filter` | mailboxes and their folders, as their owner |
+//! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` and pop3d's POP-before-SMTP stamps (read before dropping root) | `qf`/`df` in `/var/spool/mqueue`; the outbound counters |
 //! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions); as root, the POP-before-SMTP stamps in `/var/spool/mailroom` |
-//! | `mailroom` (admin) | root | everything in `/etc/mail` | tables, mailbox accounts |
+//! | `mailroom` (admin) | root | everything in `/etc/mail` | tables, mailbox accounts, the queue (hold, release, delete) |
 //!
 //! ## Invariants
 //!
@@ -69,9 +72,14 @@
 //! * [`b64`], [`fasthash`] — small codecs and hashes.
 //!
 //! The queue and submission:
-//! * [`queue`] — ids, control files, durable storage, `mailq`.
-//! * [`submit`] — command-line submission; [`cli`] — the `sendmail`
-//!   command and its argument parser.
+//! * [`queue`] — ids, control files, durable storage, `mailq`;
+//!   [`queue::enqueue`] — the one door every new message goes through.
+//! * [`limits`] — outbound limits counted at that door (hold, refuse,
+//!   alert).
+//! * [`cli`] — the programs' front ends: argv, privileges, paths, then the
+//!   engines below (`sendmail` and its submission, `qrun`, `deliver`,
+//!   `pop3d`); `src/bin/*.rs` are a few lines each over them, and their
+//!   manual pages are `man/*.8.txt`.
 //!
 //! Where mail goes:
 //! * [`table`] — the sendmail tables: text formats and their editors,
@@ -82,7 +90,8 @@
 //! * [`mailbox`] — mbox and Maildir, and their locks.
 //! * [`deliver`] — the local delivery agent.
 //! * [`filter`] — filter rules, the spam rule and spamc, run before a mailbox copy is stored.
-//! * [`runner`] — the queue runner; [`route`], [`dns`], [`smtp`], [`tls`] —
+//! * [`runner`] — the queue runner (with per-destination pacing);
+//!   [`route`], [`dns`], [`smtp`], [`tls`] —
 //!   routing and the SMTP client; [`dsn`] — bounces and warnings;
 //!   [`srs`] — the sender of forwarded mail, and bounces back through it.
 //! * [`autoreply`] — RFC 3834 vacation replies after mailbox delivery.

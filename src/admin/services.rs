@@ -11,7 +11,7 @@
 //! * otherwise inetd lines go into `/etc/inetd.conf`: through Debian's
 //!   `update-inetd` where it is installed (which also tells inetd), else
 //!   by rewriting the file as every admin change is written
-//!   ([`super::edit::Change`]) and sending the running inetd `SIGHUP`.
+//!   ([`crate::change::Change`]) and sending the running inetd `SIGHUP`.
 //!
 //! Each service is reported — added, already there, left alone because
 //! another program has its line or its port, removed — and then which

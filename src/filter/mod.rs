@@ -1,5 +1,5 @@
-//! Mail filters: the rule language ([`parse`] reads it strictly,
-//! [`evaluate`] runs it; [`spam`] is the built-in rule on spamc's score).
+//! Mail filters: the rule language ([`mod@parse`] reads it strictly,
+//! [`mod@evaluate`] runs it; [`spam`] is the built-in rule on spamc's score).
 //! Local delivery ([`crate::deliver`]) passes the message through spamc
 //! when configured ([`spamc`]), runs the rule files ([`files`] says which,
 //! in what order, and how they are trusted) and stores the message where

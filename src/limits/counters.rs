@@ -124,7 +124,7 @@ impl Record {
         }
     }
 
-    /// The last hour's and the last day's counts (after [`Record::advance`]).
+    /// The last hour's and the last day's counts (after `Record::advance`).
     pub fn totals(&self) -> (Count, Count) {
         let sum = |b: &[(u32, u32)]| Count {
             messages: b.iter().map(|x| x.0 as u64).sum(),

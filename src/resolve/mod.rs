@@ -20,7 +20,7 @@
 //!    On this host's own domains and for unqualified names the local part
 //!    is first read as sendmail's parse rules read it: a lone quoted string
 //!    without white space loses its quotes (`"Sales.Team"` is
-//!    `sales.team`, [`address::dequote_local`]), and routing left in it
+//!    `sales.team`, [`crate::address::dequote_local`]), and routing left in it
 //!    (`"a@b"`, the % hack `user%host`) is followed.  Virtual domains keep
 //!    the local part as written; their table keys are looked up without
 //!    quotes.

@@ -8,9 +8,9 @@
 //! (configuration error) when there is one.
 
 //!
-//! One file per family of checks: [`tables`] (the class files, aliases,
-//! lists, virtusertable, access, mailertable), [`accounts`] (mailbox
-//! accounts, quotas, autoreplies, filters), [`system`] (file modes, DKIM
+//! One file per family of checks: `tables.rs` (the class files, aliases,
+//! lists, virtusertable, access, mailertable), `accounts.rs` (mailbox
+//! accounts, quotas, autoreplies, filters), `system.rs` (file modes, DKIM
 //! keys, the outbound limits).
 
 mod accounts;

@@ -13,7 +13,7 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Text with inline markup: `code` and [`links`] in bold, `name(8)`
+/// Text with inline markup: `code` and ``[`links`]`` in bold, `name(8)`
 /// references with the name in bold.
 pub fn inline(s: &str) -> String {
     // Markdown links: [text](target) -> text; [`x`] -> `x`.

@@ -23,7 +23,7 @@
 //! * [`recovery`]: what a writer killed holding the locks left (a half
 //!   append, a half compaction by POP3's `QUIT`) is finished or undone by
 //!   whoever takes the write lock next, deliver and pop3d alike;
-//! * [`redelivery`]: the retry of an attempt that died midway first
+//! * `redelivery.rs`: the retry of an attempt that died midway first
 //!   looks for the whole copy that attempt may have left.
 
 pub mod batch;

@@ -3,7 +3,7 @@
 //! ([`crate::mailbox::lock::Note`]): a half-written append is cut off, a
 //! half-done compaction (POP3's `QUIT`) is finished from its side file.
 //! Whoever takes the write lock next does it: an appender
-//! ([`super::write`]) and pop3d ([`crate::pop3::maildrop::mbox`]) alike.
+//! (`write.rs`) and pop3d ([`crate::pop3::maildrop::mbox`]) alike.
 
 use std::fs::{File, OpenOptions};
 use std::io;

@@ -10,7 +10,7 @@
 //! 1. [`open`]: the free-space check (`min_free_space`), then a new job
 //!    reserved in the queue ([`super::spool`] steps 1–3).
 //! 2. [`Incoming::read`]: the message collected straight into the data
-//!    file with sendmail's line rules ([`crate::message::collect`]).
+//!    file with sendmail's line rules ([`crate::message::collect()`]).
 //! 3. [`Incoming::commit`]: the header fix-ups for the origin, the
 //!    envelope, recipients refused at submission bounced, the job
 //!    committed durably (steps 4–5), and the `from=`/`to=` log lines.

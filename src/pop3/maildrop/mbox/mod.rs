@@ -1,6 +1,6 @@
-//! An mbox as a POP3 maildrop: opened at login (the scan, [`scan`],
-//! helped by the index file, [`index`]), read message by message, and
-//! compacted at a clean `QUIT` ([`compact`]).
+//! An mbox as a POP3 maildrop: opened at login (the scan, `scan.rs`,
+//! helped by the index file, `index.rs`), read message by message, and
+//! compacted at a clean `QUIT` (`compact.rs`).
 //!
 //! ## Locks
 //!
