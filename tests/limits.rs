@@ -416,3 +416,52 @@ fn mailroom_check_reads_the_limits_table_as_the_door_does() {
     let o = r.cmd("mailroom").args(["check"]).output().unwrap();
     assert!(stdout(&o).contains("limit_per_hour"), "{}", stdout(&o));
 }
+
+#[test]
+fn the_alert_names_the_script_or_else_the_directory_it_ran_in() {
+    let r = root("limits-script", 1);
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\ndelivery_mode = queue\n\
+         limit_per_hour = 1 messages, 100 recipients\nlimit_alert = postmaster\n",
+    );
+    let site = r.path("var/www/shop/wp-content/plugins/form");
+    std::fs::create_dir_all(&site).unwrap();
+    let alert_text = |r: &Root| -> String {
+        r.queued_ids()
+            .iter()
+            .map(|id| String::from_utf8_lossy(&r.df(id)).into_owned())
+            .find(|d| d.contains("Held now:"))
+            .unwrap_or_default()
+    };
+    // Without PHP's header: the directory sendmail was run from.
+    for n in 0..2 {
+        let o = run_with_input(
+            r.cmd("sendmail")
+                .args(["-i", "-f", "shop@test.example", "customer@far.example"])
+                .current_dir(&site),
+            format!("Subject: order {n}\n\nthanks\n").as_bytes(),
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let alert = alert_text(&r);
+    assert!(
+        alert.contains(&format!("Script:        run in {}", site.display())),
+        "{alert}"
+    );
+    // With it (mail.add_x_header = On): the script PHP names.
+    for f in r.queue_files() {
+        std::fs::remove_file(r.queue().join(f)).unwrap();
+    }
+    std::fs::remove_dir_all(r.path("var/spool/mailroom/limits")).unwrap();
+    for n in 0..2 {
+        let o = r.sendmail(
+            &["-i", "-f", "shop@test.example", "customer@far.example"],
+            format!("X-PHP-Originating-Script: 33:mailer.php\nSubject: order {n}\n\nthanks\n")
+                .as_bytes(),
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let alert = alert_text(&r);
+    assert!(alert.contains("Script:        33:mailer.php"), "{alert}");
+}
