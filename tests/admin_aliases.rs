@@ -8,7 +8,6 @@ mod common;
 use common::*;
 
 use std::fs;
-use std::process::Output;
 
 /// A root with users root, nobody, bob and carol, a local domain
 /// example.com and a virtual domain shop.example, and hand-written files
@@ -38,28 +37,8 @@ fn site(name: &str) -> Root {
     r
 }
 
-fn mailroom(r: &Root, args: &[&str]) -> Output {
-    r.cmd("mailroom").args(args).output().expect("run mailroom")
-}
-
-fn ok(r: &Root, args: &[&str]) -> String {
-    let o = mailroom(r, args);
-    assert_eq!(
-        code(&o),
-        0,
-        "mailroom {args:?}: {}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-fn read(r: &Root, rel: &str) -> String {
-    fs::read_to_string(r.path(rel)).unwrap_or_default()
-}
-
 fn explain(r: &Root, addr: &str) -> (i32, String) {
-    let o = mailroom(r, &["explain", addr]);
+    let o = r.mailroom(&["explain", addr]);
     (code(&o), stdout(&o))
 }
 
@@ -75,29 +54,29 @@ fn results(text: &str) -> Vec<String> {
 #[test]
 fn domains_are_added_listed_and_removed_in_place() {
     let r = site("domains");
-    ok(&r, &["domain", "add", "New.Example"]);
-    ok(&r, &["domain", "add", "virt.example", "--virtual"]);
+    r.mailroom_ok(&["domain", "add", "New.Example"]);
+    r.mailroom_ok(&["domain", "add", "virt.example", "--virtual"]);
     assert_eq!(
-        read(&r, "etc/mail/local-host-names"),
+        r.read("etc/mail/local-host-names"),
         "# the domains we are\nexample.com\nnew.example\n"
     );
     assert_eq!(
-        read(&r, "etc/mail/virtuser-domains"),
+        r.read("etc/mail/virtuser-domains"),
         "# hosted\nshop.example\nvirt.example\n"
     );
     // The same again changes nothing; the other kind is refused.
-    let again = ok(&r, &["domain", "add", "new.example"]);
+    let again = r.mailroom_ok(&["domain", "add", "new.example"]);
     assert!(again.contains("nothing to do"), "{again}");
-    let o = mailroom(&r, &["domain", "add", "example.com", "--virtual"]);
+    let o = r.mailroom(&["domain", "add", "example.com", "--virtual"]);
     assert_eq!(code(&o), 65);
     assert!(stderr(&o).contains("local-host-names:2"), "{}", stderr(&o));
-    let o = mailroom(&r, &["domain", "add", "not a domain"]);
+    let o = r.mailroom(&["domain", "add", "not a domain"]);
     assert_eq!(code(&o), 64, "{}", stderr(&o));
 
-    let list = ok(&r, &["domain", "list"]);
+    let list = r.mailroom_ok(&["domain", "list"]);
     assert!(list.contains("test.example"), "{list}");
     assert!(list.contains("local-host-names:3"), "{list}");
-    let json = ok(&r, &["domain", "list", "--json"]);
+    let json = r.mailroom_ok(&["domain", "list", "--json"]);
     assert!(
         json.contains("{\"domain\": \"virt.example\", \"kind\": \"virtual\""),
         "{json}"
@@ -105,24 +84,24 @@ fn domains_are_added_listed_and_removed_in_place() {
     assert!(json.contains("\"domain\": \"shop.example\""), "{json}");
 
     // shop.example has an address: refused, named; --force removes it.
-    let o = mailroom(&r, &["domain", "remove", "shop.example"]);
+    let o = r.mailroom(&["domain", "remove", "shop.example"]);
     assert_eq!(code(&o), 65);
     assert!(
         stderr(&o).contains("virtusertable:2: old@shop.example bob"),
         "{}",
         stderr(&o)
     );
-    ok(&r, &["domain", "remove", "shop.example", "--force"]);
+    r.mailroom_ok(&["domain", "remove", "shop.example", "--force"]);
     assert_eq!(
-        read(&r, "etc/mail/virtuser-domains"),
+        r.read("etc/mail/virtuser-domains"),
         "# hosted\nvirt.example\n"
     );
-    ok(&r, &["domain", "remove", "new.example"]);
+    r.mailroom_ok(&["domain", "remove", "new.example"]);
     assert_eq!(
-        read(&r, "etc/mail/local-host-names"),
+        r.read("etc/mail/local-host-names"),
         "# the domains we are\nexample.com\n"
     );
-    let o = mailroom(&r, &["domain", "remove", "never.example"]);
+    let o = r.mailroom(&["domain", "remove", "never.example"]);
     assert_eq!(code(&o), 67);
 }
 
@@ -130,28 +109,25 @@ fn domains_are_added_listed_and_removed_in_place() {
 fn aliases_land_in_the_files_and_explain_agrees() {
     let r = site("aliases");
     // One target: a virtusertable line, appended after the comments.
-    ok(&r, &["alias", "add", "Info@Shop.Example", "bob"]);
+    r.mailroom_ok(&["alias", "add", "Info@Shop.Example", "bob"]);
     // Several: an aliases entry named after the address.
-    let out = ok(
-        &r,
-        &[
-            "alias",
-            "add",
-            "sales@shop.example",
-            "bob",
-            "carol@example.com",
-            "far@remote.example",
-        ],
-    );
+    let out = r.mailroom_ok(&[
+        "alias",
+        "add",
+        "sales@shop.example",
+        "bob",
+        "carol@example.com",
+        "far@remote.example",
+    ]);
     assert!(out.contains("sales-shop"), "{out}");
     // A bare name: aliases only.
-    ok(&r, &["alias", "add", "webmaster", "team"]);
+    r.mailroom_ok(&["alias", "add", "webmaster", "team"]);
     assert_eq!(
-        read(&r, "etc/mail/virtusertable"),
+        r.read("etc/mail/virtusertable"),
         "# by hand\nold@shop.example\tbob\n\n# keep me\ninfo@shop.example\tbob\nsales@shop.example\tsales-shop\n"
     );
     assert_eq!(
-        read(&r, "etc/mail/aliases"),
+        r.read("etc/mail/aliases"),
         "# Written by hand.\npostmaster: root\n\n# the team\nteam: bob,\n\tcarol\n\
          sales-shop: bob, carol@example.com, far@remote.example\nwebmaster: team\n"
     );
@@ -178,10 +154,10 @@ fn aliases_land_in_the_files_and_explain_agrees() {
     assert_eq!(c, 0, "{text}");
     assert_eq!(results(&text).len(), 2, "{text}");
 
-    let list = ok(&r, &["alias", "list"]);
+    let list = r.mailroom_ok(&["alias", "list"]);
     assert!(list.contains("sales@shop.example"), "{list}");
     assert!(list.contains("via sales-shop"), "{list}");
-    let json = ok(&r, &["alias", "list", "--json", "shop.example"]);
+    let json = r.mailroom_ok(&["alias", "list", "--json", "shop.example"]);
     assert!(
         json.contains("\"address\": \"sales@shop.example\", \"targets\": [\"bob\", \"carol@example.com\", \"far@remote.example\"], \"via\": \"sales-shop\""),
         "{json}"
@@ -189,15 +165,15 @@ fn aliases_land_in_the_files_and_explain_agrees() {
     assert!(!json.contains("webmaster"), "{json}");
 
     // Removing takes the generated aliases entry along; hand-made lines stay.
-    ok(&r, &["alias", "remove", "sales@shop.example"]);
-    ok(&r, &["alias", "remove", "info@shop.example"]);
-    ok(&r, &["alias", "remove", "webmaster"]);
+    r.mailroom_ok(&["alias", "remove", "sales@shop.example"]);
+    r.mailroom_ok(&["alias", "remove", "info@shop.example"]);
+    r.mailroom_ok(&["alias", "remove", "webmaster"]);
     assert_eq!(
-        read(&r, "etc/mail/virtusertable"),
+        r.read("etc/mail/virtusertable"),
         "# by hand\nold@shop.example\tbob\n\n# keep me\n"
     );
     assert_eq!(
-        read(&r, "etc/mail/aliases"),
+        r.read("etc/mail/aliases"),
         "# Written by hand.\npostmaster: root\n\n# the team\nteam: bob,\n\tcarol\n"
     );
     // A virtual domain's unknown address is relayed to the domain, as
@@ -205,14 +181,14 @@ fn aliases_land_in_the_files_and_explain_agrees() {
     let (_, text) = explain(&r, "sales@shop.example");
     assert!(!text.contains("var/mail/"), "{text}");
     assert!(text.contains("no virtusertable entry"), "{text}");
-    let o = mailroom(&r, &["alias", "remove", "sales@shop.example"]);
+    let o = r.mailroom(&["alias", "remove", "sales@shop.example"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
 }
 
 #[test]
 fn a_taken_address_is_refused_naming_its_owner() {
     let r = site("taken");
-    let o = mailroom(&r, &["alias", "add", "old@shop.example", "carol"]);
+    let o = r.mailroom(&["alias", "add", "old@shop.example", "carol"]);
     assert_eq!(code(&o), 65);
     let e = stderr(&o);
     assert!(
@@ -224,7 +200,7 @@ fn a_taken_address_is_refused_naming_its_owner() {
         "{e}"
     );
     // A system user owns its name, and its address in a local domain.
-    let o = mailroom(&r, &["alias", "add", "bob", "carol"]);
+    let o = r.mailroom(&["alias", "add", "bob", "carol"]);
     assert_eq!(code(&o), 65);
     assert!(
         stderr(&o).contains("etc/passwd:3: system user bob"),
@@ -236,24 +212,24 @@ fn a_taken_address_is_refused_naming_its_owner() {
         "{}",
         stderr(&o)
     );
-    let o = mailroom(&r, &["alias", "add", "postmaster@example.com", "carol"]);
+    let o = r.mailroom(&["alias", "add", "postmaster@example.com", "carol"]);
     assert_eq!(code(&o), 65);
     assert!(
         stderr(&o).contains("aliases:2: postmaster: root"),
         "{}",
         stderr(&o)
     );
-    let o = mailroom(&r, &["alias", "add", "team", "carol"]);
+    let o = r.mailroom(&["alias", "add", "team", "carol"]);
     assert!(
         stderr(&o).contains("aliases:5: team: bob, carol"),
         "{}",
         stderr(&o)
     );
     // In a virtual domain bob@ is free.
-    ok(&r, &["alias", "add", "bob@shop.example", "carol"]);
+    r.mailroom_ok(&["alias", "add", "bob@shop.example", "carol"]);
     // Nothing was written by the refusals.
     assert_eq!(
-        read(&r, "etc/mail/virtusertable"),
+        r.read("etc/mail/virtusertable"),
         "# by hand\nold@shop.example\tbob\n\n# keep me\nbob@shop.example\tcarol\n"
     );
 }
@@ -265,10 +241,10 @@ fn a_taken_address_is_refused_naming_its_owner() {
 #[test]
 fn quoted_alias_names_are_the_names_delivery_sees() {
     let r = site("quoted");
-    let aliases = read(&r, "etc/mail/aliases") + "\"Sales.Team\": bob\n";
+    let aliases = r.read("etc/mail/aliases") + "\"Sales.Team\": bob\n";
     r.write("etc/mail/aliases", &aliases);
     for addr in ["sales.team", "Sales.Team@example.com", "\"sales.team\""] {
-        let o = mailroom(&r, &["alias", "add", addr, "carol"]);
+        let o = r.mailroom(&["alias", "add", addr, "carol"]);
         assert_eq!(code(&o), 65, "{addr}: {}", stderr(&o));
         assert!(
             stderr(&o).contains("aliases:7: sales.team: bob"),
@@ -285,11 +261,12 @@ fn quoted_alias_names_are_the_names_delivery_sees() {
         "{text}"
     );
 
-    ok(&r, &["alias", "add", "\"John Smith\"", "carol"]);
+    r.mailroom_ok(&["alias", "add", "\"John Smith\"", "carol"]);
     assert!(
-        read(&r, "etc/mail/aliases").ends_with("\"Sales.Team\": bob\n\"john smith\": carol\n"),
+        r.read("etc/mail/aliases")
+            .ends_with("\"Sales.Team\": bob\n\"john smith\": carol\n"),
         "{}",
-        read(&r, "etc/mail/aliases")
+        r.read("etc/mail/aliases")
     );
     let (c, text) = explain(&r, "\"JOHN SMITH\"@example.com");
     assert_eq!(c, 0, "{text}");
@@ -301,16 +278,17 @@ fn quoted_alias_names_are_the_names_delivery_sees() {
     // The spacing is part of the name.
     let (c, text) = explain(&r, "\"john  smith\"@example.com");
     assert_ne!(c, 0, "{text}");
-    let o = mailroom(&r, &["alias", "add", "\"john smith\"", "bob"]);
+    let o = r.mailroom(&["alias", "add", "\"john smith\"", "bob"]);
     assert_eq!(code(&o), 65, "{}", stderr(&o));
-    let list = ok(&r, &["alias", "list"]);
+    let list = r.mailroom_ok(&["alias", "list"]);
     assert!(list.contains("\"john smith\""), "{list}");
     // A target may name it; then it is in use.
-    ok(&r, &["alias", "add", "js@shop.example", "\"John Smith\""]);
+    r.mailroom_ok(&["alias", "add", "js@shop.example", "\"John Smith\""]);
     assert!(
-        read(&r, "etc/mail/virtusertable").contains("js@shop.example\t\"john smith\"\n"),
+        r.read("etc/mail/virtusertable")
+            .contains("js@shop.example\t\"john smith\"\n"),
         "{}",
-        read(&r, "etc/mail/virtusertable")
+        r.read("etc/mail/virtusertable")
     );
     let (c, text) = explain(&r, "js@shop.example");
     assert_eq!(c, 0, "{text}");
@@ -318,16 +296,19 @@ fn quoted_alias_names_are_the_names_delivery_sees() {
         results(&text)[0].contains("var/mail/carol (user carol)"),
         "{text}"
     );
-    let o = mailroom(&r, &["alias", "remove", "\"john smith\""]);
+    let o = r.mailroom(&["alias", "remove", "\"john smith\""]);
     assert_eq!(code(&o), 65, "{}", stderr(&o));
     assert!(stderr(&o).contains("still used"), "{}", stderr(&o));
-    ok(&r, &["alias", "remove", "js@shop.example"]);
-    ok(&r, &["alias", "remove", "\"John Smith\""]);
-    assert!(read(&r, "etc/mail/aliases").ends_with("\"Sales.Team\": bob\n"));
+    r.mailroom_ok(&["alias", "remove", "js@shop.example"]);
+    r.mailroom_ok(&["alias", "remove", "\"John Smith\""]);
+    assert!(
+        r.read("etc/mail/aliases")
+            .ends_with("\"Sales.Team\": bob\n")
+    );
 
     // With a domain the name would be a virtusertable key: refused, with
     // the way that works.
-    let o = mailroom(&r, &["alias", "add", "\"john smith\"@example.com", "carol"]);
+    let o = r.mailroom(&["alias", "add", "\"john smith\"@example.com", "carol"]);
     assert_eq!(code(&o), 64, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("mailroom alias add \"john smith\" TARGET"),
@@ -336,7 +317,7 @@ fn quoted_alias_names_are_the_names_delivery_sees() {
     );
     // Quotes around an address, escapes, or odd spacing are no names.
     for bad in ["\"a@b\"", "\"x\\\"y\"", "\"two  spaces\"", "\" lead\""] {
-        let o = mailroom(&r, &["alias", "add", bad, "carol"]);
+        let o = r.mailroom(&["alias", "add", bad, "carol"]);
         assert_eq!(code(&o), 64, "{bad}: {}", stderr(&o));
         assert!(
             stderr(&o).contains("double quotes"),
@@ -352,7 +333,7 @@ fn quoted_alias_names_are_the_names_delivery_sees() {
 #[test]
 fn the_admin_reads_aliases_as_newaliases_does() {
     let r = site("one-reader");
-    let before = read(&r, "etc/mail/aliases");
+    let before = r.read("etc/mail/aliases");
     r.write(
         "etc/mail/aliases",
         &format!("{before}long: bob, \\\ncarol\ndup: bob\ndup: carol\n"),
@@ -360,16 +341,16 @@ fn the_admin_reads_aliases_as_newaliases_does() {
     let o = r.sendmail(&["-bi"], b"");
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     // "carol" on its own line is part of long.
-    ok(&r, &["alias", "remove", "long"]);
+    r.mailroom_ok(&["alias", "remove", "long"]);
     assert_eq!(
-        read(&r, "etc/mail/aliases"),
+        r.read("etc/mail/aliases"),
         format!("{before}dup: bob\ndup: carol\n")
     );
     let o = r.sendmail(&["-bi"], b"");
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     // Both definitions go: the first would take over from the last.
-    ok(&r, &["alias", "remove", "dup"]);
-    assert_eq!(read(&r, "etc/mail/aliases"), before);
+    r.mailroom_ok(&["alias", "remove", "dup"]);
+    assert_eq!(r.read("etc/mail/aliases"), before);
     let (c, text) = explain(&r, "dup@example.com");
     assert_ne!(c, 0, "{text}");
 }
@@ -377,10 +358,7 @@ fn the_admin_reads_aliases_as_newaliases_does() {
 #[test]
 fn targets_and_addresses_are_validated() {
     let r = site("validate");
-    let before = (
-        read(&r, "etc/mail/aliases"),
-        read(&r, "etc/mail/virtusertable"),
-    );
+    let before = (r.read("etc/mail/aliases"), r.read("etc/mail/virtusertable"));
     let cases: &[(&[&str], i32, &str)] = &[
         (
             &["alias", "add", "x@shop.example", "nosuch"],
@@ -424,48 +402,41 @@ fn targets_and_addresses_are_validated() {
         ),
     ];
     for (args, want, text) in cases {
-        let o = mailroom(&r, args);
+        let o = r.mailroom(args);
         assert_eq!(code(&o), *want, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(text), "{args:?}: {}", stderr(&o));
     }
     assert_eq!(
-        (
-            read(&r, "etc/mail/aliases"),
-            read(&r, "etc/mail/virtusertable")
-        ),
+        (r.read("etc/mail/aliases"), r.read("etc/mail/virtusertable")),
         before
     );
     // A program target goes through aliases, quoted.
-    ok(
-        &r,
-        &["alias", "add", "robot@shop.example", "|/usr/bin/robot --in"],
-    );
+    r.mailroom_ok(&["alias", "add", "robot@shop.example", "|/usr/bin/robot --in"]);
     assert!(
-        read(&r, "etc/mail/aliases").ends_with("robot-shop: \"|/usr/bin/robot --in\"\n"),
+        r.read("etc/mail/aliases")
+            .ends_with("robot-shop: \"|/usr/bin/robot --in\"\n"),
         "{}",
-        read(&r, "etc/mail/aliases")
+        r.read("etc/mail/aliases")
     );
 }
 
 #[test]
 fn forwards_with_and_without_a_copy() {
     let r = site("forward");
-    ok(&r, &["alias", "add", "ceo@shop.example", "carol"]);
-    let out = ok(
-        &r,
-        &[
-            "forward",
-            "set",
-            "carol",
-            "carol.phone@mobile.example",
-            "--keep-copy",
-        ],
-    );
+    r.mailroom_ok(&["alias", "add", "ceo@shop.example", "carol"]);
+    let out = r.mailroom_ok(&[
+        "forward",
+        "set",
+        "carol",
+        "carol.phone@mobile.example",
+        "--keep-copy",
+    ]);
     assert!(out.contains("keeping a copy"), "{out}");
     assert!(
-        read(&r, "etc/mail/aliases").ends_with("carol: carol.phone@mobile.example, \\carol\n"),
+        r.read("etc/mail/aliases")
+            .ends_with("carol: carol.phone@mobile.example, \\carol\n"),
         "{}",
-        read(&r, "etc/mail/aliases")
+        r.read("etc/mail/aliases")
     );
     let (c, text) = explain(&r, "ceo@shop.example");
     assert_eq!(c, 0, "{text}");
@@ -474,16 +445,13 @@ fn forwards_with_and_without_a_copy() {
     assert!(res.contains("var/mail/carol (user carol)"), "{text}");
 
     // Set again without the copy: replaced in place.
-    ok(
-        &r,
-        &[
-            "forward",
-            "set",
-            "carol@example.com",
-            "carol@elsewhere.example",
-        ],
-    );
-    let aliases = read(&r, "etc/mail/aliases");
+    r.mailroom_ok(&[
+        "forward",
+        "set",
+        "carol@example.com",
+        "carol@elsewhere.example",
+    ]);
+    let aliases = r.read("etc/mail/aliases");
     assert_eq!(aliases.matches("carol:").count(), 1, "{aliases}");
     assert!(
         aliases.ends_with("carol: carol@elsewhere.example\n"),
@@ -493,16 +461,16 @@ fn forwards_with_and_without_a_copy() {
     assert_eq!(results(&text).len(), 1, "{text}");
 
     // Forwarding to itself is refused with the way to keep a copy.
-    let o = mailroom(&r, &["forward", "set", "bob", "bob"]);
+    let o = r.mailroom(&["forward", "set", "bob", "bob"]);
     assert_eq!(code(&o), 65, "{}", stderr(&o));
     assert!(stderr(&o).contains("--keep-copy"), "{}", stderr(&o));
     // Not a mailbox.
-    let o = mailroom(&r, &["forward", "set", "team", "bob"]);
+    let o = r.mailroom(&["forward", "set", "team", "bob"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
 
-    ok(&r, &["forward", "clear", "carol"]);
-    assert!(!read(&r, "etc/mail/aliases").contains("carol:"));
-    let o = mailroom(&r, &["forward", "clear", "carol"]);
+    r.mailroom_ok(&["forward", "clear", "carol"]);
+    assert!(!r.read("etc/mail/aliases").contains("carol:"));
+    let o = r.mailroom(&["forward", "clear", "carol"]);
     assert_eq!(code(&o), 67);
     let (_, text) = explain(&r, "ceo@shop.example");
     assert_eq!(results(&text).len(), 1, "{text}");
@@ -511,39 +479,39 @@ fn forwards_with_and_without_a_copy() {
 #[test]
 fn a_catch_all_takes_only_unknown_addresses() {
     let r = site("catchall");
-    ok(&r, &["alias", "add", "orders@shop.example", "carol"]);
-    ok(
-        &r,
-        &["catchall", "set", "shop.example", "orders@shop.example"],
+    r.mailroom_ok(&["alias", "add", "orders@shop.example", "carol"]);
+    r.mailroom_ok(&["catchall", "set", "shop.example", "orders@shop.example"]);
+    assert!(
+        r.read("etc/mail/virtusertable")
+            .ends_with("@shop.example\torders@shop.example\n")
     );
-    assert!(read(&r, "etc/mail/virtusertable").ends_with("@shop.example\torders@shop.example\n"));
     let (c, text) = explain(&r, "anything@shop.example");
     assert_eq!(c, 0, "{text}");
     assert!(results(&text)[0].contains("var/mail/carol"), "{text}");
     let (_, text) = explain(&r, "old@shop.example");
     assert!(results(&text)[0].contains("var/mail/bob"), "{text}");
     // A catch-all cannot lead to itself.
-    let o = mailroom(
-        &r,
-        &["catchall", "set", "shop.example", "nobody-yet@shop.example"],
-    );
+    let o = r.mailroom(&["catchall", "set", "shop.example", "nobody-yet@shop.example"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
     // Several targets: a generated aliases entry, removed again on clear.
-    ok(&r, &["catchall", "set", "shop.example", "bob", "carol"]);
-    assert!(read(&r, "etc/mail/aliases").ends_with("catchall-shop: bob, carol\n"));
-    let check = mailroom(&r, &["check"]);
+    r.mailroom_ok(&["catchall", "set", "shop.example", "bob", "carol"]);
+    assert!(
+        r.read("etc/mail/aliases")
+            .ends_with("catchall-shop: bob, carol\n")
+    );
+    let check = r.mailroom(&["check"]);
     assert_eq!(code(&check), 0, "{}", stdout(&check));
     assert!(
         stdout(&check).contains("warning: catch-all on for shop.example"),
         "{}",
         stdout(&check)
     );
-    ok(&r, &["catchall", "clear", "shop.example"]);
-    assert!(!read(&r, "etc/mail/aliases").contains("catchall-shop"));
+    r.mailroom_ok(&["catchall", "clear", "shop.example"]);
+    assert!(!r.read("etc/mail/aliases").contains("catchall-shop"));
     // A virtual domain: the catch-all's line now refuses unknown addresses
     // (without it they would be relayed to the domain's MX).
     assert!(
-        read(&r, "etc/mail/virtusertable")
+        r.read("etc/mail/virtusertable")
             .ends_with("\n@shop.example\terror:5.1.1:550 User unknown\n")
     );
     let (c, text) = explain(&r, "anything@shop.example");
@@ -554,10 +522,10 @@ fn a_catch_all_takes_only_unknown_addresses() {
         "{text}"
     );
     // Cleared again: nothing to do.
-    let again = ok(&r, &["catchall", "clear", "shop.example"]);
+    let again = r.mailroom_ok(&["catchall", "clear", "shop.example"]);
     assert!(again.contains("nothing to do"), "{again}");
     // A local domain without a catch-all has none to clear.
-    let o = mailroom(&r, &["catchall", "clear", "example.com"]);
+    let o = r.mailroom(&["catchall", "clear", "example.com"]);
     assert_eq!(code(&o), 67);
 }
 
@@ -565,10 +533,10 @@ fn a_catch_all_takes_only_unknown_addresses() {
 fn a_virtual_domain_refuses_unknown_addresses() {
     let r = site("refusal");
     const LINE: &str = "@virt.example\terror:5.1.1:550 User unknown\n";
-    let out = ok(&r, &["domain", "add", "virt.example", "--virtual"]);
+    let out = r.mailroom_ok(&["domain", "add", "virt.example", "--virtual"]);
     assert!(out.contains("unknown addresses are refused"), "{out}");
     assert_eq!(
-        read(&r, "etc/mail/virtusertable"),
+        r.read("etc/mail/virtusertable"),
         format!("# by hand\nold@shop.example\tbob\n\n# keep me\n{LINE}")
     );
     // Unknown addresses: 550 5.1.1, not relayed to virt.example's MX.
@@ -580,7 +548,7 @@ fn a_virtual_domain_refuses_unknown_addresses() {
         "{text}"
     );
     // It is no catch-all and no address of the domain.
-    let list = ok(&r, &["domain", "list", "--json"]);
+    let list = r.mailroom_ok(&["domain", "list", "--json"]);
     assert!(
         list.contains("\"domain\": \"virt.example\", \"kind\": \"virtual\", \"file\": "),
         "{list}"
@@ -591,9 +559,9 @@ fn a_virtual_domain_refuses_unknown_addresses() {
                 && l.contains("\"addresses\": 0, \"catch_all\": null")),
         "{list}"
     );
-    let aliases = ok(&r, &["alias", "list", "virt.example"]);
+    let aliases = r.mailroom_ok(&["alias", "list", "virt.example"]);
     assert_eq!(aliases, "no aliases, forwards or catch-alls\n");
-    let check = mailroom(&r, &["check"]);
+    let check = r.mailroom(&["check"]);
     assert_eq!(code(&check), 0, "{}", stdout(&check));
     assert!(
         stdout(&check).ends_with("0 errors, 0 warnings\n"),
@@ -601,61 +569,58 @@ fn a_virtual_domain_refuses_unknown_addresses() {
         stdout(&check)
     );
     // Its addresses still work, and a target there must exist.
-    ok(&r, &["alias", "add", "info@virt.example", "bob"]);
+    r.mailroom_ok(&["alias", "add", "info@virt.example", "bob"]);
     let (c, text) = explain(&r, "info@virt.example");
     assert_eq!(c, 0, "{text}");
     assert!(results(&text)[0].contains("var/mail/bob"), "{text}");
-    let o = mailroom(
-        &r,
-        &["alias", "add", "x@shop.example", "nobody@virt.example"],
-    );
+    let o = r.mailroom(&["alias", "add", "x@shop.example", "nobody@virt.example"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
     // Adding it again changes nothing; so does a local domain.
-    ok(&r, &["domain", "add", "virt.example", "--virtual"]);
-    ok(&r, &["domain", "add", "loc.example"]);
+    r.mailroom_ok(&["domain", "add", "virt.example", "--virtual"]);
+    r.mailroom_ok(&["domain", "add", "loc.example"]);
     assert_eq!(
-        read(&r, "etc/mail/virtusertable").matches("error:").count(),
+        r.read("etc/mail/virtusertable").matches("error:").count(),
         1
     );
 
     // A catch-all replaces the line in place; clearing it puts it back.
-    ok(&r, &["catchall", "set", "virt.example", "carol"]);
-    let vut = read(&r, "etc/mail/virtusertable");
+    r.mailroom_ok(&["catchall", "set", "virt.example", "carol"]);
+    let vut = r.read("etc/mail/virtusertable");
     assert!(vut.contains("# keep me\n@virt.example\tcarol\n"), "{vut}");
     assert!(!vut.contains("error:"), "{vut}");
     let (c, text) = explain(&r, "no.such.person@virt.example");
     assert_eq!(c, 0, "{text}");
     assert!(results(&text)[0].contains("var/mail/carol"), "{text}");
-    ok(&r, &["catchall", "clear", "virt.example"]);
-    let vut = read(&r, "etc/mail/virtusertable");
+    r.mailroom_ok(&["catchall", "clear", "virt.example"]);
+    let vut = r.read("etc/mail/virtusertable");
     assert!(vut.contains(&format!("# keep me\n{LINE}")), "{vut}");
 
     // Removing the domain: the line is no address of it (its alias is),
     // and goes with it.
-    let o = mailroom(&r, &["domain", "remove", "virt.example"]);
+    let o = r.mailroom(&["domain", "remove", "virt.example"]);
     assert_eq!(code(&o), 65);
     assert!(
         stderr(&o).contains("still has 1 address "),
         "{}",
         stderr(&o)
     );
-    ok(&r, &["alias", "remove", "info@virt.example"]);
-    ok(&r, &["domain", "remove", "virt.example"]);
+    r.mailroom_ok(&["alias", "remove", "info@virt.example"]);
+    r.mailroom_ok(&["domain", "remove", "virt.example"]);
     assert_eq!(
-        read(&r, "etc/mail/virtusertable"),
+        r.read("etc/mail/virtusertable"),
         "# by hand\nold@shop.example\tbob\n\n# keep me\n"
     );
     assert_eq!(
-        read(&r, "etc/mail/virtuser-domains"),
+        r.read("etc/mail/virtuser-domains"),
         "# hosted\nshop.example\n"
     );
 
     // A virtual domain made before the line was written (shop.example, by
     // hand) gets it from 'domain add' again.
-    let out = ok(&r, &["domain", "add", "shop.example", "--virtual"]);
+    let out = r.mailroom_ok(&["domain", "add", "shop.example", "--virtual"]);
     assert!(out.contains("unknown addresses are refused"), "{out}");
     assert!(
-        read(&r, "etc/mail/virtusertable")
+        r.read("etc/mail/virtusertable")
             .ends_with("# keep me\n@shop.example\terror:5.1.1:550 User unknown\n")
     );
 }
@@ -683,7 +648,7 @@ fn concurrent_alias_adds_all_land() {
         let o = c.wait_with_output().unwrap();
         assert_eq!(code(&o), 0, "{addr}: {}", stderr(&o));
     }
-    let vut = read(&r, "etc/mail/virtusertable");
+    let vut = r.read("etc/mail/virtusertable");
     assert!(
         vut.starts_with("# by hand\nold@shop.example\tbob\n\n# keep me\n"),
         "{vut}"
@@ -707,7 +672,7 @@ fn concurrent_alias_adds_all_land() {
 #[test]
 fn check_reports_file_and_line_and_warns() {
     let r = site("check");
-    let o = mailroom(&r, &["check"]);
+    let o = r.mailroom(&["check"]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     assert!(
         stdout(&o).ends_with("0 errors, 0 warnings\n"),
@@ -722,10 +687,10 @@ fn check_reports_file_and_line_and_warns() {
     );
     fs::write(
         r.path("etc/mail/aliases"),
-        read(&r, "etc/mail/aliases") + "vacation: \"|/usr/bin/vacation bob\"\n",
+        r.read("etc/mail/aliases") + "vacation: \"|/usr/bin/vacation bob\"\n",
     )
     .unwrap();
-    let o = mailroom(&r, &["check"]);
+    let o = r.mailroom(&["check"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}");
     assert!(out.contains("access:3: warning: Connect:10 RELAY"), "{out}");
@@ -744,7 +709,7 @@ fn check_reports_file_and_line_and_warns() {
     r.write("etc/mail/quotas", "bob 10Q\n");
     fs::write(
         r.path("etc/mail/virtusertable"),
-        read(&r, "etc/mail/virtusertable")
+        r.read("etc/mail/virtusertable")
             + "dup@shop.example bob\ndup@shop.example carol\nlonely@shop.example\n",
     )
     .unwrap();
@@ -757,7 +722,7 @@ fn check_reports_file_and_line_and_warns() {
         std::os::unix::fs::PermissionsExt::from_mode(0o666),
     )
     .unwrap();
-    let o = mailroom(&r, &["check"]);
+    let o = r.mailroom(&["check"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 78, "{out}");
     for want in [
@@ -770,7 +735,7 @@ fn check_reports_file_and_line_and_warns() {
     ] {
         assert!(out.contains(want), "{want}: {out}");
     }
-    let json = stdout(&mailroom(&r, &["check", "--json"]));
+    let json = stdout(&r.mailroom(&["check", "--json"]));
     assert!(json.contains("\"level\": \"error\""), "{json}");
 
     // A configuration that does not load is reported too.
@@ -778,7 +743,7 @@ fn check_reports_file_and_line_and_warns() {
         "etc/mail/mailroom.conf",
         "hostname = test.example\nmessage_size_limit = lots\n",
     );
-    let o = mailroom(&r, &["check"]);
+    let o = r.mailroom(&["check"]);
     assert_eq!(code(&o), 78);
     assert!(
         stdout(&o).contains("mailroom.conf:2: bad value"),
@@ -797,11 +762,11 @@ fn help_teaches_with_examples() {
         &["domain", "add", "--help"],
         &["check", "--help"],
     ] {
-        let o = mailroom(&r, args);
+        let o = r.mailroom(args);
         assert_eq!(code(&o), 0);
         assert!(stdout(&o).contains("Example"), "{args:?}: {}", stdout(&o));
     }
-    let o = mailroom(&r, &["--help"]);
+    let o = r.mailroom(&["--help"]);
     // The hidden build command is not listed (`dkim` names its own
     // `generate` in its description).
     assert!(

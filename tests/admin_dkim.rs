@@ -7,8 +7,9 @@ use common::*;
 
 use std::os::unix::fs::PermissionsExt;
 
+/// `mailroom dkim ARGS`.
 fn dkim(r: &Root, args: &[&str]) -> std::process::Output {
-    r.cmd("mailroom").arg("dkim").args(args).output().unwrap()
+    r.mailroom(&[&["dkim"], args].concat())
 }
 
 fn selectors(r: &Root) -> Vec<String> {

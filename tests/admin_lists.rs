@@ -8,21 +8,9 @@ mod common;
 use common::*;
 
 use std::fs;
-use std::process::Output;
-
-fn uid() -> u32 {
-    // SAFETY: getuid cannot fail.
-    unsafe { libc::getuid() }
-}
 
 fn site(name: &str) -> Root {
-    let r = Root::new(name);
-    let u = uid();
-    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
-    for n in ["alice", "bob", "boss", "eve"] {
-        passwd.push_str(&format!("{n}:x:{u}:{u}:{n}:/home/{n}:/bin/sh\n"));
-    }
-    r.write("etc/passwd", &passwd);
+    let r = Root::with_users(name, &["alice", "bob", "boss", "eve"]);
     r.write(
         "etc/mail/mailroom.conf",
         "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\ndelivery_mode = queue\nprobe_interfaces = no\n",
@@ -34,35 +22,12 @@ fn site(name: &str) -> Root {
     r
 }
 
-fn mailroom(r: &Root, args: &[&str]) -> Output {
-    r.cmd("mailroom").args(args).output().expect("run mailroom")
-}
-
-fn ok(r: &Root, args: &[&str]) -> String {
-    let o = mailroom(r, args);
-    assert_eq!(
-        code(&o),
-        0,
-        "mailroom {args:?}: {}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-fn read(r: &Root, rel: &str) -> String {
-    fs::read_to_string(r.path(rel)).unwrap_or_default()
-}
-
 #[test]
 fn create_add_remove_delete() {
     let r = site("lists-cli");
-    let out = ok(
-        &r,
-        &["list", "create", "team@shop.example", "--owner", "boss"],
-    );
+    let out = r.mailroom_ok(&["list", "create", "team@shop.example", "--owner", "boss"]);
     assert!(out.contains("team@shop.example: list created"), "{out}");
-    let aliases = read(&r, "etc/mail/aliases");
+    let aliases = r.read("etc/mail/aliases");
     assert!(
         aliases.starts_with("# by hand\npostmaster: root\n"),
         "{aliases}"
@@ -76,35 +41,36 @@ fn create_add_remove_delete() {
         "{aliases}"
     );
     assert!(
-        read(&r, "etc/mail/virtusertable").contains("team@shop.example\tteam-shop"),
+        r.read("etc/mail/virtusertable")
+            .contains("team@shop.example\tteam-shop"),
         "{}",
-        read(&r, "etc/mail/virtusertable")
+        r.read("etc/mail/virtusertable")
     );
-    assert!(read(&r, "etc/mail/lists/team-shop.owner").contains("\nboss\n"));
+    assert!(
+        r.read("etc/mail/lists/team-shop.owner")
+            .contains("\nboss\n")
+    );
     assert_eq!(
-        read(&r, "etc/mail/lists/team-shop.conf"),
+        r.read("etc/mail/lists/team-shop.conf"),
         "# mailroom list settings (see 'mailroom list --help')\naddress = team@shop.example\nposting = members\n"
     );
 
-    let out = ok(
-        &r,
-        &[
-            "list",
-            "add",
-            "team@shop.example",
-            "alice",
-            "Carol@Example.ORG",
-        ],
-    );
+    let out = r.mailroom_ok(&[
+        "list",
+        "add",
+        "team@shop.example",
+        "alice",
+        "Carol@Example.ORG",
+    ]);
     assert!(out.contains("alice: added"), "{out}");
-    let out = ok(&r, &["list", "add", "team@shop.example", "ALICE"]);
+    let out = r.mailroom_ok(&["list", "add", "team@shop.example", "ALICE"]);
     assert!(out.contains("already a member"), "{out}");
     assert_eq!(
-        ok(&r, &["list", "members", "team@shop.example"]),
+        r.mailroom_ok(&["list", "members", "team@shop.example"]),
         "alice\nCarol@example.org\n"
     );
     assert_eq!(
-        ok(&r, &["list", "members", "team-shop", "--json"]),
+        r.mailroom_ok(&["list", "members", "team-shop", "--json"]),
         "[\"alice\",\"Carol@example.org\"]\n"
     );
     // A local address nothing takes, a program, the list itself: refused.
@@ -114,66 +80,60 @@ fn create_add_remove_delete() {
         "team-shop",
         "owner-team-shop",
     ] {
-        let o = mailroom(&r, &["list", "add", "team@shop.example", bad]);
+        let o = r.mailroom(&["list", "add", "team@shop.example", bad]);
         assert_ne!(code(&o), 0, "{bad} accepted");
     }
     assert_eq!(
-        ok(&r, &["list", "members", "team@shop.example"]),
+        r.mailroom_ok(&["list", "members", "team@shop.example"]),
         "alice\nCarol@example.org\n"
     );
     // Removing a non-member: 67, nothing changed.
-    let o = mailroom(&r, &["list", "remove", "team@shop.example", "bob", "alice"]);
+    let o = r.mailroom(&["list", "remove", "team@shop.example", "bob", "alice"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
     assert!(stderr(&o).contains("bob: not a member of team@shop.example"));
-    ok(
-        &r,
-        &["list", "remove", "team@shop.example", "carol@example.org"],
+    r.mailroom_ok(&["list", "remove", "team@shop.example", "carol@example.org"]);
+    assert_eq!(
+        r.mailroom_ok(&["list", "members", "team@shop.example"]),
+        "alice\n"
     );
-    assert_eq!(ok(&r, &["list", "members", "team@shop.example"]), "alice\n");
-    assert!(read(&r, "etc/mail/lists/team-shop").starts_with("# Members of team@shop.example"));
+    assert!(
+        r.read("etc/mail/lists/team-shop")
+            .starts_with("# Members of team@shop.example")
+    );
 
     // Taken addresses and unknown lists.
-    let o = mailroom(
-        &r,
-        &["list", "create", "team@shop.example", "--owner", "boss"],
-    );
+    let o = r.mailroom(&["list", "create", "team@shop.example", "--owner", "boss"]);
     assert_eq!(code(&o), 65, "{}", stderr(&o));
-    let o = mailroom(
-        &r,
-        &["list", "create", "x@nowhere.example", "--owner", "boss"],
-    );
+    let o = r.mailroom(&["list", "create", "x@nowhere.example", "--owner", "boss"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
-    let o = mailroom(&r, &["list", "add", "nolist", "alice"]);
+    let o = r.mailroom(&["list", "add", "nolist", "alice"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
-    let o = mailroom(&r, &["list", "create", "staff", "--owner", "nosuch"]);
+    let o = r.mailroom(&["list", "create", "staff", "--owner", "nosuch"]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
 
-    ok(
-        &r,
-        &[
-            "list",
-            "create",
-            "staff",
-            "--owner",
-            "boss@elsewhere.example",
-            "--anyone-may-post",
-        ],
-    );
-    let show = ok(&r, &["list"]);
+    r.mailroom_ok(&[
+        "list",
+        "create",
+        "staff",
+        "--owner",
+        "boss@elsewhere.example",
+        "--anyone-may-post",
+    ]);
+    let show = r.mailroom_ok(&["list"]);
     assert!(show.contains("staff@test.example"), "{show}");
     assert!(show.contains("anyone"), "{show}");
-    let json = ok(&r, &["list", "show", "--json"]);
+    let json = r.mailroom_ok(&["list", "show", "--json"]);
     assert!(
         json.contains("{\"address\":\"team@shop.example\",\"name\":\"team-shop\",\"posting\":\"members\",\"members\":1,\"owners\":[\"boss\"]}"),
         "{json}"
     );
-    let check = mailroom(&r, &["check"]);
+    let check = r.mailroom(&["check"]);
     assert_eq!(code(&check), 0, "{}{}", stdout(&check), stderr(&check));
 
     // check: a broken members file and a missing owner file are errors.
     fs::write(r.path("etc/mail/lists/staff"), "alice\nbad <address\n").unwrap();
     fs::remove_file(r.path("etc/mail/lists/staff.owner")).unwrap();
-    let check = mailroom(&r, &["check"]);
+    let check = r.mailroom(&["check"]);
     assert_eq!(code(&check), 78, "{}", stdout(&check));
     let out = stdout(&check);
     assert!(
@@ -183,7 +143,7 @@ fn create_add_remove_delete() {
     assert!(out.contains("lists/staff.owner: error: missing"), "{out}");
 
     // SMTP: a non-member is refused at RCPT, a member is not.
-    ok(&r, &["list", "add", "team@shop.example", "bob"]);
+    r.mailroom_ok(&["list", "add", "team@shop.example", "bob"]);
     let talk = |from: &str| {
         let input = format!(
             "EHLO client.example\r\nMAIL FROM:<{from}>\r\nRCPT TO:<team@shop.example>\r\nQUIT\r\n"
@@ -201,7 +161,7 @@ fn create_add_remove_delete() {
     // Any alias made of an :include: is taken at RCPT (its file is read
     // at delivery, with the privileges to read it).
     fs::write(r.path("etc/mail/inc"), "bob\n").unwrap();
-    let aliases = read(&r, "etc/mail/aliases");
+    let aliases = r.read("etc/mail/aliases");
     fs::write(
         r.path("etc/mail/aliases"),
         format!("{aliases}grp: :include:/etc/mail/inc\n"),
@@ -211,18 +171,14 @@ fn create_add_remove_delete() {
     let out = stdout(&r.sendmail(&["-bs"], input.as_bytes()));
     assert!(out.contains("250 2.1.5"), "{out}");
 
-    ok(&r, &["list", "delete", "team@shop.example"]);
+    r.mailroom_ok(&["list", "delete", "team@shop.example"]);
     assert!(!r.path("etc/mail/lists/team-shop").exists());
-    assert!(!read(&r, "etc/mail/aliases").contains("team-shop"));
-    assert!(!read(&r, "etc/mail/virtusertable").contains("team@shop.example"));
-    assert_eq!(
-        read(&r, "etc/mail/aliases").lines().next(),
-        Some("# by hand")
+    assert!(!r.read("etc/mail/aliases").contains("team-shop"));
+    assert!(
+        !r.read("etc/mail/virtusertable")
+            .contains("team@shop.example")
     );
-}
-
-fn mbox(r: &Root, user: &str) -> String {
-    read(r, &format!("var/mail/{user}"))
+    assert_eq!(r.read("etc/mail/aliases").lines().next(), Some("# by hand"));
 }
 
 fn post(r: &Root, sender: &str, from: &str, tag: &str) {
@@ -231,32 +187,26 @@ fn post(r: &Root, sender: &str, from: &str, tag: &str) {
     );
     let o = r.sendmail(&["-i", "-f", sender, "team@shop.example"], msg.as_bytes());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = r.cmd("qrun").arg("-q").output().unwrap();
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
 #[test]
 fn members_get_the_owners_copy_and_bounces_go_to_the_owner() {
     let r = site("lists-deliver");
-    ok(
-        &r,
-        &["list", "create", "team@shop.example", "--owner", "boss"],
-    );
-    ok(
-        &r,
-        &[
-            "list",
-            "add",
-            "team@shop.example",
-            "alice",
-            "bob",
-            "far@remote.example",
-        ],
-    );
+    r.mailroom_ok(&["list", "create", "team@shop.example", "--owner", "boss"]);
+    r.mailroom_ok(&[
+        "list",
+        "add",
+        "team@shop.example",
+        "alice",
+        "bob",
+        "far@remote.example",
+    ]);
     // A member the admin typed by hand that does not exist: its failure
     // must reach the owner, not the poster.
     let members = r.path("etc/mail/lists/team-shop");
-    let mut text = read(&r, "etc/mail/lists/team-shop");
+    let mut text = r.read("etc/mail/lists/team-shop");
     text.push_str("ghost\n");
     fs::write(&members, text).unwrap();
 
@@ -267,7 +217,7 @@ fn members_get_the_owners_copy_and_bounces_go_to_the_owner() {
         "one",
     );
     for who in ["alice", "bob"] {
-        let m = mbox(&r, who);
+        let m = r.mbox(who);
         assert!(m.contains("Subject: one\n"), "{who}: {m}");
         assert!(
             m.contains("Return-Path: <owner-team-shop@test.example>"),
@@ -282,7 +232,7 @@ fn members_get_the_owners_copy_and_bounces_go_to_the_owner() {
     }
     // The remote member's copy went out from the owner with the list's
     // headers: its bounce (no DNS here) is the owner's and quotes them.
-    let b = mbox(&r, "boss");
+    let b = r.mbox("boss");
     assert!(b.contains("far@remote.example"), "{b}");
     assert!(b.contains("List-Id: <team.shop.example>"), "{b}");
     assert!(
@@ -292,27 +242,27 @@ fn members_get_the_owners_copy_and_bounces_go_to_the_owner() {
         r.log()
     );
     // ghost's bounce: to boss only.
-    let b = mbox(&r, "boss");
+    let b = r.mbox("boss");
     assert!(b.contains("ghost"), "{b}");
     assert!(b.contains("User unknown"), "{b}");
     assert!(
-        !mbox(&r, "alice").contains("MAILER-DAEMON"),
+        !r.mbox("alice").contains("MAILER-DAEMON"),
         "the poster got a bounce"
     );
 
     // A non-member: refused, the poster is told, no member gets it.
     post(&r, "eve@test.example", "eve@test.example", "two");
-    let e = mbox(&r, "eve");
+    let e = r.mbox("eve");
     assert!(
         e.contains("only members may post to team@shop.example"),
         "{e}"
     );
-    assert!(!mbox(&r, "bob").contains("Subject: two"));
+    assert!(!r.mbox("bob").contains("Subject: two"));
     // ... unless From: is a member (mail a web application sends for
     // its user).
     post(&r, "eve@test.example", "Bob <BOB@test.example>", "three");
-    assert!(mbox(&r, "alice").contains("Subject: three"));
+    assert!(r.mbox("alice").contains("Subject: three"));
     // Bounces to the list itself never reach the members.
     post(&r, "<>", "MAILER-DAEMON@test.example", "four");
-    assert!(!mbox(&r, "bob").contains("Subject: four"));
+    assert!(!r.mbox("bob").contains("Subject: four"));
 }

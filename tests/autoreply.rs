@@ -5,19 +5,8 @@
 mod common;
 use common::*;
 
-fn uid() -> u32 {
-    // SAFETY: getuid cannot fail.
-    unsafe { libc::getuid() }
-}
-
 fn root(name: &str) -> Root {
-    let r = Root::new(name);
-    let u = uid();
-    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
-    for n in ["bob", "eve", "alice"] {
-        passwd.push_str(&format!("{n}:x:{u}:{u}:{n}:/home/{n}:/bin/sh\n"));
-    }
-    r.write("etc/passwd", &passwd);
+    let r = Root::with_users(name, &["bob", "eve", "alice"]);
     r.write(
         "etc/mail/mailroom.conf",
         "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\ndelivery_mode = queue\nprobe_interfaces = no\n",
@@ -26,14 +15,8 @@ fn root(name: &str) -> Root {
     r
 }
 
-fn mbox(r: &Root, user: &str) -> String {
-    std::fs::read_to_string(r.path(&format!("var/mail/{user}"))).unwrap_or_default()
-}
-
 fn replies(r: &Root, user: &str) -> usize {
-    mbox(r, user)
-        .matches("Auto-Submitted: auto-replied")
-        .count()
+    r.mbox(user).matches("Auto-Submitted: auto-replied").count()
 }
 
 /// Send `head` + body from `sender` to support, deliver, check the
@@ -42,10 +25,10 @@ fn send(r: &Root, sender: &str, head: &str, tag: &str) {
     let msg = format!("{head}Subject: {tag}\nMessage-Id: <{tag}@x.example>\n\nhello\n");
     let o = r.sendmail(&["-i", "-f", sender, "support"], msg.as_bytes());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = r.cmd("qrun").arg("-q").output().unwrap();
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        mbox(r, "alice").contains(&format!("Subject: {tag}\n")),
+        r.mbox("alice").contains(&format!("Subject: {tag}\n")),
         "{tag} not delivered"
     );
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
@@ -55,38 +38,33 @@ fn send(r: &Root, sender: &str, head: &str, tag: &str) {
 fn answers_once_per_interval_and_never_robots() {
     let r = root("autoreply");
     r.write("reply.txt", "We got your message. Merci.\n");
-    let o = r
-        .cmd("mailroom")
-        .args(["autoreply", "set", "support@test.example", "--subject"])
-        .arg("We got your message")
-        .arg("--body-file")
-        .arg(r.path("reply.txt"))
-        .args(["--interval", "7d"])
-        .output()
-        .unwrap();
+    let body = r.path("reply.txt").display().to_string();
+    let o = r.mailroom(&[
+        "autoreply",
+        "set",
+        "support@test.example",
+        "--subject",
+        "We got your message",
+        "--body-file",
+        &body,
+        "--interval",
+        "7d",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let file = std::fs::read_to_string(r.path("etc/mail/autoreply/support@test.example")).unwrap();
+    let file = r.read_strict("etc/mail/autoreply/support@test.example");
     assert!(file.starts_with("Subject: We got your message\n"), "{file}");
     // Not a mailbox: refused.
-    let o = r
-        .cmd("mailroom")
-        .args([
-            "autoreply",
-            "set",
-            "nobody@elsewhere.example",
-            "--subject",
-            "x",
-            "--body-file",
-        ])
-        .arg(r.path("reply.txt"))
-        .output()
-        .unwrap();
+    let o = r.mailroom(&[
+        "autoreply",
+        "set",
+        "nobody@elsewhere.example",
+        "--subject",
+        "x",
+        "--body-file",
+        &body,
+    ]);
     assert_ne!(code(&o), 0);
-    let o = r
-        .cmd("mailroom")
-        .args(["autoreply", "list", "--json"])
-        .output()
-        .unwrap();
+    let o = r.mailroom(&["autoreply", "list", "--json"]);
     assert!(
         stdout(&o).contains("\"address\":\"support@test.example\""),
         "{}",
@@ -95,8 +73,8 @@ fn answers_once_per_interval_and_never_robots() {
 
     let to = "To: Support <support@test.example>\n";
     send(&r, "bob@test.example", to, "first");
-    assert_eq!(replies(&r, "bob"), 1, "{}", mbox(&r, "bob"));
-    let m = mbox(&r, "bob");
+    assert_eq!(replies(&r, "bob"), 1, "{}", r.mbox("bob"));
+    let m = r.mbox("bob");
     assert!(m.contains("In-Reply-To: <first@x.example>"), "{m}");
     assert!(m.contains("Subject: We got your message"), "{m}");
     assert!(m.contains("Return-Path: <>"), "{m}");
@@ -127,12 +105,12 @@ fn answers_once_per_interval_and_never_robots() {
     send(&r, "<>", to, "bounce");
     send(&r, "MAILER-DAEMON@test.example", to, "daemon");
     send(&r, "eve@test.example", "To: someone@else.example\n", "bcc");
-    assert_eq!(replies(&r, "eve"), 0, "{}", mbox(&r, "eve"));
-    assert_eq!(replies(&r, "root"), 0, "{}", mbox(&r, "root"));
+    assert_eq!(replies(&r, "eve"), 0, "{}", r.mbox("eve"));
+    assert_eq!(replies(&r, "root"), 0, "{}", r.mbox("root"));
     // A normal message from eve is answered: the above were refused for
     // what they were, not for eve.
     send(&r, "eve@test.example", to, "normal");
-    assert_eq!(replies(&r, "eve"), 1, "{}", mbox(&r, "eve"));
+    assert_eq!(replies(&r, "eve"), 1, "{}", r.mbox("eve"));
     assert_eq!(replies(&r, "alice"), 0);
     assert!(
         r.log().contains("autoreply from support@test.example"),
@@ -140,11 +118,7 @@ fn answers_once_per_interval_and_never_robots() {
         r.log()
     );
 
-    let o = r
-        .cmd("mailroom")
-        .args(["autoreply", "clear", "support@test.example"])
-        .output()
-        .unwrap();
+    let o = r.mailroom(&["autoreply", "clear", "support@test.example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!exists(&r.path("etc/mail/autoreply/support@test.example")));
     send(&r, "root@test.example", to, "after-clear");
@@ -170,7 +144,7 @@ fn check_reports_broken_stale_and_ended_rules() {
         "etc/mail/autoreply/bob@test.example",
         "Subject: Away\nFrom-Date: 2001-01-01\nUntil-Date: 2001-01-31\n\nBack soon.\n",
     );
-    let o = r.cmd("mailroom").arg("check").output().unwrap();
+    let o = r.mailroom(&["check"]);
     let out = stdout(&o) + &stderr(&o);
     assert_eq!(code(&o), 78, "{out}");
     assert!(
@@ -186,14 +160,20 @@ fn check_reports_broken_stale_and_ended_rules() {
     assert!(!out.contains("support@test.example"), "{out}");
     // Dates in the wrong order are refused when set, too.
     r.write("reply.txt", "x\n");
-    let o = r
-        .cmd("mailroom")
-        .args(["autoreply", "set", "support@test.example", "--subject", "x"])
-        .arg("--body-file")
-        .arg(r.path("reply.txt"))
-        .args(["--from", "2026-08-01", "--until", "2026-07-01"])
-        .output()
-        .unwrap();
+    let body = r.path("reply.txt").display().to_string();
+    let o = r.mailroom(&[
+        "autoreply",
+        "set",
+        "support@test.example",
+        "--subject",
+        "x",
+        "--body-file",
+        &body,
+        "--from",
+        "2026-08-01",
+        "--until",
+        "2026-07-01",
+    ]);
     assert_eq!(code(&o), 64, "{}", stderr(&o));
     assert!(stderr(&o).contains("after"), "{}", stderr(&o));
 }

@@ -17,11 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const HOST: &str = "test.example";
 
-fn me() -> (u32, u32) {
-    // SAFETY: getuid and getgid cannot fail.
-    unsafe { (libc::getuid(), libc::getgid()) }
-}
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -33,10 +28,10 @@ fn now() -> i64 {
 /// default_user), homes under the root, programs limited to one second.
 fn site(name: &str, extra_conf: &str) -> Root {
     let r = Root::new(name);
-    let (uid, gid) = me();
-    let mut pw = String::new();
-    for u in ["bob", "carol", "dave"] {
-        pw.push_str(&format!("{u}:x:{uid}:{gid}:{u}:/home/{u}:/bin/sh\n"));
+    let (uid, gid) = (uid(), gid());
+    let users = ["bob", "carol", "dave"];
+    let mut pw = passwd_lines(&users, uid, gid);
+    for u in users {
         fs::create_dir_all(r.path(&format!("home/{u}"))).unwrap();
     }
     pw.push_str(&format!(
@@ -50,11 +45,6 @@ fn site(name: &str, extra_conf: &str) -> Root {
         ),
     );
     r
-}
-
-/// `deliver ARGS < msg`.
-fn deliver(r: &Root, args: &[&str], msg: &[u8]) -> Output {
-    run_with_input(r.cmd("deliver").args(args), msg)
 }
 
 /// One `-q` report line: `KIND RECIPIENT PRINTABLE AGAIN CTL SENDER DSN
@@ -108,10 +98,6 @@ fn report(o: &Output) -> Vec<String> {
             )
         })
         .collect()
-}
-
-fn read(r: &Root, rel: &str) -> String {
-    String::from_utf8(fs::read(r.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))).unwrap()
 }
 
 fn mbox_path(r: &Root, user: &str) -> String {
@@ -195,7 +181,7 @@ From here\n\
 \x20From indented\n\
 From:colon\n\
 last line without newline";
-    let o = deliver(&r, &["-q", "-f", "alice@example.org", "bob"], msg);
+    let o = r.deliver(&["-q", "-f", "alice@example.org", "bob"], msg);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         report(&o),
@@ -205,10 +191,10 @@ last line without newline";
         )]
     );
     // The null sender: MAILER-DAEMON on the From_ line, <> in Return-Path.
-    let o = deliver(&r, &["-q", "-f", "<>", "bob"], b"Subject: two\n\nbody\n");
+    let o = r.deliver(&["-q", "-f", "<>", "bob"], b"Subject: two\n\nbody\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let t1 = now();
-    let text = read(&r, "var/mail/bob");
+    let text = r.read_strict("var/mail/bob");
     assert_eq!(
         dates_checked(&text, t0, t1),
         "From alice@example.org  DATE\n\
@@ -244,20 +230,16 @@ fn an_mbox_without_its_final_blank_line_is_repaired_before_appending() {
     r.write("var/mail/bob", old_partial);
     r.write("var/mail/carol", old_no_blank);
     for u in ["bob", "carol"] {
-        let o = deliver(
-            &r,
-            &["-f", "alice@example.org", u],
-            b"Subject: new\n\nnew\n",
-        );
+        let o = r.deliver(&["-f", "alice@example.org", u], b"Subject: new\n\nnew\n");
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
-    let bob = read(&r, "var/mail/bob");
+    let bob = r.read_strict("var/mail/bob");
     let tail = bob
         .strip_prefix(&format!("{old_partial}\n\n"))
         .unwrap_or_else(|| panic!("{bob:?}"));
     assert!(tail.starts_with("From alice@example.org  "), "{bob:?}");
     assert!(tail.ends_with("\nnew\n\n"), "{bob:?}");
-    let carol = read(&r, "var/mail/carol");
+    let carol = r.read_strict("var/mail/carol");
     let tail = carol
         .strip_prefix(&format!("{old_no_blank}\n"))
         .unwrap_or_else(|| panic!("{carol:?}"));
@@ -297,8 +279,7 @@ fn check_maildir_file(p: &std::path::Path, expected: &str) {
 fn a_user_with_a_maildir_gets_new_files_with_exact_sizes() {
     let r = site("maildir", "");
     fs::create_dir_all(r.path("home/bob/Maildir")).unwrap();
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "-f", "alice@example.org", "bob"],
         b"Subject: md\nStatus: RO\n\nFrom me\n>From you\nno newline",
     );
@@ -323,11 +304,7 @@ Subject: md\nStatus: RO\n\nFrom me\n>From you\nno newline\n",
 #[test]
 fn mailbox_format_maildir_creates_the_maildir() {
     let r = site("maildir-conf", "mailbox_format = maildir\n");
-    let o = deliver(
-        &r,
-        &["-f", "alice@example.org", "carol"],
-        b"Subject: x\n\nhi\n",
-    );
+    let o = r.deliver(&["-f", "alice@example.org", "carol"], b"Subject: x\n\nhi\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let f = only_file(&r.path("home/carol/Maildir/new"));
     check_maildir_file(
@@ -346,8 +323,7 @@ fn an_alias_keeps_a_copy_for_a_user_and_forwards_one() {
     );
     // \bob means bob's mailbox itself, not his .forward.
     r.write("home/bob/.forward", "elsewhere@remote.example\n");
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "-f", "alice@example.org", "support"],
         b"Subject: help\n\nplease\n",
     );
@@ -375,7 +351,7 @@ fn an_alias_keeps_a_copy_for_a_user_and_forwards_one() {
         "{}",
         l[1].sender
     );
-    let bob = read(&r, "var/mail/bob");
+    let bob = r.read_strict("var/mail/bob");
     assert_eq!(bob.matches("\nSubject: help\n").count(), 1, "{bob}");
     assert!(
         bob.contains("\nReturn-Path: <alice@example.org>\nDelivered-To: bob@test.example\n"),
@@ -390,8 +366,7 @@ fn owner_list_is_the_envelope_sender_of_the_members_copies() {
         "etc/mail/aliases",
         "staff: carol, dave, far@remote.example\nowner-staff: bob\nplain: carol\n",
     );
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "-f", "alice@example.org", "staff"],
         b"Subject: to staff\n\nhi\n",
     );
@@ -417,7 +392,7 @@ fn owner_list_is_the_envelope_sender_of_the_members_copies() {
         );
     }
     for u in ["carol", "dave"] {
-        let text = read(&r, &format!("var/mail/{u}"));
+        let text = r.read_strict(&format!("var/mail/{u}"));
         assert!(text.starts_with("From bob@test.example  "), "{text}");
         assert!(
             text.contains(&format!(
@@ -427,13 +402,9 @@ fn owner_list_is_the_envelope_sender_of_the_members_copies() {
         );
     }
     // A list without an owner keeps the message's sender.
-    let o = deliver(
-        &r,
-        &["-f", "alice@example.org", "plain"],
-        b"Subject: p\n\np\n",
-    );
+    let o = r.deliver(&["-f", "alice@example.org", "plain"], b"Subject: p\n\np\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let carol = read(&r, "var/mail/carol");
+    let carol = r.read_strict("var/mail/carol");
     assert!(
         carol.contains("\n\nFrom alice@example.org  ")
             && carol.contains(
@@ -451,8 +422,7 @@ fn an_include_list_delivers_to_each_member() {
         "# the team\ncarol\ndave, erin@remote.example\n\n",
     );
     r.write("etc/mail/aliases", "team: :include:/lists/team\n");
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "-f", "alice@example.org", "team"],
         b"Subject: t\n\nt\n",
     );
@@ -466,8 +436,14 @@ fn an_include_list_delivers_to_each_member() {
                 .to_string(),
         ]
     );
-    assert!(read(&r, "var/mail/carol").contains("\nDelivered-To: carol@test.example\n"));
-    assert!(read(&r, "var/mail/dave").contains("\nDelivered-To: dave@test.example\n"));
+    assert!(
+        r.read_strict("var/mail/carol")
+            .contains("\nDelivered-To: carol@test.example\n")
+    );
+    assert!(
+        r.read_strict("var/mail/dave")
+            .contains("\nDelivered-To: dave@test.example\n")
+    );
 }
 
 #[test]
@@ -490,7 +466,7 @@ fn program_targets_get_the_message_and_their_exit_status_decides() {
         ),
     );
     let msg = b"Subject: to a program\n\nFrom the body\n";
-    let o = deliver(&r, &["-q", "-f", "alice@example.org", "prog"], msg);
+    let o = r.deliver(&["-q", "-f", "alice@example.org", "prog"], msg);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         report(&o),
@@ -499,14 +475,14 @@ fn program_targets_get_the_message_and_their_exit_status_decides() {
             o = out.display()
         )]
     );
-    let (uid, gid) = me();
+    let (uid, gid) = (uid(), gid());
     assert_eq!(
         lines(&o)[0].ctl,
         format!("nobody:{uid}:{gid}"),
         "runs as default_user"
     );
     // Programs get Return-Path first and the message unquoted, no From_ line.
-    let got = read(&r, "out/prog.txt");
+    let got = r.read_strict("out/prog.txt");
     assert!(
         got.starts_with("Return-Path: <alice@example.org>\n"),
         "{got}"
@@ -517,7 +493,7 @@ fn program_targets_get_the_message_and_their_exit_status_decides() {
     );
 
     for alias in ["later", "oserr", "ioerr", "qmail"] {
-        let o = deliver(&r, &["-q", alias], msg);
+        let o = r.deliver(&["-q", alias], msg);
         assert_eq!(code(&o), 75, "{alias}: {}", stdout(&o));
         let l = report(&o);
         assert_eq!(l.len(), 1, "{l:?}");
@@ -527,14 +503,14 @@ fn program_targets_get_the_message_and_their_exit_status_decides() {
         );
     }
 
-    let o = deliver(&r, &["-q", "broken"], msg);
+    let o = r.deliver(&["-q", "broken"], msg);
     assert!(![0, 75].contains(&code(&o)), "{}", code(&o));
     assert_eq!(
         report(&o),
         ["fail\tbroken\t\"|exit 1\"\t5.3.0\tunknown mailer error 1"]
     );
     // What the program said goes into the bounce text.
-    let o = deliver(&r, &["-q", "chatty"], msg);
+    let o = r.deliver(&["-q", "chatty"], msg);
     let l = report(&o);
     assert!(
         l.len() == 1
@@ -546,7 +522,7 @@ fn program_targets_get_the_message_and_their_exit_status_decides() {
 
     // program_timeout = 1s: killed and deferred, quickly.
     let t = Instant::now();
-    let o = deliver(&r, &["-q", "slow"], msg);
+    let o = r.deliver(&["-q", "slow"], msg);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(code(&o), 75, "{}", stdout(&o));
     let l = report(&o);
@@ -571,7 +547,7 @@ fn a_program_that_never_reads_a_big_message_still_times_out() {
         msg.push(b'\n');
     }
     let t = Instant::now();
-    let o = deliver(&r, &["-q", "sleepy"], &msg);
+    let o = r.deliver(&["-q", "sleepy"], &msg);
     let took = t.elapsed();
     let l = lines(&o);
     assert!(
@@ -592,7 +568,7 @@ fn a_program_that_never_reads_a_big_message_still_times_out() {
 fn an_alias_to_dev_null_discards_the_mail() {
     let r = site("devnull", "");
     r.write("etc/mail/aliases", "devnull: /dev/null\n");
-    let o = deliver(&r, &["-q", "devnull"], b"Subject: away\n\nx\n");
+    let o = r.deliver(&["-q", "devnull"], b"Subject: away\n\nx\n");
     let l = lines(&o);
     assert!(
         l.len() == 1 && l[0].kind == "ok" && l[0].printable == "/dev/null",
@@ -612,8 +588,7 @@ fn a_file_target_is_appended_to_as_an_mbox() {
     fs::create_dir_all(r.path("archive")).unwrap();
     let t0 = now();
     for n in ["1", "2"] {
-        let o = deliver(
-            &r,
+        let o = r.deliver(
             &["-q", "-f", "alice@example.org", "archive"],
             format!("Subject: {n}\n\nFrom {n}\n").as_bytes(),
         );
@@ -625,7 +600,7 @@ fn a_file_target_is_appended_to_as_an_mbox() {
     }
     let t1 = now();
     assert_eq!(
-        dates_checked(&read(&r, "archive/all.mbox"), t0, t1),
+        dates_checked(&r.read_strict("archive/all.mbox"), t0, t1),
         "From alice@example.org  DATE\nReturn-Path: <alice@example.org>\nSubject: 1\n\n>From 1\n\n\
 From alice@example.org  DATE\nReturn-Path: <alice@example.org>\nSubject: 2\n\n>From 2\n\n"
     );
@@ -641,8 +616,7 @@ fn a_safe_forward_file_is_honoured_and_can_keep_a_copy() {
         fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "-f", "alice@example.org", "bob"],
         b"Subject: f\n\nf\n",
     );
@@ -655,7 +629,10 @@ fn a_safe_forward_file_is_honoured_and_can_keep_a_copy() {
                 .to_string(),
         ]
     );
-    assert!(read(&r, "var/mail/bob").contains("\nDelivered-To: bob@test.example\nSubject: f\n"));
+    assert!(
+        r.read_strict("var/mail/bob")
+            .contains("\nDelivered-To: bob@test.example\nSubject: f\n")
+    );
 
     // Programs and files in a .forward run for its user.
     let out = r.path("out");
@@ -669,8 +646,7 @@ fn a_safe_forward_file_is_honoured_and_can_keep_a_copy() {
         fs::Permissions::from_mode(0o600),
     )
     .unwrap();
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "-f", "alice@example.org", "carol"],
         b"Subject: c\n\nc\n",
     );
@@ -678,7 +654,7 @@ fn a_safe_forward_file_is_honoured_and_can_keep_a_copy() {
     let l = report(&o);
     assert_eq!(l.len(), 2, "{l:?}");
     assert!(l[0].starts_with("ok\tcarol\t\"|cat > "), "{l:?}");
-    let (uid, gid) = me();
+    let (uid, gid) = (uid(), gid());
     for l in lines(&o) {
         assert_eq!(l.ctl, format!("carol:{uid}:{gid}"), "runs as carol: {l:?}");
     }
@@ -686,8 +662,14 @@ fn a_safe_forward_file_is_honoured_and_can_keep_a_copy() {
         l[1],
         "ok\tcarol\t/out/carol-file\t2.0.0\tfile /out/carol-file"
     );
-    assert!(read(&r, "out/carol-prog").ends_with("Subject: c\n\nc\n"));
-    assert!(read(&r, "out/carol-file").contains("\nSubject: c\n\nc\n\n"));
+    assert!(
+        r.read_strict("out/carol-prog")
+            .ends_with("Subject: c\n\nc\n")
+    );
+    assert!(
+        r.read_strict("out/carol-file")
+            .contains("\nSubject: c\n\nc\n\n")
+    );
     assert!(
         !exists(&r.path("var/mail/carol")),
         "forwarded, no copy kept"
@@ -700,8 +682,7 @@ fn a_group_or_world_writable_forward_file_is_ignored() {
         let r = site(&format!("forward-{m:o}"), "");
         r.write("home/bob/.forward", "other@remote.example\n");
         fs::set_permissions(r.path("home/bob/.forward"), fs::Permissions::from_mode(m)).unwrap();
-        let o = deliver(
-            &r,
+        let o = r.deliver(
             &["-q", "-f", "alice@example.org", "bob"],
             b"Subject: f\n\nf\n",
         );
@@ -714,7 +695,7 @@ fn a_group_or_world_writable_forward_file_is_ignored() {
             )],
             "mode {m:o}"
         );
-        assert!(read(&r, "var/mail/bob").contains("\nSubject: f\n"));
+        assert!(r.read_strict("var/mail/bob").contains("\nSubject: f\n"));
     }
 }
 
@@ -731,35 +712,35 @@ fn over_quota_defers_a_young_message_and_bounces_an_old_one() {
     let old = (now() - 2 * 86400).to_string();
 
     for u in ["bob", "dave"] {
-        let o = deliver(&r, &["-q", "-f", "alice@example.org", u], small);
+        let o = r.deliver(&["-q", "-f", "alice@example.org", u], small);
         assert_eq!(code(&o), 0, "{u}: {}", stdout(&o));
     }
     // dave's 300 bytes do not hold a 600-byte message; bob's 1000 do.
     let mut medium = b"Subject: medium\n\n".to_vec();
     medium.extend(std::iter::repeat_n(b'm', 600));
     medium.push(b'\n');
-    let o = deliver(&r, &["-q", "-T", &fresh, "dave"], &medium);
+    let o = r.deliver(&["-q", "-T", &fresh, "dave"], &medium);
     assert_eq!(code(&o), 75, "{}", stdout(&o));
-    let o = deliver(&r, &["-q", "-T", &fresh, "bob"], &medium);
+    let o = r.deliver(&["-q", "-T", &fresh, "bob"], &medium);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
 
     for u in ["bob", "dave"] {
         let before = fs::read(r.path(&format!("var/mail/{u}"))).unwrap();
-        let o = deliver(&r, &["-q", "-T", &fresh, u], &big);
+        let o = r.deliver(&["-q", "-T", &fresh, u], &big);
         assert_eq!(code(&o), 75, "{u}: {}", stdout(&o));
         let l = report(&o);
         assert!(
             l.len() == 1 && l[0].starts_with(&format!("defer\t{u}\t{u}\t4.2.2\t")),
             "{l:?}"
         );
-        let o = deliver(&r, &["-T", &old, u], &big);
+        let o = r.deliver(&["-T", &old, u], &big);
         assert!(![0, 75].contains(&code(&o)), "{u}: {}", code(&o));
         assert!(
             stderr(&o).starts_with(&format!("{u}... ")),
             "{}",
             stderr(&o)
         );
-        let o = deliver(&r, &["-q", "-T", &old, u], &big);
+        let o = r.deliver(&["-q", "-T", &old, u], &big);
         let l = report(&o);
         assert!(
             l.len() == 1 && l[0].starts_with(&format!("fail\t{u}\t{u}\t5.2.2\t")),
@@ -772,7 +753,7 @@ fn over_quota_defers_a_young_message_and_bounces_an_old_one() {
         );
     }
     // "carol 0" lifts the default limit.
-    let o = deliver(&r, &["-q", "-T", &old, "carol"], &big);
+    let o = r.deliver(&["-q", "-T", &old, "carol"], &big);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
 
     // over_quota_defer sets how long a message may wait.
@@ -782,7 +763,7 @@ fn over_quota_defers_a_young_message_and_bounces_an_old_one() {
     );
     for (age, kind, dsn) in [(1800, "defer", "4.2.2"), (7200, "fail", "5.2.2")] {
         let t = (now() - age).to_string();
-        let o = deliver(&r, &["-q", "-T", &t, "bob"], &big);
+        let o = r.deliver(&["-q", "-T", &t, "bob"], &big);
         let l = lines(&o);
         assert!(
             l.len() == 1 && l[0].kind == kind && l[0].dsn == dsn,
@@ -795,11 +776,11 @@ fn over_quota_defers_a_young_message_and_bounces_an_old_one() {
 fn over_quota_in_a_maildir_defers_and_adds_nothing() {
     let r = site("quota-maildir", "mailbox_size_limit = 500\n");
     fs::create_dir_all(r.path("home/bob/Maildir")).unwrap();
-    let o = deliver(&r, &["-q", "bob"], b"Subject: s\n\ns\n");
+    let o = r.deliver(&["-q", "bob"], b"Subject: s\n\ns\n");
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     let mut big = b"Subject: big\n\n".to_vec();
     big.extend(std::iter::repeat_n(b'x', 600));
-    let o = deliver(&r, &["-q", "bob"], &big);
+    let o = r.deliver(&["-q", "bob"], &big);
     assert_eq!(code(&o), 75, "{}", stdout(&o));
     assert!(
         report(&o)[0].starts_with("defer\tbob\tbob\t4.2.2\t"),
@@ -825,7 +806,7 @@ fn a_message_already_delivered_to_the_mailbox_is_a_loop() {
     let r = site("loop", "");
     for dt in ["bob@test.example", "BOB@Test.Example"] {
         let msg = format!("Delivered-To: {dt}\nSubject: again\n\nx\n");
-        let o = deliver(&r, &["-q", "bob"], msg.as_bytes());
+        let o = r.deliver(&["-q", "bob"], msg.as_bytes());
         assert!(![0, 75].contains(&code(&o)), "{}", code(&o));
         let l = report(&o);
         assert!(
@@ -835,21 +816,19 @@ fn a_message_already_delivered_to_the_mailbox_is_a_loop() {
         assert!(!exists(&r.path("var/mail/bob")), "nothing delivered");
     }
     // A Delivered-To: in the body (a quoted bounce) is not a loop.
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "bob"],
         b"Subject: bounce\n\nDelivered-To: bob@test.example\n",
     );
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     fs::remove_file(r.path("var/mail/bob")).unwrap();
     // Delivered to someone else before: fine.
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "bob"],
         b"Delivered-To: carol@test.example\nSubject: fwd\n\nx\n",
     );
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    assert!(read(&r, "var/mail/bob").contains(
+    assert!(r.read_strict("var/mail/bob").contains(
         "\nDelivered-To: bob@test.example\nDelivered-To: carol@test.example\nSubject: fwd\n"
     ));
 }
@@ -857,14 +836,14 @@ fn a_message_already_delivered_to_the_mailbox_is_a_loop() {
 #[test]
 fn an_unknown_user_is_67_and_the_others_still_get_their_copy() {
     let r = site("unknown", "");
-    let o = deliver(&r, &["nosuch"], b"Subject: x\n\nx\n");
+    let o = r.deliver(&["nosuch"], b"Subject: x\n\nx\n");
     assert_eq!(code(&o), 67, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("nosuch... User unknown"),
         "{}",
         stderr(&o)
     );
-    let o = deliver(&r, &["-q", "bob", "nosuch"], b"Subject: x\n\nx\n");
+    let o = r.deliver(&["-q", "bob", "nosuch"], b"Subject: x\n\nx\n");
     assert_eq!(code(&o), 67, "{}", stderr(&o));
     assert_eq!(
         report(&o),
@@ -873,7 +852,7 @@ fn an_unknown_user_is_67_and_the_others_still_get_their_copy() {
             "fail\tnosuch\tnosuch\t5.1.1\tUser unknown".to_string(),
         ]
     );
-    assert!(read(&r, "var/mail/bob").contains("\nSubject: x\n"));
+    assert!(r.read_strict("var/mail/bob").contains("\nSubject: x\n"));
 }
 
 #[test]
@@ -903,7 +882,7 @@ fn concurrent_deliveries_leave_every_message_whole() {
     for w in workers {
         w.join().unwrap();
     }
-    let text = read(&r, "var/mail/bob");
+    let text = r.read_strict("var/mail/bob");
     let entries: Vec<&str> = text
         .strip_prefix("From ")
         .unwrap()
@@ -950,9 +929,9 @@ fn a_full_disk_defers_and_leaves_the_mbox_as_it_was() {
         return;
     };
     assert!(r.path("rc").exists(), "{}", stderr(&o));
-    let rc = read(&r, "rc");
-    let out = read(&r, "out");
-    assert_eq!(rc.trim(), "75", "out: {out} err: {}", read(&r, "err"));
+    let rc = r.read_strict("rc");
+    let out = r.read_strict("out");
+    assert_eq!(rc.trim(), "75", "out: {out} err: {}", r.read_strict("err"));
     let l = parse_report(&out);
     assert!(
         l.len() == 1 && l[0].kind == "defer" && l[0].rcpt == "bob" && l[0].dsn == "4.3.0",
@@ -963,15 +942,14 @@ fn a_full_disk_defers_and_leaves_the_mbox_as_it_was() {
         fs::read(r.path("after")).unwrap() == before,
         "the mbox changed"
     );
-    assert_eq!(read(&r, "left"), "bob\n", "only the mbox is left");
+    assert_eq!(r.read_strict("left"), "bob\n", "only the mbox is left");
 }
 
 #[test]
 fn a_destination_reached_twice_gets_one_copy() {
     let r = site("dedup", "");
     r.write("etc/mail/aliases", "staff: carol, dave\n");
-    let o = deliver(
-        &r,
+    let o = r.deliver(
         &["-q", "staff", "carol", "Carol@test.example"],
         b"Subject: d\n\nd\n",
     );
@@ -987,7 +965,9 @@ fn a_destination_reached_twice_gets_one_copy() {
         ]
     );
     assert_eq!(
-        read(&r, "var/mail/carol").matches("\nSubject: d\n").count(),
+        r.read_strict("var/mail/carol")
+            .matches("\nSubject: d\n")
+            .count(),
         1
     );
 }
@@ -1010,14 +990,14 @@ fn a_locked_mailbox_defers_and_a_stale_dotlock_is_broken() {
     r.write("var/mail/bob", before);
     // Someone else's fresh dotlock.
     r.write("var/mail/bob.lock", "0");
-    let o = deliver(&r, &["-q", "bob"], b"Subject: new\n\nnew\n");
+    let o = r.deliver(&["-q", "bob"], b"Subject: new\n\nnew\n");
     assert_eq!(code(&o), 75, "{}", stdout(&o));
     assert!(
         report(&o)[0].starts_with("defer\tbob\tbob\t4.2.0\t"),
         "{}",
         stdout(&o)
     );
-    assert_eq!(read(&r, "var/mail/bob"), before);
+    assert_eq!(r.read_strict("var/mail/bob"), before);
     assert!(exists(&r.path("var/mail/bob.lock")), "not ours to remove");
 
     // An fcntl lock held by another process (this one).
@@ -1034,18 +1014,21 @@ fn a_locked_mailbox_defers_and_a_stale_dotlock_is_broken() {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid descriptor and a valid flock.
     assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
-    let o = deliver(&r, &["-q", "bob"], b"Subject: new\n\nnew\n");
+    let o = r.deliver(&["-q", "bob"], b"Subject: new\n\nnew\n");
     assert_eq!(code(&o), 75, "{}", stdout(&o));
-    assert_eq!(read(&r, "var/mail/bob"), before);
+    assert_eq!(r.read_strict("var/mail/bob"), before);
     assert!(!exists(&r.path("var/mail/bob.lock")));
     drop(f);
 
     // A dotlock untouched for ten minutes belongs to a dead process.
     r.write("var/mail/bob.lock", "0");
     age(&r.path("var/mail/bob.lock"), 600);
-    let o = deliver(&r, &["-q", "bob"], b"Subject: new\n\nnew\n");
+    let o = r.deliver(&["-q", "bob"], b"Subject: new\n\nnew\n");
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    assert!(read(&r, "var/mail/bob").ends_with("\nSubject: new\n\nnew\n\n"));
+    assert!(
+        r.read_strict("var/mail/bob")
+            .ends_with("\nSubject: new\n\nnew\n\n")
+    );
     assert!(!exists(&r.path("var/mail/bob.lock")));
 }
 
@@ -1056,7 +1039,7 @@ fn a_mailbox_that_is_a_link_is_refused_and_its_target_untouched() {
     std::os::unix::fs::symlink(r.path("victim"), r.path("var/mail/bob")).unwrap();
     fs::hard_link(r.path("victim"), r.path("var/mail/carol")).unwrap();
     for u in ["bob", "carol"] {
-        let o = deliver(&r, &["-q", u], b"Subject: x\n\nx\n");
+        let o = r.deliver(&["-q", u], b"Subject: x\n\nx\n");
         assert_ne!(code(&o), 0, "{u}: {}", stdout(&o));
         let l = report(&o);
         assert!(
@@ -1065,6 +1048,6 @@ fn a_mailbox_that_is_a_link_is_refused_and_its_target_untouched() {
                     || l[0].starts_with(&format!("defer\t{u}\t{u}\t4."))),
             "{l:?}"
         );
-        assert_eq!(read(&r, "victim"), "precious\n", "{u}");
+        assert_eq!(r.read_strict("victim"), "precious\n", "{u}");
     }
 }

@@ -22,16 +22,7 @@ use mailroom::queue::Envelope;
 
 /// A root whose users bob (mbox) and eve (Maildir) are us.
 fn root(name: &str) -> Root {
-    let r = Root::new(name);
-    // SAFETY: getuid/getgid cannot fail.
-    let (u, g) = unsafe { (libc::getuid(), libc::getgid()) };
-    r.write(
-        "etc/passwd",
-        &format!(
-            "root:x:0:0:root:/root:/bin/sh\nbob:x:{u}:{g}:bob:/home/bob:/bin/sh\n\
-             eve:x:{u}:{g}:eve:/home/eve:/bin/sh\n"
-        ),
-    );
+    let r = Root::with_users(name, &["bob", "eve"]);
     r.write("etc/mail/aliases", "postmaster: bob\n");
     r.write(
         "etc/mail/mailroom.conf",
@@ -102,8 +93,8 @@ fn a_queue_filling_up_at_every_write_keeps_a_whole_job_or_none() {
     }
     let (mut ok, mut full) = (0, 0);
     for n in 0..levels {
-        let rc = fs::read_to_string(r.path(&format!("rc{n}"))).unwrap();
-        let err = fs::read_to_string(r.path(&format!("err{n}"))).unwrap();
+        let rc = r.read_strict(&format!("rc{n}"));
+        let err = r.read_strict(&format!("err{n}"));
         let files: Vec<String> = fs::read_dir(r.path(&format!("out{n}")))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -233,12 +224,12 @@ fn mailboxes_filling_up_at_every_write_defer_and_lose_nothing() {
             1,
             "level {n}: eve whole"
         );
-        let tmp = fs::read_to_string(r.path(&format!("eve.tmp{n}"))).unwrap();
+        let tmp = r.read_strict(&format!("eve.tmp{n}"));
         assert!(
             tmp.trim().is_empty(),
             "level {n}: Maildir tmp/ leftovers: {tmp}"
         );
-        let q = fs::read_to_string(r.path(&format!("queue{n}"))).unwrap();
+        let q = r.read_strict(&format!("queue{n}"));
         assert!(!q.contains("qf"), "level {n}: still queued: {q}");
     }
     assert!(
@@ -273,8 +264,8 @@ fn a_read_only_queue_refuses_with_75_and_keeps_queued_mail() {
     if !in_namespace(&r, &script) {
         return;
     }
-    let rc = fs::read_to_string(r.path("rc")).unwrap();
-    let err = fs::read_to_string(r.path("err")).unwrap();
+    let rc = r.read_strict("rc");
+    let err = r.read_strict("err");
     assert_eq!(rc.trim(), "75", "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("Read-only file system"), "{err}");
@@ -291,9 +282,9 @@ fn a_read_only_queue_refuses_with_75_and_keeps_queued_mail() {
         "{}",
         r.log()
     );
-    let o = r.cmd("qrun").arg("-q").output().unwrap();
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let mbox = fs::read_to_string(r.path("var/mail/bob")).unwrap();
+    let mbox = r.read_strict("var/mail/bob");
     assert_eq!(mbox.matches("Subject: before").count(), 1, "{mbox}");
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
 }
@@ -307,7 +298,7 @@ fn a_missing_mail_spool_defers_and_the_message_waits() {
     let o = r.sendmail(&["-i", "bob"], b"Subject: spool\n\nwaiting\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let id = r.only_id();
-    let o = r.cmd("qrun").arg("-q").output().unwrap();
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         r.queued_ids(),
@@ -318,9 +309,9 @@ fn a_missing_mail_spool_defers_and_the_message_waits() {
     assert!(log.contains("stat=Deferred"), "{log}");
     assert!(!log.contains("DSN"), "no bounce for a missing spool: {log}");
     fs::create_dir(r.path("var/mail")).unwrap();
-    let o = r.cmd("qrun").arg("-qf").output().unwrap();
+    let o = r.qrun(&["-qf"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let mbox = fs::read_to_string(r.path("var/mail/bob")).unwrap();
+    let mbox = r.read_strict("var/mail/bob");
     assert_eq!(mbox.matches("Subject: spool").count(), 1);
     assert!(r.queued_ids().is_empty());
 }
@@ -332,7 +323,7 @@ fn a_missing_mail_spool_defers_and_the_message_waits() {
 #[test]
 fn a_remote_server_stalling_mid_data_defers_and_loses_nothing() {
     let r = root("fault-stall");
-    let conf = fs::read_to_string(r.path("etc/mail/mailroom.conf")).unwrap();
+    let conf = r.read_strict("etc/mail/mailroom.conf");
     r.write(
         "etc/mail/mailroom.conf",
         &format!("{conf}smtp_timeout_cap = 2s\nsmtp_connect_timeout = 2s\n"),
@@ -349,7 +340,7 @@ fn a_remote_server_stalling_mid_data_defers_and_loses_nothing() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let id = r.only_id();
     let t = std::time::Instant::now();
-    let o = r.cmd("qrun").arg("-q").output().unwrap();
+    let o = r.qrun(&["-q"]);
     let took = t.elapsed();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stalled.transactions().len(), 1, "the server got the data");
@@ -374,7 +365,7 @@ fn a_remote_server_stalling_mid_data_defers_and_loses_nothing() {
         "etc/mail/mailertable",
         &format!("remote.test smtp:[127.0.0.1]:{}\n", good.port),
     );
-    let o = r.cmd("qrun").arg("-qf").output().unwrap();
+    let o = r.qrun(&["-qf"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let got = good.transactions();
     assert_eq!(got.len(), 1);

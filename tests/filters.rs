@@ -12,18 +12,13 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
-fn me() -> (u32, u32) {
-    // SAFETY: getuid and getgid cannot fail.
-    unsafe { (libc::getuid(), libc::getgid()) }
-}
-
 /// Users bob (mbox, home), carol (Maildir, home) and dave (mbox, no home).
 fn site(name: &str, extra_conf: &str) -> Root {
     let r = Root::new(name);
-    let (uid, gid) = me();
-    let mut pw = String::new();
-    for u in ["bob", "carol"] {
-        pw.push_str(&format!("{u}:x:{uid}:{gid}:{u}:/home/{u}:/bin/sh\n"));
+    let (uid, gid) = (uid(), gid());
+    let users = ["bob", "carol"];
+    let mut pw = passwd_lines(&users, uid, gid);
+    for u in users {
         fs::create_dir_all(r.path(&format!("home/{u}"))).unwrap();
     }
     pw.push_str(&format!(
@@ -46,12 +41,9 @@ fn rules(r: &Root, rel: &str, text: &str, mode: u32) {
     fs::set_permissions(r.path(rel), fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// `deliver -q -f news@lists.example RCPT < msg`.
 fn deliver(r: &Root, rcpt: &str, msg: &str) -> Output {
-    run_with_input(
-        r.cmd("deliver")
-            .args(["-q", "-f", "news@lists.example", rcpt]),
-        msg.as_bytes(),
-    )
+    r.deliver(&["-q", "-f", "news@lists.example", rcpt], msg.as_bytes())
 }
 
 /// The `-q` report as `KIND PRINTABLE DSN TEXT`.
@@ -75,10 +67,6 @@ fn files(r: &Root, rel: &str) -> Vec<String> {
     }
 }
 
-fn text(r: &Root, rel: &str) -> String {
-    fs::read_to_string(r.path(rel)).unwrap_or_default()
-}
-
 const SPAM7: &str = "Subject: cheap\nX-Spam-Score: 7.2\n\nbuy\n";
 const SPAM12: &str = "Subject: cheaper\nX-Spam-Score: 12.0\n\nbuy now\n";
 const NEWS: &str = "Subject: Weekly\nList-Id: Weekly news <weekly.lists.example>\n\nnews\n";
@@ -96,7 +84,7 @@ fn spam_goes_to_the_spam_folder_and_heavy_spam_is_discarded() {
             "ok\tbob\t2.0.0\tfolder Spam of mailbox {root}/var/mail/bob"
         )]
     );
-    let spam = text(&r, "home/bob/mail/Spam");
+    let spam = r.read("home/bob/mail/Spam");
     assert!(spam.starts_with("From news@lists.example  "), "{spam}");
     assert!(spam.contains("\nDelivered-To: bob@test.example\nSubject: cheap\n"));
     assert!(!r.path("var/mail/bob").exists());
@@ -126,7 +114,10 @@ fn spam_goes_to_the_spam_folder_and_heavy_spam_is_discarded() {
     // No home: next to the inbox.
     let o = deliver(&r, "dave", SPAM7);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/dave.folders/Spam").contains("Subject: cheap"));
+    assert!(
+        r.read("var/mail/dave.folders/Spam")
+            .contains("Subject: cheap")
+    );
 
     // Over 10: discarded, with a log line, and counted as delivered.
     for u in ["bob", "carol"] {
@@ -144,13 +135,13 @@ fn spam_goes_to_the_spam_folder_and_heavy_spam_is_discarded() {
             r.log()
         );
     }
-    assert!(!text(&r, "home/bob/mail/Spam").contains("cheaper"));
+    assert!(!r.read("home/bob/mail/Spam").contains("cheaper"));
     assert_eq!(files(&r, "home/carol/Maildir/.Spam/new").len(), 1);
 
     // Clean mail reaches the inbox.
     let o = deliver(&r, "bob", "Subject: hello\nX-Spam-Score: 1.0\n\nhi\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/bob").contains("Subject: hello"));
+    assert!(r.read("var/mail/bob").contains("Subject: hello"));
 }
 
 #[test]
@@ -190,13 +181,16 @@ fn a_user_rule_moves_a_newsletter() {
         let o = deliver(&r, u, NEWS);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
-    assert!(text(&r, "home/bob/mail/Lists/Weekly").contains("Subject: Weekly"));
+    assert!(
+        r.read("home/bob/mail/Lists/Weekly")
+            .contains("Subject: Weekly")
+    );
     assert_eq!(files(&r, "home/carol/Maildir/.Lists.Weekly/new").len(), 1);
     assert!(!r.path("var/mail/bob").exists());
     // Other mail is untouched by the rule.
     let o = deliver(&r, "bob", "Subject: personal\n\nhi\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/bob").contains("Subject: personal"));
+    assert!(r.read("var/mail/bob").contains("Subject: personal"));
     // A user rule can take mail back out of the spam folder.
     rules(
         &r,
@@ -206,7 +200,7 @@ fn a_user_rule_moves_a_newsletter() {
     );
     let o = deliver(&r, "bob", SPAM7);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/bob").contains("Subject: cheap"));
+    assert!(r.read("var/mail/bob").contains("Subject: cheap"));
     assert!(!r.path("home/bob/mail/Spam").exists());
 }
 
@@ -225,7 +219,7 @@ fn a_broken_or_unsafe_rule_file_still_delivers() {
         let o = deliver(&r, "bob", m);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
-    let inbox = text(&r, "var/mail/bob");
+    let inbox = r.read("var/mail/bob");
     assert!(inbox.contains("Subject: Weekly") && inbox.contains("Subject: cheaper"));
     assert!(!r.path("home/bob/mail").exists());
     assert!(
@@ -246,7 +240,7 @@ fn a_broken_or_unsafe_rule_file_still_delivers() {
     );
     let o = deliver(&r, "bob", SPAM7);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "home/bob/mail/Spam").contains("Subject: cheap"));
+    assert!(r.read("home/bob/mail/Spam").contains("Subject: cheap"));
     assert!(r.log().contains(&format!(
         "filter: {}: ignored (group or world writable)",
         path.display()
@@ -256,7 +250,7 @@ fn a_broken_or_unsafe_rule_file_still_delivers() {
     std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
     let o = deliver(&r, "bob", "Subject: after link\n\nx\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/bob").contains("Subject: after link"));
+    assert!(r.read("var/mail/bob").contains("Subject: after link"));
 }
 
 #[test]
@@ -281,10 +275,10 @@ fn global_and_per_account_files_run_first() {
         "Subject: [urgent] x\nFrom: boss@x.example\n\nx\n",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/dave").contains("[urgent]"));
+    assert!(r.read("var/mail/dave").contains("[urgent]"));
     let o = deliver(&r, "dave", "Subject: y\nFrom: Boss <boss@x.example>\n\ny\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/dave.folders/Boss").contains("Subject: y"));
+    assert!(r.read("var/mail/dave.folders/Boss").contains("Subject: y"));
     // reject: a 5.7.1 failure with the text, nothing stored.
     let big = format!("Subject: big\n\n{}\n", "x".repeat(2000));
     let o = deliver(&r, "carol", &big);
@@ -328,7 +322,7 @@ fn forward_sends_a_copy_on() {
             "forward\tbob@elsewhere.example\t2.0.0\tforwarded to bob@elsewhere.example".to_string(),
         ]
     );
-    assert!(!text(&r, "var/mail/bob").contains("Subject: away"));
+    assert!(!r.read("var/mail/bob").contains("Subject: away"));
 }
 
 #[test]
@@ -379,7 +373,6 @@ fn spamc_scans_first_and_its_failure_loses_nothing() {
 #[test]
 fn mailroom_filter_sets_shows_lists_and_clears_a_mailboxs_rules() {
     let r = site("admin", "probe_interfaces = no\n");
-    let mr = |args: &[&str]| r.cmd("mailroom").args(args).output().unwrap();
     r.write("good.rules", "if from contains boss then folder Boss\n");
     r.write(
         "bad.rules",
@@ -388,7 +381,7 @@ fn mailroom_filter_sets_shows_lists_and_clears_a_mailboxs_rules() {
     let bad = r.path("bad.rules").display().to_string();
     let good = r.path("good.rules").display().to_string();
     // A broken file is refused with its line, and nothing is written.
-    let o = mr(&["filter", "set", "dave", "--file", &bad]);
+    let o = r.mailroom(&["filter", "set", "dave", "--file", &bad]);
     assert_eq!(code(&o), 65, "{}", stderr(&o));
     assert_eq!(
         stderr(&o).trim(),
@@ -396,10 +389,10 @@ fn mailroom_filter_sets_shows_lists_and_clears_a_mailboxs_rules() {
     );
     assert!(!r.path("etc/mail/filters/dave").exists());
     // Not a mailbox.
-    let o = mr(&["filter", "set", "nobody@elsewhere.example", "--file", &good]);
+    let o = r.mailroom(&["filter", "set", "nobody@elsewhere.example", "--file", &good]);
     assert_eq!(code(&o), 67, "{}", stderr(&o));
 
-    let o = mr(&["filter", "set", "dave@test.example", "--file", &good]);
+    let o = r.mailroom(&["filter", "set", "dave@test.example", "--file", &good]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let path = r.path("etc/mail/filters/dave");
     assert_eq!(
@@ -410,9 +403,9 @@ fn mailroom_filter_sets_shows_lists_and_clears_a_mailboxs_rules() {
         fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o644
     );
-    let o = mr(&["filter", "show", "dave"]);
+    let o = r.mailroom(&["filter", "show", "dave"]);
     assert_eq!(stdout(&o), "if from contains boss then folder Boss\n");
-    let o = mr(&["filter", "list", "--json"]);
+    let o = r.mailroom(&["filter", "list", "--json"]);
     assert_eq!(stdout(&o).trim(), "[{\"mailbox\":\"dave\",\"rules\":1}]");
     // Delivery uses it.
     let o = deliver(
@@ -421,12 +414,12 @@ fn mailroom_filter_sets_shows_lists_and_clears_a_mailboxs_rules() {
         "From: The Boss <boss@x.example>\nSubject: b\n\nx\n",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(text(&r, "var/mail/dave.folders/Boss").contains("Subject: b"));
+    assert!(r.read("var/mail/dave.folders/Boss").contains("Subject: b"));
 
     // mailroom check reports a broken global file and a stray login.
     r.write("etc/mail/filter", "if always then\n");
     r.write("etc/mail/filters/ghost", "if always then keep\n");
-    let o = mr(&["check"]);
+    let o = r.mailroom(&["check"]);
     let out = stdout(&o) + &stderr(&o);
     assert_eq!(code(&o), 78, "{out}");
     assert!(
@@ -439,11 +432,11 @@ fn mailroom_filter_sets_shows_lists_and_clears_a_mailboxs_rules() {
     );
     assert!(!out.contains("filters/dave"), "{out}");
 
-    let o = mr(&["filter", "clear", "dave"]);
+    let o = r.mailroom(&["filter", "clear", "dave"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!path.exists());
-    let o = mr(&["filter", "clear", "dave"]);
+    let o = r.mailroom(&["filter", "clear", "dave"]);
     assert_eq!(code(&o), 64, "{}", stderr(&o));
-    let o = mr(&["filter", "show", "dave"]);
+    let o = r.mailroom(&["filter", "show", "dave"]);
     assert_eq!(code(&o), 64, "{}", stderr(&o));
 }

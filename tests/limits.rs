@@ -253,7 +253,7 @@ fn pacing_spreads_a_burst_to_one_domain_and_delays_no_other() {
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
     let start = Instant::now();
-    let o = r.cmd("qrun").args(["-q"]).output().unwrap();
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let took = start.elapsed();
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
@@ -291,12 +291,6 @@ fn pacing_spreads_a_burst_to_one_domain_and_delays_no_other() {
     );
 }
 
-fn mailroom(r: &Root, args: &[&str]) -> String {
-    let o = r.cmd("mailroom").args(args).output().unwrap();
-    assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
-    stdout(&o)
-}
-
 #[test]
 fn held_mail_is_released_or_deleted_in_one_command() {
     let r = root("limits-cleanup", 2);
@@ -312,35 +306,29 @@ fn held_mail_is_released_or_deleted_in_one_command() {
         .unwrap()
         .to_string();
     // The summary names the sender, its counts, its held mail.
-    let s = mailroom(&r, &["queue", "summary"]);
+    let s = r.mailroom_ok(&["queue", "summary"]);
     assert!(s.contains(&format!("user {user}")), "{s}");
     assert!(s.contains("6m/6r"), "{s}");
     assert!(s.contains("Queue: 2 queued, 4 held"), "{s}");
-    let j = mailroom(&r, &["queue", "summary", "--json"]);
+    let j = r.mailroom_ok(&["queue", "summary", "--json"]);
     assert!(j.contains("\"held\": 4"), "{j}");
     // A dry run counts and changes nothing.
-    let o = mailroom(
-        &r,
-        &["queue", "release", "--held", "--user", &user, "--dry-run"],
-    );
+    let o = r.mailroom_ok(&["queue", "release", "--held", "--user", &user, "--dry-run"]);
     assert!(o.contains("4 messages match"), "{o}");
     assert_eq!(held(&r), 4);
     // Selectors that match nothing.
-    let o = mailroom(&r, &["queue", "delete", "--held", "--user", "nobody-else"]);
+    let o = r.mailroom_ok(&["queue", "delete", "--held", "--user", "nobody-else"]);
     assert!(o.contains("0 messages match"), "{o}");
     // Release: every held one queued again, its hold reason gone.
-    let o = mailroom(
-        &r,
-        &[
-            "queue",
-            "release",
-            "--held",
-            "--user",
-            &user,
-            "--subject",
-            "ORDER 2",
-        ],
-    );
+    let o = r.mailroom_ok(&[
+        "queue",
+        "release",
+        "--held",
+        "--user",
+        &user,
+        "--subject",
+        "ORDER 2",
+    ]);
     assert!(
         o.contains("1 message match") && o.contains("released 1"),
         "{o}"
@@ -360,7 +348,7 @@ fn held_mail_is_released_or_deleted_in_one_command() {
         .collect();
     // Delete the rest: only the held ones, never released on the way (a
     // running queue run could otherwise send them).
-    let o = mailroom(&r, &["queue", "delete", "--held", "--user", &user]);
+    let o = r.mailroom_ok(&["queue", "delete", "--held", "--user", &user]);
     assert!(
         o.contains("3 messages match") && o.contains("deleted 3"),
         "{o}"
@@ -380,11 +368,7 @@ fn held_mail_is_released_or_deleted_in_one_command() {
         assert!(!tried, "{id} was tried: {log}");
     }
     // Without ids or selectors: a usage error.
-    let o = r
-        .cmd("mailroom")
-        .args(["queue", "delete"])
-        .output()
-        .unwrap();
+    let o = r.mailroom(&["queue", "delete"]);
     assert_eq!(code(&o), 64, "{}", stderr(&o));
 }
 
@@ -395,7 +379,7 @@ fn mailroom_check_reads_the_limits_table_as_the_door_does() {
         "etc/mail/limits",
         "User:news unlimited\nLogin:ceo@test.example messages=5/hour\nDomain:test.example messages=lots/day\nTo:gmail.com messages=30/1m connections=5/1m\nTo:slow.example messages=1/fortnight\nSender:x unlimited\n",
     );
-    let o = r.cmd("mailroom").args(["check"]).output().unwrap();
+    let o = r.mailroom(&["check"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 78, "{out}");
     assert!(out.contains("limits:3: error"), "{out}");
@@ -413,7 +397,7 @@ fn mailroom_check_reads_the_limits_table_as_the_door_does() {
         "etc/mail/mailroom.conf",
         "hostname = test.example\nlimit_per_hour = many\n",
     );
-    let o = r.cmd("mailroom").args(["check"]).output().unwrap();
+    let o = r.mailroom(&["check"]);
     assert!(stdout(&o).contains("limit_per_hour"), "{}", stdout(&o));
 }
 

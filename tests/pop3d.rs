@@ -10,27 +10,16 @@ use std::io::{Read, Write};
 
 /// The uid the test mailbox belongs to: ours, or (as root) a fake user
 /// that pop3d must become.
-fn owner_uid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if me == 0 { 4242 } else { me }
-}
-
 /// "secret", hashed by the system's crypt (SHA-512, salt "saltsalt").
-const SECRET_HASH: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
-
 /// A root with user bob (password "secret") and an mbox of `mbox` bytes.
 fn pop_root(name: &str, mbox: &[u8], extra_conf: &str) -> Root {
     let r = Root::new(name);
-    let u = owner_uid();
+    let u = login_uid();
     r.write(
         "etc/passwd",
         &format!("root:x:0:0:root:/root:/bin/sh\nbob:x:{u}:{u}:Bob:/home/bob:/bin/sh\n"),
     );
-    r.write(
-        "etc/shadow",
-        &format!("root:*:19000:0:99999:7:::\nbob:{SECRET_HASH}:19000:0:99999:7:::\n"),
-    );
+    r.write("etc/shadow", &shadow_with_secret(&["bob"]));
     r.write(
         "etc/mail/mailroom.conf",
         &format!(
@@ -68,7 +57,7 @@ fn a_session_lists_retrieves_and_deletes() {
     assert_eq!(p.cmd(b"STAT"), "+OK 1 56\r\n");
     assert_eq!(p.cmd(b"QUIT"), "+OK Logging out, messages deleted.\r\n");
     p.finish();
-    let left = std::fs::read_to_string(r.path("var/mail/bob")).unwrap();
+    let left = r.read_strict("var/mail/bob");
     assert!(left.starts_with("From c@example.org"), "{left}");
     // The UIDL of the message left is unchanged in the next session.
     let mut p = PopSession::greeted(&r);
@@ -265,7 +254,7 @@ fn apop_only_when_a_plain_secret_exists() {
         "etc/mail/mailroom.conf",
         &format!(
             "{}virtual_user = bob\n",
-            std::fs::read_to_string(r.path("etc/mail/mailroom.conf")).unwrap()
+            r.read_strict("etc/mail/mailroom.conf")
         ),
     );
     r.write(
@@ -305,7 +294,7 @@ fn after_login_the_session_runs_as_the_mailbox_owner() {
         let l = s.lines().find(|l| l.starts_with("Uid:"))?;
         l.split_whitespace().nth(2)?.parse().ok()
     };
-    assert_eq!(uid_of(pid), Some(owner_uid()), "the session process");
+    assert_eq!(uid_of(pid), Some(login_uid()), "the session process");
     p.cmd(b"QUIT");
     p.finish();
 }

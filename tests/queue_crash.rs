@@ -140,9 +140,9 @@ fn a_full_disk_gives_75_and_leaves_nothing() {
         return;
     };
     assert!(r.path("rc").exists(), "{}", stderr(&o));
-    let rc = std::fs::read_to_string(r.path("rc")).unwrap();
-    let err = std::fs::read_to_string(r.path("err")).unwrap();
-    let left = std::fs::read_to_string(r.path("left")).unwrap();
+    let rc = r.read_strict("rc");
+    let err = r.read_strict("err");
+    let left = r.read_strict("left");
     assert_eq!(rc.trim(), "75", "stderr: {err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

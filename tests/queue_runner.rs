@@ -9,22 +9,14 @@ use common::*;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-fn uid() -> u32 {
-    // SAFETY: getuid cannot fail.
-    unsafe { libc::getuid() }
-}
-
-/// A root with users bob, eve, alice (our own uid) and the given config.
+/// A root with users bob, eve, alice (our own uid), nobody, and the given
+/// config.
 fn root(name: &str, extra_conf: &str) -> Root {
-    let r = Root::new(name);
-    let u = uid();
-    let mut passwd = String::from(
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+    let r = Root::with_users(name, &["bob", "eve", "alice"]);
+    r.append(
+        "etc/passwd",
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
     );
-    for n in ["bob", "eve", "alice"] {
-        passwd.push_str(&format!("{n}:x:{u}:{u}:{n}:/home/{n}:/bin/sh\n"));
-    }
-    r.write("etc/passwd", &passwd);
     r.write(
         "etc/mail/mailroom.conf",
         &format!(
@@ -35,25 +27,17 @@ fn root(name: &str, extra_conf: &str) -> Root {
     r
 }
 
-fn mbox(r: &Root, user: &str) -> String {
-    std::fs::read_to_string(r.path(&format!("var/mail/{user}"))).unwrap_or_default()
-}
-
-fn qrun(r: &Root, args: &[&str]) -> std::process::Output {
-    r.cmd("qrun").args(args).output().unwrap()
-}
-
 #[test]
 fn a_queued_message_is_delivered_to_local_mailboxes() {
     let r = root("qrun-local", "");
     let o = r.sendmail(&["-i", "bob", "team"], b"Subject: hello\n\nbody\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = qrun(&r, &["-q"]);
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
     // bob once (via himself and via team), eve once.
-    assert_eq!(mbox(&r, "bob").matches("Subject: hello").count(), 1);
-    assert_eq!(mbox(&r, "eve").matches("Subject: hello").count(), 1);
+    assert_eq!(r.mbox("bob").matches("Subject: hello").count(), 1);
+    assert_eq!(r.mbox("eve").matches("Subject: hello").count(), 1);
     assert!(r.log().contains("stat=Sent"), "{}", r.log());
 }
 
@@ -97,11 +81,11 @@ fn mail_to_a_quoted_alias_name_is_delivered_from_sendmail_and_smtp() {
         "{out}"
     );
     assert!(out.contains("Message accepted for delivery"), "{out}");
-    let o = qrun(&r, &["-q"]);
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
     for user in ["eve", "alice"] {
-        let m = mbox(&r, user);
+        let m = r.mbox(user);
         assert_eq!(m.matches("Subject: by argv").count(), 1, "{user}: {m}");
         assert_eq!(m.matches("Subject: by smtp").count(), 1, "{user}: {m}");
     }
@@ -117,7 +101,7 @@ fn background_delivery_after_sendmail_returns() {
     let o = r.sendmail(&["-t", "-i"], b"To: bob\nSubject: fast\n\nx\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let t = Instant::now();
-    while !mbox(&r, "bob").contains("Subject: fast") {
+    while !r.mbox("bob").contains("Subject: fast") {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "not delivered; queue {:?}",
@@ -143,9 +127,9 @@ fn two_runners_deliver_each_of_500_messages_exactly_once() {
     assert!(b.wait_with_output().unwrap().status.success());
     // Whatever one runner skipped because the other held it is finished
     // by a last pass.
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
     assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
-    let text = mbox(&r, "bob");
+    let text = r.mbox("bob");
     for i in 0..500 {
         assert_eq!(
             text.matches(&format!("Message-Id: <m{i}@test>\n")).count(),
@@ -174,7 +158,7 @@ fn mixed_outcomes_in_one_transaction() {
         b"Subject: three\n\nbody\n",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = qrun(&r, &["-q"]);
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // One transaction: the accepted one got it.
     let got = s.transactions();
@@ -199,7 +183,7 @@ fn mixed_outcomes_in_one_transaction() {
         "{mailq}"
     );
     // Only the rejected one bounced, to alice, quoting the server.
-    let bounce = mbox(&r, "alice");
+    let bounce = r.mbox("alice");
     assert!(
         bounce.contains("Subject: Returned mail: see transcript for details"),
         "{bounce}"
@@ -217,10 +201,10 @@ fn mixed_outcomes_in_one_transaction() {
         "{bounce}"
     );
     // Not due yet: a periodic run leaves it alone; a forced run retries.
-    let o = qrun(&r, &["-q", "--periodic"]);
+    let o = r.qrun(&["-q", "--periodic"]);
     assert_eq!(code(&o), 0);
     assert!(r.qf(&ids[0]).contains("\nN1\n"));
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
     assert!(r.qf(&ids[0]).contains("\nN2\n"));
 }
 
@@ -238,14 +222,14 @@ fn a_host_that_refuses_connections_defers_with_sendmails_words() {
     );
     let o = r.sendmail(&["customer@gmail.example"], b"Subject: contact\n\nhi\n");
     assert_eq!(code(&o), 0);
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
     let mailq = stdout(&r.cmd("sendmail").arg("-bp").output().unwrap());
     assert!(
         mailq.contains("(Deferred: Connection refused by 127.0.0.1.)"),
         "{mailq}"
     );
     assert!(
-        mbox(&r, "root").is_empty(),
+        r.mbox("root").is_empty(),
         "no bounce for a refused connection"
     );
 }
@@ -267,9 +251,9 @@ fn delay_warning_once_then_final_bounce() {
     );
     assert_eq!(code(&o), 0);
     std::thread::sleep(Duration::from_millis(1100));
-    qrun(&r, &["-q"]);
-    qrun(&r, &["-q"]);
-    let m = mbox(&r, "alice");
+    r.qrun(&["-q"]);
+    r.qrun(&["-q"]);
+    let m = r.mbox("alice");
     assert_eq!(
         m.matches("Warning: could not send message for past")
             .count(),
@@ -278,9 +262,9 @@ fn delay_warning_once_then_final_bounce() {
     );
     assert!(m.contains("Action: delayed"), "{m}");
     std::thread::sleep(Duration::from_millis(2100));
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
-    let m = mbox(&r, "alice");
+    let m = r.mbox("alice");
     assert!(
         m.contains("Subject: Returned mail: see transcript for details"),
         "{m}"
@@ -301,11 +285,11 @@ fn no_bounce_to_the_null_sender() {
         b"Subject: a bounce\n\nx\n",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    qrun(&r, &["-q"]);
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
+    r.qrun(&["-q"]);
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
     // The postmaster (root) hears once; nothing goes to <>.
-    let m = mbox(&r, "root");
+    let m = r.mbox("root");
     assert_eq!(
         m.matches("Final-Recipient: RFC822; reject@remote.test")
             .count(),
@@ -370,7 +354,7 @@ fn a_runner_killed_from_outside_sets_nothing_aside() {
     r.write("etc/mail/aliases", "ticket: \"|/bin/true\"\n");
     let o = r.sendmail(&["-bi"], b"");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = qrun(&r, &["-q"]);
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         !r.queue_files().iter().any(|f| f.starts_with("Qf")),
@@ -400,9 +384,9 @@ fn a_run_for_one_message_learns_that_its_last_attempt_was_cut_short() {
     let keep = |f: &str| std::fs::read(r.queue().join(format!("{f}{id}"))).unwrap();
     let (qf, df) = (keep("qf"), keep("df"));
     // The attempt that delivered, as far as the copy.
-    let o = qrun(&r, &[&format!("-qI{id}")]);
+    let o = r.qrun(&[&format!("-qI{id}")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(mbox(&r, "bob").matches("Subject: once").count(), 1);
+    assert_eq!(r.mbox("bob").matches("Subject: once").count(), 1);
     // ... whose runner died before it removed the job: the job is back,
     // and the dead runner's journal names it.
     std::fs::write(r.queue().join(format!("df{id}")), df).unwrap();
@@ -418,10 +402,10 @@ fn a_run_for_one_message_learns_that_its_last_attempt_was_cut_short() {
     let mut journal = format!("{:<31}\n", "running").into_bytes();
     journal.extend(format!("{id:<31}\n").bytes());
     std::fs::write(journals.join(format!("{dead}.0")), journal).unwrap();
-    let o = qrun(&r, &[&format!("-qI{id}")]);
+    let o = r.qrun(&[&format!("-qI{id}")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
-        mbox(&r, "bob").matches("Subject: once").count(),
+        r.mbox("bob").matches("Subject: once").count(),
         1,
         "delivered twice\n{}",
         r.log()
@@ -449,7 +433,7 @@ fn a_message_that_crashes_the_runner_three_times_is_set_aside() {
         signal_runner_during_attempt(&r, &id, libc::SIGSEGV, attempt, 61);
     }
     // The next pass counts the three crashes and sets the job aside.
-    let o = qrun(&r, &["-q"]);
+    let o = r.qrun(&["-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
     assert!(
@@ -465,7 +449,7 @@ fn a_message_that_crashes_the_runner_three_times_is_set_aside() {
     );
     assert!(r.log().contains("set aside for the admin"), "{}", r.log());
     // And the admin can see it and put it back.
-    let o = r.cmd("mailroom").args(["queue", "list"]).output().unwrap();
+    let o = r.mailroom(&["queue", "list"]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(&id),
         "{}",
@@ -505,7 +489,7 @@ fn a_domain_sends_from_its_own_source_address() {
         peers.lock().unwrap().clear();
         let o = r.sendmail(&["-f", sender, "x@remote.test"], b"Subject: s\n\nb\n");
         assert_eq!(code(&o), 0, "{}", stderr(&o));
-        let o = qrun(&r, &["-q"]);
+        let o = r.qrun(&["-q"]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert!(r.queued_ids().is_empty(), "{sender}: {}", r.log());
         assert_eq!(*peers.lock().unwrap(), [expect], "{sender}");
@@ -530,8 +514,8 @@ fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_back() {
     // From outside, through an alias, to outside: the sender is rewritten.
     let o = r.sendmail(&["-f", "alice@far.example", "fwd"], b"Subject: fwd\n\nb\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    qrun(&r, &["-q"]);
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
+    r.qrun(&["-q"]);
     let got = s.transactions();
     assert_eq!(got.len(), 1, "{got:?} {}", r.log());
     let srs = got[0].from.trim_matches(['<', '>']).to_string();
@@ -543,16 +527,16 @@ fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_back() {
     // A local sender is left alone (SPF passes for our own domain).
     s.got.lock().unwrap().clear();
     r.sendmail(&["-f", "bob@test.example", "fwd"], b"Subject: own\n\nb\n");
-    qrun(&r, &["-q"]);
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
+    r.qrun(&["-q"]);
     let got = s.transactions();
     assert_eq!(got[0].from, "<bob@test.example>", "{got:?}");
     // The bounce to the SRS address goes back to the original sender.
     s.got.lock().unwrap().clear();
     let o = r.sendmail(&["-f", "<>", &srs], b"Subject: bounce\n\nundeliverable\n");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    qrun(&r, &["-q"]);
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
+    r.qrun(&["-q"]);
     let got = s.transactions();
     assert_eq!(got.len(), 1, "{got:?} {}", r.log());
     assert_eq!(got[0].from, "<>");
@@ -585,11 +569,7 @@ fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
         "etc/mail/mailertable",
         &format!("remote.test smtp:[127.0.0.1]:{}\n", s.port),
     );
-    let o = r
-        .cmd("mailroom")
-        .args(["dkim", "generate", "shop.example"])
-        .output()
-        .unwrap();
+    let o = r.mailroom(&["dkim", "generate", "shop.example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let records = zone_records(&stdout(&o));
     assert_eq!(records.len(), 2, "{}", stdout(&o));
@@ -608,7 +588,7 @@ fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
         b"Subject: b\n\nb\n",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
     let got = s.transactions();
     assert_eq!(got.len(), 2, "{got:?} {}", r.log());
     let signed = got.iter().find(|g| g.rcpts == ["<x@remote.test>"]).unwrap();
@@ -638,7 +618,7 @@ fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
     // No key for the other domain: sent unsigned; never signed locally.
     let other = got.iter().find(|g| g.rcpts == ["<y@remote.test>"]).unwrap();
     assert!(!other.data.contains("DKIM-Signature"), "{}", other.data);
-    let local = mbox(&r, "bob");
+    let local = r.mbox("bob");
     assert!(
         local.contains("Subject: Your  order") && !local.contains("DKIM-Signature"),
         "{local}"
@@ -652,7 +632,7 @@ fn remote_mail_is_dkim_signed_with_both_keys_and_local_mail_is_not() {
     );
     // Fixed (removed), it goes unsigned on the next run.
     std::fs::remove_dir_all(r.path("etc/mail/dkim/broken.example")).unwrap();
-    qrun(&r, &["-q"]);
+    r.qrun(&["-q"]);
     assert_eq!(s.got.lock().unwrap().len(), 3);
     assert!(r.queued_ids().is_empty());
 }

@@ -54,7 +54,7 @@ fn crons_exact_argv() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // -odi: delivered before sendmail returned.
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());
-    let mbox = std::fs::read_to_string(r.path("var/mail/root")).unwrap();
+    let mbox = r.read_strict("var/mail/root");
     assert!(mbox.starts_with("From root@test.example "), "{mbox}");
     assert!(
         mbox.contains("\nReturn-Path: <root@test.example>\n"),

@@ -18,29 +18,18 @@ use mailroom::config::{Config, Paths};
 use mailroom::smtp::server::policy::Policy;
 
 /// "secret", hashed by the system's crypt (SHA-512, salt "saltsalt").
-const SECRET_HASH: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
-
-fn owner_uid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if me == 0 { 4242 } else { me }
-}
-
 /// A root with domain example.com, user bob (password "secret"), an
 /// alias, virtusertable errors and a quota'd full mailbox.
 fn smtp_root(name: &str, extra_conf: &str) -> Root {
     let r = Root::new(name);
-    let u = owner_uid();
+    let u = login_uid();
     r.write(
         "etc/passwd",
         &format!(
             "root:x:0:0:root:/root:/bin/sh\nbob:x:{u}:{u}:Bob:/home/bob:/bin/sh\nfull:x:{u}:{u}:Full:/home/full:/bin/sh\n"
         ),
     );
-    r.write(
-        "etc/shadow",
-        &format!("root:*:19000:0:99999:7:::\nbob:{SECRET_HASH}:19000:0:99999:7:::\n"),
-    );
+    r.write("etc/shadow", &shadow_with_secret(&["bob"]));
     r.write(
         "etc/mail/mailroom.conf",
         &format!(
@@ -81,11 +70,10 @@ impl Tcp {
     fn start_on(r: &Root, conf: &str, l: TcpListener, args: &[&str]) -> Tcp {
         let port = l.local_addr().unwrap().port();
         if !conf.is_empty() {
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(r.path("etc/mail/mailroom.conf"))
-                .unwrap();
-            writeln!(f, "{}", conf.replace("{port}", &port.to_string())).unwrap();
+            r.append(
+                "etc/mail/mailroom.conf",
+                &format!("{}\n", conf.replace("{port}", &port.to_string())),
+            );
         }
         let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (server, _) = l.accept().unwrap();

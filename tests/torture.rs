@@ -41,8 +41,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// "secret", hashed by the system's crypt (SHA-512, salt "saltsalt").
-const SECRET_HASH: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
-
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -50,30 +48,18 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The users' uid: the test's own, or (as root, since pop3d never lets
-/// root log in) an ordinary one.
-fn user_uid() -> u32 {
-    // SAFETY: getuid cannot fail.
-    match unsafe { libc::getuid() } {
-        0 => 4243,
-        u => u,
-    }
-}
-
 /// alice has an mbox, carol a Maildir; dave sends (bounces would land in
 /// his mbox).  All share one uid, so this runs as root or not.
 fn torture_root(name: &str) -> Root {
     use std::os::unix::fs::PermissionsExt;
     let r = Root::new(name);
-    let u = user_uid();
-    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
-    let mut shadow = String::from("root:*:19000:0:99999:7:::\n");
-    for n in ["alice", "carol", "dave"] {
-        passwd.push_str(&format!("{n}:x:{u}:{u}:{n}:/home/{n}:/bin/sh\n"));
-        shadow.push_str(&format!("{n}:{SECRET_HASH}:19000:0:99999:7:::\n"));
-    }
-    r.write("etc/passwd", &passwd);
-    r.write("etc/shadow", &shadow);
+    let u = login_uid();
+    let users = ["alice", "carol", "dave"];
+    r.write(
+        "etc/passwd",
+        &format!("{ROOT_PASSWD_LINE}{}", passwd_lines(&users, u, u)),
+    );
+    r.write("etc/shadow", &shadow_with_secret(&users));
     r.write(
         "etc/mail/mailroom.conf",
         "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\n\
@@ -267,7 +253,7 @@ fn hand_to_users(r: &Root) {
     if !is_root() {
         return;
     }
-    let u = user_uid();
+    let u = login_uid();
     let mut paths = vec![r.path("var/mail/alice")];
     for sub in ["new", "cur"] {
         if let Ok(rd) = std::fs::read_dir(r.path(&format!("home/carol/Maildir/{sub}"))) {
@@ -395,7 +381,7 @@ fn drain(r: &Root) -> usize {
                 std::fs::rename(r.queue().join(&f), r.queue().join(format!("qf{id}"))).unwrap();
             }
         }
-        let o = r.cmd("qrun").arg("-q").output().unwrap();
+        let o = r.qrun(&["-q"]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         if r.queue_files().is_empty() {
             break;
@@ -609,8 +595,8 @@ fn a_soak_of_submitters_runners_deliveries_and_pop3_clients_counts_exactly() {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 let tag = format!("d{n}");
                 let rcpt = USERS[(n + i) % 2];
-                let o = run_with_input(
-                    r.cmd("deliver").args(["-f", "dave@test.example", rcpt]),
+                let o = r.deliver(
+                    &["-f", "dave@test.example", rcpt],
                     &message(&tag, 10 + n % 300),
                 );
                 let mut l = ledger.lock().unwrap();
@@ -629,7 +615,7 @@ fn a_soak_of_submitters_runners_deliveries_and_pop3_clients_counts_exactly() {
         let (r, stop) = (r.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                let o = r.cmd("qrun").arg("-q").output().unwrap();
+                let o = r.qrun(&["-q"]);
                 assert_eq!(code(&o), 0, "{}", stderr(&o));
             }
         }));

@@ -45,16 +45,20 @@ impl Root {
         root
     }
 
+    /// `rel` (a path as the system sees it, without the leading `/`)
+    /// under this root.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
 
+    /// Write `text` to `rel`, making its directories.
     pub fn write(&self, rel: &str, text: &str) {
         let p = self.path(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, text).unwrap();
     }
 
+    /// The queue directory.
     pub fn queue(&self) -> PathBuf {
         self.path("var/spool/mqueue")
     }
@@ -89,11 +93,13 @@ impl Root {
             .collect()
     }
 
+    /// The control file of message `id`.
     pub fn qf(&self, id: &str) -> String {
         String::from_utf8_lossy(&fs::read(self.queue().join(format!("qf{id}"))).unwrap())
             .into_owned()
     }
 
+    /// The body file of message `id`.
     pub fn df(&self, id: &str) -> Vec<u8> {
         fs::read(self.queue().join(format!("df{id}"))).unwrap()
     }
@@ -105,8 +111,84 @@ impl Root {
         ids[0].clone()
     }
 
+    /// The mail log so far ("" before its first line).
     pub fn log(&self) -> String {
-        fs::read_to_string(self.path("var/log/mail.log")).unwrap_or_default()
+        self.read("var/log/mail.log")
+    }
+
+    /// A root whose `etc/passwd` has `root` and then `users`, each of them
+    /// us ([`passwd_lines`] with our uid and gid), so that mailboxes and
+    /// programs run as them need no privileges.  The configuration is
+    /// [`Root::new`]'s; tests write their own over it.
+    pub fn with_users(test: &str, users: &[&str]) -> Root {
+        let r = Root::new(test);
+        r.write(
+            "etc/passwd",
+            &format!("{ROOT_PASSWD_LINE}{}", passwd_lines(users, uid(), gid())),
+        );
+        r
+    }
+
+    /// The text of `rel`, or "" when it is missing (or not UTF-8): for
+    /// files a test expects may not exist yet, like a mailbox.
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+
+    /// The text of `rel`, which must exist and be UTF-8 (else a panic
+    /// naming it): for checks where a missing file is itself the failure.
+    pub fn read_strict(&self, rel: &str) -> String {
+        String::from_utf8(fs::read(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}")))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// Add `text` at the end of `rel` (made if missing).
+    pub fn append(&self, rel: &str, text: &str) {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.path(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// The mbox of `user` in `var/mail` ("" when there is none yet).
+    pub fn mbox(&self, user: &str) -> String {
+        self.read(&format!("var/mail/{user}"))
+    }
+
+    /// `mailroom ARGS` with nothing on stdin.
+    pub fn mailroom(&self, args: &[&str]) -> Output {
+        self.mailroom_with_input(args, b"")
+    }
+
+    /// `mailroom ARGS < input`.
+    pub fn mailroom_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_input(self.cmd("mailroom").args(args), input)
+    }
+
+    /// The output of `mailroom ARGS`, which must exit 0 (the failure shows
+    /// the arguments, stdout and stderr).
+    pub fn mailroom_ok(&self, args: &[&str]) -> String {
+        let o = self.mailroom(args);
+        assert_eq!(
+            code(&o),
+            0,
+            "mailroom {args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    /// `qrun ARGS` (`-q`: one run over the queue).
+    pub fn qrun(&self, args: &[&str]) -> Output {
+        self.cmd("qrun").args(args).output().expect("run qrun")
+    }
+
+    /// `deliver ARGS < input`.
+    pub fn deliver(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_input(self.cmd("deliver").args(args), input)
     }
 }
 
@@ -134,15 +216,24 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// The standard output of `o`, which must have exited 0 (the failure
+/// shows stdout and stderr).
+pub fn ok(o: &Output) -> String {
+    assert_eq!(code(o), 0, "stdout: {}\nstderr: {}", stdout(o), stderr(o));
+    stdout(o)
+}
+
 /// Exit code of an output (-1 when killed by a signal).
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+/// Standard error of an output, as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Standard output of an output, as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -174,6 +265,56 @@ pub fn recipients(qf: &str) -> Vec<String> {
         .collect()
 }
 
+/// Our (real) uid.
+pub fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Our (real) gid.
+pub fn gid() -> u32 {
+    // SAFETY: getgid cannot fail.
+    unsafe { libc::getgid() }
+}
+
+/// The uid of test users who log in (POP3, SMTP AUTH): ours, or 4242 when
+/// we are root, since root never gets a login and a root test can give
+/// files to any uid.
+pub fn login_uid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    match unsafe { libc::geteuid() } {
+        0 => 4242,
+        me => me,
+    }
+}
+
+/// The first line of every test root's `etc/passwd`.
+pub const ROOT_PASSWD_LINE: &str = "root:x:0:0:root:/root:/bin/sh\n";
+
+/// `etc/passwd` lines for `users`, each with `uid` and `gid`, its name as
+/// GECOS, home `/home/NAME` and shell `/bin/sh`.
+pub fn passwd_lines(users: &[&str], uid: u32, gid: u32) -> String {
+    users
+        .iter()
+        .map(|n| format!("{n}:x:{uid}:{gid}:{n}:/home/{n}:/bin/sh\n"))
+        .collect()
+}
+
+/// The crypt(3) hash (SHA-512) of "secret", the password
+/// [`PopSession::login`] and the other login tests give.
+pub const SECRET_HASH: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+
+/// An `etc/shadow` with `root` locked and `users` with the password
+/// "secret" ([`SECRET_HASH`]).
+pub fn shadow_with_secret(users: &[&str]) -> String {
+    let mut s = String::from("root:*:19000:0:99999:7:::\n");
+    for n in users {
+        s.push_str(&format!("{n}:{SECRET_HASH}:19000:0:99999:7:::\n"));
+    }
+    s
+}
+
+/// Whether the tests run as root (effective uid 0).
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -275,6 +416,7 @@ pub fn in_mount_namespace(r: &Root, script: &str) -> Option<Output> {
     Some(o)
 }
 
+/// Whether anything (a dangling symlink too) is at `p`.
 pub fn exists(p: &Path) -> bool {
     p.symlink_metadata().is_ok()
 }
@@ -284,6 +426,7 @@ pub fn exists(p: &Path) -> bool {
 pub struct Lcg(pub u64);
 
 impl Lcg {
+    /// The next number (31 bits).
     pub fn next(&mut self) -> u64 {
         self.0 = self
             .0
@@ -375,6 +518,7 @@ impl PopSession {
         }
     }
 
+    /// The next line; `None` at the end of the session or on an error.
     pub fn try_line(&mut self) -> Option<String> {
         use std::io::BufRead;
         let mut l = String::new();
@@ -384,6 +528,8 @@ impl PopSession {
         }
     }
 
+    /// Send a command, return the first reply line; `None` if the
+    /// session has ended.
     pub fn try_cmd(&mut self, c: impl AsRef<[u8]>) -> Option<String> {
         self.send(c.as_ref()).ok()?;
         self.try_line()
