@@ -167,14 +167,20 @@ def listen_spec(line):
     return (host or "*"), port
 
 
+def inetd_lines():
+    """pop3d and `pop3d --tls` as etc/inetd/ starts them, on
+    127.0.0.1:11110 and 127.0.0.1:11995 (no privileged port needed)."""
+    return [
+        f"{ADDR}:{PORT}\tstream\ttcp\tnowait\troot\t{POP3D}\tpop3d",
+        f"{ADDR}:{TLS_PORT}\tstream\ttcp\tnowait\troot\t{POP3D}\tpop3d --tls",
+    ]
+
+
 class Inetd:
     """openbsd-inetd with a private configuration, in the foreground."""
 
     def __init__(self, lines=None):
-        self.lines = lines or [
-            f"{ADDR}:{PORT}\tstream\ttcp\tnowait\troot\t{POP3D}\tpop3d",
-            f"{ADDR}:{TLS_PORT}\tstream\ttcp\tnowait\troot\t{POP3D}\tpop3d --tls",
-        ]
+        self.lines = lines or inetd_lines()
         self.dir = tempfile.mkdtemp(prefix="inetd.", dir=workdir())
         self.conf = os.path.join(self.dir, "inetd.conf")
         self.log_path = os.path.join(self.dir, "inetd.log")

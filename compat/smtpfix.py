@@ -16,7 +16,8 @@ real SMTP clients.
   as /etc/mail/tls/mail.crt and mail.key, which the server offers
   STARTTLS with.
 * DNS and the rest of "the internet": compat/netfix.py (dnsmasq, and an
-  aiosmtpd sink playing a remote domain's MX host).
+  aiosmtpd sink playing a remote domain's MX host); all of it with the
+  configuration and inetd at once: compat/sitefix.py.
 * `Raw`: a plain socket SMTP client for exact reply bytes, STARTTLS
   included.
 * `swaks`, `curl`, `php`: the real programs.

@@ -56,6 +56,7 @@ import unittest
 import mr
 import netfix
 import pop3fix as pf
+import sitefix
 import smtpfix as sf
 
 MAILROOM = "/usr/sbin/mailroom"
@@ -210,23 +211,12 @@ class AdminScenario(unittest.TestCase):
             cls.addClassCleanup(restore_tree, top, snap)
         cls.addClassCleanup(mr.clear_queue)
         mr.clear_queue()
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
-                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
-                        "smtp_auth_fail_delay = 0\npop3_auth_fail_delay = 0\n")
-        cls.mark = mr.log_mark()
-        sf.client_address()
-        cls.net = netfix.Network()
-        cls.addClassCleanup(cls.net.stop_all)
-        cls.net.dns(mx={"mobile.example": [(10, "mx.mobile.example")]},
-                    hosts={"mx.mobile.example": PHONE_MX},
-                    local=("example", "test", "invalid", "in-addr.arpa"))
-        cls.sink = cls.net.smtp(PHONE_MX, name="mx.mobile.example")
+        sitefix.configure("smtp_auth_fail_delay = 0\npop3_auth_fail_delay = 0\n")
         # SMTP and POP3 are served before anything is set up: the changes
         # must work without restarting anything.
-        cls.inetd = sf.Inetd()
-        cls.inetd.lines.append(f"{pf.ADDR}:{pf.PORT}\tstream\ttcp\tnowait\troot\t{pf.POP3D}\tpop3d")
-        cls.inetd.start()
-        cls.addClassCleanup(cls.inetd.stop)
+        site = sitefix.Site(cls.addClassCleanup, remotes={"mobile.example": PHONE_MX}, pop3=True)
+        cls.mark, cls.inetd = site.mark, site.inetd
+        cls.sink = site.sinks["mobile.example"]
         cls.work = tempfile.mkdtemp(prefix="admin-scenario.", dir=pf.workdir())
 
         for d in DOMAINS:

@@ -33,6 +33,7 @@ import unittest
 
 import mr
 import netfix
+import sitefix
 import smtpfix as sf
 
 HOST = mr.HOST
@@ -53,24 +54,16 @@ class Autoresponder(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
-                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n")
+        sitefix.configure()
         self.work = tempfile.mkdtemp(prefix="autoreply.", dir=netfix.workdir())
         self.admin("domain", "add", SHOP)
         self.admin("mailbox", "add", SUPPORT, "--password-stdin", input=b"s3cret-Pass\n")
         self.body_file = os.path.join(self.work, "reply.txt")
         with open(self.body_file, "w") as f:
             f.write(TEXT)
-        sf.client_address()
-        self.mark = mr.log_mark()
-        self.net = netfix.Network()
-        self.addCleanup(self.net.stop_all)
-        self.net.dns(mx={FAR: [(10, f"mx.{FAR}")]}, hosts={f"mx.{FAR}": FAR_MX},
-                     local=("example", "test", "invalid", "in-addr.arpa"))
-        self.far = self.net.smtp(FAR_MX, name=f"mx.{FAR}")
-        self.inetd = sf.Inetd()
-        self.inetd.start()
-        self.addCleanup(self.inetd.stop)
+        site = sitefix.Site(self.addCleanup, remotes={FAR: FAR_MX})
+        self.mark, self.inetd = site.mark, site.inetd
+        self.far = site.sinks[FAR]
         self.sent = 0
 
     def tearDown(self):

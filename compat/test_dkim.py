@@ -35,6 +35,7 @@ import warnings
 
 import mr
 import netfix
+import sitefix
 import smtpfix as sf
 
 try:
@@ -105,26 +106,17 @@ class DkimSigning(mr.Case):
         super().setUp()
         # Debian's dkimpy calls dnspython's old query(): noise here.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="dkim")
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
-                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
-                        "smtp_auth_fail_delay = 0\n")
+        sitefix.configure("smtp_auth_fail_delay = 0\n")
         shutil.rmtree("/etc/mail/dkim", ignore_errors=True)
         p = mr.run(["mailroom", "dkim", "generate", SHOP])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.zone = p.stdout.decode()
         self.records = zone_records(self.zone)
         self.assertEqual(len(self.records), 2, self.zone)
-        self.ca = sf.install_certificate()
-        sf.client_address()
-        self.mark = mr.log_mark()
-        self.net = netfix.Network()
-        self.addCleanup(self.net.stop_all)
-        self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")]}, hosts={f"mx.{REMOTE}": REMOTE_MX},
-                     txt=self.records, local=("example", "test", "invalid", "in-addr.arpa"))
-        self.sink = self.net.smtp(REMOTE_MX, name=f"mx.{REMOTE}")
-        self.inetd = sf.Inetd()
-        self.inetd.start()
-        self.addCleanup(self.inetd.stop)
+        # The DNS serves the keys' records exactly as printed.
+        site = sitefix.Site(self.addCleanup, remotes={REMOTE: REMOTE_MX}, txt=self.records, tls=True)
+        self.ca, self.mark = site.ca, site.mark
+        self.sink = site.sinks[REMOTE]
 
     def wait(self, count):
         got = self.sink.wait_for(count, timeout=20)

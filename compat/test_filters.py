@@ -34,6 +34,7 @@ import unittest
 
 import mr
 import pop3fix as pf
+import sitefix
 import smtpfix as sf
 from test_mailbox_readers import Readers
 
@@ -59,13 +60,9 @@ class Filters(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\npop3_auth_fail_delay = 0\n"
-                        + self.CONFIG)
-        sf.client_address()
-        self.mark = mr.log_mark()
-        for inetd in (sf.Inetd(), pf.Inetd()):
-            inetd.start()
-            self.addCleanup(inetd.stop)
+        sitefix.configure("pop3_auth_fail_delay = 0\n" + self.CONFIG)
+        # No remote domains: nothing here leaves the box.
+        self.mark = sitefix.Site(self.addCleanup, pop3=True).mark
         self.readers = Readers(self)
         self.addCleanup(self.readers.cleanup)
 
@@ -284,8 +281,8 @@ class SpamAssassin(Filters):
         self.assertIn("spamd: processing message", self.read_spamd_log())
 
         # With discarding off, GTUBE lands in Spam, scored by spamd.
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\npop3_auth_fail_delay = 0\n"
-                        f"spamc = {SPAMC}\nspamc_timeout = 60s\nspam_discard_score = off\n")
+        sitefix.configure(f"pop3_auth_fail_delay = 0\nspamc = {SPAMC}\nspamc_timeout = 60s\n"
+                          "spam_discard_score = off\n")
         self.send("fsa", message("gtube two", body=GTUBE + "\n"))
         self.delivered("fsa", 3)
         spam_new = os.path.join(md.pw_dir, "Maildir", ".Spam", "new")

@@ -39,6 +39,7 @@ import unittest
 
 import mr
 import netfix
+import sitefix
 import smtpfix as sf
 
 HOST = mr.HOST
@@ -120,8 +121,7 @@ class ForwardingSrs(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
-                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n")
+        sitefix.configure()
         with open(ALIASES, "a") as f:
             f.write(f"\nfwd: someone@{REMOTE}\n")
         with open(LOCAL_HOST_NAMES, "a") as f:
@@ -132,19 +132,11 @@ class ForwardingSrs(mr.Case):
         p = mr.run(["newaliases"])
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.bob = mr.ensure_user("bob")
-        sf.client_address()
-        self.mark = mr.log_mark()
-        self.net = netfix.Network()
-        self.addCleanup(self.net.stop_all)
-        self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")], FAR: [(10, f"mx.{FAR}")],
-                         SHOP: [(10, f"mx.{REMOTE}")]},
-                     hosts={f"mx.{REMOTE}": REMOTE_MX, f"mx.{FAR}": FAR_MX},
-                     local=("example", "test", "invalid", "in-addr.arpa"))
-        self.remote = self.net.smtp(REMOTE_MX, name=f"mx.{REMOTE}")
-        self.far = self.net.smtp(FAR_MX, name=f"mx.{FAR}")
-        self.inetd = sf.Inetd()
-        self.inetd.start()
-        self.addCleanup(self.inetd.stop)
+        # shop.example, a sender's domain, has an MX too: remote.example's.
+        site = sitefix.Site(self.addCleanup, remotes={REMOTE: REMOTE_MX, FAR: FAR_MX},
+                            shared_mx={SHOP: REMOTE})
+        self.mark, self.inetd = site.mark, site.inetd
+        self.remote, self.far = site.sinks[REMOTE], site.sinks[FAR]
 
     # -- helpers -----------------------------------------------------------
 

@@ -30,6 +30,7 @@ import unittest
 
 import mr
 import netfix
+import sitefix
 import smtpfix as sf
 
 HOST = mr.HOST
@@ -46,25 +47,16 @@ class Lists(mr.Case):
         if absent:
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
-                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n")
+        sitefix.configure()
         for u in USERS:
             mr.ensure_user(u)
             p = os.path.join(sf.SPOOL, u)
             if os.path.exists(p):
                 os.unlink(p)
-        sf.client_address()
-        self.mark = mr.log_mark()
-        self.net = netfix.Network()
-        self.addCleanup(self.net.stop_all)
-        self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")]},
-                     hosts={f"mx.{REMOTE}": REMOTE_MX},
-                     local=("example", "test", "invalid", "in-addr.arpa"))
-        self.remote = self.net.smtp(REMOTE_MX, name=f"mx.{REMOTE}",
-                                    rcpt={GONE: "550 5.1.1 <gone@remote.example>... User unknown"})
-        self.inetd = sf.Inetd()
-        self.inetd.start()
-        self.addCleanup(self.inetd.stop)
+        site = sitefix.Site(self.addCleanup, remotes={REMOTE: REMOTE_MX}, sink_options={
+            REMOTE: {"rcpt": {GONE: "550 5.1.1 <gone@remote.example>... User unknown"}}})
+        self.mark = site.mark
+        self.remote = site.sinks[REMOTE]
         self.admin(["list", "create", "team", "--owner", "boss"])
         self.admin(["list", "add", "team", "alice", f"bob@{HOST}", GONE])
 

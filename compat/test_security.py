@@ -37,6 +37,7 @@ import unittest
 import mr
 import netfix
 import pop3fix as pf
+import sitefix
 import smtpfix as sf
 
 HOST = mr.HOST
@@ -703,16 +704,9 @@ class OpenRelay(mr.Case):
         if sf.missing(sf.INETD, sf.SENDMAIL):
             self.skipTest("needs openbsd-inetd")
         super().setUp()
-        mr.write_config(f"hostname = {HOST}\nlog = {LOG}\nsmtp_connect_timeout = 3s\n"
-                        "smtp_timeout_cap = 3s\nsmtp_greet_pause = 0\n")
-        sf.client_address()
-        self.net = netfix.Network()
-        self.addCleanup(self.net.stop_all)
-        self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")]}, hosts={f"mx.{REMOTE}": REMOTE_MX},
-                     local=("example", "test", "invalid", "in-addr.arpa"))
-        self.sink = self.net.smtp(REMOTE_MX, name=f"mx.{REMOTE}")
-        self.inetd = sf.Inetd().start()
-        self.addCleanup(self.inetd.stop)
+        sitefix.configure("smtp_greet_pause = 0\n")
+        site = sitefix.Site(self.addCleanup, remotes={REMOTE: REMOTE_MX})
+        self.sink, self.inetd = site.sinks[REMOTE], site.inetd
         pf.fresh_user("relayuser", PASSWORD)
 
     def tricks(self):

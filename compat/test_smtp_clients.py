@@ -39,6 +39,7 @@ import unittest
 
 import mr
 import netfix
+import sitefix
 import smtpfix as sf
 
 HOST = mr.HOST
@@ -94,7 +95,7 @@ def b64(text):
 
 class SmtpCase(mr.Case):
     """Per test: background delivery, the certificate installed, DNS and
-    a remote MX sink, 192.0.2.10 on lo, a fresh inetd."""
+    a remote MX sink, 192.0.2.10 on lo, a fresh inetd (sitefix.Site)."""
 
     def setUp(self):
         absent = sf.missing(sf.INETD, sf.SENDMAIL)
@@ -102,29 +103,19 @@ class SmtpCase(mr.Case):
             self.skipTest(f"not installed: {' '.join(absent)}")
         super().setUp()
         self.config()
-        self.ca = sf.install_certificate()
-        sf.client_address()
-        self.mark = mr.log_mark()
-        self.sink = None
-        if netfix.available():
-            self.net = netfix.Network()
-            self.addCleanup(self.net.stop_all)
-            # Reverse lookups of the test addresses get a quick NXDOMAIN.
-            self.net.dns(mx={REMOTE: [(10, f"mx.{REMOTE}")]}, hosts={f"mx.{REMOTE}": REMOTE_MX},
-                         local=("example", "test", "invalid", "in-addr.arpa"))
-            self.sink = self.net.smtp(REMOTE_MX, name=f"mx.{REMOTE}")
-        self.inetd = sf.Inetd()
-        self.inetd.start()
-        self.addCleanup(self.inetd.stop)
+        # Without dnsmasq or aiosmtpd only the scenarios that need the
+        # remote MX are skipped (need_sink).
+        remotes = {REMOTE: REMOTE_MX} if netfix.available() else {}
+        site = sitefix.Site(self.addCleanup, remotes=remotes, tls=True)
+        self.ca, self.mark, self.inetd = site.ca, site.mark, site.inetd
+        self.sink = site.sinks.get(REMOTE)
 
     # -- helpers -----------------------------------------------------------
 
     def config(self, extra=""):
         """Delivery in the background (the default), as a server runs."""
-        mr.write_config(f"hostname = {HOST}\nlog = {mr.LOG}\n"
-                        "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
-                        # failed logins answered at once
-                        "smtp_auth_fail_delay = 0\n" + extra)
+        # failed logins answered at once
+        sitefix.configure("smtp_auth_fail_delay = 0\n" + extra)
 
     def user(self, name):
         return sf.fresh_user(name, PASSWORD)

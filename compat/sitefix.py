@@ -1,0 +1,101 @@
+"""The box on its small internet: the world the network scenarios share.
+
+A scenario that takes mail in over the network and sends some out needs
+the same things around the installed suite every time:
+
+* mailroom.conf naming the host and the log file, delivery in the
+  background as on a server, and a remote MX that does not answer given
+  up on after 3 s (`configure`);
+* 192.0.2.10 on lo, the outside client's address (smtpfix.client_address);
+* dnsmasq answering the MX records of a few remote domains, each with an
+  aiosmtpd sink as its MX host (netfix);
+* openbsd-inetd starting the installed `sendmail -bs` on 127.0.0.1:25 and
+  587, and pop3d on 11110 and 11995 when asked, in one configuration as
+  an admin's /etc/inetd.conf has them (smtpfix, pop3fix).
+
+They are made here once, so that a scenario says only what is its own:
+which remote domains exist, what their MX hosts answer, what else its box
+holds.
+
+    sitefix.configure("smtp_auth_fail_delay = 0\\n")
+    site = sitefix.Site(self.addCleanup, remotes={"remote.example": "127.0.0.2"})
+    ... mail for someone@remote.example ...
+    site.sinks["remote.example"].wait_for(1)
+
+Everything runs as root inside the compat sandbox (lib/sandbox.sh).
+"""
+
+import mr
+import netfix
+import pop3fix as pf
+import smtpfix as sf
+
+# dnsmasq is authoritative for these: any other name under them is a quick
+# NXDOMAIN, the reverse lookups of 192.0.2.10 and 127.0.0.N included.
+LOCAL_ZONES = ("example", "test", "invalid", "in-addr.arpa")
+
+
+def configure(extra=""):
+    """Write mailroom.conf as the network scenarios have it; `extra`: the
+    scenario's own lines.  Call again to change it mid-scenario (each
+    program reads it when it starts)."""
+    mr.write_config(f"hostname = {mr.HOST}\nlog = {mr.LOG}\n"
+                    "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n" + extra)
+
+
+class Site:
+    """The world around the box, started when made; `cleanup` (a test's
+    addCleanup, or addClassCleanup for a world a class shares) gets each
+    part's stop, so they end in reverse order.
+
+    remotes:      {domain: address}: the domain's MX is mx.DOMAIN
+                  (preference 10) at `address`, where an aiosmtpd sink
+                  named mx.DOMAIN listens on port 25.  No remotes and
+                  no txt: no dnsmasq (for scenarios where nothing
+                  leaves the box).
+    sink_options: {domain: keyword arguments of that sink's
+                  netfix.SMTPServer}: what it answers (rcpt=, ...).
+    shared_mx:    {domain: remote}: more domains whose MX is that remote
+                  domain's host.
+    txt:          TXT records dnsmasq serves too ({name: text}).
+    pop3:         inetd also starts pop3d (127.0.0.1:11110) and
+                  `pop3d --tls` (127.0.0.1:11995).
+    tls:          install the server certificate first.
+
+    Handles: `net` (netfix.Network, or None), `dns`, `sinks` ({domain:
+    netfix.SMTPServer}), `inetd` (smtpfix.Inetd), `ca` (the CA file
+    clients check the certificate with, or None), `mark` (where the log
+    ended before its servers started: `log()` reads from there).
+    """
+
+    def __init__(self, cleanup, *, remotes=None, sink_options=None, shared_mx=None, txt=None,
+                 pop3=False, tls=False):
+        remotes = dict(remotes or {})
+        sink_options = dict(sink_options or {})
+        shared_mx = dict(shared_mx or {})
+        unknown = (set(sink_options) | set(shared_mx.values())) - set(remotes)
+        if unknown:
+            raise ValueError(f"not among the remotes: {sorted(unknown)}")
+        self.ca = sf.install_certificate() if tls else None
+        sf.client_address()
+        self.mark = mr.log_mark()
+        self.net = self.dns = None
+        self.sinks = {}
+        if remotes or txt:
+            self.net = netfix.Network()
+            cleanup(self.net.stop_all)
+            mx = {d: [(10, f"mx.{d}")] for d in remotes}
+            for domain, remote in shared_mx.items():
+                mx[domain] = [(10, f"mx.{remote}")]
+            self.dns = self.net.dns(mx=mx, hosts={f"mx.{d}": a for d, a in remotes.items()},
+                                    txt=txt, local=LOCAL_ZONES)
+            for domain, address in remotes.items():
+                self.sinks[domain] = self.net.smtp(address, name=f"mx.{domain}",
+                                                   **sink_options.get(domain, {}))
+        self.inetd = sf.Inetd(extra_lines=pf.inetd_lines() if pop3 else ())
+        self.inetd.start()
+        cleanup(self.inetd.stop)
+
+    def log(self):
+        """mailroom's log lines since the site started."""
+        return mr.log_since(self.mark)
