@@ -24,7 +24,6 @@ import time
 import unittest
 
 import mr
-import netfix
 import smtpfix as sf
 from test_smtp_clients import PASSWORD, REMOTE, SmtpCase
 
