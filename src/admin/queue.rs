@@ -463,42 +463,29 @@ pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
         QueueAction::Summary { json: j } => super::summary::run(cfg, &q, j || json),
         QueueAction::Retry { ids, select } => {
             let t = match targets(&q, &ids, &select, true, false) {
+                Ok(t) if t.dry_run => return 0,
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            if t.dry_run {
-                return 0;
-            }
             let runner = match crate::runner::Runner::new(cfg, false) {
                 Ok(r) => r,
                 Err(f) => return fail(f.to_string()),
             };
-            let mut code = 0;
             let named = !t.ids.is_empty();
-            let mut done = 0;
-            for id in t
-                .ids
-                .iter()
-                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
-            {
-                match runner.make_due(id) {
-                    Ok(true) => {
-                        done += 1;
-                        if named {
-                            crate::runner::start::start_delivery(
-                                id,
-                                crate::config::DeliveryMode::Background,
-                            );
-                            println!("{id}: retrying now");
-                        }
+            let (code, done) = act_on(&t, |id| match runner.make_due(id) {
+                Ok(true) => {
+                    if named {
+                        crate::runner::start::start_delivery(
+                            id,
+                            crate::config::DeliveryMode::Background,
+                        );
+                        println!("{id}: retrying now");
                     }
-                    Ok(false) => {
-                        println!("{id}: not queued (being delivered right now, or gone)");
-                        code = ExitCode::TempFail.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {e}")),
+                    Outcome::Done
                 }
-            }
+                Ok(false) => Outcome::Untouched(BUSY, ExitCode::TempFail),
+                Err(e) => Outcome::Failed(e),
+            });
             if t.chosen.is_some() {
                 crate::runner::start::start_run();
                 println!("retrying {done} now");
@@ -507,33 +494,20 @@ pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
         }
         QueueAction::Hold { ids, select } => {
             let t = match targets(&q, &ids, &select, true, false) {
+                Ok(t) if t.dry_run => return 0,
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            if t.dry_run {
-                return 0;
-            }
-            let mut code = 0;
-            let mut done = 0;
-            for id in t
-                .ids
-                .iter()
-                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
-            {
-                match q.hold(id) {
-                    Ok(true) => {
-                        done += 1;
-                        if t.chosen.is_none() {
-                            println!("{id}: held");
-                        }
+            let (code, done) = act_on(&t, |id| match q.hold(id) {
+                Ok(true) => {
+                    if t.chosen.is_none() {
+                        println!("{id}: held");
                     }
-                    Ok(false) => {
-                        println!("{id}: not queued (being delivered right now, or gone)");
-                        code = ExitCode::TempFail.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {}", crate::exit::io_reason(&e))),
+                    Outcome::Done
                 }
-            }
+                Ok(false) => Outcome::Untouched(BUSY, ExitCode::TempFail),
+                Err(e) => Outcome::Failed(crate::exit::io_reason(&e)),
+            });
             if t.chosen.is_some() {
                 println!("held {done}");
             }
@@ -541,37 +515,24 @@ pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
         }
         QueueAction::Release { ids, select } => {
             let t = match targets(&q, &ids, &select, false, true) {
+                Ok(t) if t.dry_run => return 0,
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            if t.dry_run {
-                return 0;
-            }
-            let mut code = 0;
-            let mut done = 0;
-            for id in t
-                .ids
-                .iter()
-                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
-            {
-                match q.release(id) {
-                    Ok(true) => {
-                        done += 1;
-                        if t.chosen.is_none() {
-                            crate::runner::start::start_delivery(
-                                id,
-                                crate::config::DeliveryMode::Background,
-                            );
-                            println!("{id}: released");
-                        }
+            let (code, done) = act_on(&t, |id| match q.release(id) {
+                Ok(true) => {
+                    if t.chosen.is_none() {
+                        crate::runner::start::start_delivery(
+                            id,
+                            crate::config::DeliveryMode::Background,
+                        );
+                        println!("{id}: released");
                     }
-                    Ok(false) => {
-                        println!("{id}: not held");
-                        code = ExitCode::Usage.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {}", crate::exit::io_reason(&e))),
+                    Outcome::Done
                 }
-            }
+                Ok(false) => Outcome::Untouched("not held", ExitCode::Usage),
+                Err(e) => Outcome::Failed(crate::exit::io_reason(&e)),
+            });
             if t.chosen.is_some() {
                 // One queue run takes them all (at each destination's pace).
                 crate::runner::start::start_run();
@@ -585,44 +546,31 @@ pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
             select,
         } => {
             let t = match targets(&q, &ids, &select, true, true) {
+                Ok(t) if t.dry_run => return 0,
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            if t.dry_run {
-                return 0;
-            }
             let runner = match crate::runner::Runner::new(cfg, false) {
                 Ok(r) => r,
                 Err(f) => return fail(f.to_string()),
             };
-            let mut code = 0;
-            let mut done = 0;
-            for id in t
-                .ids
-                .iter()
-                .chain(t.chosen.iter().flatten().map(|(id, _)| id))
-            {
+            let notified = if bounce { ", sender notified" } else { "" };
+            let (code, done) = act_on(&t, |id| {
                 match runner.abandon(
                     id,
                     bounce,
                     "Message deleted from the queue by the administrator",
                 ) {
                     Ok(true) => {
-                        done += 1;
                         if t.chosen.is_none() {
-                            println!(
-                                "{id}: deleted{}",
-                                if bounce { ", sender notified" } else { "" }
-                            );
+                            println!("{id}: deleted{notified}");
                         }
+                        Outcome::Done
                     }
-                    Ok(false) => {
-                        println!("{id}: not queued (being delivered right now, or gone)");
-                        code = ExitCode::TempFail.code();
-                    }
-                    Err(e) => code = fail(format!("{id}: {e}")),
+                    Ok(false) => Outcome::Untouched(BUSY, ExitCode::TempFail),
+                    Err(e) => Outcome::Failed(e),
                 }
-            }
+            });
             if t.chosen.is_some() {
                 println!(
                     "deleted {done}{}",
@@ -632,6 +580,43 @@ pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
             code
         }
     }
+}
+
+/// A job being delivered right now cannot be locked (or it is gone).
+const BUSY: &str = "not queued (being delivered right now, or gone)";
+
+/// What an action did to one job.
+enum Outcome {
+    Done,
+    /// Left as it was: why, and the exit code that says so.
+    Untouched(&'static str, ExitCode),
+    /// The action failed: why.
+    Failed(String),
+}
+
+/// Run `act` on every target, the named ones first: the exit code and how
+/// many were done.  A job left untouched or failed is said at once; what
+/// a done job prints is the action's.
+fn act_on(t: &Targets, mut act: impl FnMut(&QueueId) -> Outcome) -> (i32, usize) {
+    let (mut code, mut done) = (0, 0);
+    for id in t
+        .ids
+        .iter()
+        .chain(t.chosen.iter().flatten().map(|(id, _)| id))
+    {
+        match act(id) {
+            Outcome::Done => done += 1,
+            Outcome::Untouched(why, c) => {
+                println!("{id}: {why}");
+                code = c.code();
+            }
+            Outcome::Failed(why) => {
+                eprintln!("mailroom: {id}: {why}");
+                code = ExitCode::TempFail.code();
+            }
+        }
+    }
+    (code, done)
 }
 
 #[cfg(test)]
