@@ -18,94 +18,80 @@ const MAX_LIST_FILE: usize = 1 << 20;
 
 impl Run<'_> {
     pub(super) fn program(&mut self, printable: &str, command: &str, origin: &Origin) {
-        if !origin.special {
-            return self.refuse(
-                printable,
-                Refusal::new(
-                    550,
-                    "5.7.1",
-                    "Cannot mail directly to programs",
-                    ExitCode::Usage,
-                ),
-                origin,
-            );
-        }
-        if origin.unsafe_source || !self.r.cfg.allow_programs {
-            return self.refuse(
-                printable,
-                Refusal::new(
-                    550,
-                    "5.7.1",
-                    format!("Address {printable} is unsafe for mailing to programs"),
-                    ExitCode::Unavailable,
-                ),
-                origin,
-            );
-        }
-        match origin.owner.clone() {
-            Some(owner) => self.push(
-                printable,
-                Target::Program {
-                    command: command.to_string(),
-                    owner,
-                },
-                &None,
-                origin,
-            ),
-            None => self.refuse(
-                printable,
-                Refusal::new(
-                    451,
-                    "4.3.0",
-                    "no user to run the program as (default_user)",
-                    ExitCode::TempFail,
-                ),
-                origin,
-            ),
-        }
+        let allowed = self.r.cfg.allow_programs;
+        self.special(
+            printable,
+            "programs",
+            "run the program",
+            allowed,
+            origin,
+            |owner| Target::Program {
+                command: command.to_string(),
+                owner,
+            },
+        );
     }
 
     pub(super) fn file(&mut self, printable: &str, path: &str, origin: &Origin) {
+        let allowed = self.r.cfg.allow_files;
+        self.special(
+            printable,
+            "files",
+            "write the file",
+            allowed,
+            origin,
+            |owner| Target::File {
+                path: path.to_string(),
+                owner,
+            },
+        );
+    }
+
+    /// A program or a file (`kind`, as sendmail 8's refusals name them):
+    /// only from the aliases, a `.forward` or an `:include:` (never named
+    /// directly), only from a safe source and when `allowed`, and run as
+    /// the entry's controlling user.
+    fn special(
+        &mut self,
+        printable: &str,
+        kind: &str,
+        as_whom: &str,
+        allowed: bool,
+        origin: &Origin,
+        target: impl FnOnce(Owner) -> Target,
+    ) {
         if !origin.special {
             return self.refuse(
                 printable,
                 Refusal::new(
                     550,
                     "5.7.1",
-                    "Cannot mail directly to files",
+                    format!("Cannot mail directly to {kind}"),
                     ExitCode::Usage,
                 ),
                 origin,
             );
         }
-        if origin.unsafe_source || !self.r.cfg.allow_files {
+        if origin.unsafe_source || !allowed {
             return self.refuse(
                 printable,
                 Refusal::new(
                     550,
                     "5.7.1",
-                    format!("Address {printable} is unsafe for mailing to files"),
+                    format!("Address {printable} is unsafe for mailing to {kind}"),
                     ExitCode::Unavailable,
                 ),
                 origin,
             );
         }
         match origin.owner.clone() {
-            Some(owner) => self.push(
-                printable,
-                Target::File {
-                    path: path.to_string(),
-                    owner,
-                },
-                &None,
-                origin,
-            ),
+            Some(owner) => self.push(printable, target(owner), &None, origin),
             None => self.refuse(
                 printable,
                 Refusal::new(
                     451,
                     "4.3.0",
-                    "no user to write the file as (default_user)",
+                    format!("no user to {as_whom} as (default_user)"),
                     ExitCode::TempFail,
                 ),
                 origin,
@@ -206,6 +192,9 @@ impl Run<'_> {
         }
     }
 
+    /// The entries of a user's `~/.forward`, read as the user; `None` when
+    /// there is none or it must be ignored (not the user's, group- or
+    /// world-writable).
     /// The entries of a user's `~/.forward`, read as the user; `None` when
     /// there is none or it must be ignored (not the user's, group- or
     /// world-writable).
