@@ -880,7 +880,7 @@ pub const LINES: &[Line] = &[
         qid: Always,
         level: Info,
         shape: "{ALERTQID}: limit alert to {ADDRESS}: {LIMIT}",
-        meaning: "The first hold or refusal of a sender in limit_alert_interval: an alert naming the sender, the limit, the script or client and the clean-up commands was queued for limit_alert (postmaster by default).",
+        meaning: "The first hold or refusal of a sender in an hour: an alert naming the sender, the limit, the script or client and the clean-up commands was queued for limit_alert (postmaster by default).",
     },
     Line {
         programs: &["sendmail", "sendmail -bs"],
