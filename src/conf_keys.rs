@@ -6,8 +6,9 @@
 //! ([`crate::runner::pacing::KEYS`]), the login check's
 //! ([`crate::login::KEYS`]), the servers' certificates
 //! ([`crate::tls::KEYS`]), POP-before-SMTP's
-//! ([`crate::state::stamps::KEYS`]) and the SMTP server's
-//! ([`crate::smtp::server::settings::KEYS`]).  Each entry is `(key,
+//! ([`crate::state::stamps::KEYS`]), the SMTP server's
+//! ([`crate::smtp::server::settings::KEYS`]), and the sender checks'
+//! ([`crate::inbound::settings::KEYS`]).  Each entry is `(key,
 //! default, meaning)`.
 //!
 //! One table, three readers: `mailroom check` reports keys not in it,
@@ -63,6 +64,10 @@ pub const SECTIONS: &[Section] = &[
     Section {
         title: "The SMTP server (sendmail -bs)",
         keys: crate::smtp::server::settings::KEYS,
+    },
+    Section {
+        title: "Checking senders (port 25): blocklists, SPF, DKIM, DMARC",
+        keys: crate::inbound::settings::KEYS,
     },
 ];
 

@@ -97,6 +97,8 @@
 //! * [`autoreply`] — RFC 3834 vacation replies after mailbox delivery.
 //! * [`lists`] — simple mailing lists: members files, settings, who may post.
 //! * [`dkim`] — DKIM signatures the runner adds to remote mail; the keys.
+//! * [`inbound`] — checking senders at the SMTP door: DNS blocklists, SPF,
+//!   DKIM, DMARC, and the `Authentication-Results:` field.
 //!
 //! Serving and administering:
 //! * [`smtp::server`] — the SMTP server (`sendmail -bs`, ports 25 and
@@ -142,6 +144,7 @@ pub mod fasthash;
 pub mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod inbound;
 pub mod limits;
 pub mod lists;
 pub mod log;

@@ -1,0 +1,206 @@
+//! What the results lead to: the reply at `MAIL` and at the end of DATA,
+//! and the `Authentication-Results:` field that goes on the message.
+//!
+//! | finding | default | setting |
+//! |---------|---------|---------|
+//! | SPF `fail` at `MAIL` | `550 5.7.1` | `spf_fail = refuse\|mark` |
+//! | SPF `softfail`, `neutral`, `none`, `permerror` | marked only (RFC 7208 §8) | — |
+//! | DMARC fail, policy `reject` | `550 5.7.1` after DATA | `dmarc_reject = refuse\|quarantine\|mark` |
+//! | DMARC fail, policy `quarantine` | the Spam folder | `dmarc_quarantine = quarantine\|mark` |
+//! | From: one of this box's domains, neither SPF nor DKIM passing for it | `550 5.7.1` after DATA | `own_domain_forgery = refuse\|quarantine\|mark` |
+//! | DNS gave no answer (SPF, DMARC `temperror`) | `451 4.7.0` | `dns_failure = tempfail\|accept` |
+//!
+//! A refusal at the end of DATA is a refusal, not a bounce: the sending
+//! server tells its user, and no backscatter leaves this box.
+
+use super::results::{AuthResults, Method};
+use super::settings::{Action, Settings};
+use super::verify::{Identity, MessageCheck, SpfCheck};
+use crate::smtp::Reply;
+
+/// `451 4.7.0`: a DNS failure while checking.
+fn dns_failure(what: &str) -> Reply {
+    Reply::new(
+        451,
+        format!("4.7.0 Temporary DNS failure checking {what}; try again later"),
+    )
+}
+
+/// The reply to `MAIL`, if not `250`.
+pub fn at_mail(settings: &Settings, spf: &SpfCheck, ip: &str) -> Option<Reply> {
+    match spf.result {
+        "fail" if settings.spf_fail == Action::Refuse => {
+            let mut text = format!(
+                "5.7.1 SPF: {} does not allow {ip} to send its mail",
+                spf.domain
+            );
+            if let Some(exp) = &spf.explanation {
+                let exp: String = exp.chars().filter(|c| !c.is_control()).take(200).collect();
+                text.push_str(&format!(": {exp}"));
+            }
+            Some(Reply::new(550, text))
+        }
+        "temperror" if settings.dns_failure_defers => {
+            Some(dns_failure(&format!("the SPF record of {}", spf.domain)))
+        }
+        _ => None,
+    }
+}
+
+/// What becomes of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// Refused (`550`/`451`): nothing is queued.
+    pub refusal: Option<Reply>,
+    /// The field for the top of the message (when accepted).
+    pub results: AuthResults,
+    /// Why it goes to the Spam folder, if it does.
+    pub quarantine: Option<String>,
+}
+
+/// Judge a message from its checks.  `own_domain`: is this one of the
+/// box's domains?
+pub fn at_data(
+    settings: &Settings,
+    spf: &SpfCheck,
+    msg: &MessageCheck,
+    own_domain: &dyn Fn(&str) -> bool,
+) -> Judgement {
+    let mut results = AuthResults::new(&settings.authserv_id);
+    results.methods.push(spf_method(spf));
+    if msg.dkim.is_empty() {
+        results.methods.push(Method::new("dkim", "none"));
+    }
+    for d in &msg.dkim {
+        let mut m = Method::new("dkim", d.result);
+        if let Some(r) = &d.reason {
+            m = m.reason(r);
+        }
+        if !d.domain.is_empty() {
+            m = m.prop("header.d", &d.domain).prop("header.s", &d.selector);
+            if !d.identity.is_empty() {
+                m = m.prop("header.i", &d.identity);
+            }
+            m = m.prop("header.a", &d.algorithm).prop("header.b", &d.b);
+        }
+        results.methods.push(m);
+    }
+
+    let dmarc = &msg.dmarc;
+    let aligned = |from: &str| {
+        let spf_ok = spf.passed() && aligns(&spf.domain, from);
+        let dkim_ok = msg
+            .dkim
+            .iter()
+            .any(|d| d.result == "pass" && aligns(&d.domain, from));
+        spf_ok || dkim_ok
+    };
+    // The disposition: the DMARC policy's, then the own-domain rule.
+    let mut action = Action::Mark;
+    let mut why = String::new();
+    let mut refusal = None;
+    if dmarc.result == "temperror" && settings.dns_failure_defers {
+        refusal = Some(dns_failure(&format!(
+            "the DMARC policy of {}",
+            if dmarc.from_domain.is_empty() {
+                "the sender"
+            } else {
+                &dmarc.from_domain
+            }
+        )));
+    } else if dmarc.result == "fail" {
+        match dmarc.policy {
+            Some("reject") => {
+                action = settings.dmarc_reject;
+                why = format!("DMARC policy of {} is reject", dmarc.from_domain);
+            }
+            Some("quarantine") => {
+                action = settings.dmarc_quarantine;
+                why = format!("DMARC policy of {} is quarantine", dmarc.from_domain);
+            }
+            _ => {}
+        }
+    }
+    let forged: Option<&String> = msg
+        .from_domains
+        .iter()
+        .find(|d| own_domain(d) && dmarc.result != "pass" && !aligned(d));
+    if let Some(d) = forged
+        && refusal.is_none()
+        && rank(settings.own_domain_forgery) > rank(action)
+    {
+        action = settings.own_domain_forgery;
+        why = format!("{d} is this server's own domain, and neither SPF nor DKIM passed for it");
+    }
+    if refusal.is_none() && action == Action::Refuse {
+        let text = match forged {
+            Some(d) if why.contains("own domain") => format!(
+                "5.7.1 Mail from {d} must come from this server's own users: log in to send it"
+            ),
+            _ => format!(
+                "5.7.1 Unauthenticated mail from {} is not accepted: its domain's DMARC policy is reject",
+                dmarc.from_domain
+            ),
+        };
+        refusal = Some(Reply::new(550, text));
+    }
+
+    let applied = match action {
+        Action::Refuse => "reject",
+        Action::Quarantine => "quarantine",
+        Action::Mark => "none",
+    };
+    let mut m = Method::new(
+        "dmarc",
+        if forged.is_some() && dmarc.result == "none" {
+            "fail"
+        } else {
+            dmarc.result
+        },
+    );
+    match (dmarc.policy, forged) {
+        (Some(p), _) => m = m.comment(&format!("p={p}")),
+        (None, Some(_)) => m = m.comment("no DMARC record; this server's own domain"),
+        _ => {}
+    }
+    let header_from = if dmarc.from_domain.is_empty() {
+        msg.from_domains.first().cloned().unwrap_or_default()
+    } else {
+        dmarc.from_domain.clone()
+    };
+    if !header_from.is_empty() {
+        m = m.prop("header.from", &header_from);
+    }
+    if m.result == "fail" {
+        m = m.prop("policy.dmarc", applied);
+    }
+    results.methods.push(m);
+    Judgement {
+        refusal,
+        results,
+        quarantine: (action == Action::Quarantine).then_some(why),
+    }
+}
+
+fn rank(a: Action) -> u8 {
+    match a {
+        Action::Mark => 0,
+        Action::Quarantine => 1,
+        Action::Refuse => 2,
+    }
+}
+
+/// Relaxed alignment (RFC 7489 §3.1) for the box's purposes: the same
+/// domain, or one a subdomain of the other.
+fn aligns(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
+}
+
+fn spf_method(spf: &SpfCheck) -> Method {
+    let m = Method::new("spf", spf.result);
+    match &spf.identity {
+        Identity::MailFrom(a) => m.prop("smtp.mailfrom", a),
+        Identity::Helo(h) => m.prop("smtp.helo", h),
+    }
+}
