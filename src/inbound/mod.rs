@@ -146,15 +146,15 @@ impl Gate {
             Ok(v) => v.spf(ip, helo, sender),
             Err(_) => verify::SpfCheck::unanswered(helo, sender),
         };
-        let shown = crate::access::client_addr(&ip);
-        match policy::at_mail(&self.settings, &spf, &shown) {
+        let addr = crate::access::client_addr(&ip);
+        let relay = format!("[{addr}]");
+        match policy::at_mail(&self.settings, &spf, &addr) {
             Some(r) => {
                 log::notice(
                     None,
                     &format!(
-                        "ruleset=check_mail, arg1=<{sender}>, relay=[{shown}], reject={}: spf={}",
-                        r.one_line(),
-                        spf.result
+                        "ruleset=check_mail, arg1=<{sender}>, relay={relay}, reject={}",
+                        r.one_line()
                     ),
                 );
                 Err(r)

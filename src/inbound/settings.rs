@@ -18,17 +18,17 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "authserv_id",
-        "the host name",
+        "(the host name)",
         "this host's name in Authentication-Results; such fields arriving from outside are removed",
     ),
     (
         "dnsbl",
-        "",
+        "(none)",
         "DNS blocklists checked at connect on port 25: ZONE[=FILTER][*WEIGHT] ..., e.g. zen.spamhaus.org=127.0.0.[2..11]*2 (needs your own resolver)",
     ),
     (
         "dnswl",
-        "",
+        "(none)",
         "DNS allow lists, same form; a match subtracts its weight (default 1), e.g. list.dnswl.org=127.0.[0..255].[1..3]*2",
     ),
     (

@@ -60,6 +60,13 @@ pub const LINES: &[Line] = &[
     Line {
         programs: &["sendmail", "sendmail -bs"],
         qid: Always,
+        level: Notice,
+        shape: "removed {N} Authentication-Results field(s) claiming to be from {AUTHSERV_ID}",
+        meaning: "The message arrived with Authentication-Results fields naming this host (authserv_id), which only this host may write: they were removed (RFC 8601 §5), so a sender cannot forge a pass.",
+    },
+    Line {
+        programs: &["sendmail", "sendmail -bs"],
+        qid: Always,
         level: Info,
         shape: "to={RCPT}, delay=00:00:00, mailer={MAILER}, pri={N}, stat=queued",
         meaning: "One line per recipient of a queued message (over SMTP, RCPT as the client wrote it, in angle brackets); MAILER is local or esmtp.  The queue runner's to= lines tell what became of it.",
@@ -147,7 +154,7 @@ pub const LINES: &[Line] = &[
         qid: Never,
         level: Notice,
         shape: "ruleset=check_mail, arg1=<{SENDER}>, relay={RELAY}, reject={REPLY}",
-        meaning: "MAIL FROM refused (an access From: entry, a malformed address): the reply sent, as sendmail 8 logs it.",
+        meaning: "MAIL FROM refused (an access From: entry, a malformed address, an SPF fail or a DNS failure while checking SPF): the reply sent, as sendmail 8 logs it.",
     },
     Line {
         programs: &["sendmail -bs"],
@@ -168,7 +175,7 @@ pub const LINES: &[Line] = &[
         qid: Never,
         level: Notice,
         shape: "from=<{SENDER}>, relay={RELAY}: message refused: {REPLY}",
-        meaning: "The message was refused after DATA (too big, or refused by policy); nothing was queued.",
+        meaning: "The message was refused after DATA (too big, refused by policy, a DMARC reject policy, a forged From: of this box's own domain, a DNS failure while checking DMARC); nothing was queued.",
     },
     Line {
         programs: &["sendmail -bs"],
@@ -211,6 +218,41 @@ pub const LINES: &[Line] = &[
         level: Notice,
         shape: "rejecting connection from {[IP]}: {N} connections already",
         meaning: "The address already holds smtp_max_connections_per_ip connections; this one got 421.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Notice,
+        shape: "rejecting connection from {[IP]}: listed by {ZONES} (weight {N} of {N}): {TEXT}",
+        meaning: "The client is on the DNS blocklists named (dnsbl), their weights adding up to dnsbl_threshold or more: it got 554 5.7.1 with the list's own text in place of the greeting.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Info,
+        shape: "dnsbl: {ZONE} gave no answer for {[IP]}: {WHY}",
+        meaning: "A blocklist did not answer in time (dns_timeout, inbound_check_time); the client counts as not listed there.",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Warning,
+        shape: "dnsbl: {ZONE} answered {CODES} for {[IP]}: an error code, not a listing (is the resolver a public one?)",
+        meaning: "A blocklist answered one of its error codes (127.255.255.x: queries through an open or public resolver, or too many): never counted as a listing. Use a resolver of your own (README: Checking senders).",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Never,
+        level: Err,
+        shape: "sender checks: {ERROR}",
+        meaning: "The resolver for the sender checks could not be set up (no /etc/resolv.conf?): mail from the internet gets 451 4.7.0 until it can (or is accepted unchecked with dns_failure = accept).",
+    },
+    Line {
+        programs: &["sendmail -bs"],
+        qid: Always,
+        level: Info,
+        shape: "quarantined: {WHY}; delivered to the Spam folder",
+        meaning: "The sender checks accepted the message for the Spam folder (a DMARC quarantine policy, or own_domain_forgery = quarantine); its Authentication-Results says policy.dmarc=quarantine.",
     },
     Line {
         programs: &["sendmail -bs"],
