@@ -148,7 +148,27 @@ impl Gate {
         };
         let addr = crate::access::client_addr(&ip);
         let relay = format!("[{addr}]");
-        match policy::at_mail(&self.settings, &spf, &addr) {
+        // A domain with an SPF answer exists; otherwise ask, as sendmail 8
+        // does for every sender (553 5.1.8: bounces to it could not go).
+        let exists = match (sender.rsplit_once('@'), spf.result) {
+            (Some((_, d)), "none" | "permerror" | "temperror") => match self.verifier() {
+                Ok(v) => v.domain_exists(d),
+                Err(_) => None,
+            },
+            _ => Some(true),
+        };
+        let refusal = match exists {
+            Some(false) => Some(Reply::new(
+                553,
+                format!("5.1.8 <{sender}>... Domain of sender address {sender} does not exist"),
+            )),
+            None if self.settings.dns_failure_defers => Some(Reply::new(
+                451,
+                format!("4.1.8 Domain of sender address {sender} does not resolve"),
+            )),
+            _ => policy::at_mail(&self.settings, &spf, &addr),
+        };
+        match refusal {
             Some(r) => {
                 log::notice(
                     None,

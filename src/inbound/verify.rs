@@ -258,6 +258,19 @@ impl Verifier {
         (!text.trim().is_empty()).then(|| text.trim().to_string())
     }
 
+    /// Does `domain` exist in DNS?  Some(false) only for NXDOMAIN (a
+    /// name with no MX is still a name); None: no answer.
+    pub fn domain_exists(&self, domain: &str) -> Option<bool> {
+        let name = Name::from_ascii(format!("{}.", domain.trim_end_matches('.'))).ok()?;
+        let resolver = self.auth.resolver();
+        match self.bounded(resolver.mx_lookup(name))? {
+            Ok(_) => Some(true),
+            Err(e) if e.is_nx_domain() => Some(false),
+            Err(e) if e.is_no_records_found() => Some(true),
+            Err(_) => None,
+        }
+    }
+
     /// SPF for `MAIL FROM:<sender>` from `ip` after `HELO helo` (the HELO
     /// identity when the sender is null).
     pub fn spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfCheck {
