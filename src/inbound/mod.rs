@@ -150,8 +150,9 @@ impl Gate {
         let relay = format!("[{addr}]");
         // A domain with an SPF answer exists; otherwise ask, as sendmail 8
         // does for every sender (553 5.1.8: bounces to it could not go).
+        // After a temperror DNS has had its time: SPF's 451 says it.
         let exists = match (sender.rsplit_once('@'), spf.result) {
-            (Some((_, d)), "none" | "permerror" | "temperror") => match self.verifier() {
+            (Some((_, d)), "none" | "permerror") => match self.verifier() {
                 Ok(v) => v.domain_exists(d),
                 Err(_) => None,
             },
