@@ -2,8 +2,9 @@
 //! built-in spam rule (folder and discard), Maildir++ and mbox folders, a
 //! user's rules moving a newsletter, the global and per-account files, a
 //! broken or unsafe rule file (mail still delivered, error logged),
-//! reject and forward, configurable thresholds, and spamc (a stand-in
-//! script: the real spamd is exercised by compat/test_filters.py).
+//! reject and forward, configurable thresholds, spamc (a stand-in
+//! script: the real spamd is exercised by compat/test_filters.py), and
+//! `auth` rules on the SMTP server's Authentication-Results.
 
 mod common;
 use common::*;
@@ -368,6 +369,102 @@ fn spamc_scans_first_and_its_failure_loses_nothing() {
         r.log()
     );
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// A message as the SMTP server queues it from the internet: its own
+/// Authentication-Results field (authserv-id `id`) on top.
+fn from_outside(id: &str, spf: &str, dmarc: &str, subject: &str) -> String {
+    format!(
+        "Authentication-Results: {id};\n\tspf={spf} smtp.mailfrom=ceo@example.org;\n\tdkim=none;\n\t{dmarc}\nFrom: CEO <ceo@example.org>\nSubject: {subject}\n\npay this invoice\n"
+    )
+}
+
+const QUARANTINE: &str =
+    "dmarc=fail (p=quarantine) header.from=example.org policy.dmarc=quarantine";
+const MARKED: &str = "dmarc=fail (p=quarantine) header.from=example.org policy.dmarc=none";
+
+#[test]
+fn auth_rules_read_this_hosts_results() {
+    let r = site("auth", "");
+    rules(
+        &r,
+        "home/carol/.mailroom-filter",
+        "if auth dmarc is fail then folder Suspicious\n\
+         if auth spf is softfail then folder Softfail\n\
+         if auth spf is none and auth dkim is none and auth dmarc is none then folder Unchecked\n",
+        0o600,
+    );
+    let cases = [
+        (
+            from_outside("test.example", "pass", QUARANTINE, "q"),
+            ".Suspicious",
+        ),
+        (
+            from_outside("test.example", "pass", MARKED, "m"),
+            ".Suspicious",
+        ),
+        (
+            from_outside(
+                "test.example",
+                "softfail",
+                "dmarc=pass header.from=example.org",
+                "soft",
+            ),
+            ".Softfail",
+        ),
+        (
+            from_outside(
+                "test.example",
+                "pass",
+                "dmarc=pass header.from=example.org",
+                "good",
+            ),
+            "",
+        ),
+        // Someone else's field says nothing; local mail has none.
+        (
+            from_outside("mx.elsewhere.example", "softfail", MARKED, "theirs"),
+            ".Unchecked",
+        ),
+        (
+            "From: cron@test.example\nSubject: local\n\nx\n".to_string(),
+            ".Unchecked",
+        ),
+    ];
+    for (msg, _) in &cases {
+        let o = deliver(&r, "carol", msg);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let subjects = |folder: &str| -> Vec<String> {
+        let mut s: Vec<String> = files(&r, &format!("home/carol/Maildir/{folder}/new"))
+            .iter()
+            .filter_map(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("Subject: "))
+                    .map(str::to_string)
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    for folder in [".Suspicious", ".Softfail", "", ".Unchecked"] {
+        let want: Vec<String> = {
+            let mut w: Vec<String> = cases
+                .iter()
+                .filter(|(_, f)| f == &folder)
+                .map(|(m, _)| {
+                    m.lines()
+                        .find(|l| l.starts_with("Subject: "))
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            w.sort();
+            w
+        };
+        assert_eq!(subjects(folder), want, "folder '{folder}'");
+    }
+    assert!(files(&r, "home/carol/Maildir/.Spam/new").is_empty());
 }
 
 #[test]

@@ -33,6 +33,12 @@ pub(super) fn to_account(
         let fail = Failure::perm("5.4.6", format!("mail forwarding loop for {addr}"));
         return (inbox, Outcome::Failed(fail), Vec::new());
     }
+    use crate::message::Header;
+    let mut header = Header::parse(&req.message.header_bytes().unwrap_or_default());
+    // This host's Authentication-Results field, read from the message as
+    // it was queued: spamd may rewrite the header (report_safe wraps spam
+    // keeping only a few of its fields), and the field is ours either way.
+    let auth = crate::inbound::results::ours(&header, &crate::inbound::authserv_id(cfg));
     let scanned;
     let mut msg = req.message;
     if let Some(spamc) = &cfg.spamc {
@@ -47,6 +53,7 @@ pub(super) fn to_account(
             Ok(m) => {
                 scanned = m;
                 msg = &scanned;
+                header = Header::parse(&msg.header_bytes().unwrap_or_default());
             }
             Err(why) => crate::log::warning(
                 qid,
@@ -60,7 +67,6 @@ pub(super) fn to_account(
         ..*req
     };
     let req = &scanned_req;
-    let header = crate::message::Header::parse(&msg.header_bytes().unwrap_or_default());
     let decision = match filter::files::load(cfg, account, qid) {
         Loaded::Broken(e) => {
             crate::log::warning(
@@ -89,6 +95,7 @@ pub(super) fn to_account(
                     sender,
                     recipients: &recipients,
                     size: msg.len(),
+                    auth: auth.as_ref(),
                 },
             )
         }

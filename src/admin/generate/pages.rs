@@ -341,5 +341,6 @@ mod tests {
             "{page}"
         );
         assert!(page.contains(".SH \"WHERE RULES COME FROM\""), "{page}");
+        assert!(page.contains("auth spf|dkim|dmarc"), "{page}");
     }
 }
