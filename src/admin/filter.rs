@@ -45,7 +45,8 @@ Rules are one per line:  if TEST [and TEST]... then ACTION [; ACTION]...
   actions: folder NAME, keep, discard, reject \"TEXT\", forward ADDRESS, stop
   e.g.     if auth dmarc is fail then folder Spam
            if auth spf is softfail and auth dkim is not pass then folder Suspicious
-They run after /etc/mail/filter and before the user's ~/.mailroom-filter.
+They run after the built-in DMARC and spam rules and /etc/mail/filter, and
+before the user's ~/.mailroom-filter.
 
 Examples:
   mailroom filter set info@shop.example --file info.rules

@@ -101,9 +101,17 @@ pub(super) fn to_account(
         }
     };
     let by = decision.by.as_deref().unwrap_or("");
-    let score = filter::spam_score(&header)
+    // What the log lines add: the spam score, and the door's quarantine.
+    let mut notes = filter::spam_score(&header)
         .map(|s| format!(", spam score {s}"))
         .unwrap_or_default();
+    if let Some(a) = auth.as_ref().filter(|a| filter::quarantine::quarantined(a)) {
+        let from = a.results("dmarc").find_map(|m| m.get("header.from"));
+        notes.push_str(&format!(
+            ", DMARC quarantine for {}",
+            from.unwrap_or("an unknown domain")
+        ));
+    }
     let prepend = format!("Return-Path: <{sender}>\nDelivered-To: {addr}\n");
     let trace_id = req
         .redelivery
@@ -121,7 +129,7 @@ pub(super) fn to_account(
     });
     let (what, r) = match &decision.place {
         Place::Reject(text) => {
-            crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{score}"));
+            crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{notes}"));
             let fail = Failure::perm("5.7.1", text.clone());
             return (
                 format!("rejected by {by}"),
@@ -135,7 +143,7 @@ pub(super) fn to_account(
             } else {
                 format!("not kept, forwarded by {by}")
             };
-            crate::log::info(qid, &format!("filter: {addr}: {what}{score}"));
+            crate::log::info(qid, &format!("filter: {addr}: {what}{notes}"));
             (what, Ok(()))
         }
         Place::Inbox => (
@@ -145,7 +153,7 @@ pub(super) fn to_account(
         Place::Folder(name) => {
             crate::log::info(
                 qid,
-                &format!("filter: {addr}: into folder {name} by {by}{score}"),
+                &format!("filter: {addr}: into folder {name} by {by}{notes}"),
             );
             (
                 format!("folder {name} of {inbox}"),

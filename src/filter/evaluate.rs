@@ -99,6 +99,7 @@ fn test(t: &Test, f: &Facts<'_>, score: Option<f64>) -> bool {
         TestKind::Size { cmp, bytes } => cmp.holds(f.size as f64, *bytes as f64),
         TestKind::Spam { cmp, score: s } => score.is_some_and(|v| cmp.holds(v, *s)),
         TestKind::Auth { method, result } => auth_says(f.auth, *method, result),
+        TestKind::Quarantined => f.auth.is_some_and(super::quarantine::quarantined),
         TestKind::Text { on, op, value } => {
             let values: Vec<String> = match on {
                 On::Header(name) => f.header.all(name).map(|x| x.value()).collect(),

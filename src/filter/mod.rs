@@ -1,5 +1,7 @@
 //! Mail filters: the rule language ([`mod@parse`] reads it strictly,
-//! [`mod@evaluate`] runs it; [`spam`] is the built-in rule on spamc's score).
+//! [`mod@evaluate`] runs it; [`spam`] is the built-in rule on spamc's score,
+//! [`quarantine`] the one that carries out the SMTP server's DMARC
+//! quarantine).
 //! Local delivery ([`crate::deliver`]) passes the message through spamc
 //! when configured ([`spamc`]), runs the rule files ([`files`] says which,
 //! in what order, and how they are trusted) and stores the message where
@@ -68,11 +70,13 @@
 pub mod evaluate;
 pub mod files;
 pub mod parse;
+pub mod quarantine;
 pub mod spam;
 pub mod spamc;
 
 pub use evaluate::{Decision, Facts, Place, evaluate};
 pub use parse::{MAX_FILE, ParseError, parse};
+pub use quarantine::quarantine_rule;
 pub use spam::{spam_rules, spam_score};
 
 /// One rule file, parsed.
@@ -117,6 +121,9 @@ enum TestKind {
         method: AuthMethod,
         result: &'static str,
     },
+    /// This host's field says DMARC failed and the door applied
+    /// quarantine (the built-in DMARC rule; not in the language).
+    Quarantined,
 }
 
 /// What an `auth` test looks at: a method of RFC 8601's registry.
