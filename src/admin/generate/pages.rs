@@ -166,6 +166,15 @@ pub fn filter_page() -> String {
     ] {
         key_item(&mut p, key);
     }
+    p.paragraph(
+        "spamc is given the message as it was queued, this host's \
+         Authentication-Results: field included.  For SpamAssassin to use \
+         it, load its AuthRes plugin (v401.pre) and set \
+         authres_trusted_authserv to this host's authserv_id and \
+         authres_networks all in local.cf (safe here: a field arriving with \
+         that id is removed).  A field spamd drops (report_safe) still \
+         counts for the DMARC rule and auth tests.",
+    );
     p.section("FOLDERS");
     p.paragraph(
         "Folders are what Dovecot's IMAP shows: for Maildir users Maildir++ \
