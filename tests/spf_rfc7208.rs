@@ -40,37 +40,6 @@ struct Deviation {
 }
 
 const KNOWN_DEVIATIONS: &[Deviation] = &[
-    // What mailroom hands to check_host() (src/inbound/verify.rs).
-    Deviation {
-        case: "emptylabel",
-        got: "permerror",
-        why: "§4.3: a malformed <domain> (an empty label) has the result none; we pass it on and mail-auth says permerror",
-    },
-    Deviation {
-        case: "helo-domain-literal",
-        got: "permerror",
-        why: "§4.3: an address literal is no domain name, so none; we pass it on and mail-auth says permerror",
-    },
-    Deviation {
-        case: "domain-literal",
-        got: "permerror",
-        why: "§4.3: an address literal is no domain name, so none; we pass it on and mail-auth says permerror",
-    },
-    Deviation {
-        case: "nolocalpart",
-        got: "fail \"\"",
-        why: "§4.3: a <sender> without local-part has \"postmaster\" as %{l}; we pass \"@domain\" on and mail-auth expands %{l} to nothing",
-    },
-    Deviation {
-        case: "a-cidr6-0-ip4mapped",
-        got: "pass",
-        why: "§5: an IPv4-mapped <ip> MUST be treated as IPv4; we pass it on as IPv6 and mail-auth matches AAAA records",
-    },
-    Deviation {
-        case: "mx-cidr6-0-ip4mapped",
-        got: "pass",
-        why: "§5: an IPv4-mapped <ip> MUST be treated as IPv4; we pass it on as IPv6 and mail-auth matches AAAA records",
-    },
     // Selecting the record.
     Deviation {
         case: "multitxt1",

@@ -266,11 +266,32 @@ impl Verifier {
         } else {
             Identity::MailFrom(sender.to_string())
         };
-        let params = SpfParameters::verify_mail_from(ip, helo, &self.host, sender);
         let domain = match sender.rsplit_once('@') {
             Some((_, d)) => d.to_ascii_lowercase(),
             None => helo.to_ascii_lowercase(),
         };
+        // RFC 7208 §4.3, before mail-auth sees them: a domain that cannot
+        // have a record has none (mail-auth says permerror for an empty
+        // label or an address literal), and a sender without local part
+        // is postmaster there (mail-auth expands %{l} to nothing).
+        if !spf_domain(&domain) {
+            let out = mail_auth::SpfOutput::new(domain.clone()).with_result(SpfResult::None);
+            return SpfCheck {
+                result: "none",
+                identity,
+                domain,
+                explanation: None,
+                output: Some(out),
+            };
+        }
+        let sender = match sender.rsplit_once('@') {
+            Some(("", d)) => format!("postmaster@{d}"),
+            _ => sender.to_string(),
+        };
+        // §5: an IPv4-mapped address is checked as IPv4 (mail-auth would
+        // match it against AAAA records).
+        let ip = crate::wire::unmapped(ip);
+        let params = SpfParameters::verify_mail_from(ip, helo, &self.host, &sender);
         match self.bounded(self.auth.verify_spf(params)) {
             Some(out) => SpfCheck {
                 result: spf_word(out.result()),
@@ -356,6 +377,17 @@ impl Verifier {
             },
         }
     }
+}
+
+/// Whether SPF can apply to `domain` (RFC 7208 §4.3): a name of two labels
+/// or more, each 1 to 63 bytes (a root dot aside), 253 bytes at most; an
+/// address literal (`[192.0.2.1]`) is no domain name.
+fn spf_domain(domain: &str) -> bool {
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    d.len() <= 253
+        && !d.starts_with('[')
+        && d.split('.').count() >= 2
+        && d.split('.').all(|l| (1..=63).contains(&l.len()))
 }
 
 /// Await every future, in order (the lists are looked up side by side).
