@@ -40,17 +40,6 @@ struct Deviation {
 }
 
 const KNOWN_DEVIATIONS: &[Deviation] = &[
-    // Selecting the record.
-    Deviation {
-        case: "multitxt1",
-        got: "fail",
-        why: "§4.5: more than one v=spf1 record is a permerror; mail-auth takes the first",
-    },
-    Deviation {
-        case: "multitxt2",
-        got: "fail",
-        why: "§4.5: more than one v=spf1 record (the version is case-insensitive) is a permerror; mail-auth takes the first",
-    },
     // Record syntax mail-auth does not check (§4.6: a syntax error anywhere
     // in the record is a permerror).
     Deviation {

@@ -292,7 +292,22 @@ impl Verifier {
         // match it against AAAA records).
         let ip = crate::wire::unmapped(ip);
         let params = SpfParameters::verify_mail_from(ip, helo, &self.host, &sender);
-        match self.bounded(self.auth.verify_spf(params)) {
+        let check = async {
+            // §4.5: more than one SPF record is a permerror; mail-auth
+            // takes the first.  Only the domain's own records are counted
+            // here (mail-auth then has the answer from the resolver's
+            // cache), not those of its include: and redirect= targets.
+            let failed = match self.spf_records(&domain).await {
+                None => Some(SpfResult::TempError),
+                Some(n) if n > 1 => Some(SpfResult::PermError),
+                Some(_) => None,
+            };
+            match failed {
+                Some(r) => mail_auth::SpfOutput::new(domain.clone()).with_result(r),
+                None => self.auth.verify_spf(params).await,
+            }
+        };
+        match self.bounded(check) {
             Some(out) => SpfCheck {
                 result: spf_word(out.result()),
                 identity,
@@ -307,6 +322,27 @@ impl Verifier {
                 explanation: None,
                 output: None,
             },
+        }
+    }
+
+    /// How many of `domain`'s TXT records are SPF records; None when DNS
+    /// failed (no answer in time, SERVFAIL: a temperror, as mail-auth
+    /// would say, without a second wait).  A name that does not exist or
+    /// cannot be a DNS name counts 0, and mail-auth says what it means.
+    async fn spf_records(&self, domain: &str) -> Option<usize> {
+        let Ok(name) = Name::from_str_relaxed(format!("{}.", domain.trim_end_matches('.'))) else {
+            return Some(0);
+        };
+        match self.auth.resolver().txt_lookup(name).await {
+            Ok(lookup) => Some(
+                lookup
+                    .answers()
+                    .iter()
+                    .filter(|r| matches!(&r.data, RData::TXT(t) if is_spf1(&t.txt_data.concat())))
+                    .count(),
+            ),
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Some(0),
+            Err(_) => None,
         }
     }
 
@@ -388,6 +424,15 @@ fn spf_domain(domain: &str) -> bool {
         && !d.starts_with('[')
         && d.split('.').count() >= 2
         && d.split('.').all(|l| (1..=63).contains(&l.len()))
+}
+
+/// Whether a TXT record (its strings joined) is an SPF record: it starts
+/// with the version `v=spf1`, in any case, then a space or its end (RFC
+/// 7208 §4.5).
+fn is_spf1(txt: &[u8]) -> bool {
+    txt.get(..6)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"v=spf1"))
+        && txt.get(6).is_none_or(|&b| b == b' ')
 }
 
 /// Await every future, in order (the lists are looked up side by side).
