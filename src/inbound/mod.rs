@@ -78,11 +78,17 @@ impl Gate {
     fn verifier(&self) -> Result<&Verifier, &str> {
         self.verifier
             .get_or_init(|| {
-                Verifier::system(
-                    &self.host,
-                    self.settings.dns_timeout,
-                    self.settings.check_time,
-                )
+                let s = &self.settings;
+                if s.resolvers.is_empty() {
+                    Verifier::system(&self.host, s.dns_timeout, s.check_time)
+                } else {
+                    Verifier::with_name_servers(
+                        &s.resolvers,
+                        &self.host,
+                        s.dns_timeout,
+                        s.check_time,
+                    )
+                }
                 .inspect_err(|e| log::err(None, &format!("sender checks: {e}")))
             })
             .as_ref()
