@@ -511,6 +511,16 @@ fn policy_word(p: Policy) -> &'static str {
 fn dkim_check(out: &mail_auth::DkimOutput<'_>) -> DkimCheck {
     let (result, reason) = match out.result() {
         DkimResult::Pass => ("pass", None),
+        // mail-auth says "neutral" for a body that does not match its hash
+        // and for an expired signature; RFC 6376 §6.1.1 and §6.1.3 make
+        // both PERMFAIL, which RFC 8601 §2.7.1 reports as "fail" (as
+        // dkimpy and OpenDKIM do).
+        DkimResult::Neutral(
+            e @ mail_auth::Error::Dkim(
+                mail_auth::dkim::DkimError::FailedBodyHashMatch
+                | mail_auth::dkim::DkimError::SignatureExpired,
+            ),
+        ) => ("fail", Some(e.to_string())),
         DkimResult::Neutral(e) => ("neutral", Some(e.to_string())),
         DkimResult::Fail(e) => ("fail", Some(e.to_string())),
         DkimResult::PermError(e) => ("permerror", Some(e.to_string())),
