@@ -47,7 +47,7 @@ pub fn reverse_name(ip: IpAddr) -> Name {
         }
         IpAddr::V6(_) => {
             let mut nibbles: Vec<&str> = Vec::new();
-            let dotted = super::macros::dotted(ip);
+            let dotted = super::macros::dotted(ip).to_ascii_lowercase();
             nibbles.extend(dotted.split('.').rev());
             format!("{}.ip6.arpa", nibbles.join("."))
         }

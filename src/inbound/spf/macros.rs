@@ -249,7 +249,10 @@ pub fn dotted(ip: IpAddr) -> String {
                 .octets()
                 .iter()
                 .flat_map(|b| [b >> 4, b & 0xf])
-                .map(|n| format!("{n:x}"))
+                // Upper case, as the OpenSPF suite (v-macro-ip6) and pyspf
+                // write it; RFC 7208 fixes no case (its §7.4 example is
+                // lower case) and DNS names ignore it.
+                .map(|n| format!("{n:X}"))
                 .collect();
             hex.join(".")
         }
@@ -349,9 +352,11 @@ mod tests {
         ] {
             assert_eq!(expand(text, ip), want, "{text}");
         }
-        assert_eq!(
-            expand("%{ir}.%{v}._spf.%{d2}", "2001:db8::cb01"),
-            "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com"
+        // §7.4's example, whose nibbles are lower case (see dotted()).
+        assert!(
+            expand("%{ir}.%{v}._spf.%{d2}", "2001:db8::cb01").eq_ignore_ascii_case(
+                "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com"
+            )
         );
     }
 
