@@ -1390,13 +1390,23 @@ fn signed_data(key: &mailroom::dkim::keys::Key, size: usize) -> Vec<u8> {
             b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n",
         );
     }
-    let mut signed = mailroom::dkim::sign::sign_message(
+    let signed = mailroom::dkim::sign::sign_message(
         &m,
         "client.bench.example",
         std::slice::from_ref(key),
         mailroom::date::now(),
     )
     .expect("sign");
+    // The signer folds its field with bare LF (the queue's line ends):
+    // CRLF throughout on the wire.
+    let mut crlf = Vec::with_capacity(signed.len() + 64);
+    for (i, &b) in signed.iter().enumerate() {
+        if b == b'\n' && (i == 0 || signed[i - 1] != b'\r') {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+    }
+    let mut signed = crlf;
     if !signed.ends_with(b"\r\n") {
         signed.extend_from_slice(b"\r\n");
     }
