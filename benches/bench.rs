@@ -8,6 +8,10 @@
 //!
 //! Run a single section with `cargo bench --bench bench -- submission`.
 
+#[path = "../tests/common/fake_dns.rs"]
+#[allow(dead_code)]
+mod fake_dns;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -999,12 +1003,21 @@ fn smtp_session(
 /// SMTP_CLIENTS clients, each opening connections of `per_conn` messages
 /// until `dur` has passed.
 fn smtp_load(addr: std::net::SocketAddr, rcpt: &str, per_conn: usize, dur: Duration) -> SmtpLoad {
-    let data = smtp_data();
+    smtp_load_data(addr, rcpt, &smtp_data(), per_conn, dur)
+}
+
+/// [`smtp_load`] with a data block of the caller's (ending in the dot).
+fn smtp_load_data(
+    addr: std::net::SocketAddr,
+    rcpt: &str,
+    data: &[u8],
+    per_conn: usize,
+    dur: Duration,
+) -> SmtpLoad {
     let start = Instant::now();
     let loads: Vec<SmtpLoad> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..SMTP_CLIENTS)
             .map(|_| {
-                let data = &data;
                 s.spawn(move || {
                     let mut l = SmtpLoad::default();
                     let mut failing = 0;
@@ -1251,6 +1264,8 @@ mkdir -p /run/lock
 mount -t tmpfs tmpfs /tmp
 hostname mx.bench.example
 ip link set lo up
+# A client "from the internet" (not loopback) for the sender checks.
+ip addr add 192.0.2.1/32 dev lo
 if ! make -C "$REPO" -o build install PREFIX=/usr RELEASE="$RELEASE" > "$W/install.log" 2>&1; then
   cat "$W/install.log" >&2
   exit 1
@@ -1293,7 +1308,8 @@ fn smtp_sandbox(w: &std::path::Path) -> i32 {
     let inetd_conf = w.join("inetd.conf");
     std::fs::write(
         &inetd_conf,
-        "127.0.0.1:25\tstream\ttcp\tnowait.1000000\troot\t/usr/sbin/sendmail\tsendmail -bs\n",
+        "127.0.0.1:25\tstream\ttcp\tnowait.1000000\troot\t/usr/sbin/sendmail\tsendmail -bs\n\
+         192.0.2.1:25\tstream\ttcp\tnowait.1000000\troot\t/usr/sbin/sendmail\tsendmail -bs\n",
     )
     .unwrap();
     let log = std::fs::File::create(w.join("inetd.log")).unwrap();
@@ -1339,10 +1355,158 @@ fn smtp_sandbox(w: &std::path::Path) -> i32 {
     let queue = std::path::Path::new("/var/spool/mqueue");
     smtp_cases(addr, SMTP_SANDBOX_RCPT, queue, conf);
     smtp_probe_rss(addr);
+    smtp_checks(queue);
     // Ending this namespace's init ends inetd and everything else.
     let _ = inetd.kill();
     let _ = inetd.wait();
     0
+}
+
+/// Busy and total CPU time of the whole machine so far (/proc/stat), in
+/// clock ticks.
+fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let total: u64 = f.iter().sum();
+    // idle and iowait are not busy.
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// A message from client.bench.example, `size` bytes, DKIM-signed
+/// (rsa-sha256, 2048 bits) with `key`, with the data's dot-stuffing and
+/// final dot.
+fn signed_data(key: &mailroom::dkim::keys::Key, size: usize) -> Vec<u8> {
+    let mut m = b"To: bob@mx.bench.example\r\nSubject: Order confirmation\r\nFrom: Shop <sender@client.bench.example>\r\nMessage-Id: <bench@client.bench.example>\r\nDate: Sat, 05 Dec 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n".to_vec();
+    while m.len() < size {
+        m.extend_from_slice(
+            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n",
+        );
+    }
+    let mut signed = mailroom::dkim::sign::sign_message(
+        &m,
+        "client.bench.example",
+        std::slice::from_ref(key),
+        mailroom::date::now(),
+    )
+    .expect("sign");
+    if !signed.ends_with(b"\r\n") {
+        signed.extend_from_slice(b"\r\n");
+    }
+    signed.extend_from_slice(b".\r\n");
+    signed
+}
+
+/// Issue 19: the sender checks' cost.  Clients "from the internet"
+/// (192.0.2.1, not loopback) send DKIM-signed mail from a domain with SPF
+/// and DMARC p=reject records, served by a DNS server in this process
+/// (answers from memory: a warm local cache); checks off, then on.
+fn smtp_checks(queue: &std::path::Path) {
+    use fake_dns::{Entry, FakeDns, Zone};
+    use hickory_resolver::proto::rr::RData;
+    use hickory_resolver::proto::rr::rdata::{MX, TXT};
+    let pem = mailroom::dkim::keys::generate(mailroom::dkim::keys::Algorithm::Rsa, 2048).unwrap();
+    let key = mailroom::dkim::keys::Key::from_pem("bench", &pem).unwrap();
+    let txt = |s: &str| {
+        let parts: Vec<String> = s
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        Entry::Record(RData::TXT(TXT::new(parts)))
+    };
+    let mut zone = Zone::new();
+    zone.add("client.bench.example", txt("v=spf1 ip4:192.0.2.1 -all"));
+    zone.add(
+        "client.bench.example",
+        Entry::Record(RData::MX(MX::new(
+            10,
+            "mx.client.bench.example.".parse().unwrap(),
+        ))),
+    );
+    zone.add("_dmarc.client.bench.example", txt("v=DMARC1; p=reject"));
+    zone.add(
+        "bench._domainkey.client.bench.example",
+        txt(&key.dns_record()),
+    );
+    let dns = FakeDns::start(zone);
+    let addr: std::net::SocketAddr = "192.0.2.1:25".parse().unwrap();
+    let base = "hostname = mx.bench.example\nlog = /var/log/mail.log\ndelivery_mode = queue\nsmtp_greet_pause = 0\n";
+    let conf_off = format!("{base}inbound_checks = no\n");
+    let conf_on = format!("{base}inbound_resolver = {}\n", dns.addr);
+    println!(
+        "== smtp: the sender checks (issue 19): SPF, DKIM (rsa-sha256, 2048 bits) and DMARC on each message from the internet =="
+    );
+    println!(
+        "  ({SMTP_CLIENTS} clients from 192.0.2.1 (not loopback) over inetd; the domain's records come from a DNS server in this process, from memory:"
+    );
+    println!(
+        "  as from a warm local caching resolver; CPU per message is the whole machine's busy time over the messages accepted)"
+    );
+    for size in [2048usize, 50 * 1024] {
+        let data = signed_data(&key, size);
+        for per_conn in [1usize, 20] {
+            let mut line = format!("  {:>2} KB, {per_conn:>2} per connection:", size / 1024);
+            let mut cpu = Vec::new();
+            for (label, conf) in [("off", &conf_off), ("on", &conf_on)] {
+                std::fs::write("/etc/mail/mailroom.conf", conf).unwrap();
+                // Warm up (binary, page cache; the resolver's first answers).
+                smtp_load_data(
+                    addr,
+                    SMTP_SANDBOX_RCPT,
+                    &data,
+                    1,
+                    Duration::from_millis(300),
+                );
+                for e in std::fs::read_dir(queue).unwrap() {
+                    let _ = std::fs::remove_file(e.unwrap().path());
+                }
+                let (busy0, _) = machine_cpu();
+                let l = smtp_load_data(addr, SMTP_SANDBOX_RCPT, &data, per_conn, SMTP_CASE);
+                let (busy1, _) = machine_cpu();
+                let msgs = l.per_txn.len().max(1);
+                // SAFETY: sysconf has no preconditions.
+                let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+                let ms = (busy1 - busy0) as f64 * 1000.0 / hz / msgs as f64;
+                cpu.push(ms);
+                line.push_str(&format!(
+                    "  checks {label} {:6.0} msg/s ({ms:.2} CPU ms/msg)",
+                    l.per_txn.len() as f64 / l.secs
+                ));
+                if l.failures > 0 {
+                    line.push_str(&format!(
+                        " [{} failed: {}]",
+                        l.failures,
+                        l.first_failure.clone().unwrap_or_default()
+                    ));
+                }
+                let queued = queue_files(queue);
+                if queued != l.per_txn.len() {
+                    line.push_str(&format!(" [{queued} queued]"));
+                }
+                for e in std::fs::read_dir(queue).unwrap() {
+                    let _ = std::fs::remove_file(e.unwrap().path());
+                }
+                // SAFETY: sync(2) has no preconditions.
+                unsafe { libc::sync() };
+            }
+            line.push_str(&format!(
+                "  -> checks cost {:.2} CPU ms/msg",
+                cpu[1] - cpu[0]
+            ));
+            println!("{line}");
+        }
+    }
+    let asked = dns.take_asked().len();
+    println!("  (the DNS server answered {asked} questions in all)");
+    std::fs::write("/etc/mail/mailroom.conf", conf_off).unwrap();
 }
 
 /// Whether something listens on 127.0.0.1:25 (from /proc/net/tcp).

@@ -43,7 +43,8 @@ def configure(extra=""):
     scenario's own lines.  Call again to change it mid-scenario (each
     program reads it when it starts)."""
     mr.write_config(f"hostname = {mr.HOST}\nlog = {mr.LOG}\n"
-                    "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n" + extra)
+                    "smtp_connect_timeout = 3s\nsmtp_timeout_cap = 3s\n"
+                    + mr.NO_SENDER_CHECKS + extra)
 
 
 class Site:

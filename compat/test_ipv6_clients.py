@@ -42,7 +42,7 @@ from test_smtp_vs_sendmail8 import converse, normalize
 PORT = 2526
 HOST = "oracle.test"
 CONFIG = (f"hostname = {HOST}\nlog = {mr.LOG}\nprobe_interfaces = no\nforward_files = no\n"
-          "delivery_mode = queue\n")
+          "delivery_mode = queue\n" + mr.NO_SENDER_CHECKS)
 FAR = "u@far.test"
 
 ACCESS = """\

@@ -2,8 +2,10 @@
 //! built-in spam rule (folder and discard), Maildir++ and mbox folders, a
 //! user's rules moving a newsletter, the global and per-account files, a
 //! broken or unsafe rule file (mail still delivered, error logged),
-//! reject and forward, configurable thresholds, and spamc (a stand-in
-//! script: the real spamd is exercised by compat/test_filters.py).
+//! reject and forward, configurable thresholds, spamc (a stand-in
+//! script: the real spamd is exercised by compat/test_filters.py), and
+//! the SMTP server's Authentication-Results: the DMARC quarantine and
+//! `auth` rules.
 
 mod common;
 use common::*;
@@ -367,6 +369,232 @@ fn spamc_scans_first_and_its_failure_loses_nothing() {
         "{}",
         r.log()
     );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A message as the SMTP server queues it from the internet: its own
+/// Authentication-Results field (authserv-id `id`) on top.
+fn from_outside(id: &str, spf: &str, dmarc: &str, subject: &str) -> String {
+    format!(
+        "Authentication-Results: {id};\n\tspf={spf} smtp.mailfrom=ceo@example.org;\n\tdkim=none;\n\t{dmarc}\nFrom: CEO <ceo@example.org>\nSubject: {subject}\n\npay this invoice\n"
+    )
+}
+
+const QUARANTINE: &str =
+    "dmarc=fail (p=quarantine) header.from=example.org policy.dmarc=quarantine";
+const MARKED: &str = "dmarc=fail (p=quarantine) header.from=example.org policy.dmarc=none";
+
+#[test]
+fn a_dmarc_quarantine_goes_to_the_spam_folder() {
+    let r = site("dmarc", "");
+    let root = r.dir.display().to_string();
+    let invoice = from_outside("test.example", "pass", QUARANTINE, "invoice");
+    // mbox with a home: ~/mail/Spam, logged with the rule and the domain.
+    let o = deliver(&r, "bob", &invoice);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        report(&o),
+        [format!(
+            "ok\tbob\t2.0.0\tfolder Spam of mailbox {root}/var/mail/bob"
+        )]
+    );
+    assert!(r.read("home/bob/mail/Spam").contains("Subject: invoice"));
+    assert!(!r.path("var/mail/bob").exists());
+    assert!(
+        r.log().contains(
+            "filter: bob@test.example: into folder Spam by DMARC rule:1, DMARC quarantine for example.org"
+        ),
+        "{}",
+        r.log()
+    );
+    // Maildir: .Spam/; no home: next to the inbox.
+    let o = deliver(&r, "carol", &invoice);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = files(&r, "home/carol/Maildir/.Spam/new");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: invoice"));
+    assert!(files(&r, "home/carol/Maildir/new").is_empty());
+    let o = deliver(&r, "dave", &invoice);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        r.read("var/mail/dave.folders/Spam")
+            .contains("Subject: invoice")
+    );
+
+    // A field that is not this host's, or one where the server only
+    // marked the failure: the inbox.
+    for (i, m) in [
+        from_outside("mx.elsewhere.example", "pass", QUARANTINE, "theirs"),
+        from_outside("test.example", "pass", MARKED, "marked"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let o = deliver(&r, "carol", m);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(files(&r, "home/carol/Maildir/new").len(), i + 1);
+    }
+    assert_eq!(files(&r, "home/carol/Maildir/.Spam/new").len(), 1);
+    let log = r.log();
+    assert_eq!(log.matches("by DMARC rule:1").count(), 3, "{log}");
+
+    // A user's rule can take it back out, as from the spam rule.
+    rules(
+        &r,
+        "home/bob/.mailroom-filter",
+        "if from is ceo@example.org then keep\n",
+        0o644,
+    );
+    let o = deliver(&r, "bob", &invoice);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(r.read("var/mail/bob").contains("Subject: invoice"));
+}
+
+#[test]
+fn the_quarantine_follows_the_authserv_id_and_spam_folder() {
+    let r = site(
+        "dmarc-conf",
+        "authserv_id = mx.test.example\nspam_folder = Junk\n",
+    );
+    // The host name is no longer our id; the configured one is.
+    let o = deliver(
+        &r,
+        "carol",
+        &from_outside("test.example", "pass", QUARANTINE, "old id"),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(files(&r, "home/carol/Maildir/new").len(), 1);
+    let o = deliver(
+        &r,
+        "carol",
+        &from_outside("MX.test.example.", "pass", QUARANTINE, "new id"),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = files(&r, "home/carol/Maildir/.Junk/new");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: new id"));
+}
+
+#[test]
+fn auth_rules_read_this_hosts_results() {
+    let r = site("auth", "");
+    rules(
+        &r,
+        "home/carol/.mailroom-filter",
+        "if auth dmarc is fail then folder Suspicious\n\
+         if auth spf is softfail then folder Softfail\n\
+         if auth spf is none and auth dkim is none and auth dmarc is none then folder Unchecked\n",
+        0o600,
+    );
+    let cases = [
+        // The quarantine first, then the user's rule moves it on.
+        (
+            from_outside("test.example", "pass", QUARANTINE, "q"),
+            ".Suspicious",
+        ),
+        (
+            from_outside("test.example", "pass", MARKED, "m"),
+            ".Suspicious",
+        ),
+        (
+            from_outside(
+                "test.example",
+                "softfail",
+                "dmarc=pass header.from=example.org",
+                "soft",
+            ),
+            ".Softfail",
+        ),
+        (
+            from_outside(
+                "test.example",
+                "pass",
+                "dmarc=pass header.from=example.org",
+                "good",
+            ),
+            "",
+        ),
+        // Someone else's field says nothing; local mail has none.
+        (
+            from_outside("mx.elsewhere.example", "softfail", MARKED, "theirs"),
+            ".Unchecked",
+        ),
+        (
+            "From: cron@test.example\nSubject: local\n\nx\n".to_string(),
+            ".Unchecked",
+        ),
+    ];
+    for (msg, _) in &cases {
+        let o = deliver(&r, "carol", msg);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let subjects = |folder: &str| -> Vec<String> {
+        let mut s: Vec<String> = files(&r, &format!("home/carol/Maildir/{folder}/new"))
+            .iter()
+            .filter_map(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("Subject: "))
+                    .map(str::to_string)
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    for folder in [".Suspicious", ".Softfail", "", ".Unchecked"] {
+        let want: Vec<String> = {
+            let mut w: Vec<String> = cases
+                .iter()
+                .filter(|(_, f)| f == &folder)
+                .map(|(m, _)| {
+                    m.lines()
+                        .find(|l| l.starts_with("Subject: "))
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            w.sort();
+            w
+        };
+        assert_eq!(subjects(folder), want, "folder '{folder}'");
+    }
+    assert!(files(&r, "home/carol/Maildir/.Spam/new").is_empty());
+    // The log says where the quarantined one went, and why.
+    assert!(
+        r.log().contains(&format!(
+            "filter: carol@test.example: into folder Suspicious by {}/home/carol/.mailroom-filter:1, DMARC quarantine for example.org",
+            r.dir.display()
+        )),
+        "{}",
+        r.log()
+    );
+}
+
+#[test]
+fn the_quarantine_reads_the_field_spamd_may_drop() {
+    // spamd's report_safe wraps spam in a new message that copies only a
+    // few fields; the field of the message as queued still counts.
+    let dir = std::env::temp_dir().join(format!("mr-filters-wrap-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let wrap = dir.join("spamc-wrap");
+    fs::write(
+        &wrap,
+        "#!/bin/sh
+printf 'X-Spam-Status: No, score=1.0\nSubject: wrapped\nContent-Type: message/rfc822\n\n'
+cat
+",
+    )
+    .unwrap();
+    fs::set_permissions(&wrap, fs::Permissions::from_mode(0o755)).unwrap();
+    let r = site("dmarc-wrap", &format!("spamc = {}\n", wrap.display()));
+    let o = deliver(
+        &r,
+        "carol",
+        &from_outside("test.example", "pass", QUARANTINE, "invoice"),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = files(&r, "home/carol/Maildir/.Spam/new");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: wrapped"), "{}", got[0]);
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -38,9 +38,15 @@ pub enum FilterAction {
 pub const FILTER_HELP: &str = "\
 Rules are one per line:  if TEST [and TEST]... then ACTION [; ACTION]...
   tests:   header NAME|from|to|sender|recipient contains|is|matches TEXT,
-           size over|under N[K|M|G], spam-score over|under|at-least N, always
+           size over|under N[K|M|G], spam-score over|under|at-least N,
+           auth spf|dkim|dmarc is [not] pass|fail|softfail|neutral|none|
+             temperror|permerror|policy (this host's Authentication-Results;
+             none for local mail), always
   actions: folder NAME, keep, discard, reject \"TEXT\", forward ADDRESS, stop
-They run after /etc/mail/filter and before the user's ~/.mailroom-filter.
+  e.g.     if auth dmarc is fail then folder Spam
+           if auth spf is softfail and auth dkim is not pass then folder Suspicious
+They run after the built-in DMARC and spam rules and /etc/mail/filter, and
+before the user's ~/.mailroom-filter.
 
 Examples:
   mailroom filter set info@shop.example --file info.rules

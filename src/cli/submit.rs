@@ -318,6 +318,7 @@ pub fn submit(
         ret: inv.ret,
         body_8bit: inv.body_8bit,
         quiet_errors: inv.error_mode == Some('q'),
+        auth_results: None,
     };
     let queued = incoming
         .commit(collected, request)

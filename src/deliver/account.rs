@@ -33,6 +33,12 @@ pub(super) fn to_account(
         let fail = Failure::perm("5.4.6", format!("mail forwarding loop for {addr}"));
         return (inbox, Outcome::Failed(fail), Vec::new());
     }
+    use crate::message::Header;
+    let mut header = Header::parse(&req.message.header_bytes().unwrap_or_default());
+    // This host's Authentication-Results field, read from the message as
+    // it was queued: spamd may rewrite the header (report_safe wraps spam
+    // keeping only a few of its fields), and the field is ours either way.
+    let auth = crate::inbound::results::ours(&header, &crate::inbound::authserv_id(cfg));
     let scanned;
     let mut msg = req.message;
     if let Some(spamc) = &cfg.spamc {
@@ -47,6 +53,7 @@ pub(super) fn to_account(
             Ok(m) => {
                 scanned = m;
                 msg = &scanned;
+                header = Header::parse(&msg.header_bytes().unwrap_or_default());
             }
             Err(why) => crate::log::warning(
                 qid,
@@ -60,7 +67,6 @@ pub(super) fn to_account(
         ..*req
     };
     let req = &scanned_req;
-    let header = crate::message::Header::parse(&msg.header_bytes().unwrap_or_default());
     let decision = match filter::files::load(cfg, account, qid) {
         Loaded::Broken(e) => {
             crate::log::warning(
@@ -89,14 +95,23 @@ pub(super) fn to_account(
                     sender,
                     recipients: &recipients,
                     size: msg.len(),
+                    auth: auth.as_ref(),
                 },
             )
         }
     };
     let by = decision.by.as_deref().unwrap_or("");
-    let score = filter::spam_score(&header)
+    // What the log lines add: the spam score, and the door's quarantine.
+    let mut notes = filter::spam_score(&header)
         .map(|s| format!(", spam score {s}"))
         .unwrap_or_default();
+    if let Some(a) = auth.as_ref().filter(|a| filter::quarantine::quarantined(a)) {
+        let from = a.results("dmarc").find_map(|m| m.get("header.from"));
+        notes.push_str(&format!(
+            ", DMARC quarantine for {}",
+            from.unwrap_or("an unknown domain")
+        ));
+    }
     let prepend = format!("Return-Path: <{sender}>\nDelivered-To: {addr}\n");
     let trace_id = req
         .redelivery
@@ -114,7 +129,7 @@ pub(super) fn to_account(
     });
     let (what, r) = match &decision.place {
         Place::Reject(text) => {
-            crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{score}"));
+            crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{notes}"));
             let fail = Failure::perm("5.7.1", text.clone());
             return (
                 format!("rejected by {by}"),
@@ -128,7 +143,7 @@ pub(super) fn to_account(
             } else {
                 format!("not kept, forwarded by {by}")
             };
-            crate::log::info(qid, &format!("filter: {addr}: {what}{score}"));
+            crate::log::info(qid, &format!("filter: {addr}: {what}{notes}"));
             (what, Ok(()))
         }
         Place::Inbox => (
@@ -138,7 +153,7 @@ pub(super) fn to_account(
         Place::Folder(name) => {
             crate::log::info(
                 qid,
-                &format!("filter: {addr}: into folder {name} by {by}{score}"),
+                &format!("filter: {addr}: into folder {name} by {by}{notes}"),
             );
             (
                 format!("folder {name} of {inbox}"),

@@ -2,7 +2,8 @@
 //! the message goes, what is forwarded, or why it is bounced.
 
 use super::spam::spam_score;
-use super::{Action, On, Op, Rules, Test, TestKind};
+use super::{Action, AuthMethod, On, Op, Rules, Test, TestKind};
+use crate::inbound::results::AuthResults;
 use crate::message::Header;
 
 /// What a message is tested against.
@@ -13,6 +14,9 @@ pub struct Facts<'a> {
     /// The envelope recipient(s) this delivery is for.
     pub recipients: &'a [String],
     pub size: u64,
+    /// This host's own `Authentication-Results:` field
+    /// ([`crate::inbound::results::ours`]); None: there is none.
+    pub auth: Option<&'a AuthResults>,
 }
 
 /// Where the message goes.
@@ -94,6 +98,8 @@ fn test(t: &Test, f: &Facts<'_>, score: Option<f64>) -> bool {
         TestKind::Always => true,
         TestKind::Size { cmp, bytes } => cmp.holds(f.size as f64, *bytes as f64),
         TestKind::Spam { cmp, score: s } => score.is_some_and(|v| cmp.holds(v, *s)),
+        TestKind::Auth { method, result } => auth_says(f.auth, *method, result),
+        TestKind::Quarantined => f.auth.is_some_and(super::quarantine::quarantined),
         TestKind::Text { on, op, value } => {
             let values: Vec<String> = match on {
                 On::Header(name) => f.header.all(name).map(|x| x.value()).collect(),
@@ -105,6 +111,20 @@ fn test(t: &Test, f: &Facts<'_>, score: Option<f64>) -> bool {
             values.iter().any(|v| compare(*op, v, value))
         }
     }
+}
+
+/// Did this host's field give `method` the `result` (any of the results,
+/// for DKIM's several signatures)?  A method the field does not mention,
+/// or no field at all, is `none`.
+fn auth_says(auth: Option<&AuthResults>, method: AuthMethod, result: &str) -> bool {
+    let Some(auth) = auth else {
+        return result == "none";
+    };
+    let name = method.name();
+    if result == "none" && auth.results(name).next().is_none() {
+        return true;
+    }
+    auth.says(name, result)
 }
 
 /// The addresses in the named fields; for `contains`, the whole values too
@@ -202,6 +222,87 @@ mod tests {
             let got = d.place == Place::Folder("A".into());
             assert_eq!(got, *want, "{rule}: {d:?}");
         }
+    }
+
+    /// `NEWS` with an Authentication-Results field of `id` whose methods
+    /// are `methods`.
+    fn with_results(id: &str, methods: &str) -> String {
+        format!("Authentication-Results: {id};\n\t{methods}\n{NEWS}")
+    }
+
+    /// Does `rule` (filing into A) match a message with `head`?
+    fn matches(rule: &str, head: &str) -> bool {
+        decide(&[rule], head, 10).place == Place::Folder("A".into())
+    }
+
+    #[test]
+    fn auth_reads_our_field() {
+        let head = with_results(
+            AUTHSERV_ID,
+            "spf=softfail smtp.mailfrom=news@news.example;\n\tdkim=pass header.d=news.example header.s=a header.a=rsa-sha256 header.b=Ab12;\n\tdkim=fail (bad signature) header.d=relay.example header.s=b;\n\tdmarc=fail (p=quarantine) header.from=news.example policy.dmarc=quarantine",
+        );
+        let cases: &[(&str, bool)] = &[
+            ("if auth spf is softfail then folder A", true),
+            ("if auth spf is pass then folder A", false),
+            ("if auth spf is none then folder A", false),
+            ("if auth spf is not pass then folder A", true),
+            ("if auth dmarc is fail then folder A", true),
+            ("if auth dmarc is not fail then folder A", false),
+            ("if auth dmarc is none then folder A", false),
+            // DKIM: any signature with the result.
+            ("if auth dkim is pass then folder A", true),
+            ("if auth dkim is fail then folder A", true),
+            ("if auth dkim is not pass then folder A", false),
+            ("if not auth dkim is fail then folder A", false),
+            ("if auth dkim is none then folder A", false),
+            ("if auth dkim is neutral then folder A", false),
+            (
+                "if auth dmarc is fail and auth dkim is pass then folder A",
+                true,
+            ),
+        ];
+        for (rule, want) in cases {
+            assert_eq!(matches(rule, &head), *want, "{rule}");
+        }
+        // Results and method names compare without case, as RFC 8601 says.
+        let head = with_results(AUTHSERV_ID, "SPF=Pass smtp.mailfrom=a@b.example");
+        assert!(matches("if auth spf is pass then folder A", &head));
+    }
+
+    #[test]
+    fn without_our_field_every_method_is_none() {
+        let theirs = with_results(
+            "mx.elsewhere.example",
+            "spf=pass smtp.mailfrom=a@news.example;\n\tdkim=pass header.d=news.example;\n\tdmarc=pass header.from=news.example",
+        );
+        // A client that logged in: our field, but no spf, dkim or dmarc.
+        let logged_in = with_results(AUTHSERV_ID, "auth=pass smtp.auth=bob");
+        // Ours, saying nothing was checked.
+        let nothing = with_results(AUTHSERV_ID, "none");
+        for head in [NEWS.to_string(), theirs, logged_in, nothing] {
+            for m in ["spf", "dkim", "dmarc"] {
+                assert!(
+                    matches(&format!("if auth {m} is none then folder A"), &head),
+                    "{m} none: {head}"
+                );
+                for r in ["pass", "fail", "temperror", "permerror"] {
+                    let rule = format!("if auth {m} is {r} then folder A");
+                    assert!(!matches(&rule, &head), "{rule}: {head}");
+                    let rule = format!("if auth {m} is not {r} then folder A");
+                    assert!(matches(&rule, &head), "{rule}: {head}");
+                }
+            }
+        }
+        // Only the first field of ours counts (the door put it on top).
+        let two = format!(
+            "Authentication-Results: {AUTHSERV_ID}; dmarc=pass header.from=news.example\n{}",
+            with_results(AUTHSERV_ID, "dmarc=fail header.from=news.example")
+        );
+        assert!(matches("if auth dmarc is pass then folder A", &two));
+        assert!(!matches("if auth dmarc is fail then folder A", &two));
+        // ... and one of ours that does not parse is no field.
+        let broken = with_results(AUTHSERV_ID, "dmarc fail");
+        assert!(matches("if auth dmarc is none then folder A", &broken));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Where a mailbox's rules come from, in the order they run:
 //!
-//! 1. the built-in spam rule (thresholds and folder in mailroom.conf);
+//! 1. the built-in rules: the DMARC rule (mail the SMTP server
+//!    quarantined goes to `spam_folder`), then the spam rule (thresholds
+//!    and folder in mailroom.conf);
 //! 2. `/etc/mail/filter` — the administrator's rules for every mailbox;
 //! 3. `/etc/mail/filters/LOGIN` — the administrator's rules for one
 //!    mailbox (LOGIN as in `/etc/mail/passwd` or the system user name): the
@@ -29,14 +31,17 @@ pub enum Loaded {
     Broken(ParseError),
 }
 
-/// The rule files of `account`, built-in spam rule first; unsafe files
+/// The rule files of `account`, the built-in rules first; unsafe files
 /// are skipped and logged (with `qid`).
 pub fn load(cfg: &Config, account: &Account, qid: Option<&str>) -> Loaded {
-    let mut sets = vec![super::spam_rules(
-        cfg.spam_folder_score,
-        cfg.spam_discard_score,
-        &cfg.spam_folder,
-    )];
+    let mut sets = vec![
+        super::quarantine_rule(&cfg.spam_folder),
+        super::spam_rules(
+            cfg.spam_folder_score,
+            cfg.spam_discard_score,
+            &cfg.spam_folder,
+        ),
+    ];
     let mut files: Vec<(PathBuf, u32, u32)> = vec![(cfg.paths.etc_mail("filter"), 0, 0)];
     let login = account.login.to_ascii_lowercase();
     if !login.is_empty() && !login.contains('/') && !login.starts_with('.') {

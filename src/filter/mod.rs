@@ -1,5 +1,7 @@
 //! Mail filters: the rule language ([`mod@parse`] reads it strictly,
-//! [`mod@evaluate`] runs it; [`spam`] is the built-in rule on spamc's score).
+//! [`mod@evaluate`] runs it; [`spam`] is the built-in rule on spamc's score,
+//! [`quarantine`] the one that carries out the SMTP server's DMARC
+//! quarantine).
 //! Local delivery ([`crate::deliver`]) passes the message through spamc
 //! when configured ([`spamc`]), runs the rule files ([`files`] says which,
 //! in what order, and how they are trusted) and stores the message where
@@ -22,6 +24,8 @@
 //! if header List-Id contains "news.example.com" then folder Newsletters
 //! if from is boss@example.com then keep; stop
 //! if spam-score at-least 5 and not to contains "abuse@" then folder Spam
+//! if auth dmarc is fail then folder Spam
+//! if auth spf is softfail and auth dkim is not pass then folder Suspicious
 //! if size over 20M then reject "Too big for this mailbox"
 //! if sender is "" then discard
 //! if always then forward me@elsewhere.example
@@ -38,6 +42,15 @@
 //! * `spam-score over|under|at-least N` — the score in `X-Spam-Status:
 //!   ... score=N` (what spamc adds), else `X-Spam-Score: N`; a message with
 //!   neither passes no spam-score test;
+//! * `auth spf|dkim|dmarc is [not] RESULT` — what this host found when the
+//!   message came in from the internet, as its own `Authentication-Results:`
+//!   field says (the one with this host's authserv-id, which the SMTP
+//!   server removes from mail that arrives with it; any other is ignored).
+//!   RESULT is one of `pass`, `fail`, `softfail` (spf only), `neutral` (spf,
+//!   dkim), `none`, `temperror`, `permerror`, `policy` (spf, dkim).  Mail
+//!   with no such field (local mail, mail from a user who logged in) is
+//!   `none` for every method.  For dkim, `is` holds when any signature has
+//!   that result, and `is not pass` when none passed;
 //! * `always`.
 //!
 //! Text comparisons ignore case; `is` compares whole values (for address
@@ -57,11 +70,13 @@
 pub mod evaluate;
 pub mod files;
 pub mod parse;
+pub mod quarantine;
 pub mod spam;
 pub mod spamc;
 
 pub use evaluate::{Decision, Facts, Place, evaluate};
 pub use parse::{MAX_FILE, ParseError, parse};
+pub use quarantine::quarantine_rule;
 pub use spam::{spam_rules, spam_score};
 
 /// One rule file, parsed.
@@ -88,9 +103,71 @@ struct Test {
 #[derive(Debug, Clone, PartialEq)]
 enum TestKind {
     Always,
-    Text { on: On, op: Op, value: String },
-    Size { cmp: Cmp, bytes: u64 },
-    Spam { cmp: Cmp, score: f64 },
+    Text {
+        on: On,
+        op: Op,
+        value: String,
+    },
+    Size {
+        cmp: Cmp,
+        bytes: u64,
+    },
+    Spam {
+        cmp: Cmp,
+        score: f64,
+    },
+    /// `auth METHOD is RESULT` (`is not` is a negated test).
+    Auth {
+        method: AuthMethod,
+        result: &'static str,
+    },
+    /// This host's field says DMARC failed and the door applied
+    /// quarantine (the built-in DMARC rule; not in the language).
+    Quarantined,
+}
+
+/// What an `auth` test looks at: a method of RFC 8601's registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthMethod {
+    Spf,
+    Dkim,
+    Dmarc,
+}
+
+impl AuthMethod {
+    fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Spf => "spf",
+            AuthMethod::Dkim => "dkim",
+            AuthMethod::Dmarc => "dmarc",
+        }
+    }
+
+    /// The results the method can have (RFC 8601 §2.7, RFC 7489 §11.2).
+    fn results(self) -> &'static [&'static str] {
+        match self {
+            AuthMethod::Spf => &[
+                "pass",
+                "fail",
+                "softfail",
+                "neutral",
+                "none",
+                "temperror",
+                "permerror",
+                "policy",
+            ],
+            AuthMethod::Dkim => &[
+                "pass",
+                "fail",
+                "neutral",
+                "none",
+                "temperror",
+                "permerror",
+                "policy",
+            ],
+            AuthMethod::Dmarc => &["pass", "fail", "none", "temperror", "permerror"],
+        }
+    }
 }
 
 /// What a text test looks at.
@@ -161,11 +238,18 @@ mod test_support {
             sender: "list-bounces@news.example",
             recipients: rcpts,
             size,
+            auth: None,
         }
     }
 
+    /// The authserv-id the tests' hosts have.
+    pub const AUTHSERV_ID: &str = "mx.test.example";
+
+    /// Run rule files over a message with header `head`; an
+    /// Authentication-Results field with [`AUTHSERV_ID`] is ours.
     pub fn decide(files: &[&str], head: &str, size: u64) -> Decision {
         let h = Header::parse(head.as_bytes());
+        let auth = crate::inbound::results::ours(&h, AUTHSERV_ID);
         let rcpts = vec!["bob@test.example".to_string()];
         let sets: Vec<Rules> = files
             .iter()
@@ -173,7 +257,13 @@ mod test_support {
             .map(|(i, t)| parse(&format!("f{i}"), t).unwrap())
             .collect();
         let refs: Vec<&Rules> = sets.iter().collect();
-        evaluate(&refs, &facts_for(&h, &rcpts, size))
+        evaluate(
+            &refs,
+            &Facts {
+                auth: auth.as_ref(),
+                ..facts_for(&h, &rcpts, size)
+            },
+        )
     }
 
     pub const NEWS: &str = "From: \"News Desk\" <news@news.example>\nTo: bob@test.example, Carol <carol@x.example>\nSubject: Weekly digest\nList-Id: <weekly.news.example>\n";

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Action, Cmp, On, Op, Rule, Rules, Test, TestKind};
+use super::{Action, AuthMethod, Cmp, On, Op, Rule, Rules, Test, TestKind};
 
 /// A rule file that does not parse: the line and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,13 +211,51 @@ fn parse_test(c: &mut Cursor<'_>) -> Result<Test, String> {
                 .ok_or_else(|| format!("'{v}' is not a number"))?;
             TestKind::Spam { cmp, score }
         }
+        "auth" => {
+            let (kind, is_not) = auth_test(c)?;
+            negate ^= is_not;
+            kind
+        }
         other => {
             return Err(format!(
-                "unknown test '{other}' (header, from, to, sender, recipient, size, spam-score, always)"
+                "unknown test '{other}' (header, from, to, sender, recipient, size, spam-score, auth, always)"
             ));
         }
     };
     Ok(Test { negate, kind })
+}
+
+/// `auth METHOD is [not] RESULT` after `auth`: the test, and whether it
+/// said `is not`.
+fn auth_test(c: &mut Cursor<'_>) -> Result<(TestKind, bool), String> {
+    let method = match c.word("spf, dkim or dmarc after 'auth'")?.as_str() {
+        "spf" => AuthMethod::Spf,
+        "dkim" => AuthMethod::Dkim,
+        "dmarc" => AuthMethod::Dmarc,
+        other => {
+            return Err(format!(
+                "expected spf, dkim or dmarc after 'auth', found '{other}'"
+            ));
+        }
+    };
+    match c.word("'is' or 'is not'")?.as_str() {
+        "is" => {}
+        other => return Err(format!("expected 'is' or 'is not', found '{other}'")),
+    }
+    let results = method.results();
+    let mut w = c.word(&format!("a result for {}", method.name()))?;
+    let is_not = w == "not";
+    if is_not {
+        w = c.word(&format!("a result for {} after 'not'", method.name()))?;
+    }
+    match results.iter().find(|r| **r == w) {
+        Some(result) => Ok((TestKind::Auth { method, result }, is_not)),
+        None => Err(format!(
+            "{} has no result '{w}' ({})",
+            method.name(),
+            results.join(", ")
+        )),
+    }
 }
 
 fn text_test(c: &mut Cursor<'_>, on: On) -> Result<TestKind, String> {
@@ -294,6 +332,54 @@ mod tests {
         parse("F", text).unwrap_err().to_string()
     }
 
+    /// The one test of a one-rule file.
+    fn only_test(text: &str) -> Test {
+        let rules = parse("F", text).unwrap();
+        assert_eq!(rules.rules.len(), 1);
+        rules.rules[0].tests[0].clone()
+    }
+
+    #[test]
+    fn auth_tests_and_their_negations() {
+        let auth = |negate, method, result| Test {
+            negate,
+            kind: TestKind::Auth { method, result },
+        };
+        use AuthMethod::*;
+        assert_eq!(
+            only_test("if auth dmarc is fail then folder Spam"),
+            auth(false, Dmarc, "fail")
+        );
+        assert_eq!(
+            only_test("if auth spf is softfail then folder Suspicious"),
+            auth(false, Spf, "softfail")
+        );
+        assert_eq!(
+            only_test("if auth dkim is not pass then keep"),
+            auth(true, Dkim, "pass")
+        );
+        assert_eq!(
+            only_test("if not auth dkim is pass then keep"),
+            auth(true, Dkim, "pass")
+        );
+        // Two negations cancel.
+        assert_eq!(
+            only_test("if not auth spf is not none then keep"),
+            auth(false, Spf, "none")
+        );
+        // Every result each method has.
+        for (m, method) in [("spf", Spf), ("dkim", Dkim), ("dmarc", Dmarc)] {
+            for r in method.results() {
+                assert_eq!(
+                    only_test(&format!("if auth {m} is {r} then keep")),
+                    auth(false, method, r)
+                );
+            }
+        }
+        let rule = parse("F", "if auth spf is pass and auth dkim is pass then keep").unwrap();
+        assert_eq!(rule.rules[0].tests.len(), 2);
+    }
+
     #[test]
     fn broken_files_name_the_line() {
         assert_eq!(
@@ -304,7 +390,10 @@ mod tests {
             err("when always then keep"),
             "F:1: a rule starts with 'if', not 'when'"
         );
-        assert!(err("if bogus then keep").starts_with("F:1: unknown test 'bogus'"));
+        assert_eq!(
+            err("if bogus then keep"),
+            "F:1: unknown test 'bogus' (header, from, to, sender, recipient, size, spam-score, auth, always)"
+        );
         assert!(err("if always then explode").starts_with("F:1: unknown action 'explode'"));
         assert_eq!(
             err("if always then"),
@@ -378,8 +467,53 @@ mod tests {
             err("if always then keep\nif always then keep\x01"),
             "F:2: control character in the line"
         );
+        assert_eq!(
+            err("if auth arc is pass then keep"),
+            "F:1: expected spf, dkim or dmarc after 'auth', found 'arc'"
+        );
+        assert_eq!(
+            err("if auth then keep"),
+            "F:1: expected spf, dkim or dmarc after 'auth', found 'then'"
+        );
+        assert_eq!(
+            err("if auth"),
+            "F:1: expected spf, dkim or dmarc after 'auth' at the end of the line"
+        );
+        assert_eq!(
+            err("if auth dmarc = fail then keep"),
+            "F:1: expected 'is' or 'is not', found '='"
+        );
+        assert_eq!(
+            err("if auth dmarc contains fail then keep"),
+            "F:1: expected 'is' or 'is not', found 'contains'"
+        );
+        assert_eq!(
+            err("if auth dmarc is softfail then keep"),
+            "F:1: dmarc has no result 'softfail' (pass, fail, none, temperror, permerror)"
+        );
+        assert_eq!(
+            err("if auth dkim is not softfail then keep"),
+            "F:1: dkim has no result 'softfail' (pass, fail, neutral, none, temperror, permerror, policy)"
+        );
+        assert_eq!(
+            err("if auth spf is hardfail then keep"),
+            "F:1: spf has no result 'hardfail' (pass, fail, softfail, neutral, none, temperror, permerror, policy)"
+        );
+        assert_eq!(
+            err("if auth spf is then keep"),
+            "F:1: spf has no result 'then' (pass, fail, softfail, neutral, none, temperror, permerror, policy)"
+        );
+        assert_eq!(
+            err("if auth spf is not"),
+            "F:1: expected a result for spf after 'not' at the end of the line"
+        );
+        assert_eq!(
+            err("if auth spf is \"pass\" then keep"),
+            "F:1: expected a result for spf, found \"pass\""
+        );
         // Keywords are case-insensitive; quoted keywords are values, not keywords.
         assert!(parse("F", "IF Always THEN Folder \"Lists/Rust\"; STOP").is_ok());
+        assert!(parse("F", "if AUTH DMARC IS NOT Pass then keep").is_ok());
         assert_eq!(
             err("\"if\" always then keep"),
             "F:1: expected 'if', found \"if\""

@@ -78,11 +78,17 @@ impl Gate {
     fn verifier(&self) -> Result<&Verifier, &str> {
         self.verifier
             .get_or_init(|| {
-                Verifier::system(
-                    &self.host,
-                    self.settings.dns_timeout,
-                    self.settings.check_time,
-                )
+                let s = &self.settings;
+                if s.resolvers.is_empty() {
+                    Verifier::system(&self.host, s.dns_timeout, s.check_time)
+                } else {
+                    Verifier::with_name_servers(
+                        &s.resolvers,
+                        &self.host,
+                        s.dns_timeout,
+                        s.check_time,
+                    )
+                }
                 .inspect_err(|e| log::err(None, &format!("sender checks: {e}")))
             })
             .as_ref()
@@ -146,15 +152,36 @@ impl Gate {
             Ok(v) => v.spf(ip, helo, sender),
             Err(_) => verify::SpfCheck::unanswered(helo, sender),
         };
-        let shown = crate::access::client_addr(&ip);
-        match policy::at_mail(&self.settings, &spf, &shown) {
+        let addr = crate::access::client_addr(&ip);
+        let relay = format!("[{addr}]");
+        // A domain with an SPF answer exists; otherwise ask, as sendmail 8
+        // does for every sender (553 5.1.8: bounces to it could not go).
+        // After a temperror DNS has had its time: SPF's 451 says it.
+        let exists = match (sender.rsplit_once('@'), spf.result) {
+            (Some((_, d)), "none" | "permerror") => match self.verifier() {
+                Ok(v) => v.domain_exists(d),
+                Err(_) => None,
+            },
+            _ => Some(true),
+        };
+        let refusal = match exists {
+            Some(false) => Some(Reply::new(
+                553,
+                format!("5.1.8 <{sender}>... Domain of sender address {sender} does not exist"),
+            )),
+            None if self.settings.dns_failure_defers => Some(Reply::new(
+                451,
+                format!("4.1.8 Domain of sender address {sender} does not resolve"),
+            )),
+            _ => policy::at_mail(&self.settings, &spf, &addr),
+        };
+        match refusal {
             Some(r) => {
                 log::notice(
                     None,
                     &format!(
-                        "ruleset=check_mail, arg1=<{sender}>, relay=[{shown}], reject={}: spf={}",
-                        r.one_line(),
-                        spf.result
+                        "ruleset=check_mail, arg1=<{sender}>, relay={relay}, reject={}",
+                        r.one_line()
                     ),
                 );
                 Err(r)

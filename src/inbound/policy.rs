@@ -204,3 +204,139 @@ fn spf_method(spf: &SpfCheck) -> Method {
         Identity::Helo(h) => m.prop("smtp.helo", h),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::verify::{DkimCheck, DmarcCheck};
+
+    fn settings() -> Settings {
+        let mut cfg = crate::config::Config::defaults(crate::config::Paths::under("/nonexistent"));
+        cfg.hostname = "mx.shop.example".to_string();
+        Settings::from_config(&cfg).unwrap()
+    }
+
+    fn spf(result: &'static str) -> SpfCheck {
+        let mut s = SpfCheck::unanswered("mail.example.org", "alice@example.org");
+        s.result = result;
+        s
+    }
+
+    fn msg(dmarc: &'static str, policy: Option<&'static str>, from: &str) -> MessageCheck {
+        MessageCheck {
+            dkim: vec![],
+            dmarc: DmarcCheck {
+                result: dmarc,
+                from_domain: from.to_string(),
+                policy,
+                reason: None,
+            },
+            from_domains: vec![from.to_string()],
+            timed_out: false,
+        }
+    }
+
+    fn nobody(_: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn spf_at_mail() {
+        let s = settings();
+        let r = at_mail(&s, &spf("fail"), "192.0.2.9").unwrap();
+        assert_eq!(r.code, 550);
+        assert!(
+            r.one_line()
+                .contains("5.7.1 SPF: example.org does not allow 192.0.2.9")
+        );
+        assert_eq!(
+            at_mail(&s, &spf("temperror"), "192.0.2.9").unwrap().code,
+            451
+        );
+        for ok in ["pass", "softfail", "neutral", "none", "permerror"] {
+            assert!(at_mail(&s, &spf(ok), "192.0.2.9").is_none(), "{ok}");
+        }
+        let mut mark = s.clone();
+        mark.spf_fail = Action::Mark;
+        mark.dns_failure_defers = false;
+        assert!(at_mail(&mark, &spf("fail"), "192.0.2.9").is_none());
+        assert!(at_mail(&mark, &spf("temperror"), "192.0.2.9").is_none());
+    }
+
+    #[test]
+    fn dmarc_policies() {
+        let s = settings();
+        let j = at_data(
+            &s,
+            &spf("fail"),
+            &msg("fail", Some("reject"), "example.org"),
+            &nobody,
+        );
+        assert_eq!(j.refusal.unwrap().code, 550);
+        let j = at_data(
+            &s,
+            &spf("fail"),
+            &msg("fail", Some("quarantine"), "example.org"),
+            &nobody,
+        );
+        assert!(j.refusal.is_none());
+        assert!(j.quarantine.is_some());
+        assert_eq!(j.results.dmarc_disposition(), Some("quarantine"));
+        let j = at_data(
+            &s,
+            &spf("fail"),
+            &msg("fail", Some("none"), "example.org"),
+            &nobody,
+        );
+        assert!(j.refusal.is_none() && j.quarantine.is_none());
+        assert_eq!(j.results.dmarc_disposition(), Some("none"));
+        let j = at_data(
+            &s,
+            &spf("pass"),
+            &msg("temperror", None, "example.org"),
+            &nobody,
+        );
+        assert_eq!(j.refusal.unwrap().code, 451);
+        let mut relaxed = s.clone();
+        relaxed.dmarc_reject = Action::Quarantine;
+        let j = at_data(
+            &relaxed,
+            &spf("fail"),
+            &msg("fail", Some("reject"), "example.org"),
+            &nobody,
+        );
+        assert!(j.refusal.is_none());
+        assert_eq!(j.results.dmarc_disposition(), Some("quarantine"));
+    }
+
+    #[test]
+    fn own_domain_forgery_needs_spf_or_dkim_for_it() {
+        let s = settings();
+        let ours = |d: &str| d == "shop.example";
+        let forged = msg("none", None, "shop.example");
+        let j = at_data(&s, &spf("none"), &forged, &ours);
+        let r = j.refusal.unwrap();
+        assert_eq!(r.code, 550);
+        assert!(r.one_line().contains("shop.example"));
+        // SPF passing for a subdomain of it aligns.
+        let mut sp = spf("pass");
+        sp.domain = "bounce.shop.example".to_string();
+        assert!(at_data(&s, &sp, &forged, &ours).refusal.is_none());
+        // So does a DKIM pass for it.
+        let mut signed = forged.clone();
+        signed.dkim.push(DkimCheck {
+            result: "pass",
+            domain: "shop.example".to_string(),
+            selector: "s".to_string(),
+            algorithm: "ed25519-sha256".to_string(),
+            identity: String::new(),
+            b: "x".to_string(),
+            reason: None,
+        });
+        assert!(at_data(&s, &spf("none"), &signed, &ours).refusal.is_none());
+        // Someone else's domain with no DMARC: accepted, marked.
+        let j = at_data(&s, &spf("none"), &msg("none", None, "example.org"), &ours);
+        assert!(j.refusal.is_none());
+        assert!(j.results.says("dmarc", "none"));
+    }
+}

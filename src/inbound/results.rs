@@ -5,9 +5,9 @@
 //!
 //! ```text
 //! Authentication-Results: mx.shop.example;
-//! 	spf=pass smtp.mailfrom=alice@example.org;
-//! 	dkim=pass header.d=example.org header.s=sel header.a=rsa-sha256 header.b=AbCdEfGh;
-//! 	dmarc=fail (p=quarantine) header.from=example.org policy.dmarc=quarantine
+//!     spf=pass smtp.mailfrom=alice@example.org;
+//!     dkim=pass header.d=example.org header.s=sel header.a=rsa-sha256 header.b=AbCdEfGh;
+//!     dmarc=fail (p=quarantine) header.from=example.org policy.dmarc=quarantine
 //! ```
 //!
 //! * The authserv-id (`authserv_id`, default the host name) names this
@@ -374,4 +374,95 @@ fn comment(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> AuthResults {
+        let mut ar = AuthResults::new("mx.shop.example");
+        ar.methods
+            .push(Method::new("spf", "pass").prop("smtp.mailfrom", "alice@example.org"));
+        ar.methods.push(
+            Method::new("dkim", "fail")
+                .reason("body hash did not verify")
+                .prop("header.d", "example.org")
+                .prop("header.s", "sel")
+                .prop("header.b", "AbC+/dE="),
+        );
+        ar.methods.push(
+            Method::new("dmarc", "fail")
+                .comment("p=quarantine")
+                .prop("header.from", "example.org")
+                .prop("policy.dmarc", "quarantine"),
+        );
+        ar
+    }
+
+    #[test]
+    fn renders_one_method_per_line_and_reads_back() {
+        let ar = sample();
+        let text = ar.render();
+        assert_eq!(
+            text,
+            "Authentication-Results: mx.shop.example;\n\tspf=pass smtp.mailfrom=alice@example.org;\n\tdkim=fail reason=\"body hash did not verify\" header.d=example.org header.s=sel header.b=\"AbC+/dE=\";\n\tdmarc=fail (p=quarantine) header.from=example.org policy.dmarc=quarantine"
+        );
+        let value = text.split_once(':').unwrap().1.replace("\n\t", " ");
+        assert_eq!(AuthResults::parse(&value), Some(ar.clone()));
+        assert!(ar.says("dmarc", "fail"));
+        assert!(ar.says("spf", "PASS"));
+        assert_eq!(ar.dmarc_disposition(), Some("quarantine"));
+    }
+
+    #[test]
+    fn reads_other_writers_fields() {
+        // Gmail's shape: comments after results, a version, odd spacing.
+        let v = "mx.google.com 1;\r\n       dkim=pass header.i=@example.com header.s=s1 header.b=Ab12;\r\n       spf=softfail (google.com: domain of transitioning x@example.com does not designate 192.0.2.1 as permitted sender) smtp.mailfrom=x@example.com;\r\n       dmarc=pass (p=NONE sp=NONE dis=NONE) header.from=example.com";
+        let ar = AuthResults::parse(v).unwrap();
+        assert_eq!(ar.authserv_id, "mx.google.com");
+        assert_eq!(ar.methods.len(), 3);
+        assert_eq!(ar.methods[1].result, "softfail");
+        assert_eq!(ar.methods[1].get("smtp.mailfrom"), Some("x@example.com"));
+        assert_eq!(
+            ar.methods[2].comment.as_deref(),
+            Some("p=NONE sp=NONE dis=NONE")
+        );
+        assert_eq!(
+            AuthResults::parse("example.net; none").unwrap().methods,
+            vec![]
+        );
+        assert!(AuthResults::parse("").is_none());
+    }
+
+    #[test]
+    fn ours_is_told_by_the_authserv_id() {
+        assert!(is_ours("mx.shop.example; spf=pass", "MX.Shop.Example."));
+        assert!(is_ours(" mx.shop.example. ; dmarc=pass", "mx.shop.example"));
+        assert!(!is_ours(
+            "mx.shop.example.evil; spf=pass",
+            "mx.shop.example"
+        ));
+        assert!(!is_ours("other.example; spf=pass", "mx.shop.example"));
+        let mut h = Header::parse(
+            b"Authentication-Results: mx.shop.example; dmarc=pass header.from=shop.example\nAuthentication-Results: relay.example; spf=pass smtp.mailfrom=a@b.example\nSubject: hi\n",
+        );
+        assert!(ours(&h, "mx.shop.example").unwrap().says("dmarc", "pass"));
+        assert_eq!(remove_ours(&mut h, "mx.shop.example"), 1);
+        assert_eq!(h.fields.len(), 2);
+        assert!(ours(&h, "mx.shop.example").is_none());
+    }
+
+    #[test]
+    fn values_cannot_break_out_of_the_field() {
+        let mut ar = AuthResults::new("mx.example");
+        ar.methods
+            .push(Method::new("spf", "pass").prop("smtp.mailfrom", "a\r\nX-Evil: 1; dmarc=pass@x"));
+        let text = ar.render();
+        assert!(!text.contains("\r"), "{text}");
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        let back = AuthResults::parse(text.split_once(':').unwrap().1).unwrap();
+        assert_eq!(back.methods.len(), 1);
+        assert!(!back.says("dmarc", "pass"));
+    }
 }

@@ -18,17 +18,17 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "authserv_id",
-        "the host name",
+        "(the host name)",
         "this host's name in Authentication-Results; such fields arriving from outside are removed",
     ),
     (
         "dnsbl",
-        "",
+        "(none)",
         "DNS blocklists checked at connect on port 25: ZONE[=FILTER][*WEIGHT] ..., e.g. zen.spamhaus.org=127.0.0.[2..11]*2 (needs your own resolver)",
     ),
     (
         "dnswl",
-        "",
+        "(none)",
         "DNS allow lists, same form; a match subtracts its weight (default 1), e.g. list.dnswl.org=127.0.[0..255].[1..3]*2",
     ),
     (
@@ -60,6 +60,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "dns_failure",
         "tempfail",
         "a DNS failure while checking a sender: tempfail (451 4.7.0, the sender retries) or accept (checked as far as DNS answered)",
+    ),
+    (
+        "inbound_resolver",
+        "(the nameservers of /etc/resolv.conf)",
+        "name servers for the sender checks, IP or IP:PORT ... (a caching resolver of your own, e.g. unbound on 127.0.0.1)",
     ),
     (
         "dns_timeout",
@@ -141,6 +146,9 @@ pub struct Settings {
     pub own_domain_forgery: Action,
     /// A DNS failure defers the message (451) rather than accepting it.
     pub dns_failure_defers: bool,
+    /// Name servers of the checks' own (`inbound_resolver`); empty: the
+    /// system's.
+    pub resolvers: Vec<std::net::SocketAddr>,
     pub dns_timeout: Duration,
     pub check_time: Duration,
 }
@@ -203,15 +211,60 @@ impl Settings {
                 Some(v) if v == "accept" => false,
                 Some(_) => return Err(cfg.bad_value("dns_failure", "expected tempfail or accept")),
             },
+            resolvers: match cfg.get("inbound_resolver") {
+                None => Vec::new(),
+                Some(v) => v
+                    .split([' ', ','])
+                    .filter(|w| !w.is_empty())
+                    .map(parse_server)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        cfg.bad_value(
+                            "inbound_resolver",
+                            "expected addresses, IP or IP:PORT ([IPv6]:PORT)",
+                        )
+                    })?,
+            },
             dns_timeout: secs("dns_timeout", "2s")?,
             check_time: secs("inbound_check_time", "6s")?,
         })
     }
 }
 
+/// `192.0.2.1`, `192.0.2.1:5353`, `2001:db8::1`, `[2001:db8::1]:5353`.
+fn parse_server(s: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Some(a);
+    }
+    s.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolvers_take_a_port_or_53() {
+        assert_eq!(
+            parse_server("192.0.2.1"),
+            Some("192.0.2.1:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("127.0.0.1:5353"),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("2001:db8::1"),
+            Some("[2001:db8::1]:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("[::1]:5353"),
+            Some("[::1]:5353".parse().unwrap())
+        );
+        assert_eq!(parse_server("resolver.example"), None);
+    }
 
     #[test]
     fn the_expected_words_read_as_a_list() {

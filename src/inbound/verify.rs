@@ -258,6 +258,19 @@ impl Verifier {
         (!text.trim().is_empty()).then(|| text.trim().to_string())
     }
 
+    /// Does `domain` exist in DNS?  Some(false) only for NXDOMAIN (a
+    /// name with no MX is still a name); None: no answer.
+    pub fn domain_exists(&self, domain: &str) -> Option<bool> {
+        let name = Name::from_ascii(format!("{}.", domain.trim_end_matches('.'))).ok()?;
+        let resolver = self.auth.resolver();
+        match self.bounded(resolver.mx_lookup(name))? {
+            Ok(_) => Some(true),
+            Err(e) if e.is_nx_domain() => Some(false),
+            Err(e) if e.is_no_records_found() => Some(true),
+            Err(_) => None,
+        }
+    }
+
     /// SPF for `MAIL FROM:<sender>` from `ip` after `HELO helo` (the HELO
     /// identity when the sender is null).
     pub fn spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfCheck {
@@ -266,12 +279,48 @@ impl Verifier {
         } else {
             Identity::MailFrom(sender.to_string())
         };
-        let params = SpfParameters::verify_mail_from(ip, helo, &self.host, sender);
         let domain = match sender.rsplit_once('@') {
             Some((_, d)) => d.to_ascii_lowercase(),
             None => helo.to_ascii_lowercase(),
         };
-        match self.bounded(self.auth.verify_spf(params)) {
+        // RFC 7208 §4.3, before mail-auth sees them: a domain that cannot
+        // have a record has none (mail-auth says permerror for an empty
+        // label or an address literal), and a sender without local part
+        // is postmaster there (mail-auth expands %{l} to nothing).
+        if !spf_domain(&domain) {
+            let out = mail_auth::SpfOutput::new(domain.clone()).with_result(SpfResult::None);
+            return SpfCheck {
+                result: "none",
+                identity,
+                domain,
+                explanation: None,
+                output: Some(out),
+            };
+        }
+        let sender = match sender.rsplit_once('@') {
+            Some(("", d)) => format!("postmaster@{d}"),
+            _ => sender.to_string(),
+        };
+        // §5: an IPv4-mapped address is checked as IPv4 (mail-auth would
+        // match it against AAAA records).
+        let ip = crate::wire::unmapped(ip);
+        let params = SpfParameters::verify_mail_from(ip, helo, &self.host, &sender);
+        let check = async {
+            // §4.5: more than one SPF record is a permerror; mail-auth
+            // takes the first.  Only the domain's own records are counted
+            // here (mail-auth then has the answer from the resolver's
+            // cache), not those of its include: and redirect= targets.
+            let failed = match self.spf_records(&domain).await {
+                None => Some(SpfResult::TempError),
+                Some(n) if n > 1 => Some(SpfResult::PermError),
+                Some(_) => None,
+            };
+            match failed {
+                Some(r) => mail_auth::SpfOutput::new(domain.clone()).with_result(r),
+                None => self.auth.verify_spf(params).await,
+            }
+        };
+        match self.bounded(check) {
             Some(out) => SpfCheck {
                 result: spf_word(out.result()),
                 identity,
@@ -286,6 +335,27 @@ impl Verifier {
                 explanation: None,
                 output: None,
             },
+        }
+    }
+
+    /// How many of `domain`'s TXT records are SPF records; None when DNS
+    /// failed (no answer in time, SERVFAIL: a temperror, as mail-auth
+    /// would say, without a second wait).  A name that does not exist or
+    /// cannot be a DNS name counts 0, and mail-auth says what it means.
+    async fn spf_records(&self, domain: &str) -> Option<usize> {
+        let Ok(name) = Name::from_str_relaxed(format!("{}.", domain.trim_end_matches('.'))) else {
+            return Some(0);
+        };
+        match self.auth.resolver().txt_lookup(name).await {
+            Ok(lookup) => Some(
+                lookup
+                    .answers()
+                    .iter()
+                    .filter(|r| matches!(&r.data, RData::TXT(t) if is_spf1(&t.txt_data.concat())))
+                    .count(),
+            ),
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Some(0),
+            Err(_) => None,
         }
     }
 
@@ -356,6 +426,26 @@ impl Verifier {
             },
         }
     }
+}
+
+/// Whether SPF can apply to `domain` (RFC 7208 §4.3): a name of two labels
+/// or more, each 1 to 63 bytes (a root dot aside), 253 bytes at most; an
+/// address literal (`[192.0.2.1]`) is no domain name.
+fn spf_domain(domain: &str) -> bool {
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    d.len() <= 253
+        && !d.starts_with('[')
+        && d.split('.').count() >= 2
+        && d.split('.').all(|l| (1..=63).contains(&l.len()))
+}
+
+/// Whether a TXT record (its strings joined) is an SPF record: it starts
+/// with the version `v=spf1`, in any case, then a space or its end (RFC
+/// 7208 §4.5).
+fn is_spf1(txt: &[u8]) -> bool {
+    txt.get(..6)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"v=spf1"))
+        && txt.get(6).is_none_or(|&b| b == b' ')
 }
 
 /// Await every future, in order (the lists are looked up side by side).

@@ -3,6 +3,7 @@
 //! (`MAILROOM_ROOT`), never touching the host's mail setup.
 #![allow(dead_code)]
 
+pub mod fake_dns;
 pub mod fake_mx;
 
 use std::fs;

@@ -96,6 +96,7 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
     system::check_modes(cfg, &mut f);
     system::check_dkim(cfg, &mut f);
     system::check_limits(cfg, &conf_path, &mut f);
+    system::check_inbound(cfg, &conf_path, &mut f);
     f.0
 }
 

@@ -151,3 +151,56 @@ pub(super) fn check_limits(cfg: &Config, conf_path: &Path, f: &mut Findings) {
         }
     }
 }
+
+/// The sender checks' settings, read as the SMTP server reads them, and
+/// the resolver a blocklist needs: Spamhaus and others answer public
+/// resolvers with error codes, never listings.
+pub(super) fn check_inbound(cfg: &Config, conf_path: &Path, f: &mut Findings) {
+    let settings = match crate::inbound::Settings::from_config(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            f.error(conf_path, None, e.to_string());
+            return;
+        }
+    };
+    if !settings.enabled {
+        return;
+    }
+    let resolv = cfg.paths.resolve("/etc/resolv.conf");
+    let servers: Vec<String> = std::fs::read_to_string(&resolv)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(|s| s.trim().to_string())
+        .collect();
+    if servers.is_empty() && cfg.paths.is_system() {
+        f.warn(
+            &resolv,
+            None,
+            "no nameserver: the sender checks (SPF, DKIM, DMARC) cannot look anything up, so mail from the internet gets 451 4.7.0 (dns_failure = tempfail)",
+        );
+    }
+    const PUBLIC: &[&str] = &[
+        "8.8.8.8",
+        "8.8.4.4",
+        "1.1.1.1",
+        "1.0.0.1",
+        "9.9.9.9",
+        "149.112.112.112",
+        "208.67.222.222",
+        "208.67.220.220",
+        "2001:4860:4860::8888",
+        "2606:4700:4700::1111",
+    ];
+    if !settings.blocklists.is_empty()
+        && let Some(public) = servers.iter().find(|s| PUBLIC.contains(&s.as_str()))
+    {
+        f.warn(
+            &resolv,
+            None,
+            format!(
+                "nameserver {public} is a public resolver: blocklists such as Spamhaus answer it with error codes (127.255.255.254), never listings; run a caching resolver of your own (apt install unbound; nameserver 127.0.0.1)"
+            ),
+        );
+    }
+}

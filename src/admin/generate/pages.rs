@@ -7,8 +7,8 @@
 //! * `mailroom.conf.5` — every key, its default and meaning, from
 //!   [`crate::conf_keys`], the table `mailroom check` uses;
 //! * `mailroom-filter.5` — the rule language, from the documentation of
-//!   [`crate::filter`] and [`crate::filter::files`], and the spam rule's
-//!   keys from [`crate::conf_keys`];
+//!   [`crate::filter`] and [`crate::filter::files`], and the DMARC and
+//!   spam rules' keys from [`crate::conf_keys`];
 //! * `mailroom-log.5` — every log line, from [`crate::log::catalog`].
 
 use std::io;
@@ -115,9 +115,9 @@ pub fn filter_page() -> String {
     p.raw("/etc/mail/filter\n.br\n/etc/mail/filters/\\fILOGIN\\fR\n.br\n~/.mailroom\\-filter");
     p.section("DESCRIPTION");
     p.paragraph(
-        "Every mailbox delivery runs the built-in spam rule, then these rule \
-         files, then stores the message where the last matching rule said: \
-         the inbox, a folder, nowhere, or back to the sender.  \
+        "Every mailbox delivery runs the built-in DMARC and spam rules, then \
+         these rule files, then stores the message where the last matching \
+         rule said: the inbox, a folder, nowhere, or back to the sender.  \
          `mailroom filter set ADDRESS --file FILE` installs a checked copy as \
          /etc/mail/filters/LOGIN; `mailroom check` reports broken or ignored \
          files.",
@@ -134,6 +134,23 @@ pub fn filter_page() -> String {
         &mut p,
         &roff::doc_header(include_str!("../../filter/files.rs")),
     );
+    p.section("THE DMARC RULE");
+    p.paragraph(
+        "Mail from the internet carries this host's Authentication-Results: \
+         field (see auth above).  Where it says the SMTP server quarantined \
+         the message (dmarc=fail ... policy.dmarc=quarantine), the DMARC rule \
+         files it into spam_folder before the files run; a rule file can take \
+         it back out with keep.  The SMTP server decides what it quarantines; \
+         the keys, in mailroom.conf(5):",
+    );
+    for key in [
+        "dmarc_quarantine",
+        "dmarc_reject",
+        "own_domain_forgery",
+        "authserv_id",
+    ] {
+        key_item(&mut p, key);
+    }
     p.section("THE SPAM RULE AND SPAMC");
     p.paragraph(
         "Before the files, mail whose X-Spam-Status: score= (else X-Spam-Score:) \
@@ -147,13 +164,17 @@ pub fn filter_page() -> String {
         "spamc",
         "spamc_timeout",
     ] {
-        if let Some((k, default, meaning)) = crate::conf_keys::all().find(|(k, _, _)| *k == key) {
-            p.item(
-                &format!("\\fB{}\\fR = \\fI{}\\fR", escape(k), escape(default)),
-                &sentence(meaning),
-            );
-        }
+        key_item(&mut p, key);
     }
+    p.paragraph(
+        "spamc is given the message as it was queued, this host's \
+         Authentication-Results: field included.  For SpamAssassin to use \
+         it, load its AuthRes plugin (v401.pre) and set \
+         authres_trusted_authserv to this host's authserv_id and \
+         authres_networks all in local.cf (safe here: a field arriving with \
+         that id is removed).  A field spamd drops (report_safe) still \
+         counts for the DMARC rule and auth tests.",
+    );
     p.section("FOLDERS");
     p.paragraph(
         "Folders are what Dovecot's IMAP shows: for Maildir users Maildir++ \
@@ -166,6 +187,16 @@ pub fn filter_page() -> String {
         "mailroom-filter(8), deliver(8), mailroom.conf(5), mailroom-log(5), spamc(1)",
     ));
     p.finish()
+}
+
+/// A mailroom.conf key as an item: name, default, meaning.
+fn key_item(p: &mut Page, key: &str) {
+    if let Some((k, default, meaning)) = crate::conf_keys::all().find(|(k, _, _)| *k == key) {
+        p.item(
+            &format!("\\fB{}\\fR = \\fI{}\\fR", escape(k), escape(default)),
+            &sentence(meaning),
+        );
+    }
 }
 
 /// One catalogue shape in roff: literal text in bold, variables in
@@ -341,5 +372,11 @@ mod tests {
             "{page}"
         );
         assert!(page.contains(".SH \"WHERE RULES COME FROM\""), "{page}");
+        assert!(page.contains("auth spf|dkim|dmarc"), "{page}");
+        assert!(page.contains(".SH \"THE DMARC RULE\""), "{page}");
+        assert!(
+            page.contains("\\fBdmarc_quarantine\\fR = \\fIquarantine\\fR"),
+            "{page}"
+        );
     }
 }

@@ -27,6 +27,9 @@ pub(super) fn fix_header(
 ) -> Fixed {
     let date_now = date::rfc5322(now);
     let mut generated = vec![QHeader::new("P", b"Return-Path: <\x81g>")];
+    if let Some(ar) = &req.auth_results {
+        generated.push(QHeader::new("", ar.as_bytes()));
+    }
     let message_id = || format!("<{}.{qid}@{host}>", date::message_id_stamp(now));
     let msgid = match req.origin {
         Origin::Mailroom { .. } => {

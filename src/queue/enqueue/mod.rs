@@ -220,6 +220,9 @@ pub struct Request<'a> {
     pub body_8bit: Option<bool>,
     /// `-oeq`: refused recipients are not bounced.
     pub quiet_errors: bool,
+    /// The sender checks' `Authentication-Results:` field, whole (mail
+    /// from the internet): it goes on top, under `Return-Path:`.
+    pub auth_results: Option<String>,
 }
 
 /// What became of a request.
@@ -298,6 +301,25 @@ impl Incoming<'_> {
         );
     }
 
+    /// The message as it came in — its header, then the body read back
+    /// from the data file — with CRLF line ends, as a DKIM signer saw it.
+    pub fn as_received(&mut self, collected: &Collected) -> Vec<u8> {
+        let mut lf = collected.header.to_bytes();
+        lf.push(b'\n');
+        lf.extend_from_slice(&self.data_written());
+        let mut out = Vec::with_capacity(lf.len() + lf.len() / 30);
+        for line in lf.split_inclusive(|&b| b == b'\n') {
+            match line.strip_suffix(b"\n") {
+                Some(l) => {
+                    out.extend_from_slice(l.strip_suffix(b"\r").unwrap_or(l));
+                    out.extend_from_slice(b"\r\n");
+                }
+                None => out.extend_from_slice(line),
+            }
+        }
+        out
+    }
+
     /// What has been written to the data file (for a bounce's copy).
     fn data_written(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -317,6 +339,18 @@ impl Incoming<'_> {
         if !matches!(req.origin, Origin::Mailroom { .. }) {
             header.remove("Bcc");
             header.remove("Resent-Bcc");
+            // RFC 8601 §5: a field claiming to be ours that we did not
+            // write is a forgery (a sender's "dmarc=pass").
+            let authserv_id = crate::inbound::authserv_id(self.cfg);
+            let forged = crate::inbound::results::remove_ours(&mut header, &authserv_id);
+            if forged > 0 {
+                log::notice(
+                    Some(qid.as_str()),
+                    &format!(
+                        "removed {forged} Authentication-Results field(s) claiming to be from {authserv_id}"
+                    ),
+                );
+            }
         }
         let fixed = fix_header(
             &req,
@@ -599,6 +633,7 @@ pub fn notification(
         ret: None,
         body_8bit: None,
         quiet_errors: true,
+        auth_results: None,
     };
     let queued = incoming.commit(collected, req).map_err(queue)?;
     queued

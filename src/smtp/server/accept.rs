@@ -9,6 +9,7 @@
 use super::incoming::{DataReader, Fault};
 use crate::config::Config;
 use crate::exit::ExitCode;
+use crate::inbound::Judgement;
 use crate::log;
 use crate::queue::enqueue::{self, Origin, Request, Sender, SmtpClient};
 use crate::queue::{Notify, QueueId, Ret};
@@ -37,6 +38,8 @@ pub struct Transaction {
     pub rcpts: Vec<Rcpt>,
     /// An access entry said DISCARD: accept and throw away.
     pub discard: bool,
+    /// The SPF result found at `MAIL` (mail from the internet only).
+    pub spf: Option<crate::inbound::SpfCheck>,
 }
 
 /// A transaction the queue took.
@@ -100,12 +103,19 @@ fn queue_trouble(
     }
 }
 
-/// Read DATA into a new queue entry and commit it.
+/// The sender checks of one message, given it as received.
+pub type Judge<'a> = &'a dyn Fn(&[u8]) -> Judgement;
+
+/// Read DATA into a new queue entry and commit it.  `judge`: the sender
+/// checks ([`crate::inbound`]), given the message as received; a refusal
+/// there queues nothing, and an accepted message carries its
+/// `Authentication-Results:`.
 pub fn queue_message(
     cfg: &Config,
     client: &SmtpClient,
     txn: &Transaction,
     data: &mut DataReader<'_>,
+    judge: Option<Judge<'_>>,
 ) -> Result<Accepted, Refused> {
     let mut incoming = match enqueue::open(cfg) {
         Ok(i) => i,
@@ -146,6 +156,20 @@ pub fn queue_message(
             });
         }
     };
+    let mut auth_results = None;
+    if let Some(judge) = judge {
+        let judgement = judge(&incoming.as_received(&collected));
+        if let Some(r) = judgement.refusal {
+            return Err(Refused::Reply(r));
+        }
+        if let Some(why) = &judgement.quarantine {
+            log::info(
+                Some(incoming.id().as_str()),
+                &format!("quarantined: {why}; delivered to the Spam folder"),
+            );
+        }
+        auth_results = Some(judgement.results.render());
+    }
     if txn.discard {
         incoming.discard(&collected, &txn.sender, txn.rcpts.len());
         return Ok(Accepted::default());
@@ -178,6 +202,7 @@ pub fn queue_message(
         ret: txn.ret,
         body_8bit: txn.body_8bit,
         quiet_errors: true,
+        auth_results,
     };
     match incoming.commit(collected, request) {
         Ok(queued) => Ok(Accepted {

@@ -25,7 +25,9 @@
 //!
 //! * the network process — `smtp_user` with group `mqueue`, nothing else
 //!   — holds the slot and the tables and runs the whole dialogue, TLS
-//!   included; it writes the queue and starts qrun as `sendmail` does;
+//!   included, and the sender checks with their DNS lookups
+//!   ([`crate::inbound`]); it writes the queue and starts qrun as
+//!   `sendmail` does;
 //! * the authority (root) only answers AUTH requests, through the login
 //!   door ([`crate::login`]: the same names, checks and slowing as
 //!   pop3d), and logs `AUTH: LOGIN from [ADDR]`.
@@ -53,8 +55,10 @@ use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use crate::access;
 use crate::config::{Config, DeliveryMode};
 use crate::exit::{ExitCode, Failure};
+use crate::inbound::Gate;
 use crate::log;
 use crate::login;
 use crate::privsep::protocol::{Answer, Request};
@@ -242,7 +246,7 @@ fn network(
     let mut policy = Policy::load(cfg, settings.pop_before_smtp_window, false);
     if refusal.is_none()
         && let Some(f) = policy.connect(&ip)
-        && let crate::access::Verdict::Reject(r) = &f.verdict
+        && let access::Verdict::Reject(r) = &f.verdict
     {
         log::notice(
             None,
@@ -267,12 +271,33 @@ fn network(
     }
     // While still root: the stamps are root's.
     policy.look_up_pop_login(&ip);
+    // The sender checks: for the MX role only, and not for a client the
+    // access table trusts (`Connect:` OK or RELAY).
+    let trusted = policy
+        .connect(&ip)
+        .is_some_and(|f| matches!(f.verdict, access::Verdict::Ok | access::Verdict::Relay));
+    let gate = if submission || trusted {
+        None
+    } else {
+        match Gate::load(cfg) {
+            Ok(g) => g,
+            Err(f) => {
+                log::err(None, &f.to_string());
+                refuse_now(
+                    &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+                    implicit_tls,
+                );
+                return Err(f);
+            }
+        }
+    };
     let client = Client::Network { ip, submission };
     let serve = move |auth| {
         let mut s = Session::new(cfg, settings, &policy, Wire::new(0, 1), client, tls, auth);
         s.slot = slot.into_file();
         s.implicit_tls = implicit_tls;
         s.refusal = refusal;
+        s.gate = gate;
         s.run();
     };
     // The privilege split needs root and the system's layout (a private

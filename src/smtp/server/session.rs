@@ -1,18 +1,21 @@
 //! The SMTP dialogue (RFC 5321, with ESMTP: RFC 1870 SIZE, 6152 8BITMIME,
 //! 2920 PIPELINING, 2034/3463 enhanced codes, 3461 DSN, 3207 STARTTLS,
-//! 4954 AUTH), replies worded as sendmail 8's.
+//! 4954 AUTH), replies worded as sendmail 8's.  The sender checks'
+//! part is in [`checks`].
+
+mod auth;
+mod checks;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Authenticator;
 use super::accept::{self, Rcpt, Refused, Transaction};
 use super::command::{self, PathArg};
 use super::incoming::{DataReader, Fault};
 use super::policy::{Policy, RelayRight};
 use super::settings::Settings;
-use super::{Authenticator, Verdict};
-use crate::b64;
 use crate::config::{Config, DeliveryMode};
 use crate::log;
 use crate::queue::{Notify, Ret};
@@ -65,6 +68,10 @@ pub struct Session<'a> {
     /// many connections, an access `Connect:` rejection) — for an
     /// implicit-TLS client, which hears nothing outside TLS.
     pub refusal: Option<Reply>,
+    /// The sender checks for mail from the internet ([`checks`]).
+    pub gate: Option<crate::inbound::Gate>,
+    /// Refused service at connect (a blocklist): only QUIT is answered.
+    service_refused: bool,
     helo: Option<String>,
     esmtp: bool,
     authenticated: Option<String>,
@@ -114,6 +121,8 @@ impl<'a> Session<'a> {
             },
             implicit_tls: false,
             refusal: None,
+            gate: None,
+            service_refused: false,
             helo: None,
             esmtp: false,
             authenticated: None,
@@ -240,13 +249,16 @@ impl<'a> Session<'a> {
             );
             self.rejected = true;
         }
-        let greeting = format!(
-            "{} ESMTP mailroom {}; {}",
-            self.host(),
-            crate::VERSION,
-            crate::date::rfc5322(crate::date::now())
-        );
-        self.reply(220, &greeting);
+        // A listed client hears 554 in place of the greeting (RFC 5321 §3.1).
+        if self.rejected || !self.refused_at_connect() {
+            let greeting = format!(
+                "{} ESMTP mailroom {}; {}",
+                self.host(),
+                crate::VERSION,
+                crate::date::rfc5322(crate::date::now())
+            );
+            self.reply(220, &greeting);
+        }
         loop {
             if !self.wire.has_buffered_input() && self.wire.flush(self.deadline()).is_err() {
                 return End::Closed;
@@ -320,6 +332,10 @@ impl<'a> Session<'a> {
             } else {
                 self.error(550, "5.0.0 Command rejected");
             }
+            return None;
+        }
+        if self.service_refused && verb != "QUIT" {
+            self.error(503, "5.5.1 No service: this client was refused at connect");
             return None;
         }
         match verb.as_str() {
@@ -504,6 +520,10 @@ impl<'a> Session<'a> {
                 return;
             }
         }
+        let Some(spf) = self.check_sender_spf(&p.path) else {
+            return;
+        };
+        txn.spf = spf;
         self.reply(250, &format!("2.1.0 {}... Sender ok", p.shown));
         self.txn = Some(txn);
     }
@@ -636,9 +656,22 @@ impl<'a> Session<'a> {
         };
         let strict = self.is_network();
         let cfg = self.cfg;
+        let checked = self.checks_apply();
         let result = {
+            let judge = match (&self.gate, &txn.spf) {
+                (Some(gate), Some(spf)) if checked => Some(checks::judge(gate, self.policy, spf)),
+                _ => None,
+            };
             let mut reader = DataReader::new(&mut self.wire, strict, self.settings.timeout);
-            accept::queue_message(cfg, &origin, &txn, &mut reader)
+            accept::queue_message(
+                cfg,
+                &origin,
+                &txn,
+                &mut reader,
+                judge
+                    .as_ref()
+                    .map(|j| j as &dyn Fn(&[u8]) -> crate::inbound::Judgement),
+            )
         };
         match result {
             Ok(accept::Accepted {
@@ -746,131 +779,6 @@ impl<'a> Session<'a> {
         self.txn = None;
         self.authenticated = None;
         None
-    }
-
-    fn auth_command(&mut self, arg: &str) -> Option<End> {
-        if self.authenticated.is_some() {
-            self.error(503, "5.5.0 Already Authenticated");
-            return None;
-        }
-        if self.txn.is_some() {
-            self.error(503, "5.5.0 AUTH not permitted during a mail transaction");
-            return None;
-        }
-        if !self.auth_offered() {
-            if self.is_network() {
-                self.error(
-                    538,
-                    "5.7.11 Encryption required for requested authentication mechanism",
-                );
-            } else {
-                self.error(503, "5.3.3 AUTH not available");
-            }
-            return None;
-        }
-        let mut words = arg.split_whitespace();
-        let mech = words.next().unwrap_or("").to_ascii_uppercase();
-        let initial = words.next().map(str::to_string);
-        let creds: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = match mech.as_str() {
-            "PLAIN" => {
-                let resp = match initial {
-                    Some(r) => Some(r),
-                    None => self.challenge("")?,
-                };
-                let resp = resp?;
-                match b64::decode(&resp) {
-                    Some(raw) => {
-                        let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
-                        match parts.as_slice() {
-                            [z, c, p] => Some((z.to_vec(), c.to_vec(), p.to_vec())),
-                            _ => None,
-                        }
-                    }
-                    None => None,
-                }
-            }
-            "LOGIN" => {
-                let user = match initial {
-                    Some(r) => Some(r),
-                    None => self.challenge("VXNlcm5hbWU6")?,
-                };
-                let user = user?;
-                let pass = self.challenge("UGFzc3dvcmQ6")??;
-                match (b64::decode(&user), b64::decode(&pass)) {
-                    (Some(u), Some(p)) => Some((Vec::new(), u, p)),
-                    _ => None,
-                }
-            }
-            "" => {
-                self.error(501, "5.5.2 AUTH mechanism must be specified");
-                return None;
-            }
-            _ => {
-                self.error(504, &format!("5.3.3 AUTH mechanism {mech} not available"));
-                return None;
-            }
-        };
-        let verdict = match creds {
-            None => Verdict::Fail,
-            Some((z, c, p)) => self.auth.check(&z, &c, &p),
-        };
-        match verdict {
-            Verdict::Ok(login) => {
-                log::info(
-                    None,
-                    &format!(
-                        "AUTH=server, relay={}, authid={login}, mech={mech}, bits=0",
-                        self.relay_name()
-                    ),
-                );
-                self.authenticated = Some(login);
-                self.reply(235, "2.0.0 OK Authenticated");
-                None
-            }
-            Verdict::Fail | Verdict::Bye => {
-                self.auth_failures += 1;
-                log::notice(
-                    None,
-                    &format!(
-                        "AUTH failure ({mech}): authentication failure, relay={}",
-                        self.relay_name()
-                    ),
-                );
-                self.error(535, "5.7.8 Authentication failed");
-                if verdict == Verdict::Bye || self.auth_failures >= self.settings.max_auth_failures
-                {
-                    let host = self.host().to_string();
-                    self.reply(
-                        421,
-                        &format!("4.7.0 {host} Too many authentication failures"),
-                    );
-                    return Some(End::TooManyErrors);
-                }
-                None
-            }
-        }
-    }
-
-    /// Send a `334` challenge and read the answer: `Some(None)` when the
-    /// client cancelled (`*`, answered here); `None` ends the session.
-    fn challenge(&mut self, text: &str) -> Option<Option<String>> {
-        self.reply(334, text);
-        if self.wire.flush(self.deadline()).is_err() {
-            return None;
-        }
-        let line = match self.wire.read_line(self.deadline()) {
-            Ok(Line::Text(t)) => t,
-            Ok(Line::TooLong) => {
-                self.error(500, "5.5.2 Line too long");
-                return Some(None);
-            }
-            Err(_) => return None,
-        };
-        if line == b"*" {
-            self.error(501, "5.0.0 AUTH aborted");
-            return Some(None);
-        }
-        Some(Some(String::from_utf8_lossy(&line).trim().to_string()))
     }
 }
 
