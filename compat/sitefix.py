@@ -61,6 +61,8 @@ class Site:
                   netfix.SMTPServer}: what it answers (rcpt=, ...).
     shared_mx:    {domain: remote}: more domains whose MX is that remote
                   domain's host.
+    mx:           more MX records ({domain: exchange}, preference 10).
+    hosts:        more A records, with their PTR ({name: address}).
     txt:          TXT records dnsmasq serves too ({name: text or
                   [texts]}).
     addresses:    A records without PTR ({name: address}; names below
@@ -82,8 +84,9 @@ class Site:
     from there).
     """
 
-    def __init__(self, cleanup, *, remotes=None, sink_options=None, shared_mx=None, txt=None,
-                 addresses=None, silent_zones=(), pop3=False, tls=False, outside=False):
+    def __init__(self, cleanup, *, remotes=None, sink_options=None, shared_mx=None, mx=None,
+                 hosts=None, txt=None, addresses=None, silent_zones=(), pop3=False, tls=False,
+                 outside=False):
         remotes = dict(remotes or {})
         sink_options = dict(sink_options or {})
         shared_mx = dict(shared_mx or {})
@@ -95,19 +98,21 @@ class Site:
         self.mark = mr.log_mark()
         self.net = self.dns = self.outside = self.silent = None
         self.sinks = {}
-        if remotes or txt or addresses or silent_zones:
+        if remotes or mx or hosts or txt or addresses or silent_zones:
             self.net = netfix.Network()
             cleanup(self.net.stop_all)
-            mx = {d: [(10, f"mx.{d}")] for d in remotes}
+            exchanges = {d: [(10, host)] for d, host in (mx or {}).items()}
+            exchanges.update({d: [(10, f"mx.{d}")] for d in remotes})
             for domain, remote in shared_mx.items():
-                mx[domain] = [(10, f"mx.{remote}")]
+                exchanges[domain] = [(10, f"mx.{remote}")]
+            names = dict(hosts or {})
+            names.update({f"mx.{d}": a for d, a in remotes.items()})
             forward = {}
             if silent_zones:
                 self.silent = self.net.silent_dns()
                 forward = {z: self.silent.address for z in silent_zones}
-            self.dns = self.net.dns(mx=mx, hosts={f"mx.{d}": a for d, a in remotes.items()},
-                                    txt=txt, addresses=addresses, forward=forward,
-                                    local=LOCAL_ZONES)
+            self.dns = self.net.dns(mx=exchanges, hosts=names, txt=txt, addresses=addresses,
+                                    forward=forward, local=LOCAL_ZONES)
             for domain, address in remotes.items():
                 self.sinks[domain] = self.net.smtp(address, name=f"mx.{domain}",
                                                    **sink_options.get(domain, {}))
