@@ -106,7 +106,8 @@ fn fqdn(d: &str) -> String {
     format!("{d}.")
 }
 
-fn classify<T>(e: NetError) -> Answer<T> {
+/// Sort a failed lookup: NXDOMAIN, NODATA, or a temporary failure.
+pub(crate) fn classify<T>(e: NetError) -> Answer<T> {
     match &e {
         NetError::Dns(DnsError::NoRecordsFound(nr)) => {
             if nr.response_code == ResponseCode::NXDomain {

@@ -16,14 +16,16 @@
 //!
 //! ## Modules
 //!
-//! [`settings`] the keys; [`dnsbl`] block and allow lists; [`verify`] SPF,
-//! DKIM and DMARC through mail-auth; [`policy`] what the results lead to;
+//! [`settings`] the keys; [`dnsbl`] block and allow lists; [`spf`] the
+//! SPF evaluator; [`verify`] the checks on one resolver (SPF, and DKIM and
+//! DMARC through mail-auth); [`policy`] what the results lead to;
 //! [`results`] the header field, written and read back.
 
 pub mod dnsbl;
 pub mod policy;
 pub mod results;
 pub mod settings;
+pub mod spf;
 pub mod verify;
 
 use std::cell::OnceCell;

@@ -1,6 +1,7 @@
-//! The checks themselves, through Stalwart's `mail-auth` (SPF, RFC 7208;
-//! DKIM, RFC 6376/8301/8463; DMARC, RFC 9989 with its DNS tree walk) and
-//! the blocklist lookups, on one resolver with one bounded budget.
+//! The checks themselves: SPF (RFC 7208) by our own evaluator
+//! ([`super::spf`]), DKIM (RFC 6376/8301/8463) and DMARC (RFC 9989 with
+//! its DNS tree walk) through Stalwart's `mail-auth`, and the blocklist
+//! lookups, all on one resolver with one bounded budget.
 //!
 //! Every lookup waits at most `dns_timeout`, and each whole check (a
 //! connect's lists, a `MAIL`'s SPF, a message's DKIM and DMARC) at most
@@ -17,13 +18,13 @@ use std::time::Duration;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::proto::rr::{Name, RData};
 use mail_auth::dmarc::Policy;
-use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfResult,
     dmarc::verify::DmarcParameters,
 };
 
 use super::dnsbl::{self, Answer, Score, Sites};
+use super::spf;
 
 /// What `MAIL FROM` was checked as (RFC 7208 §2.3–2.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub struct SpfCheck {
     pub domain: String,
     /// The domain's `exp=` text, for a refusal.
     pub explanation: Option<String>,
+    /// Why, for `none`, `temperror` and `permerror` (the record's syntax
+    /// error, the DNS failure...).
+    pub reason: Option<String>,
     output: Option<mail_auth::SpfOutput>,
 }
 
@@ -70,6 +74,7 @@ impl SpfCheck {
             identity,
             domain,
             explanation: None,
+            reason: None,
             output: None,
         }
     }
@@ -272,90 +277,38 @@ impl Verifier {
     }
 
     /// SPF for `MAIL FROM:<sender>` from `ip` after `HELO helo` (the HELO
-    /// identity when the sender is null).
+    /// identity when the sender is null), by mailroom's own evaluator
+    /// ([`super::spf`]) on this connection's resolver, within the budget.
     pub fn spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfCheck {
         let identity = if sender.is_empty() {
             Identity::Helo(helo.to_string())
         } else {
             Identity::MailFrom(sender.to_string())
         };
-        let domain = match sender.rsplit_once('@') {
-            Some((_, d)) => d.to_ascii_lowercase(),
-            None => helo.to_ascii_lowercase(),
+        let request = spf::Request {
+            ip,
+            helo,
+            sender,
+            receiver: &self.host,
         };
-        // RFC 7208 §4.3, before mail-auth sees them: a domain that cannot
-        // have a record has none (mail-auth says permerror for an empty
-        // label or an address literal), and a sender without local part
-        // is postmaster there (mail-auth expands %{l} to nothing).
-        if !spf_domain(&domain) {
-            let out = mail_auth::SpfOutput::new(domain.clone()).with_result(SpfResult::None);
-            return SpfCheck {
-                result: "none",
-                identity,
-                domain,
-                explanation: None,
-                output: Some(out),
-            };
+        let Some(eval) = self.bounded(spf::check(self.auth.resolver(), &request)) else {
+            let mut check = SpfCheck::unanswered(helo, sender);
+            check.reason = Some("no DNS answer in time".to_string());
+            return check;
+        };
+        // DMARC (mail-auth) takes the SPF result in its own type.
+        let mut output = mail_auth::SpfOutput::new(eval.domain.clone())
+            .with_result(mail_auth_result(eval.result));
+        if let Some(e) = &eval.explanation {
+            output = output.with_explanation(e.clone());
         }
-        let sender = match sender.rsplit_once('@') {
-            Some(("", d)) => format!("postmaster@{d}"),
-            _ => sender.to_string(),
-        };
-        // §5: an IPv4-mapped address is checked as IPv4 (mail-auth would
-        // match it against AAAA records).
-        let ip = crate::wire::unmapped(ip);
-        let params = SpfParameters::verify_mail_from(ip, helo, &self.host, &sender);
-        let check = async {
-            // §4.5: more than one SPF record is a permerror; mail-auth
-            // takes the first.  Only the domain's own records are counted
-            // here (mail-auth then has the answer from the resolver's
-            // cache), not those of its include: and redirect= targets.
-            let failed = match self.spf_records(&domain).await {
-                None => Some(SpfResult::TempError),
-                Some(n) if n > 1 => Some(SpfResult::PermError),
-                Some(_) => None,
-            };
-            match failed {
-                Some(r) => mail_auth::SpfOutput::new(domain.clone()).with_result(r),
-                None => self.auth.verify_spf(params).await,
-            }
-        };
-        match self.bounded(check) {
-            Some(out) => SpfCheck {
-                result: spf_word(out.result()),
-                identity,
-                domain,
-                explanation: out.explanation().map(str::to_string),
-                output: Some(out),
-            },
-            None => SpfCheck {
-                result: "temperror",
-                identity,
-                domain,
-                explanation: None,
-                output: None,
-            },
-        }
-    }
-
-    /// How many of `domain`'s TXT records are SPF records; None when DNS
-    /// failed (no answer in time, SERVFAIL: a temperror, as mail-auth
-    /// would say, without a second wait).  A name that does not exist or
-    /// cannot be a DNS name counts 0, and mail-auth says what it means.
-    async fn spf_records(&self, domain: &str) -> Option<usize> {
-        let Ok(name) = Name::from_str_relaxed(format!("{}.", domain.trim_end_matches('.'))) else {
-            return Some(0);
-        };
-        match self.auth.resolver().txt_lookup(name).await {
-            Ok(lookup) => Some(
-                lookup
-                    .answers()
-                    .iter()
-                    .filter(|r| matches!(&r.data, RData::TXT(t) if is_spf1(&t.txt_data.concat())))
-                    .count(),
-            ),
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Some(0),
-            Err(_) => None,
+        SpfCheck {
+            result: eval.result.as_str(),
+            identity,
+            domain: eval.domain,
+            explanation: eval.explanation,
+            reason: eval.reason,
+            output: Some(output),
         }
     }
 
@@ -428,26 +381,6 @@ impl Verifier {
     }
 }
 
-/// Whether SPF can apply to `domain` (RFC 7208 §4.3): a name of two labels
-/// or more, each 1 to 63 bytes (a root dot aside), 253 bytes at most; an
-/// address literal (`[192.0.2.1]`) is no domain name.
-fn spf_domain(domain: &str) -> bool {
-    let d = domain.strip_suffix('.').unwrap_or(domain);
-    d.len() <= 253
-        && !d.starts_with('[')
-        && d.split('.').count() >= 2
-        && d.split('.').all(|l| (1..=63).contains(&l.len()))
-}
-
-/// Whether a TXT record (its strings joined) is an SPF record: it starts
-/// with the version `v=spf1`, in any case, then a space or its end (RFC
-/// 7208 §4.5).
-fn is_spf1(txt: &[u8]) -> bool {
-    txt.get(..6)
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"v=spf1"))
-        && txt.get(6).is_none_or(|&b| b == b' ')
-}
-
 /// Await every future, in order (the lists are looked up side by side).
 async fn futures_join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let handles: Vec<_> = futs.map(Box::pin).collect();
@@ -478,15 +411,16 @@ async fn futures_join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Ou
     out
 }
 
-fn spf_word(r: SpfResult) -> &'static str {
+/// Our SPF result as mail-auth's, for its DMARC evaluation.
+fn mail_auth_result(r: spf::SpfResult) -> SpfResult {
     match r {
-        SpfResult::Pass => "pass",
-        SpfResult::Fail => "fail",
-        SpfResult::SoftFail => "softfail",
-        SpfResult::Neutral => "neutral",
-        SpfResult::TempError => "temperror",
-        SpfResult::PermError => "permerror",
-        SpfResult::None => "none",
+        spf::SpfResult::Pass => SpfResult::Pass,
+        spf::SpfResult::Fail => SpfResult::Fail,
+        spf::SpfResult::SoftFail => SpfResult::SoftFail,
+        spf::SpfResult::Neutral => SpfResult::Neutral,
+        spf::SpfResult::None => SpfResult::None,
+        spf::SpfResult::TempError => SpfResult::TempError,
+        spf::SpfResult::PermError => SpfResult::PermError,
     }
 }
 
@@ -511,6 +445,16 @@ fn policy_word(p: Policy) -> &'static str {
 fn dkim_check(out: &mail_auth::DkimOutput<'_>) -> DkimCheck {
     let (result, reason) = match out.result() {
         DkimResult::Pass => ("pass", None),
+        // mail-auth says "neutral" for a body that does not match its hash
+        // and for an expired signature; RFC 6376 §6.1.1 and §6.1.3 make
+        // both PERMFAIL, which RFC 8601 §2.7.1 reports as "fail" (as
+        // dkimpy and OpenDKIM do).
+        DkimResult::Neutral(
+            e @ mail_auth::Error::Dkim(
+                mail_auth::dkim::DkimError::FailedBodyHashMatch
+                | mail_auth::dkim::DkimError::SignatureExpired,
+            ),
+        ) => ("fail", Some(e.to_string())),
         DkimResult::Neutral(e) => ("neutral", Some(e.to_string())),
         DkimResult::Fail(e) => ("fail", Some(e.to_string())),
         DkimResult::PermError(e) => ("permerror", Some(e.to_string())),
