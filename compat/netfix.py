@@ -4,13 +4,14 @@ The compat scenarios run in a network namespace where only loopback
 exists (compat/lib/sandbox.sh); every 127.x.y.z address works there.  This
 module puts "the internet" on it:
 
-* DNS: dnsmasq in the foreground on 127.0.0.1:53, answering only the MX
-  and A records a test gives it (`--no-resolv --no-hosts`), and
+* DNS: dnsmasq in the foreground on 127.0.0.1:53, answering only the MX,
+  A and TXT records a test gives it (`--no-resolv --no-hosts`), and
   authoritative NXDOMAIN for every other name under the test's top-level
   domains (`--local=/example/`).  /etc/resolv.conf (the sandbox's /etc is
   private) is replaced by `nameserver 127.0.0.1` with a short timeout, so
   mailroom's resolver (hickory, which reads resolv.conf) asks it.  Stop it
-  to make "DNS is down".
+  to make "DNS is down"; forward a zone to a `SilentDNS` to make "DNS that
+  never answers" for that zone alone.
 * SMTP servers: aiosmtpd, each in its own thread with its own event loop,
   on a chosen 127.0.0.N address and port.  The test decides per recipient
   what the server answers (accept, 4xx, 5xx), can make it drop the
@@ -45,6 +46,7 @@ as root inside the sandbox; nothing here is meant for a real host.
 import asyncio
 import email
 import email.policy
+import json
 import logging
 import os
 import random
@@ -53,6 +55,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -164,19 +167,26 @@ class DNS:
     """dnsmasq answering for the test's domains.
 
     mx:    {domain: [(preference, exchange), ...]}
-    hosts: {name: address or [addresses]}  (A / AAAA records)
-    txt:   {name: text}  (one TXT record; dnsmasq cuts text longer than
-           255 characters into strings of 255, as a zone file would)
+    hosts: {name: address or [addresses]}  (A / AAAA records, and the
+           PTR records of the addresses)
+    addresses: {name: IPv4 address}  (an A record without a PTR record,
+           for this name and every name below it: a blocklist's answer)
+    txt:   {name: text or [texts]}  (TXT records; dnsmasq cuts text longer
+           than 255 characters into strings of 255, as a zone file would)
     local: top-level domains dnsmasq is authoritative for: a name there
            that is not configured is NXDOMAIN (a domain that does not
            exist).  Names elsewhere get REFUSED (no upstream).
+    forward: {zone: server address}  (queries for the zone go there,
+           e.g. to a SilentDNS: the zone's server never answers)
     """
 
     def __init__(self, mx=None, hosts=None, local=("example", "test", "invalid"),
-                 address="127.0.0.1", port=53, txt=None):
+                 address="127.0.0.1", port=53, txt=None, addresses=None, forward=None):
         self.mx = dict(mx or {})
         self.hosts = dict(hosts or {})
+        self.addresses = dict(addresses or {})
         self.txt = dict(txt or {})
+        self.forward = dict(forward or {})
         self.local = tuple(local)
         self.address = address
         self.port = port
@@ -190,6 +200,9 @@ class DNS:
              "--log-queries", "--log-facility=-"]
         for d in self.local:
             a.append(f"--local=/{d}/")
+        # More specific than --local: dnsmasq takes the longest match.
+        for zone, server in self.forward.items():
+            a.append(f"--server=/{zone}/{server}")
         for domain, records in self.mx.items():
             for pref, host in records:
                 a.append(f"--mx-host={domain},{host},{pref}")
@@ -197,11 +210,14 @@ class DNS:
             if isinstance(addrs, str):
                 addrs = [addrs]
             a.append("--host-record=" + ",".join([name] + list(addrs)))
-        for name, text in self.txt.items():
-            # On the command line dnsmasq keeps quotes as text; a comma
-            # would start a second string.
-            assert "," not in text, text
-            a.append(f"--txt-record={name},{text}")
+        for name, addr in self.addresses.items():
+            a.append(f"--address=/{name}/{addr}")
+        for name, texts in self.txt.items():
+            for text in [texts] if isinstance(texts, str) else texts:
+                # On the command line dnsmasq keeps quotes as text; a comma
+                # would start a second string.
+                assert "," not in text, text
+                a.append(f"--txt-record={name},{text}")
         return a
 
     @property
@@ -254,6 +270,56 @@ class DNS:
                 return f.read()
         except OSError:
             return ""
+
+
+class SilentDNS:
+    """A name server that never answers: it reads every UDP query and
+    drops it, and takes TCP connections it never reads (a firewall that
+    drops packets, an overloaded server).  DNS(forward={zone: address})
+    sends a zone's queries here."""
+
+    def __init__(self, address="127.0.0.54", port=53):
+        self.address = address
+        self.port = port
+        self.udp = self.tcp = None
+        self.thread = None
+        self.queries = 0
+
+    @property
+    def running(self):
+        return self.udp is not None
+
+    def start(self):
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((self.address, self.port))
+        self.udp.settimeout(0.2)
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind((self.address, self.port))
+        self.tcp.listen(16)
+        udp = self.udp
+
+        def drop():
+            while self.udp is udp:
+                try:
+                    udp.recvfrom(4096)
+                    self.queries += 1
+                except OSError:
+                    pass
+
+        self.thread = threading.Thread(target=drop, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        udp, tcp = self.udp, self.tcp
+        self.udp = self.tcp = None
+        if self.thread is not None:
+            self.thread.join(2)
+            self.thread = None
+        for s in (udp, tcp):
+            if s is not None:
+                s.close()
 
 
 # ---------------------------------------------------------------------------
@@ -552,6 +618,11 @@ class Network:
         self.fixtures.append(s)
         return s.start()
 
+    def silent_dns(self, address="127.0.0.54", port=53):
+        s = SilentDNS(address, port)
+        self.fixtures.append(s)
+        return s.start()
+
     def stop_all(self):
         for f in reversed(self.fixtures):
             f.stop()
@@ -563,6 +634,62 @@ class Network:
 # Another machine: a second network namespace
 
 
+# OutsideHost.converse_all's client, run there: a plain socket, so that
+# every reply (a 554 greeting included) is seen as it was sent.
+_CONVERSE = r'''
+import base64, json, re, socket, ssl, sys
+
+
+def session(s):
+    sock = socket.create_connection((s["server"], s["port"]), timeout=120,
+                                    source_address=(s["source"], 0))
+    f = sock.makefile("rb")
+
+    def reply():
+        lines = []
+        while True:
+            line = f.readline()
+            if not line:
+                return "\n".join(lines)
+            lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return "\n".join(lines)
+
+    out = [reply()]
+    closed = out[0] == ""
+    for step in s["steps"]:
+        if closed:
+            out.append(None)
+            continue
+        if step.startswith("DATA:"):
+            if not (out[-1] or "").startswith("354"):
+                out.append(None)
+                continue
+            data = base64.b64decode(step[5:])
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"
+            data = re.sub(rb"(?m)^\.", b"..", data) + b".\r\n"
+        else:
+            data = step.encode() + b"\r\n"
+        try:
+            sock.sendall(data)
+            r = reply()
+        except OSError:  # the server hung up (reset)
+            r = ""
+        out.append(r)
+        closed = r == ""
+        if step.upper() == "STARTTLS" and r.startswith("220"):
+            ctx = ssl.create_default_context(cafile=s["cafile"])
+            sock = ctx.wrap_socket(sock, server_hostname="localhost")
+            f = sock.makefile("rb")
+    sock.close()
+    return out
+
+
+print(json.dumps([session(s) for s in json.load(sys.stdin)]))
+'''
+
+
 class OutsideHost:
     """A client machine outside the box: a network namespace of its own
     (held open by a sleeping `unshare --net` process), joined to the
@@ -572,8 +699,11 @@ class OutsideHost:
         here (the server)   SERVER4 198.51.100.1/24   SERVER6 2001:db8:51::1/64
         there (the client)  CLIENT4 198.51.100.7/24   CLIENT6 2001:db8:51::7/64
 
-    `run(argv)` runs a program there (nsenter --net), as root; the file
-    system is the sandbox's.  Only ever inside the compat sandbox."""
+    `add_address(a)` gives it another IPv4 address in 198.51.100.0/24
+    (one more machine out there).  `run(argv)` runs a program there
+    (nsenter --net), as root; the file system is the sandbox's.
+    `converse_all(sessions)` holds SMTP dialogues from there, every reply
+    kept.  Only ever inside the compat sandbox."""
 
     SERVER4, CLIENT4 = "198.51.100.1", "198.51.100.7"
     SERVER6, CLIENT6 = "2001:db8:51::1", "2001:db8:51::7"
@@ -623,6 +753,15 @@ class OutsideHost:
             time.sleep(0.05)
         return self
 
+    def add_address(self, address):
+        """Another IPv4 address on the outside host (198.51.100.0/24),
+        usable as a client's source address once this returns."""
+        argv = ["ip", "addr", "add", f"{address}/24", "dev", self.THERE]
+        p = self.run(argv)
+        if p.returncode != 0 and b"File exists" not in p.stderr:
+            self._check(p, argv)
+        return address
+
     @staticmethod
     def _check(p, argv):
         if p.returncode != 0:
@@ -641,6 +780,34 @@ class OutsideHost:
             raise AssertionError(f"python3 on the outside host exited {p.returncode}: "
                                  f"{(p.stdout + p.stderr).decode(errors='replace')}")
         return p.stdout.decode()
+
+    def converse_all(self, sessions, timeout=300):
+        """SMTP sessions from this host, one after another, each a dict:
+
+            steps:  command lines; "STARTTLS" (on 220, TLS follows,
+                    checked against `cafile` for the name "localhost");
+                    "DATA:" + the base64 of a message with CRLF line ends
+                    (sent dot-stuffed and ended with the dot, when the
+                    reply before it was 354)
+            source: the client's address (default CLIENT4)
+            server, port: where to connect (default SERVER4, 25)
+            cafile: for STARTTLS
+
+        Returns per session the greeting and the reply to each step (its
+        lines joined by newlines; "" when the server closed the connection
+        instead; None for a step not sent: after the close, or a message
+        whose DATA was not answered 354)."""
+        script = os.path.join(workdir(), "converse.py")
+        if not os.path.exists(script):
+            with open(script, "w") as f:
+                f.write(_CONVERSE)
+        full = [dict({"source": self.CLIENT4, "server": self.SERVER4, "port": 25}, **s)
+                for s in sessions]
+        p = self.run([sys.executable, script], input=json.dumps(full).encode(), timeout=timeout)
+        if p.returncode != 0:
+            raise AssertionError(f"SMTP client on the outside host exited {p.returncode}: "
+                                 f"{(p.stdout + p.stderr).decode(errors='replace')}")
+        return json.loads(p.stdout)
 
     def stop(self):
         subprocess.run(["ip", "link", "del", self.HERE], capture_output=True)

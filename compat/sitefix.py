@@ -8,10 +8,13 @@ the same things around the installed suite every time:
   up on after 3 s (`configure`);
 * 192.0.2.10 on lo, the outside client's address (smtpfix.client_address);
 * dnsmasq answering the MX records of a few remote domains, each with an
-  aiosmtpd sink as its MX host (netfix);
+  aiosmtpd sink as its MX host, and whatever other records the scenario
+  publishes (netfix);
 * openbsd-inetd starting the installed `sendmail -bs` on 127.0.0.1:25 and
   587, and pop3d on 11110 and 11995 when asked, in one configuration as
-  an admin's /etc/inetd.conf has them (smtpfix, pop3fix).
+  an admin's /etc/inetd.conf has them (smtpfix, pop3fix);
+* when asked, another machine out on the internet (netfix.OutsideHost),
+  with SMTP then served on the box's side of the link too.
 
 They are made here once, so that a scenario says only what is its own:
 which remote domains exist, what their MX hosts answer, what else its box
@@ -58,19 +61,32 @@ class Site:
                   netfix.SMTPServer}: what it answers (rcpt=, ...).
     shared_mx:    {domain: remote}: more domains whose MX is that remote
                   domain's host.
-    txt:          TXT records dnsmasq serves too ({name: text}).
+    mx:           more MX records ({domain: exchange}, preference 10).
+    hosts:        more A records, with their PTR ({name: address}).
+    txt:          TXT records dnsmasq serves too ({name: text or
+                  [texts]}).
+    addresses:    A records without PTR ({name: address}; names below
+                  each answer too: a blocklist's listings).
+    silent_zones: zones whose name server never answers (dnsmasq
+                  forwards them to a netfix.SilentDNS on 127.0.0.54).
     pop3:         inetd also starts pop3d (127.0.0.1:11110) and
                   `pop3d --tls` (127.0.0.1:11995).
     tls:          install the server certificate first.
+    outside:      start a netfix.OutsideHost: SMTP is then served on
+                  OutsideHost.SERVER4 too, where its clients reach the
+                  box.
 
     Handles: `net` (netfix.Network, or None), `dns`, `sinks` ({domain:
     netfix.SMTPServer}), `inetd` (smtpfix.Inetd), `ca` (the CA file
-    clients check the certificate with, or None), `mark` (where the log
-    ended before its servers started: `log()` reads from there).
+    clients check the certificate with, or None), `outside` (the
+    OutsideHost, or None), `silent` (the netfix.SilentDNS, or None),
+    `mark` (where the log ended before its servers started: `log()` reads
+    from there).
     """
 
-    def __init__(self, cleanup, *, remotes=None, sink_options=None, shared_mx=None, txt=None,
-                 pop3=False, tls=False):
+    def __init__(self, cleanup, *, remotes=None, sink_options=None, shared_mx=None, mx=None,
+                 hosts=None, txt=None, addresses=None, silent_zones=(), pop3=False, tls=False,
+                 outside=False):
         remotes = dict(remotes or {})
         sink_options = dict(sink_options or {})
         shared_mx = dict(shared_mx or {})
@@ -80,20 +96,31 @@ class Site:
         self.ca = sf.install_certificate() if tls else None
         sf.client_address()
         self.mark = mr.log_mark()
-        self.net = self.dns = None
+        self.net = self.dns = self.outside = self.silent = None
         self.sinks = {}
-        if remotes or txt:
+        if remotes or mx or hosts or txt or addresses or silent_zones:
             self.net = netfix.Network()
             cleanup(self.net.stop_all)
-            mx = {d: [(10, f"mx.{d}")] for d in remotes}
+            exchanges = {d: [(10, host)] for d, host in (mx or {}).items()}
+            exchanges.update({d: [(10, f"mx.{d}")] for d in remotes})
             for domain, remote in shared_mx.items():
-                mx[domain] = [(10, f"mx.{remote}")]
-            self.dns = self.net.dns(mx=mx, hosts={f"mx.{d}": a for d, a in remotes.items()},
-                                    txt=txt, local=LOCAL_ZONES)
+                exchanges[domain] = [(10, f"mx.{remote}")]
+            names = dict(hosts or {})
+            names.update({f"mx.{d}": a for d, a in remotes.items()})
+            forward = {}
+            if silent_zones:
+                self.silent = self.net.silent_dns()
+                forward = {z: self.silent.address for z in silent_zones}
+            self.dns = self.net.dns(mx=exchanges, hosts=names, txt=txt, addresses=addresses,
+                                    forward=forward, local=LOCAL_ZONES)
             for domain, address in remotes.items():
                 self.sinks[domain] = self.net.smtp(address, name=f"mx.{domain}",
                                                    **sink_options.get(domain, {}))
-        self.inetd = sf.Inetd(extra_lines=pf.inetd_lines() if pop3 else ())
+        if outside:
+            self.outside = netfix.OutsideHost().start()
+            cleanup(self.outside.stop)
+        self.inetd = sf.Inetd(extra_lines=pf.inetd_lines() if pop3 else (),
+                              addresses=(sf.ADDR, netfix.OutsideHost.SERVER4) if outside else (sf.ADDR,))
         self.inetd.start()
         cleanup(self.inetd.stop)
 

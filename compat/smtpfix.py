@@ -79,11 +79,13 @@ def missing(*paths):
 # inetd
 
 
-def inetd_lines(services=("smtp", "submission")):
+def inetd_lines(services=("smtp", "submission"), addresses=(ADDR,)):
     """The lines of etc/inetd/inetd.conf for `services` (or the spec's,
     where it has none), with the service field made `127.0.0.1:25` /
     `127.0.0.1:587` / `127.0.0.1:465`: the same program, user and
-    arguments, on loopback only."""
+    arguments, on loopback only -- or on each of `addresses` (one line
+    per address; not the wildcard, which would take port 25 from the
+    aiosmtpd sinks on 127.0.0.N)."""
     found = {}
     try:
         with open(INETD_CONF) as f:
@@ -95,18 +97,19 @@ def inetd_lines(services=("smtp", "submission")):
         pass
     out = []
     for service in services:
-        fields = found.get(service, DEFAULT_LINES[service]).split()
-        fields[0] = f"{ADDR}:{PORTS[service]}"
-        # inetd.conf: service socktype proto wait user program argv...
-        out.append("\t".join(fields[:6]) + "\t" + " ".join(fields[6:]))
+        for address in addresses:
+            fields = found.get(service, DEFAULT_LINES[service]).split()
+            fields[0] = f"{address}:{PORTS[service]}"
+            # inetd.conf: service socktype proto wait user program argv...
+            out.append("\t".join(fields[:6]) + "\t" + " ".join(fields[6:]))
     return out
 
 
 class Inetd(pf.Inetd):
     """openbsd-inetd starting `sendmail -bs` for each connection."""
 
-    def __init__(self, services=("smtp", "submission"), extra_lines=()):
-        super().__init__(inetd_lines(services) + list(extra_lines))
+    def __init__(self, services=("smtp", "submission"), extra_lines=(), addresses=(ADDR,)):
+        super().__init__(inetd_lines(services, addresses) + list(extra_lines))
 
     def pop3d_processes(self):
         """[(pid, parent)] of the live sendmail processes inetd started
