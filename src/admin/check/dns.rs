@@ -146,26 +146,76 @@ pub(super) trait Net {
 struct Live {
     dns: Dns,
     verifier: Verifier,
+    breaker: Breaker,
+}
+
+/// When DNS does not answer at all, each lookup would wait its full
+/// timeout: after [`GIVE_UP_AFTER`] failures in a row the rest fail at
+/// once, so a dead resolver costs seconds, not minutes.
+#[derive(Default)]
+struct Breaker {
+    failures_in_a_row: std::cell::Cell<u32>,
+}
+
+const GIVE_UP_AFTER: u32 = 3;
+const GAVE_UP: &str = "no answer to the lookups before it either";
+
+impl Breaker {
+    fn open(&self) -> bool {
+        self.failures_in_a_row.get() >= GIVE_UP_AFTER
+    }
+
+    fn count(&self, failed: bool) {
+        let n = self.failures_in_a_row.get();
+        self.failures_in_a_row.set(if failed { n + 1 } else { 0 });
+    }
+
+    fn ask<T>(&self, lookup: impl FnOnce() -> Answer<T>) -> Answer<T> {
+        if self.open() {
+            return Answer::TempFail(GAVE_UP.to_string());
+        }
+        let a = lookup();
+        self.count(matches!(a, Answer::TempFail(_)));
+        a
+    }
 }
 
 impl Net for Live {
     fn mx(&self, domain: &str) -> Answer<Vec<(u16, String)>> {
-        self.dns.mx(domain)
+        self.breaker.ask(|| self.dns.mx(domain))
     }
     fn addresses(&self, host: &str) -> Answer<Vec<IpAddr>> {
-        self.dns.addresses(host)
+        self.breaker.ask(|| self.dns.addresses(host))
     }
     fn txt(&self, name: &str) -> Answer<Vec<String>> {
-        self.dns.txt(name)
+        self.breaker.ask(|| self.dns.txt(name))
     }
     fn ptr(&self, ip: IpAddr) -> Answer<Vec<String>> {
-        self.dns.ptr(ip)
+        self.breaker.ask(|| self.dns.ptr(ip))
     }
     fn spf(&self, ip: IpAddr, helo: &str, sender: &str) -> &'static str {
-        self.verifier.spf(ip, helo, sender).result
+        if self.breaker.open() {
+            return "temperror";
+        }
+        let result = self.verifier.spf(ip, helo, sender).result;
+        self.breaker.count(result == "temperror");
+        result
     }
     fn lists(&self, ip: IpAddr, sites: &Sites) -> Score {
-        self.verifier.lists(ip, sites, &Sites::default())
+        if self.breaker.open() {
+            return Score {
+                failed: sites
+                    .0
+                    .iter()
+                    .map(|s| (s.zone.clone(), GAVE_UP.to_string()))
+                    .collect(),
+                ..Score::default()
+            };
+        }
+        let score = self.verifier.lists(ip, sites, &Sites::default());
+        self.breaker
+            .count(!sites.is_empty() && score.failed.len() == sites.0.len());
+        score
     }
     fn list_text(&self, ip: IpAddr, zone: &str) -> Option<String> {
         self.verifier.list_text(ip, zone)
@@ -582,8 +632,13 @@ pub fn run(cfg: &Config, args: &[String], json: bool) -> i32 {
         Err(f) => return fail(f),
     };
     let net = Dns::public(inbound.dns_timeout).and_then(|dns| {
-        Verifier::system(&cfg.hostname, inbound.dns_timeout, inbound.check_time)
-            .map(|verifier| Live { dns, verifier })
+        Verifier::system(&cfg.hostname, inbound.dns_timeout, inbound.check_time).map(|verifier| {
+            Live {
+                dns,
+                verifier,
+                breaker: Breaker::default(),
+            }
+        })
     });
     let net = match net {
         Ok(n) => n,
@@ -651,6 +706,32 @@ mod tests {
             exit_code(&[finding(Level::Unchecked), finding(Level::Error)]),
             78
         );
+    }
+
+    #[test]
+    fn after_three_dns_failures_in_a_row_the_rest_fail_at_once() {
+        let b = Breaker::default();
+        let asked = std::cell::Cell::new(0);
+        let fail = || {
+            asked.set(asked.get() + 1);
+            Answer::<()>::TempFail("request timed out".into())
+        };
+        assert_eq!(b.ask(fail), Answer::TempFail("request timed out".into()));
+        assert_eq!(b.ask(|| Answer::Found(())), Answer::Found(()));
+        for _ in 0..3 {
+            b.ask(fail);
+        }
+        assert_eq!(
+            asked.get(),
+            4,
+            "a success in between starts the count again"
+        );
+        assert_eq!(b.ask(fail), Answer::TempFail(GAVE_UP.into()));
+        assert_eq!(
+            b.ask(|| Answer::Found(())),
+            Answer::TempFail(GAVE_UP.into())
+        );
+        assert_eq!(asked.get(), 4);
     }
 
     #[test]
@@ -738,7 +819,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with(
-                "_dmarc.shop.example: error: no DMARC record (_dmarc.shop.example asked)"
+                "_dmarc.shop.example: error: no DMARC record: receivers cannot refuse forgeries of shop.example,"
             ),
             "{text}"
         );

@@ -161,7 +161,7 @@ pub(super) fn judge(
             ),
         );
     } else if f.not_after - now < EXPIRY_WARNING {
-        let days = (f.not_after - now) / 86400;
+        let days = (f.not_after - now + 43200) / 86400;
         add(
             Level::Warning,
             format!(

@@ -222,7 +222,8 @@ pub(super) fn check_spf(s: &Setup, d: &DomainSetup, net: &dyn Net, r: &mut Repor
                 name,
                 "spf",
                 format!(
-                    "SPF of {name} does not authorise {}, the address mail from {name} leaves this host from: receivers treat it as forged; publish instead",
+                    "SPF of {name} does not authorise the address{} this host sends its mail from: {}; receivers treat that mail as forged; publish instead",
+                    if said.len() == 1 { "" } else { "es" },
                     said.join(", ")
                 ),
                 vec![zone_txt(name, &spf_with(record, &ips))],
@@ -430,13 +431,17 @@ pub(super) fn check_dmarc(d: &DomainSetup, net: &dyn Net, r: &mut Report) {
         }
         return;
     }
+    let parents = if asked.len() > 1 {
+        format!(" (nor at {})", asked[1..].join(", "))
+    } else {
+        String::new()
+    };
     r.add(
         Level::Error,
         &at,
         "dmarc",
         format!(
-            "no DMARC record ({} asked): receivers cannot refuse forgeries of {name}, and Gmail, Yahoo and Outlook want one; publish (p=none only asks for reports: raise it to quarantine once they show only your own mail)",
-            asked.join(", ")
+            "no DMARC record{parents}: receivers cannot refuse forgeries of {name}, and Gmail, Yahoo and Outlook want one from bulk senders; publish (p=none only asks for reports: raise it to quarantine once they show only your own mail)"
         ),
         fix,
     );
@@ -522,7 +527,8 @@ mod tests {
         let f = findings(&setup, &net);
         let spf = only(&f, "spf", Level::Error);
         assert!(
-            spf.text.contains("does not authorise 198.51.100.1 (fail)"),
+            spf.text
+                .contains("sends its mail from: 198.51.100.1 (fail);"),
             "{spf:?}"
         );
         assert_eq!(
@@ -683,6 +689,22 @@ mod tests {
         let mut r = Report::default();
         check_dmarc(d, &net, &mut r);
         only(&r.0, "dmarc", Level::Unchecked);
+    }
+
+    #[test]
+    fn no_dmarc_up_the_tree_names_every_place_looked_at() {
+        let (mut setup, mut net) = world();
+        net.txt.remove("_dmarc.shop.example");
+        setup.domains[0].name = "eu.shop.example".into();
+        let mut r = Report::default();
+        check_dmarc(&setup.domains[0], &net, &mut r);
+        let e = only(&r.0, "dmarc", Level::Error);
+        assert_eq!(e.subject, "_dmarc.eu.shop.example");
+        assert!(
+            e.text
+                .starts_with("no DMARC record (nor at _dmarc.shop.example):"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -11,10 +11,18 @@ use crate::dns::{Answer, reverse_name};
 /// to the address (FCrDNS) and is the EHLO name.
 pub(super) fn check_ptr(s: &Setup, net: &dyn Net, r: &mut Report) {
     let helo = &s.helo;
+    let helo_addresses = match net.addresses(helo) {
+        Answer::Found(a) => a,
+        _ => Vec::new(),
+    };
     'addresses: for ip in s.senders() {
         let subject = ip.to_string();
-        let arpa = reverse_name(ip);
-        let fix_ptr = format!("{arpa} IN PTR {helo}.");
+        // The fix on the provider's side: the PTR names the EHLO name,
+        // and the EHLO name has the address (else FCrDNS fails again).
+        let mut to_helo = vec![format!("{} IN PTR {helo}.", reverse_name(ip))];
+        if !helo_addresses.contains(&ip) {
+            to_helo.push(zone_address(helo, ip));
+        }
         let names = match net.ptr(ip) {
             Answer::Found(n) => n,
             Answer::NoData | Answer::NoSuchDomain => {
@@ -22,8 +30,8 @@ pub(super) fn check_ptr(s: &Setup, net: &dyn Net, r: &mut Report) {
                     Level::Error,
                     &subject,
                     "ptr",
-                    format!("no reverse DNS (PTR) for {ip}: Gmail refuses such mail (4.7.23) and others file it as spam; ask whoever gave you the address (the hosting panel's \"reverse DNS\") for"),
-                    vec![fix_ptr],
+                    format!("no reverse DNS (PTR) for {ip}: Gmail refuses such mail (4.7.23) and others file it as spam; ask whoever gave you the address (the hosting panel's \"reverse DNS\") for the PTR, and publish the rest"),
+                    to_helo,
                 );
                 continue;
             }
@@ -44,22 +52,21 @@ pub(super) fn check_ptr(s: &Setup, net: &dyn Net, r: &mut Report) {
             }
         }
         if confirmed.is_empty() {
-            let first = &names[0];
             r.add(
                 Level::Error,
                 &subject,
                 "ptr",
-                format!("the reverse DNS name of {ip}, {first}, does not resolve back to it (forward-confirmed reverse DNS fails): receivers treat the address as nameless; publish the first line, or have the PTR changed to the EHLO name {helo} (second line) and publish its address"),
-                vec![zone_address(first, ip), fix_ptr],
+                format!("the reverse DNS name of {ip}, {}, does not resolve back to it (forward-confirmed reverse DNS fails): receivers treat the address as nameless; ask for the PTR to name the EHLO name {helo} (the hosting panel's \"reverse DNS\"), and publish the rest", names[0]),
+                to_helo,
             );
         } else if !confirmed.iter().any(|n| n == helo) {
+            let name = &confirmed[0];
             r.add(
                 Level::Warning,
                 &subject,
                 "ehlo",
-                format!("{ip} is named {} in reverse DNS, but the queue runner says EHLO {helo}: receivers compare the two; set smtp_helo_name = {} in mailroom.conf, or have the PTR changed to",
-                    confirmed[0], confirmed[0]),
-                vec![fix_ptr],
+                format!("{ip} is named {name} in reverse DNS, but the queue runner says EHLO {helo}: receivers compare the two; set smtp_helo_name = {name} in mailroom.conf, or have the PTR changed to the EHLO name"),
+                to_helo,
             );
         }
     }
@@ -192,7 +199,10 @@ mod tests {
             e.text.contains("other.example, does not resolve back"),
             "{e:?}"
         );
-        assert_eq!(e.publish[0], "other.example. IN A 198.51.100.1");
+        assert_eq!(
+            e.publish,
+            vec!["1.100.51.198.in-addr.arpa. IN PTR mx.example.test."]
+        );
     }
 
     #[test]
@@ -223,6 +233,14 @@ mod tests {
             .collect();
         assert_eq!(e.len(), 2, "{f:#?}");
         assert_eq!((e[0].check, e[0].level), ("ehlo", Level::Error));
+        let ptr = only(&f, "ptr", Level::Error);
+        assert_eq!(
+            ptr.publish,
+            vec![
+                "1.100.51.198.in-addr.arpa. IN PTR out.example.test.",
+                "out.example.test. IN A 198.51.100.1"
+            ]
+        );
         assert_eq!(e[0].publish, vec!["out.example.test. IN A 198.51.100.1"]);
         assert_eq!((e[1].check, e[1].level), ("spf", Level::Warning));
     }
