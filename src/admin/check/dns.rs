@@ -28,8 +28,9 @@
 //! through [`Net`], which the tests answer from tables.
 //!
 //! Every lookup is bounded (`dns_timeout`, two tries; SPF as a whole
-//! `inbound_check_time`), and a lookup that fails is reported as not
-//! checked, never as a fault of the domain.  Exit status: 78 when there
+//! `inbound_check_time`; after three unanswered lookups in a row the rest
+//! are not tried), and a lookup that fails is reported as not checked,
+//! never as a fault of the domain.  Exit status: 78 when there
 //! is an error, else 75 when something could not be checked, else 0
 //! (warnings alone exit 0).
 
