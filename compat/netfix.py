@@ -46,6 +46,7 @@ as root inside the sandbox; nothing here is meant for a real host.
 import asyncio
 import email
 import email.policy
+import ipaddress
 import json
 import logging
 import os
@@ -173,6 +174,8 @@ class DNS:
            for this name and every name below it: a blocklist's answer)
     txt:   {name: text or [texts]}  (TXT records; dnsmasq cuts text longer
            than 255 characters into strings of 255, as a zone file would)
+    ptr:   {address: name}  (a PTR record alone; `hosts` makes the PTR of
+           each address it names too)
     local: top-level domains dnsmasq is authoritative for: a name there
            that is not configured is NXDOMAIN (a domain that does not
            exist).  Names elsewhere get REFUSED (no upstream).
@@ -181,12 +184,14 @@ class DNS:
     """
 
     def __init__(self, mx=None, hosts=None, local=("example", "test", "invalid"),
-                 address="127.0.0.1", port=53, txt=None, addresses=None, forward=None):
+                 address="127.0.0.1", port=53, txt=None, addresses=None, forward=None,
+                 ptr=None):
         self.mx = dict(mx or {})
         self.hosts = dict(hosts or {})
         self.addresses = dict(addresses or {})
         self.txt = dict(txt or {})
         self.forward = dict(forward or {})
+        self.ptr = dict(ptr or {})
         self.local = tuple(local)
         self.address = address
         self.port = port
@@ -209,7 +214,10 @@ class DNS:
         for name, addrs in self.hosts.items():
             if isinstance(addrs, str):
                 addrs = [addrs]
-            a.append("--host-record=" + ",".join([name] + list(addrs)))
+            # One record per address: a host record holds at most one
+            # address of each family.
+            for addr in addrs:
+                a.append(f"--host-record={name},{addr}")
         for name, addr in self.addresses.items():
             a.append(f"--address=/{name}/{addr}")
         for name, texts in self.txt.items():
@@ -218,6 +226,8 @@ class DNS:
                 # would start a second string.
                 assert "," not in text, text
                 a.append(f"--txt-record={name},{text}")
+        for address, name in self.ptr.items():
+            a.append(f"--ptr-record={ipaddress.ip_address(address).reverse_pointer},{name}")
         return a
 
     @property

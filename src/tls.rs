@@ -162,8 +162,8 @@ pub fn client_verified(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, Str
     Ok(Arc::new(cfg))
 }
 
-/// Server configuration from PEM files.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+/// The certificates of a PEM file, the server's own first.
+pub fn load_chain(cert: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("{}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -171,6 +171,38 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
     if certs.is_empty() {
         return Err(format!("{}: no certificate", cert.display()));
     }
+    Ok(certs)
+}
+
+/// Would a client that checks certificates (the system's CAs, as
+/// [`client_verified`]) accept `chain` for `name` at `now`?  For `mailroom
+/// check --dns`.
+pub fn verify_chain(
+    chain: &[CertificateDer<'static>],
+    name: &str,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(c);
+    }
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let name = ServerName::try_from(name.to_string())
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or(rustls::Error::NoCertificatesPresented)?;
+    verifier
+        .verify_server_cert(leaf, intermediates, &name, &[], now)
+        .map(|_| ())
+}
+
+/// Server configuration from PEM files.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let certs = load_chain(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
     let cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

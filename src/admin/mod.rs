@@ -128,20 +128,41 @@ Examples:
     #[command(after_help = import::IMPORT_HELP)]
     Import(import::ImportArgs),
     /// Check every file of /etc/mail: errors with file and line, and
-    /// warnings about risky settings (exit 78 on errors).
+    /// warnings about risky settings (exit 78 on errors).  With --dns, what
+    /// receivers see: MX, SPF, DKIM, DMARC, reverse DNS, blocklists and
+    /// the TLS certificate.
     #[command(after_help = "\
 Checks aliases, virtusertable, access, mailertable, local-host-names,
 virtuser-domains, passwd, quotas and mailroom.conf.  Warns about
 catch-alls, Connect: RELAY for whole networks, pipes in aliases, and
 group- or world-writable files.
 
+--dns checks each of this host's domains (or the DOMAINs named) the way
+receivers do: its MX points here; its SPF record passes every address
+mail from it leaves from (including /etc/mail/source-addresses); each
+DKIM key's record holds that key; a DMARC record exists and parses.  And
+the box: each sending address has reverse DNS that resolves back to it
+and is the EHLO name, is on none of the dnsbl lists, and the TLS
+certificate is trusted, names the host and MX names, and has 14 days
+left.  Each finding says what to publish, as zone-file lines.  Exit 78
+on errors, 75 when DNS did not answer, else 0.
+
 Examples:
   mailroom check
-  mailroom check --json")]
+  mailroom check --json
+  mailroom check --dns
+  mailroom check --dns shop.example --json")]
     Check {
         /// Print JSON instead of lines.
         #[arg(long)]
         json: bool,
+        /// Check DNS, reverse DNS, blocklists and the certificate instead
+        /// of the files.
+        #[arg(long)]
+        dns: bool,
+        /// With --dns: check these domains (default: all of this host's).
+        #[arg(requires = "dns", value_name = "DOMAIN")]
+        domains: Vec<String>,
     },
     /// Turn the network services on or off: SMTP (25, 587, 465) and POP3
     /// (110, 995), as systemd socket units or inetd lines.
@@ -188,8 +209,8 @@ pub fn main(args: Vec<String>) -> i32 {
     let cfg = match Config::load(paths.clone(), cli.config.as_deref()) {
         Ok(c) => c,
         // check reports a broken configuration with the other files.
-        Err(f) if matches!(cli.command, Command::Check { .. }) => {
-            let Command::Check { json } = cli.command else {
+        Err(f) if matches!(cli.command, Command::Check { dns: false, .. }) => {
+            let Command::Check { json, .. } = cli.command else {
                 unreachable!()
             };
             let mut cfg = Config::defaults(paths);
@@ -225,7 +246,12 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Filter { action } => filter::run(&cfg, action),
         Command::List { action, json } => list::run(&cfg, action, json),
         Command::Dkim { action } => dkim::run(&cfg, action),
-        Command::Check { json } => check::run(&cfg, None, json),
+        Command::Check {
+            json,
+            dns: true,
+            domains,
+        } => check::dns::run(&cfg, &domains, json),
+        Command::Check { json, .. } => check::run(&cfg, None, json),
         Command::Mailbox { action } => mailbox::run(&cfg, action),
         Command::Import(args) => import::run(&cfg, args),
         Command::Setup { action } => services::run(&cfg, action),

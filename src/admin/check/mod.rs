@@ -11,9 +11,12 @@
 //! One file per family of checks: `tables.rs` (the class files, aliases,
 //! lists, virtusertable, access, mailertable), `accounts.rs` (mailbox
 //! accounts, quotas, autoreplies, filters), `system.rs` (file modes, DKIM
-//! keys, the outbound limits).
+//! keys, the outbound limits).  `mailroom check --dns` looks at the box
+//! from outside instead: `dns.rs` (MX, SPF, DKIM and DMARC records,
+//! reverse DNS, blocklists, the TLS certificate).
 
 mod accounts;
+pub mod dns;
 mod system;
 mod tables;
 
