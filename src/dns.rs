@@ -133,19 +133,7 @@ impl Dns {
     pub fn txt(&self, name: &str) -> Answer<Vec<String>> {
         match self.rt.block_on(self.resolver.txt_lookup(fqdn(name))) {
             Ok(l) => {
-                let v: Vec<String> = l
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::TXT(t) => Some(
-                            t.txt_data
-                                .iter()
-                                .map(|s| String::from_utf8_lossy(s).into_owned())
-                                .collect(),
-                        ),
-                        _ => None,
-                    })
-                    .collect();
+                let v = txt_texts(&l);
                 if v.is_empty() {
                     Answer::NoData
                 } else {
@@ -182,6 +170,23 @@ impl Dns {
             Err(e) => classify(e),
         }
     }
+}
+
+/// A TXT answer's records, each record's strings joined into one text.
+pub fn txt_texts(lookup: &hickory_resolver::lookup::Lookup) -> Vec<String> {
+    lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The PTR name of `ip`: `4.3.2.1.in-addr.arpa.`, or IPv6's 32 nibbles

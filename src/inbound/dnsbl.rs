@@ -140,28 +140,13 @@ fn parse_filter(f: &str) -> Option<[Vec<(u8, u8)>; 4]> {
 
 /// The name to look up for `ip` in `zone` (RFC 5782 §2.1, §2.4).
 pub fn query_name(ip: &IpAddr, zone: &str) -> String {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(*v6)),
-        v4 => *v4,
-    };
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}.{zone}.", o[3], o[2], o[1], o[0])
-        }
-        IpAddr::V6(v6) => {
-            let mut s = String::with_capacity(64 + zone.len());
-            for b in v6.octets().iter().rev() {
-                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
-            }
-            s.push_str(zone);
-            s.push('.');
-            s
-        }
-    }
+    // The reverse-DNS name with the list's zone in place of the arpa one.
+    let reverse = crate::dns::reverse_name(crate::wire::unmapped(*ip));
+    let stem = reverse
+        .strip_suffix("in-addr.arpa.")
+        .or_else(|| reverse.strip_suffix("ip6.arpa."))
+        .unwrap_or(&reverse);
+    format!("{stem}{zone}.")
 }
 
 /// What one site said about the client.

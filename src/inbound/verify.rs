@@ -246,19 +246,7 @@ impl Verifier {
         let name = Name::from_ascii(dnsbl::query_name(&ip, zone)).ok()?;
         let resolver = self.auth.resolver();
         let lookup = self.bounded(resolver.txt_lookup(name))?.ok()?;
-        let text = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(t) => Some(
-                    t.txt_data
-                        .iter()
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<String>(),
-                ),
-                _ => None,
-            })
-            .next()?;
+        let text = crate::dns::txt_texts(&lookup).into_iter().next()?;
         let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
         (!text.trim().is_empty()).then(|| text.trim().to_string())
     }

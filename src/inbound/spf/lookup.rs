@@ -40,19 +40,8 @@ pub fn target_name(expanded: &str) -> Option<Name> {
 
 /// The name of `ip` under in-addr.arpa or ip6.arpa.
 pub fn reverse_name(ip: IpAddr) -> Name {
-    let text = match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
-        }
-        IpAddr::V6(_) => {
-            let mut nibbles: Vec<&str> = Vec::new();
-            let dotted = super::macros::dotted(ip).to_ascii_lowercase();
-            nibbles.extend(dotted.split('.').rev());
-            format!("{}.ip6.arpa", nibbles.join("."))
-        }
-    };
-    target_name(&text).expect("a reverse name is a valid name")
+    let text = crate::dns::reverse_name(ip);
+    target_name(text.trim_end_matches('.')).expect("a reverse name is a valid name")
 }
 
 /// A name as text, without the root dot (its labels as they are).

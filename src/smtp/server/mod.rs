@@ -138,6 +138,17 @@ fn refuse_now(line: &str, implicit_tls: bool) {
     );
 }
 
+/// A setting the server cannot work with: logged, and the client told
+/// `421 4.3.0` (never in plain text where it expects TLS).
+fn configuration_error(cfg: &Config, f: Failure, implicit_tls: bool) -> Failure {
+    log::err(None, &f.to_string());
+    refuse_now(
+        &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
+        implicit_tls,
+    );
+    f
+}
+
 /// `sendmail -bs`.  `caller`: the calling user's login (local role).
 /// `implicit_tls`: `--tls`, submission with TLS from the first byte (the
 /// same as a connection to [`SUBMISSIONS_PORT`]).
@@ -151,14 +162,7 @@ pub fn main(
     let implicit_tls = implicit_tls || peer.is_some_and(|p| p.local_port == SUBMISSIONS_PORT);
     let settings = match Settings::from_config(cfg) {
         Ok(s) => s,
-        Err(f) => {
-            log::err(None, &f.to_string());
-            refuse_now(
-                &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
-                implicit_tls,
-            );
-            return Err(f);
-        }
+        Err(f) => return Err(configuration_error(cfg, f, implicit_tls)),
     };
     match peer {
         None if implicit_tls => Err(Failure::usage(
@@ -281,14 +285,7 @@ fn network(
     } else {
         match Gate::load(cfg) {
             Ok(g) => g,
-            Err(f) => {
-                log::err(None, &f.to_string());
-                refuse_now(
-                    &format!("421 4.3.0 {} Server configuration error", cfg.hostname),
-                    implicit_tls,
-                );
-                return Err(f);
-            }
+            Err(f) => return Err(configuration_error(cfg, f, implicit_tls)),
         }
     };
     let client = Client::Network { ip, submission };
