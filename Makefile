@@ -127,6 +127,7 @@ install: build
 	install -d -m 0755 $(DESTDIR)$(MAILCONFDIR)
 	install -d -m 2775 $(DESTDIR)$(MAILSPOOL)
 	install -d -m 2770 $(DESTDIR)$(QUEUEDIR)
+	install -d -m 2770 $(DESTDIR)$(QUEUEDIR)/new
 	install -d -m 0555 $(DESTDIR)$(EMPTYDIR)
 	install -d -m 0755 $(DESTDIR)$(STATEDIR)
 	install -d -m 2770 $(DESTDIR)$(STATEDIR)/limits
@@ -167,8 +168,8 @@ endif
 	done
 ifeq ($(IS_ROOT),yes)
 	if getent group $(QUEUEGROUP) >/dev/null; then \
-	  chown root:$(QUEUEGROUP) $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(QUEUEDIR) && \
-	  chmod 2755 $(DESTDIR)$(SBINDIR)/sendmail && chmod 2770 $(DESTDIR)$(QUEUEDIR) && \
+	  chown root:$(QUEUEGROUP) $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(QUEUEDIR) $(DESTDIR)$(QUEUEDIR)/new && \
+	  chmod 2755 $(DESTDIR)$(SBINDIR)/sendmail && chmod 2770 $(DESTDIR)$(QUEUEDIR) $(DESTDIR)$(QUEUEDIR)/new && \
 	  if [ -f $(DESTDIR)$(LIBEXECDIR)/qrun ]; then chown root:$(QUEUEGROUP) $(DESTDIR)$(LIBEXECDIR)/qrun && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi; \
 	else echo "warning: group $(QUEUEGROUP) does not exist: create it and chgrp sendmail and $(QUEUEDIR)"; fi
 	if getent group mail >/dev/null; then chown root:mail $(DESTDIR)$(MAILSPOOL); chmod 2775 $(DESTDIR)$(MAILSPOOL); fi

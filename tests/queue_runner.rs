@@ -111,6 +111,114 @@ fn background_delivery_after_sendmail_returns() {
     }
 }
 
+/// Wait until `user`'s mbox holds `n` copies of `what` (at most `secs`).
+fn wait_for_mail(r: &Root, user: &str, what: &str, n: usize, secs: u64) {
+    let t = Instant::now();
+    while r.mbox(user).matches(what).count() < n {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "{n} × {what:?} not delivered to {user} within {secs} s; queue {:?}, new/ {:?}",
+            r.queue_files(),
+            std::fs::read_dir(r.queue().join("new"))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The express run's last instant: it has looked for new mail for the
+/// last time and is letting go of its lock (the test stretches that
+/// instant to four seconds) when `sendmail` queues another message, finds the
+/// lock held and counts on the run.  The run's look after letting go
+/// takes it: delivered at once, not left for the periodic run (there is
+/// none here).
+#[test]
+fn a_message_queued_while_the_express_run_is_finishing_is_delivered_at_once() {
+    let r = root("qrun-express-finish", "");
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\nexpress_linger = 0\n",
+    );
+    let send = |subject: &str| {
+        let o = run_with_input(
+            r.cmd("sendmail")
+                .args(["-t", "-i"])
+                .env("MAILROOM_TEST_EXPRESS_PAUSE_MS", "4000"),
+            format!("To: bob\nSubject: {subject}\n\nx\n").as_bytes(),
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    };
+    send("first");
+    wait_for_mail(&r, "bob", "Subject: first", 1, 10);
+    // The run is done with "first" (its job is gone) and now waits out
+    // the stretched instant, still holding its lock.
+    let t = Instant::now();
+    while !r.queued_ids().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let new_dir = std::fs::File::open(r.queue().join("new")).unwrap();
+    let held = || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own; released at once.
+        let free = unsafe { libc::flock(new_dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if free {
+            unsafe { libc::flock(new_dir.as_raw_fd(), libc::LOCK_UN) };
+        }
+        !free
+    };
+    assert!(held(), "the finishing run should hold its lock now");
+    send("second");
+    assert!(
+        held(),
+        "the run let go before sendmail was done (a very slow machine?): the instant was missed"
+    );
+    wait_for_mail(&r, "bob", "Subject: second", 1, 15);
+    assert!(r.queue_files().is_empty(), "{:?}", r.queue_files());
+}
+
+/// Many submitters at once, runs starting and ending all the time (no
+/// linger): every message is delivered once, promptly, and no marker is
+/// left behind.
+#[test]
+fn messages_from_many_submitters_are_each_delivered_once_by_express_runs() {
+    let r = root("qrun-express-load", "");
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\nexpress_linger = 0\n",
+    );
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let r = &r;
+            s.spawn(move || {
+                for i in 0..40 {
+                    let o = r.sendmail(
+                        &["-t", "-i"],
+                        format!("To: bob\nSubject: m{t}-{i}\nMessage-Id: <m{t}-{i}@test>\n\nx\n")
+                            .as_bytes(),
+                    );
+                    assert_eq!(code(&o), 0, "{}", stderr(&o));
+                    std::thread::sleep(Duration::from_micros(((t * 7 + i * 13) % 5) as u64 * 700));
+                }
+            });
+        }
+    });
+    wait_for_mail(&r, "bob", "Message-Id: <m", 160, 60);
+    let text = r.mbox("bob");
+    for t in 0..4 {
+        for i in 0..40 {
+            assert_eq!(text.matches(&format!("Message-Id: <m{t}-{i}@test>\n")).count(), 1);
+        }
+    }
+    let t = Instant::now();
+    while !r.queue_files().is_empty() || std::fs::read_dir(r.queue().join("new")).unwrap().count() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", r.queue_files());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn two_runners_deliver_each_of_500_messages_exactly_once() {
     let r = root("qrun-two", "queue_workers = 4\n");

@@ -476,6 +476,7 @@ pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
                 Ok(true) => {
                     if named {
                         crate::runner::start::start_delivery(
+                            &cfg.queue_dir,
                             id,
                             crate::config::DeliveryMode::Background,
                         );
@@ -523,6 +524,7 @@ pub fn run(cfg: &Config, action: Option<QueueAction>, json: bool) -> i32 {
                 Ok(true) => {
                     if t.chosen.is_none() {
                         crate::runner::start::start_delivery(
+                            &cfg.queue_dir,
                             id,
                             crate::config::DeliveryMode::Background,
                         );

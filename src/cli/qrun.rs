@@ -14,16 +14,22 @@ use crate::runner::{self, Runner, Selection};
 /// Run `qrun` with `args` (including `argv[0]`); returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
     let mut periodic = false;
+    let mut express = false;
     let rest: Vec<String> = args
         .iter()
         .skip(1)
-        .filter(|a| {
-            if *a == "--periodic" {
+        .filter(|a| match a.as_str() {
+            "--periodic" => {
                 periodic = true;
                 false
-            } else {
-                true
             }
+            // Started by sendmail or the SMTP server for new mail
+            // (crate::runner::express).
+            "--express" => {
+                express = true;
+                false
+            }
+            _ => true,
         })
         .cloned()
         .collect();
@@ -50,7 +56,8 @@ pub fn main(args: Vec<String>) -> i32 {
     } else {
         inv.config_file.clone()
     };
-    let cfg = match Config::load(paths, cfg_file.as_deref()) {
+    let load = || Config::load(paths.clone(), cfg_file.as_deref());
+    let cfg = match load() {
         Ok(c) => c,
         Err(f) => {
             eprintln!("qrun: {f}");
@@ -59,6 +66,22 @@ pub fn main(args: Vec<String>) -> i32 {
     };
     log::init("sendmail", &cfg.log, &cfg.hostname);
     runner::limit_memory(&cfg);
+    if express {
+        drop(cfg);
+        // Tests (never a set-uid run) stretch the run's last instant.
+        let pause = std::env::var("MAILROOM_TEST_EXPRESS_PAUSE_MS")
+            .ok()
+            .filter(|_| !elevated)
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis);
+        return match runner::express::serve(load, inv.verbose, pause) {
+            Ok(()) => 0,
+            Err(f) => {
+                log::err(None, &format!("express queue run: {f}"));
+                f.code.code()
+            }
+        };
+    }
     let spec = inv.queue_run.clone().unwrap_or_default();
     let sel = Selection {
         ids: spec.ids.clone(),

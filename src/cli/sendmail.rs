@@ -153,7 +153,7 @@ fn deliver_mode(cfg: &Config, inv: &Invocation) -> Result<ExitCode, Failure> {
     // A held message (over an outbound limit) waits for the admin.
     let queued = accepted.id.iter().filter(|_| !accepted.held);
     for id in queued.chain(&accepted.bounces) {
-        start::start_delivery(id, mode);
+        start::start_delivery(&cfg.queue_dir, id, mode);
     }
     // -oee: errors are reported but the exit is 0 (sendmail's "BerkNet").
     if inv.error_mode == Some('e') {

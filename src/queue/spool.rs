@@ -13,7 +13,8 @@
 //! | `hfID` | the admin | a held (quarantined) control file |
 //!
 //! If `qf/` and `df/` subdirectories exist (sendmail's optional layout),
-//! control and data files live there.
+//! control and data files live there.  The subdirectory `new/` holds the
+//! express run's wake-up markers, not jobs ([`crate::runner::express`]).
 //!
 //! ## States and crash ordering
 //!

@@ -38,6 +38,7 @@
 
 mod attempt;
 pub mod crashguard;
+pub mod express;
 mod job;
 mod notices;
 mod ops;
@@ -123,6 +124,8 @@ struct Pass<'a> {
     /// Paced jobs come back later in this pass (a full pass; the run
     /// `sendmail` starts for one message leaves them to the next pass).
     comes_back: bool,
+    /// An express run's supply of new jobs ([`express`]).
+    arrivals: Option<Arrivals<'a>>,
 }
 
 impl Pass<'_> {
@@ -164,6 +167,75 @@ struct Work {
     ours: bool,
     /// Paced: not before this.
     not_before: Option<std::time::Instant>,
+}
+
+/// Where an express run's workers find more work once the list is empty:
+/// the jobs announced in `new/` meanwhile.  One idle worker at a time
+/// looks (and waits for the directory to change); the others wait for
+/// its news.
+struct Arrivals<'a> {
+    inbox: &'a express::Inbox,
+    /// End once nothing has arrived for this long.
+    linger: std::time::Duration,
+    /// Take nothing more after this: the run starts afresh (the
+    /// configuration and tables read again).
+    until: std::time::Instant,
+    last: Mutex<std::time::Instant>,
+    done: std::sync::atomic::AtomicBool,
+    looking: Mutex<()>,
+    news: std::sync::Condvar,
+}
+
+impl Arrivals<'_> {
+    /// Wait for work; false when the pass is over.
+    fn wait_for_work(&self, work: &Mutex<VecDeque<Work>>) -> bool {
+        use std::sync::atomic::Ordering;
+        use std::time::{Duration, Instant};
+        loop {
+            if self.done.load(Ordering::SeqCst) {
+                return false;
+            }
+            let Ok(_looking) = self.looking.try_lock() else {
+                let Ok(w) = work.lock() else { return false };
+                let Ok((w, _)) = self.news.wait_timeout(w, Duration::from_millis(50)) else {
+                    return false;
+                };
+                if !w.is_empty() {
+                    return true;
+                }
+                continue;
+            };
+            let ids = if Instant::now() < self.until {
+                self.inbox.take()
+            } else {
+                Vec::new()
+            };
+            let Ok(mut w) = work.lock() else { return false };
+            if !ids.is_empty() {
+                if let Ok(mut last) = self.last.lock() {
+                    *last = Instant::now();
+                }
+                w.extend(ids.into_iter().map(|id| Work {
+                    id,
+                    ours: true,
+                    not_before: None,
+                }));
+            }
+            if !w.is_empty() {
+                self.news.notify_all();
+                return true;
+            }
+            drop(w);
+            let idle = self.last.lock().map(|l| l.elapsed()).unwrap_or(self.linger);
+            if idle >= self.linger || Instant::now() >= self.until {
+                self.done.store(true, Ordering::SeqCst);
+                self.news.notify_all();
+                return false;
+            }
+            self.inbox
+                .wait((self.linger - idle).min(Duration::from_millis(200)));
+        }
+    }
 }
 
 /// How long a job this pass created may stay locked before the pass leaves
@@ -245,6 +317,44 @@ impl Runner {
         ids.retain(|id| sel.matches_id(id));
         // Oldest first (the id begins with the submission time).
         ids.sort();
+        self.work_through(sel, ids, crashed, None)
+    }
+
+    /// An express run's pass ([`express`]): the jobs announced in `inbox`
+    /// as they arrive, until none has for `linger` or `limit` has passed.
+    pub fn run_express(
+        &self,
+        inbox: &express::Inbox,
+        linger: std::time::Duration,
+        limit: std::time::Duration,
+    ) -> Stats {
+        let now = std::time::Instant::now();
+        let arrivals = Arrivals {
+            inbox,
+            linger,
+            until: now + limit,
+            last: Mutex::new(now),
+            done: std::sync::atomic::AtomicBool::new(false),
+            looking: Mutex::new(()),
+            news: std::sync::Condvar::new(),
+        };
+        // What `sendmail` asks for with -qI: the job now, due or not.
+        let sel = Selection {
+            force: true,
+            ..Selection::default()
+        };
+        self.work_through(&sel, inbox.take(), None, Some(arrivals))
+    }
+
+    /// Deliver `ids` (and what joins them) with the pass's workers.
+    fn work_through(
+        &self,
+        sel: &Selection,
+        ids: Vec<QueueId>,
+        crashed: Option<HashSet<QueueId>>,
+        arrivals: Option<Arrivals<'_>>,
+    ) -> Stats {
+        let express = arrivals.is_some();
         let work = Mutex::new(
             ids.into_iter()
                 .map(|id| Work {
@@ -254,11 +364,14 @@ impl Runner {
                 })
                 .collect::<VecDeque<_>>(),
         );
-        let workers = self
-            .settings
-            .workers
-            .min(work.lock().map(|w| w.len()).unwrap_or(1))
-            .max(1);
+        let workers = if express {
+            self.settings.workers
+        } else {
+            self.settings
+                .workers
+                .min(work.lock().map(|w| w.len()).unwrap_or(1))
+                .max(1)
+        };
         let journal = match crashguard::Journal::create(self.queue.control_dir()) {
             Ok(j) => {
                 crashguard::arm(&j);
@@ -282,6 +395,7 @@ impl Runner {
             journal,
             comes_back: crashed.is_some(),
             crashed,
+            arrivals,
         };
         std::thread::scope(|s| {
             for slot in 0..workers {
@@ -355,7 +469,10 @@ impl Runner {
         loop {
             let Work { id, ours, .. } = match pass.next() {
                 Ok(Some(w)) => w,
-                Ok(None) => return,
+                Ok(None) => match &pass.arrivals {
+                    Some(a) if a.wait_for_work(&pass.work) => continue,
+                    _ => return,
+                },
                 Err(wait) => {
                     // Only paced jobs left: wait for the first one's token.
                     std::thread::sleep(wait.min(std::time::Duration::from_secs(1)));

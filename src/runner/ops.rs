@@ -40,7 +40,11 @@ impl Runner {
                 })
                 .collect();
             for bid in self.bounce(id, &env, &body, dsn::Kind::Failure, &failed) {
-                start::start_delivery(&bid, crate::config::DeliveryMode::Background);
+                start::start_delivery(
+                    &self.cfg.queue_dir,
+                    &bid,
+                    crate::config::DeliveryMode::Background,
+                );
             }
         }
         job.finish().map_err(|e| crate::exit::io_reason(&e))?;

@@ -30,6 +30,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "messages delivered at once by one queue run",
     ),
     (
+        "express_linger",
+        "1s",
+        "how long the run started for new mail waits for more before it ends (0: as soon as it is idle)",
+    ),
+    (
         "max_per_destination",
         "4",
         "connections at once to one remote host",
@@ -94,6 +99,8 @@ pub struct Settings {
     pub retry_min: i64,
     pub retry_max: i64,
     pub workers: usize,
+    /// How long an express run stays for more mail ([`super::express`]).
+    pub express_linger: Duration,
     pub max_per_destination: usize,
     /// RLIMIT_DATA for the queue runner, bytes (0 = unlimited).
     pub memory_limit: u64,
@@ -121,6 +128,7 @@ impl Settings {
             retry_min: dur("queue_retry_min", "5m")?.max(1),
             retry_max: dur("queue_retry_max", "4h")?.max(1),
             workers: num("queue_workers", 8)?.clamp(1, 256) as usize,
+            express_linger: Duration::from_secs(dur("express_linger", "1s")?.clamp(0, 3600) as u64),
             max_per_destination: num("max_per_destination", 4)?.clamp(1, 256) as usize,
             memory_limit: match cfg.get("runner_memory_limit") {
                 None => 1 << 30,

@@ -1,19 +1,22 @@
 //! Starting a queue run: the helper program `qrun`, found next to the
 //! installed programs, started for a message just queued.
 //!
-//! `sendmail` and the SMTP server hand each new job to a run of its own
-//! (`qrun -qI<id>`), detached so that the caller — a PHP request, a cron
-//! job, an SMTP client — never waits for delivery; with `-odi` the caller
-//! waits.  Without an installed `qrun` the job simply waits for the next
-//! periodic run.
+//! `sendmail` and the SMTP server announce each new job to the express
+//! run ([`super::express`]), starting one (`qrun --express`, detached) when
+//! none is active, so that the caller — a PHP request, a cron job, an SMTP
+//! client — never waits for delivery; with `-odi` the caller waits for a
+//! run of its own (`qrun -qI<id>`).  Without an installed `qrun` the job
+//! simply waits for the next periodic run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::config::DeliveryMode;
 use crate::exit::io_reason;
 use crate::log;
 use crate::queue::QueueId;
+
+use super::express::{self, Announced};
 
 /// The directory of the helper programs: `PREFIX/libexec/mailroom` next to
 /// `PREFIX/sbin/sendmail`, or — for an uninstalled build, where all
@@ -34,10 +37,11 @@ pub fn qrun_program() -> Option<PathBuf> {
     libexec_dir().map(|d| d.join("qrun")).filter(|p| p.exists())
 }
 
-/// Hand a freshly queued message to the queue runner: detached
-/// (background), waited for (interactive), or not at all (queue only).  If
-/// no runner is installed the message simply waits for the next queue run.
-pub fn start_delivery(id: &QueueId, mode: DeliveryMode) {
+/// Hand a freshly queued message (in the queue at `queue_dir`) to the
+/// queue runner: the express run (background), a run of its own waited
+/// for (interactive), or none (queue only).  If no runner is installed
+/// the message simply waits for the next queue run.
+pub fn start_delivery(queue_dir: &Path, id: &QueueId, mode: DeliveryMode) {
     if mode == DeliveryMode::QueueOnly {
         return;
     }
@@ -45,27 +49,28 @@ pub fn start_delivery(id: &QueueId, mode: DeliveryMode) {
         return;
     };
     let mut cmd = Command::new(&qrun);
-    cmd.arg(format!("-qI{id}"))
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    match mode {
-        DeliveryMode::Interactive => {
-            let _ = cmd.status();
-        }
-        _ => {
-            detach(&mut cmd);
-            if let Err(e) = cmd.spawn() {
-                log::warning(
-                    Some(id.as_str()),
-                    &format!(
-                        "cannot start {}: {}; the next queue run delivers it",
-                        qrun.display(),
-                        io_reason(&e)
-                    ),
-                );
-            }
-        }
+    if mode == DeliveryMode::Interactive {
+        let _ = cmd.arg(format!("-qI{id}")).status();
+        return;
+    }
+    match express::announce(queue_dir, id) {
+        Announced::Taken => return,
+        Announced::StartRun => cmd.arg("--express"),
+        Announced::Unavailable => cmd.arg(format!("-qI{id}")),
+    };
+    detach(&mut cmd);
+    if let Err(e) = cmd.spawn() {
+        log::warning(
+            Some(id.as_str()),
+            &format!(
+                "cannot start {}: {}; the next queue run delivers it",
+                qrun.display(),
+                io_reason(&e)
+            ),
+        );
     }
 }
 

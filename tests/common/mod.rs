@@ -77,10 +77,13 @@ impl Root {
     }
 
     /// Names of files in the queue, sorted.
+    /// (Directories, such as the express run's `new/`, are not listed.)
     pub fn queue_files(&self) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(self.queue())
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .map(|e| e.unwrap())
+            .filter(|e| !e.file_type().unwrap().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         v.sort();
         v

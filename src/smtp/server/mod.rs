@@ -355,6 +355,6 @@ fn authority(cfg: &Config, settings: &Settings, mut chan: UnixStream, shown: &st
 /// Start delivery of an accepted message, as `mode` says (`-odi` from a
 /// local program: delivered before the next reply; a network client never
 /// waits for delivery).
-pub fn start_delivery(mode: DeliveryMode, id: &crate::queue::QueueId) {
-    crate::runner::start::start_delivery(id, mode);
+pub fn start_delivery(cfg: &Config, mode: DeliveryMode, id: &crate::queue::QueueId) {
+    crate::runner::start::start_delivery(&cfg.queue_dir, id, mode);
 }

@@ -687,14 +687,14 @@ impl<'a> Session<'a> {
                 // A held message (over an outbound limit) waits for the admin.
                 let job = Some(id).filter(|_| !held);
                 for id in job.iter().chain(&notices) {
-                    super::start_delivery(self.delivery, id);
+                    super::start_delivery(cfg, self.delivery, id);
                 }
             }
             Ok(_) => self.reply(250, "2.0.0 Message accepted for delivery"),
             Err(Refused::OverLimit(r, alert)) => {
                 self.send(&r);
                 if let Some(id) = alert {
-                    super::start_delivery(DeliveryMode::Background, &id);
+                    super::start_delivery(cfg, DeliveryMode::Background, &id);
                 }
             }
             Err(Refused::Reply(r)) => {
