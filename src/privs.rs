@@ -342,6 +342,14 @@ pub fn read_file_as(
     if euid != 0 || uid == 0 {
         return open_and_read();
     }
+    // What root cannot find, the user cannot either: no child for the
+    // common case of a file that is not there (most users have no
+    // `.forward`).  Anything else, even an error, is left to the child.
+    if let Err(e) = std::fs::symlink_metadata(path)
+        && matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+    {
+        return Err(e);
+    }
     // Root reading for someone else: a child becomes them, reads, and
     // sends the bytes back; the metadata is then taken from the path
     // (O_NOFOLLOW) by the parent, which only trusts it together with what

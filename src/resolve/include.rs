@@ -195,9 +195,6 @@ impl Run<'_> {
     /// The entries of a user's `~/.forward`, read as the user; `None` when
     /// there is none or it must be ignored (not the user's, group- or
     /// world-writable).
-    /// The entries of a user's `~/.forward`, read as the user; `None` when
-    /// there is none or it must be ignored (not the user's, group- or
-    /// world-writable).
     pub(super) fn read_forward(&mut self, account: &Account) -> Option<Vec<String>> {
         let home = self.r.cfg.paths.resolve(&account.owner.home);
         let path = home.join(".forward");
