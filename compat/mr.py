@@ -87,6 +87,12 @@ def clear_queue():
             os.unlink(p)
 
 
+def queue_files():
+    """The queue's files (not its directories, such as the express run's
+    new/)."""
+    return sorted(f for f in os.listdir(QUEUE) if not os.path.isdir(os.path.join(QUEUE, f)))
+
+
 def queue_ids():
     return sorted(f[2:] for f in os.listdir(QUEUE) if f.startswith("qf"))
 

@@ -106,7 +106,7 @@ def deferred(testcase, log, qid, rcpt):
 
 
 def queue_files():
-    return sorted(f for f in os.listdir(QUEUE) if not f.startswith("."))
+    return [f for f in mr.queue_files() if not f.startswith(".")]
 
 
 class DiskTrouble(mr.Case):

@@ -32,8 +32,10 @@ class InstallLayout(mr.Case):
                 self.assertEqual(os.path.realpath(f"{d}/{link}"), os.path.realpath(sm))
             self.assertTrue(os.path.isdir(f"{d}/usr/libexec/mailroom"))
             q = f"{d}/var/spool/mqueue"
-            self.assertEqual(mode(q), 0o2770)
-            self.assertEqual(owner(q), (0, "mqueue"))
+            # new/: where sendmail announces new mail to the express run.
+            for qd in (q, f"{q}/new"):
+                self.assertEqual(mode(qd), 0o2770, qd)
+                self.assertEqual(owner(qd), (0, "mqueue"), qd)
             self.assertEqual(mode(f"{d}/var/mail"), 0o2775)
             self.assertEqual(owner(f"{d}/var/mail"), (0, "mail"))
             self.assertEqual(mode(f"{d}/etc/mail/mailroom.conf"), 0o644)
@@ -78,8 +80,9 @@ class InstallLayout(mr.Case):
     def test_the_installed_layout_is_the_real_one(self):
         self.assertEqual(mode("/usr/sbin/sendmail"), 0o2755)
         self.assertEqual(owner("/usr/sbin/sendmail"), (0, "mqueue"))
-        self.assertEqual(mode(mr.QUEUE), 0o2770)
-        self.assertEqual(owner(mr.QUEUE), (0, "mqueue"))
+        for qd in (mr.QUEUE, os.path.join(mr.QUEUE, "new")):
+            self.assertEqual(mode(qd), 0o2770, qd)
+            self.assertEqual(owner(qd), (0, "mqueue"), qd)
 
 
 class CheckoutAnywhere(mr.Case):

@@ -173,13 +173,13 @@ class KilledAtRandom(mr.Case):
         time.sleep(2.5)
         for _ in range(5):
             self.run_queue(timeout=300)
-            if not os.listdir(mr.QUEUE):
+            if not mr.queue_files():
                 break
         # A run killed between removing a finished job's qf and its df
         # leaves a lone df: the sweep removes it after a day (sendmail 8
         # writes a df alone while it collects a message, so a young lone df
         # may be live).  Its message was delivered or is counted lost.
-        names = os.listdir(mr.QUEUE)
+        names = mr.queue_files()
         ids = lambda prefix: {n[2:] for n in names if n.startswith(prefix)}
         lone_df = ids("df") - ids("qf") - ids("tf") - ids("Qf") - ids("hf")
         left = sorted(n for n in names if not (n.startswith("df") and n[2:] in lone_df))

@@ -107,6 +107,13 @@ pub const LINES: &[Line] = &[
         meaning: "The message is queued, but the queue runner could not be started for it; the periodic queue run (timer or cron) delivers it.  Check that qrun is installed set-user-id root, group mqueue, mode 4750.",
     },
     Line {
+        programs: &["qrun"],
+        qid: Never,
+        level: Err,
+        shape: "express queue run: {ERROR}",
+        meaning: "The express run (started by sendmail or the SMTP server for new mail) could not start: its configuration is broken or the queue's new/ directory cannot be opened.  The new mail waits for the periodic queue run; `mailroom check` says what is wrong.",
+    },
+    Line {
         programs: &["sendmail"],
         qid: Never,
         level: Notice,
