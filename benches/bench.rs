@@ -216,7 +216,7 @@ fn submission() {
     );
     println!("  target: within about 1 ms of the floor, i.e. one process start plus the fsyncs;");
     println!(
-        "          2x faster than dma (4.2 ms/call), 4x faster than Postfix (8-10 ms/call) measured with one harness"
+        "  the peers (dma, Postfix, Dovecot), measured side by side in one run: make bench-peers"
     );
     println!();
     limits_cost(&msg);
@@ -393,7 +393,7 @@ fn local_delivery() {
         "  deliver, one process per message, 8 parallel: {rate:8.0} deliveries/s  ({ms:.2} ms median per process)"
     );
     println!(
-        "  target: above dma (about 2,100/s into 100 mboxes, 3,700/s into one); Postfix about 800/s; each delivery is fsynced"
+        "  target: above dma, each delivery fsynced; the peers (dma, Postfix, Dovecot), measured side by side in one run: make bench-peers"
     );
     println!();
 }
@@ -494,7 +494,7 @@ fn latency() {
         "  median {:.2} ms from sendmail's exit to the message in the mbox (200 messages)",
         median_ms(times)
     );
-    println!("  target: under 3 ms (dma 5.3 ms, Postfix 13 ms here)");
+    println!("  target: under 3 ms");
     println!();
 }
 
@@ -582,14 +582,9 @@ fn remote_flush() {
             10_000.0 / secs
         );
     }
+    println!("  target: at least 2x Postfix's smtp client on the same sink and machine;");
     println!(
-        "  target: at least 2x Postfix's smtp client on the same sink and machine.  Postfix 3.7 measured here"
-    );
-    println!(
-        "  (2026-11-21, 3 runs of benches/postfix-compare.sh, smtp-sink): 620-1,120 messages/s with 1 domain,"
-    );
-    println!(
-        "  615-1,085 with 50; target therefore above about 2,200/s.  Rerun: sudo bash benches/postfix-compare.sh"
+        "  the peers (dma, Postfix, Dovecot), measured side by side in one run: make bench-peers"
     );
     println!();
 }
@@ -873,7 +868,7 @@ fn pop3() {
         );
     }
     println!(
-        "  Dovecot 2.3 here (10,000 messages): cold 2.3 s, warm 49 ms, RETR about 195 MB/s, peak 8 MiB."
+        "  the peers (dma, Postfix, Dovecot), measured side by side in one run: make bench-peers"
     );
     println!(
         "  targets: cold under 250 ms, warm under 25 ms, RETR at least 390 MB/s, peak RSS under 4 MiB"
@@ -898,16 +893,6 @@ const SMTP_CLIENTS: usize = 8;
 const SMTP_CASE: Duration = Duration::from_secs(4);
 /// The recipient in the inetd sandbox (a local user made there).
 const SMTP_SANDBOX_RCPT: &str = "bob@mx.bench.example";
-
-/// Postfix's figure, measured with the same clients (this bench in its
-/// client-only mode) by `benches/postfix-compare.sh smtpd`.
-const POSTFIX_SMTPD: [&str; 5] = [
-    "  comparison: Postfix 3.7's smtpd with these clients (master-started, each process reused; no greet pause, so",
-    "  against the smtp_greet_pause = 0 lines), measured here 2026-11-21 in 12 runs of benches/postfix-compare.sh smtpd",
-    "  on this shared 2-CPU VM: 1 message per connection 380-960 msg/s (median 550), 10 per connection 620-1,270",
-    "  (median 815); mailroom in runs interleaved with those: medians 345 and 505 msg/s.",
-    "  Rerun: sudo bash benches/postfix-compare.sh smtpd   (installs Postfix only inside throwaway namespaces)",
-];
 
 /// What a load of SMTP clients came to.
 #[derive(Default)]
@@ -1196,9 +1181,10 @@ fn smtp() {
     if !done {
         smtp_fork_loop();
     }
-    for l in POSTFIX_SMTPD {
-        println!("{l}");
-    }
+    println!("  target: level with Postfix's smtpd at 1 message per connection, ahead at 20;");
+    println!(
+        "  the peers (dma, Postfix, Dovecot), measured side by side in one run: make bench-peers"
+    );
     println!();
 }
 

@@ -154,11 +154,8 @@ impl Inbox {
         let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .ok()
             .filter(|w| {
-                w.add_watch(
-                    &path,
-                    AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
-                )
-                .is_ok()
+                w.add_watch(&path, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
+                    .is_ok()
             });
         Ok(Inbox {
             path,
@@ -185,7 +182,9 @@ impl Inbox {
     /// Whether any marker is waiting.
     pub fn has_markers(&self) -> bool {
         std::fs::read_dir(&self.path)
-            .map(|mut d| d.any(|e| e.is_ok_and(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))))
+            .map(|mut d| {
+                d.any(|e| e.is_ok_and(|e| !e.file_name().as_encoded_bytes().starts_with(b".")))
+            })
             .unwrap_or(false)
     }
 
@@ -300,7 +299,8 @@ mod tests {
     use super::*;
 
     fn queue_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("mailroom-express-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("mailroom-express-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
