@@ -26,8 +26,8 @@
 //! |------|------------------|------------------|
 //! | 1. create `tfID` (`O_EXCL`, then `flock`) — reserves the id | `tf` | stale `tf`: removed |
 //! | 2. check no `qfID`/`dfID` exists | `tf` | as above |
-//! | 3. create `dfID` (`O_EXCL`), write the body, `fsync` | `tf`, `df` | stale `tf` + `df`: both removed |
-//! | 4. write the control records into `tfID`, `fsync` | `tf`, `df` | as above |
+//! | 3. create `dfID` (`O_EXCL`), write the body | `tf`, `df` | stale `tf` + `df`: both removed |
+//! | 4. write the control records into `tfID`, `fsync` both files (at once: one journal commit) | `tf`, `df` | as above |
 //! | 5. `rename(tfID, qfID)` without replacing, `fsync` the directory | `qf`, `df` | a complete job |
 //!
 //! If that last `fsync` fails, the job is removed again before the error
@@ -547,7 +547,6 @@ impl Draft {
     /// Steps 4 and 5, with the control file renamed to `target`.
     fn commit_as(mut self, env: &mut Envelope, target: PathBuf) -> io::Result<QueueId> {
         self.df.flush()?;
-        self.df.sync_all()?;
         let m = self.df.metadata()?;
         env.df_inode = Some(format!(
             "{}/{}/{}",
@@ -556,7 +555,7 @@ impl Draft {
             m.ino()
         ));
         self.tf.write_all(&env.to_bytes())?;
-        self.tf.sync_all()?;
+        sync_both(&self.df, &self.tf)?;
         rename_noreplace(&self.tf_path, &target)?;
         if let Err(e) = self.queue.sync_dir() {
             // Not known to be on disk, and the caller hears of a failure
@@ -569,6 +568,28 @@ impl Draft {
         self.committed = true;
         Ok(self.id.clone())
     }
+}
+
+/// `fsync` two files at once: both start writing back, then each is
+/// synced, one of them from a second thread, so the file system can put
+/// both in one journal commit and one cache flush rather than two in a
+/// row (about a fifth of a submission's time on ext4).  Both are synced
+/// when this returns `Ok`.
+fn sync_both(a: &File, b: &File) -> io::Result<()> {
+    for f in [a, b] {
+        // SAFETY: a hint on a descriptor we own; failure changes nothing
+        // (the fsyncs below are what count).
+        unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    }
+    std::thread::scope(|s| {
+        // No thread to be had (a process limit): one after the other.
+        let Ok(other) = std::thread::Builder::new().spawn_scoped(s, || a.sync_all()) else {
+            return a.sync_all().and(b.sync_all());
+        };
+        let mine = b.sync_all();
+        let theirs = other.join().unwrap_or_else(|_| a.sync_all());
+        mine.and(theirs)
+    })
 }
 
 impl Drop for Draft {
