@@ -231,6 +231,11 @@ impl Mbox {
         // Signals that would stop the rewrite halfway wait until the mbox
         // and its index agree again.
         let _quiet = compact::BlockSignals::new();
+        // The index goes before anything moves, and is written again
+        // after: a compaction this process does not live to finish is
+        // finished by another, and the file is then scanned afresh.
+        let index = index_path(&self.path);
+        let _ = std::fs::remove_file(&index);
         let done = compact::remove(
             file,
             &self.path,
@@ -244,7 +249,7 @@ impl Mbox {
         drop(held);
         if let Ok(m) = file.metadata() {
             write_index(
-                &index_path(&self.path),
+                &index,
                 file,
                 &m,
                 &done.kept,
