@@ -61,7 +61,7 @@
 //!
 //! | step | if killed here, the next locker |
 //! |------|---------------------------------|
-//! | 1. create the side file; write the plan and slot 1 (SEQ 1, nothing moved) | finds no note: nothing changed; the next compaction removes the leftover |
+//! | 1. create the side file; write the plan and slot 1 (SEQ 1, nothing moved) | finds no note: nothing changed; it removes the leftover |
 //! | 2. note `compact DEV INO` in the dotlock ([`Note::Compact`]) | finishes the plan from the progress |
 //! | 3. each chunk: (if longer than the gap: save it at J, note SAVED) write it in place, note DONE | as above: replays the journal if SAVED, then moves on |
 //! | 4. cut the mbox to its final length, `fdatasync` it | cuts it again, syncs it |
@@ -201,7 +201,8 @@ impl Plan {
             segments: segs
                 .chunks_exact(16)
                 .map(|s| {
-                    let w = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or_default());
+                    let w =
+                        |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or_default());
                     (w(0), w(8))
                 })
                 .collect(),
@@ -446,7 +447,8 @@ impl<'a> Mover<'a> {
                 // Killed while writing a saved chunk in place: again.
                 let n = p.saved as usize;
                 self.fill(n);
-                self.side.read_exact_at(&mut self.buf[..n], self.journal_at)?;
+                self.side
+                    .read_exact_at(&mut self.buf[..n], self.journal_at)?;
                 write_at(self.mbox, &self.buf[..n], dest + done)?;
                 done += p.saved;
                 self.note(i, done, 0)?;
@@ -576,11 +578,50 @@ pub mod kill_switch {
         // SAFETY: _exit ends the process at once, as a kill would.
         unsafe { libc::_exit(KILLED) }
     }
+
+    /// Held by the tests that fork, one at a time: a child holds copies
+    /// of every descriptor open at the fork (other tests' locked mboxes)
+    /// until it closes them.
+    pub static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        FORKING.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` in a forked child holding only the descriptors `keep`
+    /// (and 0-2); it exits with what `f` returns, 101 if it panicked.
+    pub fn in_child(keep: &[i32], f: impl FnOnce() -> i32) -> i32 {
+        // SAFETY: the child only runs `f` and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                crate::privs::mark_forked_child();
+                crate::privs::close_other_descriptors(keep);
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                // SAFETY: ends the child without running the parent's
+                // destructors or the test harness.
+                unsafe { libc::_exit(code.unwrap_or(101)) }
+            }
+            pid => pid,
+        }
+    }
+
+    /// Wait for the child `pid`: its exit status, or minus its signal.
+    pub fn wait(pid: i32) -> i32 {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if libc::WIFSIGNALED(status) {
+            -libc::WTERMSIG(status)
+        } else {
+            libc::WEXITSTATUS(status)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     fn plan_for(text: &[u8], start: u64, segments: Vec<(u64, u64)>) -> Plan {
         Plan {
@@ -624,7 +665,10 @@ mod tests {
         let plan = plan_for(&text, 10, vec![(50, 60), (70, 900), (950, 1000)]);
         let (d, _, side) = files("plan", &text);
         side.write_all_at(&plan.encode(), 0).unwrap();
-        assert_eq!(Plan::read(&side).unwrap(), Some((plan.clone(), Progress::FIRST)));
+        assert_eq!(
+            Plan::read(&side).unwrap(),
+            Some((plan.clone(), Progress::FIRST))
+        );
         assert_eq!(plan.final_len(), 10 + 10 + 830 + 50);
         // The newer slot wins; a torn one does not count.
         let mut m = Mover::new(&side, &side, &plan);
@@ -682,7 +726,10 @@ mod tests {
                 m.journal = journal;
                 m.run(Progress::FIRST).unwrap();
                 mbox.set_len(plan.final_len()).unwrap();
-                assert_eq!(std::fs::read(d.join("mbox")).unwrap(), expected(&text, plan));
+                assert_eq!(
+                    std::fs::read(d.join("mbox")).unwrap(),
+                    expected(&text, plan)
+                );
                 let (_, p) = Plan::read(&side).unwrap().unwrap();
                 assert!(p.is_end(plan), "{p:?}");
                 std::fs::remove_dir_all(&d).unwrap();
@@ -697,6 +744,7 @@ mod tests {
         let text: Vec<u8> = (0..6_000u32).map(|i| (i * 13 % 253) as u8).collect();
         let plan = plan_for(&text, 200, vec![(260, 3000), (3100, 3200), (5000, 6000)]);
         let want = expected(&text, &plan);
+        let _one = kill_switch::one_at_a_time();
         let mut stops = 0;
         for at in 1.. {
             let mut finished = false;
@@ -704,33 +752,23 @@ mod tests {
                 let (d, mbox, side) = files(&format!("resume{at}-{part}"), &text);
                 side.write_all_at(&plan.encode(), 0).unwrap();
                 // The stopped run, in a child that dies where it stops.
-                // SAFETY: the child only runs the move and exits.
-                match unsafe { libc::fork() } {
-                    0 => {
-                        crate::privs::mark_forked_child();
-                        kill_switch::arm(
-                            at,
-                            match part {
-                                0 => kill_switch::Part::Nothing,
-                                u64::MAX => kill_switch::Part::All,
-                                s => kill_switch::Part::Some(s),
-                            },
-                        );
-                        let mut m = Mover::new(&mbox, &side, &plan);
-                        m.chunk = 256;
-                        let _ = m.run(Progress::FIRST);
-                        // SAFETY: ends the child.
-                        unsafe { libc::_exit(0) }
-                    }
-                    pid => {
-                        let mut status = 0;
-                        // SAFETY: waiting for our own child.
-                        unsafe { libc::waitpid(pid, &mut status, 0) };
-                        let code = libc::WEXITSTATUS(status);
-                        finished |= code == 0;
-                        stops += (code == kill_switch::KILLED) as u32;
-                    }
-                }
+                let pid = kill_switch::in_child(&[mbox.as_raw_fd(), side.as_raw_fd()], || {
+                    kill_switch::arm(
+                        at,
+                        match part {
+                            0 => kill_switch::Part::Nothing,
+                            u64::MAX => kill_switch::Part::All,
+                            s => kill_switch::Part::Some(s),
+                        },
+                    );
+                    let mut m = Mover::new(&mbox, &side, &plan);
+                    m.chunk = 256;
+                    m.run(Progress::FIRST).map_or(1, |()| 0)
+                });
+                let code = kill_switch::wait(pid);
+                assert!(code == 0 || code == kill_switch::KILLED, "{code}");
+                finished |= code == 0;
+                stops += (code == kill_switch::KILLED) as u32;
                 let (p2, progress) = Plan::read(&side).unwrap().unwrap();
                 assert_eq!(p2, plan);
                 let mut m = Mover::new(&mbox, &side, &plan);

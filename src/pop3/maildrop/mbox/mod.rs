@@ -248,13 +248,7 @@ impl Mbox {
         .map_err(|e| format!("{what}: {e}"))?;
         drop(held);
         if let Ok(m) = file.metadata() {
-            write_index(
-                &index,
-                file,
-                &m,
-                &done.kept,
-                done.indexed_end,
-            );
+            write_index(&index, file, &m, &done.kept, done.indexed_end);
         }
         self.msgs = done.kept;
         Ok(done.committed)
