@@ -511,7 +511,21 @@ mod tests {
             fs::read_to_string(&dot).unwrap(),
             format!("{}\nappend 7 1 2\n", std::process::id())
         );
+        held.clear_note().unwrap();
+        assert_eq!(
+            fs::read_to_string(&dot).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // Left for recovery: the fcntl lock goes, the dotlock and its note
+        // stay.
+        held.note(Note::Compact { dev: 1, ino: 2 }).unwrap();
+        held.leave_for_recovery();
         drop(held);
+        assert_eq!(
+            fs::read_to_string(&dot).unwrap(),
+            format!("{}\ncompact 1 2\n", std::process::id())
+        );
+        fs::remove_file(&dot).unwrap();
         // Our own pid (alive): busy until the timeout.
         fs::write(&dot, format!("{}\n", std::process::id())).unwrap();
         assert!(matches!(
