@@ -355,7 +355,7 @@ mod tests {
             for at in 1u64.. {
                 let parts = [
                     kill_switch::Part::Some(at * 7919 + k as u64),
-                    if at % 2 == 0 {
+                    if at.is_multiple_of(2) {
                         kill_switch::Part::Nothing
                     } else {
                         kill_switch::Part::All
@@ -387,7 +387,7 @@ mod tests {
                             .map(|m| m.len())
                             .ok(),
                     );
-                    let compacted = settled(&p, case, (at as usize + j) % 2 == 0, &what);
+                    let compacted = settled(&p, case, (at as usize + j).is_multiple_of(2), &what);
                     // Once the plan is in force, every later stop finishes it.
                     match switched_at {
                         None if compacted => switched_at = Some(at),
@@ -450,11 +450,11 @@ mod tests {
         let whole = run(None);
         assert!(settled(&p, &case, false, "not killed"));
         let mut outcomes = [0, 0];
-        for n in 0..60 {
+        for n in 0..60u32 {
             let after = whole.mul_f64((crate::queue::id::random_u32() % 1000) as f64 / 800.0);
             run(Some(after));
             let what = format!("killed {after:?} into a QUIT of {whole:?}");
-            outcomes[settled(&p, &case, n % 2 == 0, &what) as usize] += 1;
+            outcomes[settled(&p, &case, n.is_multiple_of(2), &what) as usize] += 1;
         }
         std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
         eprintln!("QUIT of {whole:?} killed 60 times: {outcomes:?} (untouched, compacted)");
