@@ -63,7 +63,7 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
     use std::fs::OpenOptions;
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::time::Duration;
 
     #[test]
@@ -103,125 +103,6 @@ mod tests {
         );
         append_to(&p, b"Subject: three\n\nthird\n", 0).unwrap();
         assert!(std::fs::read(&p).unwrap().starts_with(&before));
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    /// Run the compaction `plan` of `p` in a child, stopped dead in its
-    /// change number `at` (after part of it); returns whether it stopped.
-    fn compaction_killed_at(p: &Path, plan: &compaction::Plan, at: u64) -> bool {
-        use compaction::kill_switch;
-        let pid = kill_switch::in_child(&[], || {
-            let f = OpenOptions::new().read(true).write(true).open(p).unwrap();
-            let held = lock::lock(&f, p, lock::Kind::Write, Duration::from_secs(2)).unwrap();
-            kill_switch::CHUNK.store(16, std::sync::atomic::Ordering::Relaxed);
-            kill_switch::arm(at, kill_switch::Part::Some(at * 7));
-            let ok = compaction::compact(&f, p, &held, plan).is_ok();
-            drop(held);
-            if ok { 0 } else { 1 }
-        });
-        match kill_switch::wait(pid) {
-            0 => false,
-            kill_switch::KILLED => true,
-            other => panic!("the compaction failed: {other}"),
-        }
-    }
-
-    #[test]
-    fn a_killed_compaction_is_finished_by_whoever_comes_next() {
-        let _one = compaction::kill_switch::one_at_a_time();
-        let d = tmp("compact");
-        let p = d.join("eve");
-        let head = b"From a@b  Sat Nov 21 05:00:00 2026\nSubject: kept\n\nkept\n\n";
-        let doomed = b"From a@b  Sat Nov 21 05:00:01 2026\nSubject: doomed\n\nbye\n\n";
-        let tail =
-            b"From a@b  Sat Nov 21 05:00:02 2026\nSubject: also kept\n\nyes, a longer one\n\n";
-        let text = [&head[..], doomed, tail].concat();
-        let want = [&head[..], tail].concat();
-        let plan_of = |p: &Path| {
-            let (dev, ino) = dev_ino(p);
-            compaction::Plan {
-                dev,
-                ino,
-                size: text.len() as u64,
-                start: head.len() as u64,
-                segments: vec![((head.len() + doomed.len()) as u64, text.len() as u64)],
-            }
-        };
-        // Stopped at each of its changes in turn, then at none; the next
-        // appender finishes it first.  (The first change writes the plan,
-        // the second the note: stopped there, nothing was removed.)
-        let entry =
-            b"From a@b  Sat Nov 21 05:00:00 2026\nReturn-Path: <a@b>\nSubject: new\n\nnew mail\n\n";
-        for at in 1.. {
-            std::fs::write(&p, &text).unwrap();
-            let killed = compaction_killed_at(&p, &plan_of(&p), at);
-            assert_eq!(lock::dotlock_path(&p).exists(), killed);
-            append_to(&p, b"Subject: new\n\nnew mail\n", 0).unwrap();
-            let kept = if at <= 2 { &text } else { &want };
-            assert_eq!(
-                String::from_utf8_lossy(&std::fs::read(&p).unwrap()),
-                String::from_utf8_lossy(&[&kept[..], entry].concat()),
-                "stopped at {at}"
-            );
-            assert!(!compaction::side_file(&p).exists(), "{at}");
-            assert!(!lock::dotlock_path(&p).exists(), "{at}");
-            if !killed {
-                break;
-            }
-        }
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_finder_killed_in_turn_leaves_the_work_to_the_next() {
-        let _one = compaction::kill_switch::one_at_a_time();
-        let d = tmp("compact2");
-        let p = d.join("eve");
-        let text: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let (dev, ino) = dev_ino(&{
-            std::fs::write(&p, &text).unwrap();
-            p.clone()
-        });
-        let plan = compaction::Plan {
-            dev,
-            ino,
-            size: 3000,
-            start: 100,
-            segments: vec![(110, 1500), (1600, 3000)],
-        };
-        let mut want = text[..100].to_vec();
-        want.extend_from_slice(&text[110..1500]);
-        want.extend_from_slice(&text[1600..]);
-        assert!(compaction_killed_at(&p, &plan, 20));
-        // The first finder is stopped in turn, twice.
-        for at in [7, 30] {
-            let pid = compaction::kill_switch::in_child(&[], || {
-                compaction::kill_switch::CHUNK.store(16, std::sync::atomic::Ordering::Relaxed);
-                compaction::kill_switch::arm(at, compaction::kill_switch::Part::All);
-                let _ = append_to(&p, b"Subject: never\n\nx\n", 0);
-                0
-            });
-            assert_eq!(
-                compaction::kill_switch::wait(pid),
-                compaction::kill_switch::KILLED
-            );
-        }
-        let mut f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
-        let held = lock::lock(&f, &p, lock::Kind::Write, Duration::from_secs(2)).unwrap();
-        let done = recover(&f, &p, &held).unwrap();
-        assert_eq!(
-            done.as_deref(),
-            Some("finished the compaction a killed POP3 session left half-done")
-        );
-        // Settled: the note is taken back.
-        assert_eq!(
-            std::fs::read_to_string(lock::dotlock_path(&p)).unwrap(),
-            format!("{}\n", std::process::id())
-        );
-        drop(held);
-        let mut now = Vec::new();
-        f.read_to_end(&mut now).unwrap();
-        assert_eq!(now, want);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
