@@ -90,8 +90,9 @@ use std::path::{Path, PathBuf};
 
 use crate::mailbox::lock::{self, Note};
 
-/// Bytes moved at a time, and so the journal's size.
-const CHUNK: usize = 1 << 20;
+/// Bytes moved at a time, and so the journal's size: 500 MB move as fast
+/// as with 1 MiB (a quarter slower with 256 KiB), and pop3d stays small.
+const CHUNK: usize = 512 << 10;
 
 const MAGIC: &[u8; 8] = b"MRCOMPA1";
 const SLOTS_AT: u64 = 64;
