@@ -688,7 +688,7 @@ pub const LINES: &[Line] = &[
         qid: Never,
         level: Notice,
         shape: "{MAILBOX}: {REPAIR}",
-        meaning: "Whoever took the mbox next finished what a killed program left half done: a half-written message cut off, or a POP3 compaction completed.",
+        meaning: "Whoever took the mbox next finished what a killed program left half done: a half-written message cut off, or a POP3 compaction completed from where it stopped. \"did not finish the compaction\" means its side file held no whole plan, or the mailbox had changed since (another program wrote it): the mailbox is left as it is.",
     },
     Line {
         programs: &["deliver", "pop3d"],

@@ -39,10 +39,11 @@
 //! and learns what the dead holder had noted ([`Held::broken_note`]): the
 //! [`Note`]s say who writes which, and what the finder does with it.
 
+use std::cell::Cell;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -72,17 +73,12 @@ pub enum Note {
     /// back to START: what follows is a message nobody was told was
     /// delivered (its retry delivers it again).
     Append { start: u64, dev: u64, ino: u64 },
-    /// `compact START LEN DEV INO`: written by POP3's `QUIT` compaction
-    /// after its side file `.NAME.compact` (LEN bytes, the kept tail) is
-    /// complete and synced, before copying it over the mbox at START.  A
-    /// finder copies the side file again, cuts the file at START+LEN and
-    /// removes the side file; no side file means the copy had finished.
-    Compact {
-        start: u64,
-        len: u64,
-        dev: u64,
-        ino: u64,
-    },
+    /// `compact DEV INO`: written by POP3's `QUIT` compaction once its
+    /// plan and progress are in the side file `.NAME.compact`, before
+    /// anything moves ([`super::mbox::compaction`]).  A finder finishes the
+    /// move from where the side file says it got to; no side file means it
+    /// had finished.
+    Compact { dev: u64, ino: u64 },
 }
 
 impl Note {
@@ -94,12 +90,7 @@ impl Note {
         let numbers: Vec<u64> = words.map_while(|w| w.parse().ok()).collect();
         match (kind, numbers.as_slice()) {
             ("append", &[start, dev, ino]) => Some(Note::Append { start, dev, ino }),
-            ("compact", &[start, len, dev, ino]) => Some(Note::Compact {
-                start,
-                len,
-                dev,
-                ino,
-            }),
+            ("compact", &[dev, ino]) => Some(Note::Compact { dev, ino }),
             _ => None,
         }
     }
@@ -115,12 +106,7 @@ impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Note::Append { start, dev, ino } => write!(f, "append {start} {dev} {ino}"),
-            Note::Compact {
-                start,
-                len,
-                dev,
-                ino,
-            } => write!(f, "compact {start} {len} {dev} {ino}"),
+            Note::Compact { dev, ino } => write!(f, "compact {dev} {ino}"),
         }
     }
 }
@@ -133,16 +119,40 @@ pub struct Held {
     dotlock: Option<(PathBuf, File)>,
     /// What a stale dotlock removed on the way held (its holder died).
     broken: Option<String>,
+    /// Leave the dotlock when dropped: its note tells the next holder
+    /// what to finish.
+    left: Cell<bool>,
 }
 
 impl Held {
     /// Write `note` into the dotlock after the pid line, for whoever finds
     /// it stale should this process die holding it.
-    pub fn note(&self, note: Note) {
-        if let Some((_, f)) = &self.dotlock {
-            use std::os::unix::fs::FileExt;
-            let _ = f.write_all_at(format!("{}\n{note}\n", std::process::id()).as_bytes(), 0);
+    pub fn note(&self, note: Note) -> io::Result<()> {
+        match &self.dotlock {
+            Some((_, f)) => {
+                f.write_all_at(format!("{}\n{note}\n", std::process::id()).as_bytes(), 0)
+            }
+            None => Ok(()),
         }
+    }
+
+    /// Take the note back: the dotlock holds the pid line alone again.
+    pub fn clear_note(&self) -> io::Result<()> {
+        match &self.dotlock {
+            Some((_, f)) => {
+                let pid = format!("{}\n", std::process::id());
+                f.write_all_at(pid.as_bytes(), 0)?;
+                f.set_len(pid.len() as u64)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Leave the dotlock, and its note, in place when dropped (the fcntl
+    /// lock is released): work was left half done, and whoever finds the
+    /// dotlock stale (once this process is gone) finishes it.
+    pub fn leave_for_recovery(&self) {
+        self.left.set(true);
     }
 
     /// The content of the stale dotlock this lock replaced, if any.
@@ -178,7 +188,9 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some((p, _)) = &self.dotlock {
+        if let Some((p, _)) = &self.dotlock
+            && !self.left.get()
+        {
             let _ = fs::remove_file(p);
         }
         let _ = fcntl_lock(self.fd, None);
@@ -387,6 +399,7 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
                         fd,
                         dotlock: Some((p, f)),
                         broken,
+                        left: Cell::new(false),
                     });
                 }
                 Dot::NotPermitted => {
@@ -394,6 +407,7 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
                         fd,
                         dotlock: None,
                         broken: None,
+                        left: Cell::new(false),
                     });
                 }
                 Dot::Busy => {
@@ -491,12 +505,27 @@ mod tests {
             start: 7,
             dev: 1,
             ino: 2,
-        });
+        })
+        .unwrap();
         assert_eq!(
             fs::read_to_string(&dot).unwrap(),
             format!("{}\nappend 7 1 2\n", std::process::id())
         );
+        held.clear_note().unwrap();
+        assert_eq!(
+            fs::read_to_string(&dot).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // Left for recovery: the fcntl lock goes, the dotlock and its note
+        // stay.
+        held.note(Note::Compact { dev: 1, ino: 2 }).unwrap();
+        held.leave_for_recovery();
         drop(held);
+        assert_eq!(
+            fs::read_to_string(&dot).unwrap(),
+            format!("{}\ncompact 1 2\n", std::process::id())
+        );
+        fs::remove_file(&dot).unwrap();
         // Our own pid (alive): busy until the timeout.
         fs::write(&dot, format!("{}\n", std::process::id())).unwrap();
         assert!(matches!(
@@ -515,14 +544,12 @@ mod tests {
                 ino: 131_075,
             },
             Note::Compact {
-                start: 10,
-                len: 20,
                 dev: 2049,
                 ino: 131_075,
             },
         ];
         assert_eq!(notes[0].to_string(), "append 4096 2049 131075");
-        assert_eq!(notes[1].to_string(), "compact 10 20 2049 131075");
+        assert_eq!(notes[1].to_string(), "compact 2049 131075");
         for n in notes {
             assert_eq!(Note::from_dotlock(&format!("4242\n{n}\n")), Some(n));
         }
@@ -532,6 +559,8 @@ mod tests {
             "0",
             "4242\nappend 0\n",
             "4242\ncompact 1 2 3\n",
+            // The side-file-copy compaction's note before the in-place move.
+            "4242\ncompact 10 20 2049 131075\n",
             "4242\nappend x 1 2\n",
             "4242\nrewrite 1 2 3\n",
             "append 1 2 3\n",

@@ -20,13 +20,16 @@
 //!   leaves the file exactly as it was on any failure;
 //! * [`batch`]: threads of one process (the queue runner's workers) that
 //!   deliver to the same mbox at once share one lock and one `fsync`;
+//! * [`compaction`]: POP3's `QUIT` removes messages by moving the rest
+//!   down in place, in one pass that a kill cannot leave half done;
 //! * [`recovery`]: what a writer killed holding the locks left (a half
-//!   append, a half compaction by POP3's `QUIT`) is finished or undone by
-//!   whoever takes the write lock next, deliver and pop3d alike;
+//!   append, a half compaction) is finished or undone by whoever takes
+//!   the write lock next, deliver and pop3d alike;
 //! * `redelivery.rs`: the retry of an attempt that died midway first
 //!   looks for the whole copy that attempt may have left.
 
 pub mod batch;
+pub mod compaction;
 pub mod recovery;
 mod redelivery;
 mod write;

@@ -1,38 +1,40 @@
 //! Finishing or undoing what a writer killed holding an mbox's locks left
 //! behind, as the note in its stale dotlock says
 //! ([`crate::mailbox::lock::Note`]): a half-written append is cut off, a
-//! half-done compaction (POP3's `QUIT`) is finished from its side file.
-//! Whoever takes the write lock next does it: an appender
-//! (`write.rs`) and pop3d ([`crate::pop3::maildrop::mbox`]) alike.
+//! half-done compaction (POP3's `QUIT`) is finished from its side file
+//! ([`super::compaction`]).  Whoever takes the write lock next does it:
+//! an appender (`write.rs`) and pop3d ([`crate::pop3::maildrop::mbox`])
+//! alike.  The finder copies the note into its own dotlock first and
+//! takes it back once done, so that a finder killed in turn (or failing)
+//! leaves the same work to the next one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
+use super::compaction;
 use crate::mailbox::lock::{self, Note};
-
-/// The side file a compaction writes the kept tail of `mbox` to first
-/// (`.NAME.compact` in the same directory).
-pub fn compact_side_file(mbox: &Path) -> std::path::PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(mbox.file_name().unwrap_or_default());
-    name.push(".compact");
-    mbox.with_file_name(name)
-}
 
 /// Finish or undo what a killed writer of `file` left, as the [`Note`] in
 /// its stale dotlock (replaced by `held`) tells.  Returns what was done.
 /// The caller holds the write lock.
 pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option<String>> {
-    let Some(note) = held.broken_note() else {
+    if held.broken().is_none() {
+        return Ok(None);
+    }
+    let note = held.broken_note();
+    if !matches!(note, Some(Note::Compact { .. })) {
+        // A compactor killed before its note left a side file nobody uses.
+        let _ = std::fs::remove_file(compaction::side_file(path));
+    }
+    let Some(note) = note else {
         return Ok(None);
     };
     let opened = file.metadata()?;
     if !note.is_about(&opened) {
         return Ok(None);
     }
-    match note {
+    let settled = held.note(note).and_then(|()| match note {
         Note::Append { start, .. } if start < opened.len() => {
             file.set_len(start)?;
             file.sync_data()?;
@@ -42,58 +44,27 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
             )))
         }
         Note::Append { .. } => Ok(None),
-        Note::Compact { start, len, .. } => {
-            let side_path = compact_side_file(path);
-            let side = match OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&side_path)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            if side.metadata()?.len() != len {
-                return Ok(None);
-            }
-            // Positioned writes need a descriptor without O_APPEND (an
-            // appender's has it, and Linux then ignores the offset).
-            let target = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)?;
-            if !note.is_about(&target.metadata()?) {
-                return Ok(None);
-            }
-            copy_range(&side, 0, &target, start, len)?;
-            target.set_len(start + len)?;
-            target.sync_all()?;
-            std::fs::remove_file(&side_path)?;
-            Ok(Some(
-                "finished the compaction a killed POP3 session left half-done".to_string(),
-            ))
+        Note::Compact { .. } => compaction::finish(path, &opened),
+    });
+    match settled {
+        Ok(done) => {
+            held.clear_note()?;
+            Ok(done)
+        }
+        Err(e) => {
+            held.leave_for_recovery();
+            Err(e)
         }
     }
-}
-
-/// Copy `len` bytes of `from` at `from_off` to `to` at `to_off`.
-pub fn copy_range(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) -> io::Result<()> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut done = 0u64;
-    while done < len {
-        let n = ((len - done) as usize).min(buf.len());
-        from.read_exact_at(&mut buf[..n], from_off + done)?;
-        to.write_all_at(&buf[..n], to_off + done)?;
-        done += n as u64;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
     use super::*;
+    use std::fs::OpenOptions;
     use std::io::Write;
+    use std::time::Duration;
 
     #[test]
     fn a_killed_appenders_half_message_is_cut_off_by_the_next_one() {
@@ -136,36 +107,27 @@ mod tests {
     }
 
     #[test]
-    fn a_killed_compaction_is_finished_by_whoever_comes_next() {
-        let d = tmp("compact");
+    fn a_note_without_its_side_file_or_with_a_damaged_one() {
+        let d = tmp("compact3");
         let p = d.join("eve");
-        let head = b"From a@b  Sat Nov 21 05:00:00 2026\nSubject: kept\n\nkept\n\n";
-        let tail = b"From a@b  Sat Nov 21 05:00:01 2026\nSubject: also kept\n\nyes\n\n";
-        // The compaction had copied part of its side file over the doomed
-        // message when it was killed.
-        let mut torn = head.to_vec();
-        torn.extend_from_slice(&tail[..20]);
-        torn.extend_from_slice(b"Subject: doomed\n\nbye\n\n");
-        std::fs::write(&p, &torn).unwrap();
-        std::fs::write(compact_side_file(&p), tail).unwrap();
+        std::fs::write(&p, b"From a@b  Sat Nov 21 05:00:00 2026\n\nx\n\n").unwrap();
+        let before = std::fs::read(&p).unwrap();
         let (dev, ino) = dev_ino(&p);
-        dead_writers_dotlock(
-            &p,
-            Note::Compact {
-                start: head.len() as u64,
-                len: tail.len() as u64,
-                dev,
-                ino,
-            },
-        );
-        append_to(&p, b"Subject: new\n\nnew mail\n", 0).unwrap();
-        let text = std::fs::read_to_string(&p).unwrap();
-        let mut want = head.to_vec();
-        want.extend_from_slice(tail);
-        assert!(text.as_bytes().starts_with(&want), "{text}");
-        assert!(!text.contains("doomed"), "{text}");
-        assert!(text.ends_with("new mail\n\n"), "{text}");
-        assert!(!compact_side_file(&p).exists());
+        // No side file: the compaction had finished.
+        dead_writers_dotlock(&p, Note::Compact { dev, ino });
+        append_to(&p, b"Subject: one\n\n1\n", 0).unwrap();
+        let after_one = std::fs::read(&p).unwrap();
+        assert!(after_one.starts_with(&before));
+        // A side file without a whole plan: left alone, and removed.
+        std::fs::write(compaction::side_file(&p), b"MRCOMPA1 torn").unwrap();
+        dead_writers_dotlock(&p, Note::Compact { dev, ino });
+        let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        let held = lock::lock(&f, &p, lock::Kind::Write, Duration::from_secs(2)).unwrap();
+        let done = recover(&f, &p, &held).unwrap().unwrap();
+        assert!(done.contains("holds no plan"), "{done}");
+        drop(held);
+        assert_eq!(std::fs::read(&p).unwrap(), after_one);
+        assert!(!compaction::side_file(&p).exists());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

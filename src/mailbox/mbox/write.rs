@@ -181,7 +181,8 @@ fn lock_for_append(
         start: len,
         dev: opened.dev(),
         ino: opened.ino(),
-    });
+    })
+    .map_err(|e| Failure::from_io(&format!("{what}: cannot lock"), &e))?;
     Ok((held, len))
 }
 

@@ -2,25 +2,23 @@
 //!
 //! The caller holds the shared write lock and has checked every
 //! message's `From ` line at its offset (so a mailbox another program
-//! rewrote during the session is left alone).  From the first deleted
-//! message on, the kept messages and whatever was appended during the
-//! session are written to the side file `.NAME.compact` (synced), the
-//! dotlock notes it ([`Note::Compact`]), the side file is copied over the
-//! mbox from the first deleted message on, and the mbox is cut at the end
-//! of the copy and `fsync`ed before `+OK`.  A session killed before the
-//! note changed nothing; one killed after it left a note that whoever
-//! takes the mailbox next finishes ([`crate::mailbox::mbox::recovery`]).
-//! The file is never replaced by another (other programs hold it open).
+//! rewrote during the session is left alone).  The plan (the kept
+//! messages from the first deleted one on, then whatever was appended
+//! during the session) is carried out by
+//! [`crate::mailbox::mbox::compaction`]: one forward move, resumable by
+//! whoever takes the mailbox next should this process be killed, and one
+//! `fdatasync` before `+OK`.  The file is never replaced by another
+//! (other programs hold it open).
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::super::{Committed, READ_BUF};
 use super::scan::Msg;
-use crate::mailbox::lock::{self, Note};
-use crate::mailbox::mbox::recovery::{compact_side_file, copy_range};
+use crate::mailbox::lock;
+use crate::mailbox::mbox::compaction::{self, Plan};
 
 /// What a compaction left.
 pub(super) struct Compacted {
@@ -50,9 +48,14 @@ pub(super) fn remove(
     }
     let first = doomed.iter().copied().min().unwrap_or(0);
     // What stays from `start` on: the kept messages, then whatever
-    // arrived during the session.
+    // arrived during the session; adjacent ranges as one.
     let start = msgs[first].from;
     let mut segments: Vec<(u64, u64)> = Vec::new();
+    let mut keep = |from: u64, to: u64| match segments.last_mut() {
+        _ if from == to => {}
+        Some(last) if last.1 == from => last.1 = to,
+        _ => segments.push((from, to)),
+    };
     let mut kept = Vec::with_capacity(msgs.len() - doomed.len());
     kept.extend_from_slice(&msgs[..first]);
     let mut committed = Committed::default();
@@ -66,7 +69,7 @@ pub(super) fn remove(
             continue;
         }
         let shift = m.from - w;
-        segments.push((m.from, seg_end));
+        keep(m.from, seg_end);
         w += seg_end - m.from;
         kept.push(Msg {
             from: m.from - shift,
@@ -76,84 +79,35 @@ pub(super) fn remove(
         });
     }
     let indexed_end = w;
-    segments.push((snapshot, size));
-    let tail_len = w - start + (size - snapshot);
-    rewrite_tail(file, path, held, start, &segments, tail_len)?;
+    keep(snapshot, size);
+    let meta = file.metadata()?;
+    let plan = Plan {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size,
+        start,
+        segments,
+    };
+    if held.has_dotlock() {
+        compaction::compact(file, path, held, &plan)?;
+    } else {
+        // No dotlock, so no side file either (the spool is not ours to
+        // write): the segments are copied down in place, and a kill
+        // midway leaves a damaged tail.
+        let mut buf = vec![0u8; READ_BUF];
+        let mut w = start;
+        for &(from, to) in &plan.segments {
+            copy_down(file, from, to, w, &mut buf)?;
+            w += to - from;
+        }
+        file.set_len(w)?;
+        file.sync_data()?;
+    }
     Ok(Compacted {
         kept,
         indexed_end,
         committed,
     })
-}
-
-/// Replace everything from `start` on with `segments` (ranges of the
-/// file, in order, `tail_len` bytes in all), under the write lock.
-///
-/// Crash-safe when the spool lets us write next to the mbox: the tail
-/// goes to a side file first (synced), the dotlock notes it
-/// ([`Note::Compact`]), and only then is the side file copied over the
-/// mbox; whoever finds the dotlock stale finishes the copy
-/// ([`crate::mailbox::mbox::recovery`]).  Otherwise (no dotlock, no
-/// side file) the segments are copied down in place: a crash midway
-/// then leaves a damaged tail.
-fn rewrite_tail(
-    file: &File,
-    path: &Path,
-    held: &lock::Held,
-    start: u64,
-    segments: &[(u64, u64)],
-    tail_len: u64,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; READ_BUF];
-    let side_path = compact_side_file(path);
-    let side = if held.has_dotlock() {
-        // A leftover is a side file whose writer died before its note:
-        // never used; ours now.
-        let _ = std::fs::remove_file(&side_path);
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&side_path)
-            .ok()
-    } else {
-        None
-    };
-    let Some(side) = side else {
-        let mut w = start;
-        for &(from, to) in segments {
-            copy_down(file, from, to, w, &mut buf)?;
-            w += to - from;
-        }
-        file.set_len(w)?;
-        return file.sync_all();
-    };
-    let written: io::Result<()> = (|| {
-        let mut w = 0u64;
-        for &(from, to) in segments {
-            copy_range(file, from, &side, w, to - from)?;
-            w += to - from;
-        }
-        side.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&side_path);
-        return Err(e);
-    }
-    let m = file.metadata()?;
-    held.touch();
-    held.note(Note::Compact {
-        start,
-        len: tail_len,
-        dev: m.dev(),
-        ino: m.ino(),
-    });
-    copy_range(&side, 0, file, start, tail_len)?;
-    file.set_len(start + tail_len)?;
-    file.sync_all()?;
-    std::fs::remove_file(&side_path)
 }
 
 /// Copy `[from, to)` down to `dest` (`dest <= from`), front to back.

@@ -41,6 +41,12 @@ pub struct Mbox {
     listed: Vec<Listed>,
     /// Size of the file the messages were found in.
     snapshot: u64,
+    /// Its size and change time (`st_ctime`) at login, when that time
+    /// was over a second old: a file with both unchanged at `QUIT` has
+    /// not been written since (any write, truncation or `utime` sets the
+    /// change time to the clock, which has moved on), so its messages
+    /// need no check.
+    settled: Option<(u64, i64, i64)>,
     lock_timeout: Duration,
     /// The read buffer for sending messages.
     scratch: Vec<u8>,
@@ -66,6 +72,7 @@ impl Mbox {
                     visible: Vec::new(),
                     listed: Vec::new(),
                     snapshot: 0,
+                    settled: None,
                     lock_timeout,
                     scratch: Vec::new(),
                 });
@@ -107,6 +114,15 @@ impl Mbox {
             .metadata()
             .map_err(|e| OpenError::Temp(format!("{what}: {e}")))?;
         let size = m.len();
+        let changed = std::time::UNIX_EPOCH
+            + Duration::new(
+                m.ctime().max(0) as u64,
+                m.ctime_nsec().clamp(0, 999_999_999) as u32,
+            );
+        let settled = std::time::SystemTime::now()
+            .duration_since(changed)
+            .is_ok_and(|age| age > Duration::from_secs(1))
+            .then_some((size, m.ctime(), m.ctime_nsec()));
         let index = index_path(path);
         let cached = read_index(&index, &file, &m);
         let scanned_from_scratch = cached.is_none();
@@ -142,6 +158,7 @@ impl Mbox {
             visible,
             listed,
             snapshot: size,
+            settled,
             lock_timeout,
             scratch: Vec::new(),
         })
@@ -217,11 +234,13 @@ impl Mbox {
             Ok(None) => {}
             Err(e) => return Err(format!("{what}: cannot repair: {e}")),
         }
-        let size = file.metadata().map_err(|e| format!("{what}: {e}"))?.len();
+        let now = file.metadata().map_err(|e| format!("{what}: {e}"))?;
+        let size = now.len();
         if size < self.snapshot {
             return Err(format!("{what} shrank during the session; nothing deleted"));
         }
-        for m in &self.msgs {
+        let untouched = self.settled == Some((size, now.ctime(), now.ctime_nsec()));
+        for m in self.msgs.iter().filter(|_| !untouched) {
             if from_sum_at(file, m.from).map_err(|e| format!("{what}: {e}"))? != m.sum {
                 return Err(format!(
                     "{what} was changed by another program during the session; nothing deleted"
@@ -231,6 +250,11 @@ impl Mbox {
         // Signals that would stop the rewrite halfway wait until the mbox
         // and its index agree again.
         let _quiet = compact::BlockSignals::new();
+        // The index goes before anything moves, and is written again
+        // after: a compaction this process does not live to finish is
+        // finished by another, and the file is then scanned afresh.
+        let index = index_path(&self.path);
+        let _ = std::fs::remove_file(&index);
         let done = compact::remove(
             file,
             &self.path,
@@ -243,13 +267,7 @@ impl Mbox {
         .map_err(|e| format!("{what}: {e}"))?;
         drop(held);
         if let Ok(m) = file.metadata() {
-            write_index(
-                &index_path(&self.path),
-                file,
-                &m,
-                &done.kept,
-                done.indexed_end,
-            );
+            write_index(&index, file, &m, &done.kept, done.indexed_end);
         }
         self.msgs = done.kept;
         Ok(done.committed)
@@ -407,6 +425,32 @@ mod tests {
         std::fs::write(&p, &text).unwrap();
         assert!(m.commit(&[false, true, false]).is_err());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+    }
+
+    /// A mailbox last changed long before login is not checked message
+    /// by message at QUIT unless it changed since: a rewrite of the same
+    /// size is still seen.
+    #[test]
+    fn a_same_size_rewrite_of_a_settled_mailbox_is_left_alone() {
+        let p = mbox_file("settled", THREE);
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
+        assert!(m.settled.is_some());
+        let text = String::from_utf8_lossy(THREE).replace("From c@d", "From x@y");
+        std::fs::write(&p, &text).unwrap();
+        assert!(m.commit(&[true, false, false]).is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+        drop(m);
+        // Untouched since login: compacted without the checks.
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut m = Mbox::open(&p, me(), Duration::from_secs(2)).unwrap();
+        assert!(m.settled.is_some());
+        assert_eq!(m.commit(&[true, false, false]).unwrap().deleted, 1);
+        let now = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            now.starts_with("From x@y") && !now.contains("Subject: one"),
+            "{now}"
+        );
     }
 
     #[test]
