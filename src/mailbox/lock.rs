@@ -79,6 +79,17 @@ pub enum Note {
     /// move from where the side file says it got to; no side file means it
     /// had finished.
     Compact { dev: u64, ino: u64 },
+    /// `compact START LEN DEV INO`: the note of mailroom's compaction
+    /// before it moved in place (until December 2026): the whole kept tail
+    /// (LEN bytes) was in the side file, to be copied over the mbox at
+    /// START.  Never written any more; still finished, so that a QUIT
+    /// killed just before an upgrade loses nothing.
+    CompactCopy {
+        start: u64,
+        len: u64,
+        dev: u64,
+        ino: u64,
+    },
 }
 
 impl Note {
@@ -91,13 +102,21 @@ impl Note {
         match (kind, numbers.as_slice()) {
             ("append", &[start, dev, ino]) => Some(Note::Append { start, dev, ino }),
             ("compact", &[dev, ino]) => Some(Note::Compact { dev, ino }),
+            ("compact", &[start, len, dev, ino]) => Some(Note::CompactCopy {
+                start,
+                len,
+                dev,
+                ino,
+            }),
             _ => None,
         }
     }
 
     /// Whether the note is about the file `m` describes.
     pub fn is_about(&self, m: &fs::Metadata) -> bool {
-        let (Note::Append { dev, ino, .. } | Note::Compact { dev, ino, .. }) = *self;
+        let (Note::Append { dev, ino, .. }
+        | Note::Compact { dev, ino }
+        | Note::CompactCopy { dev, ino, .. }) = *self;
         dev == m.dev() && ino == m.ino()
     }
 }
@@ -107,6 +126,12 @@ impl fmt::Display for Note {
         match *self {
             Note::Append { start, dev, ino } => write!(f, "append {start} {dev} {ino}"),
             Note::Compact { dev, ino } => write!(f, "compact {dev} {ino}"),
+            Note::CompactCopy {
+                start,
+                len,
+                dev,
+                ino,
+            } => write!(f, "compact {start} {len} {dev} {ino}"),
         }
     }
 }

@@ -23,7 +23,7 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
         return Ok(None);
     }
     let note = held.broken_note();
-    if !matches!(note, Some(Note::Compact { .. })) {
+    if !matches!(note, Some(Note::Compact { .. } | Note::CompactCopy { .. })) {
         // A compactor killed before its note left a side file nobody uses.
         let _ = std::fs::remove_file(compaction::side_file(path));
     }
@@ -45,6 +45,7 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
         }
         Note::Append { .. } => Ok(None),
         Note::Compact { .. } => compaction::finish(path, &opened),
+        Note::CompactCopy { start, len, .. } => copy_back(path, start, len),
     });
     match settled {
         Ok(done) => {
@@ -56,6 +57,46 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
             Err(e)
         }
     }
+}
+
+/// Finish a compaction of the older kind ([`Note::CompactCopy`]): copy
+/// the side file (the whole kept tail, `len` bytes) over the mbox at
+/// `start`, cut the mbox there, sync, remove the side file.  No side file
+/// of that length means the copy had finished.
+fn copy_back(path: &Path, start: u64, len: u64) -> io::Result<Option<String>> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let side_path = compaction::side_file(path);
+    let side = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&side_path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if side.metadata()?.len() != len {
+        return Ok(None);
+    }
+    // Positioned writes need a descriptor without O_APPEND.
+    let target = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut buf = vec![0u8; 512 * 1024];
+    let mut done = 0u64;
+    while done < len {
+        let n = ((len - done) as usize).min(buf.len());
+        side.read_exact_at(&mut buf[..n], done)?;
+        target.write_all_at(&buf[..n], start + done)?;
+        done += n as u64;
+    }
+    target.set_len(start + len)?;
+    target.sync_all()?;
+    std::fs::remove_file(&side_path)?;
+    Ok(Some(
+        "finished the compaction a killed POP3 session left half-done".to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -127,6 +168,48 @@ mod tests {
         assert!(done.contains("holds no plan"), "{done}");
         drop(held);
         assert_eq!(std::fs::read(&p).unwrap(), after_one);
+        assert!(!compaction::side_file(&p).exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A QUIT of the older kind (whole tail copied to the side file, then
+    /// back) killed midway, just before an upgrade: the new code finishes
+    /// it the old way.
+    #[test]
+    fn a_compaction_of_the_older_kind_is_still_finished() {
+        let d = tmp("compact-old");
+        let p = d.join("eve");
+        let head = b"From a@b  Sat Nov 21 05:00:00 2026\nSubject: kept\n\nkept\n\n";
+        let tail = b"From a@b  Sat Nov 21 05:00:01 2026\nSubject: also kept\n\nyes\n\n";
+        let mut torn = head.to_vec();
+        torn.extend_from_slice(&tail[..20]);
+        torn.extend_from_slice(b"Subject: doomed\n\nbye\n\n");
+        std::fs::write(&p, &torn).unwrap();
+        std::fs::write(compaction::side_file(&p), tail).unwrap();
+        let (dev, ino) = dev_ino(&p);
+        let note = Note::CompactCopy {
+            start: head.len() as u64,
+            len: tail.len() as u64,
+            dev,
+            ino,
+        };
+        // The older code's words, read back as this note.
+        assert_eq!(
+            Note::from_dotlock(&format!(
+                "123\ncompact {} {} {dev} {ino}\n",
+                head.len(),
+                tail.len()
+            )),
+            Some(note)
+        );
+        dead_writers_dotlock(&p, note);
+        append_to(&p, b"Subject: new\n\nnew mail\n", 0).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut want = head.to_vec();
+        want.extend_from_slice(tail);
+        assert!(text.as_bytes().starts_with(&want), "{text}");
+        assert!(!text.contains("doomed"), "{text}");
+        assert!(text.ends_with("new mail\n\n"), "{text}");
         assert!(!compaction::side_file(&p).exists());
         std::fs::remove_dir_all(&d).unwrap();
     }
