@@ -578,14 +578,22 @@ mod tests {
         for n in notes {
             assert_eq!(Note::from_dotlock(&format!("4242\n{n}\n")), Some(n));
         }
+        // The note of the older compaction (side file copied back) is
+        // still read, and written the same way.
+        let older = Note::CompactCopy {
+            start: 10,
+            len: 20,
+            dev: 2049,
+            ino: 131_075,
+        };
+        assert_eq!(older.to_string(), "compact 10 20 2049 131075");
+        assert_eq!(Note::from_dotlock("4242\ncompact 10 20 2049 131075\n"), Some(older));
         for foreign in [
             "",
             "4242\n",
             "0",
             "4242\nappend 0\n",
             "4242\ncompact 1 2 3\n",
-            // The side-file-copy compaction's note before the in-place move.
-            "4242\ncompact 10 20 2049 131075\n",
             "4242\nappend x 1 2\n",
             "4242\nrewrite 1 2 3\n",
             "append 1 2 3\n",
