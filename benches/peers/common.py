@@ -139,18 +139,22 @@ def rounds(ctx, systems: dict[str, Callable[[], object]]) -> dict[str, list]:
 # ---- accounting over the whole sandbox (the PID namespace).
 
 
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
+def sandbox_cpu_seconds() -> float:
+    """CPU time (user + system) of every task the sandbox ever ran.
 
-
-def namespace_cpu_seconds() -> float:
-    """CPU time (user + system) of every task the PID namespace ever ran,
-    except this driver's own: each live or zombie process's own time plus
-    its reaped descendants' (cutime, cstime).  PID 1 (the entry script's
-    shell) reaps every orphan, so a finished daemon's child is counted
-    through it."""
+    From the sandbox's own cgroup (enter.sh makes one when it can): every
+    task is counted there, to the nanosecond, alive or gone.  Without it,
+    from /proc: each live or zombie process's own time plus its reaped
+    descendants' (cutime, cstime), PID 1 (the entry script's shell)
+    reaping every orphan -- which misses the children of a parent that
+    ignores SIGCHLD (their times are collected by no one)."""
+    cgroup = os.environ.get("BENCH_PEERS_CGROUP")
+    if cgroup:
+        for line in Path(cgroup, "cpu.stat").read_text().splitlines():
+            key, value = line.split()
+            if key == "usage_usec":
+                return int(value) / 1e6
     total = 0
-    me = os.getpid()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -160,13 +164,14 @@ def namespace_cpu_seconds() -> float:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         # fields[0] is state (field 3); utime..cstime are fields 14-17.
-        utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-        if int(entry.name) == me:
-            # This driver's own work is not the systems'; its children's is.
-            total += cutime + cstime
-        else:
-            total += utime + stime + cutime + cstime
-    return total / _clock_ticks()
+        total += sum(int(f) for f in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This driver's own CPU (its threads', not its children's)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def tasks_started_mark() -> int:
@@ -183,12 +188,16 @@ def tasks_between(before: int, after: int) -> int:
     return (pid_max - before) + (after - 300)
 
 
-def _disk_of(path: str) -> str | None:
-    """The whole-disk name (vda, sda, nvme0n1) under path's file system."""
-    dev = os.stat(path).st_dev
-    sys_dev = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+def scratch_disk() -> str | None:
+    """The whole disk (vda, sda, nvme0n1) under the overlays' writable
+    layers, where every queue and mailbox of the sandbox lives: enter.sh
+    passes its major:minor (inside, /var is an overlay with a device number
+    of its own)."""
+    dev = os.environ.get("BENCH_PEERS_DEVICE")
+    if not dev:
+        return None
     try:
-        real = sys_dev.resolve()
+        real = Path(f"/sys/dev/block/{dev}").resolve(strict=True)
     except OSError:
         return None
     # A partition's directory sits inside its disk's.
@@ -215,19 +224,19 @@ class Usage:
     seconds: float
     cpu_seconds: float
     tasks: int
-    flushes: int
+    flushes: float  # nan when the disk does not count them
 
 
 class Accounting:
-    """Wall time, CPU of the whole sandbox, tasks started and disk flushes
-    between start() and stop()."""
+    """Wall time, CPU of the whole sandbox (but this driver's own), tasks
+    started and disk flushes between start() and stop()."""
 
-    def __init__(self, path: str = "/var"):
-        self.disk = _disk_of(path)
+    def __init__(self):
+        self.disk = scratch_disk()
 
     def start(self) -> None:
         self.t0 = time.monotonic()
-        self.cpu0 = namespace_cpu_seconds()
+        self.cpu0 = sandbox_cpu_seconds() - own_cpu_seconds()
         self.pid0 = tasks_started_mark()
         self.fl0 = disk_flushes(self.disk)
 
@@ -235,12 +244,12 @@ class Accounting:
         t1 = time.monotonic()
         fl1 = disk_flushes(self.disk)
         pid1 = tasks_started_mark()
-        cpu1 = namespace_cpu_seconds()
+        cpu1 = sandbox_cpu_seconds() - own_cpu_seconds()
         return Usage(
             seconds=t1 - self.t0,
             cpu_seconds=cpu1 - self.cpu0,
             tasks=tasks_between(self.pid0, pid1),
-            flushes=fl1 - self.fl0,
+            flushes=fl1 - self.fl0 if self.disk else float("nan"),
         )
 
 

@@ -31,7 +31,9 @@
 # (default: target/bench-peers of this checkout).
 #
 # Knobs (environment): MAILROOM_CHECKOUT, BENCH_PEERS_DIR (where the
-# scratch directory goes), BENCH_PEERS_CACHE, BENCH_PEERS_TRACE (set: set -x).
+# scratch directory goes), BENCH_PEERS_CACHE, BENCH_PEERS_TRACE (set: set -x),
+# BENCH_PEERS_COMMAND (a shell command to run in the sandbox instead of
+# run.py, e.g. "bash -i" to look around).
 set -euo pipefail
 [ -z "${BENCH_PEERS_TRACE:-}" ] || set -x
 
@@ -73,10 +75,30 @@ case "${BENCH_PEERS_STAGE:-}" in
   fi
   W=$(mktemp -d "$base/bench-peers.XXXXXX")
   trap 'rm -rf "$W"' EXIT
+  # The scratch disk's device, for the sections' count of disk flushes
+  # (inside, /var is an overlay with a device number of its own).
+  export BENCH_PEERS_DEVICE
+  BENCH_PEERS_DEVICE=$(stat -c '%Hd:%Ld' "$W")
+  # A cgroup of its own (cgroup v2, a child of this shell's: no
+  # controller, only its CPU count), so the CPU of every process in the
+  # sandbox is counted, even of those whose parent ignores SIGCHLD and so
+  # never collects their times (dma's delivery processes).  Removed at the
+  # end; without it the sections count what /proc can still show.
+  BENCH_PEERS_CGROUP=
+  cg2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+  here_cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+  if [ -n "$cg2" ] && [ -n "$here_cg" ] && mkdir "$cg2${here_cg%/}/bench-peers.$$" 2> /dev/null; then
+    BENCH_PEERS_CGROUP=$cg2${here_cg%/}/bench-peers.$$
+  fi
+  trap 'rm -rf "$W"; [ -z "$BENCH_PEERS_CGROUP" ] || rmdir "$BENCH_PEERS_CGROUP"' EXIT
   export BENCH_PEERS_STAGE=setup BENCH_PEERS_SCRATCH=$W BENCH_PEERS_CHECKOUT=$CHECKOUT \
-    BENCH_PEERS_CACHE=$CACHE BENCH_PEERS_REPO=$REPO
-  unshare --mount --uts --pid --fork --mount-proc -- bash "$SELF" "$@"
-  exit
+    BENCH_PEERS_CACHE=$CACHE BENCH_PEERS_REPO=$REPO BENCH_PEERS_CGROUP
+  status=0
+  (
+    [ -z "$BENCH_PEERS_CGROUP" ] || echo "$BASHPID" > "$BENCH_PEERS_CGROUP/cgroup.procs"
+    exec unshare --mount --uts --pid --fork --mount-proc -- bash "$SELF" "$@"
+  ) || status=$?
+  exit "$status"
   ;;
 
 setup)
@@ -205,7 +227,11 @@ measure)
   ip link set lo up
   cd "$BENCH_PEERS_REPO"
   status=0
-  /usr/bin/python3 "$HERE/run.py" "$@" || status=$?
+  if [ -n "${BENCH_PEERS_COMMAND:-}" ]; then
+    bash -c "$BENCH_PEERS_COMMAND" || status=$?
+  else
+    /usr/bin/python3 "$HERE/run.py" "$@" || status=$?
+  fi
   exit "$status"
   ;;
 

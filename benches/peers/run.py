@@ -10,6 +10,7 @@ the queues, and the helpers below.
 
 import argparse
 import importlib
+import os
 import pwd
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def main() -> int:
     versions = Path("/run/bench-peers/versions")
     if versions.exists():
         print("make bench-peers: " + "; ".join(versions.read_text().split("\n")).strip("; "))
+    print(f"queues and mailboxes on disk {common.scratch_disk() or '?'}; {os.cpu_count()} CPUs")
     print(
         f"{args.rounds} rounds per figure; median (min–max); ratio = mailroom against the peer, "
         f"above 1 = mailroom better; 'noisy' = rounds spread over {common.NOISY * 100:.0f}% of the median"
