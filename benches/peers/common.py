@@ -108,7 +108,8 @@ def print_rows(title: str, rows: list[Row]) -> None:
             rounds = len(xs)
             text = f"    {name:<9} {fmt(median(xs)):>8}  ({fmt(min(xs)) if xs else '-'}–{fmt(max(xs)) if xs else '-'}, {rounds} round{'s' if rounds != 1 else ''})"
             if name not in ("floor", OURS) and (r := ratio(row, name)) is not None:
-                text += f"   mailroom {r:.2f}× {'better' if r >= 1 else 'worse'}"
+                verdict = "level" if abs(r - 1) < 0.005 else "better" if r > 1 else "worse"
+                text += f"   mailroom {r:.2f}× {verdict}"
             if spread(xs) > NOISY:
                 text += f"   noisy (spread {spread(xs) * 100:.0f}%)"
             print(text)
