@@ -105,8 +105,9 @@ def print_rows(title: str, rows: list[Row]) -> None:
         print(f"  {row.measure} ({row.unit}; {better} is better)")
         lines = ([("floor", row.floor)] if row.floor else []) + list(row.values.items())
         for name, xs in lines:
-            rounds = len(xs)
-            text = f"    {name:<9} {fmt(median(xs)):>8}  ({fmt(min(xs)) if xs else '-'}–{fmt(max(xs)) if xs else '-'}, {rounds} round{'s' if rounds != 1 else ''})"
+            low, high = (fmt(min(xs)), fmt(max(xs))) if xs else ("-", "-")
+            plural = "s" if len(xs) != 1 else ""
+            text = f"    {name:<9} {fmt(median(xs)):>8}  ({low}–{high}, {len(xs)} round{plural})"
             if name not in ("floor", OURS) and (r := ratio(row, name)) is not None:
                 verdict = "level" if abs(r - 1) < 0.005 else "better" if r > 1 else "worse"
                 text += f"   mailroom {r:.2f}× {verdict}"

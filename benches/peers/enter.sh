@@ -25,8 +25,10 @@
 #   5. enters a private network namespace (only lo) and runs
 #      benches/peers/run.py with the arguments given.
 #
-# Ending the PID namespace ends every daemon; the scratch directory is
-# removed at the end.  The downloaded .debs (and package lists, when the
+# The whole sandbox runs in a cgroup of its own (cgroup v2, no controller:
+# only its CPU count, read by the sections).  Ending the PID namespace ends
+# every daemon; the scratch directory and the cgroup are removed at the
+# end.  The downloaded .debs (and package lists, when the
 # host's were stale) are kept for the next run in BENCH_PEERS_CACHE
 # (default: target/bench-peers of this checkout).
 #

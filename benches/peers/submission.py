@@ -51,7 +51,13 @@ def run(ctx) -> list[Row]:
     serial = iter(range(1_000_000))
 
     def call(cmd: str, count: int, callers: int, prefix: str) -> dict:
-        job = {"cmd": cmd, "count": count, "callers": callers, "recipients": [f"{user}@{systems.DOMAIN}"], "prefix": prefix}
+        job = {
+            "cmd": cmd,
+            "count": count,
+            "callers": callers,
+            "recipients": [f"{user}@{systems.DOMAIN}"],
+            "prefix": prefix,
+        }
         p = subprocess.run(
             [sys.executable, str(bin_dir / "caller.py"), json.dumps(job)],
             capture_output=True,
