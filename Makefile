@@ -4,6 +4,9 @@
 #   make test       unit + integration tests, lint, and (as root) the compat suite
 #   make demo       install into a throwaway root and run the stack end to end
 #   make bench      print the performance figures
+#   make bench-peers   (root) the same machine's figures beside dma, Postfix and
+#                   Dovecot, installed privately in a sandbox (benches/peers/enter.sh);
+#                   PEERS="submission drain ..." picks sections, ROUNDS=N rounds
 #   make fuzz       run each fuzz target FUZZ_SECONDS seconds (fuzz/run.sh)
 #   make torture    the long crash torture and soak (issue 9)
 #   make install    install under $(PREFIX) (default /usr), honouring $(DESTDIR),
@@ -62,7 +65,7 @@ SUBST_PATHS := sed -e 's\#/usr/sbin/\#$(SBINDIR)/\#g' -e 's\#/usr/libexec/mailro
 SKIP_LOG    := $(CURDIR)/target/skipped-tests
 export MAILROOM_SKIP_LOG := $(SKIP_LOG)
 
-.PHONY: all build test lint unit compat demo bench fuzz torture install install-services uninstall uninstall-services clean
+.PHONY: all build test lint unit compat demo bench bench-peers fuzz torture install install-services uninstall uninstall-services clean
 
 all: build
 
@@ -94,6 +97,17 @@ demo: build
 
 bench: build
 	$(CARGO) bench --locked --bench bench
+
+# Builds nothing here: the sandbox runs "make install" from MAILROOM_CHECKOUT
+# (default: this checkout), which builds what is out of date.
+PEERS  ?=
+ROUNDS ?= 3
+bench-peers:
+ifeq ($(IS_ROOT),yes)
+	benches/peers/enter.sh $(PEERS) --rounds $(ROUNDS)
+else
+	@echo "bench-peers: needs root (private namespaces, apt-get inside overlays): run 'sudo make bench-peers'"; exit 1
+endif
 
 # Coverage-guided fuzzing, one target after another; `make test` replays
 # the committed corpora (tests/fuzz_regressions.rs).
