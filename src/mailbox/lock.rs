@@ -587,7 +587,10 @@ mod tests {
             ino: 131_075,
         };
         assert_eq!(older.to_string(), "compact 10 20 2049 131075");
-        assert_eq!(Note::from_dotlock("4242\ncompact 10 20 2049 131075\n"), Some(older));
+        assert_eq!(
+            Note::from_dotlock("4242\ncompact 10 20 2049 131075\n"),
+            Some(older)
+        );
         for foreign in [
             "",
             "4242\n",
