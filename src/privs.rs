@@ -10,6 +10,9 @@
 //! * Programs started as root switch to a mailbox owner with
 //!   [`become_user`], which checks that the switch really happened.
 
+mod files_as;
+pub use files_as::FilesAs;
+
 use std::ffi::CString;
 
 /// Running with a real id different from the effective one (set-id).

@@ -49,6 +49,16 @@ pub(super) fn as_user(
     }
     let groups = crate::privs::groups_for(name, gid, extra)
         .map_err(|e| Failure::temp("4.3.0", format!("cannot find the groups of {name}: {e}")))?;
+    // File work (every caller's): this thread takes the owner's file
+    // identity for it, no child needed ([`crate::privs::FilesAs`]).  A
+    // child as before if the thread cannot.
+    if let Ok(identity) = crate::privs::FilesAs::become_user(uid, gid, &groups) {
+        crate::log::hold_in_this_thread(true);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        drop(identity);
+        crate::log::hold_in_this_thread(false);
+        return result.unwrap_or_else(|_| Err(Failure::temp("4.3.0", "delivery failed")));
+    }
     let (rd, wr) =
         nix::unistd::pipe().map_err(|e| Failure::temp("4.3.0", format!("pipe: {}", e.desc())))?;
     // SAFETY: the child switches ids, does the delivery and _exits; it

@@ -107,6 +107,13 @@ pub const LINES: &[Line] = &[
         meaning: "The message is queued, but the queue runner could not be started for it; the periodic queue run (timer or cron) delivers it.  Check that qrun is installed set-user-id root, group mqueue, mode 4750.",
     },
     Line {
+        programs: &["qrun", "deliver"],
+        qid: Never,
+        level: Err,
+        shape: "cannot return to root's file identity ({ERROR}): stopping",
+        meaning: "A delivering thread, which had taken a mailbox owner's file identity to write the mailbox, could not become root again; the process ends at once (SIGABRT) rather than deliver another message as that user.  The message is retried; the crash guard counts it.  This points at a kernel or security-module refusal: see the system log.",
+    },
+    Line {
         programs: &["qrun"],
         qid: Never,
         level: Err,

@@ -156,7 +156,10 @@ pub fn log(level: Level, qid: Option<&str>, text: &str) {
     // whose lock another thread may have held at the fork (and, switched
     // to a mailbox owner, could not open the log file): it holds its
     // lines for its parent to write (see [`take_held`]).
-    if crate::privs::in_forked_child() {
+    // A thread working on files as a mailbox's owner
+    // ([`crate::privs::FilesAs`]) holds its lines too: the log file is
+    // root's.
+    if crate::privs::in_forked_child() || HOLDING.with(|h| h.get()) {
         HELD.with(|h| h.borrow_mut().push((level, msg)));
         return;
     }
@@ -207,6 +210,22 @@ thread_local! {
 /// which writes them with [`log`].
 pub fn take_held() -> Vec<(Level, String)> {
     HELD.with(|h| std::mem::take(&mut *h.borrow_mut()))
+}
+
+thread_local! {
+    /// This thread holds its lines (see [`hold_in_this_thread`]).
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Hold this thread's lines instead of writing them (`true`), or write
+/// what was held and stop holding (`false`).
+pub fn hold_in_this_thread(on: bool) {
+    HOLDING.with(|h| h.set(on));
+    if !on {
+        for (level, text) in take_held() {
+            log(level, None, &text);
+        }
+    }
 }
 
 pub fn info(qid: Option<&str>, text: &str) {
