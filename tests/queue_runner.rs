@@ -188,6 +188,37 @@ fn a_message_queued_while_the_express_run_is_finishing_is_delivered_at_once() {
     }
 }
 
+/// An admin's change applies to the next message even while an express
+/// run is lingering with the tables it read at its start.
+#[test]
+fn an_express_run_applies_a_table_changed_while_it_lingers() {
+    let r = root("qrun-express-fresh", "");
+    r.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\nexpress_linger = 30\n",
+    );
+    r.write("etc/mail/aliases", "postmaster: root\nsales: bob\n");
+    let send = |subject: &str| {
+        let o = r.sendmail(
+            &["-t", "-i"],
+            format!("To: sales\nSubject: {subject}\n\nx\n").as_bytes(),
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    };
+    send("before");
+    wait_for_mail(&r, "bob", "Subject: before", 1, 10);
+    // The run lingers (30 s) with the old aliases; the admin edits them.
+    std::thread::sleep(Duration::from_millis(50));
+    r.write("etc/mail/aliases", "postmaster: root\nsales: eve\n");
+    send("after");
+    wait_for_mail(&r, "eve", "Subject: after", 1, 10);
+    assert!(
+        !r.mbox("bob").contains("Subject: after"),
+        "{}",
+        r.mbox("bob")
+    );
+}
+
 /// Many submitters at once, runs starting and ending all the time (no
 /// linger): every message is delivered once, promptly, and no marker is
 /// left behind.

@@ -214,6 +214,19 @@ impl Inbox {
         ids
     }
 
+    /// Announce `ids` again (taken, then left for the next pass).
+    pub fn put_back(&self, ids: &[QueueId]) {
+        for id in ids {
+            let _ = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o660)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.path.join(id.as_str()));
+        }
+    }
+
     /// Wait until a marker may have arrived, at most `wait`.
     pub fn wait(&self, wait: Duration) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -237,6 +250,50 @@ impl Inbox {
 impl Drop for Inbox {
     fn drop(&mut self) {
         self.unlock();
+    }
+}
+
+/// What the files a run reads at its start looked like: the configuration
+/// and tables in `/etc/mail` (each file's identity, size and times, and
+/// the directory's, which every rename into it changes), and the system's
+/// user and group files.  An express run compares it before taking more
+/// jobs and starts afresh when it changed, so an admin's change (a quota
+/// raised, a DKIM key added, an alias) applies to the next message even
+/// while the run is busy or lingering.  Per-user files (filters,
+/// `.forward`) are read at each delivery anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp(Vec<(u64, u64, u64, i64, i64, i64, i64)>);
+
+impl Stamp {
+    pub fn now(cfg: &crate::config::Config) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let etc_mail = cfg.paths.resolve("/etc/mail");
+        let mut paths = vec![etc_mail.clone()];
+        if let Ok(d) = std::fs::read_dir(&etc_mail) {
+            let mut names: Vec<PathBuf> = d.flatten().map(|e| e.path()).collect();
+            names.sort();
+            paths.extend(names);
+        }
+        for f in ["/etc/passwd", "/etc/group", "/etc/shadow"] {
+            paths.push(cfg.paths.resolve(f));
+        }
+        Stamp(
+            paths
+                .iter()
+                .map(|p| match std::fs::metadata(p) {
+                    Ok(m) => (
+                        m.dev(),
+                        m.ino(),
+                        m.size(),
+                        m.mtime(),
+                        m.mtime_nsec(),
+                        m.ctime(),
+                        m.ctime_nsec(),
+                    ),
+                    Err(_) => (0, 0, 0, 0, 0, 0, 0),
+                })
+                .collect(),
+        )
     }
 }
 
@@ -277,9 +334,12 @@ pub fn serve(
                 Some(c) => c,
                 None => load()?,
             };
+            let stamp = Stamp::now(&cfg);
             let settings = super::Settings::from_config(&cfg)?;
             let runner = super::Runner::new(&cfg, verbose)?;
-            runner.run_express(&inbox, settings.express_linger, PASS_LIMIT);
+            runner.run_express(&inbox, settings.express_linger, PASS_LIMIT, &|| {
+                Stamp::now(&cfg) == stamp
+            });
             if !inbox.has_markers() {
                 break;
             }

@@ -180,6 +180,9 @@ struct Arrivals<'a> {
     /// Take nothing more after this: the run starts afresh (the
     /// configuration and tables read again).
     until: std::time::Instant,
+    /// Whether the configuration and tables are still as the run read
+    /// them ([`express::Stamp`]); if not, it starts afresh.
+    still_fresh: &'a (dyn Fn() -> bool + Sync),
     last: Mutex<std::time::Instant>,
     done: std::sync::atomic::AtomicBool,
     looking: Mutex<()>,
@@ -210,6 +213,19 @@ impl Arrivals<'_> {
             } else {
                 Vec::new()
             };
+            // Looked at after taking: a change the admin finished before
+            // a job was announced is seen before that job is delivered.
+            let stale = !(self.still_fresh)();
+            if (stale || Instant::now() >= self.until)
+                && (!ids.is_empty() || self.inbox.has_markers())
+            {
+                // Left for the next pass, which reads the configuration
+                // and tables again.
+                self.inbox.put_back(&ids);
+                self.done.store(true, Ordering::SeqCst);
+                self.news.notify_all();
+                return false;
+            }
             let Ok(mut w) = work.lock() else { return false };
             if !ids.is_empty() {
                 if let Ok(mut last) = self.last.lock() {
@@ -321,18 +337,21 @@ impl Runner {
     }
 
     /// An express run's pass ([`express`]): the jobs announced in `inbox`
-    /// as they arrive, until none has for `linger` or `limit` has passed.
+    /// as they arrive, until none has for `linger`, `limit` has passed or
+    /// `still_fresh` says the configuration or a table changed.
     pub fn run_express(
         &self,
         inbox: &express::Inbox,
         linger: std::time::Duration,
         limit: std::time::Duration,
+        still_fresh: &(dyn Fn() -> bool + Sync),
     ) -> Stats {
         let now = std::time::Instant::now();
         let arrivals = Arrivals {
             inbox,
             linger,
             until: now + limit,
+            still_fresh,
             last: Mutex::new(now),
             done: std::sync::atomic::AtomicBool::new(false),
             looking: Mutex::new(()),
@@ -343,7 +362,9 @@ impl Runner {
             force: true,
             ..Selection::default()
         };
-        self.work_through(&sel, inbox.take(), None, Some(arrivals))
+        // The workers take the first jobs as they take the rest: after
+        // the check that the tables are still as read.
+        self.work_through(&sel, Vec::new(), None, Some(arrivals))
     }
 
     /// Deliver `ids` (and what joins them) with the pass's workers.
