@@ -21,8 +21,8 @@
 //!        ▼                       │ locks, reads, rewrites, removes
 //!   ┌────────────────────────────────┐  SMTP (route, dns, smtp, dkim)
 //!   │ qrun: runner (root)            │────────▶ remote MX / smarthost, paced per domain
-//!   │  per mailbox: deliver, in a    │
-//!   │  child as the mailbox owner    │────────▶ /var/mail/USER (mbox) or ~/Maildir
+//!   │  per mailbox: deliver, with    │
+//!   │  the owner's file identity     │────────▶ /var/mail/USER (mbox) or ~/Maildir
 //!   └────────────────────────────────┘           (resolve: virtusertable, aliases, users)
 //!                                              ┌────────────────────────┐
 //!   Outlook, Thunderbird, fetchmail ──inetd──▶ │ pop3d (root → user)    │ reads the same mailboxes
@@ -39,7 +39,7 @@
 //! | `sendmail` (submission, `mailq`) | the caller, setgid `mqueue` | `/etc/mail/*`, stdin | `qf`/`df` (or a held `hf`) in `/var/spool/mqueue`; the outbound counters in `/var/spool/mailroom/limits` |
 //! | `newaliases` | root | `/etc/mail/aliases` | its compiled index |
 //! | `qrun` | root (setuid root, executable by group `mqueue` only) | the queue | the queue, SMTP connections, the autoresponder's memory and the per-destination pacing in `/var/spool/mailroom` |
-//! | `deliver` (in `qrun`, or the `deliver` command) | a child of root that becomes the mailbox owner | the queue's `df`, `~/.forward` and `~/.mailroom-filter` (as the user), `/etc/mail/filter` | mailboxes and their folders, as their owner |
+//! | `deliver` (in `qrun`, or the `deliver` command) | root's thread with the mailbox owner's file identity ([`privs::FilesAs`]); programs in a child that becomes the owner | the queue's `df`, `~/.forward` and `~/.mailroom-filter` (as the user), `/etc/mail/filter` | mailboxes and their folders, as their owner |
 //! | `sendmail -bs` (SMTP server) | a pipe: the caller, setgid `mqueue`; a socket: started as root by inetd, the dialogue as `smtp_user` + group `mqueue`, root only answers AUTH | `/etc/mail/*` and pop3d's POP-before-SMTP stamps (read before dropping root) | `qf`/`df` in `/var/spool/mqueue`; the outbound counters |
 //! | `pop3d` | started as root by inetd, becomes the mailbox owner after login | mailboxes | mailboxes (deletions); as root, the POP-before-SMTP stamps in `/var/spool/mailroom` |
 //! | `mailroom` (admin) | root | everything in `/etc/mail` | tables, mailbox accounts, the queue (hold, release, delete) |

@@ -6,16 +6,20 @@
 //!
 //! `account.rs`: a mailbox copy (spamc, the filters, then the inbox or a
 //! folder); `program.rs`: `|program` targets; `file.rs`: `/file` targets;
-//! `as_user.rs`: the switch to the target's owner in a child.
+//! `as_user.rs`: the switch to the target's owner.
 //!
 //! ## Privileges
 //!
-//! Started as root (by the queue runner), `deliver` forks one child per
-//! target, and the child switches to the target's user (`setgroups` with
-//! the user's groups plus `mail` for the spool's dotlocks, `setresgid`,
-//! `setresuid`, verified) *before* opening anything of that user's; the
-//! child reports back over a pipe.  Not started as root (tests, `make
-//! demo`, a user running it by hand), it delivers as itself.
+//! Started as root (by the queue runner), `deliver` writes each mailbox
+//! and `/file` target with the target's user's file identity *before*
+//! opening anything of that user's: the delivering thread takes it
+//! (the user's groups plus `mail` for the spool's dotlocks, fsgid, fsuid,
+//! no capabilities; verified, and given back after:
+//! [`crate::privs::FilesAs`]), or, if the thread cannot, a child switches
+//! fully (`setresgid`, `setresuid`) and reports back over a pipe.
+//! Programs always run in a child that becomes the user.  Not started as
+//! root (tests, `make demo`, a user running it by hand), it delivers as
+//! itself.
 //!
 //! ## What is written
 //!
