@@ -22,10 +22,10 @@
 //! on the `dnsbl` lists (a 127.255.255.x answer is the list refusing this
 //! resolver, a warning); the TLS certificate.
 //!
-//! Here: the findings, the box as configured ([`Setup`]), the report;
+//! Here: the findings, the box as configured (`Setup`), the report;
 //! `records.rs` the domains' records, `sending.rs` the sending
 //! addresses, `certificate.rs` the certificate.  The checks ask DNS
-//! through [`Net`], which the tests answer from tables.
+//! through `Net`, which the tests answer from tables.
 //!
 //! Every lookup is bounded (`dns_timeout`, two tries; SPF as a whole
 //! `inbound_check_time`; after three unanswered lookups in a row the rest

@@ -8,7 +8,7 @@
 //!
 //! | text | means |
 //! |------|-------|
-//! | `%{` letter [digits] [`r`] [delimiters] `}` | a value, split on the delimiters (default `.`), maybe reversed, its rightmost *digits* parts, joined with `.` |
+//! | `%{` letter \[digits\] \[`r`\] \[delimiters\] `}` | a value, split on the delimiters (default `.`), maybe reversed, its rightmost *digits* parts, joined with `.` |
 //! | `%%` `%_` `%-` | `%`, a space, `%20` |
 //! | any other visible ASCII but `%` | itself (and a space, in explanation text only) |
 //!

@@ -1,7 +1,7 @@
 //! The SMTP dialogue (RFC 5321, with ESMTP: RFC 1870 SIZE, 6152 8BITMIME,
 //! 2920 PIPELINING, 2034/3463 enhanced codes, 3461 DSN, 3207 STARTTLS,
 //! 4954 AUTH), replies worded as sendmail 8's.  The sender checks'
-//! part is in [`checks`].
+//! part is in `checks`.
 
 mod auth;
 mod checks;
@@ -68,7 +68,7 @@ pub struct Session<'a> {
     /// many connections, an access `Connect:` rejection) — for an
     /// implicit-TLS client, which hears nothing outside TLS.
     pub refusal: Option<Reply>,
-    /// The sender checks for mail from the internet ([`checks`]).
+    /// The sender checks for mail from the internet (`checks`).
     pub gate: Option<crate::inbound::Gate>,
     /// Refused service at connect (a blocklist): only QUIT is answered.
     service_refused: bool,
