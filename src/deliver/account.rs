@@ -213,20 +213,17 @@ fn to_mailbox(
                     (path, parent, 0, 0o600)
                 }
             };
-            // A forked child cannot take the in-process turn; hold it here.
-            let _turn = if switch { mbox::turn(&path) } else { None };
             // localtime(3) before the fork (see as_user).
             let from = mbox::from_line(sender, crate::date::now());
             as_user(
                 &keep,
                 switch,
-                &owner.name,
-                owner.uid,
-                owner.gid,
+                (&owner.name, owner.uid, owner.gid),
                 // Group mail (for the spool's dotlocks) matters only to a
                 // process that switches users: skip the lookup otherwise.
                 &if switch { mail_gid() } else { Vec::new() },
-                || {
+                Some(&path),
+                |in_process| {
                     if folders.is_none()
                         && account.is_virtual
                         && let Some(parent) = path.parent()
@@ -251,7 +248,7 @@ fn to_mailbox(
                             lock_timeout,
                             owner: expect_uid,
                             create_mode,
-                            in_process_turn: !switch,
+                            in_process_turn: in_process,
                             already: already.map(|(a, _)| a),
                         },
                     )
@@ -264,11 +261,10 @@ fn to_mailbox(
             as_user(
                 &keep,
                 switch,
-                &owner.name,
-                owner.uid,
-                owner.gid,
+                (&owner.name, owner.uid, owner.gid),
                 &[],
-                || {
+                None,
+                |_| {
                     let d = maildir::Deliver {
                         prepend,
                         message: msg,

@@ -25,10 +25,15 @@ pub fn switches_users(cfg: &Config) -> bool {
     nix::unistd::geteuid().is_root() && cfg.paths.is_system()
 }
 
-/// Run `work` as `owner` (uid, gid, name) with `extra` groups: in a child
-/// process that switches to them when `switch` (and the user is not who we
-/// already are), directly otherwise.  `keep` are the only open files the
-/// child keeps (see [`Request::child_keeps`]).
+/// Run `work` as the user (name, uid, gid) with `extra` groups when
+/// `switch` (and the user is not who we already are): in this thread with
+/// the owner's file identity ([`crate::privs::FilesAs`]), or, if that
+/// cannot be had, in a child process that switches to them; directly
+/// otherwise.  `work` is told whether it runs in this process (and may
+/// share the mailbox with the process's other threads: [`mbox::turn`]).
+/// For a child, this process's turn at `turn_for` is held meanwhile.
+/// `keep` are the only open files the child keeps (see
+/// [`Request::child_keeps`]).
 ///
 /// The child is forked from a threaded runner: another thread may have
 /// held a libc lock at the fork (the time zone's, the user database's,
@@ -38,14 +43,13 @@ pub fn switches_users(cfg: &Config) -> bool {
 pub(super) fn as_user(
     keep: &[RawFd],
     switch: bool,
-    name: &str,
-    uid: u32,
-    gid: u32,
+    (name, uid, gid): (&str, u32, u32),
     extra: &[u32],
-    work: impl FnOnce() -> Result<(), Failure>,
+    turn_for: Option<&std::path::Path>,
+    work: impl FnOnce(bool) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     if !switch || uid == nix::unistd::geteuid().as_raw() {
-        return work();
+        return work(true);
     }
     let groups = crate::privs::groups_for(name, gid, extra)
         .map_err(|e| Failure::temp("4.3.0", format!("cannot find the groups of {name}: {e}")))?;
@@ -54,11 +58,13 @@ pub(super) fn as_user(
     // child as before if the thread cannot.
     if let Ok(identity) = crate::privs::FilesAs::become_user(uid, gid, &groups) {
         crate::log::hold_in_this_thread(true);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(true)));
         drop(identity);
         crate::log::hold_in_this_thread(false);
         return result.unwrap_or_else(|_| Err(Failure::temp("4.3.0", "delivery failed")));
     }
+    // A forked child cannot take the in-process turn; hold it here.
+    let _turn = turn_for.and_then(crate::mailbox::mbox::turn);
     let (rd, wr) =
         nix::unistd::pipe().map_err(|e| Failure::temp("4.3.0", format!("pipe: {}", e.desc())))?;
     // SAFETY: the child switches ids, does the delivery and _exits; it
@@ -78,7 +84,7 @@ pub(super) fn as_user(
             crate::privs::close_other_descriptors(&kept);
             let mut out = std::fs::File::from(wr);
             let result = match crate::privs::set_ids(uid, gid, &groups) {
-                Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(false)))
                     .unwrap_or_else(|_| Err(Failure::temp("4.3.0", "delivery process failed"))),
                 Err(e) => Err(Failure::temp("4.3.0", format!("cannot become {name}: {e}"))),
             };

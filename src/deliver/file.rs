@@ -27,21 +27,15 @@ pub(super) fn to_file(
     }
     let path: PathBuf = cfg.paths.resolve(path);
     let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
-    let _turn = if switches_users(cfg) {
-        mbox::turn(&path)
-    } else {
-        None
-    };
     // localtime(3) before the fork (see as_user).
     let from = mbox::from_line(sender, crate::date::now());
     as_user(
         &req.child_keeps(),
         switches_users(cfg),
-        &owner.name,
-        owner.uid,
-        owner.gid,
+        (&owner.name, owner.uid, owner.gid),
         &[],
-        || {
+        Some(&path),
+        |in_process| {
             mbox::append(
                 &path,
                 &mbox::Append {
@@ -52,7 +46,7 @@ pub(super) fn to_file(
                     lock_timeout,
                     owner: None,
                     create_mode: 0o600,
-                    in_process_turn: !switches_users(cfg),
+                    in_process_turn: in_process,
                     already: None,
                 },
             )
