@@ -1143,7 +1143,8 @@ fn smtp_cases(
 }
 
 fn smtp() {
-    // Client-only mode, for Postfix (benches/postfix-compare.sh smtpd).
+    // Client-only mode: these clients against another server (HOST:PORT),
+    // e.g. a Postfix smtpd, to check make bench-peers' Python clients.
     if let Ok(target) = std::env::var("MAILROOM_BENCH_SMTP_TARGET") {
         let addr = target
             .parse()

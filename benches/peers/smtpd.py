@@ -15,7 +15,7 @@ Only acceptance is measured: nothing is delivered.
     file;
   - Postfix: Debian's package and master.cf (smtpd started by master and
     reused for up to 100 connections; no postscreen), main.cf as
-    benches/postfix-compare.sh writes it (inet_interfaces = loopback-only,
+    written here (inet_interfaces = loopback-only,
     the recipient a local user checked against passwd and aliases, a log
     file through postlogd, services not chrooted) and header_checks
     putting every message on hold.
