@@ -22,7 +22,9 @@
 //!   ends the process rather than deliver the next message as someone
 //!   else.
 //!
-//! Only file work runs this way.  A program (an alias's `|command`,
+//! A thread or process started from the thread while the identity is on
+//! would begin with it: the work done this way starts neither.  Only file
+//! work runs this way.  A program (an alias's `|command`,
 //! spamc) is still started in a child that becomes the user fully: a
 //! program `exec`ed from a thread with only the file identity switched
 //! would run as root.
