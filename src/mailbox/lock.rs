@@ -34,10 +34,14 @@
 //! stale, and removed, when the process whose pid it holds is gone
 //! (liblockfile's rule) or when its file has not changed for five minutes
 //! (sendmail's rule, for lockers that write no pid; a live holder of ours
-//! refreshes it during long work, [`Held::touch`]).  Whoever removes a
-//! stale dotlock creates its own at once, still under its `fcntl` lock,
-//! and learns what the dead holder had noted ([`Held::broken_note`]): the
-//! [`Note`]s say who writes which, and what the finder does with it.
+//! refreshes it during long work, [`Held::touch`]).  Whoever finds a
+//! dotlock stale replaces it by its own in one step (a rename, carrying
+//! the dead holder's note on), still under its `fcntl` lock, and learns
+//! what the dead holder had noted ([`Held::broken_note`]): the [`Note`]s
+//! say who writes which, and what the finder does with it.  A finder
+//! that lets go before settling it puts the dead holder's words back; one
+//! that may not create the dotlock waits while such a note is there
+//! rather than ignore it.
 
 use std::cell::Cell;
 use std::fmt;
@@ -147,6 +151,10 @@ pub struct Held {
     /// Leave the dotlock when dropped: its note tells the next holder
     /// what to finish.
     left: Cell<bool>,
+    /// What `broken` noted has been finished, undone, or found to be about
+    /// another file ([`Held::settled`]).  Until then, dropping the lock
+    /// puts the dead holder's words back, so that no locker can lose them.
+    settled: Cell<bool>,
 }
 
 impl Held {
@@ -178,6 +186,12 @@ impl Held {
     /// dotlock stale (once this process is gone) finishes it.
     pub fn leave_for_recovery(&self) {
         self.left.set(true);
+    }
+
+    /// What the dead holder noted is dealt with (by
+    /// [`super::mbox::recovery`]): the dotlock may go when dropped.
+    pub fn settled(&self) {
+        self.settled.set(true);
     }
 
     /// The content of the stale dotlock this lock replaced, if any.
@@ -213,10 +227,24 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some((p, _)) = &self.dotlock
+        if let Some((p, f)) = &self.dotlock
             && !self.left.get()
         {
-            let _ = fs::remove_file(p);
+            // A locker that gave up before settling what a dead holder
+            // noted (the mailbox path changed under it, an error) leaves
+            // the dead holder's dotlock as it found it, for the next one.
+            let unsettled = match (self.settled.get(), self.broken.as_deref()) {
+                (false, Some(words)) if Note::from_dotlock(words).is_some() => Some(words),
+                _ => None,
+            };
+            let put_back = unsettled.is_some_and(|words| {
+                f.write_all_at(words.as_bytes(), 0)
+                    .and_then(|()| f.set_len(words.len() as u64))
+                    .is_ok()
+            });
+            if !put_back {
+                let _ = fs::remove_file(p);
+            }
         }
         let _ = fcntl_lock(self.fd, None);
     }
@@ -361,6 +389,40 @@ fn create_dotlock(path: &Path) -> io::Result<File> {
     linked.map(|()| f)
 }
 
+/// Put our own dotlock in place of a stale one whose holder left `dead`
+/// in it: our pid, and the dead holder's [`Note`] if it left one, are
+/// written to `.NAME.lock.takeover` and renamed over the dotlock.  Only a
+/// holder of the fcntl lock takes over, so the fixed name is never in use
+/// twice; a leftover from a killed taker is replaced.
+fn take_over_dotlock(path: &Path, dead: &str) -> io::Result<File> {
+    use std::io::Write;
+    let mut words = format!("{}\n", std::process::id());
+    if let Some(note) = Note::from_dotlock(dead) {
+        words.push_str(&format!("{note}\n"));
+    }
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".takeover");
+    let tmp = path.with_file_name(name);
+    let _ = fs::remove_file(&tmp);
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    match (&f)
+        .write_all(words.as_bytes())
+        .and_then(|()| fs::rename(&tmp, path))
+    {
+        Ok(()) => Ok(f),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 fn try_dotlock(path: &Path) -> io::Result<Dot> {
     match create_dotlock(path) {
         Ok(f) => Ok(Dot::Got(path.to_path_buf(), f, None)),
@@ -381,19 +443,20 @@ fn try_dotlock(path: &Path) -> io::Result<Dot> {
             }
             // (A live holder refreshes its dotlock's time during long work,
             // Held::touch, so five minutes unchanged means gone or hung.)
-            // Remove it only if it is still the same file, then take our
-            // own at once (we hold the fcntl lock: no appender of ours can
-            // come between).
+            // Replace it only if it is still the same file, and in one
+            // step (a rename over it) by our own, which carries its note
+            // on: removing it first would leave an instant where a kill
+            // loses what the dead holder left half done.  (We hold the
+            // fcntl lock: no locker of ours can come between.)
             match fs::symlink_metadata(path) {
                 Ok(again) if again.ino() == m.ino() && again.mtime() == m.mtime() => {}
                 _ => return Ok(Dot::Busy),
             }
-            if fs::remove_file(path).is_err() {
-                return Ok(Dot::Busy);
-            }
-            crate::log::notice(None, &format!("removed stale lock {}", path.display()));
-            match create_dotlock(path) {
-                Ok(f) => Ok(Dot::Got(path.to_path_buf(), f, Some(content))),
+            match take_over_dotlock(path, &content) {
+                Ok(f) => {
+                    crate::log::notice(None, &format!("removed stale lock {}", path.display()));
+                    Ok(Dot::Got(path.to_path_buf(), f, Some(content)))
+                }
                 Err(_) => Ok(Dot::Busy),
             }
         }
@@ -403,9 +466,34 @@ fn try_dotlock(path: &Path) -> io::Result<Dot> {
                 Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
             ) =>
         {
-            Ok(Dot::NotPermitted)
+            Ok(without_permission(path))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A locker that may not create the dotlock still respects one that is
+/// there: a live holder's is busy, and so is a dead holder's of ours
+/// with a note, whose work (a half append, a half compaction) this
+/// locker cannot settle, nor clear once settled; it waits for a locker
+/// that can.  Otherwise (no dotlock, or a stale foreign one it may not
+/// remove) the fcntl lock alone, as popa3d and Dovecot's `dotlock_try`.
+fn without_permission(path: &Path) -> Dot {
+    let content = match fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Dot::NotPermitted,
+        Err(_) => return Dot::Busy,
+    };
+    let fresh = fs::symlink_metadata(path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age < STALE_DOTLOCK);
+    let alive = fresh && !holder_is_dead(&content);
+    if alive || Note::from_dotlock(&content).is_some() {
+        Dot::Busy
+    } else {
+        Dot::NotPermitted
     }
 }
 
@@ -425,6 +513,7 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
                         dotlock: Some((p, f)),
                         broken,
                         left: Cell::new(false),
+                        settled: Cell::new(false),
                     });
                 }
                 Dot::NotPermitted => {
@@ -433,6 +522,7 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
                         dotlock: None,
                         broken: None,
                         left: Cell::new(false),
+                        settled: Cell::new(false),
                     });
                 }
                 Dot::Busy => {
@@ -459,6 +549,29 @@ pub fn lock(file: &File, path: &Path, kind: Kind, timeout: Duration) -> Result<H
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A locker that may not create dotlocks: a live holder's dotlock, or
+    /// a dead one's of ours with a note it cannot settle, keeps it
+    /// waiting; no dotlock, or a dead foreign one, lets it go on with the
+    /// fcntl lock alone.
+    #[test]
+    fn without_leave_to_create_dotlocks_a_noted_one_is_still_respected() {
+        let d = std::env::temp_dir().join(format!("mr-lock-noperm-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let dot = d.join("bob.lock");
+        let _ = fs::remove_file(&dot);
+        assert!(matches!(without_permission(&dot), Dot::NotPermitted));
+        fs::write(&dot, format!("{}\n", std::process::id())).unwrap();
+        assert!(matches!(without_permission(&dot), Dot::Busy));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        fs::write(&dot, format!("{dead}\n")).unwrap();
+        assert!(matches!(without_permission(&dot), Dot::NotPermitted));
+        fs::write(&dot, format!("{dead}\nappend 10 1 2\n")).unwrap();
+        assert!(matches!(without_permission(&dot), Dot::Busy));
+        fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn dotlock_and_fcntl_exclude_each_other() {

@@ -28,27 +28,37 @@ pub fn recover(file: &File, path: &Path, held: &lock::Held) -> io::Result<Option
         let _ = std::fs::remove_file(compaction::side_file(path));
     }
     let Some(note) = note else {
+        held.settled();
         return Ok(None);
     };
     let opened = file.metadata()?;
     if !note.is_about(&opened) {
+        // The mbox was replaced: the note is about a file gone from here.
+        held.settled();
         return Ok(None);
     }
-    let settled = held.note(note).and_then(|()| match note {
-        Note::Append { start, .. } if start < opened.len() => {
-            file.set_len(start)?;
-            file.sync_data()?;
-            Ok(Some(format!(
-                "removed {} bytes a killed delivery left half-written",
-                opened.len() - start
-            )))
-        }
+    // The note goes into this finder's dotlock first; until it is there,
+    // dropping the lock puts the dead holder's words back.
+    held.note(note)?;
+    let done = match note {
+        Note::Append { start, .. } if start < opened.len() => file
+            .set_len(start)
+            .and_then(|()| file.sync_data())
+            .map(|()| {
+                Some(format!(
+                    "removed {} bytes a killed delivery left half-written",
+                    opened.len() - start
+                ))
+            }),
         Note::Append { .. } => Ok(None),
         Note::Compact { .. } => compaction::finish(path, &opened),
         Note::CompactCopy { start, len, .. } => copy_back(path, start, len),
-    });
-    match settled {
+    };
+    match done {
         Ok(done) => {
+            // Done: the note must never be acted on again (the file may
+            // grow past START from now on).
+            held.settled();
             held.clear_note()?;
             Ok(done)
         }
@@ -145,6 +155,84 @@ mod tests {
         append_to(&p, b"Subject: three\n\nthird\n", 0).unwrap();
         assert!(std::fs::read(&p).unwrap().starts_with(&before));
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A torn append and its writer's stale dotlock, as a kill leaves them.
+    fn torn(name: &str) -> (std::path::PathBuf, Vec<u8>) {
+        let d = tmp(name);
+        let p = d.join("bob");
+        append_to(&p, b"Subject: one\n\nfirst\n", 0).unwrap();
+        let whole = std::fs::read(&p).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"From x@y  Sat Nov 21 05:00:00 2026\nSubject: torn\n\nhal")
+            .unwrap();
+        let (dev, ino) = dev_ino(&p);
+        dead_writers_dotlock(
+            &p,
+            Note::Append {
+                start: whole.len() as u64,
+                dev,
+                ino,
+            },
+        );
+        (p, whole)
+    }
+
+    fn lock_bob(p: &std::path::Path) -> (std::fs::File, lock::Held) {
+        let f = OpenOptions::new().read(true).write(true).open(p).unwrap();
+        let held = lock::lock(&f, p, lock::Kind::Write, Duration::from_secs(2)).unwrap();
+        (f, held)
+    }
+
+    /// The finder is killed the instant after it took the stale dotlock
+    /// over, before settling anything: its own dotlock already carries
+    /// the dead writer's note, so the next locker still cuts the torn
+    /// append.  (Removing the stale dotlock and then creating one left an
+    /// instant where a kill lost the note.)
+    #[test]
+    fn a_finder_killed_as_it_takes_the_dotlock_over_loses_no_note() {
+        let (p, whole) = torn("takeover");
+        let (f, held) = lock_bob(&p);
+        assert!(held.broken_note().is_some());
+        let ours = std::fs::read_to_string(lock::dotlock_path(&p)).unwrap();
+        assert_eq!(Note::from_dotlock(&ours), held.broken_note(), "{ours}");
+        // Killed here: the dotlock stays, the fcntl lock goes with the
+        // file, and so does the holder.
+        std::mem::forget(held);
+        drop(f);
+        let note = Note::from_dotlock(&ours).unwrap();
+        dead_writers_dotlock(&p, note);
+        append_to(&p, b"Subject: two\n\nsecond\n", 0).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("torn"), "{text}");
+        assert!(text.starts_with(std::str::from_utf8(&whole).unwrap()));
+        std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
+    }
+
+    /// A locker that breaks a stale dotlock and lets go without settling
+    /// its note (the mailbox path changed under it; an error) puts the
+    /// dead writer's words back: the next locker settles them.
+    #[test]
+    fn a_locker_that_gives_up_leaves_the_note_for_the_next() {
+        let (p, whole) = torn("give-up");
+        let (_f, held) = lock_bob(&p);
+        let dead = held.broken().unwrap().to_string();
+        drop(held);
+        assert_eq!(
+            std::fs::read_to_string(lock::dotlock_path(&p)).unwrap(),
+            dead
+        );
+        append_to(&p, b"Subject: two\n\nsecond\n", 0).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("torn"), "{text}");
+        assert!(text.starts_with(std::str::from_utf8(&whole).unwrap()));
+        assert!(text.ends_with("second\n\n"), "{text}");
+        assert!(!lock::dotlock_path(&p).exists());
+        // Settled once, never again: a lock taken and dropped now leaves
+        // nothing behind.
+        drop(lock_bob(&p));
+        assert!(!lock::dotlock_path(&p).exists());
+        std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
     }
 
     #[test]

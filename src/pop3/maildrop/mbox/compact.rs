@@ -12,10 +12,10 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::super::{Committed, READ_BUF};
+use super::super::Committed;
 use super::scan::Msg;
 use crate::mailbox::lock;
 use crate::mailbox::mbox::compaction::{self, Plan};
@@ -88,43 +88,12 @@ pub(super) fn remove(
         start,
         segments,
     };
-    if held.has_dotlock() {
-        compaction::compact(file, path, held, &plan)?;
-    } else {
-        // No dotlock, so no side file either (the spool is not ours to
-        // write): the segments are copied down in place, and a kill
-        // midway leaves a damaged tail.
-        let mut buf = vec![0u8; READ_BUF];
-        let mut w = start;
-        for &(from, to) in &plan.segments {
-            copy_down(file, from, to, w, &mut buf)?;
-            w += to - from;
-        }
-        file.set_len(w)?;
-        file.sync_data()?;
-    }
+    compaction::compact(file, path, held, &plan)?;
     Ok(Compacted {
         kept,
         indexed_end,
         committed,
     })
-}
-
-/// Copy `[from, to)` down to `dest` (`dest <= from`), front to back.
-fn copy_down(file: &File, from: u64, to: u64, dest: u64, buf: &mut [u8]) -> io::Result<()> {
-    if dest == from {
-        return Ok(());
-    }
-    let mut r = from;
-    let mut w = dest;
-    while r < to {
-        let n = ((to - r) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], r)?;
-        file.write_all_at(&buf[..n], w)?;
-        r += n as u64;
-        w += n as u64;
-    }
-    Ok(())
 }
 
 /// Signals that would stop a rewrite halfway are held until it is done.

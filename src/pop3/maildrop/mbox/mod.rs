@@ -234,6 +234,16 @@ impl Mbox {
             Ok(None) => {}
             Err(e) => return Err(format!("{what}: cannot repair: {e}")),
         }
+        // The move is made safe against a kill by its note in the dotlock
+        // and its side file beside the mbox; without leave to create them
+        // (a spool not writable by group mail) nothing is moved.
+        if !held.has_dotlock() {
+            return Err(format!(
+                "{what}: nothing deleted: no permission to create {} beside it, which a \
+                 safe rewrite needs (make the spool directory group mail, mode 2775)",
+                crate::mailbox::lock::dotlock_path(&self.path).display()
+            ));
+        }
         let now = file.metadata().map_err(|e| format!("{what}: {e}"))?;
         let size = now.len();
         if size < self.snapshot {
