@@ -312,6 +312,36 @@ class Mailroom:
                     os.unlink(e.path)
 
 
+class InetdFloor(Mailroom):
+    """The inetd floor: the same inetd starting inetd_floor.c's program
+    for each connection, which writes each message to a file, fsyncs it,
+    renames it and fsyncs the directory before its 250 (mailroom's
+    promise, with nothing else: no checks, no log, no privilege split)."""
+
+    name = "inetd floor"
+
+    def __init__(self, work: Path):
+        if not os.access(INETD, os.X_OK):
+            raise RuntimeError(f"no {INETD}: enter.sh installs openbsd-inetd")
+        prog = work / "inetd-floor"
+        common.sh(f"gcc -O2 -o {prog} {Path(__file__).parent / 'inetd_floor.c'}")
+        self.spool = work / "floor-spool"
+        self.spool.mkdir(exist_ok=True)
+        self.conf = work / "inetd-floor.conf"
+        self.conf.write_text(
+            f"{ADDR[0]}:{ADDR[1]}\tstream\ttcp\tnowait.1000000\troot\t{prog}\tinetd-floor {self.spool}\n"
+        )
+        self.log = work / "inetd-floor.out"
+        self.proc = None
+
+    def queued(self) -> int:
+        return sum(1 for e in os.scandir(self.spool) if e.name.startswith("msg."))
+
+    def clear(self) -> None:
+        for e in os.scandir(self.spool):
+            os.unlink(e.path)
+
+
 class Postfix:
     name = "postfix"
 
@@ -490,7 +520,12 @@ def run(ctx) -> list[common.Row]:
     os.chmod(log, 0o660)
     datas = {size: message(size) for size, _ in CASES}
     try:
-        servers = {"postfix": Postfix(), "mailroom": Mailroom(work), "floor": Responder()}
+        servers = {
+            "postfix": Postfix(),
+            "mailroom": Mailroom(work),
+            "floor": Responder(),
+            "inetd floor": InetdFloor(work),
+        }
         results = common.rounds(ctx, {name: (lambda s=s: measure(s, datas, ctx.log)) for name, s in servers.items()})
     finally:
         for p, text in saved.items():
@@ -506,7 +541,14 @@ def run(ctx) -> list[common.Row]:
             f"{name} {common.median([x.client_cpu / x.seconds for x in loads[name]]):.2f}"
             for name in ("postfix", "mailroom", "floor")
         )
-        notes = [f"the clients' CPU, in cores (medians): {cpu}"]
+        inetd_floor = common.median([x.rate for x in loads["inetd floor"]])
+        mailroom = common.median([x.rate for x in loads["mailroom"]])
+        notes = [
+            f"inetd floor (a minimal program per connection from the same inetd, each message "
+            f"written, fsynced, renamed, directory fsynced): {common.fmt(inetd_floor)} msg/s, "
+            f"mailroom at {mailroom / inetd_floor:.2f}× it",
+            f"the clients' CPU, in cores (medians): {cpu}",
+        ]
         if key == CASES[0]:
             notes.insert(0, "floor: these clients against an in-memory responder, their own ceiling")
             notes.insert(1, "after every case the queue held as many messages as the clients got 250s")
