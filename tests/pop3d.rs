@@ -35,6 +35,37 @@ fn pop_root(name: &str, mbox: &[u8], extra_conf: &str) -> Root {
 
 const MBOX: &[u8] = b"From a@example.org  Sat Nov 21 05:00:00 2026\nReturn-Path: <a@example.org>\nReceived: by test.example id 1\nSubject: one\n\nhello\n>From the quoted line\n.a dot\n\nFrom c@example.org  Sat Nov 21 05:00:01 2026\nReceived: by test.example id 2\nSubject: two\n\nsecond\n\n";
 
+/// A spool where the user may not create dotlocks (not group mail, or
+/// group mail without write): mail can be read, but QUIT moves nothing,
+/// since a kill in the middle of the move could not be finished by
+/// anyone (no note, no side file); the client hears it and the log says
+/// what to fix.  (Only root can make pop3d someone who lacks the right.)
+#[test]
+fn quit_deletes_nothing_where_no_dotlock_can_be_made() {
+    if !is_root() {
+        return;
+    }
+    let r = pop_root("pop-no-dotlock", MBOX, "");
+    std::os::unix::fs::chown(r.path("var/mail"), Some(0), Some(0)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(r.path("var/mail"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut p = PopSession::greeted(&r);
+    p.login("bob");
+    assert_eq!(p.cmd(b"STAT"), "+OK 2 171\r\n");
+    assert_eq!(p.cmd(b"DELE 1"), "+OK Marked to be deleted.\r\n");
+    assert_eq!(
+        p.cmd(b"QUIT"),
+        "-ERR [SYS/TEMP] Some deleted messages were not removed.\r\n"
+    );
+    p.finish();
+    assert_eq!(r.read_strict("var/mail/bob").as_bytes(), MBOX);
+    assert!(
+        r.log().contains("mode 2775"),
+        "the log says what to fix: {}",
+        r.log()
+    );
+}
+
 #[test]
 fn a_session_lists_retrieves_and_deletes() {
     let r = pop_root("pop-basic", MBOX, "");

@@ -38,6 +38,18 @@ impl Root {
         for d in ["etc/mail", "var/spool/mqueue", "var/mail", "var/log"] {
             fs::create_dir_all(dir.join(d)).unwrap();
         }
+        if is_root() {
+            // The spool as Debian ships it (root:mail, 2775): pop3d keeps
+            // group mail for its dotlocks, which its QUIT needs.
+            let mail = nix::unistd::Group::from_name("mail").ok().flatten();
+            if let Some(g) = mail {
+                std::os::unix::fs::chown(dir.join("var/mail"), Some(0), Some(g.gid.as_raw()))
+                    .unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(dir.join("var/mail"), fs::Permissions::from_mode(0o2775))
+                    .unwrap();
+            }
+        }
         let root = Root { dir };
         root.write(
             "etc/mail/mailroom.conf",
