@@ -67,7 +67,6 @@ class Dovecot:
         with open(self.conf, "w") as f:
             f.write(f"""protocols = lmtp
 ssl = no
-listen =
 base_dir = {self.dir}/run
 state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
