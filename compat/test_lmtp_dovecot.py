@@ -95,9 +95,16 @@ service lmtp {{
 }}
 """)
         self.socket = os.path.join(self.dir, "run", "lmtp")
-        p = mr.run([DOVECOT, "-c", self.conf])
+
+    def start(self):
+        # The master forks and keeps its descriptors: not a pipe we would
+        # wait on for ever.
+        with open(os.path.join(self.dir, "start.log"), "wb") as out:
+            p = subprocess.run([DOVECOT, "-c", self.conf], stdin=subprocess.DEVNULL,
+                               stdout=out, stderr=subprocess.STDOUT, timeout=60)
         if p.returncode != 0:
-            raise AssertionError("dovecot did not start: " + (p.stdout + p.stderr).decode(errors="replace"))
+            with open(os.path.join(self.dir, "start.log")) as f:
+                raise AssertionError("dovecot did not start: " + f.read())
         if not wait_for(self.socket):
             raise AssertionError("no LMTP socket: " + self.log())
 
@@ -109,7 +116,8 @@ service lmtp {{
             return ""
 
     def stop(self):
-        mr.run([DOVECOT, "-c", self.conf, "stop"])
+        subprocess.run([DOVECOT, "-c", self.conf, "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         time.sleep(0.3)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -207,6 +215,7 @@ class LmtpDovecot(mr.Case):
             mr.ensure_user(u)
         self.dovecot = Dovecot(self.QUOTA_USER)
         self.addCleanup(self.dovecot.stop)
+        self.dovecot.start()
 
     def configure(self, socket_path):
         mr.default_config(f"mailbox_transport = lmtp:unix:{socket_path}\n")

@@ -287,7 +287,8 @@ fn reply_outcome(cfg: &Config, req: &Request<'_>, dest: &Destination, r: &Reply)
         return Outcome::Delivered;
     }
     let status = r.status();
-    let text = format!("{dest} said: {r}");
+    // The server's words first: mailq shows only the start of a status.
+    let text = format!("{r} (from {dest})");
     let full = status.ends_with(".2.2");
     let f = Failure {
         temporary: r.is_temporary() && !full,
