@@ -190,6 +190,9 @@ pub struct Config {
     pub spamc: Option<PathBuf>,
     /// Longest `spamc` may take before the message goes on unscanned.
     pub spamc_timeout: u64,
+    /// Hand mailbox copies to this LMTP server instead of writing them
+    /// (None: write them; [`crate::deliver`]'s `lmtp.rs`).
+    pub mailbox_transport: Option<crate::deliver::lmtp::Destination>,
 }
 
 /// Mailbox formats.
@@ -319,6 +322,11 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
         "30s",
         "longest spamc may take; then the message is delivered unscanned",
     ),
+    (
+        "mailbox_transport",
+        "local",
+        "local (write mbox/Maildir files), or hand every mailbox copy to an LMTP server: lmtp:unix:/run/dovecot/lmtp or lmtp:[host]:24 (per domain: mailertable)",
+    ),
 ];
 
 impl Config {
@@ -350,6 +358,7 @@ impl Config {
             spam_folder: "Spam".to_string(),
             spamc: None,
             spamc_timeout: 30,
+            mailbox_transport: None,
             settings: BTreeMap::new(),
             source: None,
             paths,
@@ -505,6 +514,11 @@ impl Config {
                         }
                         Some(p)
                     };
+                }
+                "mailbox_transport" => {
+                    self.mailbox_transport =
+                        crate::deliver::lmtp::Destination::parse_setting(&s.value)
+                            .map_err(|e| bad(key, s, &e))?;
                 }
                 "forward_files" | "allow_programs" | "allow_files" | "probe_interfaces" => {
                     let v =

@@ -5,6 +5,10 @@
 //!    parent as `.parent.example`, then `.` for everything; values
 //!    `smtp:host`, `esmtp:[host]`, `relay:[host]:port`, `local:user` (deliver
 //!    here), `error:CODE TEXT`.  Brackets mean "this host, no MX lookup".
+//!    `lmtp:unix:/path` or `lmtp:[host]:port` is for this host's own
+//!    domains: their mailboxes are handed to that LMTP server
+//!    ([`crate::deliver`]'s `lmtp.rs`); for any other domain it is a
+//!    configuration error that keeps the mail queued.
 //! 2. The smarthost (`smarthost = [mail.isp.example]:587`), when set.
 //! 3. The domain's MX records, lowest preference first, else its own
 //!    address (the implicit MX); `[192.0.2.1]` literals go straight there.
@@ -174,23 +178,7 @@ impl Router {
     }
 
     fn mailertable_lookup(&self, d: &str) -> Option<(String, String)> {
-        if self.mailertable.is_empty() {
-            return None;
-        }
-        if let Some(h) = self.mailertable.get(d) {
-            return Some((d.to_string(), h.value.to_string()));
-        }
-        let mut rest = d;
-        while let Some(i) = rest.find('.') {
-            rest = &rest[i + 1..];
-            let key = format!(".{rest}");
-            if let Some(h) = self.mailertable.get(&key) {
-                return Some((key, h.value.to_string()));
-            }
-        }
-        self.mailertable
-            .get(".")
-            .map(|h| (".".to_string(), h.value.to_string()))
+        mailertable_lookup(&self.mailertable, d)
     }
 
     fn mailertable_route(&self, domain: &str, key: &str, value: &str) -> Route {
@@ -208,6 +196,15 @@ impl Router {
                 })
             }
             "local" => Route::Local(arg.to_string()),
+            "lmtp" => Route::Error(Refusal {
+                code: 451,
+                dsn: "4.3.5".to_string(),
+                text: format!(
+                    "{via}: lmtp: delivers this host's own mailboxes, and {domain} is not a domain of this host"
+                ),
+                temporary: true,
+                exit: crate::exit::ExitCode::TempFail,
+            }),
             _ => {
                 let hop = match Hop::parse(arg, 25) {
                     Some(h) => h,
@@ -236,6 +233,28 @@ impl Router {
             }
         }
     }
+}
+
+/// `domain`'s mailertable entry: the domain itself, then each parent as
+/// `.parent`, then `.`; the key that matched and its value.
+pub fn mailertable_lookup(table: &Table, d: &str) -> Option<(String, String)> {
+    if table.is_empty() {
+        return None;
+    }
+    if let Some(h) = table.get(d) {
+        return Some((d.to_string(), h.value.to_string()));
+    }
+    let mut rest = d;
+    while let Some(i) = rest.find('.') {
+        rest = &rest[i + 1..];
+        let key = format!(".{rest}");
+        if let Some(h) = table.get(&key) {
+            return Some((key, h.value.to_string()));
+        }
+    }
+    table
+        .get(".")
+        .map(|h| (".".to_string(), h.value.to_string()))
 }
 
 #[cfg(test)]

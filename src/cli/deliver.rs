@@ -134,6 +134,7 @@ pub fn main(args: Vec<String>) -> i32 {
         queue_id: qid.as_deref(),
         redelivery: false,
         job_lock: None,
+        lmtp_journal: None,
     };
     let start = Instant::now();
     let reports = deliver(&resolver, &req, &rcpts);

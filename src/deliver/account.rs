@@ -1,19 +1,30 @@
 //! A mailbox copy: spamc when configured, then the filter rules, which
 //! pick the inbox, a folder, nowhere (logged) or a 5.7.1 refusal, and may
 //! add forwards (reported only once the local copy is safe); then the
-//! append to the mbox or the Maildir, as the mailbox's owner.
+//! append to the mbox or the Maildir, as the mailbox's owner — or, for a
+//! mailbox whose transport is LMTP, the copy to send (`lmtp.rs`).
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::as_user::{as_user, mail_gid, switches_users};
+use super::lmtp::{self, Destination, Pending};
 use super::{Outcome, Request, mailbox_address, outcome};
 use crate::accounts::{Account, MailboxPath};
 use crate::config::Config;
 use crate::mailbox::{self, Failure, maildir, mbox};
 
+/// What became of a mailbox copy.
+pub(super) enum Copy {
+    /// What it is, the outcome, and the addresses the filter forwards to.
+    Done(String, Outcome, Vec<String>),
+    /// What it is, and the copy an LMTP transaction will deliver.
+    Lmtp(String, Pending),
+}
+
 /// A mailbox copy: spamc, the filters, then the inbox, a folder, nowhere
-/// or a bounce.
+/// or a bounce.  `transport`: where the mailbox's copies go (`Ok(None)`:
+/// its files).
 pub(super) fn to_account(
     cfg: &Config,
     req: &Request<'_>,
@@ -21,7 +32,8 @@ pub(super) fn to_account(
     account: &Account,
     sender: &str,
     delivered_to: &[String],
-) -> (String, Outcome, Vec<String>) {
+    transport: Result<Option<Destination>, String>,
+) -> Copy {
     use crate::filter::{self, Place, files::Loaded};
     let qid = req.queue_id;
     let addr = mailbox_address(account, &cfg.hostname);
@@ -31,16 +43,30 @@ pub(super) fn to_account(
     };
     if delivered_to.iter().any(|d| *d == addr.to_ascii_lowercase()) {
         let fail = Failure::perm("5.4.6", format!("mail forwarding loop for {addr}"));
-        return (inbox, Outcome::Failed(fail), Vec::new());
+        return Copy::Done(inbox, Outcome::Failed(fail), Vec::new());
     }
+    let lmtp = match transport {
+        Ok(t) => t,
+        // A broken mailertable line: the mail waits for the fix.
+        Err(e) => {
+            return Copy::Done(
+                inbox,
+                Outcome::Deferred(Failure::temp("4.3.5", e)),
+                Vec::new(),
+            );
+        }
+    };
+    let inbox = match &lmtp {
+        Some(dest) => format!("mailbox {addr} by {dest}"),
+        None => inbox,
+    };
     use crate::message::Header;
     let mut header = Header::parse(&req.message.header_bytes().unwrap_or_default());
     // This host's Authentication-Results field, read from the message as
     // it was queued: spamd may rewrite the header (report_safe wraps spam
     // keeping only a few of its fields), and the field is ours either way.
     let auth = crate::inbound::results::ours(&header, &crate::inbound::authserv_id(cfg));
-    let scanned;
-    let mut msg = req.message;
+    let mut scanned: Option<crate::mailbox::Message> = None;
     if let Some(spamc) = &cfg.spamc {
         match filter::spamc::scan(
             spamc,
@@ -51,9 +77,8 @@ pub(super) fn to_account(
             req.message,
         ) {
             Ok(m) => {
-                scanned = m;
-                msg = &scanned;
-                header = Header::parse(&msg.header_bytes().unwrap_or_default());
+                header = Header::parse(&m.header_bytes().unwrap_or_default());
+                scanned = Some(m);
             }
             Err(why) => crate::log::warning(
                 qid,
@@ -62,6 +87,7 @@ pub(super) fn to_account(
         }
     }
     // From here on the message is the scanned one.
+    let msg = scanned.as_ref().unwrap_or(req.message);
     let scanned_req = Request {
         message: msg,
         ..*req
@@ -127,11 +153,37 @@ pub(super) fn to_account(
             req.arrival,
         )
     });
+    if let (Some(dest), Place::Inbox | Place::Folder(_)) = (lmtp, &decision.place) {
+        let folder = match &decision.place {
+            Place::Folder(name) => {
+                crate::log::info(
+                    qid,
+                    &format!("filter: {addr}: into folder {name} by {by}{notes}"),
+                );
+                Some(name.as_str())
+            }
+            _ => None,
+        };
+        let what = match folder {
+            Some(name) => format!("folder {name} of {inbox}"),
+            None => inbox,
+        };
+        let pending = Pending {
+            report: 0,
+            dest,
+            login: account.login.clone(),
+            rcpt: lmtp::rcpt_address(&addr, folder),
+            sender: sender.to_string(),
+            scanned,
+            forwards: decision.forwards,
+        };
+        return Copy::Lmtp(what, pending);
+    }
     let (what, r) = match &decision.place {
         Place::Reject(text) => {
             crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{notes}"));
             let fail = Failure::perm("5.7.1", text.clone());
-            return (
+            return Copy::Done(
                 format!("rejected by {by}"),
                 Outcome::Failed(fail),
                 Vec::new(),
@@ -175,7 +227,7 @@ pub(super) fn to_account(
     } else {
         Vec::new()
     };
-    (what, outcome, forwards)
+    Copy::Done(what, outcome, forwards)
 }
 
 /// Append to an account's mbox, or deliver into its Maildir; into

@@ -5,7 +5,8 @@
 //! ## Modules
 //!
 //! `account.rs`: a mailbox copy (spamc, the filters, then the inbox or a
-//! folder); `program.rs`: `|program` targets; `file.rs`: `/file` targets;
+//! folder); `lmtp.rs`: mailbox copies handed to an LMTP server instead
+//! (`mailbox_transport`, mailertable `lmtp:`); `program.rs`: `|program` targets; `file.rs`: `/file` targets;
 //! `as_user.rs`: the switch to the target's owner.
 //!
 //! ## Privileges
@@ -59,12 +60,13 @@
 mod account;
 mod as_user;
 mod file;
+pub mod lmtp;
 mod program;
 
 use std::os::fd::RawFd;
 use std::path::Path;
 
-use account::to_account;
+use account::{Copy, to_account};
 pub use as_user::switches_users;
 
 use crate::accounts::Account;
@@ -138,6 +140,9 @@ pub struct Request<'a> {
     /// runner killed while the child writes, and no other runner retries
     /// the job (and writes a second copy) until the child is done.
     pub job_lock: Option<RawFd>,
+    /// The queue job's LMTP reply journal (`lfID`, see `lmtp.rs`): the
+    /// mailboxes an LMTP server already accepted this message for.
+    pub lmtp_journal: Option<&'a Path>,
 }
 
 impl Request<'_> {
@@ -161,6 +166,8 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
     // in, Ok(false) = no (longer a) list.
     let mut lists: std::collections::HashMap<String, Result<bool, Failure>> =
         std::collections::HashMap::new();
+    // Mailbox copies for an LMTP server, sent together at the end.
+    let mut pending: Vec<lmtp::Pending> = Vec::new();
     for rcpt in rcpts {
         let mut finals = finals_for(resolver, rcpt);
         // A refused member carries no sender: give it its list's.
@@ -214,7 +221,16 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                     Outcome::List { name: name.clone() },
                     Vec::new(),
                 ),
-                _ => deliver_final(cfg, req, &rcpt.address, &f, &delivered_to),
+                _ => match deliver_final(resolver, req, &rcpt.address, &f, &delivered_to) {
+                    Copy::Done(what, outcome, forwards) => (what, outcome, forwards),
+                    // Its outcome comes with its transaction, below.
+                    Copy::Lmtp(what, mut p) => {
+                        p.report = reports.len();
+                        pending.push(p);
+                        let waiting = Failure::temp("4.3.0", "LMTP transaction not run");
+                        (what, Outcome::Deferred(waiting), Vec::new())
+                    }
+                },
             };
             let (again, ctl) = match &f.target {
                 Target::Mailbox { account, .. } => (format!("\\{}", account.login), None),
@@ -238,25 +254,45 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                 sender,
             });
             for address in forwards {
-                if !seen.insert(format!("filter forward {}", address.to_ascii_lowercase())) {
-                    continue;
+                if seen.insert(format!("filter forward {}", address.to_ascii_lowercase())) {
+                    reports.push(forward_report(resolver, req, &rcpt.address, address));
                 }
-                reports.push(Report {
-                    recipient: rcpt.address.clone(),
-                    printable: address.clone(),
-                    what: format!("remote {address}"),
-                    outcome: Outcome::Forward {
-                        address: address.clone(),
-                        sender: None,
-                    },
-                    again: address.clone(),
-                    ctl: None,
-                    sender: srs_sender(resolver, req.sender),
-                });
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let done = lmtp::run(cfg, req, pending, &mut |i, o| reports[i].outcome = o);
+        for (i, forwards) in done {
+            let recipient = reports[i].recipient.clone();
+            for address in forwards {
+                if seen.insert(format!("filter forward {}", address.to_ascii_lowercase())) {
+                    reports.push(forward_report(resolver, req, &recipient, address));
+                }
             }
         }
     }
     reports
+}
+
+/// The report for an address a filter forwards a delivered copy to.
+fn forward_report(
+    resolver: &Resolver,
+    req: &Request<'_>,
+    recipient: &str,
+    address: String,
+) -> Report {
+    Report {
+        recipient: recipient.to_string(),
+        printable: address.clone(),
+        what: format!("remote {address}"),
+        outcome: Outcome::Forward {
+            address: address.clone(),
+            sender: None,
+        },
+        again: address,
+        ctl: None,
+        sender: srs_sender(resolver, req.sender),
+    }
 }
 
 /// The finals of one recipient: resolution, except for program and file
@@ -353,18 +389,22 @@ fn qualify_sender(sender: &str, host: &str) -> String {
 }
 
 /// Deliver to one final target: what it is, the outcome, and the
-/// addresses a filter forwards to.
+/// addresses a filter forwards to — or, for an LMTP mailbox, the copy
+/// to send.
 fn deliver_final(
-    cfg: &Config,
+    resolver: &Resolver,
     req: &Request<'_>,
     rcpt: &str,
     f: &Final,
     delivered_to: &[String],
-) -> (String, Outcome, Vec<String>) {
+) -> Copy {
+    let cfg = resolver.config();
     let host = &cfg.hostname;
     let sender = qualify_sender(f.sender.as_deref().unwrap_or(req.sender), host);
     if let Target::Mailbox { account, .. } = &f.target {
-        return to_account(cfg, req, rcpt, account, &sender, delivered_to);
+        let domain = lmtp::mailbox_domain(account, host);
+        let transport = resolver.transports().for_domain(&domain);
+        return to_account(cfg, req, rcpt, account, &sender, delivered_to, transport);
     }
     let (what, outcome) = match &f.target {
         Target::Error(r) => {
@@ -409,7 +449,7 @@ fn deliver_final(
             (format!("file {path}"), outcome(cfg, req, r))
         }
     };
-    (what, outcome, Vec::new())
+    Copy::Done(what, outcome, Vec::new())
 }
 
 /// Turn a result into an outcome; over quota defers (4.2.2) while the
@@ -465,6 +505,7 @@ mod tests {
             queue_id: None,
             redelivery: false,
             job_lock: None,
+            lmtp_journal: None,
         }
     }
 

@@ -677,6 +677,20 @@ pub const LINES: &[Line] = &[
         meaning: "spamc failed or took longer than spamc_timeout: the message is delivered without a spam score.",
     },
     Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Info,
+        shape: "{ADDRESS}: accepted by {LMTP} in an earlier attempt; not sent again",
+        meaning: "The job's LMTP reply journal says the server already took this mailbox's copy (an attempt killed or cut before the queue file was rewritten): it counts as delivered.",
+    },
+    Line {
+        programs: &["deliver"],
+        qid: IfAny,
+        level: Err,
+        shape: "{ADDRESS}: delivered, but the reply journal cannot be written ({ERROR}): a crash now would send it again",
+        meaning: "The LMTP server took the copy but its record in the queue (lfID) failed (disk full?): if the runner dies before the queue file is rewritten, that mailbox gets the message twice.",
+    },
+    Line {
         programs: &["deliver", "sendmail", "mailroom"],
         qid: Never,
         level: Warning,

@@ -11,6 +11,7 @@
 //! | `tfID` | anyone about to create or replace `qfID` | the next control file, not yet valid |
 //! | `QfID` | the runner | a control file set aside because it cannot be processed ("lost") |
 //! | `hfID` | the admin | a held (quarantined) control file |
+//! | `lfID` | the runner, during an attempt | the mailboxes an LMTP server already accepted the message for (format and purpose: `src/deliver/lmtp.rs`); removed once `qfID` is rewritten or removed |
 //!
 //! If `qf/` and `df/` subdirectories exist (sendmail's optional layout),
 //! control and data files live there.  The subdirectory `new/` holds the
@@ -453,6 +454,20 @@ impl Queue {
                 removed.push(format!("df{id}"));
             }
         }
+        // An LMTP reply journal outlives its job only by a crash between
+        // the job's removal and its own.
+        for id in listing.ids_with("lf") {
+            if ["qf", "tf", "Qf", "hf"]
+                .iter()
+                .any(|p| self.path(p, &id).symlink_metadata().is_ok())
+            {
+                continue;
+            }
+            let path = self.path("lf", &id);
+            if old(&path, temp_age) && fs::remove_file(&path).is_ok() {
+                removed.push(format!("lf{id}"));
+            }
+        }
         if !removed.is_empty() {
             self.sync_dir()?;
         }
@@ -667,6 +682,8 @@ impl Job {
             return result;
         }
         self.file = tf;
+        // The new control file now says what the LMTP replies said.
+        let _ = fs::remove_file(self.queue.path("lf", &self.id));
         Ok(())
     }
 
@@ -681,6 +698,7 @@ impl Job {
     /// (Postfix makes the same trade).
     pub fn finish(self) -> io::Result<()> {
         fs::remove_file(&self.qf_path)?;
+        let _ = fs::remove_file(self.queue.path("lf", &self.id));
         match fs::remove_file(&self.df_path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

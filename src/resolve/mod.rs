@@ -94,6 +94,8 @@ pub struct Resolver {
     check_only: bool,
     /// The SRS secret, read when first needed.
     srs: std::sync::OnceLock<Option<crate::srs::Secret>>,
+    /// Where mailbox copies go, read when first needed.
+    transports: std::sync::OnceLock<crate::deliver::lmtp::Transports>,
 }
 
 impl Resolver {
@@ -129,7 +131,14 @@ impl Resolver {
             cfg: cfg.clone(),
             check_only: false,
             srs: std::sync::OnceLock::new(),
+            transports: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where mailbox copies go: files, or an LMTP server.
+    pub fn transports(&self) -> &crate::deliver::lmtp::Transports {
+        self.transports
+            .get_or_init(|| crate::deliver::lmtp::Transports::load(&self.cfg))
     }
 
     /// A resolver that only checks addresses (see `check_only`).

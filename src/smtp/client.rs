@@ -12,9 +12,16 @@
 //!   quoted-printable for servers without it), DSN parameters when offered.
 //! * STARTTLS via rustls; AUTH PLAIN or LOGIN, as the server offers them.
 //! * A session is reused for several messages (RSET between them).
+//! * LMTP (RFC 2033) with the same transaction code: LHLO instead of
+//!   EHLO, over TCP or a UNIX socket, and after the final dot one reply
+//!   per accepted recipient, each handed to the caller as it arrives
+//!   ([`Session::send_lmtp`]), so that it can be recorded before the next
+//!   is read.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,13 +112,24 @@ impl From<io::Error> for Error {
 enum Stream {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    /// LMTP over a UNIX socket (Dovecot's `$base_dir/lmtp`).
+    Unix(UnixStream),
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
         match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
+            Stream::Plain(s) => s.set_read_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.set_read_timeout(Some(t)),
+            Stream::Unix(s) => s.set_read_timeout(Some(t)),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.set_write_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.set_write_timeout(Some(t)),
+            Stream::Unix(s) => s.set_write_timeout(Some(t)),
         }
     }
 }
@@ -121,6 +139,7 @@ impl Read for Stream {
         match self {
             Stream::Plain(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
         }
     }
 }
@@ -130,12 +149,14 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.write(buf),
             Stream::Tls(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
         }
     }
 }
@@ -181,7 +202,6 @@ impl Extensions {
 /// One open session with a server.
 pub struct Session {
     stream: BufReader<Stream>,
-    pub peer: SocketAddr,
     /// The server's name as we know it (MX name).
     pub server: String,
     pub ext: Extensions,
@@ -193,6 +213,8 @@ pub struct Session {
     helo: String,
     /// Messages sent in this session.
     pub messages: usize,
+    /// An LMTP session: LHLO, and one reply per recipient after the data.
+    lmtp: bool,
 }
 
 /// A recipient of one transaction.
@@ -243,6 +265,33 @@ impl Outcome {
         }
         self.data.as_ref().unwrap_or(r)
     }
+}
+
+/// What an LMTP server said in one transaction: the final reply for
+/// each recipient, in order — its MAIL or RCPT reply when refused there,
+/// its own reply after the data when accepted, or `None` when the
+/// connection broke before that reply came (`cut` says how).  The
+/// server may or may not have delivered to those (RFC 2033 has no way to
+/// tell).
+#[derive(Debug)]
+pub struct LmtpOutcome {
+    pub replies: Vec<Option<Reply>>,
+    pub cut: Option<Error>,
+}
+
+/// Where an LMTP server listens.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint<'a> {
+    Tcp(SocketAddr),
+    Unix(&'a Path),
+}
+
+/// How far a transaction got before the data's replies.
+enum Transmitted {
+    /// Stopped before or at DATA: nothing was delivered.
+    Stopped(Outcome),
+    /// The message and its final dot were sent.
+    Data(Outcome),
 }
 
 impl Session {
@@ -305,9 +354,44 @@ impl Session {
                 Stream::Tls(Box::new(t))
             }
         };
+        Session::start(stream, server, helo, timeouts, encrypted, false)
+    }
+
+    /// Connect to an LMTP server, read the greeting and say LHLO.
+    pub fn connect_lmtp(
+        to: Endpoint<'_>,
+        server: &str,
+        helo: &str,
+        timeouts: Timeouts,
+    ) -> Result<Session, Error> {
+        let stream = match to {
+            Endpoint::Unix(path) => {
+                let s = UnixStream::connect(path).map_err(Error::Connect)?;
+                s.set_write_timeout(Some(timeouts.data_block))?;
+                Stream::Unix(s)
+            }
+            Endpoint::Tcp(addr) => {
+                let tcp =
+                    TcpStream::connect_timeout(&addr, timeouts.connect).map_err(Error::Connect)?;
+                let _ = tcp.set_nodelay(true);
+                tcp.set_write_timeout(Some(timeouts.data_block))?;
+                Stream::Plain(tcp)
+            }
+        };
+        Session::start(stream, server, helo, timeouts, false, true)
+    }
+
+    /// Read the greeting and say hello on a new connection.
+    fn start(
+        stream: Stream,
+        server: &str,
+        helo: &str,
+        timeouts: Timeouts,
+        encrypted: bool,
+        lmtp: bool,
+    ) -> Result<Session, Error> {
         let mut s = Session {
             stream: BufReader::with_capacity(16 * 1024, stream),
-            peer: addr,
             server: server.to_string(),
             ext: Extensions::default(),
             tls: encrypted,
@@ -316,6 +400,7 @@ impl Session {
             timeouts,
             helo: helo.to_string(),
             messages: 0,
+            lmtp,
         };
         let g = s.read_reply(timeouts.greeting)?;
         if g.code != 220 {
@@ -328,12 +413,14 @@ impl Session {
     }
 
     fn hello(&mut self) -> Result<(), Error> {
-        let r = self.command(&format!("EHLO {}", self.helo), self.timeouts.command)?;
+        let verb = if self.lmtp { "LHLO" } else { "EHLO" };
+        let r = self.command(&format!("{verb} {}", self.helo), self.timeouts.command)?;
         if r.code == 250 {
             self.ext = Extensions::parse(&r);
             return Ok(());
         }
-        if r.code >= 500 {
+        // LMTP has no HELO to fall back to (RFC 2033 §4.1).
+        if r.code >= 500 && !self.lmtp {
             let r = self.command(&format!("HELO {}", self.helo), self.timeouts.command)?;
             if r.code == 250 {
                 self.ext = Extensions::default();
@@ -356,7 +443,10 @@ impl Session {
                 .map_err(|e| Error::Tls(e.to_string()))?;
         let conn = rustls::ClientConnection::new(config, server_name)
             .map_err(|e| Error::Tls(e.to_string()))?;
-        let placeholder = Stream::Plain(self.stream.get_ref().tcp().try_clone()?);
+        let Stream::Plain(plain) = self.stream.get_ref() else {
+            return Err(Error::Tls("STARTTLS on this connection".to_string()));
+        };
+        let placeholder = Stream::Plain(plain.try_clone()?);
         let old = std::mem::replace(&mut self.stream, BufReader::new(placeholder));
         let Stream::Plain(tcp) = old.into_inner() else {
             return Err(Error::Tls("already encrypted".to_string()));
@@ -415,6 +505,64 @@ impl Session {
     /// Send one message; per-recipient replies.  A connection-level failure
     /// (I/O, timeout) is an `Err` and the session must be dropped.
     pub fn send(&mut self, m: &Outgoing<'_>) -> Result<Outcome, Error> {
+        let mut out = match self.transmit(m)? {
+            Transmitted::Stopped(out) => return Ok(out),
+            Transmitted::Data(out) => out,
+        };
+        out.data = Some(self.read_reply(self.timeouts.data_end)?);
+        self.messages += 1;
+        Ok(out)
+    }
+
+    /// Send one message over LMTP: after the final dot, one reply per
+    /// accepted recipient, in RCPT order (RFC 2033 §4.2).  `on_reply` is
+    /// called with each recipient's index and reply as it is read, before
+    /// the next is waited for.  An `Err` means nothing was delivered (the
+    /// connection failed before the final dot); a connection lost after
+    /// it is `cut` in the outcome, with the replies read until then.
+    pub fn send_lmtp(
+        &mut self,
+        m: &Outgoing<'_>,
+        on_reply: &mut dyn FnMut(usize, &Reply),
+    ) -> Result<LmtpOutcome, Error> {
+        let out = match self.transmit(m)? {
+            Transmitted::Stopped(out) => {
+                let replies = (0..m.rcpts.len())
+                    .map(|i| Some(out.for_rcpt(i).clone()))
+                    .collect();
+                return Ok(LmtpOutcome { replies, cut: None });
+            }
+            Transmitted::Data(out) => out,
+        };
+        let mut replies: Vec<Option<Reply>> = out
+            .rcpts
+            .iter()
+            .map(|r| (!r.is_positive()).then(|| r.clone()))
+            .collect();
+        for i in 0..replies.len() {
+            if replies[i].is_some() {
+                continue;
+            }
+            match self.read_reply(self.timeouts.data_end) {
+                Ok(r) => {
+                    on_reply(i, &r);
+                    replies[i] = Some(r);
+                }
+                Err(e) => {
+                    return Ok(LmtpOutcome {
+                        replies,
+                        cut: Some(e),
+                    });
+                }
+            }
+        }
+        self.messages += 1;
+        Ok(LmtpOutcome { replies, cut: None })
+    }
+
+    /// MAIL, RCPT, DATA and the message up to its final dot; stops early
+    /// (and resets) when MAIL, every RCPT or DATA is refused.
+    fn transmit(&mut self, m: &Outgoing<'_>) -> Result<Transmitted, Error> {
         let eight = super::data::has_8bit(m.message);
         let converted;
         let body: &[u8] = if eight && !self.ext.eightbitmime {
@@ -490,31 +638,28 @@ impl Session {
             // Keep the per-recipient vector complete for the caller.
             out.rcpts.resize(m.rcpts.len(), out.mail.clone());
             let _ = self.command("RSET", t);
-            return Ok(out);
+            return Ok(Transmitted::Stopped(out));
         }
         if !out.rcpts.iter().any(Reply::is_positive) {
             let _ = self.command("RSET", t);
-            return Ok(out);
+            return Ok(Transmitted::Stopped(out));
         }
         let r = self.command("DATA", self.timeouts.data_init)?;
         if r.code != 354 {
             out.data = Some(r);
             let _ = self.command("RSET", t);
-            return Ok(out);
+            return Ok(Transmitted::Stopped(out));
         }
         self.stream
             .get_ref()
-            .tcp()
-            .set_write_timeout(Some(self.timeouts.data_block))?;
+            .set_write_timeout(self.timeouts.data_block)?;
         {
             let w = self.stream.get_mut();
             let mut bw = io::BufWriter::with_capacity(64 * 1024, w);
             super::data::write_data(&mut bw, body)?;
             bw.flush()?;
         }
-        out.data = Some(self.read_reply(self.timeouts.data_end)?);
-        self.messages += 1;
-        Ok(out)
+        Ok(Transmitted::Data(out))
     }
 
     /// RSET, to reuse the session for another message; false if it failed.
@@ -536,10 +681,7 @@ impl Session {
     }
 
     fn read_reply(&mut self, timeout: Duration) -> Result<Reply, Error> {
-        self.stream
-            .get_ref()
-            .tcp()
-            .set_read_timeout(Some(timeout))?;
+        self.stream.get_ref().set_read_timeout(timeout)?;
         let mut lines = Vec::new();
         let mut line = String::new();
         loop {

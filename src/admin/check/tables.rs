@@ -396,15 +396,35 @@ pub(super) fn check_mailertable(cfg: &Config, view: &Directory, f: &mut Findings
             );
             continue;
         }
-        if !e.key.starts_with('.') && view.domain(d).is_some() {
+        let (mailer, arg) = e.value.split_once(':').unwrap_or((&e.value, ""));
+        let mailer = mailer.to_ascii_lowercase();
+        // For this host's domains only lmtp: and a bare local: mean
+        // something: where their mailboxes' copies go.
+        let mailbox_transport = mailer == "lmtp" || (mailer == "local" && arg.trim().is_empty());
+        if mailer == "lmtp" && e.key == "." {
+            f.error(
+                &path,
+                Some(e.line),
+                ". lmtp: would send every remote domain's mail there too (and keep it queued); for every mailbox of this host set mailbox_transport in mailroom.conf",
+            );
+        } else if mailer == "lmtp" && !e.key.starts_with('.') && view.domain(d).is_none() {
+            f.error(
+                &path,
+                Some(e.line),
+                format!(
+                    "{}: lmtp: hands this host's own mailboxes to an LMTP server, and {d} is not a domain of this host (add it to local-host-names or virtuser-domains)",
+                    e.key
+                ),
+            );
+        }
+        if !e.key.starts_with('.') && view.domain(d).is_some() && !mailbox_transport {
             f.warn(
                 &path,
                 Some(e.line),
                 format!("{d} is a domain of this host: its mail is delivered here and this entry is never used"),
             );
         }
-        let (mailer, arg) = e.value.split_once(':').unwrap_or((&e.value, ""));
-        match mailer.to_ascii_lowercase().as_str() {
+        match mailer.as_str() {
             "smtp" | "esmtp" | "smtp8" | "dsmtp" | "relay" => {
                 if !arg.is_empty() && crate::route::Hop::parse(arg, 25).is_none() {
                     f.error(
@@ -427,11 +447,16 @@ pub(super) fn check_mailertable(cfg: &Config, view: &Directory, f: &mut Findings
                 }
             }
             "error" => {}
+            "lmtp" => {
+                if let Err(why) = crate::deliver::lmtp::Destination::parse(arg) {
+                    f.error(&path, Some(e.line), format!("{}: {why}", e.key));
+                }
+            }
             other => f.error(
                 &path,
                 Some(e.line),
                 format!(
-                    "{}: unknown mailer {other:?} (use smtp:, esmtp:, relay:, local: or error:)",
+                    "{}: unknown mailer {other:?} (use smtp:, esmtp:, relay:, local:, lmtp: or error:)",
                     e.key
                 ),
             ),

@@ -45,6 +45,7 @@ impl Attempt<'_> {
                 ctl: r.ctl.as_deref().and_then(deliver::parse_ctl),
             })
             .collect();
+        let journal = self.r.queue.path("lf", self.id);
         let req = deliver::Request {
             sender: if sender.is_empty() { "<>" } else { &sender },
             arrival: self.env.created,
@@ -52,6 +53,7 @@ impl Attempt<'_> {
             queue_id: Some(self.id.as_str()),
             redelivery: self.interrupted,
             job_lock: Some(self.job_lock),
+            lmtp_journal: Some(&journal),
         };
         let reports = deliver::deliver(&self.r.resolver, &req, &rcpts);
         let mut forwards = Vec::new();
