@@ -192,7 +192,7 @@ pub struct Config {
     pub spamc_timeout: u64,
     /// Hand mailbox copies to this LMTP server instead of writing them
     /// (None: write them; [`crate::deliver`]'s `lmtp.rs`).
-    pub mailbox_transport: Option<crate::deliver::lmtp::Destination>,
+    pub mailbox_transport: Option<crate::hop::LmtpServer>,
 }
 
 /// Mailbox formats.
@@ -516,9 +516,8 @@ impl Config {
                     };
                 }
                 "mailbox_transport" => {
-                    self.mailbox_transport =
-                        crate::deliver::lmtp::Destination::parse_setting(&s.value)
-                            .map_err(|e| bad(key, s, &e))?;
+                    self.mailbox_transport = crate::hop::LmtpServer::parse_setting(&s.value)
+                        .map_err(|e| bad(key, s, &e))?;
                 }
                 "forward_files" | "allow_programs" | "allow_files" | "probe_interfaces" => {
                     let v =

@@ -144,6 +144,7 @@ pub mod fasthash;
 pub mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod hop;
 pub mod inbound;
 pub mod limits;
 pub mod lists;

@@ -16,53 +16,11 @@
 use std::path::PathBuf;
 
 use crate::config::Config;
+pub use crate::hop::Hop;
 use crate::resolve::Refusal;
 use crate::resolve::virtuser::parse_error;
+pub use crate::table::mailertable_lookup;
 use crate::table::{Syntax, Table};
-
-/// A host to connect to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Hop {
-    pub host: String,
-    pub port: u16,
-    /// `[host]`: connect to this name's addresses, no MX lookup.
-    pub literal: bool,
-}
-
-impl Hop {
-    /// Parse `host`, `[host]`, `host:port`, `[host]:port`.
-    pub fn parse(s: &str, default_port: u16) -> Option<Hop> {
-        let s = s.trim();
-        if s.is_empty() {
-            return None;
-        }
-        if let Some(rest) = s.strip_prefix('[') {
-            let end = rest.find(']')?;
-            let host = rest[..end].to_string();
-            let port = match rest[end + 1..].strip_prefix(':') {
-                Some(p) => p.parse().ok()?,
-                None => default_port,
-            };
-            return Some(Hop {
-                host,
-                port,
-                literal: true,
-            });
-        }
-        match s.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => Some(Hop {
-                host: h.to_string(),
-                port: p.parse().ok()?,
-                literal: false,
-            }),
-            _ => Some(Hop {
-                host: s.to_string(),
-                port: default_port,
-                literal: false,
-            }),
-        }
-    }
-}
 
 /// How to protect a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,28 +191,6 @@ impl Router {
             }
         }
     }
-}
-
-/// `domain`'s mailertable entry: the domain itself, then each parent as
-/// `.parent`, then `.`; the key that matched and its value.
-pub fn mailertable_lookup(table: &Table, d: &str) -> Option<(String, String)> {
-    if table.is_empty() {
-        return None;
-    }
-    if let Some(h) = table.get(d) {
-        return Some((d.to_string(), h.value.to_string()));
-    }
-    let mut rest = d;
-    while let Some(i) = rest.find('.') {
-        rest = &rest[i + 1..];
-        let key = format!(".{rest}");
-        if let Some(h) = table.get(&key) {
-            return Some((key, h.value.to_string()));
-        }
-    }
-    table
-        .get(".")
-        .map(|h| (".".to_string(), h.value.to_string()))
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::as_user::{as_user, mail_gid, switches_users};
-use super::lmtp::{self, Destination, Pending};
+use super::lmtp::{self, Pending};
 use super::{Outcome, Request, mailbox_address, outcome};
 use crate::accounts::{Account, MailboxPath};
 use crate::config::Config;
+use crate::hop::LmtpServer;
 use crate::mailbox::{self, Failure, maildir, mbox};
 
 /// What became of a mailbox copy.
@@ -32,7 +33,7 @@ pub(super) fn to_account(
     account: &Account,
     sender: &str,
     delivered_to: &[String],
-    transport: Result<Option<Destination>, String>,
+    transport: Result<Option<LmtpServer>, String>,
 ) -> Copy {
     use crate::filter::{self, Place, files::Loaded};
     let qid = req.queue_id;

@@ -71,122 +71,22 @@
 //! removed by the queue's stale sweep.  `deliver` run by hand keeps none.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::ToSocketAddrs;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Outcome, Request, outcome};
 use crate::accounts::Account;
 use crate::config::Config;
+use crate::hop::LmtpServer;
 use crate::mailbox::{Failure, Message};
 use crate::smtp::Reply;
 use crate::smtp::client::{self, Endpoint, Session, Timeouts};
-use crate::table::{Syntax, Table};
 
 /// Most recipients in one transaction (Postfix's LMTP default too).
 pub const MAX_RCPTS: usize = 50;
-
-/// The default LMTP port (RFC 2033 §5 forbids 25).
-const PORT: u16 = 24;
-
-/// An LMTP server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Destination {
-    Unix(PathBuf),
-    Tcp { host: String, port: u16 },
-}
-
-impl Destination {
-    /// Parse what follows `lmtp:`: `unix:/path`, `[host]:port`,
-    /// `host:port`, `[host]` or `host`.
-    pub fn parse(arg: &str) -> Result<Destination, String> {
-        let arg = arg.trim();
-        if let Some(path) = arg.strip_prefix("unix:") {
-            if !path.starts_with('/') {
-                return Err(format!(
-                    "lmtp:unix:{path}: the socket must be an absolute path"
-                ));
-            }
-            return Ok(Destination::Unix(PathBuf::from(path)));
-        }
-        let hop = crate::route::Hop::parse(arg, PORT).ok_or_else(|| {
-            format!("lmtp:{arg}: expected lmtp:unix:/path, lmtp:[host]:port or lmtp:host:port")
-        })?;
-        let host = hop.host.trim_start_matches("IPv6:").to_string();
-        if host.is_empty() || host.contains(['/', ' ']) {
-            return Err(format!("lmtp:{arg}: {host:?} is not a host"));
-        }
-        if hop.port == 25 {
-            return Err(format!(
-                "lmtp:{arg}: LMTP must not use port 25 (RFC 2033 §5); Dovecot's is 24"
-            ));
-        }
-        Ok(Destination::Tcp {
-            host,
-            port: hop.port,
-        })
-    }
-
-    /// A `mailbox_transport` value: `local` (None) or `lmtp:...`.
-    pub fn parse_setting(value: &str) -> Result<Option<Destination>, String> {
-        let v = value.trim();
-        if v.eq_ignore_ascii_case("local") || v.is_empty() {
-            return Ok(None);
-        }
-        match v.split_once(':') {
-            Some((m, arg)) if m.eq_ignore_ascii_case("lmtp") => Destination::parse(arg).map(Some),
-            _ => Err("expected local, lmtp:unix:/path or lmtp:[host]:port".to_string()),
-        }
-    }
-}
-
-impl fmt::Display for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Destination::Unix(p) => write!(f, "lmtp:unix:{}", p.display()),
-            Destination::Tcp { host, port } => write!(f, "lmtp:[{host}]:{port}"),
-        }
-    }
-}
-
-/// Where each domain's mailboxes go: `mailbox_transport`, overridden per
-/// domain by mailertable.
-#[derive(Debug)]
-pub struct Transports {
-    default: Option<Destination>,
-    mailertable: Table,
-}
-
-impl Transports {
-    pub fn load(cfg: &Config) -> Transports {
-        Transports {
-            default: cfg.mailbox_transport.clone(),
-            mailertable: Table::open(&cfg.paths.etc_mail("mailertable"), Syntax::Makemap, false),
-        }
-    }
-
-    /// The LMTP server for mailboxes of `domain`; `Ok(None)`: write the
-    /// files.  A broken mailertable entry is an `Err` (the mail waits).
-    pub fn for_domain(&self, domain: &str) -> Result<Option<Destination>, String> {
-        let d = domain.trim_end_matches('.').to_ascii_lowercase();
-        match crate::route::mailertable_lookup(&self.mailertable, &d) {
-            Some((key, value)) => {
-                let (mailer, arg) = value.split_once(':').unwrap_or((&value, ""));
-                match mailer.to_ascii_lowercase().as_str() {
-                    "lmtp" => Destination::parse(arg)
-                        .map(Some)
-                        .map_err(|e| format!("mailertable {key}: {e}")),
-                    "local" if arg.trim().is_empty() => Ok(None),
-                    _ => Ok(self.default.clone()),
-                }
-            }
-            None => Ok(self.default.clone()),
-        }
-    }
-}
 
 /// The domain a mailbox belongs to, for choosing its transport.
 pub(super) fn mailbox_domain(account: &Account, host: &str) -> String {
@@ -221,7 +121,7 @@ pub(super) fn rcpt_address(addr: &str, folder: Option<&str>) -> String {
 pub(super) struct Pending {
     /// Its report's index in the reports being built.
     pub report: usize,
-    pub dest: Destination,
+    pub dest: LmtpServer,
     /// The mailbox's login: the journal's key.
     pub login: String,
     /// RCPT TO.
@@ -282,7 +182,7 @@ impl Journal<'_> {
 }
 
 /// The outcome for one recipient's final reply.
-fn reply_outcome(cfg: &Config, req: &Request<'_>, dest: &Destination, r: &Reply) -> Outcome {
+fn reply_outcome(cfg: &Config, req: &Request<'_>, dest: &LmtpServer, r: &Reply) -> Outcome {
     if r.is_positive() {
         return Outcome::Delivered;
     }
@@ -302,7 +202,7 @@ fn reply_outcome(cfg: &Config, req: &Request<'_>, dest: &Destination, r: &Reply)
 
 /// Why a session failed before the message was sent: every mailbox of
 /// the transaction waits.
-fn session_failure(dest: &Destination, e: &client::Error) -> Failure {
+fn session_failure(dest: &LmtpServer, e: &client::Error) -> Failure {
     let dsn = match e {
         client::Error::Connect(_) => "4.4.1",
         client::Error::Io(_) => "4.4.2",
@@ -394,13 +294,13 @@ fn transaction(
     let all = |f: Failure| group.iter().map(|_| Err(f.clone())).collect();
     let timeouts = Timeouts::default();
     let session = match dest {
-        Destination::Unix(path) => Session::connect_lmtp(
+        LmtpServer::Unix(path) => Session::connect_lmtp(
             Endpoint::Unix(path),
             &dest.to_string(),
             &cfg.hostname,
             timeouts,
         ),
-        Destination::Tcp { host, port } => {
+        LmtpServer::Tcp { host, port } => {
             let addrs: Vec<std::net::SocketAddr> = match (host.as_str(), *port).to_socket_addrs() {
                 Ok(a) => a.collect(),
                 Err(e) => {

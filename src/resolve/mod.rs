@@ -60,6 +60,7 @@ mod domains;
 mod include;
 mod local;
 mod outcome;
+pub mod transport;
 pub mod virtuser;
 mod walk;
 
@@ -95,7 +96,7 @@ pub struct Resolver {
     /// The SRS secret, read when first needed.
     srs: std::sync::OnceLock<Option<crate::srs::Secret>>,
     /// Where mailbox copies go, read when first needed.
-    transports: std::sync::OnceLock<crate::deliver::lmtp::Transports>,
+    transports: std::sync::OnceLock<transport::Transports>,
 }
 
 impl Resolver {
@@ -136,9 +137,9 @@ impl Resolver {
     }
 
     /// Where mailbox copies go: files, or an LMTP server.
-    pub fn transports(&self) -> &crate::deliver::lmtp::Transports {
+    pub fn transports(&self) -> &transport::Transports {
         self.transports
-            .get_or_init(|| crate::deliver::lmtp::Transports::load(&self.cfg))
+            .get_or_init(|| transport::Transports::load(&self.cfg))
     }
 
     /// A resolver that only checks addresses (see `check_only`).

@@ -319,6 +319,28 @@ impl Table {
     }
 }
 
+/// `domain`'s mailertable entry: the domain itself, then each parent as
+/// `.parent`, then `.`; the key that matched and its value.
+pub fn mailertable_lookup(table: &Table, d: &str) -> Option<(String, String)> {
+    if table.is_empty() {
+        return None;
+    }
+    if let Some(h) = table.get(d) {
+        return Some((d.to_string(), h.value.to_string()));
+    }
+    let mut rest = d;
+    while let Some(i) = rest.find('.') {
+        rest = &rest[i + 1..];
+        let key = format!(".{rest}");
+        if let Some(h) = table.get(&key) {
+            return Some((key, h.value.to_string()));
+        }
+    }
+    table
+        .get(".")
+        .map(|h| (".".to_string(), h.value.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -448,7 +448,7 @@ pub(super) fn check_mailertable(cfg: &Config, view: &Directory, f: &mut Findings
             }
             "error" => {}
             "lmtp" => {
-                if let Err(why) = crate::deliver::lmtp::Destination::parse(arg) {
+                if let Err(why) = crate::hop::LmtpServer::parse(arg) {
                     f.error(&path, Some(e.line), format!("{}: {why}", e.key));
                 }
             }

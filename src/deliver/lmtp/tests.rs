@@ -1,7 +1,9 @@
 use super::*;
 use crate::config::Paths;
+use crate::resolve::transport::Transports;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// How the fake server answers one session.
@@ -89,7 +91,7 @@ fn tempdir(name: &str) -> PathBuf {
     d
 }
 
-fn pending(dest: &Destination, login: &str, rcpt: &str) -> Pending {
+fn pending(dest: &LmtpServer, login: &str, rcpt: &str) -> Pending {
     Pending {
         report: 0,
         dest: dest.clone(),
@@ -103,7 +105,7 @@ fn pending(dest: &Destination, login: &str, rcpt: &str) -> Pending {
 
 /// Run one set of copies; the outcome of each, and the forwards kept.
 fn run_all(
-    dest: &Destination,
+    dest: &LmtpServer,
     journal: &Path,
     logins: &[&str],
 ) -> (Vec<Outcome>, Vec<(usize, Vec<String>)>) {
@@ -134,28 +136,28 @@ fn run_all(
 #[test]
 fn destinations_parse_or_say_why_not() {
     assert_eq!(
-        Destination::parse_setting("lmtp:unix:/run/dovecot/lmtp"),
-        Ok(Some(Destination::Unix("/run/dovecot/lmtp".into())))
+        LmtpServer::parse_setting("lmtp:unix:/run/dovecot/lmtp"),
+        Ok(Some(LmtpServer::Unix("/run/dovecot/lmtp".into())))
     );
     assert_eq!(
-        Destination::parse_setting("LMTP:[10.0.0.5]:24"),
-        Ok(Some(Destination::Tcp {
+        LmtpServer::parse_setting("LMTP:[10.0.0.5]:24"),
+        Ok(Some(LmtpServer::Tcp {
             host: "10.0.0.5".into(),
             port: 24
         }))
     );
     assert_eq!(
-        Destination::parse("store.example").unwrap().to_string(),
+        LmtpServer::parse("store.example").unwrap().to_string(),
         "lmtp:[store.example]:24"
     );
     assert_eq!(
-        Destination::parse("[2001:db8::1]:2424").unwrap(),
-        Destination::Tcp {
+        LmtpServer::parse("[2001:db8::1]:2424").unwrap(),
+        LmtpServer::Tcp {
             host: "2001:db8::1".into(),
             port: 2424
         }
     );
-    assert_eq!(Destination::parse_setting("local"), Ok(None));
+    assert_eq!(LmtpServer::parse_setting("local"), Ok(None));
     for bad in [
         "smtp:[10.0.0.5]",
         "lmtp:unix:run/lmtp",
@@ -164,7 +166,7 @@ fn destinations_parse_or_say_why_not() {
         "lmtp:",
         "/run/dovecot/lmtp",
     ] {
-        let e = Destination::parse_setting(bad).unwrap_err();
+        let e = LmtpServer::parse_setting(bad).unwrap_err();
         assert!(!e.is_empty(), "{bad}");
     }
 }
@@ -198,7 +200,7 @@ fn each_recipient_gets_its_own_reply() {
             cut_after: None,
         }],
     );
-    let dest = Destination::Unix(socket);
+    let dest = LmtpServer::Unix(socket);
     let journal = dir.join("lfX");
     let (o, forwards) = run_all(&dest, &journal, &["anna", "gone", "bob", "full", "carl"]);
     assert_eq!(o[0], Outcome::Delivered);
@@ -265,7 +267,7 @@ fn a_cut_after_the_dot_retries_only_the_recipients_without_a_reply() {
             },
         ],
     );
-    let dest = Destination::Unix(socket);
+    let dest = LmtpServer::Unix(socket);
     let journal = dir.join("lfX");
     let (o, _) = run_all(&dest, &journal, &["anna", "bob", "carl"]);
     assert_eq!(o[0], Outcome::Delivered);
@@ -311,7 +313,7 @@ fn a_cut_after_the_dot_retries_only_the_recipients_without_a_reply() {
 #[test]
 fn no_server_defers_every_copy() {
     let dir = tempdir("down");
-    let dest = Destination::Unix(dir.join("nobody-listens"));
+    let dest = LmtpServer::Unix(dir.join("nobody-listens"));
     let journal = dir.join("lfX");
     let (o, forwards) = run_all(&dest, &journal, &["anna", "bob"]);
     for x in &o {
@@ -335,7 +337,7 @@ fn mailertable_overrides_the_default_per_domain() {
     )
     .unwrap();
     let mut cfg = Config::defaults(Paths::under(&root));
-    cfg.mailbox_transport = Some(Destination::Unix("/run/dovecot/lmtp".into()));
+    cfg.mailbox_transport = Some(LmtpServer::Unix("/run/dovecot/lmtp".into()));
     let t = Transports::load(&cfg);
     assert_eq!(
         t.for_domain("Shop.Example").unwrap().unwrap().to_string(),
