@@ -1,7 +1,9 @@
 //! A mailbox copy: spamc when configured, then the filter rules, which
 //! pick the inbox, a folder, nowhere (logged) or a 5.7.1 refusal, and may
 //! add forwards (reported only once the local copy is safe); then the
-//! append to the mbox or the Maildir, as the mailbox's owner.
+//! append to the mbox or the Maildir, as the mailbox's owner; then, back
+//! as root, the quota warning if the copy took the mailbox past a
+//! threshold ([`crate::quota::warning`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +23,7 @@ pub(super) fn to_account(
     account: &Account,
     sender: &str,
     delivered_to: &[String],
+    warning: &mut Option<crate::queue::QueueId>,
 ) -> (String, Outcome, Vec<String>) {
     use crate::filter::{self, Place, files::Loaded};
     let qid = req.queue_id;
@@ -127,6 +130,13 @@ pub(super) fn to_account(
             req.arrival,
         )
     });
+    // Quota warnings: what the mailbox was before this copy, and the
+    // limit it is held to (none for a warning of its own).
+    let quota = match &decision.place {
+        Place::Inbox | Place::Folder(_) => crate::quota::warning::before(cfg, account, qid),
+        _ => None,
+    };
+    let limit = quota.as_ref().map_or(account.quota, |q| q.limit());
     let (what, r) = match &decision.place {
         Place::Reject(text) => {
             crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{notes}"));
@@ -148,7 +158,16 @@ pub(super) fn to_account(
         }
         Place::Inbox => (
             inbox,
-            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), req, already),
+            to_mailbox(
+                cfg,
+                account,
+                None,
+                sender,
+                prepend.as_bytes(),
+                req,
+                limit,
+                already,
+            ),
         ),
         Place::Folder(name) => {
             crate::log::info(
@@ -164,11 +183,26 @@ pub(super) fn to_account(
                     sender,
                     prepend.as_bytes(),
                     req,
+                    limit,
                     already,
                 ),
             )
         }
     };
+    if r.is_ok()
+        && let Some(q) = &quota
+    {
+        // What the copy adds to what the quota counts (an mbox's folders
+        // are not counted).
+        let counted = match (&account.mailbox, &decision.place) {
+            (MailboxPath::Mbox(_), Place::Folder(_)) => None,
+            (MailboxPath::Mbox(_), _) => {
+                Some(mbox::from_line(sender, 0).len() as u64 + prepend.len() as u64 + msg.len() + 1)
+            }
+            (MailboxPath::Maildir(_), _) => Some(prepend.len() as u64 + msg.len()),
+        };
+        *warning = q.after(cfg, account, counted, qid);
+    }
     let outcome = outcome(cfg, req, r);
     let forwards = if outcome == Outcome::Delivered {
         decision.forwards
@@ -182,7 +216,9 @@ pub(super) fn to_account(
 /// `folder` instead of the inbox when given.  Folders have the inbox's
 /// locking and fsync rules; a Maildir's quota counts its folders, an
 /// mbox's quota only the inbox file (folders live under the user's home
-/// and its file-system quota).
+/// and its file-system quota).  `quota`: the limit this copy is held to
+/// (0: none).
+#[allow(clippy::too_many_arguments)]
 fn to_mailbox(
     cfg: &Config,
     account: &Account,
@@ -190,6 +226,7 @@ fn to_mailbox(
     sender: &str,
     prepend: &[u8],
     req: &Request<'_>,
+    quota: u64,
     already: Option<(mailbox::Already<'_>, i64)>,
 ) -> Result<(), Failure> {
     let msg = req.message;
@@ -198,7 +235,6 @@ fn to_mailbox(
     let switch = switches_users(cfg);
     let expect_uid = if switch { Some(owner.uid) } else { None };
     let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
-    let quota = account.quota;
     let host = cfg.hostname.clone();
     match &account.mailbox {
         MailboxPath::Mbox(inbox) => {

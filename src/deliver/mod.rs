@@ -110,6 +110,9 @@ pub struct Report {
     /// The envelope sender for this target when not the message's
     /// (owner-LIST).
     pub sender: Option<String>,
+    /// A quota warning this copy queued for the mailbox's owner
+    /// ([`crate::quota::warning`]), for the runner to deliver next.
+    pub warning: Option<crate::queue::QueueId>,
 }
 
 /// One recipient to deliver to.
@@ -200,6 +203,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                         again: rcpt.address.clone(),
                         ctl: None,
                         sender: None,
+                        warning: None,
                     });
                 }
                 continue;
@@ -207,6 +211,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
             if !seen.insert(f.target.key(&f.printable)) {
                 continue;
             }
+            let mut warning = None;
             let (what, outcome, forwards) = match &verdict {
                 // Errors too: the copy fails them again, to the owner.
                 Some((name, Ok(true))) => (
@@ -214,7 +219,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                     Outcome::List { name: name.clone() },
                     Vec::new(),
                 ),
-                _ => deliver_final(cfg, req, &rcpt.address, &f, &delivered_to),
+                _ => deliver_final(cfg, req, &rcpt.address, &f, &delivered_to, &mut warning),
             };
             let (again, ctl) = match &f.target {
                 Target::Mailbox { account, .. } => (format!("\\{}", account.login), None),
@@ -236,6 +241,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                 again,
                 ctl,
                 sender,
+                warning,
             });
             for address in forwards {
                 if !seen.insert(format!("filter forward {}", address.to_ascii_lowercase())) {
@@ -252,6 +258,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                     again: address.clone(),
                     ctl: None,
                     sender: srs_sender(resolver, req.sender),
+                    warning: None,
                 });
             }
         }
@@ -353,18 +360,20 @@ fn qualify_sender(sender: &str, host: &str) -> String {
 }
 
 /// Deliver to one final target: what it is, the outcome, and the
-/// addresses a filter forwards to.
+/// addresses a filter forwards to; a quota warning queued goes to
+/// `warning`.
 fn deliver_final(
     cfg: &Config,
     req: &Request<'_>,
     rcpt: &str,
     f: &Final,
     delivered_to: &[String],
+    warning: &mut Option<crate::queue::QueueId>,
 ) -> (String, Outcome, Vec<String>) {
     let host = &cfg.hostname;
     let sender = qualify_sender(f.sender.as_deref().unwrap_or(req.sender), host);
     if let Target::Mailbox { account, .. } = &f.target {
-        return to_account(cfg, req, rcpt, account, &sender, delivered_to);
+        return to_account(cfg, req, rcpt, account, &sender, delivered_to, warning);
     }
     let (what, outcome) = match &f.target {
         Target::Error(r) => {
