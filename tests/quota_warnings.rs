@@ -126,7 +126,17 @@ fn a_warning_reaches_a_full_mailbox_holds_no_mail_back_and_rearms() {
     assert!(bob.contains("passed 95% of its size."), "{bob}");
     let size = fs::metadata(r.path("var/mail/bob")).unwrap().len();
     assert!(size > 20_000, "the warning took it past the quota: {size}");
-    // The room the big message left is still there for mail.
+    // The room the big message left is still there for mail: at the SMTP
+    // door (RCPT with SIZE=) as at delivery.
+    let o = r.sendmail(
+        &["-bs"],
+        b"EHLO c.example\r\nMAIL FROM:<a@remote.test> SIZE=100\r\nRCPT TO:<bob@test.example>\r\nQUIT\r\n",
+    );
+    let dialogue = stdout(&o);
+    assert!(
+        dialogue.contains("250 2.1.5 <bob@test.example>... Recipient ok"),
+        "{dialogue}"
+    );
     send(&r, "bob", "small", 100);
     assert!(r.mbox("bob").contains("Subject: small\n"), "{}", r.log());
     assert!(r.queued_ids().is_empty(), "{:?}", r.queue_files());

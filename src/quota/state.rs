@@ -1,6 +1,10 @@
 //! What each mailbox's owner was last warned about: one small file per
 //! mailbox in `/var/spool/mailroom/quota-warnings/` (see
-//! [`crate::state`]), read and written by delivery as root.
+//! [`crate::state`]), read and written by delivery as root.  The
+//! directory is `root:mqueue 2750` (`make install`; delivery makes it
+//! `0750` if missing), the files `0640`: the SMTP server's unprivileged
+//! side reads a record's allowance for its RCPT check ([`allowance`]),
+//! nobody but root writes.
 //!
 //! ## The file
 //!
@@ -139,15 +143,25 @@ pub fn read(dir: &Path, name: &str) -> State {
     }
 }
 
+/// The bytes of warnings `mailbox` may hold beyond its quota, for those
+/// who only check (the SMTP server's RCPT): 0 when there is no record
+/// or it cannot be read, without a word (the delivery will say).
+pub fn allowance(cfg: &Config, mailbox: &Path) -> u64 {
+    fs::read_to_string(dir(cfg).join(name(mailbox)))
+        .ok()
+        .and_then(|t| State::parse(&t).ok())
+        .map_or(0, |s| s.allowance)
+}
+
 /// The updates' lock, held until dropped.
 pub struct Lock(#[allow(dead_code)] File);
 
-/// Take the updates' lock (creating the directory `0700` if missing).
+/// Take the updates' lock (creating the directory `0750` if missing).
 pub fn lock(dir: &Path) -> io::Result<Lock> {
     if !dir.is_dir() {
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o750)
             .create(dir)?;
     }
     let f = OpenOptions::new()
@@ -187,7 +201,7 @@ pub fn write(dir: &Path, name: &str, state: &State, stop: Option<Step>) -> io::R
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(0o640)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(state.to_text().as_bytes())?;

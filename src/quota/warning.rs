@@ -43,7 +43,7 @@
 //! retried by the queue; the retry finds its copy, writes nothing, and
 //! still comes here.)
 
-use crate::accounts::{Account, MailboxPath};
+use crate::accounts::Account;
 use crate::config::Config;
 use crate::queue::QueueId;
 use crate::queue::enqueue;
@@ -71,7 +71,7 @@ pub fn before(cfg: &Config, account: &Account, queue_id: Option<&str>) -> Option
     if account.quota == 0 || cfg.quota_warn.is_empty() {
         return None;
     }
-    let name = state::name(mailbox_path(&account.mailbox));
+    let name = state::name(account.mailbox.path());
     // The record first, then the size: see `generation` in the format.
     let seen = state::read(&state::dir(cfg), &name);
     let size_before = used(&account.mailbox).ok();
@@ -144,7 +144,7 @@ impl Before {
                     queue_id,
                     &format!(
                         "quota warnings: {}: {}",
-                        mailbox_path(&account.mailbox).display(),
+                        account.mailbox.path().display(),
                         crate::exit::io_reason(&e)
                     ),
                 );
@@ -193,22 +193,20 @@ impl Before {
             known = known.min(unwarned(&self.seen, b));
         }
         let mut queued = None;
-        if now > known {
-            match self.queue(
+        // Not queued (logged): the level stays below, and the next
+        // delivery tries again.
+        if now > known
+            && let Some(id) = self.queue(
                 cfg,
                 account,
                 size_now.saturating_sub(st.allowance),
                 now,
                 queue_id,
-            ) {
-                Some(id) => {
-                    st.pending.push(id.to_string());
-                    queued = Some(id);
-                    known = now;
-                }
-                // Not queued: the level stays, and the next delivery tries again.
-                None => {}
-            }
+            )
+        {
+            st.pending.push(id.to_string());
+            queued = Some(id);
+            known = now;
         }
         if stop == Some(Stop::Queued) {
             return queued;
@@ -269,12 +267,6 @@ impl Before {
                 None
             }
         }
-    }
-}
-
-fn mailbox_path(m: &MailboxPath) -> &std::path::Path {
-    match m {
-        MailboxPath::Mbox(p) | MailboxPath::Maildir(p) => p,
     }
 }
 

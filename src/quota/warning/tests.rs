@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::accounts::MailboxPath;
 use crate::config::Paths;
 use crate::users::User;
 
@@ -146,7 +147,7 @@ impl Box_ {
     fn record(&self) -> State {
         state::read(
             &state::dir(&self.cfg),
-            &state::name(mailbox_path(&self.account.mailbox)),
+            &state::name(self.account.mailbox.path()),
         )
     }
 
