@@ -470,8 +470,11 @@ class AdminScenario(unittest.TestCase):
         self.assertEqual(texts.count("passed 80% of its size"), 1, texts + self.history())
         self.assertEqual(texts.count("passed 95% of its size"), 1, texts + self.history())
         for m in warnings:
-            self.assertIn(b"\r\nReturn-Path: <>\r\n", m)
+            self.assertTrue(m.startswith(b"Return-Path: <>\r\n"), m)
             self.assertIn(b"\r\nFrom: Mail System <postmaster@", m)
+            # Named as its owner knows it, not by its system user.
+            self.assertIn(f"\r\nTo: <{intern}>\r\n".encode(), m)
+            self.assertIn(f"Your mailbox {intern} is ".encode(), m)
         # `mailbox list` shows the usage against the quota; `check` warns
         # about the mailbox exactly when it holds 95% or more, and still
         # exits 0.

@@ -14,12 +14,13 @@ use crate::accounts::{Account, MailboxPath};
 use crate::config::Config;
 use crate::mailbox::{self, Failure, maildir, mbox};
 
-/// A mailbox copy: spamc, the filters, then the inbox, a folder, nowhere
-/// or a bounce.
+/// A mailbox copy for recipient `rcpt` (`sole`: the mailbox is all it
+/// leads to): spamc, the filters, then the inbox, a folder, nowhere or a
+/// bounce.
 pub(super) fn to_account(
     cfg: &Config,
     req: &Request<'_>,
-    rcpt: &str,
+    (rcpt, sole): (&str, bool),
     account: &Account,
     sender: &str,
     delivered_to: &[String],
@@ -201,7 +202,16 @@ pub(super) fn to_account(
             }
             (MailboxPath::Maildir(_), _) => Some(prepend.len() as u64 + msg.len()),
         };
-        *warning = q.after(cfg, account, counted, qid);
+        // Named by the address this copy came for when that address is
+        // this mailbox's alone (the one its owner knows: info@shop.example,
+        // not the user info-shop), else by the mailbox's own.
+        let rcpt = rcpt.trim().trim_start_matches('<').trim_end_matches('>');
+        let known_as = if sole && rcpt.contains('@') && !rcpt.starts_with('\\') {
+            rcpt
+        } else {
+            &addr
+        };
+        *warning = q.after(cfg, account, known_as, counted, qid);
     }
     let outcome = outcome(cfg, req, r);
     let forwards = if outcome == Outcome::Delivered {

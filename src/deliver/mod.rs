@@ -180,6 +180,9 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
             }
         }
         let mut refused: Vec<String> = Vec::new();
+        // A recipient that leads to one mailbox only is that mailbox's
+        // address (its quota warning names it).
+        let sole = finals.len() == 1;
         for f in finals {
             let verdict = f.list.as_ref().map(|name| {
                 let v = lists
@@ -219,7 +222,14 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                     Outcome::List { name: name.clone() },
                     Vec::new(),
                 ),
-                _ => deliver_final(cfg, req, &rcpt.address, &f, &delivered_to, &mut warning),
+                _ => deliver_final(
+                    cfg,
+                    req,
+                    (&rcpt.address, sole),
+                    &f,
+                    &delivered_to,
+                    &mut warning,
+                ),
             };
             let (again, ctl) = match &f.target {
                 Target::Mailbox { account, .. } => (format!("\\{}", account.login), None),
@@ -359,13 +369,13 @@ fn qualify_sender(sender: &str, host: &str) -> String {
     }
 }
 
-/// Deliver to one final target: what it is, the outcome, and the
-/// addresses a filter forwards to; a quota warning queued goes to
-/// `warning`.
+/// Deliver to one final target of recipient `rcpt` (`sole`: its only
+/// one): what it is, the outcome, and the addresses a filter forwards to;
+/// a quota warning queued goes to `warning`.
 fn deliver_final(
     cfg: &Config,
     req: &Request<'_>,
-    rcpt: &str,
+    (rcpt, sole): (&str, bool),
     f: &Final,
     delivered_to: &[String],
     warning: &mut Option<crate::queue::QueueId>,
@@ -373,7 +383,15 @@ fn deliver_final(
     let host = &cfg.hostname;
     let sender = qualify_sender(f.sender.as_deref().unwrap_or(req.sender), host);
     if let Target::Mailbox { account, .. } = &f.target {
-        return to_account(cfg, req, rcpt, account, &sender, delivered_to, warning);
+        return to_account(
+            cfg,
+            req,
+            (rcpt, sole),
+            account,
+            &sender,
+            delivered_to,
+            warning,
+        );
     }
     let (what, outcome) = match &f.target {
         Target::Error(r) => {

@@ -112,23 +112,26 @@ impl Before {
         self.exempt
     }
 
-    /// After the copy of `queue_id` is safe: `counted` is its size when it
-    /// went where the quota counts (None: an mbox folder, or nowhere).
-    /// Returns the warning queued, if any.
+    /// After the copy of `queue_id` for `address` (the recipient: the
+    /// address the owner knows the mailbox by) is safe: `counted` is its
+    /// size when it went where the quota counts (None: an mbox folder, or
+    /// nowhere).  Returns the warning queued, if any.
     pub fn after(
         &self,
         cfg: &Config,
         account: &Account,
+        address: &str,
         counted: Option<u64>,
         queue_id: Option<&str>,
     ) -> Option<QueueId> {
-        self.update(cfg, account, counted, queue_id, None)
+        self.update(cfg, account, address, counted, queue_id, None)
     }
 
     fn update(
         &self,
         cfg: &Config,
         account: &Account,
+        address: &str,
         counted: Option<u64>,
         queue_id: Option<&str>,
         stop: Option<Stop>,
@@ -199,6 +202,7 @@ impl Before {
             && let Some(id) = self.queue(
                 cfg,
                 account,
+                address,
                 size_now.saturating_sub(st.allowance),
                 now,
                 queue_id,
@@ -233,18 +237,18 @@ impl Before {
         queued
     }
 
-    /// Queue the warning that the mailbox holds `size` bytes, at level
-    /// `lvl`.
+    /// Queue the warning to the owner of `address` that the mailbox holds
+    /// `size` bytes, at level `lvl`.
     fn queue(
         &self,
         cfg: &Config,
         account: &Account,
+        address: &str,
         size: u64,
         lvl: u8,
         queue_id: Option<&str>,
     ) -> Option<QueueId> {
-        let address = crate::deliver::mailbox_address(account, &cfg.hostname);
-        let msg = build(cfg, &address, size, self.quota, lvl, crate::date::now());
+        let msg = build(cfg, address, size, self.quota, lvl, crate::date::now());
         let to = format!("\\{}", account.login);
         match enqueue::notification(cfg, &to, &msg, "MAILER-DAEMON@localhost") {
             Ok(id) => {

@@ -11,6 +11,7 @@ use crate::config::Paths;
 use crate::users::User;
 
 const QUOTA: u64 = 10_000;
+const ADDRESS: &str = "bob@test.example";
 
 struct Box_ {
     root: PathBuf,
@@ -113,7 +114,7 @@ impl Box_ {
         if !self.write(id, n, limit) {
             return Err(());
         }
-        Ok(b.and_then(|b| b.update(&self.cfg, &self.account, Some(n), Some(id), stop)))
+        Ok(b.and_then(|b| b.update(&self.cfg, &self.account, ADDRESS, Some(n), Some(id), stop)))
     }
 
     fn deliver(&mut self, n: u64) -> Result<Option<QueueId>, ()> {
@@ -296,8 +297,8 @@ fn concurrent_copies_finishing_out_of_order_send_one_warning() {
     let c = before(&b.cfg, &b.account, Some("TB")).unwrap();
     assert!(b.write("TA", 200, a.limit()));
     assert!(b.write("TB", 200, c.limit()));
-    let first = c.after(&b.cfg, &b.account, Some(200), Some("TB"));
-    let second = a.after(&b.cfg, &b.account, Some(200), Some("TA"));
+    let first = c.after(&b.cfg, &b.account, ADDRESS, Some(200), Some("TB"));
+    let second = a.after(&b.cfg, &b.account, ADDRESS, Some(200), Some("TA"));
     assert!(first.is_some());
     assert_eq!(
         second, None,
