@@ -145,6 +145,7 @@ install: build
 	install -d -m 0555 $(DESTDIR)$(EMPTYDIR)
 	install -d -m 0755 $(DESTDIR)$(STATEDIR)
 	install -d -m 2770 $(DESTDIR)$(STATEDIR)/limits
+	install -d -m 2750 $(DESTDIR)$(STATEDIR)/quota-warnings
 ifeq ($(IS_ROOT),yes)
 ifeq ($(DESTDIR),)
 	getent group $(QUEUEGROUP) >/dev/null || groupadd --system $(QUEUEGROUP)
@@ -190,6 +191,9 @@ ifeq ($(IS_ROOT),yes)
 	# The outbound limits' counters: written by the set-group-id sendmail
 	# and the SMTP server's unprivileged side (group mqueue), by no one else.
 	if getent group $(QUEUEGROUP) >/dev/null; then chown root:$(QUEUEGROUP) $(DESTDIR)$(STATEDIR)/limits; chmod 2770 $(DESTDIR)$(STATEDIR)/limits; fi
+	# The quota warnings' records: written by delivery (root), read by the
+	# SMTP server's unprivileged side (group mqueue) for its RCPT check.
+	if getent group $(QUEUEGROUP) >/dev/null; then chown root:$(QUEUEGROUP) $(DESTDIR)$(STATEDIR)/quota-warnings; chmod 2750 $(DESTDIR)$(STATEDIR)/quota-warnings; fi
 ifeq ($(DESTDIR),)
 	# Where systemd is PID 1 the timer runs the queue (the cron line stands back).
 	if [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl enable --now mailroom-qrun.timer; fi

@@ -15,7 +15,8 @@ While inetd already serves SMTP (`sendmail -bs` on 127.0.0.1:25) and POP3
   copy;
 * has info@shop.example and info@example.com as two different people;
 * points the catch-all of shop.example at orders@shop.example;
-* sets a 200M quota on intern@example.com;
+* sets a 200M quota on intern@example.com (and, for a while, 20K: the
+  filling mailbox warns its owner at 80% and 95%, once each);
 * resets a forgotten POP3 password;
 * asks `mailroom explain billing@example.com`.
 
@@ -442,6 +443,53 @@ class AdminScenario(unittest.TestCase):
         self.send([(intern, "quota-3")], body=body)
         self.settle()
         self.assertEqual(self.pop_serials(intern, pw, "quota-"), ["quota-1", "quota-3"], self.history())
+
+    def test_a_filling_mailbox_warns_its_owner_once_per_threshold(self):
+        intern = "intern@example.com"
+        pw = PASSWORDS[intern]
+        self.addCleanup(self.admin, "mailbox", "quota", intern, "200M")
+        self.pop_messages(intern, pw, delete=True)
+        self.admin("mailbox", "quota", intern, "20K")
+        body = "short\r\n"
+        # Each message is offered declaring 800 bytes more than it has (the
+        # header lines delivery adds): whatever RCPT takes fits at delivery,
+        # and RCPT refuses only past 95.5%: both thresholds are crossed.
+        for i in range(80):
+            size = len(message(intern, f"fill-{i:02d}", body)) + 800
+            code, _ = self.rcpt_reply(intern, size=size)
+            if code != 250:
+                break
+            self.send([(intern, f"fill-{i:02d}")], body=body)
+            self.settle()
+        else:
+            self.fail("80 messages and the 20K mailbox never full" + self.history())
+        warnings = [m for m in self.pop_messages(intern, pw) if b"\r\nSubject: Your mailbox is " in m]
+        texts = b"\n".join(warnings).decode(errors="replace")
+        # 80% and 95% each crossed once: one warning each, from postmaster,
+        # with the null envelope sender, in the mailbox itself.
+        self.assertEqual(texts.count("passed 80% of its size"), 1, texts + self.history())
+        self.assertEqual(texts.count("passed 95% of its size"), 1, texts + self.history())
+        for m in warnings:
+            self.assertTrue(m.startswith(b"Return-Path: <>\r\n"), m)
+            self.assertIn(b"\r\nFrom: Mail System <postmaster@", m)
+            # Named as its owner knows it, not by its system user.
+            self.assertIn(f"\r\nTo: <{intern}>\r\n".encode(), m)
+            self.assertIn(f"Your mailbox {intern} is ".encode(), m)
+        # `mailbox list` shows the usage against the quota; `check` warns
+        # about the mailbox exactly when it holds 95% or more, and still
+        # exits 0.
+        rows = {r["address"]: r for r in json.loads(self.admin("mailbox", "list", "--json").stdout)}
+        row = rows[intern]
+        self.assertEqual(row["quota"], 20480, row)
+        self.assertEqual(row["percent"], row["size"] * 100 // 20480, row)
+        table = self.admin("mailbox", "list").stdout.decode()
+        self.assertRegex(table, rf"(?m)^{re.escape(intern)} .* / 20K \(\d+%\)", table)
+        p = self.admin("check", check=False)
+        out = p.stdout.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, out)
+        flagged = re.search(rf"warning: {re.escape(intern)}: (nearly full|over its quota), ", out)
+        self.assertEqual(bool(flagged), row["percent"] >= 95, out)
+        self.pop_messages(intern, pw, delete=True)
 
     def test_password_reset_takes_effect_at_the_next_login(self):
         old = PASSWORDS[FORGETFUL]

@@ -44,6 +44,15 @@ pub enum MailboxPath {
     Maildir(PathBuf),
 }
 
+impl MailboxPath {
+    /// The mbox file, or the Maildir's directory.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            MailboxPath::Mbox(p) | MailboxPath::Maildir(p) => p,
+        }
+    }
+}
+
 /// An account mail can be delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {

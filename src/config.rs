@@ -164,6 +164,9 @@ pub struct Config {
     /// How long (seconds from submission) an over-quota mailbox is a
     /// temporary failure before it becomes a permanent one.
     pub over_quota_defer: u64,
+    /// Fullness thresholds (percent of the quota, ascending) at which a
+    /// mailbox's owner is warned ([`crate::quota`]); empty = never.
+    pub quota_warn: Vec<u8>,
     /// How long delivery waits for a mailbox lock (seconds).
     pub mailbox_lock_timeout: u64,
     /// Longest a delivery program may run (seconds).
@@ -266,6 +269,11 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
         "how long mail to a full mailbox is deferred (4.2.2) before it bounces (5.2.2)",
     ),
     (
+        "quota_warn",
+        "80,95",
+        "percentages of a mailbox's quota at which its owner is warned, once per crossing; 0 = never",
+    ),
+    (
         "mailbox_lock_timeout",
         "5m",
         "how long a delivery waits for a locked mailbox",
@@ -345,6 +353,7 @@ impl Config {
             mailbox_format: MailboxFormat::Mbox,
             mailbox_size_limit: 0,
             over_quota_defer: 86400,
+            quota_warn: vec![80, 95],
             mailbox_lock_timeout: 300,
             program_timeout: 600,
             forward_files: true,
@@ -466,6 +475,10 @@ impl Config {
                 "mailbox_size_limit" => {
                     self.mailbox_size_limit =
                         parse_size(&s.value).ok_or_else(|| bad(key, s, "not a size"))?;
+                }
+                "quota_warn" => {
+                    self.quota_warn = crate::quota::parse_thresholds(&s.value)
+                        .map_err(|why| bad(key, s, &why))?;
                 }
                 "over_quota_defer"
                 | "mailbox_lock_timeout"

@@ -95,6 +95,8 @@
 //!   routing and the SMTP client; [`dsn`] — bounces and warnings;
 //!   [`srs`] — the sender of forwarded mail, and bounces back through it.
 //! * [`autoreply`] — RFC 3834 vacation replies after mailbox delivery.
+//! * [`quota`] — how full a mailbox is, and the warnings to its owner
+//!   when a delivery takes it past a threshold of its quota.
 //! * [`lists`] — simple mailing lists: members files, settings, who may post.
 //! * [`dkim`] — DKIM signatures the runner adds to remote mail; the keys.
 //! * [`inbound`] — checking senders at the SMTP door: DNS blocklists, SPF,
@@ -156,6 +158,7 @@ pub mod pop3;
 pub mod privs;
 pub mod privsep;
 pub mod queue;
+pub mod quota;
 pub mod resolve;
 pub mod route;
 pub mod runner;

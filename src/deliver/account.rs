@@ -1,8 +1,11 @@
 //! A mailbox copy: spamc when configured, then the filter rules, which
 //! pick the inbox, a folder, nowhere (logged) or a 5.7.1 refusal, and may
 //! add forwards (reported only once the local copy is safe); then the
-//! append to the mbox or the Maildir, as the mailbox's owner — or, for a
-//! mailbox whose transport is LMTP, the copy to send (`lmtp.rs`).
+//! append to the mbox or the Maildir, as the mailbox's owner, and back
+//! as root the quota warning if the copy took the mailbox past a
+//! threshold ([`crate::quota::warning`]) — or, for a mailbox whose
+//! transport is LMTP, the copy to send (`lmtp.rs`; the LMTP server keeps
+//! that mailbox's quota).
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,17 +26,20 @@ pub(super) enum Copy {
     Lmtp(String, Pending),
 }
 
-/// A mailbox copy: spamc, the filters, then the inbox, a folder, nowhere
-/// or a bounce.  `transport`: where the mailbox's copies go (`Ok(None)`:
-/// its files).
+/// A mailbox copy for recipient `rcpt` (`sole`: the mailbox is all it
+/// leads to): spamc, the filters, then the inbox, a folder, nowhere or a
+/// bounce.  `transport`: where the mailbox's copies go (`Ok(None)`: its
+/// files); a quota warning queued goes to `warning`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn to_account(
     cfg: &Config,
     req: &Request<'_>,
-    rcpt: &str,
+    (rcpt, sole): (&str, bool),
     account: &Account,
     sender: &str,
     delivered_to: &[String],
     transport: Result<Option<LmtpServer>, String>,
+    warning: &mut Option<crate::queue::QueueId>,
 ) -> Copy {
     use crate::filter::{self, Place, files::Loaded};
     let qid = req.queue_id;
@@ -180,6 +186,13 @@ pub(super) fn to_account(
         };
         return Copy::Lmtp(what, pending);
     }
+    // Quota warnings: what the mailbox was before this copy, and the
+    // limit it is held to (none for a warning of its own).
+    let quota = match &decision.place {
+        Place::Inbox | Place::Folder(_) => crate::quota::warning::before(cfg, account, qid),
+        _ => None,
+    };
+    let limit = quota.as_ref().map_or(account.quota, |q| q.limit());
     let (what, r) = match &decision.place {
         Place::Reject(text) => {
             crate::log::info(qid, &format!("filter: {addr}: rejected by {by}{notes}"));
@@ -201,7 +214,16 @@ pub(super) fn to_account(
         }
         Place::Inbox => (
             inbox,
-            to_mailbox(cfg, account, None, sender, prepend.as_bytes(), req, already),
+            to_mailbox(
+                cfg,
+                account,
+                None,
+                sender,
+                prepend.as_bytes(),
+                req,
+                limit,
+                already,
+            ),
         ),
         Place::Folder(name) => {
             crate::log::info(
@@ -217,11 +239,35 @@ pub(super) fn to_account(
                     sender,
                     prepend.as_bytes(),
                     req,
+                    limit,
                     already,
                 ),
             )
         }
     };
+    if r.is_ok()
+        && let Some(q) = &quota
+    {
+        // What the copy adds to what the quota counts (an mbox's folders
+        // are not counted).
+        let counted = match (&account.mailbox, &decision.place) {
+            (MailboxPath::Mbox(_), Place::Folder(_)) => None,
+            (MailboxPath::Mbox(_), _) => {
+                Some(mbox::from_line(sender, 0).len() as u64 + prepend.len() as u64 + msg.len() + 1)
+            }
+            (MailboxPath::Maildir(_), _) => Some(prepend.len() as u64 + msg.len()),
+        };
+        // Named by the address this copy came for when that address is
+        // this mailbox's alone (the one its owner knows: info@shop.example,
+        // not the user info-shop), else by the mailbox's own.
+        let rcpt = rcpt.trim().trim_start_matches('<').trim_end_matches('>');
+        let known_as = if sole && rcpt.contains('@') && !rcpt.starts_with('\\') {
+            rcpt
+        } else {
+            &addr
+        };
+        *warning = q.after(cfg, account, known_as, counted, qid);
+    }
     let outcome = outcome(cfg, req, r);
     let forwards = if outcome == Outcome::Delivered {
         decision.forwards
@@ -235,7 +281,9 @@ pub(super) fn to_account(
 /// `folder` instead of the inbox when given.  Folders have the inbox's
 /// locking and fsync rules; a Maildir's quota counts its folders, an
 /// mbox's quota only the inbox file (folders live under the user's home
-/// and its file-system quota).
+/// and its file-system quota).  `quota`: the limit this copy is held to
+/// (0: none).
+#[allow(clippy::too_many_arguments)]
 fn to_mailbox(
     cfg: &Config,
     account: &Account,
@@ -243,6 +291,7 @@ fn to_mailbox(
     sender: &str,
     prepend: &[u8],
     req: &Request<'_>,
+    quota: u64,
     already: Option<(mailbox::Already<'_>, i64)>,
 ) -> Result<(), Failure> {
     let msg = req.message;
@@ -251,7 +300,6 @@ fn to_mailbox(
     let switch = switches_users(cfg);
     let expect_uid = if switch { Some(owner.uid) } else { None };
     let lock_timeout = Duration::from_secs(cfg.mailbox_lock_timeout);
-    let quota = account.quota;
     let host = cfg.hostname.clone();
     match &account.mailbox {
         MailboxPath::Mbox(inbox) => {

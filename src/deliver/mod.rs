@@ -112,6 +112,9 @@ pub struct Report {
     /// The envelope sender for this target when not the message's
     /// (owner-LIST).
     pub sender: Option<String>,
+    /// A quota warning this copy queued for the mailbox's owner
+    /// ([`crate::quota::warning`]), for the runner to deliver next.
+    pub warning: Option<crate::queue::QueueId>,
 }
 
 /// One recipient to deliver to.
@@ -184,6 +187,9 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
             }
         }
         let mut refused: Vec<String> = Vec::new();
+        // A recipient that leads to one mailbox only is that mailbox's
+        // address (its quota warning names it).
+        let sole = finals.len() == 1;
         for f in finals {
             let verdict = f.list.as_ref().map(|name| {
                 let v = lists
@@ -207,6 +213,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                         again: rcpt.address.clone(),
                         ctl: None,
                         sender: None,
+                        warning: None,
                     });
                 }
                 continue;
@@ -214,6 +221,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
             if !seen.insert(f.target.key(&f.printable)) {
                 continue;
             }
+            let mut warning = None;
             let (what, outcome, forwards) = match &verdict {
                 // Errors too: the copy fails them again, to the owner.
                 Some((name, Ok(true))) => (
@@ -221,7 +229,14 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                     Outcome::List { name: name.clone() },
                     Vec::new(),
                 ),
-                _ => match deliver_final(resolver, req, &rcpt.address, &f, &delivered_to) {
+                _ => match deliver_final(
+                    resolver,
+                    req,
+                    (&rcpt.address, sole),
+                    &f,
+                    &delivered_to,
+                    &mut warning,
+                ) {
                     Copy::Done(what, outcome, forwards) => (what, outcome, forwards),
                     // Its outcome comes with its transaction, below.
                     Copy::Lmtp(what, mut p) => {
@@ -252,6 +267,7 @@ pub fn deliver(resolver: &Resolver, req: &Request<'_>, rcpts: &[Rcpt]) -> Vec<Re
                 again,
                 ctl,
                 sender,
+                warning,
             });
             for address in forwards {
                 if seen.insert(format!("filter forward {}", address.to_ascii_lowercase())) {
@@ -292,6 +308,7 @@ fn forward_report(
         again: address,
         ctl: None,
         sender: srs_sender(resolver, req.sender),
+        warning: None,
     }
 }
 
@@ -388,15 +405,17 @@ fn qualify_sender(sender: &str, host: &str) -> String {
     }
 }
 
-/// Deliver to one final target: what it is, the outcome, and the
-/// addresses a filter forwards to — or, for an LMTP mailbox, the copy
-/// to send.
+/// Deliver to one final target of recipient `rcpt` (`sole`: its only
+/// one): what it is, the outcome, and the addresses a filter forwards to
+/// — or, for an LMTP mailbox, the copy to send; a quota warning queued
+/// goes to `warning`.
 fn deliver_final(
     resolver: &Resolver,
     req: &Request<'_>,
-    rcpt: &str,
+    (rcpt, sole): (&str, bool),
     f: &Final,
     delivered_to: &[String],
+    warning: &mut Option<crate::queue::QueueId>,
 ) -> Copy {
     let cfg = resolver.config();
     let host = &cfg.hostname;
@@ -404,7 +423,17 @@ fn deliver_final(
     if let Target::Mailbox { account, .. } = &f.target {
         let domain = lmtp::mailbox_domain(account, host);
         let transport = resolver.transports().for_domain(&domain);
-        return to_account(cfg, req, rcpt, account, &sender, delivered_to, transport);
+        let whom = (rcpt, sole);
+        return to_account(
+            cfg,
+            req,
+            whom,
+            account,
+            &sender,
+            delivered_to,
+            transport,
+            warning,
+        );
     }
     let (what, outcome) = match &f.target {
         Target::Error(r) => {

@@ -258,24 +258,35 @@ fn clean_tmp(tmp: &Path, host: &str) {
 /// Bytes used according to `maildirsize`, recomputing it when missing or
 /// grown too large.
 pub fn usage(dir: &Path) -> io::Result<u64> {
-    let p = dir.join("maildirsize");
-    match fs::read_to_string(&p) {
-        Ok(text) if text.len() < 5120 => {
-            let mut total: i64 = 0;
-            for l in text.lines().skip(1) {
-                let mut it = l.split_whitespace();
-                total += it.next().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-            }
-            Ok(total.max(0) as u64)
-        }
+    match fs::read_to_string(dir.join("maildirsize")) {
+        Ok(text) if text.len() < 5120 => Ok(sum_lines(&text)),
         _ => recompute(dir),
     }
 }
 
-/// Scan `new/` and `cur/` of the Maildir and its folders once (sizes
-/// from `,S=` when present) and write a fresh `maildirsize` (temporary
-/// file + rename).
-pub fn recompute(dir: &Path) -> io::Result<u64> {
+/// [`usage`] without writing anything: for those who only look (the quota
+/// warnings, run by root, must not leave a `maildirsize` of root's in a
+/// user's Maildir; `mailroom mailbox list`).
+pub fn measured_usage(dir: &Path) -> io::Result<u64> {
+    match fs::read_to_string(dir.join("maildirsize")) {
+        Ok(text) if text.len() < 5120 => Ok(sum_lines(&text)),
+        _ => Ok(scan(dir).0),
+    }
+}
+
+/// The total of a `maildirsize`'s `BYTES COUNT` lines.
+fn sum_lines(text: &str) -> u64 {
+    let mut total: i64 = 0;
+    for l in text.lines().skip(1) {
+        let mut it = l.split_whitespace();
+        total += it.next().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    }
+    total.max(0) as u64
+}
+
+/// Bytes and messages in `new/` and `cur/` of the Maildir and its folders
+/// (sizes from `,S=` when present).
+fn scan(dir: &Path) -> (u64, u64) {
     let mut bytes = 0u64;
     let mut count = 0u64;
     let mut subs = vec![dir.join("new"), dir.join("cur")];
@@ -310,6 +321,13 @@ pub fn recompute(dir: &Path) -> io::Result<u64> {
             count += 1;
         }
     }
+    (bytes, count)
+}
+
+/// Scan the Maildir once ([`scan`]) and write a fresh `maildirsize`
+/// (temporary file + rename).
+pub fn recompute(dir: &Path) -> io::Result<u64> {
+    let (bytes, count) = scan(dir);
     let p = dir.join("maildirsize");
     let header = fs::read_to_string(&p)
         .ok()

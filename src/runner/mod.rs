@@ -48,6 +48,9 @@ pub mod render;
 pub mod settings;
 pub mod start;
 
+/// A duration as the notices word it (`1 day`, `4 hours`).
+pub(crate) use notices::words;
+
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::sync::Mutex;

@@ -1,7 +1,8 @@
 //! `/var/spool/mailroom`: the small state files of mailroom's programs —
 //! what one run of a program leaves for the next, or for another program.
 //! None of it is mail: losing all of it loses no message (POP-before-SMTP
-//! permits end, LOGIN-DELAY forgets, an autoreply may be sent once more).
+//! permits end, LOGIN-DELAY forgets, an autoreply or a quota warning may be
+//! sent once more).
 //!
 //! The directory is `root:root 0755`, made by `make install` (if it is
 //! missing, pop3d makes it `0700`, the queue runner `0750`).  Every program finds it with [`dir`]; the
@@ -16,6 +17,7 @@
 //! | `.lock` | serializes the updates of the two stamp files | pop3d's root authority (`flock`) | — | empty | `root 0600` | nothing: an `flock` ends with its process |
 //! | `autoreply/` | per-sender memory of the autoresponder ([`crate::autoreply`]): `ADDRESS.db`, with `.ADDRESS.lock` and, during a rewrite, `.ADDRESS.db.tmp` | the queue runner (root), after a mailbox delivery that an autoreply rule answers | the same | `SENDER UNIX-TIME` lines, one file per rule address | directory `0750`, files `0640`, root's (qrun's umask) | the old `.db` or the new one (rename); a `.tmp` left is overwritten by the next rewrite |
 //! | `limits/` | the outbound sending counters per user, login, client and sender domain ([`crate::limits::counters`]): `counters` | `sendmail` (set-group-id `mqueue`) at the queue's door, and the SMTP server's unprivileged process (group `mqueue`) | the same; `mailroom queue summary` (root) | fixed-size records, see [`crate::limits::counters`] | directory `root:mqueue 2770` (made by `make install`), file `0660` | a kill holds no lock past its death; a torn record starts anew with a log line |
+//! | `quota-warnings/` | per mailbox with a quota, the fullness its owner was last warned about ([`crate::quota::state`]): one file per mailbox, `.lock` | delivery (the queue runner, `deliver`; root) after each mailbox copy | the same; the SMTP server's unprivileged process (group `mqueue`) reads the allowance for its RCPT check | `level`, `generation`, `allowance`, `pending` lines, see [`crate::quota::state`] | directory `root:mqueue 2750` (made by `make install`), files `0640` | the old file or the new one (rename); a `.tmp` left is overwritten; a warning queued but not recorded is sent once more |
 //! | `pacing` | per-destination-domain token buckets of the queue runner ([`crate::runner::pacing`]) | the queue runner (root) | the same | see [`crate::runner::pacing`] | `root 0600` | a bucket lost or torn starts full: at worst one burst goes at the default pace |
 //!
 //! In a private root (`MAILROOM_ROOT`, as in tests) everything is the
@@ -42,6 +44,8 @@ pub const LOCK: &str = ".lock";
 pub const AUTOREPLY: &str = "autoreply";
 /// The outbound limits' counters (a directory, group `mqueue`).
 pub const LIMITS: &str = "limits";
+/// What each mailbox's owner was last warned about (a directory).
+pub const QUOTA_WARNINGS: &str = "quota-warnings";
 /// The queue runner's per-destination pacing.
 pub const PACING: &str = "pacing";
 
@@ -53,6 +57,7 @@ pub const INVENTORY: &[&str] = &[
     LOCK,
     AUTOREPLY,
     LIMITS,
+    QUOTA_WARNINGS,
     PACING,
 ];
 
@@ -85,6 +90,7 @@ mod tests {
             .map(|n| match *n {
                 AUTOREPLY => "autoreply/",
                 LIMITS => "limits/",
+                QUOTA_WARNINGS => "quota-warnings/",
                 n => n,
             })
             .collect();

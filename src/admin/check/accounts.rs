@@ -1,5 +1,5 @@
 //! Mailbox accounts and what hangs on them: the virtual passwd file,
-//! quotas, autoreplies, filters.
+//! quotas (and mailboxes nearly full), autoreplies, filters.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -248,5 +248,37 @@ pub(super) fn check_filters(cfg: &Config, view: &Directory, f: &mut Findings) {
                 format!("{login}: no such user or mailbox account: never used ('mailroom filter clear' it)"),
             );
         }
+    }
+}
+
+/// How full a mailbox may be before `check` says so (percent of its
+/// quota): past it, the next few messages may well bounce.
+pub(super) const NEARLY_FULL: u8 = 95;
+
+/// Mailboxes at [`NEARLY_FULL`] or more of their quota (a warning: the
+/// mailbox works, its owner has been warned, the admin may want to act).
+pub(super) fn check_fullness(cfg: &Config, f: &mut Findings) {
+    let Ok(rows) = crate::admin::mailbox::list::rows(cfg, None) else {
+        return;
+    };
+    for r in rows.iter().filter(|r| r.quota > 0) {
+        if crate::quota::level(r.size, r.quota, &[NEARLY_FULL]) == 0 {
+            continue;
+        }
+        let how = if r.size > r.quota {
+            "over its quota"
+        } else {
+            "nearly full"
+        };
+        f.warn(
+            &PathBuf::from(r.mailbox.trim_end_matches('/')),
+            None,
+            format!(
+                "{}: {how}, {}: mail to it is refused once full (delete mail, or raise the quota: mailroom mailbox quota {} SIZE)",
+                r.address,
+                crate::quota::usage_text(r.size, r.quota),
+                r.address
+            ),
+        );
     }
 }

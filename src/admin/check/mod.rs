@@ -10,7 +10,8 @@
 //!
 //! One file per family of checks: `tables.rs` (the class files, aliases,
 //! lists, virtusertable, access, mailertable), `accounts.rs` (mailbox
-//! accounts, quotas, autoreplies, filters), `system.rs` (file modes, DKIM
+//! accounts, quotas and mailboxes over 95% of theirs, autoreplies,
+//! filters), `system.rs` (file modes, DKIM
 //! keys, the outbound limits).  `mailroom check --dns` looks at the box
 //! from outside instead: `dns.rs` (MX, SPF, DKIM and DMARC records,
 //! reverse DNS, blocklists, the TLS certificate).
@@ -93,6 +94,7 @@ pub fn check(cfg: &Config, config_error: Option<&Failure>) -> Vec<Finding> {
     tables::check_mailertable(cfg, &view, &mut f);
     accounts::check_virtual_passwd(cfg, &view, &mut f);
     accounts::check_quotas(cfg, &view, &mut f);
+    accounts::check_fullness(cfg, &mut f);
     accounts::check_autoreplies(cfg, &mut f);
     accounts::check_filters(cfg, &view, &mut f);
     tables::check_lists(cfg, &view, &mut f);

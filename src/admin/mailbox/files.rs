@@ -121,19 +121,6 @@ pub(super) fn remove_mailbox(cfg: &Config, mailbox: &MailboxPath) -> Option<Stri
     }
 }
 
-pub(super) fn mailbox_size(mailbox: &MailboxPath) -> u64 {
-    match mailbox {
-        MailboxPath::Mbox(p) => fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-        MailboxPath::Maildir(p) => ["cur", "new"]
-            .iter()
-            .filter_map(|d| fs::read_dir(p.join(d)).ok())
-            .flat_map(|rd| rd.flatten())
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .sum(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

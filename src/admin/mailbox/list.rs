@@ -1,10 +1,10 @@
 //! `mailroom mailbox list`: the mailboxes with their users, quotas,
-//! sizes and files.
+//! usage against the quota (as delivery measures it: [`crate::quota::used`])
+//! and files.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-use super::files::mailbox_size;
 use super::name::valid_user;
 use super::quota::human;
 use super::tables::Tables;
@@ -12,6 +12,7 @@ use super::{FIRST_UID, LAST_UID};
 use crate::accounts::{MailboxPath, parse_virtual};
 use crate::config::{Config, parse_size};
 use crate::exit::{ExitCode, Failure};
+use crate::quota::{percent, usage_text};
 use crate::table::makemap;
 
 /// One row of `mailbox list`.
@@ -26,6 +27,7 @@ pub struct Row {
     /// Where the quota comes from: `quotas`, `passwd`, `default`.
     pub quota_source: &'static str,
     pub mailbox: String,
+    /// Bytes held, as the quota counts them.
     pub size: u64,
 }
 
@@ -65,7 +67,7 @@ pub fn rows(cfg: &Config, domain: Option<&str>) -> Result<Vec<Row>, Failure> {
             is_virtual: false,
             quota,
             quota_source,
-            size: mailbox_size(&a.mailbox),
+            size: crate::quota::used(&a.mailbox).unwrap_or(0),
             mailbox: place(&a.mailbox),
         });
     }
@@ -80,7 +82,7 @@ pub fn rows(cfg: &Config, domain: Option<&str>) -> Result<Vec<Row>, Failure> {
             is_virtual: true,
             quota,
             quota_source,
-            size: mailbox_size(&a.mailbox),
+            size: crate::quota::used(&a.mailbox).unwrap_or(0),
             mailbox: place(&a.mailbox),
         });
     }
@@ -112,7 +114,7 @@ pub fn rows(cfg: &Config, domain: Option<&str>) -> Result<Vec<Row>, Failure> {
             is_virtual: false,
             quota,
             quota_source,
-            size: mailbox_size(&a.mailbox),
+            size: crate::quota::used(&a.mailbox).unwrap_or(0),
             mailbox: place(&a.mailbox),
         });
     }
@@ -178,10 +180,16 @@ pub fn print_table(rows: &[Row], out: &mut dyn Write) -> io::Result<()> {
         .max()
         .unwrap_or(0)
         .max(5);
+    let w_used = rows
+        .iter()
+        .map(|r| usage_text(r.size, r.quota).len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     writeln!(
         out,
-        "{:w_addr$}  {:w_user$}  {:w_quota$}  {:>7}  MAILBOX",
-        "ADDRESS", "USER", "QUOTA", "SIZE"
+        "{:w_addr$}  {:w_user$}  {:w_quota$}  {:>w_used$}  MAILBOX",
+        "ADDRESS", "USER", "QUOTA", "USED"
     )?;
     for r in rows {
         let user = if r.is_virtual {
@@ -191,11 +199,11 @@ pub fn print_table(rows: &[Row], out: &mut dyn Write) -> io::Result<()> {
         };
         writeln!(
             out,
-            "{:w_addr$}  {:w_user$}  {:w_quota$}  {:>7}  {}",
+            "{:w_addr$}  {:w_user$}  {:w_quota$}  {:>w_used$}  {}",
             r.address,
             user,
             quota_text(r),
-            human(r.size),
+            usage_text(r.size, r.quota),
             r.mailbox
         )?;
     }
@@ -213,7 +221,7 @@ pub fn print_json(rows: &[Row], out: &mut dyn Write) -> io::Result<()> {
     for (i, r) in rows.iter().enumerate() {
         writeln!(
             out,
-            "  {{\"address\": {}, \"user\": {}, \"virtual\": {}, \"quota\": {}, \"quota_source\": {}, \"mailbox\": {}, \"size\": {}}}{}",
+            "  {{\"address\": {}, \"user\": {}, \"virtual\": {}, \"quota\": {}, \"quota_source\": {}, \"mailbox\": {}, \"size\": {}, \"percent\": {}}}{}",
             json_str(&r.address),
             json_str(&r.user),
             r.is_virtual,
@@ -221,6 +229,10 @@ pub fn print_json(rows: &[Row], out: &mut dyn Write) -> io::Result<()> {
             json_str(r.quota_source),
             json_str(&r.mailbox),
             r.size,
+            match r.quota {
+                0 => "null".to_string(),
+                q => percent(r.size, q).to_string(),
+            },
             if i + 1 < rows.len() { "," } else { "" }
         )?;
     }

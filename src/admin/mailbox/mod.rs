@@ -144,7 +144,7 @@ userdel's business.")]
         #[arg(long)]
         force: bool,
     },
-    /// List the mailboxes: address, user, quota, size, mailbox file.
+    /// List the mailboxes: address, user, quota, usage against it, mailbox file.
     #[command(after_help = "\
 Examples:
   mailroom mailbox list
@@ -153,7 +153,9 @@ Examples:
 
 Mailboxes are the virtusertable's addresses that lead to a system user,
 the virtual accounts of /etc/mail/passwd, and the other users with uids in
-1000..59999 (every user account is a mail account).")]
+1000..59999 (every user account is a mail account).  USED is what the quota
+counts (an mbox's file; a Maildir with its folders), against the quota
+when there is one: 12.3M / 200M (6%).")]
     List {
         /// Only this domain's mailboxes.
         domain: Option<String>,

@@ -33,24 +33,7 @@ pub fn parse_quota(s: &str) -> Result<QuotaSetting, Failure> {
     }
 }
 
-/// Bytes for people: `512`, `1.5K`, `200M`, `2.0G`.
-pub fn human(n: u64) -> String {
-    const K: u64 = 1024;
-    let (unit, div) = if n >= K * K * K {
-        ("G", K * K * K)
-    } else if n >= K * K {
-        ("M", K * K)
-    } else if n >= K {
-        ("K", K)
-    } else {
-        return n.to_string();
-    };
-    if n.is_multiple_of(div) {
-        format!("{}{unit}", n / div)
-    } else {
-        format!("{:.1}{unit}", n as f64 / div as f64)
-    }
-}
+pub use crate::quota::human;
 
 #[cfg(test)]
 mod tests {
@@ -74,8 +57,5 @@ mod tests {
         for bad in ["", "-1", "12X", "M", "+5"] {
             assert!(parse_quota(bad).is_err(), "{bad}");
         }
-        assert_eq!(human(512), "512");
-        assert_eq!(human(200 * 1024 * 1024), "200M");
-        assert_eq!(human(1536), "1.5K");
     }
 }

@@ -1,7 +1,8 @@
 //! The local part of an attempt: recipients through the delivery agent
 //! ([`crate::deliver`]), with what each came to — delivered (then the
-//! autoreply hook), forwarded on, a list's copy split off, deferred,
-//! failed — and the `mailer=local` log line.
+//! autoreply hook; a quota warning the copy queued runs next), forwarded
+//! on, a list's copy split off, deferred, failed — and the `mailer=local`
+//! log line.
 
 use super::{Attempt, Failed};
 use crate::address;
@@ -65,6 +66,8 @@ impl Attempt<'_> {
             let same = |rep: &deliver::Report| rep.printable == parent.addr;
             for rep in &mine {
                 self.log_local(rep);
+                // A quota warning the copy queued is delivered next.
+                self.replies.extend(rep.warning.clone());
                 let split_sender = rep
                     .sender
                     .as_ref()

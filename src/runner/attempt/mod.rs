@@ -77,7 +77,7 @@ pub(super) struct Attempt<'a> {
     /// copy of a mailing list).
     splits: HashMap<(String, Option<String>), Vec<Recipient>>,
     last_status: Option<String>,
-    /// Autoreplies queued after mailbox deliveries.
+    /// Autoreplies and quota warnings queued after mailbox deliveries.
     replies: Vec<QueueId>,
     /// The last attempt died midway: mailboxes may hold its copies.
     pub interrupted: bool,

@@ -244,7 +244,11 @@ impl Policy {
             .iter()
             .filter_map(|f| match &f.target {
                 Target::Mailbox { account, .. } if account.quota > 0 => {
-                    let q = account.quota;
+                    // As delivery holds it: plus the warnings' bytes.
+                    let q = account.quota.saturating_add(crate::quota::state::allowance(
+                        &self.cfg,
+                        account.mailbox.path(),
+                    ));
                     Some(match mailbox_usage(&account.mailbox) {
                         Some(_) if size.is_some_and(|s| s > q) => Room::Never,
                         Some(u) if u >= q || size.is_some_and(|s| u + s > q) => Room::Full,
