@@ -477,8 +477,8 @@ impl Config {
                         parse_size(&s.value).ok_or_else(|| bad(key, s, "not a size"))?;
                 }
                 "quota_warn" => {
-                    self.quota_warn = crate::quota::parse_thresholds(&s.value)
-                        .map_err(|why| bad(key, s, &why))?;
+                    self.quota_warn =
+                        parse_thresholds(&s.value).map_err(|why| bad(key, s, &why))?;
                 }
                 "over_quota_defer"
                 | "mailbox_lock_timeout"
@@ -732,9 +732,41 @@ pub fn default_hostname(paths: &Paths) -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// Parse `quota_warn`: percentages `1..=100` separated by commas or
+/// spaces; `0` or nothing turns the warnings off.  Sorted, each once.
+pub fn parse_thresholds(v: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for w in v.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+        let w = w.strip_suffix('%').unwrap_or(w);
+        match w.parse::<u8>() {
+            Ok(0) => {}
+            Ok(n) if n <= 100 => out.push(n),
+            _ => return Err("expected percentages from 1 to 100 (80,95), or 0 for none".into()),
+        }
+    }
+    if v.split([',', ' ', '\t']).any(|w| w == "0") && !out.is_empty() {
+        return Err("0 turns the warnings off: give it alone".into());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thresholds_parse_sorted_once_and_zero_turns_them_off() {
+        assert_eq!(parse_thresholds("80,95").unwrap(), [80, 95]);
+        assert_eq!(parse_thresholds("95, 80 80%").unwrap(), [80, 95]);
+        assert_eq!(parse_thresholds("100").unwrap(), [100]);
+        assert!(parse_thresholds("0").unwrap().is_empty());
+        assert!(parse_thresholds("").unwrap().is_empty());
+        for bad in ["101", "-5", "eighty", "80;95", "0,80"] {
+            assert!(parse_thresholds(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes_and_durations() {

@@ -6,7 +6,8 @@
 //!   quota), a Maildir's `maildirsize` total (folders included,
 //!   Maildir++'s one quota per Maildir) — what [`crate::mailbox`] checks
 //!   a delivery against.
-//! * **The thresholds**: `quota_warn` in `mailroom.conf`, percentages of
+//! * **The thresholds**: `quota_warn` in `mailroom.conf` (parsed by
+//!   [`crate::config`]), percentages of
 //!   the quota (default `80,95`; `0` or empty: never warn).  A mailbox is
 //!   at *level* `t` when it holds at least `t`% of its quota ([`level`]).
 //! * **The warnings** ([`warning`]): when a delivery finds its mailbox at
@@ -22,26 +23,6 @@ pub mod warning;
 use std::io;
 
 use crate::accounts::MailboxPath;
-
-/// Parse `quota_warn`: percentages `1..=100` separated by commas or
-/// spaces; `0` or nothing turns the warnings off.  Sorted, each once.
-pub fn parse_thresholds(v: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    for w in v.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
-        let w = w.strip_suffix('%').unwrap_or(w);
-        match w.parse::<u8>() {
-            Ok(0) => {}
-            Ok(n) if n <= 100 => out.push(n),
-            _ => return Err("expected percentages from 1 to 100 (80,95), or 0 for none".into()),
-        }
-    }
-    if v.split([',', ' ', '\t']).any(|w| w == "0") && !out.is_empty() {
-        return Err("0 turns the warnings off: give it alone".into());
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
-}
 
 /// Bytes a mailbox holds, as its quota counts them; a mailbox not yet
 /// created holds nothing.  Writes nothing (root may be the one asking).
@@ -116,18 +97,6 @@ pub fn human(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thresholds_parse_sorted_once_and_zero_turns_them_off() {
-        assert_eq!(parse_thresholds("80,95").unwrap(), [80, 95]);
-        assert_eq!(parse_thresholds("95, 80 80%").unwrap(), [80, 95]);
-        assert_eq!(parse_thresholds("100").unwrap(), [100]);
-        assert!(parse_thresholds("0").unwrap().is_empty());
-        assert!(parse_thresholds("").unwrap().is_empty());
-        for bad in ["101", "-5", "eighty", "80;95", "0,80"] {
-            assert!(parse_thresholds(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn levels_are_reached_at_the_threshold_exactly() {
