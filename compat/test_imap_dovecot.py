@@ -12,7 +12,14 @@ door pop3d and SMTP AUTH use); pop3d runs under inetd on 127.0.0.1:11110
   of /etc/mail/passwd; a wrong password and an unknown login get the same
   refusal, and the log tells them apart without naming the unknown login.
   `doveadm -u` finds the same mailboxes (the userdb side of the program).
+* The program itself, run as Dovecot runs it (as `dovecot`, the request on
+  descriptor 3): answers as root, then runs the reply program with every
+  id back to the caller's and the caller's environment plus the answer;
+  exit 1 for a wrong password and an unknown login, 3 for an unknown
+  login in a userdb lookup, 2 for misuse; a user outside group dovecot
+  cannot run it, one inside it but not in checkpassword_callers is refused.
 * LIST shows INBOX and the Spam folder mailroom's spam rule files into.
+* mailroom's quota is Dovecot's (`doveadm quota get`).
 * A message fetched by IMAP (BODY.PEEK[]) is the one POP3 RETR gives, byte
   for byte -- with one difference by design for mbox, checked exactly: a
   body line `From ...` is stored mboxrd-quoted as `>From ...`; pop3d
@@ -34,6 +41,7 @@ them.  Runs as root in the compat sandbox (lib/sandbox.sh).
 """
 
 import email
+import grp
 import imaplib
 import json
 import mailbox
@@ -377,6 +385,62 @@ class Logins(Imap):
             finally:
                 logout(m)
         self.assertTrue(os.path.isdir(os.path.join(md.pw_dir, "Maildir", ".Spam")))
+
+
+class Program(Imap):
+    """The installed set-uid program itself, run as Dovecot runs it."""
+
+    # The reply program: who it runs as, and what it was told.
+    REPLY = ["/bin/sh", "-c", 'echo "$(id -u) $(id -ru) $(id -g) $USER $userdb_uid '
+             '$AUTHORIZED $FROM_CALLER"']
+
+    def ask(self, user, request, env=None):
+        """checkpassword REPLY run as `user`, the request on descriptor 3."""
+        cmd = ["bash", "-c", 'exec 3<&0 0</dev/null; exec "$@"', "_"]
+        return mr.run(cmd + [CHECKPASSWORD] + self.REPLY, input=request, user=user,
+                      env=dict({"FROM_CALLER": "kept"}, **(env or {})))
+
+    def test_it_answers_as_root_then_runs_the_reply_as_its_caller(self):
+        dovecot = pwd.getpwnam("dovecot")
+        info = pwd.getpwnam(self.info_user)
+        p = self.ask("dovecot", f"info/shop.example\0{PASSWORD}\0\0".encode())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # Every id back to the caller's (so Dovecot's ORIG_UID check holds),
+        # the answer and the caller's own environment given to the reply.
+        self.assertEqual(p.stdout.decode().split(),
+                         [str(dovecot.pw_uid), str(dovecot.pw_uid), str(dovecot.pw_gid),
+                          self.info_user, str(info.pw_uid), "kept"])
+        for request in (f"info@shop.example\0wrong\0\0", f"nobody-here\0{PASSWORD}\0\0"):
+            p = self.ask("dovecot", request.encode())
+            self.assertEqual((p.returncode, p.stdout), (1, b""), request)
+        # A userdb lookup: no password, AUTHORIZED=2, or 3 for no account.
+        p = self.ask("dovecot", b"sales%virt.example\0\0", {"AUTHORIZED": "1"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(" sales@virt.example ", p.stdout.decode())
+        self.assertIn(" 2 kept", p.stdout.decode())
+        p = self.ask("dovecot", b"nobody-here@virt.example\0\0", {"AUTHORIZED": "1"})
+        self.assertEqual(p.returncode, 3)
+        # Not the protocol: misuse.
+        p = self.ask("dovecot", b"no nul at all")
+        self.assertEqual(p.returncode, 2)
+
+    def test_nobody_else_may_run_it(self):
+        request = f"info@shop.example\0{PASSWORD}\0\0".encode()
+        # Installed for group dovecot only: the kernel refuses others.
+        st = os.stat(CHECKPASSWORD)
+        self.assertEqual((oct(st.st_mode & 0o7777), st.st_uid, st.st_gid),
+                         (oct(0o4750), 0, grp.getgrnam("dovecot").gr_gid))
+        p = self.ask("nobody", request)
+        self.assertEqual((p.returncode, p.stdout), (126, b""))
+        # Someone in group dovecot who is not a checkpassword_callers user:
+        # the program refuses before it reads any account file.
+        intruder = mr.ensure_user("cpintruder")
+        mr.run(["usermod", "-a", "-G", "dovecot", "cpintruder"], check=True)
+        mark = mr.log_mark()
+        p = self.ask("cpintruder", request)
+        self.assertEqual((p.returncode, p.stdout), (2, b""))
+        self.assertIn(f"uid {intruder.pw_uid} may not run checkpassword (checkpassword_callers)",
+                      mr.log_since(mark))
 
 
 class SameMessages(Imap):
