@@ -612,9 +612,9 @@ class Concurrent(Imap):
                     if s % 3 == 1:
                         p.dele(i)
             except poplib.error_proto as e:
-                # A Maildir message IMAP expunged during this session:
-                # pop3d says [SYS/TEMP] "please reconnect".  Leaving
-                # without QUIT deletes nothing.
+                # A message IMAP expunged (or, in an mbox, moved) during
+                # this session: pop3d says [SYS/TEMP] "please reconnect".
+                # Leaving without QUIT deletes nothing.
                 p.close()
                 if b"[SYS/TEMP]" not in str(e).encode():
                     raise
@@ -629,6 +629,7 @@ class Concurrent(Imap):
                 # -ERR at QUIT: nothing deleted.  pop3d leaves an mbox
                 # alone that another program (Dovecot, writing its X-UID
                 # and Status fields or expunging) rewrote meanwhile.
+                p.close()
                 stats["QUITs refused"] += 1
             stats["pop3 rounds"] += 1
 
