@@ -52,7 +52,10 @@ GENERATED   := target/generated
 MAN8PAGES   := sendmail.8 qrun.8 deliver.8 pop3d.8
 MAN5PAGES   := mailroom.conf.5 mailroom-filter.5 mailroom-log.5
 # Helper programs installed in $(LIBEXECDIR) (those built so far).
-HELPERS     := qrun deliver pop3d
+HELPERS     := qrun deliver pop3d checkpassword
+# Configuration for other programs, installed for the admin to copy
+# (nothing reads it there): Dovecot's (etc/dovecot).
+DOVECOTDIR  := $(DATADIR)/mailroom/dovecot
 
 IS_ROOT     := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 # The files in etc/ name the default paths; this gives them the installed ones.
@@ -160,6 +163,10 @@ endif
 	  if [ -f $(RELEASE)/$$h ]; then install -m 0755 $(RELEASE)/$$h $(DESTDIR)$(LIBEXECDIR)/$$h; fi; \
 	done
 	if [ -f $(RELEASE)/qrun ]; then chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi
+	install -d -m 0755 $(DESTDIR)$(DOVECOTDIR)
+	for f in etc/dovecot/*; do \
+	  $(SUBST_PATHS) $$f > $(DESTDIR)$(DOVECOTDIR)/$${f##*/} && chmod 0644 $(DESTDIR)$(DOVECOTDIR)/$${f##*/} || exit 1; \
+	done
 	if [ -f $(RELEASE)/mailroom ]; then install -m 0755 $(RELEASE)/mailroom $(DESTDIR)$(SBINDIR)/mailroom; fi
 	install -d -m 0755 $(DESTDIR)$(MAN5DIR) $(DESTDIR)$(MAN8DIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0644 $(GENERATED)/man/mailroom*.8 $(addprefix $(GENERATED)/man/,$(MAN8PAGES)) $(DESTDIR)$(MAN8DIR)/
@@ -188,6 +195,13 @@ ifeq ($(IS_ROOT),yes)
 	  if [ -f $(DESTDIR)$(LIBEXECDIR)/qrun ]; then chown root:$(QUEUEGROUP) $(DESTDIR)$(LIBEXECDIR)/qrun && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/qrun; fi; \
 	else echo "warning: group $(QUEUEGROUP) does not exist: create it and chgrp sendmail and $(QUEUEDIR)"; fi
 	if getent group mail >/dev/null; then chown root:mail $(DESTDIR)$(MAILSPOOL); chmod 2775 $(DESTDIR)$(MAILSPOOL); fi
+	# checkpassword: set-uid root for Dovecot's auth user only -- group
+	# dovecot where it exists; else (Dovecot not installed yet) the program
+	# itself turns away everyone but root and checkpassword_callers.
+	if [ -f $(DESTDIR)$(LIBEXECDIR)/checkpassword ]; then \
+	  if getent group dovecot >/dev/null; then chown root:dovecot $(DESTDIR)$(LIBEXECDIR)/checkpassword && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/checkpassword; \
+	  else chown root:root $(DESTDIR)$(LIBEXECDIR)/checkpassword && chmod 4755 $(DESTDIR)$(LIBEXECDIR)/checkpassword; fi; \
+	fi
 	# The outbound limits' counters: written by the set-group-id sendmail
 	# and the SMTP server's unprivileged side (group mqueue), by no one else.
 	if getent group $(QUEUEGROUP) >/dev/null; then chown root:$(QUEUEGROUP) $(DESTDIR)$(STATEDIR)/limits; chmod 2770 $(DESTDIR)$(STATEDIR)/limits; fi
@@ -223,7 +237,7 @@ endif
 	      $(addprefix $(DESTDIR)$(MAN8DIR)/,$(MAN8PAGES) mailq.8 newaliases.8) \
 	      $(addprefix $(DESTDIR)$(MAN5DIR)/,$(MAN5PAGES)) \
 	      $(DESTDIR)$(BASHCOMPDIR)/mailroom $(DESTDIR)$(ZSHCOMPDIR)/_mailroom $(DESTDIR)$(FISHCOMPDIR)/mailroom.fish
-	rm -rf $(DESTDIR)$(LIBEXECDIR)
+	rm -rf $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/mailroom
 	@echo "kept: $(MAILCONFDIR), $(QUEUEDIR), $(MAILSPOOL), $(STATEDIR), $(EMPTYDIR) and the group $(QUEUEGROUP)"
 
 clean:

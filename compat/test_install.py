@@ -47,6 +47,18 @@ class InstallLayout(mr.Case):
             if os.path.exists(f"{d}/usr/libexec/mailroom/qrun"):
                 self.assertEqual(mode(f"{d}/usr/libexec/mailroom/qrun"), 0o4750)
                 self.assertEqual(owner(f"{d}/usr/libexec/mailroom/qrun"), (0, "mqueue"))
+            # Dovecot's login check: set-uid root, for group dovecot only
+            # (where Dovecot is installed; else the program refuses others).
+            cp = f"{d}/usr/libexec/mailroom/checkpassword"
+            if os.path.exists(cp):
+                try:
+                    grp.getgrnam("dovecot")
+                    self.assertEqual((mode(cp), owner(cp)), (0o4750, (0, "dovecot")))
+                except KeyError:
+                    self.assertEqual((mode(cp), owner(cp)), (0o4755, (0, "root")))
+            # Dovecot's configuration, to copy (nothing reads it there).
+            with open(f"{d}/usr/share/mailroom/dovecot/99-mailroom.conf") as f:
+                self.assertIn("args = /usr/libexec/mailroom/checkpassword\n", f.read())
             # Completions and manual pages, generated from mailroom's --help.
             bash = f"{d}/usr/share/bash-completion/completions/mailroom"
             self.assertEqual(mode(bash), 0o644)
@@ -69,6 +81,8 @@ class InstallLayout(mr.Case):
             self.assertFalse(os.path.exists(f"{d}/usr/sbin/sendmail"))
             self.assertTrue(os.path.isfile(f"{d}/usr/local/share/man/man8/mailroom.8"))
             self.assertTrue(os.path.isfile(f"{d}/usr/local/share/bash-completion/completions/mailroom"))
+            with open(f"{d}/usr/local/share/mailroom/dovecot/99-mailroom.conf") as f:
+                self.assertIn("args = /usr/local/libexec/mailroom/checkpassword\n", f.read())
 
     def test_reinstall_keeps_the_admins_configuration(self):
         mr.write_config("# edited by the admin\nhostname = keep.example.test\n")

@@ -78,8 +78,10 @@
 //!   alert).
 //! * [`cli`] — the programs' front ends: argv, privileges, paths, then the
 //!   engines below (`sendmail` and its submission, `qrun`, `deliver`,
-//!   `pop3d`); `src/bin/*.rs` are a few lines each over them, and their
-//!   manual pages are `man/*.8.txt`.
+//!   `pop3d`, and `checkpassword`, the login check for Dovecot);
+//!   `src/bin/*.rs` are a few lines each over them, and their manual pages
+//!   are `man/*.8.txt` (checkpassword's is its module text and the README:
+//!   Dovecot runs it, never a person).
 //!
 //! Where mail goes:
 //! * [`table`] — the sendmail tables: text formats and their editors,

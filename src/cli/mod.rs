@@ -1,5 +1,7 @@
 //! Command-line front ends that are more than argument parsing.
 //!
+//! * [`checkpassword`] — the login check for Dovecot (checkpassword
+//!   interface), set-uid root.
 //! * [`deliver`] — the local delivery agent's front end.
 //! * [`pop3d`] — the POP3 server's front end.
 //! * [`qrun`] — the queue runner's front end.
@@ -8,6 +10,7 @@
 //! * [`submit`] — `sendmail -t`/`-bm`: argv and standard input into a
 //!   request at the queue's door.
 
+pub mod checkpassword;
 pub mod deliver;
 pub mod pop3d;
 pub mod qrun;

@@ -85,13 +85,36 @@ pub(super) fn verify(
     if !ok {
         return Err(Refused::Account(a.login));
     }
-    Ok(Identity {
+    Ok(identity(cfg, a))
+}
+
+/// The account `name` names, with no proof (in the child): the accounts
+/// [`verify`] could let in, whatever their password.
+pub(super) fn lookup(cfg: &Config, settings: &Settings, name: &[u8]) -> Option<Identity> {
+    let a = find_account(cfg, &normalize(name)?)?;
+    if !a.is_virtual && (a.owner.uid == 0 || a.owner.uid < settings.first_uid) {
+        return None;
+    }
+    Some(identity(cfg, a))
+}
+
+fn identity(cfg: &Config, a: Account) -> Identity {
+    let folders = a.mbox_folders(&cfg.paths);
+    let home = match (&folders, &a.mailbox) {
+        _ if !a.is_virtual => cfg.paths.resolve(&a.owner.home),
+        (Some(dir), _) => dir.clone(),
+        (None, MailboxPath::Maildir(dir) | MailboxPath::Mbox(dir)) => dir.clone(),
+    };
+    Identity {
         login: a.login,
         owner: a.owner.name,
         uid: a.owner.uid,
         gid: a.owner.gid,
         mailbox: a.mailbox,
-    })
+        folders,
+        home,
+        quota: a.quota,
+    }
 }
 
 /// The account a canonical login name names (see the module text).
@@ -131,6 +154,12 @@ pub(super) fn encode(id: &Identity) -> Vec<u8> {
         id.gid.to_string(),
         kind.to_string(),
         path.to_string_lossy().into_owned(),
+        id.folders
+            .as_ref()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        id.home.to_string_lossy().into_owned(),
+        id.quota.to_string(),
     ];
     if fields.iter().any(|f| f.contains('\n')) {
         return Vec::new();
@@ -143,7 +172,7 @@ pub(super) fn encode(id: &Identity) -> Vec<u8> {
 pub(super) fn decode(bytes: &[u8]) -> Option<Identity> {
     let text = std::str::from_utf8(bytes).ok()?;
     let f: Vec<&str> = text.strip_suffix('\n')?.split('\n').collect();
-    let [login, owner, uid, gid, kind, path] = f[..] else {
+    let [login, owner, uid, gid, kind, path, folders, home, quota] = f[..] else {
         return None;
     };
     let path = PathBuf::from(path);
@@ -157,6 +186,9 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Identity> {
             "maildir" => MailboxPath::Maildir(path),
             _ => return None,
         },
+        folders: (!folders.is_empty()).then(|| PathBuf::from(folders)),
+        home: PathBuf::from(home),
+        quota: quota.parse().ok()?,
     })
 }
 
@@ -204,8 +236,19 @@ mod tests {
             uid: 5000,
             gid: 5000,
             mailbox: MailboxPath::Maildir("/var/mail/virtual/example.com/info/".into()),
+            folders: None,
+            home: "/var/mail/virtual/example.com/info/".into(),
+            quota: 200 << 20,
         };
-        assert_eq!(decode(&encode(&id)), Some(id));
+        assert_eq!(decode(&encode(&id)), Some(id.clone()));
+        let mbox = Identity {
+            mailbox: MailboxPath::Mbox("/var/mail/bob".into()),
+            folders: Some("/home/bob/mail".into()),
+            home: "/home/bob".into(),
+            quota: 0,
+            ..id
+        };
+        assert_eq!(decode(&encode(&mbox)), Some(mbox));
         assert_eq!(decode(b""), None);
     }
 }

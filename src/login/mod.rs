@@ -53,10 +53,18 @@
 //! `pop3_first_uid` are refused.  Virtual accounts: their field in
 //! `/etc/mail/passwd` — a crypt hash, `{CRYPT}hash`, or `{PLAIN}secret`
 //! (the only form APOP can use).  See [`secret`].
+//!
+//! ## Other servers
+//!
+//! Dovecot (IMAP) asks the door through the `checkpassword` program
+//! ([`checkpassword`]): the same check, names, refusals and log lines,
+//! one attempt per run; [`lookup`] answers its userdb.
 
 mod account;
+pub mod checkpassword;
 pub mod secret;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::accounts::MailboxPath;
@@ -70,11 +78,18 @@ pub use secret::{apop_matches, crypt_matches, hex};
 /// Keys read here, with defaults, for `mailroom check` and
 /// `etc/mailroom.conf`.  (Named for pop3d, which had them first; they
 /// hold for SMTP AUTH too.)
-pub const KEYS: &[(&str, &str, &str)] = &[(
-    "pop3_first_uid",
-    "1000",
-    "system accounts below this uid (and root) cannot log in",
-)];
+pub const KEYS: &[(&str, &str, &str)] = &[
+    (
+        "pop3_first_uid",
+        "1000",
+        "system accounts below this uid (and root) cannot log in",
+    ),
+    (
+        "checkpassword_callers",
+        "dovecot",
+        "users besides root who may run the set-uid checkpassword program (Dovecot's auth user)",
+    ),
+];
 
 /// The login check's settings.
 #[derive(Debug, Clone)]
@@ -148,6 +163,15 @@ pub struct Identity {
     pub uid: u32,
     pub gid: u32,
     pub mailbox: MailboxPath,
+    /// The directory of its mbox folders (`None` for a Maildir, whose
+    /// folders are inside it): [`crate::accounts::Account::mbox_folders`].
+    pub folders: Option<PathBuf>,
+    /// Its home for other mail programs (Dovecot's indexes and Sieve
+    /// scripts): the system user's home, or for a virtual account its
+    /// folders directory (mbox) or its Maildir.
+    pub home: PathBuf,
+    /// Its size limit in bytes, 0 = none (what delivery applies).
+    pub quota: u64,
 }
 
 /// Why a login failed, for the log only (the client hears the same in
@@ -192,6 +216,20 @@ pub fn check(cfg: &Config, settings: &Settings, attempt: &Attempt) -> Result<Ide
         )),
         None => account::decode(&answer).ok_or(Refused::Unknown),
     }
+}
+
+/// Look an account up by login name, with no proof, in a child process
+/// as [`check`] does: for a program that asks where the mail of someone
+/// already logged in (or addressed by LMTP) lives — Dovecot's userdb
+/// through [`checkpassword`].  The same names and accounts as [`check`]:
+/// never root or a system account below `pop3_first_uid`.
+pub fn lookup(cfg: &Config, settings: &Settings, name: &[u8]) -> Option<Identity> {
+    let answer = crate::privs::in_child(|| match account::lookup(cfg, settings, name) {
+        Some(id) => account::encode(&id),
+        None => b"?\n".to_vec(),
+    })
+    .ok()?;
+    account::decode(&answer)
 }
 
 /// How a server slows a client's failed logins.

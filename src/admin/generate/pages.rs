@@ -228,6 +228,7 @@ const LOG_GROUPS: &[(&str, &str)] = &[
     ("qrun", "qrun: the queue runner"),
     ("deliver", "local delivery"),
     ("pop3d", "pop3d: the POP3 server"),
+    ("checkpassword", "checkpassword: Dovecot's login check"),
     ("mailroom", "mailroom: the admin command"),
     ("*", "every program that reads the sendmail tables"),
 ];

@@ -67,7 +67,11 @@ pub fn create_mailbox(cfg: &Config, plan: &Plan, mail_gid: u32) -> Result<String
                 if is_root() {
                     let _ = std::os::unix::fs::chown(dir, Some(owner.0), Some(mail_gid));
                 }
-                let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o770));
+                // Set-group-id: what is made inside (Dovecot's folder
+                // directory and indexes) is group mail like the mailbox,
+                // which Dovecot insists on and vmail, not in group mail,
+                // could not otherwise give it.
+                let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o2770));
             }
             (mailbox.clone(), owner.0, mail_gid)
         }

@@ -301,6 +301,7 @@ fn programs_of(file: &str) -> Option<&'static [&'static str]> {
         "src/cli/deliver.rs" => &["deliver"],
         "src/cli/qrun.rs" => &["qrun"],
         "src/cli/pop3d.rs" => &["pop3d"],
+        "src/cli/checkpassword.rs" | "src/login/checkpassword.rs" => &["checkpassword"],
         f if f.starts_with("src/cli/") => &["sendmail"],
         f if f.starts_with("src/admin/") => &["mailroom"],
         f if f.starts_with("src/deliver/") || f.starts_with("src/filter/") => &["deliver"],
