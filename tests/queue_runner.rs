@@ -27,6 +27,19 @@ fn root(name: &str, extra_conf: &str) -> Root {
     r
 }
 
+/// A root whose messages are delivered as they are queued (an express
+/// run, not `delivery_mode = queue`), lingering `linger` seconds.
+fn express_root(name: &str, linger: u32) -> Root {
+    let r = root(name, "");
+    r.write(
+        "etc/mail/mailroom.conf",
+        &format!(
+            "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\nexpress_linger = {linger}\n"
+        ),
+    );
+    r
+}
+
 #[test]
 fn a_queued_message_is_delivered_to_local_mailboxes() {
     let r = root("qrun-local", "");
@@ -135,11 +148,7 @@ fn wait_for_mail(r: &Root, user: &str, what: &str, n: usize, secs: u64) {
 /// none here).
 #[test]
 fn a_message_queued_while_the_express_run_is_finishing_is_delivered_at_once() {
-    let r = root("qrun-express-finish", "");
-    r.write(
-        "etc/mail/mailroom.conf",
-        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\nexpress_linger = 0\n",
-    );
+    let r = express_root("qrun-express-finish", 0);
     let send = |subject: &str| {
         let o = run_with_input(
             r.cmd("sendmail")
@@ -192,11 +201,7 @@ fn a_message_queued_while_the_express_run_is_finishing_is_delivered_at_once() {
 /// run is lingering with the tables it read at its start.
 #[test]
 fn an_express_run_applies_a_table_changed_while_it_lingers() {
-    let r = root("qrun-express-fresh", "");
-    r.write(
-        "etc/mail/mailroom.conf",
-        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\nexpress_linger = 30\n",
-    );
+    let r = express_root("qrun-express-fresh", 30);
     r.write("etc/mail/aliases", "postmaster: root\nsales: bob\n");
     let send = |subject: &str| {
         let o = r.sendmail(
@@ -224,11 +229,7 @@ fn an_express_run_applies_a_table_changed_while_it_lingers() {
 /// left behind.
 #[test]
 fn messages_from_many_submitters_are_each_delivered_once_by_express_runs() {
-    let r = root("qrun-express-load", "");
-    r.write(
-        "etc/mail/mailroom.conf",
-        "hostname = test.example\nlog = /var/log/mail.log\nmin_free_space = 0\nprobe_interfaces = no\nexpress_linger = 0\n",
-    );
+    let r = express_root("qrun-express-load", 0);
     std::thread::scope(|s| {
         for t in 0..4 {
             let r = &r;

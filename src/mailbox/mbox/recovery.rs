@@ -119,23 +119,9 @@ mod tests {
 
     #[test]
     fn a_killed_appenders_half_message_is_cut_off_by_the_next_one() {
-        let d = tmp("torn");
-        let p = d.join("bob");
-        append_to(&p, b"Subject: one\n\nfirst\n", 0).unwrap();
-        let whole = std::fs::read(&p).unwrap();
-        // Killed mid-append: half a message after the first.
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"From x@y  Sat Nov 21 05:00:00 2026\nSubject: torn\n\nhal")
-            .unwrap();
+        let (p, whole) = torn("torn");
+        let d = p.parent().unwrap().to_path_buf();
         let (dev, ino) = dev_ino(&p);
-        dead_writers_dotlock(
-            &p,
-            Note::Append {
-                start: whole.len() as u64,
-                dev,
-                ino,
-            },
-        );
         append_to(&p, b"Subject: two\n\nsecond\n", 0).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(!text.contains("torn"), "{text}");
