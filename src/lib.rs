@@ -156,6 +156,7 @@ pub mod log;
 pub mod login;
 pub mod mailbox;
 pub mod message;
+pub mod panel;
 pub mod pop3;
 pub mod privs;
 pub mod privsep;
