@@ -56,6 +56,9 @@ HELPERS     := qrun deliver pop3d checkpassword
 # Configuration for other programs, installed for the admin to copy
 # (nothing reads it there): Dovecot's (etc/dovecot).
 DOVECOTDIR  := $(DATADIR)/mailroom/dovecot
+# The web panel's snippets for Apache and nginx, for the admin to copy
+# into a site (nothing enabled): etc/web.
+WEBDIR      := $(DATADIR)/mailroom/web
 
 IS_ROOT     := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 # The files in etc/ name the default paths; this gives them the installed ones.
@@ -168,6 +171,13 @@ endif
 	  $(SUBST_PATHS) $$f > $(DESTDIR)$(DOVECOTDIR)/$${f##*/} && chmod 0644 $(DESTDIR)$(DOVECOTDIR)/$${f##*/} || exit 1; \
 	done
 	if [ -f $(RELEASE)/mailroom ]; then install -m 0755 $(RELEASE)/mailroom $(DESTDIR)$(SBINDIR)/mailroom; fi
+	# The web panel's front end: unprivileged (CGI as the web server's
+	# user, or `panel --inetd` on 8443, which drops root itself).
+	if [ -f $(RELEASE)/panel ]; then install -m 0755 $(RELEASE)/panel $(DESTDIR)$(LIBEXECDIR)/panel; fi
+	install -d -m 0755 $(DESTDIR)$(WEBDIR)
+	for f in etc/web/*; do \
+	  $(SUBST_PATHS) $$f > $(DESTDIR)$(WEBDIR)/$${f##*/} && chmod 0644 $(DESTDIR)$(WEBDIR)/$${f##*/} || exit 1; \
+	done
 	install -d -m 0755 $(DESTDIR)$(MAN5DIR) $(DESTDIR)$(MAN8DIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0644 $(GENERATED)/man/mailroom*.8 $(addprefix $(GENERATED)/man/,$(MAN8PAGES)) $(DESTDIR)$(MAN8DIR)/
 	install -m 0644 $(addprefix $(GENERATED)/man/,$(MAN5PAGES)) $(DESTDIR)$(MAN5DIR)/

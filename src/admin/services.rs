@@ -1,11 +1,14 @@
 //! `mailroom setup services [--remove] [--systemd | --inetd]`: turn on (or
 //! off) the network services — SMTP on 25, submission on 587,
 //! implicit-TLS submission on 465 (RFC 8314), POP3 on 110 and POP3S on
-//! 995 — the way the box starts servers:
+//! 995 — the way the box starts servers; `mailroom setup panel on|off`
+//! does the same for the web control panel's own TLS port, 8443
+//! (`panel --inetd`, for a box without a web server):
 //!
 //! * where systemd runs (it is PID 1: `/run/systemd/system` exists), the
 //!   socket units `make install` put in the unit directory
-//!   (`mailroom-smtp.socket` ... with their `@.service` templates,
+//!   (`mailroom-smtp.socket` ..., `mailroom-panel.socket`, with their
+//!   `@.service` templates,
 //!   `Accept=yes`) are enabled and started with `systemctl enable --now`
 //!   (`disable --now` with `--remove`);
 //! * otherwise inetd lines go into `/etc/inetd.conf`: through Debian's
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use crate::change::Change;
 use crate::config::Config;
@@ -36,6 +39,31 @@ pub enum SetupAction {
     /// POP3 (110, 995): systemd socket units where systemd runs, else
     /// inetd lines.
     Services(ServicesArgs),
+    /// Turn the web control panel's own TLS port (8443) on or off: a
+    /// systemd socket unit where systemd runs, else an inetd line; one
+    /// `panel --inetd` per connection, as pop3d.
+    #[command(after_help = PANEL_HELP)]
+    Panel(PanelArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PanelArgs {
+    /// on: serve the panel on port 8443; off: stop (only our socket unit
+    /// or inetd line is touched).
+    #[arg(value_enum)]
+    pub switch: Switch,
+    /// Use a systemd socket unit even if systemd does not seem to run.
+    #[arg(long, conflicts_with = "inetd")]
+    pub systemd: bool,
+    /// Use inetd even where systemd runs.
+    #[arg(long)]
+    pub inetd: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Args, Debug)]
@@ -61,10 +89,24 @@ Examples:
   mailroom setup services            # or: make install-services
   mailroom setup services --remove";
 
+pub const PANEL_HELP: &str = "\
+Port 8443 speaks TLS from the first byte with /etc/mail/tls/mail.crt and
+mail.key (tls_cert, tls_key); until both exist its connections are refused.
+Behind Apache or nginx the panel needs no port of its own: see
+/usr/share/mailroom/web/.
+
+Examples:
+  mailroom setup panel on            # then https://HOST:8443/
+  mailroom setup panel off";
+
 /// One network service.
 pub struct Service {
-    /// Its name in /etc/services and inetd.conf.
+    /// What it is called in reports; for the network services, also their
+    /// name in /etc/services.
     pub name: &'static str,
+    /// The service field of its inetd.conf line: the /etc/services name,
+    /// or the port number where /etc/services has none (8443).
+    pub inetd_service: &'static str,
     pub port: u16,
     /// The socket unit (`NAME.socket`, with `NAME@.service`).
     pub unit: &'static str,
@@ -80,11 +122,13 @@ pub struct Service {
 pub enum Program {
     Sendmail,
     Pop3d,
+    Panel,
 }
 
 pub const SERVICES: &[Service] = &[
     Service {
         name: "smtp",
+        inetd_service: "smtp",
         port: 25,
         unit: "mailroom-smtp",
         program: Program::Sendmail,
@@ -93,6 +137,7 @@ pub const SERVICES: &[Service] = &[
     },
     Service {
         name: "submission",
+        inetd_service: "submission",
         port: 587,
         unit: "mailroom-submission",
         program: Program::Sendmail,
@@ -101,6 +146,7 @@ pub const SERVICES: &[Service] = &[
     },
     Service {
         name: "submissions",
+        inetd_service: "submissions",
         port: 465,
         unit: "mailroom-submissions",
         program: Program::Sendmail,
@@ -109,6 +155,7 @@ pub const SERVICES: &[Service] = &[
     },
     Service {
         name: "pop3",
+        inetd_service: "pop3",
         port: 110,
         unit: "mailroom-pop3",
         program: Program::Pop3d,
@@ -117,6 +164,7 @@ pub const SERVICES: &[Service] = &[
     },
     Service {
         name: "pop3s",
+        inetd_service: "pop3s",
         port: 995,
         unit: "mailroom-pop3s",
         program: Program::Pop3d,
@@ -125,11 +173,25 @@ pub const SERVICES: &[Service] = &[
     },
 ];
 
+/// The web panel's own port: `panel --inetd` reads the TLS key as root,
+/// then becomes `panel_user` (see src/panel).
+pub const PANEL: &[Service] = &[Service {
+    name: "panel",
+    inetd_service: "8443",
+    port: 8443,
+    unit: "mailroom-panel",
+    program: Program::Panel,
+    args: &["--inetd"],
+    wait: "nowait",
+}];
+
 /// Where this installation's programs are: `sendmail` beside `mailroom`
-/// (both in `PREFIX/sbin`), `pop3d` in `PREFIX/libexec/mailroom`.
+/// (both in `PREFIX/sbin`), `pop3d` and `panel` in
+/// `PREFIX/libexec/mailroom`.
 pub struct Programs {
     pub sendmail: PathBuf,
     pub pop3d: PathBuf,
+    pub panel: PathBuf,
 }
 
 impl Programs {
@@ -151,9 +213,11 @@ impl Programs {
         let prefix = sbin.parent().unwrap_or(Path::new("/usr"));
         let libexec = prefix.join("libexec/mailroom");
         let built = !libexec.is_dir() && sbin.join("pop3d").is_file();
+        let helpers = if built { sbin.to_path_buf() } else { libexec };
         Programs {
             sendmail: sbin.join("sendmail"),
-            pop3d: if built { sbin.to_path_buf() } else { libexec }.join("pop3d"),
+            pop3d: helpers.join("pop3d"),
+            panel: helpers.join("panel"),
         }
     }
 
@@ -161,6 +225,7 @@ impl Programs {
         match p {
             Program::Sendmail => &self.sendmail,
             Program::Pop3d => &self.pop3d,
+            Program::Panel => &self.panel,
         }
     }
 
@@ -172,7 +237,7 @@ impl Programs {
         argv.extend(s.args.iter().map(|a| a.to_string()));
         format!(
             "{}\tstream\ttcp\t{}\troot\t{}\t{}",
-            s.name,
+            s.inetd_service,
             s.wait,
             path.display(),
             argv.join(" ")
@@ -412,7 +477,7 @@ impl Line {
 }
 
 /// Print one line per service; log those that changed something.
-fn report(lines: &[Line]) {
+fn report(what: &str, lines: &[Line]) {
     for l in lines {
         println!(
             "  {:<12} port {:<4} {}",
@@ -422,7 +487,7 @@ fn report(lines: &[Line]) {
             crate::log::info(
                 None,
                 &format!(
-                    "mailroom: setup services: {} port {}: {}",
+                    "mailroom: setup {what}: {} port {}: {}",
                     l.service.name, l.service.port, l.what
                 ),
             );
@@ -445,9 +510,34 @@ fn run_tool(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Which services a `setup` command turns on or off, and how.
+struct Switching {
+    /// The command's name in messages: "services" or "panel".
+    what: &'static str,
+    set: &'static [Service],
+    remove: bool,
+    systemd: bool,
+    inetd: bool,
+}
+
 pub fn run(cfg: &Config, action: SetupAction) -> i32 {
-    let SetupAction::Services(args) = action;
-    match services(cfg, &args) {
+    let switching = match action {
+        SetupAction::Services(a) => Switching {
+            what: "services",
+            set: SERVICES,
+            remove: a.remove,
+            systemd: a.systemd,
+            inetd: a.inetd,
+        },
+        SetupAction::Panel(a) => Switching {
+            what: "panel",
+            set: PANEL,
+            remove: a.switch == Switch::Off,
+            systemd: a.systemd,
+            inetd: a.inetd,
+        },
+    };
+    match services(cfg, &switching) {
         Ok(code) => code.code(),
         Err(f) => {
             eprintln!("mailroom: {f}");
@@ -456,11 +546,14 @@ pub fn run(cfg: &Config, action: SetupAction) -> i32 {
     }
 }
 
-fn services(cfg: &Config, args: &ServicesArgs) -> Result<ExitCode, Failure> {
+fn services(cfg: &Config, args: &Switching) -> Result<ExitCode, Failure> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Failure::new(
             ExitCode::NoPerm,
-            "setup services: only root can change how servers are started",
+            format!(
+                "setup {}: only root can change how servers are started",
+                args.what
+            ),
         )
         .hint("run it as root"));
     }
@@ -473,11 +566,11 @@ fn services(cfg: &Config, args: &ServicesArgs) -> Result<ExitCode, Failure> {
         systemd_runs()
     };
     let lines = if use_systemd {
-        systemd(args.remove)?
+        systemd(args.set, args.remove)?
     } else {
-        inetd(cfg, &programs, args.remove)?
+        inetd(cfg, &programs, args)?
     };
-    report(&lines);
+    report(args.what, &lines);
     let ports: Vec<u16> = lines
         .iter()
         .filter(|l| l.watched)
@@ -506,8 +599,13 @@ fn services(cfg: &Config, args: &ServicesArgs) -> Result<ExitCode, Failure> {
         }
         let crate::tls::ServerCert { cert, key } = crate::tls::ServerCert::from_config(cfg);
         if !(cert.exists() && key.exists()) {
+            let ports = if args.what == "panel" {
+                "port 8443 speaks"
+            } else {
+                "ports 465 and 995 speak"
+            };
             println!(
-                "note: ports 465 and 995 speak TLS from the first byte and refuse connections until {} and {} exist",
+                "note: {ports} TLS from the first byte and refuse connections until {} and {} exist",
                 cert.display(),
                 key.display()
             );
@@ -530,10 +628,10 @@ fn list<'a>(ports: impl Iterator<Item = &'a u16>) -> String {
 }
 
 /// Enable (or disable) the socket units.
-fn systemd(remove: bool) -> Result<Vec<Line>, Failure> {
+fn systemd(set: &'static [Service], remove: bool) -> Result<Vec<Line>, Failure> {
     println!("systemd socket units:");
     let mut out = Vec::new();
-    for s in SERVICES {
+    for s in set {
         let socket = format!("{}.socket", s.unit);
         let state = |what: &str| {
             Command::new("systemctl")
@@ -577,7 +675,8 @@ fn systemd(remove: bool) -> Result<Vec<Line>, Failure> {
 }
 
 /// Add (or remove) our inetd lines.
-fn inetd(cfg: &Config, programs: &Programs, remove: bool) -> Result<Vec<Line>, Failure> {
+fn inetd(cfg: &Config, programs: &Programs, args: &Switching) -> Result<Vec<Line>, Failure> {
+    let remove = args.remove;
     let conf = cfg.paths.resolve("/etc/inetd.conf");
     let update_inetd = ["/usr/sbin/update-inetd", "/sbin/update-inetd"]
         .into_iter()
@@ -593,7 +692,10 @@ fn inetd(cfg: &Config, programs: &Programs, remove: bool) -> Result<Vec<Line>, F
     if !conf.exists() && update_inetd.is_none() && !has_inetd && !remove {
         return Err(Failure::new(
             ExitCode::Unavailable,
-            "setup services: systemd does not run here and there is no inetd",
+            format!(
+                "setup {}: systemd does not run here and there is no inetd",
+                args.what
+            ),
         )
         .hint("install one (apt-get install openbsd-inetd) and run this again"));
     }
@@ -621,7 +723,7 @@ fn inetd(cfg: &Config, programs: &Programs, remove: bool) -> Result<Vec<Line>, F
     let mut to_add = Vec::new();
     let mut to_enable = Vec::new();
     let mut to_remove = Vec::new();
-    for s in SERVICES {
+    for s in args.set {
         let ours = programs.inetd_line(s);
         let found = find(&text, &ours, s.port, &port_of);
         let (what, refused) = match (&found, remove) {
@@ -679,7 +781,7 @@ fn inetd(cfg: &Config, programs: &Programs, remove: bool) -> Result<Vec<Line>, F
             );
             run_tool(
                 Command::new(tool)
-                    .args(["--multi", "--pattern", &pattern, "--remove", s.name])
+                    .args(["--multi", "--pattern", &pattern, "--remove", s.inetd_service])
                     .env("DEBIAN_FRONTEND", "noninteractive"),
             )
             .map_err(|e| {
@@ -823,6 +925,35 @@ mod tests {
         assert_eq!(find(&off, &lines[0], 25, &port_of), Found::Ours(false));
         assert_eq!(enable_lines(&off, &lines[..1]), format!("{}\n", lines[0]));
         assert_eq!(remove_lines(&off, &lines), "");
+    }
+
+    #[test]
+    fn the_panel_line_and_units_are_the_shipped_ones() {
+        let line = programs().inetd_line(&PANEL[0]);
+        assert_eq!(
+            line,
+            "8443\tstream\ttcp\tnowait\troot\t/usr/libexec/mailroom/panel\tpanel --inetd"
+        );
+        // /etc/services has no name for 8443: the number is the service.
+        assert_eq!(find("", &line, 8443, &port_of), Found::Nothing);
+        let added = add_lines("", std::slice::from_ref(&line));
+        assert_eq!(find(&added, &line, 8443, &port_of), Found::Ours(true));
+        let other = "8443 stream tcp nowait www-data /usr/sbin/other-panel other-panel\n";
+        assert!(matches!(
+            find(other, &line, 8443, &|n: &str| n.parse().ok()),
+            Found::Other(_)
+        ));
+        let shipped = include_str!("../../etc/inetd/inetd.conf");
+        assert!(
+            shipped
+                .lines()
+                .any(|l| l.trim_start_matches('#').split_whitespace().eq(line.split_whitespace())),
+            "etc/inetd/inetd.conf lacks {line:?} (commented out)"
+        );
+        let socket = include_str!("../../etc/systemd/mailroom-panel.socket");
+        assert!(socket.contains("\nListenStream=8443\n") && socket.contains("\nAccept=yes\n"));
+        let service = include_str!("../../etc/systemd/mailroom-panel@.service");
+        assert!(service.contains("\nExecStart=/usr/libexec/mailroom/panel --inetd\n"));
     }
 
     #[test]
