@@ -194,6 +194,70 @@ def restore_etc_mail(snap):
             fh.write(data)
 
 
+# The accounts files a scenario that adds mailboxes (system users) puts
+# back afterwards.
+PASSWD_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow",
+                "/etc/passwd-", "/etc/shadow-", "/etc/group-", "/etc/gshadow-")
+
+
+def snapshot_files(paths):
+    out = {}
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                out[p] = (f.read(), os.stat(p))
+        except FileNotFoundError:
+            out[p] = None
+    return out
+
+
+def restore_files(snap):
+    for p, v in snap.items():
+        if v is None:
+            if os.path.lexists(p):
+                os.unlink(p)
+            continue
+        data, st = v
+        with open(p, "wb") as f:
+            f.write(data)
+        os.chown(p, st.st_uid, st.st_gid)
+        os.chmod(p, st.st_mode & 0o7777)
+
+
+def snapshot_tree(top):
+    """Every file under `top` (a directory or a file): path -> bytes."""
+    out = {}
+    if os.path.isfile(top):
+        with open(top, "rb") as f:
+            out[top] = f.read()
+        return out
+    for root, _, files in os.walk(top):
+        for n in files:
+            p = os.path.join(root, n)
+            try:
+                with open(p, "rb") as f:
+                    out[p] = f.read()
+            except OSError:
+                pass
+    return out
+
+
+def restore_tree(top, snap):
+    """Remove the files under `top` that `snap` does not hold (the
+    scenario's mailboxes, indexes, stamps); put back the ones it does."""
+    if os.path.isdir(top):
+        for root, _, files in os.walk(top):
+            for n in files:
+                p = os.path.join(root, n)
+                if p not in snap:
+                    os.unlink(p)
+    elif os.path.lexists(top) and top not in snap:
+        os.unlink(top)
+    for p, data in snap.items():
+        with open(p, "wb") as f:
+            f.write(data)
+
+
 class Case(unittest.TestCase):
     """Base class: a default configuration and an empty queue per test;
     /etc/mail is put back as it was afterwards."""
@@ -214,6 +278,21 @@ class Case(unittest.TestCase):
         p.seconds = time.monotonic() - t
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return p
+
+
+# What scenarios keep for people to look at after the run (the panel's
+# screenshots): under the checkout's target/, which the sandbox binds back,
+# so it outlives the sandbox; COMPAT_ARTIFACTS moves it.
+ARTIFACTS = os.environ.get("COMPAT_ARTIFACTS") or os.path.join(REPO, "target", "compat-artifacts")
+
+
+def artifact_dir(name):
+    """An empty directory ARTIFACTS/NAME for one scenario's keepsakes
+    (what a previous run left there goes)."""
+    d = os.path.join(ARTIFACTS, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
 
 
 def log_mark():

@@ -115,68 +115,9 @@ def message(to, serial, body="hello\r\n"):
 
 
 # ---------------------------------------------------------------------------
-# Files to put back afterwards
+# Files to put back afterwards (shared with the panel's scenarios)
 
-PASSWD_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow",
-                "/etc/passwd-", "/etc/shadow-", "/etc/group-", "/etc/gshadow-")
-
-
-def snapshot_files(paths):
-    out = {}
-    for p in paths:
-        try:
-            with open(p, "rb") as f:
-                out[p] = (f.read(), os.stat(p))
-        except FileNotFoundError:
-            out[p] = None
-    return out
-
-
-def restore_files(snap):
-    for p, v in snap.items():
-        if v is None:
-            if os.path.lexists(p):
-                os.unlink(p)
-            continue
-        data, st = v
-        with open(p, "wb") as f:
-            f.write(data)
-        os.chown(p, st.st_uid, st.st_gid)
-        os.chmod(p, st.st_mode & 0o7777)
-
-
-def snapshot_tree(top):
-    """Every file under `top` (a directory or a file): path -> bytes."""
-    out = {}
-    if os.path.isfile(top):
-        with open(top, "rb") as f:
-            out[top] = f.read()
-        return out
-    for root, _, files in os.walk(top):
-        for n in files:
-            p = os.path.join(root, n)
-            try:
-                with open(p, "rb") as f:
-                    out[p] = f.read()
-            except OSError:
-                pass
-    return out
-
-
-def restore_tree(top, snap):
-    """Remove the files under `top` that `snap` does not hold (the
-    scenario's mailboxes, indexes, stamps); put back the ones it does."""
-    if os.path.isdir(top):
-        for root, _, files in os.walk(top):
-            for n in files:
-                p = os.path.join(root, n)
-                if p not in snap:
-                    os.unlink(p)
-    elif os.path.lexists(top) and top not in snap:
-        os.unlink(top)
-    for p, data in snap.items():
-        with open(p, "wb") as f:
-            f.write(data)
+from mr import PASSWD_FILES, restore_files, restore_tree, snapshot_files, snapshot_tree  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
