@@ -227,7 +227,13 @@ class Apache(_Server):
 
     def start(self):
         cert, key = _self_signed()
-        mods = ["mpm_event", "authz_core", "alias", "cgid", "ssl", "socache_shmcb", "mime"]
+        # The web server's user reaches the CGI daemon's socket and the
+        # site's files; the fixtures' own directories are root's alone.
+        run = "/run/apache2-compat"
+        os.makedirs(run, 0o755, exist_ok=True)
+        docs = os.path.join(run, "htdocs")
+        os.makedirs(docs, 0o755, exist_ok=True)
+        mods = ["mpm_event", "authz_core", "alias", "cgid", "ssl", "socache_shmcb"]
         conf = os.path.join(self.dir, "apache2.conf")
         with open(conf, "w") as f:
             f.write("# compat/panelfix.py: a site served over https, the panel at /mail\n")
@@ -241,7 +247,7 @@ Group www-data
 PidFile {self.dir}/apache2.pid
 ErrorLog {self.dir}/error.log
 LogLevel warn cgid:info
-ScriptSock {self.dir}/cgisock
+ScriptSock {run}/cgisock
 DefaultRuntimeDir {self.dir}
 # As Debian's apache2.conf: nothing of the file system is served unless
 # a section says so.
@@ -252,6 +258,10 @@ DefaultRuntimeDir {self.dir}
 </Directory>
 <VirtualHost 127.0.0.1:443>
     ServerName localhost
+    DocumentRoot {docs}
+    <Directory {docs}>
+        Require all granted
+    </Directory>
     SSLEngine on
     SSLCertificateFile {cert}
     SSLCertificateKeyFile {key}
@@ -740,5 +750,16 @@ class Browser:
                                                           "button:not([type])")
             if not buttons:
                 raise AssertionError(f"form#{form_id} has no submit button")
+            before = self.driver.find_element(By.TAG_NAME, "html")
             buttons[0].click()
+            self.loaded(before)
         self.shot(name)
+
+    def loaded(self, before):
+        """Wait until the page `before` (its html element) has been
+        replaced by the answer, and that has loaded."""
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+        WebDriverWait(self.driver, 60).until(ec.staleness_of(before))
+        WebDriverWait(self.driver, 60).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
