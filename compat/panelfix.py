@@ -18,7 +18,7 @@ map in src/panel/mod.rs, the operations in src/panel/protocol.rs).
   Each has `base`, the URL of the panel's `/` (https://localhost/mail or
   https://localhost:8443), and `log()`, its error log.
 * `Shop`: the box the scenarios share: shop.example and other.example
-  (local domains, `mailroom domain add`), their postmasters and a few
+  (virtual domains, `mailroom domain add --virtual`), their postmasters and a few
   mailboxes made with the `mailroom` command, mobile.example's and
   customer.example's MX hosts (aiosmtpd sinks found through dnsmasq),
   pop3d under inetd (sitefix.Site); /etc/mail, the accounts files, the
@@ -148,8 +148,11 @@ class Shop:
                                  pop3=True)
         self.mobile = self.site.sinks[MOBILE]
         self.customer = self.site.sinks[CUSTOMER]
+        # Virtual domains, as hosted customers' are: there postmaster@ is
+        # no alias of root's (aliases serve only the local names), so each
+        # domain has its own, its admin.
         for d in (SHOP, OTHER):
-            admin("domain", "add", d)
+            admin("domain", "add", d, "--virtual")
         for a, pw in ((POSTMASTER, POSTMASTER_PW), (OTHER_POSTMASTER, OTHER_POSTMASTER_PW),
                       (ORDERS, BOX_PW), (SUPPORT, BOX_PW), (CLERK, CLERK_PW), (OTHER_BOX, BOX_PW)):
             add_mailbox(a, pw)
@@ -164,7 +167,7 @@ def pop3_count(login, password):
     p = pf.curl(["--user", f"{login}:{password}", f"pop3://127.0.0.1:{pf.PORT}/"])
     if p.returncode != 0:
         return None
-    return len(p.stdout.decode().splitlines())
+    return len([l for l in p.stdout.decode().splitlines() if l.strip()])
 
 
 def deliver(rcpt, message, sender):
@@ -696,6 +699,10 @@ class Browser:
         self.count += 1
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
         path = os.path.join(self.shots, f"{self.count:02d}-{safe}.png")
+        # The whole page, not only what the window shows.
+        height = self.driver.execute_script(
+            "return Math.max(document.body ? document.body.scrollHeight : 0, 600)")
+        self.driver.set_window_size(1024, min(height + 120, 6000))
         self.driver.save_screenshot(path)
         return path
 
@@ -758,8 +765,17 @@ class Browser:
     def loaded(self, before):
         """Wait until the page `before` (its html element) has been
         replaced by the answer, and that has loaded."""
-        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
-        WebDriverWait(self.driver, 60).until(ec.staleness_of(before))
+
+        def gone(_):
+            # Stale, or (chromedriver, mid-navigation) no longer in the
+            # document: either way the old page is gone.
+            try:
+                before.is_enabled()
+                return False
+            except WebDriverException:
+                return True
+        WebDriverWait(self.driver, 60).until(gone)
         WebDriverWait(self.driver, 60).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
