@@ -610,11 +610,12 @@ class Client:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
-    def follow(self, page, limit=5):
-        """Follow redirects (303 and the like) with GETs."""
+    def follow(self, page, limit=5, cookies=None):
+        """Follow redirects (303 and the like) with GETs (with `cookies`
+        instead of the jar's, when given)."""
         while page.status in (301, 302, 303, 307, 308) and limit > 0:
             loc = page.header("location")
-            page = self.get(urllib.parse.urljoin(page.url, loc))
+            page = self.get(urllib.parse.urljoin(page.url, loc), cookies=cookies)
             limit -= 1
         return page
 
@@ -645,7 +646,7 @@ class Client:
     def csrf(self, page=None):
         """The session's CSRF token, from any form of `page` (home by
         default)."""
-        page = page or self.get("home")
+        page = page or self.follow(self.get("home"))
         for f in page.forms:
             for n, v in f.values():
                 if n == "csrf":

@@ -297,6 +297,9 @@ class PanelSecurity(unittest.TestCase):
                     before = snapshot()
                     attack = self.post(c, op, theirs)
                     self.assertEqual(changed(before, snapshot()), [], f"{who}: do/{op} changed files")
+                    # Past the CSRF and origin checks, to the helper's own
+                    # refusal: else this would prove nothing.
+                    self.assertNotIn(attack.status, (403, 415), f"{who}: do/{op}: {attack.body[:1500]}")
                     if ghost:
                         missing = self.post(c, op, ghost)
                         self.assertEqual(normalized(attack, list(theirs.values())),
@@ -364,7 +367,7 @@ class PanelSecurity(unittest.TestCase):
                  "from": "", "until": "", "old": px.CLERK_PW, "new": "Xss-Pass-1234"}
         pages = [(admin, f"d/{px.SHOP}"), (admin, f"d/{px.SHOP}/m/{px.SUPPORT}"), (admin, f"d/{px.SHOP}/import"),
                  (box, "domains"), (clerk, "me")]
-        tried = 0
+        tried = stored = 0
         for c, path in pages:
             page = c.get(path)
             for form in page.forms:
@@ -377,15 +380,21 @@ class PanelSecurity(unittest.TestCase):
                         values = {n: fills[n] for n, v in f.values()
                                   if n in fills and (v == "" or v.startswith("@"))}
                         values[field] = PAYLOAD
+                        before = mr.snapshot_etc_mail()
                         answer = c.post_form(fresh, f, values)
                         tried += 1
                         self.assert_inert(answer, f"answer to form#{form.id} {field}")
                         after = c.get(path)
                         self.assert_inert(after, f"{path} after form#{form.id} {field}")
-                        if any(f"<script>{MARK}".encode() in v for v in mr.snapshot_etc_mail().values()):
+                        now = mr.snapshot_etc_mail()
+                        if any(f"<script>{MARK}".encode() in v for p, v in now.items() if before.get(p) != v):
                             # Taken as text: then it is shown, escaped.
+                            stored += 1
                             self.assertRegex(after.body, rf"&lt;script&gt;{MARK}|&#x3C;script&#x3E;{MARK}")
+                        # Each field on its own: what the post changed goes.
+                        mr.restore_etc_mail(before)
         self.assertGreaterEqual(tried, 10)
+        self.assertGreaterEqual(stored, 2, "no payload was taken as text: nothing was shown escaped")
         # The login form's name, too.
         c = self.client()
         page = c.submit(c.get(""), "login", {"name": PAYLOAD, "password": "x"})
@@ -406,16 +415,18 @@ class PanelSecurity(unittest.TestCase):
         self.assertNotIn(session, before.values(), "the session kept a value from before login")
         for name, value in before.items():
             with self.subTest(cookie=name):
-                old = c.follow(c.get("home", cookies={px.SESSION_COOKIE: value}))
+                jar = {px.SESSION_COOKIE: value}
+                old = c.follow(c.get("home", cookies=jar), cookies=jar)
                 self.assertTrue(old.has_form("login"), f"{name}={value} is a session:\n{old.body[:1500]}")
         self.assertFalse(c.follow(c.get("home")).has_form("login"))
         # Logout ends it on the server, not only in the browser.
-        home = c.get("home")
+        home = c.follow(c.get("home"))
         if home.has_form("logout"):
             c.submit(home, "logout")
         else:
             c.request("POST", "logout", fields=[("csrf", c.csrf(home))])
-        gone = c.follow(c.get("home", cookies={px.SESSION_COOKIE: session}))
+        jar = {px.SESSION_COOKIE: session}
+        gone = c.follow(c.get("home", cookies=jar), cookies=jar)
         self.assertTrue(gone.has_form("login"), "the session outlived logout")
 
     def test_a_password_change_ends_the_old_session(self):
@@ -425,7 +436,8 @@ class PanelSecurity(unittest.TestCase):
         page = c.submit(me, "password-change", {"old": px.CLERK_PW, "new": "Clerk-Renewed-77"})
         self.assertFalse(page.has_form("login"), page.body[:2000])
         self.assertNotEqual(c.cookies.get(px.SESSION_COOKIE), old)
-        stale = c.follow(c.get("me", cookies={px.SESSION_COOKIE: old}))
+        jar = {px.SESSION_COOKIE: old}
+        stale = c.follow(c.get("me", cookies=jar), cookies=jar)
         self.assertTrue(stale.has_form("login"), "the session from before the password change lives on")
         self.assertEqual(px.pop3_count(px.CLERK, "Clerk-Renewed-77"), 0)
 
