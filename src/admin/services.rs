@@ -781,7 +781,13 @@ fn inetd(cfg: &Config, programs: &Programs, args: &Switching) -> Result<Vec<Line
             );
             run_tool(
                 Command::new(tool)
-                    .args(["--multi", "--pattern", &pattern, "--remove", s.inetd_service])
+                    .args([
+                        "--multi",
+                        "--pattern",
+                        &pattern,
+                        "--remove",
+                        s.inetd_service,
+                    ])
                     .env("DEBIAN_FRONTEND", "noninteractive"),
             )
             .map_err(|e| {
@@ -945,9 +951,10 @@ mod tests {
         ));
         let shipped = include_str!("../../etc/inetd/inetd.conf");
         assert!(
-            shipped
-                .lines()
-                .any(|l| l.trim_start_matches('#').split_whitespace().eq(line.split_whitespace())),
+            shipped.lines().any(|l| l
+                .trim_start_matches('#')
+                .split_whitespace()
+                .eq(line.split_whitespace())),
             "etc/inetd/inetd.conf lacks {line:?} (commented out)"
         );
         let socket = include_str!("../../etc/systemd/mailroom-panel.socket");
