@@ -512,6 +512,20 @@ class PanelSecurity(unittest.TestCase):
             with self.subTest(page=f"{page.status} {page.url}"):
                 self.assert_headers(page)
 
+    def test_the_systemd_socket_unit_serves_it_too(self):
+        if not mr.have("systemd-socket-activate", "systemd"):
+            return
+        import test_services
+        unit = test_services.Activated("mailroom-panel")
+        self.addCleanup(unit.stop)
+        self.assertEqual((unit.port, unit.argv), (8443, [px.PANEL, "--inetd"]))
+        c = px.Client("https://localhost:8443", self.shop.ca)
+        page = c.get("")
+        self.assertTrue(page.has_form("login"), f"{page.status} {page.body[:1000]}\n{unit.log()}")
+        self.assert_headers(page)
+        home = c.login(px.CLERK, px.CLERK_PW)
+        self.assertIn(px.CLERK, home.body)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -43,7 +43,8 @@ UNITS = "/usr/lib/systemd/system"
 CRON = "/etc/cron.d/mailroom"
 INETD_CONF = "/etc/inetd.conf"
 UPDATE_INETD = "/usr/sbin/update-inetd"
-SOCKETS = ["mailroom-smtp", "mailroom-submission", "mailroom-submissions", "mailroom-pop3", "mailroom-pop3s"]
+SOCKETS = ["mailroom-smtp", "mailroom-submission", "mailroom-submissions", "mailroom-pop3", "mailroom-pop3s",
+           "mailroom-panel"]
 PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "pop3": 110, "pop3s": 995}
 PASSWORD = "Svc-pass-42"
 
