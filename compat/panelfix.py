@@ -662,7 +662,8 @@ def selenium_available():
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return mr.have("/nonexistent/python3-selenium", "python3-selenium")
+        mr.lacking("selenium for /usr/bin/python3 (package python3-selenium)")
+        return False
     return mr.have(CHROMIUM, "chromium") and mr.have(CHROMEDRIVER, "chromium-driver")
 
 
