@@ -4,7 +4,8 @@
 //! ([`crate::pop3::settings::KEYS`]), the outbound limits'
 //! ([`crate::limits::settings::KEYS`]) and pacing
 //! ([`crate::runner::pacing::KEYS`]), the login check's
-//! ([`crate::login::KEYS`]), the servers' certificates
+//! ([`crate::login::KEYS`]), the web panel's
+//! ([`crate::admin::panel::KEYS`]), the servers' certificates
 //! ([`crate::tls::KEYS`]), POP-before-SMTP's
 //! ([`crate::state::stamps::KEYS`]), the SMTP server's
 //! ([`crate::smtp::server::settings::KEYS`]), and the sender checks'
@@ -52,6 +53,10 @@ pub const SECTIONS: &[Section] = &[
     Section {
         title: "Logins (pop3d and SMTP AUTH)",
         keys: crate::login::KEYS,
+    },
+    Section {
+        title: "The web control panel (panel-helper)",
+        keys: crate::admin::panel::KEYS,
     },
     Section {
         title: "TLS certificates (pop3d and the SMTP server)",

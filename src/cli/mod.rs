@@ -12,6 +12,7 @@
 
 pub mod checkpassword;
 pub mod deliver;
+pub mod panel_helper;
 pub mod pop3d;
 pub mod qrun;
 pub mod sendmail;

@@ -747,6 +747,42 @@ pub const LINES: &[Line] = &[
         meaning: "A dotlock left by a dead process (its pid is gone, or it is old and empty) was broken.",
     },
     // -- pop3d ------------------------------------------------------------
+    // -- panel-helper (the web panel's root side) -------------------------
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Info,
+        shape: "login: {LOGIN} from {ADDRESS} (panel)",
+        meaning: "A login to the web panel: LOGIN is the account, ADDRESS the browser's as the web server saw it.  A new session (and a new token) starts.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Notice,
+        shape: "login failed: {LOGIN} from {ADDRESS} (panel)",
+        meaning: "A wrong password given to the web panel (or to its password change); LOGIN is `unknown user` when no such account exists (the name tried is not logged).  The answer comes after pop3_auth_fail_delay, doubling with each failure of that name within 15 minutes, at most 32 times.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Info,
+        shape: "logout: {LOGIN} from {ADDRESS} (panel)",
+        meaning: "A web panel session was ended by its user.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Notice,
+        shape: "change by {LOGIN} from {ADDRESS}: {OP} {OBJECT}: {OUTCOME}",
+        meaning: "A change asked for in the web panel, and how it ended: `done`, `refused (missing)` (the session may not touch OBJECT, or it does not exist), `refused (no CSRF token of the session)`, `refused (stale: changed since shown)` (someone changed it since the page showed it), `failed: ` and the mailroom command's own message.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Err,
+        shape: "uid {UID} may not run panel-helper (panel_callers)",
+        meaning: "Someone other than root and the users of panel_callers ran the set-uid program: refused (exit 2) before any file was read.",
+    },
     // -- checkpassword (Dovecot's login check) ---------------------------
     Line {
         programs: &["checkpassword"],
@@ -953,35 +989,35 @@ pub const LINES: &[Line] = &[
     },
     // -- mailroom: the admin command --------------------------------------
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: mailbox {ADDRESS} added: user {USER}, uid {UID}",
         meaning: "mailroom mailbox add (or import) made a system user for the mailbox.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: virtual mailbox {ADDRESS} added",
         meaning: "mailroom mailbox add --virtual made an account in /etc/mail/passwd.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: mailbox {ADDRESS} removed ({WHAT})",
         meaning: "mailroom mailbox remove; WHAT says what was removed.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: password of {ADDRESS} changed ({WHERE})",
         meaning: "mailroom mailbox passwd; it applies from the next login.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: quota of {ADDRESS} set to {SIZE} ({KEY})",
@@ -995,7 +1031,7 @@ pub const LINES: &[Line] = &[
         meaning: "mailroom setup services turned a service on or off: an inetd line added or removed, a socket unit enabled or disabled.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: imported {FILE}: {COUNTS}",

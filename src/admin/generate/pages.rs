@@ -229,6 +229,7 @@ const LOG_GROUPS: &[(&str, &str)] = &[
     ("deliver", "local delivery"),
     ("pop3d", "pop3d: the POP3 server"),
     ("checkpassword", "checkpassword: Dovecot's login check"),
+    ("panel-helper", "panel-helper: the web panel's root side"),
     ("mailroom", "mailroom: the admin command"),
     ("*", "every program that reads the sendmail tables"),
 ];

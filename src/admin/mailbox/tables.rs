@@ -362,6 +362,16 @@ impl Tables {
             .map(|u| Found::System { user: u, key: None })
     }
 
+    /// The virtusertable keys (lower case) whose value is `value` (a
+    /// user or a login): every address that leads to it.
+    pub fn keys_to(&self, value: &str) -> Vec<String> {
+        makemap::entries(&self.vt.text)
+            .into_iter()
+            .filter(|l| l.value.trim().eq_ignore_ascii_case(value))
+            .map(|l| l.key)
+            .collect()
+    }
+
     /// The virtusertable value of `key`, if it has an entry.
     pub(super) fn vt_value(&self, key: &str) -> Option<String> {
         self.resolver

@@ -302,6 +302,8 @@ fn programs_of(file: &str) -> Option<&'static [&'static str]> {
         "src/cli/qrun.rs" => &["qrun"],
         "src/cli/pop3d.rs" => &["pop3d"],
         "src/cli/checkpassword.rs" | "src/login/checkpassword.rs" => &["checkpassword"],
+        "src/cli/panel_helper.rs" => &["panel-helper"],
+        f if f.starts_with("src/admin/panel/") => &["panel-helper"],
         f if f.starts_with("src/cli/") => &["sendmail"],
         f if f.starts_with("src/admin/") => &["mailroom"],
         f if f.starts_with("src/deliver/") || f.starts_with("src/filter/") => &["deliver"],
