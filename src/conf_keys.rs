@@ -5,7 +5,7 @@
 //! ([`crate::limits::settings::KEYS`]) and pacing
 //! ([`crate::runner::pacing::KEYS`]), the login check's
 //! ([`crate::login::KEYS`]), the web panel's
-//! ([`crate::admin::panel::KEYS`]), the servers' certificates
+//! ([`crate::login::PANEL_KEYS`]), the servers' certificates
 //! ([`crate::tls::KEYS`]), POP-before-SMTP's
 //! ([`crate::state::stamps::KEYS`]), the SMTP server's
 //! ([`crate::smtp::server::settings::KEYS`]), and the sender checks'
@@ -56,7 +56,7 @@ pub const SECTIONS: &[Section] = &[
     },
     Section {
         title: "The web control panel (panel-helper)",
-        keys: crate::admin::panel::KEYS,
+        keys: crate::login::PANEL_KEYS,
     },
     Section {
         title: "TLS certificates (pop3d and the SMTP server)",

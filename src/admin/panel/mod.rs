@@ -37,31 +37,6 @@ use crate::login::Pace;
 use crate::panel::protocol::{Answer, Record, Role};
 use session::{Session, Store, same_secret};
 
-/// Keys read here, with defaults, for `mailroom check` and
-/// `etc/mailroom.conf`.
-pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "panel_callers",
-        "www-data",
-        "users besides root who may run the set-uid panel-helper (the web server's user)",
-    ),
-    (
-        "panel_admin_group",
-        "mailadmin",
-        "members of this Unix group are the web panel's box admins (see /etc/mail/panel-admins)",
-    ),
-    (
-        "panel_session_idle",
-        "30m",
-        "a web panel session ends after this long without a request",
-    ),
-    (
-        "panel_session_max",
-        "8h",
-        "a web panel session ends this long after its login, used or not",
-    ),
-];
-
 /// The panel's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
