@@ -111,5 +111,5 @@ fn may_call(callers: &[String]) -> bool {
     let Ok(Some(user)) = nix::unistd::User::from_uid(uid) else {
         return false;
     };
-    callers.iter().any(|name| *name == user.name)
+    callers.contains(&user.name)
 }

@@ -528,7 +528,7 @@ pub fn passwd_in(
             match set_colon_fields(&t.shadow.text, &user.name, &[(1, hash), (2, &days)]) {
                 Some(n) => t.shadow.replace(n),
                 None => {
-                    t.shadow.append(&shadow_line(&user.name, &hash));
+                    t.shadow.append(&shadow_line(&user.name, hash));
                 }
             }
             // The hash lives in /etc/shadow: the passwd field says so.
