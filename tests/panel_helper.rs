@@ -257,7 +257,30 @@ fn every_operation_on_another_domain_is_missing_and_changes_nothing() {
     assert_eq!(named, CHANGES, "every change is tried");
     let b_admin = login(&r, "postmaster@b.example", "postmaster-b-pw");
     let a_user = login(&r, "other@a.example", "other-a-pw");
+    // An alias of B's own naming A's list is no way into the list.
+    assert!(matches!(
+        change(
+            &r,
+            &b_admin,
+            "alias.set",
+            &[("address", "steal@b.example"), ("target", "team-a")]
+        ),
+        Answer::Done { .. }
+    ));
     let before = snapshot(&r, WATCHED);
+    for (op, fields) in [
+        ("list.add", vec![("member", "x@b.example")]),
+        ("list.drop", vec![("member", "info@a.example")]),
+        ("list.delete", vec![]),
+    ] {
+        let mut f = vec![("address", "steal@b.example")];
+        f.extend(fields);
+        assert_eq!(
+            change(&r, &b_admin, op, &f),
+            Answer::Missing,
+            "{op} through an alias"
+        );
+    }
     for (who, s) in [("B's admin", &b_admin), ("A's user", &a_user)] {
         for (op, fields) in &requests {
             assert_eq!(change(&r, s, op, fields), Answer::Missing, "{who}: {op}");

@@ -16,8 +16,10 @@
 //! * refuses (exit 2, nothing read) a caller that is neither root nor
 //!   one of `panel_callers` (default `www-data`);
 //! * clears its environment at once, and ignores `MAILROOM_ROOT`;
-//! * sets its umask to 077 (its session files are root's alone; the
-//!   files a change writes keep their own modes);
+//! * sets its umask to 077 (its session files are root's alone); only
+//!   for a change itself, made with the `mailroom` command's code, is it
+//!   022, the command's usual one, so new files and directories get the
+//!   modes the command gives them;
 //! * reads at most [`MAX_REQUEST`] bytes: a longer request is refused;
 //! * checks passwords in a child process, as pop3d does.
 //!

@@ -58,6 +58,27 @@ pub fn may_address(s: &Session, address: &str) -> bool {
     }
 }
 
+/// May the session manage the list `address` names?  Its own address
+/// (in its settings) must be the session's too: an alias of their domain
+/// that names another domain's list gives nothing.
+pub fn may_list(cfg: &Config, s: &Session, address: &str) -> bool {
+    if s.role == Role::Admin {
+        return true;
+    }
+    if !may_address(s, address) {
+        return false;
+    }
+    let view = crate::admin::directory::Directory::on_disk(cfg);
+    let name = match view.vut_get(&address.trim().to_ascii_lowercase()) {
+        Some((v, _)) => v.trim().to_ascii_lowercase(),
+        None => return false,
+    };
+    crate::lists::List::load(cfg, &name)
+        .ok()
+        .flatten()
+        .is_some_and(|l| may_address(s, &l.settings.address))
+}
+
 /// May the session manage the mailbox `address` leads to (its password,
 /// quota, forward, filter; its removal)?
 pub fn may_mailbox(cfg: &Config, s: &Session, address: &str) -> bool {

@@ -169,6 +169,13 @@ pub fn answer(cfg: &Config, line: &[u8]) -> Answer {
         audit::change(&s, &from, op, "-", &Answer::NoSession);
         return Answer::NoSession;
     }
+    // The files a change makes are the `mailroom` command's, with its
+    // modes: under the helper's umask 077 a new /etc/mail/lists or a
+    // virtual domain's mailbox directory would be root's alone, and
+    // sendmail 8 or the mailbox's owner could not read it.  (Sessions
+    // and counters are made with their modes given.)
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0o022) };
     match op {
         "logout" => {
             store.end(&s.token);

@@ -15,7 +15,7 @@
 //! (`|cmd`), files and `:include:` are root's business at the shell, never
 //! something a web form may write.
 
-use super::access::{domain_of, may_address, may_domain, may_mailbox};
+use super::access::{domain_of, may_address, may_domain, may_list, may_mailbox};
 use super::records;
 use super::session::Session;
 use crate::admin::{alias, autoreply, domain, filter, import, list, mailbox};
@@ -165,8 +165,10 @@ pub fn change(cfg: &Config, s: &Session, op: &str, req: &Record) -> Outcome {
     let allowed = match op {
         "domain.add" | "domain.remove" => admin,
         "catchall.set" | "catchall.clear" | "import" => manager && may_domain(s, &dom),
-        "mailbox.add" | "alias.set" | "alias.remove" | "list.create" | "list.delete"
-        | "list.add" | "list.drop" => manager && may_address(s, &address),
+        "mailbox.add" | "alias.set" | "alias.remove" | "list.create" => {
+            manager && may_address(s, &address)
+        }
+        "list.delete" | "list.add" | "list.drop" => manager && may_list(cfg, s, &address),
         "mailbox.remove" | "mailbox.password" | "mailbox.quota" => {
             manager && may_mailbox(cfg, s, &address)
         }
@@ -359,6 +361,12 @@ fn import_text(cfg: &Config, s: &Session, req: &Record, d: &str, is_virtual: boo
             return failed(Failure::new(
                 ExitCode::DataErr,
                 format!("{name}:{}: {subject} is not of {d}", l.number),
+            ));
+        }
+        if matches!(&l.record, R::Domain { .. }) && s.role != Role::Admin {
+            return failed(Failure::new(
+                ExitCode::DataErr,
+                format!("{name}:{}: domains are added by the box admin", l.number),
             ));
         }
         let existing = matches!(&l.record, R::Forward { .. } | R::Quota { .. });
