@@ -628,6 +628,24 @@ fn a_panel_change_is_the_clis_and_delivery_sees_it_at_once() {
         ),
         other => panic!("{other:?}"),
     }
+    // The domain's queue: its own messages only, with their last error.
+    ok(&r.sendmail(
+        &["-f", "info@a.example", "x@far.example"],
+        b"Subject: a\n\nfrom A\n",
+    ));
+    ok(&r.sendmail(
+        &["-f", "info@b.example", "y@far.example"],
+        b"Subject: b\n\nfrom B\n",
+    ));
+    match read(&r, &admin, "queue", &[("domain", "a.example")]) {
+        Answer::Data(recs) => {
+            assert_eq!(recs.len(), 1, "{recs:?}");
+            assert_eq!(recs[0].str("from"), "info@a.example");
+            assert_eq!(recs[0].all("to").collect::<Vec<_>>(), ["x@far.example"]);
+            assert!(recs[0].get("error").is_some() && recs[0].get("age").is_some());
+        }
+        other => panic!("{other:?}"),
+    }
     // A user sees their own mailbox.
     let user = login(&r, "new@a.example", "npw");
     match read(&r, &user, "me", &[]) {

@@ -19,7 +19,8 @@
 //! exactly as a known one, and a listing tells no one which names were
 //! tried.  The text is `FAILURES LAST-FAILURE-UNIX-TIME\n`, written whole
 //! (`.tmp-PID` then rename) under `flock` of the directory's `.lock`;
-//! an unreadable file counts as none.
+//! an unreadable file counts as none.  Each login attempt first removes
+//! the counters that decayed ([`sweep`]).
 
 use std::fs;
 use std::io::Write;
@@ -110,6 +111,27 @@ impl Counter {
     }
 }
 
+/// Remove the counters of `dir` that decayed (no failure for [`DECAY`]
+/// seconds): names tried once and never again leave nothing behind.
+pub fn sweep(dir: &Path, now: i64) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with("f-") {
+            continue;
+        }
+        let c = Counter {
+            dir: dir.to_path_buf(),
+            path: e.path(),
+        };
+        if c.failures(now) == 0 {
+            let _lock = c.lock();
+            if c.failures(now) == 0 {
+                let _ = fs::remove_file(&c.path);
+            }
+        }
+    }
+}
+
 /// Try `name` and `password` at the door: the identity, or `None` after
 /// the failure was counted, logged (as pop3d logs it, tagged `panel`)
 /// and paused for.
@@ -181,6 +203,10 @@ mod tests {
         assert_eq!(bob.failures(1010 + DECAY - 1), 2);
         assert_eq!(bob.failures(1010 + DECAY), 0);
         assert_eq!(bob.fail(1010 + DECAY), 1);
+        let carol = Counter::of(&dir, b"carol");
+        carol.fail(1010);
+        sweep(&dir, 1010 + DECAY);
+        assert!(bob.path.exists() && !carol.path.exists());
         bob.clear();
         assert_eq!(bob.failures(1010 + DECAY), 0);
         // No file names the login.

@@ -208,6 +208,7 @@ fn log_in(
 ) -> Answer {
     let name = req.str("name").trim();
     let password = req.str("password");
+    login::sweep(&state_dir(cfg), now);
     let counter = login::Counter::of(&state_dir(cfg), name.as_bytes());
     if name.is_empty() || password.is_empty() || password.len() > 1024 {
         login::refuse(settings.pace, &counter, from);
