@@ -712,3 +712,72 @@ fn failed_logins_slow_down_alike_for_known_and_unknown_names() {
     );
     assert!(!log.contains("nobody@b.example"), "{log}");
 }
+
+/// Installed set-uid root and run by another user, in a private mount
+/// namespace whose /etc/mail, /etc/passwd, /etc/shadow and /var/spool
+/// are the test's: a user not in panel_callers is refused before
+/// anything is read; one in it is served from the system paths, not
+/// from a MAILROOM_ROOT it sets, with the state directory root's alone.
+#[test]
+fn the_set_uid_program_serves_only_its_callers_and_ignores_mailroom_root() {
+    if !need_root("a set-uid root program run by another user")
+        || !need_program("setpriv", &["--version"], "util-linux")
+    {
+        return;
+    }
+    let sys = Root::new("panel-suid-sys");
+    sys.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/spool/mail.log\npanel_callers = nobody\n\
+         pop3_auth_fail_delay = 0\n",
+    );
+    sys.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n",
+    );
+    sys.write("etc/shadow", "root:*:19000:0:99999:7:::\n");
+    // What MAILROOM_ROOT would say: nobody may not call.
+    let decoy = Root::new("panel-suid-decoy");
+    let script = format!(
+        "S='{sys}'; B='{bin}'
+         mount --bind \"$S/etc/mail\" /etc/mail || exit 99
+         mount --bind \"$S/etc/passwd\" /etc/passwd || exit 99
+         mount --bind \"$S/etc/shadow\" /etc/shadow || exit 99
+         mount -t tmpfs tmpfs /var/spool || exit 99
+         cp \"$B\" /var/spool/panel-helper && chmod 4755 /var/spool/panel-helper || exit 99
+         ask() {{ printf '%s\\n' \"$2\" | MAILROOM_ROOT='{decoy}' setpriv --reuid=$1 --regid=$1 --clear-groups /var/spool/panel-helper; echo \"exit=$?\"; }}
+         ask 65534 'op=login&from=192.0.2.7&name=nobody-here&password=guess'
+         ask 33 'op=whoami&session=x'
+         echo \"panel=$(stat -c %a /var/spool/mailroom/panel) $(ls /var/spool/mailroom/panel | grep -c '^f-')\"
+         cat /var/spool/mail.log",
+        sys = sys.dir.display(),
+        bin = bin("panel-helper").display(),
+        decoy = decoy.dir.display(),
+    );
+    let Some(o) = in_mount_namespace(&decoy, &script) else {
+        return;
+    };
+    let out = stdout(&o);
+    assert!(
+        out.contains("answer=refused\nexit=0\n"),
+        "{out}\n{}",
+        stderr(&o)
+    );
+    assert!(
+        out.contains("\nexit=2\n"),
+        "www-data is no caller here: {out}"
+    );
+    assert!(out.contains("panel=700 1"), "{out}");
+    assert!(
+        out.contains("uid 33 may not run panel-helper (panel_callers)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("login failed: unknown user from 192.0.2.7 (panel)"),
+        "{out}"
+    );
+    assert!(
+        !decoy.path("var/spool/mailroom").exists(),
+        "MAILROOM_ROOT was ignored"
+    );
+}
