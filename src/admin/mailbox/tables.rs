@@ -362,14 +362,16 @@ impl Tables {
             .map(|u| Found::System { user: u, key: None })
     }
 
-    /// The virtusertable keys (lower case) whose value is `value` (a
-    /// user or a login): every address that leads to it.
-    pub fn keys_to(&self, value: &str) -> Vec<String> {
-        makemap::entries(&self.vt.text)
-            .into_iter()
-            .filter(|l| l.value.trim().eq_ignore_ascii_case(value))
-            .map(|l| l.key)
-            .collect()
+    /// Every virtusertable key (lower case) by its value (lower case, a
+    /// user or a login): the addresses that lead to each.
+    pub fn keys_by_value(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for l in makemap::entries(&self.vt.text) {
+            out.entry(l.value.trim().to_ascii_lowercase())
+                .or_default()
+                .push(l.key);
+        }
+        out
     }
 
     /// The virtusertable value of `key`, if it has an entry.

@@ -16,6 +16,8 @@
 //! * A mailbox user: their own mailbox, named by the name they log in
 //!   with or their account's login; nothing else.
 
+use std::collections::HashMap;
+
 use super::session::Session;
 use crate::admin::mailbox::{Found, Tables};
 use crate::config::Config;
@@ -85,32 +87,43 @@ pub fn may_mailbox(cfg: &Config, s: &Session, address: &str) -> bool {
     match s.role {
         Role::Admin => true,
         Role::User => own(s, address),
-        Role::DomainAdmin => {
-            may_address(s, address) && may_mailbox_in(&Tables::load_readable(cfg), s, address)
-        }
+        Role::DomainAdmin => may_address(s, address) && Mailboxes::load(cfg).may(s, address),
     }
 }
 
-/// [`may_mailbox`] against tables already loaded (a listing asks it for
-/// every mailbox).
-pub fn may_mailbox_in(t: &Tables, s: &Session, address: &str) -> bool {
-    match s.role {
-        Role::Admin => true,
-        Role::User => own(s, address),
-        Role::DomainAdmin => {
-            may_address(s, address) && {
+/// The mailboxes and the addresses that lead to each, loaded once for
+/// [`may_mailbox`]'s question about many of them (a listing).
+pub struct Mailboxes {
+    tables: Tables,
+    keys: HashMap<String, Vec<String>>,
+}
+
+impl Mailboxes {
+    pub fn load(cfg: &Config) -> Mailboxes {
+        let tables = Tables::load_readable(cfg);
+        let keys = tables.keys_by_value();
+        Mailboxes { tables, keys }
+    }
+
+    /// [`may_mailbox`], against these tables.
+    pub fn may(&self, s: &Session, address: &str) -> bool {
+        match s.role {
+            Role::Admin => true,
+            Role::User => own(s, address),
+            Role::DomainAdmin => {
                 let ours = |a: &str| domain_of(a).is_some_and(|d| has_domain(s, &d));
-                match t.find(address) {
-                    Ok(Found::Virtual { login, .. }) => ours(&login),
-                    Ok(Found::System { user, .. }) => {
-                        let keys = t.keys_to(&user.name);
-                        user.is_mailbox_only()
-                            && !keys.is_empty()
-                            && keys.iter().all(|k| ours(k))
-                            && (!user.gecos.contains('@') || ours(&user.gecos))
+                may_address(s, address)
+                    && match self.tables.find(address) {
+                        Ok(Found::Virtual { login, .. }) => ours(&login),
+                        Ok(Found::System { user, .. }) => {
+                            let keys = self.keys.get(&user.name).map_or(&[][..], Vec::as_slice);
+                            user.is_mailbox_only()
+                                && !keys.is_empty()
+                                && keys.iter().all(|k| ours(k))
+                                && (!user.gecos.contains('@') || ours(&user.gecos))
+                        }
+                        Err(_) => false,
                     }
-                    Err(_) => false,
-                }
             }
         }
     }

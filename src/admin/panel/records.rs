@@ -10,10 +10,9 @@
 //! command, another browser) changed the object since: the change is
 //! refused as `stale`, saying what the object is now.
 
-use super::access::{domain_of, may_domain, may_mailbox_in};
+use super::access::{Mailboxes, domain_of, may_domain};
 use super::session::{Session, sha256_hex};
 use crate::admin::directory::{Directory, is_refusal};
-use crate::admin::mailbox::Tables;
 use crate::admin::mailbox::list::{Row, rows};
 use crate::admin::names::{is_derived, parse_address};
 use crate::config::Config;
@@ -253,12 +252,12 @@ pub fn domains(cfg: &Config, s: &Session) -> Vec<Record> {
 pub fn domain_show(cfg: &Config, s: &Session, d: &str) -> Result<Vec<Record>, Failure> {
     let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
     let view = Directory::on_disk(cfg);
-    let tables = Tables::load_readable(cfg);
+    let owned = Mailboxes::load(cfg);
     let of_d = |a: &str| domain_of(a).as_deref() == Some(d.as_str());
     let mut out = Vec::new();
     let boxes: Vec<Row> = rows(cfg, Some(&d))?
         .into_iter()
-        .filter(|r| s.role == Role::Admin || may_mailbox_in(&tables, s, &r.address))
+        .filter(|r| s.role == Role::Admin || owned.may(s, &r.address))
         .collect();
     out.extend(boxes.iter().map(mailbox));
     for l in &view.vut {
