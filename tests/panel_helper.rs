@@ -781,3 +781,146 @@ fn the_set_uid_program_serves_only_its_callers_and_ignores_mailroom_root() {
         "MAILROOM_ROOT was ignored"
     );
 }
+
+/// The other side of the enumeration: each change goes through for the
+/// session that may make it (so `missing` above is no blanket refusal).
+#[test]
+fn every_operation_works_for_whoever_may_make_it() {
+    let r = panel_root("panel-allowed", "");
+    ok(&r.mailroom_with_input(
+        &["mailbox", "add", "boss@b.example", "--password-stdin"],
+        b"boss-pw\n",
+    ));
+    r.write("etc/mail/panel-admins", "# box admins\nboss@b.example\n");
+    let boss = login(&r, "boss@b.example", "boss-pw");
+    let a_admin = login(&r, "postmaster@a.example", "postmaster-a-pw");
+    let steps: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("domain.add", vec![("domain", "c.example")]),
+        ("domain.remove", vec![("domain", "c.example")]),
+        (
+            "mailbox.add",
+            vec![("address", "new@a.example"), ("password", "pw")],
+        ),
+        (
+            "mailbox.password",
+            vec![("address", "info@a.example"), ("password", "pw2")],
+        ),
+        (
+            "mailbox.quota",
+            vec![("address", "info@a.example"), ("quota", "1M")],
+        ),
+        (
+            "import",
+            vec![
+                ("domain", "a.example"),
+                (
+                    "text",
+                    "new2@a.example secret\nalias imp@a.example info@a.example\n",
+                ),
+            ],
+        ),
+        (
+            "alias.set",
+            vec![("address", "sales@a.example"), ("target", "new@a.example")],
+        ),
+        ("alias.remove", vec![("address", "sales@a.example")]),
+        (
+            "forward.set",
+            vec![
+                ("address", "info@a.example"),
+                ("target", "x@far.example"),
+                ("keep", "yes"),
+            ],
+        ),
+        ("forward.clear", vec![("address", "info@a.example")]),
+        (
+            "catchall.set",
+            vec![("domain", "a.example"), ("target", "new@a.example")],
+        ),
+        ("catchall.clear", vec![("domain", "a.example")]),
+        (
+            "autoreply.set",
+            vec![
+                ("address", "info@a.example"),
+                ("subject", "Away"),
+                ("text", "Back soon.\r\n"),
+                ("from", "2026-01-01"),
+                ("until", "2026-12-31"),
+            ],
+        ),
+        ("autoreply.clear", vec![("address", "info@a.example")]),
+        (
+            "list.create",
+            vec![("address", "team2@a.example"), ("member", "info@a.example")],
+        ),
+        (
+            "list.add",
+            vec![
+                ("address", "team@a.example"),
+                ("member", "x@far.example y@far.example"),
+            ],
+        ),
+        (
+            "list.drop",
+            vec![("address", "team@a.example"), ("member", "x@far.example")],
+        ),
+        ("list.delete", vec![("address", "team2@a.example")]),
+        (
+            "filter.set",
+            vec![
+                ("address", "info@a.example"),
+                ("rules", "if always then keep\n"),
+            ],
+        ),
+        ("filter.clear", vec![("address", "info@a.example")]),
+        ("mailbox.remove", vec![("address", "new@a.example")]),
+    ];
+    let mut tried: Vec<&str> = steps.iter().map(|(op, _)| *op).collect();
+    tried.sort();
+    tried.dedup();
+    let mut all = CHANGES.to_vec();
+    all.sort();
+    assert_eq!(tried, all, "every change is tried");
+    for (op, fields) in &steps {
+        let s = if op.starts_with("domain.") {
+            &boss
+        } else {
+            &a_admin
+        };
+        match change(&r, s, op, fields) {
+            Answer::Done { notes } => assert!(!notes.is_empty(), "{op}"),
+            other => panic!("{op}: {other:?}"),
+        }
+    }
+    // A mailbox user, on their own mailbox.
+    let user = login(&r, "other@a.example", "other-a-pw");
+    let own = [("address", "other@a.example")];
+    for (op, extra) in [
+        (
+            "forward.set",
+            vec![("target", "x@far.example"), ("keep", "yes")],
+        ),
+        ("forward.clear", vec![]),
+        (
+            "autoreply.set",
+            vec![("subject", "Away"), ("text", "Later.")],
+        ),
+        ("autoreply.clear", vec![]),
+        ("filter.set", vec![("rules", "if always then keep\n")]),
+        ("filter.clear", vec![]),
+    ] {
+        let mut f = own.to_vec();
+        f.extend(extra);
+        assert!(
+            matches!(change(&r, &user, op, &f), Answer::Done { .. }),
+            "user: {op}"
+        );
+    }
+    // What the steps left, as the files say.
+    assert!(r.read("etc/mail/virtusertable").contains("imp@a.example"));
+    assert!(r.read("etc/mail/lists/team-a").contains("y@far.example"));
+    assert!(!r.read("etc/mail/lists/team-a").contains("x@far.example"));
+    assert!(!r.path("etc/mail/autoreply/info@a.example").exists());
+    assert!(!r.read("etc/passwd").contains("new-a:"));
+    assert!(r.read("etc/mail/quotas").contains("info-a"));
+}
