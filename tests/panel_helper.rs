@@ -396,6 +396,20 @@ fn a_change_needs_the_sessions_own_csrf_token() {
         Answer::Done { .. }
     ));
     assert_ne!(snapshot(&r, WATCHED), before);
+    // A password the admin sets ends the mailbox's sessions.
+    let whoami = |t: &str| ask(&r, &[("op", "whoami"), ("session", t), ("from", CLIENT)]);
+    assert!(matches!(whoami(&user.0), Answer::Session { .. }));
+    assert!(matches!(
+        change(
+            &r,
+            &admin,
+            "mailbox.password",
+            &[("address", "info@b.example"), ("password", "new")]
+        ),
+        Answer::Done { .. }
+    ));
+    assert_eq!(whoami(&user.0), Answer::NoSession);
+    assert!(matches!(whoami(&admin.0), Answer::Session { .. }));
 }
 
 #[test]

@@ -190,10 +190,27 @@ pub fn answer(cfg: &Config, line: &[u8]) -> Answer {
             a
         }
         _ => {
+            // A password set (or a mailbox removed) by an admin ends the
+            // account's sessions, as the user's own change does.
+            let ends = matches!(op, "mailbox.password" | "mailbox.remove")
+                .then(|| account_of(cfg, req.str("address")))
+                .flatten();
             let out = ops::change(cfg, &s, op, &req);
             audit::change(&s, &from, op, &out.object, &out.answer);
+            if let (Some(login), Answer::Done { .. }) = (&ends, &out.answer) {
+                store.end_login(login, Some(&s));
+            }
             out.answer
         }
+    }
+}
+
+/// The account (a session's `login`) the mailbox `address` is.
+fn account_of(cfg: &Config, address: &str) -> Option<String> {
+    use crate::admin::mailbox::{Found, Tables};
+    match Tables::load_readable(cfg).find(address).ok()? {
+        Found::System { user, .. } => Some(user.name),
+        Found::Virtual { login, .. } => Some(login),
     }
 }
 

@@ -28,7 +28,8 @@
 //!   `created`, `used`: Unix seconds; `from`: the client at login.
 //! * A session ends after `panel_session_idle` without a request, or
 //!   `panel_session_max` after login, whichever comes first; at logout;
-//!   and when its password is changed ([`Store::rotate`]).  An expired
+//!   and when its password is changed ([`Store::rotate`]; set by an
+//!   admin, or its mailbox removed: [`Store::end_login`]).  An expired
 //!   file is removed when it is next presented, and every login sweeps
 //!   the directory.
 //! * Files are written whole (`.tmp-PID` then `rename`): a crash leaves
@@ -276,21 +277,28 @@ impl Store {
             now,
         )?;
         self.end(&old.token);
-        let keep = self.path(&s.token);
-        if let Ok(rd) = fs::read_dir(&self.dir) {
-            for e in rd.flatten() {
-                let path = e.path();
-                let theirs = e.file_name().to_string_lossy().starts_with(PREFIX)
-                    && path != keep
-                    && read_small(&path)
-                        .and_then(|t| Session::parse("", &t))
-                        .is_some_and(|o| o.login == old.login);
-                if theirs {
-                    let _ = fs::remove_file(&path);
-                }
+        self.end_login(&old.login, Some(&s));
+        Ok(s)
+    }
+
+    /// End every session of the account `login` but `keep` (its
+    /// password was set, or its mailbox removed).
+    pub fn end_login(&self, login: &str, keep: Option<&Session>) {
+        let keep = keep.map(|s| self.path(&s.token));
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let theirs = e.file_name().to_string_lossy().starts_with(PREFIX)
+                && keep.as_ref() != Some(&path)
+                && read_small(&path)
+                    .and_then(|t| Session::parse("", &t))
+                    .is_some_and(|o| o.login == login);
+            if theirs {
+                let _ = fs::remove_file(&path);
             }
         }
-        Ok(s)
     }
 
     /// Remove every expired session and stray temporary file.
