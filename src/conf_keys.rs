@@ -5,7 +5,8 @@
 //! ([`crate::limits::settings::KEYS`]) and pacing
 //! ([`crate::runner::pacing::KEYS`]), the login check's
 //! ([`crate::login::KEYS`]), the servers' certificates
-//! ([`crate::tls::KEYS`]), POP-before-SMTP's
+//! ([`crate::tls::KEYS`]), the web panel's ([`crate::panel::KEYS`]),
+//! POP-before-SMTP's
 //! ([`crate::state::stamps::KEYS`]), the SMTP server's
 //! ([`crate::smtp::server::settings::KEYS`]), and the sender checks'
 //! ([`crate::inbound::settings::KEYS`]).  Each entry is `(key,
@@ -56,6 +57,10 @@ pub const SECTIONS: &[Section] = &[
     Section {
         title: "TLS certificates (pop3d and the SMTP server)",
         keys: crate::tls::KEYS,
+    },
+    Section {
+        title: "The web control panel (panel)",
+        keys: crate::panel::KEYS,
     },
     Section {
         title: "POP-before-SMTP",

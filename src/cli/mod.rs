@@ -3,6 +3,8 @@
 //! * [`checkpassword`] — the login check for Dovecot (checkpassword
 //!   interface), set-uid root.
 //! * [`deliver`] — the local delivery agent's front end.
+//! * [`panel`] — the web control panel's front end (CGI or its own
+//!   TLS port).
 //! * [`pop3d`] — the POP3 server's front end.
 //! * [`qrun`] — the queue runner's front end.
 //! * [`sendmail_args`] — sendmail's argv, parsed getopt-style.
@@ -12,6 +14,7 @@
 
 pub mod checkpassword;
 pub mod deliver;
+pub mod panel;
 pub mod pop3d;
 pub mod qrun;
 pub mod sendmail;
