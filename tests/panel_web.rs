@@ -5,10 +5,13 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::{Root, bin};
 
@@ -65,6 +68,9 @@ impl Panel {
         let root = Root::new(test);
         let dir = root.dir.display().to_string();
         let helper = root.path("panel-helper");
+        // Writable for the user `panel --inetd` becomes when run as root.
+        std::fs::create_dir_all(root.path("log")).unwrap();
+        std::fs::set_permissions(root.path("log"), std::fs::Permissions::from_mode(0o777)).unwrap();
         // Answers come from answers/OP; a request without session S1
         // (other than a login) is answered nosession, as the helper would.
         std::fs::write(
@@ -72,7 +78,8 @@ impl Panel {
             format!(
                 "#!/bin/sh\n\
                  IFS= read -r line\n\
-                 printf '%s\\n' \"$line\" >> {dir}/requests\n\
+                 printf '%s\\n' \"$line\" >> {dir}/log/requests\n\
+                 id -u > {dir}/log/uid\n\
                  op=${{line%%&*}}; op=${{op#op=}}\n\
                  case \"$line\" in op=login\\&*|*\\&session=S1\\&*) ;; *) echo answer=nosession; exit 0;; esac\n\
                  cat {dir}/answers/$op 2>/dev/null || echo answer=missing\n"
@@ -100,7 +107,7 @@ impl Panel {
     }
 
     fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(self.root.path("requests"))
+        std::fs::read_to_string(self.root.path("log/requests"))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -345,4 +352,114 @@ fn bad_cgi_requests_and_a_broken_helper_get_pages_with_the_headers() {
         (200, Some("text/css; charset=utf-8"))
     );
     r.assert_secure();
+}
+
+/// A self-signed certificate in the root's `/etc/mail/tls` (made with
+/// openssl, which CI installs).
+fn install_certificate(r: &Root) {
+    let dir = r.path("etc/mail/tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=test.example", "-keyout"])
+        .arg(dir.join("mail.key"))
+        .arg("-out")
+        .arg(dir.join("mail.crt"))
+        .output()
+        .expect("openssl (needed to make a test certificate)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Read one HTTP response (head and Content-Length body) from `r`.
+fn http_response(r: &mut impl Read, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let all: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return Some(String::from_utf8_lossy(&all).into_owned());
+            }
+        }
+        let mut chunk = [0u8; 16384];
+        match r.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn the_own_tls_port_serves_kept_alive_requests_as_the_panel_user() {
+    let p = Panel::new("panel-inetd");
+    install_certificate(&p.root);
+    p.root.write(
+        "etc/mail/mailroom.conf",
+        "hostname = test.example\nlog = /var/log/mail.log\npanel_user = nobody\n",
+    );
+    p.answer("whoami", SESSION);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    let fd: OwnedFd = server.into();
+    let fd2 = fd.try_clone().unwrap();
+    let mut child = Command::new(bin("panel"))
+        .arg("--inetd")
+        .env_clear()
+        .env("MAILROOM_ROOT", &p.root.dir)
+        .env("MAILROOM_PANEL_HELPER", &p.helper)
+        .stdin(Stdio::from(fd))
+        .stdout(Stdio::from(fd2))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("test.example").unwrap();
+    let conn = rustls::ClientConnection::new(mailroom::tls::client_opportunistic(), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut buf = Vec::new();
+    tls.write_all(
+        b"GET /home HTTP/1.1\r\nHost: test.example\r\nCookie: __Host-mailroom=S1\r\n\r\n",
+    )
+    .unwrap();
+    let r = http_response(&mut tls, &mut buf).expect("an answer");
+    assert!(r.starts_with("HTTP/1.1 303 See Other\r\n"), "{r}");
+    for h in [
+        "Location: /d/shop.example",
+        "Strict-Transport-Security: max-age=",
+        "Content-Security-Policy: default-src 'none';",
+        "X-Frame-Options: DENY",
+        "Cache-Control: no-store",
+        "Connection: keep-alive",
+    ] {
+        assert!(r.contains(h), "{h} in {r}");
+    }
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = http_response(&mut tls, &mut buf).expect("a second answer");
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(
+        r.contains("<form id=\"login\" method=\"post\" action=\"/login\""),
+        "{r}"
+    );
+    assert!(r.contains("Connection: close"));
+    assert!(http_response(&mut tls, &mut buf).is_none(), "closed after");
+    assert!(child.wait().unwrap().success());
+    let whoami = &p.requests()[0];
+    assert_eq!(whoami, "op=whoami&session=S1&from=127.0.0.1");
+    if nix::unistd::geteuid().is_root() {
+        // Root only read the key: the helper was started by panel_user.
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        assert_eq!(p.root.read("log/uid").trim(), nobody.uid.to_string());
+    }
 }
