@@ -444,6 +444,21 @@ fn the_own_tls_port_serves_kept_alive_requests_as_the_panel_user() {
     ] {
         assert!(r.contains(h), "{h} in {r}");
     }
+    // A page larger than TLS buffers at once: a thousand mailboxes.
+    let mut show = String::from("answer=data");
+    for i in 0..1000 {
+        show.push_str(&format!(
+            "\nkind=mailbox&address=user{i}%40shop.example&used=1&quota=2&stamp=s{i}"
+        ));
+    }
+    p.answer("domain.show", &show);
+    tls.write_all(
+        b"GET /d/shop.example HTTP/1.1\r\nHost: test.example\r\nCookie: __Host-mailroom=S1\r\n\r\n",
+    )
+    .unwrap();
+    let r = http_response(&mut tls, &mut buf).expect("the mailbox list");
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{}", &r[..200]);
+    assert!(r.len() > 100_000 && r.contains("user999@shop.example</a>"));
     tls.write_all(b"GET / HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n")
         .unwrap();
     let r = http_response(&mut tls, &mut buf).expect("a second answer");

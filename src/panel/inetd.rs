@@ -262,8 +262,16 @@ pub fn serve(wire: &mut Wire, helper: &mut dyn Helper, remote: &str, hsts: bool,
             Next::Gone => break,
         };
         let keep = keep && n < limits.max_requests;
-        wire.write(&response_bytes(&resp, head_only, keep, hsts));
-        if wire.flush(Instant::now() + limits.request_time).is_err() || !keep {
+        // In pieces: TLS takes only so much plaintext at a time (rustls
+        // buffers 64 KiB), and a page of a thousand mailboxes is more.
+        let deadline = Instant::now() + limits.request_time;
+        let sent = response_bytes(&resp, head_only, keep, hsts)
+            .chunks(16 * 1024)
+            .all(|piece| {
+                wire.write(piece);
+                wire.flush(deadline).is_ok()
+            });
+        if !sent || !keep {
             break;
         }
     }
