@@ -19,128 +19,35 @@ const STYLE: &str = include_str!("style.css");
 /// What the one login failure says, whatever the reason.
 pub const REFUSED: &str = "Invalid login name or password.";
 
-/// Every change a form may post (`do/OP`): its fields (`*`: a repeated
-/// field, typed as one text, split on spaces, commas and new lines),
-/// whether it removes (and so is confirmed first), and what the page
-/// says once it is done.
+/// Every change a form may post (`do/OP`): its fields (`*`: repeated,
+/// typed as one text and split on spaces, commas and new lines; `?`:
+/// optional, passed on only when given, as check boxes are), whether it
+/// removes (and so is confirmed first), and what the page says once it
+/// is done.
+#[rustfmt::skip]
 const CHANGES: &[(&str, &[&str], bool, &str)] = &[
-    ("domain.add", &["domain"], false, "The domain was added."),
-    (
-        "domain.remove",
-        &["domain"],
-        true,
-        "The domain was removed.",
-    ),
-    (
-        "mailbox.add",
-        &["address", "password", "quota"],
-        false,
-        "The mailbox was added.",
-    ),
-    (
-        "mailbox.remove",
-        &["address"],
-        true,
-        "The mailbox was removed.",
-    ),
-    (
-        "mailbox.password",
-        &["address", "password"],
-        false,
-        "The password was set.",
-    ),
-    (
-        "mailbox.quota",
-        &["address", "quota"],
-        false,
-        "The quota was set.",
-    ),
-    (
-        "import",
-        &["domain", "text"],
-        false,
-        "The records were imported.",
-    ),
-    (
-        "alias.set",
-        &["address", "target*"],
-        false,
-        "The alias was saved.",
-    ),
+    ("domain.add", &["domain", "virtual?"], false, "The domain was added."),
+    ("domain.remove", &["domain"], true, "The domain was removed."),
+    ("mailbox.add", &["address", "password", "quota", "virtual?"], false, "The mailbox was added."),
+    ("mailbox.remove", &["address"], true, "The mailbox was removed."),
+    ("mailbox.password", &["address", "password"], false, "The password was set."),
+    ("mailbox.quota", &["address", "quota"], false, "The quota was set."),
+    ("import", &["domain", "text", "virtual?"], false, "The records were imported."),
+    ("alias.set", &["address", "target*"], false, "The alias was saved."),
     ("alias.remove", &["address"], true, "The alias was removed."),
-    (
-        "forward.set",
-        &["address", "target*", "keep"],
-        false,
-        "The forward was saved.",
-    ),
-    (
-        "forward.clear",
-        &["address"],
-        true,
-        "Forwarding was stopped.",
-    ),
-    (
-        "catchall.set",
-        &["domain", "target*"],
-        false,
-        "The catch-all was saved.",
-    ),
-    (
-        "catchall.clear",
-        &["domain"],
-        true,
-        "The catch-all was removed.",
-    ),
-    (
-        "autoreply.set",
-        &["address", "subject", "text", "from", "until"],
-        false,
-        "The autoreply was saved.",
-    ),
-    (
-        "autoreply.clear",
-        &["address"],
-        true,
-        "The autoreply was turned off.",
-    ),
-    (
-        "list.create",
-        &["address", "member*"],
-        false,
-        "The list was created.",
-    ),
+    ("forward.set", &["address", "target*", "keep?"], false, "The forward was saved."),
+    ("forward.clear", &["address"], true, "Forwarding was stopped."),
+    ("catchall.set", &["domain", "target*"], false, "The catch-all was saved."),
+    ("catchall.clear", &["domain"], true, "The catch-all was removed."),
+    ("autoreply.set", &["address", "subject", "text", "from", "until", "interval?"], false, "The autoreply was saved."),
+    ("autoreply.clear", &["address"], true, "The autoreply was turned off."),
+    ("list.create", &["address", "member*", "owner?", "posting?"], false, "The list was created."),
     ("list.delete", &["address"], true, "The list was deleted."),
-    (
-        "list.add",
-        &["address", "member*"],
-        false,
-        "The members were added.",
-    ),
-    (
-        "list.drop",
-        &["address", "member*"],
-        true,
-        "The member was removed.",
-    ),
-    (
-        "filter.set",
-        &["address", "rules"],
-        false,
-        "The filter rules were saved.",
-    ),
-    (
-        "filter.clear",
-        &["address"],
-        true,
-        "The filter rules were removed.",
-    ),
-    (
-        "password.change",
-        &["old", "new"],
-        false,
-        "Your password was changed.",
-    ),
+    ("list.add", &["address", "member*"], false, "The members were added."),
+    ("list.drop", &["address", "member*"], true, "The member was removed."),
+    ("filter.set", &["address", "rules"], false, "The filter rules were saved."),
+    ("filter.clear", &["address"], true, "The filter rules were removed."),
+    ("password.change", &["old", "new"], false, "Your password was changed."),
 ];
 
 fn change(
@@ -698,9 +605,9 @@ impl App<'_> {
                 {
                     r.push(name, part);
                 }
-            } else if *name == "keep" {
-                if get("keep") == "yes" {
-                    r.push("keep", "yes");
+            } else if let Some(name) = name.strip_suffix('?') {
+                if !get(name).is_empty() {
+                    r.push(name, get(name));
                 }
             } else {
                 r.push(name, get(name));

@@ -205,12 +205,24 @@ pub fn text_area(op: &str, name: &str, label: &str, value: &str) -> Markup {
     }
 }
 
-/// A labelled check box sending `yes`.
-pub fn check_box(op: &str, name: &str, label: &str, checked: bool) -> Markup {
+/// A labelled check box sending `value` when checked; checked now if
+/// `checked`, or, after a refused change, if it was then.
+pub fn check_box(
+    flash: Option<&Flash>,
+    op: &str,
+    name: &str,
+    value: &str,
+    label: &str,
+    checked: bool,
+) -> Markup {
     let id = format!("{}-{name}", form_id(op));
+    let checked = match flash.filter(|f| f.op == op) {
+        Some(f) => f.value(op, name) == Some(value),
+        None => checked,
+    };
     html! {
         p.check {
-            input id=(id) type="checkbox" name=(name) value="yes" checked[checked];
+            input id=(id) type="checkbox" name=(name) value=(value) checked[checked];
             label for=(id) { (label) }
         }
     }

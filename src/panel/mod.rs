@@ -23,7 +23,11 @@
 //! `csrf` token, and `seen` (the object's stamp as the page showed it)
 //! where the object exists.  A form's `id` is its operation with `.`
 //! made `-` (`form#mailbox-add`); repeated fields (`target`, `member`)
-//! are one text field, split on spaces, commas and new lines.
+//! are one text field, split on spaces, commas and new lines; check
+//! boxes (`keep`, `virtual`, `posting`) and optional fields (`owner`,
+//! `interval`) are passed on only when given.  A form that would make
+//! an object the helper stamps (alias, forward, catch-all, autoreply,
+//! filter) where there is none yet carries `seen=none`.
 //!
 //! | path | page |
 //! |------|------|
@@ -31,13 +35,13 @@
 //! | `POST login` | log in: a fresh session from the helper (`303` to `home`), or the form again, `403`, "Invalid login name or password." for every failure |
 //! | `POST logout` | `form#logout` (in every page's header): the session ends, `303` to `/` |
 //! | `GET home` | by role: `303` to `domains`, the domain admin's domain (`domains` if several), or `me` |
-//! | `GET domains` | the domains the session may see; box admin: `form#domain-add` and links to remove |
-//! | `GET d/DOMAIN` | a domain: mailboxes with usage bars, aliases, forwards, catch-all, autoresponders, lists, links to `queue` and `import`; `form#mailbox-add`, `form#alias-set`, `form#catchall-set`, `form#list-create` |
+//! | `GET domains` | the domains the session may see; box admin: `form#domain-add` (`domain`, `virtual`) and links to remove |
+//! | `GET d/DOMAIN` | a domain: mailboxes with usage bars, aliases, forwards, catch-all, autoresponders, lists, links to `queue` and `import`; `form#mailbox-add` (`address`, `password`, `quota`, `virtual`), `form#alias-set` (`address`, `target`), `form#catchall-set` (`target`), `form#list-create` (`address`, `member`, `owner`, `posting`) |
 //! | `GET d/DOMAIN?alias=ADDRESS` | the same, with that alias in `form#alias-set` (and its `seen`) |
 //! | `GET d/DOMAIN?list=ADDRESS` | the same, with that list's members (each with a link to remove), and `form#list-add` |
-//! | `GET d/DOMAIN/m/ADDRESS` | one mailbox: usage, `form#mailbox-password`, `form#mailbox-quota`, `form#forward-set` (`target`, `keep`), `form#autoreply-set` (`subject`, `text`, `from`, `until`), `form#filter-set` (`rules`), and links to remove |
+//! | `GET d/DOMAIN/m/ADDRESS` | one mailbox: usage, `form#mailbox-password`, `form#mailbox-quota`, `form#forward-set` (`target`, `keep`), `form#autoreply-set` (`subject`, `text`, `from`, `until`, `interval`), `form#filter-set` (`rules`), and links to remove |
 //! | `GET d/DOMAIN/queue` | the domain's queued messages with each one's last error |
-//! | `GET d/DOMAIN/import` | `form#import` (`text`) |
+//! | `GET d/DOMAIN/import` | `form#import` (`text`, `virtual`) |
 //! | `GET me` | the user's own mailbox: usage, `form#password-change` (`old`, `new`), `form#forward-set`, `form#autoreply-set`, `form#filter-set` (these carry `page=me`: the answer comes back to `me`) |
 //! | `GET confirm/OP?FIELDS` | for the removals (`domain.remove`, `mailbox.remove`, `alias.remove`, `catchall.clear`, `forward.clear`, `autoreply.clear`, `list.delete`, `list.drop`, `filter.clear`): the object is looked up first (`404` if the session may not see it), then "Remove …?", `form#OP` with the fields and the object's `seen`, and Cancel |
 //! | `POST do/OP` | the change; then `303` to the object's page with `?done=OP` (a fixed "saved" text), or the form again with the helper's message and what was typed: `409` (`stale`), `422` (`failed`) |

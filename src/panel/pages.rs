@@ -11,6 +11,10 @@ use super::layout::{
 };
 use super::protocol::{Record, Role};
 
+/// The `seen` of a form that would make an object that does not exist
+/// yet: the helper refuses it as `stale` if one was made meanwhile.
+const NONE: &str = "none";
+
 /// The records of one kind.
 pub fn of_kind<'a>(data: &'a [Record], kind: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
     data.iter().filter(move |r| r.str("kind") == kind)
@@ -58,6 +62,7 @@ pub fn domains(ctx: &Ctx, data: &[Record], flash: Option<&Flash>, done: Option<&
             h2 { "Add a domain" }
             (form(ctx, "domain.add", flash, None, &[], html! {
                 (text_field("domain.add", "domain", "Domain name", "text", &value(flash, "domain.add", "domain", "")))
+                (check_box(flash, "domain.add", "virtual", "yes", "Virtual domain (its mailboxes are accounts of /etc/mail/passwd, not system users)", false))
             }, "Add domain"))
         }
     };
@@ -115,9 +120,10 @@ pub fn domain(
             }
             h3 { "Add a mailbox" }
             (form(ctx, "mailbox.add", flash, None, &[], html! {
-                (text_field("mailbox.add", "address", "Address", "email", &value(flash, "mailbox.add", "address", &format!("@{domain}"))))
+                (text_field("mailbox.add", "address", &format!("Address (name@{domain})"), "text", &value(flash, "mailbox.add", "address", "")))
                 (text_field("mailbox.add", "password", "Password", "password", ""))
                 (text_field("mailbox.add", "quota", "Quota (200M, 1G; empty: the default)", "text", &value(flash, "mailbox.add", "quota", "")))
+                (check_box(flash, "mailbox.add", "virtual", "yes", "Virtual account (in /etc/mail/passwd, not a system user)", false))
             }, "Add mailbox"))
         }
         section #aliases {
@@ -139,7 +145,7 @@ pub fn domain(
                 }
             }
             h3 { @if alias.is_some() { "Change an alias" } @else { "Add an alias" } }
-            (form(ctx, "alias.set", flash, alias.map(|a| a.str("stamp")), &[], html! {
+            (form(ctx, "alias.set", flash, Some(alias.map_or(NONE, |a| a.str("stamp"))), &[], html! {
                 (text_field("alias.set", "address", "Alias address", "text",
                     &value(flash, "alias.set", "address", alias.map_or("", |a| a.str("address")))))
                 (text_field("alias.set", "target", "Goes to (addresses, separated by commas)", "text",
@@ -166,16 +172,16 @@ pub fn domain(
             p {
                 "Mail to an unknown address of " (domain) " goes to: "
                 @if let Some(c) = catchall {
-                    strong { (c.str("target")) }
+                    strong { (targets(c, "target")) }
                     " "
                     a.remove href=(confirm_link(ctx, "catchall.clear", &[("domain", domain)])) { "Remove" }
                 } @else {
                     "nobody (it is refused)"
                 }
             }
-            (form(ctx, "catchall.set", flash, catchall.map(|c| c.str("stamp")), &[("domain", domain)], html! {
+            (form(ctx, "catchall.set", flash, Some(catchall.map_or(NONE, |c| c.str("stamp"))), &[("domain", domain)], html! {
                 (text_field("catchall.set", "target", "Catch-all goes to", "text",
-                    &value(flash, "catchall.set", "target", catchall.map_or("", |c| c.str("target")))))
+                    &value(flash, "catchall.set", "target", &catchall.map(|c| targets(c, "target")).unwrap_or_default())))
             }, "Save catch-all"))
         }
         section #autoreplies {
@@ -197,12 +203,13 @@ pub fn domain(
         section #lists {
             h2 { "Lists" }
             table {
-                thead { tr { th { "List" } th { "Members" } th { "" } } }
+                thead { tr { th { "List" } th { "Members" } th { "Who may post" } th { "" } } }
                 tbody {
                     @for l in of_kind(data, "list") {
                         tr {
                             td { (l.str("address")) }
-                            td { (l.all("member").count()) }
+                            td.num { (l.all("member").count()) }
+                            td { @if l.str("posting") == "anyone" { "anyone" } @else { "members" } }
                             td {
                                 a href={ (ctx.domain_link(domain)) "?" (query(&[("list", l.str("address"))])) "#list-add" } { "Members" }
                                 " "
@@ -228,8 +235,10 @@ pub fn domain(
             }
             h3 { "Create a list" }
             (form(ctx, "list.create", flash, None, &[], html! {
-                (text_field("list.create", "address", "List address", "email", &value(flash, "list.create", "address", "")))
+                (text_field("list.create", "address", "List address", "text", &value(flash, "list.create", "address", "")))
                 (text_area("list.create", "member", "Members (one address a line)", &value(flash, "list.create", "member", "")))
+                (text_field("list.create", "owner", "Owner (optional; you if empty)", "text", &value(flash, "list.create", "owner", "")))
+                (check_box(flash, "list.create", "posting", "anyone", "Anyone may post (otherwise members only)", false))
             }, "Create list"))
         }
     };
@@ -256,10 +265,7 @@ fn own_forms(ctx: &Ctx, address: &str, data: &[Record], flash: Option<&Flash>, m
     let v = |op: &str, field: &str, r: Option<&Record>| {
         value(flash, op, field, r.map_or("", |r| r.str(field)))
     };
-    let keep = match flash.and_then(|f| (f.op == "forward.set").then_some(f)) {
-        Some(f) => f.value("forward.set", "keep") == Some("yes"),
-        None => forward.is_none_or(|f| f.str("keep") == "yes"),
-    };
+    let keep = forward.is_none_or(|f| f.str("keep") == "yes");
     html! {
         section #forward {
             h2 { "Forward" }
@@ -268,10 +274,10 @@ fn own_forms(ctx: &Ctx, address: &str, data: &[Record], flash: Option<&Flash>, m
                     @if f.str("keep") == "yes" { ", a copy is kept here." } @else { ", no copy is kept." }
                     " " a.remove href=(clear("forward.clear")) { "Stop forwarding" } }
             }
-            (form(ctx, "forward.set", flash, forward.map(|f| f.str("stamp")), &hidden, html! {
+            (form(ctx, "forward.set", flash, Some(forward.map_or(NONE, |f| f.str("stamp"))), &hidden, html! {
                 (text_field("forward.set", "target", "Forward to (addresses, separated by commas)", "text",
                     &value(flash, "forward.set", "target", &forward.map(|f| targets(f, "target")).unwrap_or_default())))
-                (check_box("forward.set", "keep", "Keep a copy in this mailbox", keep))
+                (check_box(flash, "forward.set", "keep", "yes", "Keep a copy in this mailbox", keep))
             }, "Save forward"))
         }
         section #autoreply {
@@ -279,11 +285,12 @@ fn own_forms(ctx: &Ctx, address: &str, data: &[Record], flash: Option<&Flash>, m
             @if auto.is_some() {
                 p { "An autoreply is set. " a.remove href=(clear("autoreply.clear")) { "Turn it off" } }
             }
-            (form(ctx, "autoreply.set", flash, auto.map(|a| a.str("stamp")), &hidden, html! {
+            (form(ctx, "autoreply.set", flash, Some(auto.map_or(NONE, |a| a.str("stamp"))), &hidden, html! {
                 (text_field("autoreply.set", "subject", "Subject", "text", &v("autoreply.set", "subject", auto)))
                 (text_area("autoreply.set", "text", "Text", &v("autoreply.set", "text", auto)))
                 (text_field("autoreply.set", "from", "From (date, optional)", "date", &v("autoreply.set", "from", auto)))
                 (text_field("autoreply.set", "until", "Until (date, optional)", "date", &v("autoreply.set", "until", auto)))
+                (text_field("autoreply.set", "interval", "Least time between two replies to one sender (empty: 7d)", "text", &v("autoreply.set", "interval", auto)))
             }, "Save autoreply"))
         }
         section #filter {
@@ -291,7 +298,7 @@ fn own_forms(ctx: &Ctx, address: &str, data: &[Record], flash: Option<&Flash>, m
             @if filter.is_some() {
                 p { a.remove href=(clear("filter.clear")) { "Remove all rules" } }
             }
-            (form(ctx, "filter.set", flash, filter.map(|f| f.str("stamp")), &hidden, html! {
+            (form(ctx, "filter.set", flash, Some(filter.map_or(NONE, |f| f.str("stamp"))), &hidden, html! {
                 (text_area("filter.set", "rules", "Rules (mailroom-filter(5))", &v("filter.set", "rules", filter)))
             }, "Save rules"))
         }
@@ -396,6 +403,7 @@ pub fn import(ctx: &Ctx, domain: &str, flash: Option<&Flash>, done: Option<&str>
         }
         (form(ctx, "import", flash, None, &[("domain", domain)], html! {
             (text_area("import", "text", "Records", &value(flash, "import", "text", "")))
+            (check_box(flash, "import", "virtual", "yes", "New mailboxes are virtual accounts (not system users)", false))
         }, "Import"))
     };
     page(ctx, &format!("Import into {domain}"), body)

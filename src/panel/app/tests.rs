@@ -322,6 +322,43 @@ fn repeated_fields_are_split_and_seen_is_passed_on() {
     );
     assert_eq!((req.str("seen"), req.str("keep")), ("ST", "yes"));
     assert_eq!(req.all("session").collect::<Vec<_>>(), ["S1"]);
+    // Optional fields go only when given; the autoreply's `from` date
+    // comes after the client's address.
+    handle(
+        &mut f,
+        &logged_in(Request::post(
+            "do/list.create",
+            &[
+                ("csrf", "C1"),
+                ("address", "l@shop.example"),
+                ("owner", ""),
+                ("posting", "anyone"),
+            ],
+        )),
+    );
+    let req = f.asked.last().unwrap();
+    assert_eq!(
+        (req.get("owner"), req.get("posting")),
+        (None, Some("anyone"))
+    );
+    handle(
+        &mut f,
+        &logged_in(Request::post(
+            "do/autoreply.set",
+            &[
+                ("csrf", "C1"),
+                ("address", "a@shop.example"),
+                ("from", "2026-12-24"),
+                ("until", ""),
+            ],
+        )),
+    );
+    let req = f.asked.last().unwrap();
+    assert_eq!(
+        req.all("from").collect::<Vec<_>>(),
+        ["127.0.0.1", "2026-12-24"]
+    );
+    assert_eq!((req.get("until"), req.get("interval")), (Some(""), None));
 }
 
 #[test]
@@ -725,6 +762,10 @@ fn every_page_has_its_forms_with_their_ids_fields_and_tokens() {
     ));
     assert!(b.contains("name=\"seen\" value=\"MST\"") && b.contains("name=\"seen\" value=\"FST\""));
     assert!(b.contains("<meter"), "a usage bar");
+    // No autoreply yet: its form says so, so that one made meanwhile is
+    // not overwritten.
+    let at = b.find("<form id=\"autoreply-set\"").unwrap();
+    assert!(b[at..].contains("name=\"seen\" value=\"none\""), "{b}");
     let b = body(&handle(
         &mut f,
         &logged_in(Request::get(
