@@ -302,13 +302,12 @@ impl App<'_> {
         };
         let pre = self.req.cookie(PRE_COOKIE).unwrap_or_default();
         if !tokens_equal(&pre, field("csrf")) {
-            return self
-                .login_page(
-                    403,
-                    Some("The login form had expired. Please log in again."),
-                    field("name"),
-                )
-                .clear_cookie(PRE_COOKIE);
+            // The form again, with the browser's token (or a new one).
+            return self.login_page(
+                403,
+                Some("The login form had expired. Please log in again."),
+                field("name"),
+            );
         }
         let answer = self.ask(
             "login",
@@ -642,6 +641,7 @@ impl App<'_> {
             Answer::Missing => return self.not_found(),
             Answer::Stale { message } => (message, true),
             Answer::Failed { message } => (message, false),
+            Answer::Refused => ("The change was refused.".to_string(), false),
             other => return self.broken(&format!("{op} answered {other:?}")),
         };
         let flash = Flash {

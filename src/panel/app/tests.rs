@@ -175,6 +175,22 @@ fn login_uses_a_pre_session_token_and_a_fresh_session() {
     for (cookie, field) in [(pre.as_str(), ""), ("", pre.as_str()), (pre.as_str(), "x")] {
         let r = handle(&mut f, &login_form(cookie, field));
         assert_eq!(r.status, 403);
+        // The form comes again with a token that works: the browser's,
+        // or a new one in a new cookie.
+        let b = body(&r);
+        let token = match header(&r, "Set-Cookie") {
+            Some(c) => c["__Host-mailroom-pre=".len()..]
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string(),
+            None => cookie.to_string(),
+        };
+        assert_eq!(token.len(), 64);
+        assert!(
+            b.contains(&format!("name=\"csrf\" value=\"{token}\"")),
+            "{b}"
+        );
     }
     assert!(f.asked.is_empty(), "{:?}", f.asked);
     let r = handle(&mut f, &login_form(&pre, &pre));
