@@ -32,8 +32,6 @@ pub fn request(
             headers.push((name.to_string(), v));
         }
     }
-    let https = env("HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on") || v == "1")
-        || env("REQUEST_SCHEME").is_some_and(|v| v.eq_ignore_ascii_case("https"));
     let mut req = Request {
         method,
         base: env("SCRIPT_NAME")
@@ -50,7 +48,6 @@ pub fn request(
         remote: env("REMOTE_ADDR")
             .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
             .unwrap_or_else(|| "unknown".to_string()),
-        https,
     };
     if method != Method::Post {
         return Ok(req);
@@ -153,7 +150,7 @@ mod tests {
         assert_eq!(r.query, "done=alias.set");
         assert_eq!(r.cookie("__Host-mailroom").as_deref(), Some("tok"));
         assert_eq!(r.remote, "192.0.2.7");
-        assert!(r.https && r.body.is_empty());
+        assert!(r.body.is_empty());
         let r = parse(&[("REQUEST_METHOD", "GET"), ("REMOTE_ADDR", "x;y")], b"").unwrap();
         assert_eq!(
             (r.route.as_str(), r.base.as_str(), r.remote.as_str()),

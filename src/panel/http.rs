@@ -63,8 +63,6 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The client's address, for the helper's audit lines.
     pub remote: String,
-    /// Whether the client talks https to us (the origin's scheme).
-    pub https: bool,
 }
 
 impl Request {
@@ -79,7 +77,6 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             remote: "127.0.0.1".to_string(),
-            https: true,
         }
     }
 
@@ -157,12 +154,17 @@ impl Request {
         {
             return false;
         }
+        // The host is compared, not the scheme: behind a proxy that ends
+        // TLS the server may not know the browser spoke https, and a page
+        // of another scheme on this same host is this panel's host anyway.
         match self.header("origin") {
             None => true,
             Some(origin) => {
-                let scheme = if self.https { "https://" } else { "http://" };
                 let host = self.header("host").unwrap_or("");
-                !host.is_empty() && origin.eq_ignore_ascii_case(&format!("{scheme}{host}"))
+                let named = origin
+                    .strip_prefix("https://")
+                    .or_else(|| origin.strip_prefix("http://"));
+                !host.is_empty() && named.is_some_and(|n| n.eq_ignore_ascii_case(host))
             }
         }
     }
@@ -411,8 +413,18 @@ mod tests {
                 .same_origin()
         );
         assert!(
+            r.clone()
+                .with_header("Origin", "http://Shop.Example")
+                .same_origin()
+        );
+        assert!(
             !r.clone()
-                .with_header("Origin", "http://shop.example")
+                .with_header("Origin", "https://shop.example:8443")
+                .same_origin()
+        );
+        assert!(
+            !r.clone()
+                .with_header("Origin", "https://shop.example.evil.example")
                 .same_origin()
         );
         assert!(

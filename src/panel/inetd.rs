@@ -187,7 +187,7 @@ enum Next {
     Gone,
 }
 
-fn read_request(wire: &mut Wire, limits: &Limits, remote: &str, https: bool) -> Next {
+fn read_request(wire: &mut Wire, limits: &Limits, remote: &str) -> Next {
     let idle_until = Instant::now() + limits.idle;
     let mut started: Option<Instant> = None;
     let (head, used) = loop {
@@ -243,7 +243,6 @@ fn read_request(wire: &mut Wire, limits: &Limits, remote: &str, https: bool) -> 
             headers: head.headers,
             body,
             remote: remote.to_string(),
-            https,
         },
         keep,
     )
@@ -253,7 +252,7 @@ fn read_request(wire: &mut Wire, limits: &Limits, remote: &str, https: bool) -> 
 /// or a request is refused.
 pub fn serve(wire: &mut Wire, helper: &mut dyn Helper, remote: &str, hsts: bool, limits: &Limits) {
     for n in 1..=limits.max_requests {
-        let (resp, head_only, keep) = match read_request(wire, limits, remote, hsts) {
+        let (resp, head_only, keep) = match read_request(wire, limits, remote) {
             Next::Request(req, keep) => {
                 let head_only = req.method == Method::Head;
                 (super::app::handle(helper, &req), head_only, keep)
@@ -375,6 +374,7 @@ mod tests {
         client.write_all(input).unwrap();
         let mut out = Vec::new();
         let _ = client.read_to_end(&mut out);
+        drop(client);
         t.join().unwrap();
         String::from_utf8_lossy(&out).into_owned()
     }
