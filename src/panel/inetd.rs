@@ -457,6 +457,41 @@ mod tests {
     }
 
     #[test]
+    fn garbage_heads_never_panic() {
+        // Mutations of a valid request, and random bytes, through every
+        // step that reads what a client sent.
+        let valid =
+            b"POST /d/a%40b?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nCookie: a=b\r\n\r\nabc";
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let mut input = if round % 2 == 0 {
+                valid.to_vec()
+            } else {
+                (0..next() % 200).map(|_| next() as u8).collect()
+            };
+            for _ in 0..(next() % 4) {
+                if input.is_empty() {
+                    break;
+                }
+                let at = (next() as usize) % input.len();
+                input[at] = next() as u8;
+            }
+            let cut = (next() as usize) % (input.len() + 1);
+            if let Ok(Some((head, _))) = parse_head(&input[..cut], &Limits::default()) {
+                let _ = body_length(&head);
+                let _ = split_target(&head.target);
+                let _ = head.keep_alive();
+            }
+        }
+    }
+
+    #[test]
     fn targets_are_split_and_decoded() {
         assert_eq!(
             split_target("/d/a%40b.example?x=%41").unwrap(),

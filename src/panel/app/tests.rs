@@ -804,3 +804,51 @@ fn every_page_has_its_forms_with_their_ids_fields_and_tokens() {
         assert!(b.contains(&format!("<label for=\"{id}\"")) && b.contains(&format!("id=\"{id}\"")));
     }
 }
+
+#[test]
+fn any_route_query_and_form_gets_an_answer_without_a_panic() {
+    let parts = [
+        "",
+        "d",
+        "m",
+        "do",
+        "confirm",
+        "me",
+        "home",
+        "queue",
+        "import",
+        "login",
+        "logout",
+        "a@b",
+        "@",
+        "..",
+        "%",
+        "mailbox.remove",
+        "list.drop",
+        "style.css",
+        "\u{0}",
+        "é",
+    ];
+    let mut f = fake(Role::Admin, hostile_data(), done());
+    let mut n = 0usize;
+    for a in parts {
+        for b in parts {
+            for c in ["", "x", "m"] {
+                n += 1;
+                let route = format!("{a}/{b}/{c}");
+                let query = format!("address={b}&domain={a}&member={c}&done={b}&alias={a}");
+                for method in [Method::Get, Method::Head, Method::Post, Method::Other] {
+                    let mut req = logged_in(Request::post(
+                        &route,
+                        &[("csrf", "C1"), ("address", b), ("domain", a), ("target", c)],
+                    ));
+                    req.method = method;
+                    req.query = query.clone();
+                    let r = handle(&mut f, &req);
+                    assert!((200..600).contains(&r.status), "{route}: {}", r.status);
+                }
+            }
+        }
+    }
+    assert!(n > 1000);
+}
