@@ -154,16 +154,18 @@ impl Request {
         {
             return false;
         }
-        // The host is compared, not the scheme: behind a proxy that ends
-        // TLS the server may not know the browser spoke https, and a page
-        // of another scheme on this same host is this panel's host anyway.
+        // The host name is compared, not the scheme or the port: behind
+        // a proxy that ends TLS the server may not know the browser spoke
+        // https, Debian's nginx passes the Host without its port, and the
+        // session cookie is the host's on every port and scheme anyway.
         match self.header("origin") {
             None => true,
             Some(origin) => {
-                let host = self.header("host").unwrap_or("");
+                let host = host_name(self.header("host").unwrap_or(""));
                 let named = origin
                     .strip_prefix("https://")
-                    .or_else(|| origin.strip_prefix("http://"));
+                    .or_else(|| origin.strip_prefix("http://"))
+                    .map(host_name);
                 !host.is_empty() && named.is_some_and(|n| n.eq_ignore_ascii_case(host))
             }
         }
@@ -172,6 +174,17 @@ impl Request {
     /// A link to `route` below the base (`route` already encoded).
     pub fn link(&self, route: &str) -> String {
         format!("{}/{route}", self.base)
+    }
+}
+
+/// `host[:port]` without its port (`[::1]:8443` → `[::1]`).
+fn host_name(s: &str) -> &str {
+    if s.starts_with('[') {
+        return s.find(']').map_or(s, |i| &s[..=i]);
+    }
+    match s.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => s,
     }
 }
 
@@ -418,10 +431,17 @@ mod tests {
                 .same_origin()
         );
         assert!(
-            !r.clone()
+            r.clone()
                 .with_header("Origin", "https://shop.example:8443")
                 .same_origin()
         );
+        let v6 = Request::post("do/x", &[]).with_header("Host", "[::1]");
+        assert!(
+            v6.clone()
+                .with_header("Origin", "http://[::1]:8080")
+                .same_origin()
+        );
+        assert!(!v6.with_header("Origin", "http://[::2]:8080").same_origin());
         assert!(
             !r.clone()
                 .with_header("Origin", "https://shop.example.evil.example")
