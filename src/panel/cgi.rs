@@ -4,7 +4,19 @@
 //! the response as CGI header lines and the body on standard output.
 //!
 //! The base of every link is `SCRIPT_NAME` (`/mail`) and the route is
-//! `PATH_INFO` (`/d/shop.example`), as the server decoded it.  A body is
+//! `PATH_INFO` (`/d/shop.example`), as the server decoded it.  Apache
+//! sets both from its `ScriptAlias`; nginx must be told (checked with
+//! Debian's nginx and fcgiwrap):
+//!
+//! ```text
+//! location /mail {
+//!     fastcgi_split_path_info ^(/mail)(/.*)?$;
+//!     include fastcgi_params;
+//!     fastcgi_param SCRIPT_FILENAME /usr/libexec/mailroom/panel;
+//!     fastcgi_param PATH_INFO $fastcgi_path_info;
+//!     fastcgi_pass unix:/run/fcgiwrap.socket;
+//! }
+//! ```  A body is
 //! read only for a POST, only when `CONTENT_TYPE` says it is a form, and
 //! never more than `CONTENT_LENGTH` bytes (§4.2), which must be at most
 //! [`MAX_BODY`]: anything else is answered before reading.
