@@ -52,7 +52,7 @@ pub fn main(args: Vec<String>) -> i32 {
         let cfg = match cfg {
             Ok(c) => c,
             Err(f) => {
-                log::err(None, &f.to_string());
+                log::err(None, &format!("panel --inetd not started: {f}"));
                 return f.code.code();
             }
         };

@@ -143,7 +143,7 @@ impl App<'_> {
 
     /// The helper did not answer sensibly: logged, and a page that says so.
     fn broken(&self, why: &str) -> Response {
-        crate::log::err(None, &format!("panel: helper: {why}"));
+        crate::log::err(None, &format!("no answer from the helper: {why}"));
         Response::html(
             502,
             layout::error(

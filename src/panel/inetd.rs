@@ -295,16 +295,19 @@ pub fn run(cert: &crate::tls::ServerCert, user: &str) -> i32 {
         return ExitCode::Config.code();
     };
     if let Err(e) = become_panel_user(user) {
-        log::err(None, &format!("panel: cannot become {user}: {e}"));
+        log::err(None, &format!("cannot become panel_user {user}: {e}"));
         return ExitCode::Config.code();
     }
     no_delay(1);
     let mut wire = Wire::new(0, 1);
     if let Err(e) = wire.start_tls(tls, Instant::now() + Duration::from_secs(30)) {
-        log::info(
-            None,
-            &format!("panel: TLS handshake with {remote} failed: {e:?}"),
-        );
+        let why = match e {
+            WireError::Eof => "the client closed the connection".to_string(),
+            WireError::Timeout => "timed out".to_string(),
+            WireError::Io(e) => e.to_string(),
+            WireError::Tls(m) => m,
+        };
+        log::info(None, &format!("TLS handshake from {remote} failed: {why}"));
         return 0;
     }
     let mut helper = super::client::Program::locate(true);
