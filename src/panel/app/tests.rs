@@ -782,6 +782,15 @@ fn every_page_has_its_forms_with_their_ids_fields_and_tokens() {
     // not overwritten.
     let at = b.find("<form id=\"autoreply-set\"").unwrap();
     assert!(b[at..].contains("name=\"seen\" value=\"none\""), "{b}");
+    // The domain's records carry no filter rules at all: whether this
+    // mailbox has some is not known, so no guess is sent.
+    let at = b.find("<form id=\"filter-set\"").unwrap();
+    let form = &b[at..at + b[at..].find("</form>").unwrap()];
+    assert!(!form.contains("name=\"seen\""), "{form}");
+    assert!(b.contains("not shown here"));
+    let b = body(&handle(&mut f, &logged_in(Request::get("me"))));
+    let at = b.find("<form id=\"filter-set\"").unwrap();
+    assert!(b[at..].contains("name=\"seen\" value=\"none\""), "{b}");
     let b = body(&handle(
         &mut f,
         &logged_in(Request::get(
