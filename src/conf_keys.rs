@@ -4,9 +4,9 @@
 //! ([`crate::pop3::settings::KEYS`]), the outbound limits'
 //! ([`crate::limits::settings::KEYS`]) and pacing
 //! ([`crate::runner::pacing::KEYS`]), the login check's
-//! ([`crate::login::KEYS`]), the web panel's
-//! ([`crate::login::PANEL_KEYS`]), the servers' certificates
-//! ([`crate::tls::KEYS`]), POP-before-SMTP's
+//! ([`crate::login::KEYS`]), the web panel helper's
+//! ([`crate::login::PANEL_KEYS`]) and front end's ([`crate::panel::KEYS`]),
+//! the servers' certificates ([`crate::tls::KEYS`]), POP-before-SMTP's
 //! ([`crate::state::stamps::KEYS`]), the SMTP server's
 //! ([`crate::smtp::server::settings::KEYS`]), and the sender checks'
 //! ([`crate::inbound::settings::KEYS`]).  Each entry is `(key,
@@ -61,6 +61,10 @@ pub const SECTIONS: &[Section] = &[
     Section {
         title: "TLS certificates (pop3d and the SMTP server)",
         keys: crate::tls::KEYS,
+    },
+    Section {
+        title: "The web control panel (panel)",
+        keys: crate::panel::KEYS,
     },
     Section {
         title: "POP-before-SMTP",

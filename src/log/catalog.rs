@@ -26,7 +26,8 @@ pub struct Line {
     /// Who writes it: `sendmail` (submission, `mailq`, `newaliases`),
     /// `sendmail -bs` (the SMTP server), `qrun` (the queue runner),
     /// `deliver` (local delivery, in the queue runner or the `deliver`
-    /// command), `pop3d`, `mailroom` (the admin command).
+    /// command), `pop3d`, `mailroom` (the admin command), `panel` (the
+    /// web panel's front end).
     pub programs: &'static [&'static str],
     pub qid: Qid,
     pub level: Level,
@@ -1149,6 +1150,49 @@ pub const LINES: &[Line] = &[
         level: Warning,
         shape: "cannot start {PROGRAM}: {ERROR}; the next queue run delivers the mail",
         meaning: "mailroom queue release or retry could not start a queue run: the released mail waits for the periodic queue run.",
+    },
+    // -- panel: the web panel's front end (CGI, or its own port) ----------
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "unknown argument {ARG}; usage: panel [--inetd] [-C config]",
+        meaning: "The inetd line or socket unit of the panel's own port passes a wrong argument.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "panel --inetd not started: {ERROR}",
+        meaning: "The panel's own port could not start: mailroom.conf cannot be read or has a bad value (stated in full); the connection is closed unanswered.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "panel --inetd needs {CERT} and {KEY}",
+        meaning: "The panel's own port was connected to without a certificate: install tls_cert and tls_key; the connection is closed unanswered.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "cannot become panel_user {USER}: {ERROR}",
+        meaning: "panel --inetd read the certificate as root but could not switch to panel_user (no such user?): the connection is closed, nothing is served as root.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Info,
+        shape: "TLS handshake from {IP} failed: {ERROR}",
+        meaning: "A client of the panel's own port did not complete the TLS handshake (plain HTTP to the https port, a scanner, a browser that trusts no certificate we offer).",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "no answer from the helper: {ERROR}",
+        meaning: "The panel could not run panel-helper, it took longer than 30 s, or it printed something that is not an answer: the browser gets a 502 page saying the panel is not available.",
     },
 ];
 /// The pieces of a shape: literal text, a `{NAME}`, or a `{?...}` part.

@@ -227,6 +227,7 @@ const LOG_GROUPS: &[(&str, &str)] = &[
     ("sendmail -bs", "sendmail -bs: the SMTP server"),
     ("qrun", "qrun: the queue runner"),
     ("deliver", "local delivery"),
+    ("panel", "panel: the web panel's front end"),
     ("pop3d", "pop3d: the POP3 server"),
     ("checkpassword", "checkpassword: Dovecot's login check"),
     ("panel-helper", "panel-helper: the web panel's root side"),

@@ -295,6 +295,7 @@ fn spellings(pieces: &[Piece]) -> BTreeSet<String> {
 /// The programs a source file belongs to, where that is clear.
 fn programs_of(file: &str) -> Option<&'static [&'static str]> {
     Some(match file {
+        f if f == "src/cli/panel.rs" || f.starts_with("src/panel/") => &["panel"],
         f if f.starts_with("src/pop3/") => &["pop3d"],
         f if f.starts_with("src/smtp/server/") => &["sendmail -bs"],
         f if f.starts_with("src/runner/") || f == "src/route.rs" => &["qrun", "mailroom"],
