@@ -52,7 +52,7 @@ GENERATED   := target/generated
 MAN8PAGES   := sendmail.8 qrun.8 deliver.8 pop3d.8
 MAN5PAGES   := mailroom.conf.5 mailroom-filter.5 mailroom-log.5
 # Helper programs installed in $(LIBEXECDIR) (those built so far).
-HELPERS     := qrun deliver pop3d checkpassword
+HELPERS     := qrun deliver pop3d checkpassword panel-helper
 # Configuration for other programs, installed for the admin to copy
 # (nothing reads it there): Dovecot's (etc/dovecot).
 DOVECOTDIR  := $(DATADIR)/mailroom/dovecot
@@ -152,6 +152,7 @@ install: build
 	install -d -m 0755 $(DESTDIR)$(STATEDIR)
 	install -d -m 2770 $(DESTDIR)$(STATEDIR)/limits
 	install -d -m 2750 $(DESTDIR)$(STATEDIR)/quota-warnings
+	install -d -m 0700 $(DESTDIR)$(STATEDIR)/panel
 ifeq ($(IS_ROOT),yes)
 ifeq ($(DESTDIR),)
 	getent group $(QUEUEGROUP) >/dev/null || groupadd --system $(QUEUEGROUP)
@@ -211,6 +212,13 @@ ifeq ($(IS_ROOT),yes)
 	if [ -f $(DESTDIR)$(LIBEXECDIR)/checkpassword ]; then \
 	  if getent group dovecot >/dev/null; then chown root:dovecot $(DESTDIR)$(LIBEXECDIR)/checkpassword && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/checkpassword; \
 	  else chown root:root $(DESTDIR)$(LIBEXECDIR)/checkpassword && chmod 4755 $(DESTDIR)$(LIBEXECDIR)/checkpassword; fi; \
+	fi
+	# panel-helper: set-uid root for the web server's user only -- group
+	# www-data where it exists; else the program itself turns away
+	# everyone but root and panel_callers.
+	if [ -f $(DESTDIR)$(LIBEXECDIR)/panel-helper ]; then \
+	  if getent group www-data >/dev/null; then chown root:www-data $(DESTDIR)$(LIBEXECDIR)/panel-helper && chmod 4750 $(DESTDIR)$(LIBEXECDIR)/panel-helper; \
+	  else chown root:root $(DESTDIR)$(LIBEXECDIR)/panel-helper && chmod 4755 $(DESTDIR)$(LIBEXECDIR)/panel-helper; fi; \
 	fi
 	# The outbound limits' counters: written by the set-group-id sendmail
 	# and the SMTP server's unprivileged side (group mqueue), by no one else.

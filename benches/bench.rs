@@ -8,6 +8,8 @@
 //!
 //! Run a single section with `cargo bench --bench bench -- submission`.
 
+mod panel;
+
 #[path = "../tests/common/fake_dns.rs"]
 #[allow(dead_code)]
 mod fake_dns;
@@ -658,6 +660,9 @@ fn main() {
     }
     if want("smtp") {
         smtp();
+    }
+    if want("panel") {
+        panel::bench();
     }
 }
 

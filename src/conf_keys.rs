@@ -4,8 +4,9 @@
 //! ([`crate::pop3::settings::KEYS`]), the outbound limits'
 //! ([`crate::limits::settings::KEYS`]) and pacing
 //! ([`crate::runner::pacing::KEYS`]), the login check's
-//! ([`crate::login::KEYS`]), the servers' certificates
-//! ([`crate::tls::KEYS`]), POP-before-SMTP's
+//! ([`crate::login::KEYS`]), the web panel helper's
+//! ([`crate::login::PANEL_KEYS`]) and front end's ([`crate::panel::KEYS`]),
+//! the servers' certificates ([`crate::tls::KEYS`]), POP-before-SMTP's
 //! ([`crate::state::stamps::KEYS`]), the SMTP server's
 //! ([`crate::smtp::server::settings::KEYS`]), and the sender checks'
 //! ([`crate::inbound::settings::KEYS`]).  Each entry is `(key,
@@ -54,8 +55,16 @@ pub const SECTIONS: &[Section] = &[
         keys: crate::login::KEYS,
     },
     Section {
+        title: "The web control panel (panel-helper)",
+        keys: crate::login::PANEL_KEYS,
+    },
+    Section {
         title: "TLS certificates (pop3d and the SMTP server)",
         keys: crate::tls::KEYS,
+    },
+    Section {
+        title: "The web control panel (panel)",
+        keys: crate::panel::KEYS,
     },
     Section {
         title: "POP-before-SMTP",

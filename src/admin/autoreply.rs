@@ -81,7 +81,48 @@ fn mailbox_key(cfg: &Config, address: &str) -> Result<String, Failure> {
     Ok(key)
 }
 
-fn set(
+/// The rule `autoreply set` writes, checked as the command checks it:
+/// a one-line subject, dates `YYYY-MM-DD` in order, an interval (the
+/// `mailroom` command and the web panel).
+pub fn rule(
+    subject: &str,
+    body: &str,
+    from: Option<String>,
+    until: Option<String>,
+    interval: &str,
+) -> Result<Rule, Failure> {
+    let subject = subject.trim().to_string();
+    if subject.is_empty() || subject.contains(['\n', '\r']) {
+        return Err(usage("the subject must be one non-empty line".into()));
+    }
+    for d in [&from, &until].into_iter().flatten() {
+        if !autoreply::valid_date(d) {
+            return Err(usage(format!("{d:?} is not a date YYYY-MM-DD")));
+        }
+    }
+    if let (Some(f), Some(u)) = (&from, &until)
+        && f > u
+    {
+        return Err(usage(format!("--from {f} is after --until {u}")));
+    }
+    let secs = crate::config::parse_duration(interval, 86400)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| usage(format!("{interval:?} is not an interval (7d, 12h)")))?;
+    let rule = Rule {
+        subject,
+        from_date: from,
+        until_date: until,
+        interval: secs,
+        interval_text: interval.trim().to_string(),
+        body: body.replace("\r\n", "\n"),
+    };
+    // What is written must read back the same.
+    Rule::parse(&rule.to_text()).map_err(usage)?;
+    Ok(rule)
+}
+
+/// `autoreply set` staged, with what the command prints.
+pub fn set(
     change: &mut Change,
     cfg: &Config,
     address: &str,
@@ -114,7 +155,8 @@ fn set(
     )])
 }
 
-fn clear(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<String>, Failure> {
+/// `autoreply clear` staged, with what the command prints.
+pub fn clear(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<String>, Failure> {
     let key = autoreply::key(address, &cfg.hostname)
         .ok_or_else(|| usage(format!("{address:?} is not an address")))?;
     let path = autoreply::rules_dir(cfg).join(&key);
@@ -215,8 +257,8 @@ pub fn run(cfg: &Config, action: AutoreplyAction) -> i32 {
             until,
             interval,
         } => {
-            let rule = (|| -> Result<Rule, Failure> {
-                let body = std::fs::read(&body_file).map_err(|e| {
+            let rule = std::fs::read(&body_file)
+                .map_err(|e| {
                     Failure::new(
                         ExitCode::NoInput,
                         format!(
@@ -225,38 +267,12 @@ pub fn run(cfg: &Config, action: AutoreplyAction) -> i32 {
                             crate::exit::io_reason(&e)
                         ),
                     )
-                })?;
-                let body = String::from_utf8(body)
-                    .map_err(|_| usage(format!("{} is not UTF-8 text", body_file.display())))?;
-                let subject = subject.trim().to_string();
-                if subject.is_empty() || subject.contains(['\n', '\r']) {
-                    return Err(usage("the subject must be one non-empty line".into()));
-                }
-                for d in [&from, &until].into_iter().flatten() {
-                    if !autoreply::valid_date(d) {
-                        return Err(usage(format!("{d:?} is not a date YYYY-MM-DD")));
-                    }
-                }
-                if let (Some(f), Some(u)) = (&from, &until)
-                    && f > u
-                {
-                    return Err(usage(format!("--from {f} is after --until {u}")));
-                }
-                let secs = crate::config::parse_duration(&interval, 86400)
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| usage(format!("{interval:?} is not an interval (7d, 12h)")))?;
-                let rule = Rule {
-                    subject,
-                    from_date: from,
-                    until_date: until,
-                    interval: secs,
-                    interval_text: interval.trim().to_string(),
-                    body: body.replace("\r\n", "\n"),
-                };
-                // What is written must read back the same.
-                Rule::parse(&rule.to_text()).map_err(usage)?;
-                Ok(rule)
-            })();
+                })
+                .and_then(|body| {
+                    String::from_utf8(body)
+                        .map_err(|_| usage(format!("{} is not UTF-8 text", body_file.display())))
+                })
+                .and_then(|body| rule(&subject, &body, from, until, &interval));
             match rule {
                 Ok(rule) => apply(cfg, |c| set(c, cfg, &address, rule)),
                 Err(f) => {

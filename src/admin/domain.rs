@@ -99,7 +99,9 @@ pub fn plan_domain_add(
     domain_add(change, cfg, domain, virtual_domain).map(|_| ())
 }
 
-fn domain_add(
+/// `domain add` staged, with what the command prints (the `mailroom`
+/// command and the web panel).
+pub fn domain_add(
     change: &mut Change,
     cfg: &Config,
     domain: &str,
@@ -241,7 +243,8 @@ pub fn plan_domain_remove(
     domain_remove(change, cfg, domain, force).map(|_| ())
 }
 
-fn domain_remove(
+/// `domain remove` staged, with what the command prints.
+pub fn domain_remove(
     change: &mut Change,
     cfg: &Config,
     domain: &str,

@@ -58,12 +58,13 @@ fn usage(text: String) -> Failure {
     Failure::new(ExitCode::Usage, text)
 }
 
-fn dir(cfg: &Config) -> PathBuf {
+/// Where the rule files are.
+pub fn dir(cfg: &Config) -> PathBuf {
     cfg.paths.etc_mail("filters")
 }
 
 /// The login of the one mailbox `address` delivers to.
-fn login_for(cfg: &Config, address: &str) -> Result<String, Failure> {
+pub fn login_for(cfg: &Config, address: &str) -> Result<String, Failure> {
     let resolver = Resolver::new(cfg, nix::unistd::geteuid().is_root());
     let mut logins: Vec<String> = resolver
         .resolve(address.trim())
@@ -90,7 +91,24 @@ fn login_for(cfg: &Config, address: &str) -> Result<String, Failure> {
     }
 }
 
-fn set(
+/// Rules `filter set` accepts: they parse (an error names `name` and
+/// the line) and fit [`crate::filter::MAX_FILE`] (the `mailroom` command
+/// and the web panel).
+pub fn check_rules(name: &str, text: &str) -> Result<(), Failure> {
+    if let Err(e) = crate::filter::parse(name, text) {
+        return Err(Failure::new(ExitCode::DataErr, e.to_string()));
+    }
+    if text.len() as u64 > crate::filter::MAX_FILE {
+        return Err(usage(format!(
+            "{name} is larger than {} bytes",
+            crate::filter::MAX_FILE
+        )));
+    }
+    Ok(())
+}
+
+/// `filter set` staged, with what the command prints.
+pub fn set(
     change: &mut Change,
     cfg: &Config,
     address: &str,
@@ -119,7 +137,8 @@ fn set(
     )])
 }
 
-fn clear(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<String>, Failure> {
+/// `filter clear` staged, with what the command prints.
+pub fn clear(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<String>, Failure> {
     let login = login_for(cfg, address)?;
     let path = dir(cfg).join(&login);
     if !path.exists() {
@@ -213,15 +232,8 @@ pub fn run(cfg: &Config, action: FilterAction) -> i32 {
                 }
             };
             // Errors name the file the admin wrote, not the copy.
-            if let Err(e) = crate::filter::parse(&file.display().to_string(), &text) {
-                return fail(Failure::new(ExitCode::DataErr, e.to_string()));
-            }
-            if text.len() as u64 > crate::filter::MAX_FILE {
-                return fail(usage(format!(
-                    "{} is larger than {} bytes",
-                    file.display(),
-                    crate::filter::MAX_FILE
-                )));
+            if let Err(f) = check_rules(&file.display().to_string(), &text) {
+                return fail(f);
             }
             apply(cfg, |c| set(c, cfg, &address, text))
         }

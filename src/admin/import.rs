@@ -416,12 +416,53 @@ fn import(cfg: &Config, args: &ImportArgs) -> Result<(), Failure> {
         println!("{name}: no records; nothing to do");
         return Ok(());
     }
+    let done = import_lines(
+        cfg,
+        Change::begin(cfg)?,
+        &name,
+        &lines,
+        args.is_virtual,
+        args.dry_run,
+    )?;
+    for n in &done.notes {
+        println!("{n}");
+    }
+    for p in &done.warnings {
+        eprintln!("mailroom: warning: {p}");
+    }
+    Ok(())
+}
+
+/// What an import did: the lines the command prints, and the warnings
+/// about mailbox files it could not make (the accounts exist).
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Import the parsed `lines` of the file `name` in `change` (the lock
+/// taken), all or nothing: the `mailroom` command and the web panel.
+pub fn import_lines(
+    cfg: &Config,
+    mut change: Change,
+    name: &str,
+    lines: &[Line],
+    is_virtual: bool,
+    dry_run: bool,
+) -> Result<Imported, Failure> {
+    let mut done = Imported::default();
+    if lines.is_empty() {
+        done.notes
+            .push(format!("{name}: no records; nothing to do"));
+        return Ok(done);
+    }
+    let name = name.to_string();
     let of = |pred: fn(&Record) -> bool| lines.iter().filter(move |l| pred(&l.record));
     let has_system_mailboxes =
-        !args.is_virtual && of(|r| matches!(r, Record::Mailbox { .. })).next().is_some();
+        !is_virtual && of(|r| matches!(r, Record::Mailbox { .. })).next().is_some();
 
-    let mut change = Change::begin(cfg)?;
-    let pwlock = if has_system_mailboxes && !args.dry_run {
+    let pwlock = if has_system_mailboxes && !dry_run {
         Some(PwLock::take(cfg)?)
     } else {
         None
@@ -448,7 +489,7 @@ fn import(cfg: &Config, args: &ImportArgs) -> Result<(), Failure> {
                 address.to_ascii_lowercase()
             ));
             let plan = t
-                .plan(address, args.is_virtual, None)
+                .plan(address, is_virtual, None)
                 .map_err(|f| at_line(&name, l.number, f))?;
             let hash = match password {
                 Password::Hash(h) => Some(h.as_str()),
@@ -512,13 +553,13 @@ fn import(cfg: &Config, args: &ImportArgs) -> Result<(), Failure> {
         }
     }
 
-    if args.dry_run {
-        println!(
+    if dry_run {
+        done.notes.push(format!(
             "{name}: {} records checked, all good; an import would add {} (nothing was changed)",
             lines.len(),
             counts.text()
-        );
-        return Ok(());
+        ));
+        return Ok(done);
     }
 
     // 6. The passwords: hashed now that every line is known to be good.
@@ -545,23 +586,21 @@ fn import(cfg: &Config, args: &ImportArgs) -> Result<(), Failure> {
     );
 
     // 7. The mailbox files.
-    let mut problems = Vec::new();
     for (_, plan) in &plans {
-        match &plan.kind {
+        done.notes.push(match &plan.kind {
             PlanKind::System { user, uid, .. } => {
-                println!("{}: system user {user} (uid {uid})", plan.address)
+                format!("{}: system user {user} (uid {uid})", plan.address)
             }
-            PlanKind::Virtual { .. } => println!("{}: virtual account", plan.address),
-        }
+            PlanKind::Virtual { .. } => format!("{}: virtual account", plan.address),
+        });
         if let Err(e) = mailbox::create_mailbox(cfg, plan, t.mail_group()) {
-            problems.push(e);
+            done.warnings
+                .push(format!("{e} (delivery creates it with the first message)"));
         }
     }
-    println!("{name}: imported {}", counts.text());
-    for p in &problems {
-        eprintln!("mailroom: warning: {p} (delivery creates it with the first message)");
-    }
-    Ok(())
+    done.notes
+        .push(format!("{name}: imported {}", counts.text()));
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -134,7 +134,9 @@ fn ensure_dir(cfg: &Config) -> Result<(), Failure> {
     })
 }
 
-fn create(
+/// `list create` staged, with what the command prints (the `mailroom` command
+/// and the web panel).
+pub fn create(
     change: &mut Change,
     cfg: &Config,
     address: &str,
@@ -267,7 +269,9 @@ fn members_of(
     Ok((text, members))
 }
 
-fn add(
+/// `list add` staged, with what the command prints (the `mailroom` command
+/// and the web panel).
+pub fn add(
     change: &mut Change,
     cfg: &Config,
     list: &str,
@@ -313,7 +317,9 @@ fn add(
     Ok(notes)
 }
 
-fn remove(
+/// `list remove` staged, with what the command prints (the `mailroom` command
+/// and the web panel).
+pub fn remove(
     change: &mut Change,
     cfg: &Config,
     list: &str,
@@ -369,7 +375,8 @@ fn remove(
     Ok(notes)
 }
 
-fn delete(change: &mut Change, cfg: &Config, list: &str) -> Result<Vec<String>, Failure> {
+/// `list delete` staged, with what the command prints.
+pub fn delete(change: &mut Change, cfg: &Config, list: &str) -> Result<Vec<String>, Failure> {
     let view = Directory::of_change(change, cfg)?;
     let found = find(cfg, &view, &|p| change.text(p), list)?;
     let name = &found.name;

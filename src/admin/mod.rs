@@ -15,6 +15,7 @@ pub mod import;
 pub mod list;
 pub mod mailbox;
 pub mod names;
+pub mod panel;
 pub mod queue;
 pub mod services;
 pub mod summary;

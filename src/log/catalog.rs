@@ -26,7 +26,8 @@ pub struct Line {
     /// Who writes it: `sendmail` (submission, `mailq`, `newaliases`),
     /// `sendmail -bs` (the SMTP server), `qrun` (the queue runner),
     /// `deliver` (local delivery, in the queue runner or the `deliver`
-    /// command), `pop3d`, `mailroom` (the admin command).
+    /// command), `pop3d`, `mailroom` (the admin command), `panel` (the
+    /// web panel's front end).
     pub programs: &'static [&'static str],
     pub qid: Qid,
     pub level: Level,
@@ -747,6 +748,42 @@ pub const LINES: &[Line] = &[
         meaning: "A dotlock left by a dead process (its pid is gone, or it is old and empty) was broken.",
     },
     // -- pop3d ------------------------------------------------------------
+    // -- panel-helper (the web panel's root side) -------------------------
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Info,
+        shape: "login: {LOGIN} from {ADDRESS} (panel)",
+        meaning: "A login to the web panel: LOGIN is the account, ADDRESS the browser's as the web server saw it.  A new session (and a new token) starts.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Notice,
+        shape: "login failed: {LOGIN} from {ADDRESS} (panel)",
+        meaning: "A wrong password given to the web panel (or to its password change); LOGIN is `unknown user` when no such account exists (the name tried is not logged).  The answer comes after pop3_auth_fail_delay, doubling with each failure of that name within 15 minutes, at most 32 times.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Info,
+        shape: "logout: {LOGIN} from {ADDRESS} (panel)",
+        meaning: "A web panel session was ended by its user.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Notice,
+        shape: "change by {LOGIN} from {ADDRESS}: {OP} {OBJECT}: {OUTCOME}",
+        meaning: "A change asked for in the web panel, and how it ended: `done`, `refused (missing)` (the session may not touch OBJECT, or it does not exist), `refused (no CSRF token of the session)`, `refused (stale: changed since shown)` (someone changed it since the page showed it), `failed: ` and the mailroom command's own message.",
+    },
+    Line {
+        programs: &["panel-helper"],
+        qid: Never,
+        level: Err,
+        shape: "uid {UID} may not run panel-helper (panel_callers)",
+        meaning: "Someone other than root and the users of panel_callers ran the set-uid program: refused (exit 2) before any file was read.",
+    },
     // -- checkpassword (Dovecot's login check) ---------------------------
     Line {
         programs: &["checkpassword"],
@@ -953,35 +990,35 @@ pub const LINES: &[Line] = &[
     },
     // -- mailroom: the admin command --------------------------------------
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: mailbox {ADDRESS} added: user {USER}, uid {UID}",
         meaning: "mailroom mailbox add (or import) made a system user for the mailbox.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: virtual mailbox {ADDRESS} added",
         meaning: "mailroom mailbox add --virtual made an account in /etc/mail/passwd.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: mailbox {ADDRESS} removed ({WHAT})",
         meaning: "mailroom mailbox remove; WHAT says what was removed.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: password of {ADDRESS} changed ({WHERE})",
         meaning: "mailroom mailbox passwd; it applies from the next login.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: quota of {ADDRESS} set to {SIZE} ({KEY})",
@@ -995,7 +1032,7 @@ pub const LINES: &[Line] = &[
         meaning: "mailroom setup services turned a service on or off: an inetd line added or removed, a socket unit enabled or disabled.",
     },
     Line {
-        programs: &["mailroom"],
+        programs: &["mailroom", "panel-helper"],
         qid: Never,
         level: Info,
         shape: "mailroom: imported {FILE}: {COUNTS}",
@@ -1113,6 +1150,49 @@ pub const LINES: &[Line] = &[
         level: Warning,
         shape: "cannot start {PROGRAM}: {ERROR}; the next queue run delivers the mail",
         meaning: "mailroom queue release or retry could not start a queue run: the released mail waits for the periodic queue run.",
+    },
+    // -- panel: the web panel's front end (CGI, or its own port) ----------
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "unknown argument {ARG}; usage: panel [--inetd] [-C config]",
+        meaning: "The inetd line or socket unit of the panel's own port passes a wrong argument.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "panel --inetd not started: {ERROR}",
+        meaning: "The panel's own port could not start: mailroom.conf cannot be read or has a bad value (stated in full); the connection is closed unanswered.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "panel --inetd needs {CERT} and {KEY}",
+        meaning: "The panel's own port was connected to without a certificate: install tls_cert and tls_key; the connection is closed unanswered.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "cannot become panel_user {USER}: {ERROR}",
+        meaning: "panel --inetd read the certificate as root but could not switch to panel_user (no such user?): the connection is closed, nothing is served as root.",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Info,
+        shape: "TLS handshake from {IP} failed: {ERROR}",
+        meaning: "A client of the panel's own port did not complete the TLS handshake (plain HTTP to the https port, a scanner, a browser that trusts no certificate we offer).",
+    },
+    Line {
+        programs: &["panel"],
+        qid: Never,
+        level: Err,
+        shape: "no answer from the helper: {ERROR}",
+        meaning: "The panel could not run panel-helper, it took longer than 30 s, or it printed something that is not an answer: the browser gets a 502 page saying the panel is not available.",
     },
 ];
 /// The pieces of a shape: literal text, a `{NAME}`, or a `{?...}` part.

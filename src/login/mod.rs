@@ -91,6 +91,33 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The web panel's keys, with defaults, for `mailroom check` and
+/// `etc/mailroom.conf`: its root helper is a login door too (who may
+/// run it, as `checkpassword_callers` above; read by
+/// `crate::admin::panel`, which the core modules do not import).
+pub const PANEL_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "panel_callers",
+        "www-data",
+        "users besides root who may run the set-uid panel-helper (the web server's user)",
+    ),
+    (
+        "panel_admin_group",
+        "mailadmin",
+        "members of this Unix group are the web panel's box admins (see /etc/mail/panel-admins)",
+    ),
+    (
+        "panel_session_idle",
+        "30m",
+        "a web panel session ends after this long without a request",
+    ),
+    (
+        "panel_session_max",
+        "8h",
+        "a web panel session ends this long after its login, used or not",
+    ),
+];
+
 /// The login check's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {

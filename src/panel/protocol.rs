@@ -122,24 +122,24 @@ impl Record {
 /// | op | who may | fields | answer |
 /// |----|---------|--------|--------|
 /// | `login` | anyone | `name`, `password` | `session` or `refused` |
-/// | `logout` | a session | – | `done` |
+/// | `logout` | a session | – (its `csrf`, as a change) | `done` |
 /// | `whoami` | a session | – | `session` (same token) |
 /// | `domains` | box admin: all; domain admin: theirs | – | `data`: `domain` records |
-/// | `domain.add` / `domain.remove` | box admin | `domain` | `done` |
+/// | `domain.add` / `domain.remove` | box admin | `domain`; add: `virtual` (`yes`: a virtual domain) | `done` |
 /// | `domain.show` | admin of `domain` | `domain` | `data`: `mailbox`, `alias`, `forward`, `catchall`, `autoreply`, `list` records of that domain |
 /// | `queue` | admin of `domain` | `domain` | `data`: `queued` records |
-/// | `mailbox.add` | admin of its domain | `address`, `password`, `quota` (may be empty) | `done` |
+/// | `mailbox.add` | admin of its domain | `address`, `password`, `quota` (may be empty), `virtual` (`yes`: an account of `/etc/mail/passwd`; absent: a system user, as the CLI's default) | `done` |
 /// | `mailbox.remove` | admin of its domain | `address` | `done` |
 /// | `mailbox.password` | admin of its domain | `address`, `password` | `done` |
 /// | `mailbox.quota` | admin of its domain | `address`, `quota` | `done` |
-/// | `import` | admin of `domain` | `domain`, `text` (the CLI's import format; every line must be of that domain) | `done` |
+/// | `import` | admin of `domain` | `domain`, `text` (the CLI's import format; every line must be of that domain, targets addresses or names), `virtual` (as `mailbox.add`) | `done` |
 /// | `alias.set` / `alias.remove` | admin of its domain | `address`, `target` (repeated) | `done` |
 /// | `forward.set` | admin of its domain, or its own mailbox user | `address`, `target` (repeated), `keep` (`yes`/absent) | `done` |
 /// | `forward.clear` | same | `address` | `done` |
-/// | `catchall.set` / `catchall.clear` | admin of `domain` | `domain`, `target` | `done` |
-/// | `autoreply.set` | as forward | `address`, `subject`, `text`, `from`, `until` (dates `YYYY-MM-DD` or empty) | `done` |
+/// | `catchall.set` / `catchall.clear` | admin of `domain` | `domain`, `target` (repeated) | `done` |
+/// | `autoreply.set` | as forward | `address`, `subject`, `text`, `from`, `until` (dates `YYYY-MM-DD` or empty; this `from` is the request's second: the first is the client's address), `interval` (optional, the CLI's `--interval`, default `7d`) | `done` |
 /// | `autoreply.clear` | as forward | `address` | `done` |
-/// | `list.create` / `list.delete` | admin of its domain | `address` (the list's), `member` (repeated, create only) | `done` |
+/// | `list.create` / `list.delete` | admin of its domain | `address` (the list's), `member` (repeated, create only), `owner` (create only; optional: the session's login name), `posting` (create only: `anyone`, else members only) | `done` |
 /// | `list.add` / `list.drop` | admin of its domain | `address`, `member` (repeated) | `done` |
 /// | `filter.set` / `filter.clear` | admin of the mailbox's domain, or the mailbox user | `address`, `rules` (the filter file's text) | `done` |
 /// | `me` | a mailbox user (anyone logged in: their own mailbox) | – | `data`: one `me` record, plus its `forward`, `autoreply`, `filter` |
@@ -147,6 +147,14 @@ impl Record {
 ///
 /// Every object named must be one the session may touch; one it may not
 /// gets exactly the answer a name that does not exist gets (`missing`).
+/// An operation not in this table is `failed`.  Targets and members set
+/// here are addresses or local names only (programs, files and
+/// `:include:` are the `mailroom` command's, as root).  A `seen` stamp is
+/// checked for: `mailbox.remove`/`password`/`quota` (the `mailbox`
+/// record), `alias.*`, `forward.*`, `catchall.*`, `autoreply.*`,
+/// `list.delete`/`add`/`drop`, `filter.*` (their records); a `seen` of
+/// `none` means "there was none".  Setting an alias that exists replaces
+/// it (the CLI's remove, then its add, in one change).
 ///
 /// Records (`kind=`…), each with a `stamp` (see `seen` above) where it is
 /// something that can be changed:
@@ -157,9 +165,9 @@ impl Record {
 /// | `mailbox` | `address`, `used` (bytes), `quota` (bytes, 0 = none), `stamp` |
 /// | `alias` | `address`, `target` (repeated), `stamp` |
 /// | `forward` | `address`, `target` (repeated), `keep` (`yes`/`no`), `stamp` |
-/// | `catchall` | `domain`, `target`, `stamp` |
-/// | `autoreply` | `address`, `subject`, `text`, `from`, `until`, `stamp` |
-/// | `list` | `address`, `member` (repeated), `stamp` |
+/// | `catchall` | `domain`, `target` (repeated), `stamp` |
+/// | `autoreply` | `address`, `subject`, `text`, `from`, `until`, `interval`, `stamp` |
+/// | `list` | `address`, `member` (repeated), `posting` (`members`/`anyone`), `stamp` |
 /// | `filter` | `address`, `rules`, `stamp` |
 /// | `queued` | `id`, `from`, `to` (repeated), `age` (seconds), `size`, `attempts`, `error` (the last) |
 /// | `me` | `login`, `address`, `used`, `quota` |

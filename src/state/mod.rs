@@ -18,6 +18,7 @@
 //! | `autoreply/` | per-sender memory of the autoresponder ([`crate::autoreply`]): `ADDRESS.db`, with `.ADDRESS.lock` and, during a rewrite, `.ADDRESS.db.tmp` | the queue runner (root), after a mailbox delivery that an autoreply rule answers | the same | `SENDER UNIX-TIME` lines, one file per rule address | directory `0750`, files `0640`, root's (qrun's umask) | the old `.db` or the new one (rename); a `.tmp` left is overwritten by the next rewrite |
 //! | `limits/` | the outbound sending counters per user, login, client and sender domain ([`crate::limits::counters`]): `counters` | `sendmail` (set-group-id `mqueue`) at the queue's door, and the SMTP server's unprivileged process (group `mqueue`) | the same; `mailroom queue summary` (root) | fixed-size records, see [`crate::limits::counters`] | directory `root:mqueue 2770` (made by `make install`), file `0660` | a kill holds no lock past its death; a torn record starts anew with a log line |
 //! | `quota-warnings/` | per mailbox with a quota, the fullness its owner was last warned about ([`crate::quota::state`]): one file per mailbox, `.lock` | delivery (the queue runner, `deliver`; root) after each mailbox copy | the same; the SMTP server's unprivileged process (group `mqueue`) reads the allowance for its RCPT check | `level`, `generation`, `allowance`, `pending` lines, see [`crate::quota::state`] | directory `root:mqueue 2750` (made by `make install`), files `0640` | the old file or the new one (rename); a `.tmp` left is overwritten; a warning queued but not recorded is sent once more |
+//! | `panel/` | the web panel's sessions and login-failure counters ([`crate::admin::panel::session`], [`crate::admin::panel::login`]): `s-HASH` per session, `f-HASH` per login name, `.lock` | `panel-helper` (set-uid root) | the same | `KEY VALUE` lines; `FAILURES TIME`, see those modules | directory `root 0700`, files `0600` | the old file or the new one (rename); a `.tmp-PID` is swept at the next login; losing it all logs everyone out |
 //! | `pacing` | per-destination-domain token buckets of the queue runner ([`crate::runner::pacing`]) | the queue runner (root) | the same | see [`crate::runner::pacing`] | `root 0600` | a bucket lost or torn starts full: at worst one burst goes at the default pace |
 //!
 //! In a private root (`MAILROOM_ROOT`, as in tests) everything is the
@@ -46,6 +47,8 @@ pub const AUTOREPLY: &str = "autoreply";
 pub const LIMITS: &str = "limits";
 /// What each mailbox's owner was last warned about (a directory).
 pub const QUOTA_WARNINGS: &str = "quota-warnings";
+/// The web panel's sessions and login-failure counters (a directory).
+pub const PANEL: &str = "panel";
 /// The queue runner's per-destination pacing.
 pub const PACING: &str = "pacing";
 
@@ -58,6 +61,7 @@ pub const INVENTORY: &[&str] = &[
     AUTOREPLY,
     LIMITS,
     QUOTA_WARNINGS,
+    PANEL,
     PACING,
 ];
 
@@ -91,6 +95,7 @@ mod tests {
                 AUTOREPLY => "autoreply/",
                 LIMITS => "limits/",
                 QUOTA_WARNINGS => "quota-warnings/",
+                PANEL => "panel/",
                 n => n,
             })
             .collect();

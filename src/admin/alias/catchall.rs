@@ -23,7 +23,9 @@ pub fn plan_catchall(
     catchall_set(change, cfg, domain, targets).map(|_| ())
 }
 
-pub(super) fn catchall_set(
+/// `catchall set` staged, with what the command prints (the `mailroom`
+/// command and the web panel).
+pub fn catchall_set(
     change: &mut Change,
     cfg: &Config,
     domain: &str,
@@ -92,7 +94,8 @@ pub fn plan_catchall_clear(change: &mut Change, cfg: &Config, domain: &str) -> R
     catchall_clear(change, cfg, domain).map(|_| ())
 }
 
-pub(super) fn catchall_clear(
+/// `catchall clear` staged, with what the command prints.
+pub fn catchall_clear(
     change: &mut Change,
     cfg: &Config,
     domain: &str,

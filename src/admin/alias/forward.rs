@@ -22,7 +22,9 @@ pub fn plan_forward(
     forward_set(change, cfg, address, targets, keep_copy).map(|_| ())
 }
 
-pub(super) fn forward_set(
+/// `forward set` staged, with what the command prints (the `mailroom`
+/// command and the web panel).
+pub fn forward_set(
     change: &mut Change,
     cfg: &Config,
     address: &str,
@@ -98,7 +100,8 @@ pub fn plan_forward_clear(change: &mut Change, cfg: &Config, address: &str) -> R
     forward_clear(change, cfg, address).map(|_| ())
 }
 
-pub(super) fn forward_clear(
+/// `forward clear` staged, with what the command prints.
+pub fn forward_clear(
     change: &mut Change,
     cfg: &Config,
     address: &str,

@@ -273,7 +273,9 @@ pub fn plan_alias(
     alias_add(change, cfg, address, targets).map(|_| ())
 }
 
-fn alias_add(
+/// `alias add ADDRESS TARGET...` staged, with what the command prints
+/// (the `mailroom` command and the web panel).
+pub fn alias_add(
     change: &mut Change,
     cfg: &Config,
     address: &str,
@@ -326,7 +328,12 @@ pub fn plan_alias_remove(change: &mut Change, cfg: &Config, address: &str) -> Re
     alias_remove(change, cfg, address).map(|_| ())
 }
 
-fn alias_remove(change: &mut Change, cfg: &Config, address: &str) -> Result<Vec<String>, Failure> {
+/// `alias remove ADDRESS` staged, with what the command prints.
+pub fn alias_remove(
+    change: &mut Change,
+    cfg: &Config,
+    address: &str,
+) -> Result<Vec<String>, Failure> {
     let view = Directory::of_change(change, cfg)?;
     let addr = parse_address(address)?;
     let key = addr.key();

@@ -227,8 +227,10 @@ const LOG_GROUPS: &[(&str, &str)] = &[
     ("sendmail -bs", "sendmail -bs: the SMTP server"),
     ("qrun", "qrun: the queue runner"),
     ("deliver", "local delivery"),
+    ("panel", "panel: the web panel's front end"),
     ("pop3d", "pop3d: the POP3 server"),
     ("checkpassword", "checkpassword: Dovecot's login check"),
+    ("panel-helper", "panel-helper: the web panel's root side"),
     ("mailroom", "mailroom: the admin command"),
     ("*", "every program that reads the sendmail tables"),
 ];

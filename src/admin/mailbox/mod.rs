@@ -234,7 +234,32 @@ pub fn run(cfg: &Config, action: MailboxAction) -> i32 {
 }
 
 // ---------------------------------------------------------------------
-// The commands.
+// The commands.  Each change is a function of an open [`Change`] (the
+// lock taken: a caller may look at the files under it first, as the web
+// panel does for its stale check) that returns what the command prints;
+// the `mailroom` command and the web panel both call them.
+
+/// What a mailbox change did: the lines the command prints, and a
+/// failure that came after the change was committed (an account whose
+/// mailbox file could not be made).
+#[derive(Debug)]
+pub struct Done {
+    pub notes: Vec<String>,
+    pub after: Option<Failure>,
+}
+
+/// Print what a change did; its late failure is the command's error.
+fn print(done: Result<Done, Failure>) -> Result<(), Failure> {
+    let done = done?;
+    for n in &done.notes {
+        println!("{n}");
+    }
+    done.after.map_or(Ok(()), Err)
+}
+
+fn notes(done: Result<Vec<String>, Failure>) -> Result<Done, Failure> {
+    done.map(|notes| Done { notes, after: None })
+}
 
 fn add(
     cfg: &Config,
@@ -249,8 +274,26 @@ fn add(
     let pw = read_password(address.trim(), password_stdin)?;
     let hash = hash_password(&pw.0)?;
     drop(pw);
+    print(add_in(
+        cfg,
+        Change::begin(cfg)?,
+        address,
+        is_virtual,
+        quota,
+        &hash,
+    ))
+}
 
-    let mut change = Change::begin(cfg)?;
+/// `mailbox add` with the password's `hash`, in `change`: committed,
+/// then the mailbox file made.
+pub fn add_in(
+    cfg: &Config,
+    mut change: Change,
+    address: &str,
+    is_virtual: bool,
+    quota: Option<&str>,
+    hash: &str,
+) -> Result<Done, Failure> {
     let pwlock = if is_virtual {
         None
     } else {
@@ -258,11 +301,12 @@ fn add(
     };
     let mut t = Tables::load(cfg, &change)?;
     let plan = t.plan(address, is_virtual, quota)?;
-    t.apply(&plan, Some(&hash));
+    t.apply(&plan, Some(hash));
     t.store(&mut change);
     change.commit()?;
     drop(pwlock);
     let mailbox = create_mailbox(cfg, &plan, t.mail_group());
+    let mut notes = Vec::new();
     match &plan.kind {
         PlanKind::System { user, uid, .. } => {
             crate::log::info(
@@ -272,39 +316,59 @@ fn add(
                     plan.address
                 ),
             );
-            println!(
+            notes.push(format!(
                 "{}: mailbox added: system user {user} (uid {uid}, group mail)",
                 plan.address
-            );
+            ));
         }
         PlanKind::Virtual { .. } => {
             crate::log::info(
                 None,
                 &format!("mailroom: virtual mailbox {} added", plan.address),
             );
-            println!(
+            notes.push(format!(
                 "{}: mailbox added: virtual account in {}",
                 plan.address,
                 cfg.paths.etc_mail("passwd").display()
-            );
+            ));
         }
     }
     if let Some(q) = &plan.quota {
-        println!("  quota: {q}");
+        notes.push(format!("  quota: {q}"));
     }
-    match mailbox {
+    let after = match mailbox {
         Ok(m) => {
-            println!("  mailbox: {m}");
-            println!("  POP3 login: {}", plan.address);
-            Ok(())
+            notes.push(format!("  mailbox: {m}"));
+            notes.push(format!("  POP3 login: {}", plan.address));
+            None
         }
-        Err(e) => Err(Failure::new(ExitCode::CantCreat, e)
-            .hint("the account exists; delivery creates the mailbox with the first message")),
-    }
+        Err(e) => Some(
+            Failure::new(ExitCode::CantCreat, e)
+                .hint("the account exists; delivery creates the mailbox with the first message"),
+        ),
+    };
+    Ok(Done { notes, after })
 }
 
 fn remove(cfg: &Config, address: &str, keep_mail: bool, force: bool) -> Result<(), Failure> {
-    let mut change = Change::begin(cfg)?;
+    print(notes(remove_in(
+        cfg,
+        Change::begin(cfg)?,
+        address,
+        keep_mail,
+        force,
+    )))
+}
+
+/// `mailbox remove` in `change`: committed, then the mailbox file
+/// removed unless `keep_mail`.
+pub fn remove_in(
+    cfg: &Config,
+    mut change: Change,
+    address: &str,
+    keep_mail: bool,
+    force: bool,
+) -> Result<Vec<String>, Failure> {
     let pwlock = PwLock::take(cfg)?;
     let mut t = Tables::load(cfg, &change)?;
     let found = t.find(address)?;
@@ -401,25 +465,27 @@ fn remove(cfg: &Config, address: &str, keep_mail: bool, force: bool) -> Result<(
         None,
         &format!("mailroom: mailbox {} removed ({what})", address.trim()),
     );
-    println!("{}: mailbox removed ({what})", address.trim());
+    let mut notes = vec![format!("{}: mailbox removed ({what})", address.trim())];
     for k in &own_keys {
-        println!("  address {k}: removed from the virtusertable");
+        notes.push(format!("  address {k}: removed from the virtusertable"));
     }
     for r in &refs {
-        println!("  warning: still delivers to {target}, which is gone: {r}");
+        notes.push(format!(
+            "  warning: still delivers to {target}, which is gone: {r}"
+        ));
     }
     match (&mailbox, keep_mail) {
         (Some(MailboxPath::Mbox(p) | MailboxPath::Maildir(p)), true) => {
-            println!("  mail kept in {}", p.display())
+            notes.push(format!("  mail kept in {}", p.display()))
         }
         (Some(mb), false) => {
             if let Some(line) = remove_mailbox(cfg, mb) {
-                println!("  {line}");
+                notes.push(format!("  {line}"));
             }
         }
         (None, _) => {}
     }
-    Ok(())
+    Ok(notes)
 }
 
 fn passwd(cfg: &Config, address: &str, password_stdin: bool) -> Result<(), Failure> {
@@ -427,12 +493,21 @@ fn passwd(cfg: &Config, address: &str, password_stdin: bool) -> Result<(), Failu
     let pw = read_password(address.trim(), password_stdin)?;
     let hash = hash_password(&pw.0)?;
     drop(pw);
-    let mut change = Change::begin(cfg)?;
+    print(notes(passwd_in(cfg, Change::begin(cfg)?, address, &hash)))
+}
+
+/// `mailbox passwd` with the new password's `hash`, in `change`.
+pub fn passwd_in(
+    cfg: &Config,
+    mut change: Change,
+    address: &str,
+    hash: &str,
+) -> Result<Vec<String>, Failure> {
     let pwlock = PwLock::take(cfg)?;
     let mut t = Tables::load(cfg, &change)?;
     let what = match t.find(address)? {
         Found::Virtual { login, .. } => {
-            let n = set_virtual_fields(&t.vpasswd.text, &login, &[(1, &hash)])
+            let n = set_virtual_fields(&t.vpasswd.text, &login, &[(1, hash)])
                 .ok_or_else(|| Failure::new(ExitCode::NoUser, format!("no mailbox {login}")))?;
             t.vpasswd.replace(n);
             format!("virtual account {login}")
@@ -450,10 +525,10 @@ fn passwd(cfg: &Config, address: &str, password_stdin: bool) -> Result<(), Failu
                 .hint("change its password where the account lives"));
             }
             let days = (crate::date::now() / 86400).to_string();
-            match set_colon_fields(&t.shadow.text, &user.name, &[(1, &hash), (2, &days)]) {
+            match set_colon_fields(&t.shadow.text, &user.name, &[(1, hash), (2, &days)]) {
                 Some(n) => t.shadow.replace(n),
                 None => {
-                    t.shadow.append(&shadow_line(&user.name, &hash));
+                    t.shadow.append(&shadow_line(&user.name, hash));
                 }
             }
             // The hash lives in /etc/shadow: the passwd field says so.
@@ -472,36 +547,46 @@ fn passwd(cfg: &Config, address: &str, password_stdin: bool) -> Result<(), Failu
         None,
         &format!("mailroom: password of {} changed ({what})", address.trim()),
     );
-    println!(
+    Ok(vec![format!(
         "{}: password changed ({what}); it applies from the next login",
         address.trim()
-    );
-    Ok(())
+    )])
 }
 
 fn quota(cfg: &Config, address: &str, size: &str) -> Result<(), Failure> {
+    // A bad size is refused before the lock is taken.
+    parse_quota(size)?;
+    print(notes(quota_in(cfg, Change::begin(cfg)?, address, size)))
+}
+
+/// `mailbox quota ADDRESS SIZE` in `change`.
+pub fn quota_in(
+    cfg: &Config,
+    mut change: Change,
+    address: &str,
+    size: &str,
+) -> Result<Vec<String>, Failure> {
     let setting = parse_quota(size)?;
-    let mut change = Change::begin(cfg)?;
     let mut t = Tables::load(cfg, &change)?;
     let key = t.set_quota(address, &setting)?;
     t.store(&mut change);
     change.commit()?;
     let a = address.trim();
-    match setting {
+    let note = match setting {
         QuotaSetting::Default => {
             let d = if cfg.mailbox_size_limit == 0 {
                 "unlimited".to_string()
             } else {
                 human(cfg.mailbox_size_limit)
             };
-            println!("{a}: own quota removed; the default applies (mailbox_size_limit: {d})");
+            format!("{a}: own quota removed; the default applies (mailbox_size_limit: {d})")
         }
-        QuotaSetting::Limit(v) if v == "0" => println!("{a}: quota unlimited"),
-        QuotaSetting::Limit(v) => println!("{a}: quota {v}"),
-    }
+        QuotaSetting::Limit(v) if v == "0" => format!("{a}: quota unlimited"),
+        QuotaSetting::Limit(v) => format!("{a}: quota {v}"),
+    };
     crate::log::info(
         None,
         &format!("mailroom: quota of {a} set to {size} ({key})"),
     );
-    Ok(())
+    Ok(vec![note])
 }

@@ -362,6 +362,18 @@ impl Tables {
             .map(|u| Found::System { user: u, key: None })
     }
 
+    /// Every virtusertable key (lower case) by its value (lower case, a
+    /// user or a login): the addresses that lead to each.
+    pub fn keys_by_value(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for l in makemap::entries(&self.vt.text) {
+            out.entry(l.value.trim().to_ascii_lowercase())
+                .or_default()
+                .push(l.key);
+        }
+        out
+    }
+
     /// The virtusertable value of `key`, if it has an entry.
     pub(super) fn vt_value(&self, key: &str) -> Option<String> {
         self.resolver

@@ -295,6 +295,7 @@ fn spellings(pieces: &[Piece]) -> BTreeSet<String> {
 /// The programs a source file belongs to, where that is clear.
 fn programs_of(file: &str) -> Option<&'static [&'static str]> {
     Some(match file {
+        f if f == "src/cli/panel.rs" || f.starts_with("src/panel/") => &["panel"],
         f if f.starts_with("src/pop3/") => &["pop3d"],
         f if f.starts_with("src/smtp/server/") => &["sendmail -bs"],
         f if f.starts_with("src/runner/") || f == "src/route.rs" => &["qrun", "mailroom"],
@@ -302,6 +303,8 @@ fn programs_of(file: &str) -> Option<&'static [&'static str]> {
         "src/cli/qrun.rs" => &["qrun"],
         "src/cli/pop3d.rs" => &["pop3d"],
         "src/cli/checkpassword.rs" | "src/login/checkpassword.rs" => &["checkpassword"],
+        "src/cli/panel_helper.rs" => &["panel-helper"],
+        f if f.starts_with("src/admin/panel/") => &["panel-helper"],
         f if f.starts_with("src/cli/") => &["sendmail"],
         f if f.starts_with("src/admin/") => &["mailroom"],
         f if f.starts_with("src/deliver/") || f.starts_with("src/filter/") => &["deliver"],
