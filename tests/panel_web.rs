@@ -53,7 +53,7 @@ impl Reply {
             ),
             ("X-Frame-Options", "DENY"),
             ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            ("Referrer-Policy", "same-origin"),
             ("Cache-Control", "no-store"),
         ] {
             assert_eq!(self.header(name), Some(value), "{name} in {self:?}");

@@ -302,7 +302,9 @@ impl Response {
             ("Content-Security-Policy", CSP),
             ("X-Frame-Options", "DENY"),
             ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            // Not no-referrer: under it browsers send `Origin: null` with
+            // a form's POST, which `same_origin` must refuse.
+            ("Referrer-Policy", "same-origin"),
             ("Cache-Control", "no-store"),
             ("Vary", "Cookie, Sec-Fetch-Site, Origin"),
         ] {
@@ -409,7 +411,7 @@ mod tests {
         assert_eq!(get("Content-Security-Policy"), Some(CSP));
         assert_eq!(get("X-Frame-Options"), Some("DENY"));
         assert_eq!(get("X-Content-Type-Options"), Some("nosniff"));
-        assert_eq!(get("Referrer-Policy"), Some("no-referrer"));
+        assert_eq!(get("Referrer-Policy"), Some("same-origin"));
         assert_eq!(get("Cache-Control"), Some("no-store"));
         assert_eq!(get("Strict-Transport-Security"), None);
         let h = Response::text(500, "x").all_headers(true);

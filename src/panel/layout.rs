@@ -95,7 +95,7 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · mail panel" }
                 link rel="stylesheet" href=(ctx.link("style.css"));
             }

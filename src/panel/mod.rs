@@ -57,7 +57,7 @@
 //!
 //! Every response carries the Content-Security-Policy of
 //! [`http::CSP`] (no script, no inline style), `X-Frame-Options: DENY`,
-//! `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
+//! `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin`,
 //! `Cache-Control: no-store`, and, on the panel's own port,
 //! `Strict-Transport-Security`.
 //!
