@@ -1028,8 +1028,8 @@ pub const LINES: &[Line] = &[
         programs: &["mailroom"],
         qid: Never,
         level: Info,
-        shape: "mailroom: setup services: {SERVICE} port {PORT}: {WHAT}",
-        meaning: "mailroom setup services turned a service on or off: an inetd line added or removed, a socket unit enabled or disabled.",
+        shape: "mailroom: setup {COMMAND}: {SERVICE} port {PORT}: {WHAT}",
+        meaning: "mailroom setup services (or setup panel, for the web panel's port 8443) turned a service on or off: an inetd line added or removed, a socket unit enabled or disabled.",
     },
     Line {
         programs: &["mailroom", "panel-helper"],
