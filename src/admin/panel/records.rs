@@ -159,7 +159,12 @@ pub fn list(cfg: &Config, view: &Directory, address: &str) -> Option<Record> {
 /// The filter rules of the mailbox `address` leads to.
 pub fn filter(cfg: &Config, address: &str) -> Option<Record> {
     let login = crate::admin::filter::login_for(cfg, address).ok()?;
-    let path = crate::admin::filter::dir(cfg).join(&login);
+    filter_of(cfg, address, &login)
+}
+
+/// The filter rules of `login`'s mailbox, shown for `address`.
+fn filter_of(cfg: &Config, address: &str, login: &str) -> Option<Record> {
+    let path = crate::admin::filter::dir(cfg).join(login);
     let rules = std::fs::read_to_string(path).ok()?;
     Some(stamped(
         Record::new()
@@ -267,6 +272,23 @@ pub fn domain_show(cfg: &Config, s: &Session, d: &str) -> Result<Vec<Record>, Fa
     }
     for b in &boxes {
         out.extend(forward(&view, &b.address));
+    }
+    // Rule files are named by login; only the mailboxes that have one are
+    // read (a thousand mailboxes, a handful of rule files).
+    let rule_files: std::collections::HashSet<String> =
+        std::fs::read_dir(crate::admin::filter::dir(cfg))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+    for b in &boxes {
+        let login = b.user.to_ascii_lowercase();
+        if rule_files.contains(&login) {
+            out.extend(filter_of(cfg, &b.address, &login));
+        }
     }
     out.extend(catchall(&view, &d));
     let mut replies: Vec<String> = std::fs::read_dir(crate::autoreply::rules_dir(cfg))
