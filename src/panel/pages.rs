@@ -358,9 +358,40 @@ pub fn me(ctx: &Ctx, data: &[Record], flash: Option<&Flash>, done: Option<&str>)
                 (text_field("password.change", "new", "New password", "password", ""))
             }, "Change password"))
         }
+        (spam_rule(&me))
         (own_forms(ctx, address, data, flash, true))
     };
     page(ctx, "My mailbox", body)
+}
+
+/// What the box's spam rule does with the user's mail (it runs before
+/// their own rules), and how to be stricter.
+fn spam_rule(me: &Record) -> Markup {
+    let folder = me.str("spam_folder");
+    let (at, over) = (me.str("spam_folder_at"), me.str("spam_discard_over"));
+    html! {
+        section #spam {
+            h2 { "Spam" }
+            @if at.is_empty() && over.is_empty() {
+                p { "This server files no mail as spam by its score." }
+            } @else {
+                p {
+                    @if !at.is_empty() {
+                        "Mail the spam checker scores " (at) " or more goes to your folder "
+                        strong { (folder) } " (read it with IMAP or webmail). "
+                    }
+                    @if !over.is_empty() {
+                        "Mail scored over " (over) " is discarded."
+                    }
+                }
+            }
+            p.note {
+                "To be stricter, add a rule below, for example "
+                code { "if spam-score at-least 3 then folder " (folder) }
+                "."
+            }
+        }
+    }
 }
 
 /// The domain's queued messages with each one's last error.

@@ -170,7 +170,7 @@ impl Record {
 /// | `list` | `address`, `member` (repeated), `posting` (`members`/`anyone`), `stamp` |
 /// | `filter` | `address`, `rules`, `stamp` |
 /// | `queued` | `id`, `from`, `to` (repeated), `age` (seconds), `size`, `attempts`, `error` (the last) |
-/// | `me` | `login`, `address`, `used`, `quota` |
+/// | `me` | `login`, `address`, `used`, `quota`, `spam_folder`, `spam_folder_at`, `spam_discard_over` (the box's spam rule; a score, or empty when off) |
 pub struct Op;
 
 /// A session's role, as `whoami` and `login` name it.

@@ -347,6 +347,11 @@ pub fn queue(cfg: &Config, d: &str) -> Result<Vec<Record>, Failure> {
 
 /// The session's own mailbox: usage, and its forward, autoreply and
 /// filter when it has them.
+/// A spam threshold as mailroom.conf writes it ("" when off).
+fn score(s: Option<f64>) -> String {
+    s.map_or(String::new(), |v| v.to_string())
+}
+
 pub fn me(cfg: &Config, s: &Session) -> Vec<Record> {
     let all = rows(cfg, domain_of(&s.name).as_deref()).unwrap_or_default();
     let row = all
@@ -359,7 +364,11 @@ pub fn me(cfg: &Config, s: &Session) -> Vec<Record> {
             .with("login", s.login.clone())
             .with("address", s.name.clone())
             .with("used", row.map_or(0, |r| r.size).to_string())
-            .with("quota", row.map_or(0, |r| r.quota).to_string()),
+            .with("quota", row.map_or(0, |r| r.quota).to_string())
+            // The box's spam rule, which runs before the user's own rules.
+            .with("spam_folder", cfg.spam_folder.clone())
+            .with("spam_folder_at", score(cfg.spam_folder_score))
+            .with("spam_discard_over", score(cfg.spam_discard_score)),
     ];
     let view = Directory::on_disk(cfg);
     out.extend(forward(&view, &s.name));
