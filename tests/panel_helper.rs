@@ -930,6 +930,32 @@ fn every_operation_works_for_whoever_may_make_it() {
             "user: {op}"
         );
     }
+    // The user's rules are on the domain admin's page too, with the stamp
+    // the user's own page shows (either page's form guards the other's).
+    let rules = [
+        ("address", "other@a.example"),
+        ("rules", "if always then keep\n# sale\n"),
+    ];
+    assert!(matches!(
+        change(&r, &user, "filter.set", &rules),
+        Answer::Done { .. }
+    ));
+    let filter_in = |a: Answer| match a {
+        Answer::Data(recs) => recs
+            .into_iter()
+            .find(|x| x.str("kind") == "filter" && x.str("address") == "other@a.example")
+            .expect("a filter record"),
+        other => panic!("{other:?}"),
+    };
+    let shown = filter_in(read(
+        &r,
+        &a_admin,
+        "domain.show",
+        &[("domain", "a.example")],
+    ));
+    let own_page = filter_in(read(&r, &user, "me", &[]));
+    assert!(shown.str("rules").contains("sale"));
+    assert_eq!(shown.str("stamp"), own_page.str("stamp"));
     // What the steps left, as the files say.
     assert!(r.read("etc/mail/virtusertable").contains("imp@a.example"));
     assert!(r.read("etc/mail/lists/team-a").contains("y@far.example"));

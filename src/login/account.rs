@@ -126,7 +126,8 @@ pub fn find_account(cfg: &Config, login: &str) -> Option<Account> {
     if !login.contains('@') {
         return accounts.system(login);
     }
-    let res = Resolver::for_checking(cfg).resolve(login);
+    let resolver = Resolver::for_checking(cfg);
+    let res = resolver.resolve(login);
     let mut found: Option<Account> = None;
     for f in &res.finals {
         match &f.target {
@@ -138,7 +139,33 @@ pub fn find_account(cfg: &Config, login: &str) -> Option<Account> {
             _ => {}
         }
     }
-    found
+    found.or_else(|| forwarded_away(&resolver, &accounts, login))
+}
+
+/// The mailbox behind an address whose mail all goes elsewhere: its own
+/// virtusertable line names one account, and that account's aliases
+/// entry (`mailroom forward set` without a copy) sends the mail on.  The
+/// address still names that mailbox: its owner must be able to log in
+/// (POP3 for the mail already there; the web panel to undo the forward).
+/// Only the address's exact line counts, never a catch-all.
+fn forwarded_away(resolver: &Resolver, accounts: &Accounts, login: &str) -> Option<Account> {
+    let (local, domain) = login.rsplit_once('@')?;
+    if !resolver.domains.is_local(domain) {
+        return None;
+    }
+    let m = crate::resolve::virtuser::lookup(
+        &resolver.virtusertable,
+        local,
+        domain,
+        crate::resolve::virtuser::Steps::User,
+    )?;
+    let user = m.value.trim();
+    if !m.exact || user.is_empty() || user.contains(|c: char| "@|/:,\\\" \t".contains(c)) {
+        return None;
+    }
+    accounts
+        .virtual_account(user)
+        .or_else(|| accounts.system(user))
 }
 
 /// The child's answer: one field per line.
@@ -250,5 +277,35 @@ mod tests {
         };
         assert_eq!(decode(&encode(&mbox)), Some(mbox));
         assert_eq!(decode(b""), None);
+    }
+}
+
+#[cfg(test)]
+mod forwarded {
+    use super::*;
+
+    #[test]
+    fn an_address_whose_mail_is_forwarded_away_still_names_its_mailbox() {
+        let (root, cfg) = crate::login::testing::root("forwarded");
+        let etc = root.join("etc/mail");
+        std::fs::write(etc.join("local-host-names"), "example.com\n").unwrap();
+        std::fs::write(
+            etc.join("virtusertable"),
+            "info@example.com bob\n@example.com bob\n",
+        )
+        .unwrap();
+        let login = |name: &str| find_account(&cfg, name).map(|a| a.login);
+        // Delivered to bob's mailbox: the address logs into it.
+        assert_eq!(login("info@example.com").as_deref(), Some("bob"));
+        // `mailroom forward set bob far@elsewhere.example` (no copy).
+        std::fs::write(etc.join("aliases"), "bob: far@elsewhere.example\n").unwrap();
+        assert_eq!(login("info@example.com").as_deref(), Some("bob"));
+        // Only the address's own line: not a name the catch-all takes.
+        assert_eq!(login("anything@example.com"), None);
+        // An address that goes to an alias of several mailboxes names none.
+        std::fs::write(etc.join("virtusertable"), "info@example.com team\n").unwrap();
+        std::fs::write(etc.join("aliases"), "team: bob, carol\n").unwrap();
+        assert_eq!(login("info@example.com"), None);
+        let _ = std::fs::remove_dir_all(root);
     }
 }

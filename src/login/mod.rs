@@ -40,7 +40,10 @@
 //!   virtusertable, then aliases, exactly as delivery resolves it (without
 //!   `.forward` files).  `info@example.com` logs into the mailbox of the
 //!   user the virtusertable names; an address that reaches several
-//!   mailboxes logs into none.
+//!   mailboxes logs into none.  An address whose own virtusertable line
+//!   names an account still logs into it when that account's mail is
+//!   forwarded away (`mailroom forward set` without a copy): its owner
+//!   must be able to fetch what is there and to undo the forward.
 //!
 //! A SASL authorization identity must be empty or the login itself: no
 //! logging in as someone else.

@@ -251,15 +251,9 @@ fn own_forms(ctx: &Ctx, address: &str, data: &[Record], flash: Option<&Flash>, m
     let forward = find(data, "forward", "address", address);
     let auto = find(data, "autoreply", "address", address);
     let filter = find(data, "filter", "address", address);
-    // `me` always says whether there are rules; `domain.show` may carry
-    // none at all (the protocol did not list them at first): then the
-    // rules in force are unknown here, and "none" would be a guess.
-    let rules_known = me || of_kind(data, "filter").next().is_some();
-    let filter_seen = match filter {
-        Some(f) => Some(f.str("stamp")),
-        None if rules_known => Some(NONE),
-        None => None,
-    };
+    // `me` and `domain.show` carry the rules of every mailbox that has
+    // any: none here means none.
+    let filter_seen = Some(filter.map_or(NONE, |f| f.str("stamp")));
     let mut hidden = vec![("address", address)];
     if me {
         hidden.push(("page", "me"));
@@ -306,9 +300,6 @@ fn own_forms(ctx: &Ctx, address: &str, data: &[Record], flash: Option<&Flash>, m
             h2 { "Filter rules" }
             @if filter.is_some() {
                 p { a.remove href=(clear("filter.clear")) { "Remove all rules" } }
-            }
-            @if !rules_known {
-                p.note { "The rules now in force are not shown here; saving replaces them." }
             }
             (form(ctx, "filter.set", flash, filter_seen, &hidden, html! {
                 (text_area("filter.set", "rules", "Rules (mailroom-filter(5))", &v("filter.set", "rules", filter)))
@@ -367,9 +358,40 @@ pub fn me(ctx: &Ctx, data: &[Record], flash: Option<&Flash>, done: Option<&str>)
                 (text_field("password.change", "new", "New password", "password", ""))
             }, "Change password"))
         }
+        (spam_rule(&me))
         (own_forms(ctx, address, data, flash, true))
     };
     page(ctx, "My mailbox", body)
+}
+
+/// What the box's spam rule does with the user's mail (it runs before
+/// their own rules), and how to be stricter.
+fn spam_rule(me: &Record) -> Markup {
+    let folder = me.str("spam_folder");
+    let (at, over) = (me.str("spam_folder_at"), me.str("spam_discard_over"));
+    html! {
+        section #spam {
+            h2 { "Spam" }
+            @if at.is_empty() && over.is_empty() {
+                p { "This server files no mail as spam by its score." }
+            } @else {
+                p {
+                    @if !at.is_empty() {
+                        "Mail the spam checker scores " (at) " or more goes to your folder "
+                        strong { (folder) } " (read it with IMAP or webmail). "
+                    }
+                    @if !over.is_empty() {
+                        "Mail scored over " (over) " is discarded."
+                    }
+                }
+            }
+            p.note {
+                "To be stricter, add a rule below, for example "
+                code { "if spam-score at-least 3 then folder " (folder) }
+                "."
+            }
+        }
+    }
 }
 
 /// The domain's queued messages with each one's last error.

@@ -126,7 +126,7 @@ impl Record {
 /// | `whoami` | a session | – | `session` (same token) |
 /// | `domains` | box admin: all; domain admin: theirs | – | `data`: `domain` records |
 /// | `domain.add` / `domain.remove` | box admin | `domain`; add: `virtual` (`yes`: a virtual domain) | `done` |
-/// | `domain.show` | admin of `domain` | `domain` | `data`: `mailbox`, `alias`, `forward`, `catchall`, `autoreply`, `list` records of that domain |
+/// | `domain.show` | admin of `domain` | `domain` | `data`: `mailbox`, `alias`, `forward`, `catchall`, `autoreply`, `list`, `filter` records of that domain |
 /// | `queue` | admin of `domain` | `domain` | `data`: `queued` records |
 /// | `mailbox.add` | admin of its domain | `address`, `password`, `quota` (may be empty), `virtual` (`yes`: an account of `/etc/mail/passwd`; absent: a system user, as the CLI's default) | `done` |
 /// | `mailbox.remove` | admin of its domain | `address` | `done` |
@@ -170,7 +170,7 @@ impl Record {
 /// | `list` | `address`, `member` (repeated), `posting` (`members`/`anyone`), `stamp` |
 /// | `filter` | `address`, `rules`, `stamp` |
 /// | `queued` | `id`, `from`, `to` (repeated), `age` (seconds), `size`, `attempts`, `error` (the last) |
-/// | `me` | `login`, `address`, `used`, `quota` |
+/// | `me` | `login`, `address`, `used`, `quota`, `spam_folder`, `spam_folder_at`, `spam_discard_over` (the box's spam rule; a score, or empty when off) |
 pub struct Op;
 
 /// A session's role, as `whoami` and `login` name it.

@@ -159,7 +159,12 @@ pub fn list(cfg: &Config, view: &Directory, address: &str) -> Option<Record> {
 /// The filter rules of the mailbox `address` leads to.
 pub fn filter(cfg: &Config, address: &str) -> Option<Record> {
     let login = crate::admin::filter::login_for(cfg, address).ok()?;
-    let path = crate::admin::filter::dir(cfg).join(&login);
+    filter_of(cfg, address, &login)
+}
+
+/// The filter rules of `login`'s mailbox, shown for `address`.
+fn filter_of(cfg: &Config, address: &str, login: &str) -> Option<Record> {
+    let path = crate::admin::filter::dir(cfg).join(login);
     let rules = std::fs::read_to_string(path).ok()?;
     Some(stamped(
         Record::new()
@@ -268,6 +273,23 @@ pub fn domain_show(cfg: &Config, s: &Session, d: &str) -> Result<Vec<Record>, Fa
     for b in &boxes {
         out.extend(forward(&view, &b.address));
     }
+    // Rule files are named by login; only the mailboxes that have one are
+    // read (a thousand mailboxes, a handful of rule files).
+    let rule_files: std::collections::HashSet<String> =
+        std::fs::read_dir(crate::admin::filter::dir(cfg))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+    for b in &boxes {
+        let login = b.user.to_ascii_lowercase();
+        if rule_files.contains(&login) {
+            out.extend(filter_of(cfg, &b.address, &login));
+        }
+    }
     out.extend(catchall(&view, &d));
     let mut replies: Vec<String> = std::fs::read_dir(crate::autoreply::rules_dir(cfg))
         .map(|rd| {
@@ -325,6 +347,11 @@ pub fn queue(cfg: &Config, d: &str) -> Result<Vec<Record>, Failure> {
 
 /// The session's own mailbox: usage, and its forward, autoreply and
 /// filter when it has them.
+/// A spam threshold as mailroom.conf writes it ("" when off).
+fn score(s: Option<f64>) -> String {
+    s.map_or(String::new(), |v| v.to_string())
+}
+
 pub fn me(cfg: &Config, s: &Session) -> Vec<Record> {
     let all = rows(cfg, domain_of(&s.name).as_deref()).unwrap_or_default();
     let row = all
@@ -337,7 +364,11 @@ pub fn me(cfg: &Config, s: &Session) -> Vec<Record> {
             .with("login", s.login.clone())
             .with("address", s.name.clone())
             .with("used", row.map_or(0, |r| r.size).to_string())
-            .with("quota", row.map_or(0, |r| r.quota).to_string()),
+            .with("quota", row.map_or(0, |r| r.quota).to_string())
+            // The box's spam rule, which runs before the user's own rules.
+            .with("spam_folder", cfg.spam_folder.clone())
+            .with("spam_folder_at", score(cfg.spam_folder_score))
+            .with("spam_discard_over", score(cfg.spam_discard_score)),
     ];
     let view = Directory::on_disk(cfg);
     out.extend(forward(&view, &s.name));

@@ -552,7 +552,10 @@ fn hostile_data() -> Vec<Record> {
             .with("login", XSS)
             .with("address", addr)
             .with("used", "5")
-            .with("quota", XSS),
+            .with("quota", XSS)
+            .with("spam_folder", XSS_TEXT)
+            .with("spam_folder_at", XSS)
+            .with("spam_discard_over", XSS_TEXT),
     ]
 }
 
@@ -707,7 +710,10 @@ fn every_page_has_its_forms_with_their_ids_fields_and_tokens() {
                 .with("login", "a@shop.example")
                 .with("address", "a@shop.example")
                 .with("used", "1")
-                .with("quota", "0"),
+                .with("quota", "0")
+                .with("spam_folder", "Spam")
+                .with("spam_folder_at", "5")
+                .with("spam_discard_over", ""),
         ]
     };
     let mut f = fake(Role::Admin, data, done());
@@ -782,13 +788,18 @@ fn every_page_has_its_forms_with_their_ids_fields_and_tokens() {
     // not overwritten.
     let at = b.find("<form id=\"autoreply-set\"").unwrap();
     assert!(b[at..].contains("name=\"seen\" value=\"none\""), "{b}");
-    // The domain's records carry no filter rules at all: whether this
-    // mailbox has some is not known, so no guess is sent.
+    // No rules for this mailbox among the domain's records: it has none,
+    // and the form says so (rules made meanwhile are not overwritten).
     let at = b.find("<form id=\"filter-set\"").unwrap();
     let form = &b[at..at + b[at..].find("</form>").unwrap()];
-    assert!(!form.contains("name=\"seen\""), "{form}");
-    assert!(b.contains("not shown here"));
+    assert!(form.contains("name=\"seen\" value=\"none\""), "{form}");
     let b = body(&handle(&mut f, &logged_in(Request::get("me"))));
+    // The box's spam rule, which runs before the user's rules.
+    assert!(
+        b.contains("scores 5 or more goes to your folder <strong>Spam</strong>")
+            && !b.contains("discarded"),
+        "{b}"
+    );
     let at = b.find("<form id=\"filter-set\"").unwrap();
     assert!(b[at..].contains("name=\"seen\" value=\"none\""), "{b}");
     let b = body(&handle(
