@@ -4,7 +4,8 @@
 # do it, the queue as sendmail 8 writes it, the queue runner delivering
 # through virtusertable and aliases into an mbox and a Maildir, a remote
 # message deferred with its reason, a PHP framework speaking SMTP to
-# sendmail -bs, POP3, and the admin's view of the queue.
+# sendmail -bs, POP3, the admin's view of the queue, and the web panel
+# run as CGI.
 # Works as any user; touches nothing outside the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -128,6 +129,36 @@ echo 'hunter22' | "$M" mailbox add info@shop.example --password-stdin
 "$M" explain orders@shop.example
 "$M" check; echo "mailroom check: exit $?"
 echo "--- /etc/mail/virtusertable now:"; cat "$D/etc/mail/virtusertable"
+
+step "the domain's owner in the web panel (the panel run as CGI, the way Apache or nginx run it)"
+# postmaster@shop.example is the domain's admin in the panel.  Each request
+# is one run of the panel program; it asks the root helper for everything.
+echo 'pm-secret-1' | "$M" mailbox add postmaster@shop.example --password-stdin >/dev/null
+cgi() { # METHOD PATH COOKIES [FORM BODY]: the response's head and body
+  local body=${4:-}
+  env GATEWAY_INTERFACE=CGI/1.1 SERVER_PROTOCOL=HTTP/1.1 REQUEST_METHOD="$1" \
+    SCRIPT_NAME=/mail PATH_INFO="$2" HTTP_COOKIE="$3" REMOTE_ADDR=127.0.0.1 \
+    HTTP_HOST=demo.example.com HTTPS=on \
+    CONTENT_TYPE=application/x-www-form-urlencoded CONTENT_LENGTH=${#body} \
+    MAILROOM_PANEL_HELPER="$D/usr/libexec/mailroom/panel-helper" \
+    "$D/usr/libexec/mailroom/panel" <<<"$body"
+}
+cookie() { sed -n "s/^Set-Cookie: \($1=[^;]*\).*/\1/p" | head -1; }
+csrf() { grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//'; }
+page=$(cgi GET / "")
+pre=$(cookie __Host-mailroom-pre <<<"$page")
+echo "GET /mail/: $(head -1 <<<"$page"), the login form, and a pre-login token cookie"
+reply=$(cgi POST /login "$pre" "csrf=$(csrf <<<"$page")&name=postmaster%40shop.example&password=pm-secret-1")
+session=$(cookie __Host-mailroom <<<"$reply")
+echo "POST /mail/login: $(grep -E '^(Status|Location):' <<<"$reply" | tr '\n' ' ')(a new session cookie)"
+page=$(cgi GET /d/shop.example "$session")
+echo "GET /mail/d/shop.example: mailboxes shown: $(grep -o 'href="/mail/d/shop.example/m/[^"]*"' <<<"$page" | sed 's#.*/m/##; s/"$//' | sort -u | tr '\n' ' ')"
+reply=$(cgi POST /do/mailbox.add "$session" "csrf=$(csrf <<<"$page")&seen=none&address=sales%40shop.example&password=sales-pw-22&quota=50M")
+echo "POST /mail/do/mailbox.add sales@shop.example: $(grep -E '^(Status|Location):' <<<"$reply" | tr '\n' ' ')"
+reply=$(cgi POST /do/mailbox.add "$session" "address=x%40shop.example&password=x")
+echo "the same without the form's CSRF token: $(grep -E '^Status:' <<<"$reply")"
+echo "--- mailroom mailbox list, after the panel's change:"
+"$M" mailbox list
 
 step "the log (sendmail's format)"
 cat "$D/var/log/mail.log"
