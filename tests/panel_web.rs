@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Root, bin};
+use common::{Root, bin, install_certificate};
 
 struct Panel {
     root: Root,
@@ -352,27 +352,6 @@ fn bad_cgi_requests_and_a_broken_helper_get_pages_with_the_headers() {
         (200, Some("text/css; charset=utf-8"))
     );
     r.assert_secure();
-}
-
-/// A self-signed certificate in the root's `/etc/mail/tls` (made with
-/// openssl, which CI installs).
-fn install_certificate(r: &Root) {
-    let dir = r.path("etc/mail/tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=test.example", "-keyout"])
-        .arg(dir.join("mail.key"))
-        .arg("-out")
-        .arg(dir.join("mail.crt"))
-        .output()
-        .expect("openssl (needed to make a test certificate)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Read one HTTP response (head and Content-Length body) from `r`.

@@ -581,3 +581,24 @@ impl PopSession {
         self.sock.write_all(&line)
     }
 }
+
+/// A self-signed certificate in the root's `/etc/mail/tls` (made with
+/// openssl, which CI installs).
+pub fn install_certificate(r: &Root) {
+    let dir = r.path("etc/mail/tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=test.example", "-keyout"])
+        .arg(dir.join("mail.key"))
+        .arg("-out")
+        .arg(dir.join("mail.crt"))
+        .output()
+        .expect("openssl (needed to make a test certificate)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -275,15 +275,9 @@ pub fn domain_show(cfg: &Config, s: &Session, d: &str) -> Result<Vec<Record>, Fa
     }
     // Rule files are named by login; only the mailboxes that have one are
     // read (a thousand mailboxes, a handful of rule files).
-    let rule_files: std::collections::HashSet<String> =
-        std::fs::read_dir(crate::admin::filter::dir(cfg))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
+    let rule_files: std::collections::HashSet<String> = file_names(&crate::admin::filter::dir(cfg))
+        .into_iter()
+        .collect();
     for b in &boxes {
         let login = b.user.to_ascii_lowercase();
         if rule_files.contains(&login) {
@@ -291,14 +285,10 @@ pub fn domain_show(cfg: &Config, s: &Session, d: &str) -> Result<Vec<Record>, Fa
         }
     }
     out.extend(catchall(&view, &d));
-    let mut replies: Vec<String> = std::fs::read_dir(crate::autoreply::rules_dir(cfg))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.') && of_d(n))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut replies: Vec<String> = file_names(&crate::autoreply::rules_dir(cfg))
+        .into_iter()
+        .filter(|n| of_d(n))
+        .collect();
     replies.sort();
     out.extend(replies.iter().filter_map(|a| autoreply(cfg, a)));
     for l in &view.vut {
@@ -307,6 +297,19 @@ pub fn domain_show(cfg: &Config, s: &Session, d: &str) -> Result<Vec<Record>, Fa
         }
     }
     Ok(out)
+}
+
+/// The names in `dir` (none when it cannot be read), without the
+/// hidden ones (a change's staged files).
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The queued messages from or to domain `d`, each with its last error.
